@@ -1,0 +1,3 @@
+"""agentctl: lifecycle manager for AI-agent identities."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,190 @@
+"""agentctl.yaml: where state lives, which secret backend, provider settings.
+
+Looked up in this order: ``--config`` / ``AGENTCTL_CONFIG``, then an
+``agentctl.yaml`` next to the first contracts path given, then the current
+directory. Missing file means defaults (every command works without one for a
+local SQLite state; providers say what they lack when they are used).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentctl.errors import ConfigError
+
+CONFIG_FILENAME = "agentctl.yaml"
+ENV_CONFIG = "AGENTCTL_CONFIG"
+ENV_STATE = "AGENTCTL_STATE"
+ENV_OPERATOR = "AGENTCTL_OPERATOR"
+
+
+def default_state_url() -> str:
+    from platformdirs import user_state_dir
+
+    return f"sqlite:///{Path(user_state_dir('agentctl')) / 'state.db'}"
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    role_prefix: str = "agentctl-"
+    role_path: str = "/agentctl/"
+    permissions_boundary: str | None = None
+    # Principal allowed to assume agent roles (the agent runtime / exec host).
+    runtime_principal: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    session_duration_seconds: int = 3600
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    mode: str = "dedicated"  # dedicated | shared
+    base_url: str = "https://api.github.com"
+    web_url: str = "https://github.com"
+    # Where apps are created / installed (dedicated mode: the org owning the Apps).
+    organization: str | None = None
+    # Shared mode: one App for every agent.
+    app_id: int | None = None
+    installation_id: int | None = None
+    private_key_file: str | None = None
+    token_ttl_seconds: int = 3600
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class SecretsSettings:
+    backend: str | None = None  # see agentctl.secrets for the names
+    path: str | None = None
+    passphrase_env: str = "AGENTCTL_KEYRING_PASSPHRASE"
+    passphrase_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path | None = None
+    state_url: str | None = None
+    operator: str | None = None
+    max_lifetime_days: int = 365
+    rotation_max_age_days: int = 90
+    approval_ttl_minutes: int = 60
+    lock_timeout_seconds: float = 300.0
+    journal_path: str | None = None
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    github: GitHubSettings = field(default_factory=GitHubSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def resolved_state_url(self, override: str | None = None) -> str:
+        url = override or os.environ.get(ENV_STATE) or self.state_url or default_state_url()
+        if "://" not in url:  # a bare path means a SQLite file
+            url = f"sqlite:///{Path(url).expanduser().resolve()}"
+        return url
+
+    def resolved_operator(self, override: str | None = None) -> str:
+        import getpass
+
+        if override:
+            return override
+        env = os.environ.get(ENV_OPERATOR)
+        if env:
+            return env
+        if self.operator:
+            return self.operator
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError):
+            return "unknown"
+
+
+def _section(raw: Mapping[str, Any], key: str, cls: type, source: Path | None) -> Any:
+    value = raw.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: '{key}' must be a mapping", hint=f"see README, 'Configuration'")
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown setting {key}.{unknown[0]}",
+            hint=f"valid settings under '{key}': {', '.join(sorted(known))}",
+        )
+    return cls(**value)
+
+
+_TOP_LEVEL = {
+    "state": "state_url",
+    "operator": "operator",
+    "max_lifetime_days": "max_lifetime_days",
+    "rotation_max_age_days": "rotation_max_age_days",
+    "approval_ttl_minutes": "approval_ttl_minutes",
+    "lock_timeout_seconds": "lock_timeout_seconds",
+    "journal": "journal_path",
+}
+_SECTIONS = {"aws": AwsSettings, "github": GitHubSettings, "secrets": SecretsSettings}
+
+
+def parse_config(raw: Any, source: Path | None = None) -> Config:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the configuration must be a YAML mapping")
+    allowed = set(_TOP_LEVEL) | set(_SECTIONS) | {"providers"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown setting '{unknown[0]}'",
+            hint=f"valid top-level settings: {', '.join(sorted(allowed))}",
+        )
+    kwargs: dict[str, Any] = {_TOP_LEVEL[k]: v for k, v in raw.items() if k in _TOP_LEVEL}
+    for key, cls in _SECTIONS.items():
+        kwargs[key] = _section(raw, key, cls, source)
+    providers = raw.get("providers") or {}
+    if not isinstance(providers, Mapping):
+        raise ConfigError(f"{source}: 'providers' must be a mapping of provider name to settings")
+    try:
+        return Config(source=source, providers=providers, **kwargs)
+    except TypeError as exc:  # a wrong type for a known field
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def find_config_file(explicit: str | None, contract_paths: Sequence[str] = ()) -> Path | None:
+    candidate = explicit or os.environ.get(ENV_CONFIG)
+    if candidate:
+        path = Path(candidate).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"configuration file {path} does not exist",
+                hint="fix --config / AGENTCTL_CONFIG, or remove it to use the defaults",
+            )
+        return path
+    for first in contract_paths[:1]:
+        base = Path(first)
+        folder = base if base.is_dir() else base.parent
+        for directory in (folder, folder.parent):
+            if (directory / CONFIG_FILENAME).is_file():
+                return directory / CONFIG_FILENAME
+    local = Path.cwd() / CONFIG_FILENAME
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ()) -> Config:
+    path = find_config_file(explicit, contract_paths)
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML", hint="fix the syntax") from None
+    return parse_config(raw, path)

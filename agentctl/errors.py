@@ -1,0 +1,79 @@
+"""The one error hierarchy of agentctl.
+
+The core raises these and never prints or exits; the CLI has one handler that
+renders an ``AgentctlError`` as a short message plus what to do, and maps it to
+an exit code. Anything else reaching that handler is a bug and is reported as
+one (still without leaking secrets).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class AgentctlError(Exception):
+    """An expected failure a user can act on.
+
+    ``hint`` says what to do next; ``exit_code`` is what the CLI exits with.
+    Messages must never contain secret values.
+    """
+
+    exit_code: int = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(AgentctlError):
+    """The command line or configuration asks for something impossible."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(AgentctlError):
+    """agentctl.yaml or the environment is missing or wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class ContractError(AgentctlError):
+    """Contracts failed validation; the problems are attached."""
+
+
+class StateError(AgentctlError):
+    """The state store is unreachable, locked, or inconsistent."""
+
+
+class LockTimeout(StateError):
+    """Another agentctl run holds the lock for longer than we may wait."""
+
+
+class SecretStoreError(AgentctlError):
+    """No usable secret backend, or it refused an operation."""
+
+
+class ProviderError(AgentctlError):
+    """A provider (AWS, GitHub, ...) failed; ``provider`` names it."""
+
+    def __init__(self, provider: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{provider}: {message}", hint=hint)
+        self.provider = provider
+
+
+class NotOwnedError(ProviderError):
+    """A resource with the agent's name exists but agentctl does not own it."""
+
+
+class GateRefused(AgentctlError):
+    """exec/credentials refused by an execution-mode or status gate."""
+
+
+class NotFound(AgentctlError):
+    """The named agent, approval or record does not exist."""

@@ -1,0 +1,105 @@
+"""The typed, frozen data the core passes around.
+
+Contracts are parsed once by :mod:`agentctl.contract`; everything downstream
+(plan, engine, providers) works on these values and never on raw YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class ExecutionMode(StrEnum):
+    AUTONOMOUS = "autonomous"
+    APPROVAL_REQUIRED = "approval_required"
+    ON_BEHALF_OF_USER = "on_behalf_of_user"
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    # Reported, never fails a run, not raised by --strict: e.g. "declared, not
+    # enforced" for a system with no provider.
+    INFO = "info"
+
+
+class AgentStatus(StrEnum):
+    ACTIVE = "active"
+    KILLED = "killed"
+    EXPIRED = "expired"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding, located precisely enough to fix without searching."""
+
+    file: str
+    line: int
+    column: int
+    path: str  # dotted JSON path inside the document, e.g. "permissions.github[1]"
+    severity: Severity
+    code: str  # stable identifier, e.g. "unknown-key", "expired"
+    message: str  # says what is wrong *and* what to do
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "severity": self.severity.value,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One agent's access contract, validated.
+
+    ``permissions`` maps a system name to that system's grant exactly as the
+    contract declares it (plain JSON-compatible data); the provider that owns
+    the system interprets it. Treat it as read-only.
+    """
+
+    name: str
+    owner: str
+    purpose: str
+    execution_mode: ExecutionMode
+    expiry: date
+    kill_switch: str
+    permissions: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def document(self) -> dict[str, Any]:
+        """The contract as a plain document (what the hash covers)."""
+        return {
+            "agent": {"name": self.name, "owner": self.owner, "purpose": self.purpose},
+            "permissions": dict(self.permissions),
+            "execution_mode": self.execution_mode.value,
+            "expiry": self.expiry.isoformat(),
+            "kill_switch": self.kill_switch,
+        }
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical document: equal digests mean nothing to change."""
+        return hashlib.sha256(canonical_json(self.document()).encode()).hexdigest()
+
+    def is_expired(self, on: date) -> bool:
+        # The grant ends *on* the expiry date: an agent expiring today may no longer act.
+        return on >= self.expiry
+
+    def grant(self, system: str) -> Any:
+        return self.permissions.get(system)

@@ -1,0 +1,1 @@
+"""Providers turn a contract's grant for one system into real identities."""
