@@ -1,0 +1,177 @@
+"""The frozen records the state store returns.
+
+Nothing here ever holds a secret value: credentials are described by a
+fingerprint and, at most, a reference to the secret store (``secret_ref``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from agentctl.model import AgentStatus
+
+# prev_hash of the first event: the chain has to start somewhere fixed, so that
+# deleting the first event is as visible as deleting any other.
+GENESIS_HASH = "0" * 64
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    name: str
+    owner: str
+    purpose: str
+    execution_mode: str
+    expiry: date | None  # None: known only from a provider (e.g. kill without a contract)
+    status: AgentStatus
+    contract_hash: str | None
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    killed_at: datetime | None = None
+    last_rotated_at: datetime | None = None
+    document: dict[str, Any] | None = None  # the contract as last applied
+
+
+@dataclass(frozen=True)
+class ResourceRecord:
+    """What one provider provisioned for one agent (one row per agent and provider)."""
+
+    agent: str
+    provider: str
+    resource_id: str
+    attributes: dict[str, Any]
+    applied_hash: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CredentialRecord:
+    """Metadata of an issued credential; the value itself lives only in the secret store."""
+
+    id: str
+    agent: str
+    provider: str
+    kind: str
+    fingerprint: str
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    on_behalf_of: str | None = None
+    trigger: str | None = None
+    secret_ref: str | None = None
+
+    def is_live(self, at: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > at
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    id: str
+    agent: str
+    requester: str
+    on_behalf_of: str | None
+    trigger: str | None
+    command: str
+    status: ApprovalStatus
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    used_at: datetime | None = None
+    reason: str | None = None
+
+
+def format_time(moment: datetime) -> str:
+    """The one textual form of an audit timestamp: UTC, microseconds, fixed width.
+
+    Audit times are stored and hashed as this string, so the hash does not
+    depend on how a database driver round-trips timestamps, and string order is
+    time order (``--since`` filters compare strings).
+    """
+    if moment.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One link of the audit hash chain.
+
+    ``hash`` is sha256 over the canonical JSON of every other field, including
+    ``seq`` and ``prev_hash``: editing any field, deleting an event or moving
+    one breaks the chain at that point.
+    """
+
+    seq: int
+    id: str
+    time: datetime
+    actor: str
+    on_behalf_of: str | None
+    action: str
+    scope: str | None  # the scopes the actor held, as the caller renders them
+    trigger: str | None
+    target: str
+    result: str
+    operator: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = GENESIS_HASH
+    hash: str = ""
+
+    def hashed_fields(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "time": format_time(self.time),
+            "actor": self.actor,
+            "on_behalf_of": self.on_behalf_of,
+            "action": self.action,
+            "scope": self.scope,
+            "trigger": self.trigger,
+            "target": self.target,
+            "result": self.result,
+            "operator": self.operator,
+            "detail": self.detail,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        canonical = json.dumps(
+            self.hashed_fields(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable JSON shape (``audit --output json``, ``audit export``)."""
+        return {**self.hashed_fields(), "hash": self.hash}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditEvent:
+        return cls(
+            seq=int(data["seq"]),
+            id=str(data["id"]),
+            time=datetime.fromisoformat(data["time"]),
+            actor=data["actor"],
+            on_behalf_of=data.get("on_behalf_of"),
+            action=data["action"],
+            scope=data.get("scope"),
+            trigger=data.get("trigger"),
+            target=data["target"],
+            result=data["result"],
+            operator=data["operator"],
+            detail=dict(data.get("detail") or {}),
+            prev_hash=data["prev_hash"],
+            hash=data["hash"],
+        )

@@ -1,0 +1,338 @@
+"""Tables of the state store and the forward migrations that build them.
+
+The ``Table`` objects below describe the *current* schema and are what queries
+use. Migrations are frozen history: each one spells out exactly the DDL of its
+version, never the current ``Table`` objects, so an old database is upgraded
+step by step to exactly what a fresh one gets. Never edit a released
+migration; append a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+from agentctl.errors import StateError
+from agentctl.state.records import GENESIS_HASH
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on every dialect.
+
+    SQLite has no timezone type and drops ``tzinfo``; PostgreSQL returns the
+    session's zone. Naive datetimes are refused: they are always a bug here.
+    SQLite stores the fixed-width text SQLAlchemy renders, so comparisons in
+    SQL (``expires_at > :now``) are correct as string comparisons.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("state timestamps must be timezone-aware (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("owner", sa.String, nullable=False),
+    sa.Column("purpose", sa.String, nullable=False),
+    sa.Column("execution_mode", sa.String, nullable=False),
+    sa.Column("expiry", sa.Date),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("contract_hash", sa.String),
+    sa.Column("status_reason", sa.String),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("killed_at", UTCDateTime),
+    sa.Column("last_rotated_at", UTCDateTime),
+    # The contract as last applied (canonical JSON): exec and credentials act
+    # on what was applied, not on whatever the contracts folder says now.
+    sa.Column("document", sa.Text),
+)
+
+# No foreign keys to agents: resources and credentials are facts about the
+# providers and must be recordable even for an agent whose row is gone (kill
+# works without contracts or state), and write order during a crashed apply
+# must never make the next apply's writes fail.
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("agent", sa.String, primary_key=True),
+    sa.Column("provider", sa.String, primary_key=True),
+    sa.Column("resource_id", sa.String, nullable=False),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("applied_hash", sa.String),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("agent", sa.String, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("fingerprint", sa.String, nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("on_behalf_of", sa.String),
+    sa.Column("trigger", sa.String),
+    sa.Column("secret_ref", sa.String),
+    sa.Index("ix_credentials_agent_provider", "agent", "provider"),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("agent", sa.String, nullable=False),
+    sa.Column("requester", sa.String, nullable=False),
+    sa.Column("on_behalf_of", sa.String),
+    sa.Column("trigger", sa.String),
+    sa.Column("command", sa.Text, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("decided_by", sa.String),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("used_at", UTCDateTime),
+    sa.Column("reason", sa.Text),
+)
+
+# Audit times and JSON are stored as the exact text that was hashed, so
+# verification never depends on a driver's round trip of timestamps or JSON.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String, nullable=False, unique=True),
+    sa.Column("time", sa.String, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("on_behalf_of", sa.String),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("scope", sa.Text),
+    sa.Column("trigger", sa.String),
+    sa.Column("target", sa.String, nullable=False),
+    sa.Column("result", sa.String, nullable=False),
+    sa.Column("operator", sa.String, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String, nullable=False),
+    sa.Column("hash", sa.String, nullable=False),
+    sa.Index("ix_audit_events_actor", "actor"),
+    sa.Index("ix_audit_events_target", "target"),
+    sa.Index("ix_audit_events_action", "action"),
+)
+
+# One row: the chain head. Appenders lock it (FOR UPDATE on PostgreSQL; the
+# write transaction itself on SQLite) so concurrent appends serialize and the
+# chain never forks. It also lets verify notice a truncated tail.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String, nullable=False),
+)
+
+# Who holds the apply lock, for the waiting run's message. The lock itself is
+# an OS file lock / PostgreSQL advisory lock; this row is information only.
+lock_holders = sa.Table(
+    "lock_holders",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("operator", sa.String, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+)
+
+
+def _v1_initial(conn: Connection) -> None:
+    history = sa.MetaData()
+    sa.Table(
+        "agents",
+        history,
+        sa.Column("name", sa.String, primary_key=True),
+        sa.Column("owner", sa.String, nullable=False),
+        sa.Column("purpose", sa.String, nullable=False),
+        sa.Column("execution_mode", sa.String, nullable=False),
+        sa.Column("expiry", sa.Date),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("contract_hash", sa.String),
+        sa.Column("status_reason", sa.String),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("killed_at", UTCDateTime),
+    )
+    sa.Table(
+        "resources",
+        history,
+        sa.Column("agent", sa.String, primary_key=True),
+        sa.Column("provider", sa.String, primary_key=True),
+        sa.Column("resource_id", sa.String, nullable=False),
+        sa.Column("attributes", sa.Text, nullable=False),
+        sa.Column("applied_hash", sa.String),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    sa.Table(
+        "credentials",
+        history,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("agent", sa.String, nullable=False),
+        sa.Column("provider", sa.String, nullable=False),
+        sa.Column("kind", sa.String, nullable=False),
+        sa.Column("fingerprint", sa.String, nullable=False),
+        sa.Column("issued_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("revoked_at", UTCDateTime),
+        sa.Column("on_behalf_of", sa.String),
+        sa.Column("trigger", sa.String),
+        sa.Column("secret_ref", sa.String),
+    )
+    sa.Table(
+        "approvals",
+        history,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("agent", sa.String, nullable=False),
+        sa.Column("requester", sa.String, nullable=False),
+        sa.Column("on_behalf_of", sa.String),
+        sa.Column("trigger", sa.String),
+        sa.Column("command", sa.Text, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("decided_by", sa.String),
+        sa.Column("decided_at", UTCDateTime),
+        sa.Column("used_at", UTCDateTime),
+        sa.Column("reason", sa.Text),
+    )
+    sa.Table(
+        "audit_events",
+        history,
+        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("id", sa.String, nullable=False, unique=True),
+        sa.Column("time", sa.String, nullable=False),
+        sa.Column("actor", sa.String, nullable=False),
+        sa.Column("on_behalf_of", sa.String),
+        sa.Column("action", sa.String, nullable=False),
+        sa.Column("scope", sa.Text),
+        sa.Column("trigger", sa.String),
+        sa.Column("target", sa.String, nullable=False),
+        sa.Column("result", sa.String, nullable=False),
+        sa.Column("operator", sa.String, nullable=False),
+        sa.Column("detail", sa.Text, nullable=False),
+        sa.Column("prev_hash", sa.String, nullable=False),
+        sa.Column("hash", sa.String, nullable=False),
+    )
+    head = sa.Table(
+        "audit_head",
+        history,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("hash", sa.String, nullable=False),
+    )
+    sa.Table(
+        "lock_holders",
+        history,
+        sa.Column("name", sa.String, primary_key=True),
+        sa.Column("operator", sa.String, nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("host", sa.String, nullable=False),
+        sa.Column("since", UTCDateTime, nullable=False),
+    )
+    history.create_all(conn)
+    conn.execute(head.insert().values(id=1, seq=0, hash=GENESIS_HASH))
+
+
+def _v2_rotation_and_lookups(conn: Connection) -> None:
+    """Rotation age per agent (``rotate``/``expiring``), indexes for audit filters."""
+    timestamp = UTCDateTime().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE agents ADD COLUMN last_rotated_at {timestamp}")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_credentials_agent_provider ON credentials (agent, provider)"
+    )
+    for column in ("actor", "target", "action"):
+        conn.exec_driver_sql(f"CREATE INDEX ix_audit_events_{column} ON audit_events ({column})")
+
+
+def _v3_applied_contract(conn: Connection) -> None:
+    """The applied contract document, so exec needs no contracts folder."""
+    conn.exec_driver_sql("ALTER TABLE agents ADD COLUMN document TEXT")
+
+
+# Position N-1 holds the migration that brings the schema to version N.
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _v1_initial,
+    _v2_rotation_and_lookups,
+    _v3_applied_contract,
+)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def advisory_key(conn: Connection, purpose: str) -> int:
+    """A PostgreSQL advisory-lock key for ``purpose`` in this connection's schema.
+
+    Advisory locks are per database, and one database may hold several
+    agentctl states in different schemas (``search_path``): key by schema so
+    they do not contend with each other.
+    """
+    schema = conn.execute(sa.select(sa.func.current_schema())).scalar_one()
+    digest = hashlib.sha256(f"agentctl:{purpose}:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def current_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    version = conn.execute(sa.select(schema_version.c.version)).scalar()
+    return int(version or 0)
+
+
+def migrate(conn: Connection, target: int = LATEST_VERSION) -> int:
+    """Bring the schema up to ``target`` inside the caller's write transaction.
+
+    The caller's transaction makes the whole upgrade atomic (DDL is
+    transactional on both SQLite and PostgreSQL); on PostgreSQL an advisory
+    transaction lock keeps two processes opening a new database from racing.
+    Returns the version the schema is at afterwards.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key(conn, "migrate"))))
+    version = current_version(conn)
+    if version > LATEST_VERSION:
+        raise StateError(
+            f"the state store has schema version {version}, newer than this agentctl "
+            f"understands ({LATEST_VERSION})",
+            hint="upgrade agentctl to the version that last wrote this state",
+        )
+    if version == 0:
+        schema_version.create(conn, checkfirst=True)
+        conn.execute(schema_version.insert().values(version=0))
+    for number in range(version + 1, target + 1):
+        MIGRATIONS[number - 1](conn)
+        conn.execute(schema_version.update().values(version=number))
+        version = number
+    return version

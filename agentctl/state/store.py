@@ -1,0 +1,789 @@
+"""The state store: one SQLAlchemy Core implementation for SQLite and PostgreSQL.
+
+Every operation is one short transaction on its own pooled connection, so a
+long ``apply`` never holds the database: readers (and ``kill``, and audit
+appends from other processes) interleave freely with it. Mutual exclusion of
+whole ``apply`` runs is the separate, explicit :meth:`StateStore.apply_lock`.
+
+Dialect differences are confined to connection setup, the upsert construct
+and the locks; everything else is the same code on both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time as _time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine.url import URL
+
+from agentctl.clock import Clock, system_clock
+from agentctl.errors import LockTimeout, StateError
+from agentctl.model import AgentStatus
+from agentctl.secrets import check_no_secrets
+from agentctl.state import schema as s
+from agentctl.state.locking import AdvisoryLock, FileLock, LockHolder, LockPrimitive
+from agentctl.state.records import (
+    AgentRecord,
+    ApprovalRecord,
+    ApprovalStatus,
+    AuditEvent,
+    CredentialRecord,
+    ResourceRecord,
+    format_time,
+)
+
+# How long a SQLite writer waits for another process's write transaction. Our
+# write transactions are milliseconds long; this only has to ride out bursts.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+PG_CONNECT_TIMEOUT_SECONDS = 10
+_HINT_URL = "check the state URL (--state, AGENTCTL_STATE, or 'state:' in agentctl.yaml)"
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StateError(
+            "the state URL is not a valid URL",
+            hint="use sqlite:///path/to/state.db or postgresql://user@host/db",
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        # psycopg 3 is the driver agentctl ships with; SQLAlchemy's default is psycopg2.
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        if parsed.database in (None, "", ":memory:"):
+            raise StateError(
+                "an in-memory SQLite state would be lost at exit and not shared between runs",
+                hint="give a file path: sqlite:////var/lib/agentctl/state.db",
+            )
+        return parsed
+    raise StateError(
+        f"unsupported state backend '{parsed.drivername}' in "
+        f"{parsed.render_as_string(hide_password=True)}",
+        hint="use sqlite:///path/to/state.db or postgresql://user@host/db",
+    )
+
+
+def _prepare_sqlite_file(path: Path, shown: str) -> None:
+    """Create the database file owner-only before SQLite does (with the umask)."""
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise StateError(
+            f"cannot create the state database {shown}: {exc.strerror}",
+            hint=f"make {path.parent} writable, or {_HINT_URL}",
+        ) from None
+
+
+def create_state_engine(url: str) -> Engine:
+    """An engine for ``url`` with agentctl's connection settings (no schema work)."""
+    parsed = _parse_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS},
+        )
+    assert parsed.database is not None  # checked by _parse_url
+    _prepare_sqlite_file(Path(parsed.database).expanduser(), shown)
+    engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (which only
+        # BEGINs lazily before DML) so _begin below decides how to begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never wait for a writer, and a writer never for readers.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: an audit event acknowledged is an audit event on disk.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # A write transaction takes the write lock up front (BEGIN IMMEDIATE):
+        # upgrading a read transaction later fails at once with SQLITE_BUSY
+        # instead of waiting for the busy timeout.
+        immediate = conn.get_execution_options().get("agentctl_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def open_state(url: str, *, clock: Clock = system_clock) -> StateStore:
+    """Open (creating and migrating as needed) the state store at ``url``."""
+    store = StateStore(create_state_engine(url), clock=clock)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+_APPROVAL_FIELDS = frozenset({"decided_by", "decided_at", "used_at", "reason"})
+
+
+class StateStore:
+    """Agents, resources, credential metadata, approvals and the audit chain."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = system_clock) -> None:
+        self._engine = engine
+        self._clock = clock
+        self.url = engine.url.render_as_string(hide_password=True)
+        self.dialect = engine.dialect.name
+
+    # -- plumbing -----------------------------------------------------------
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Database failures become a StateError naming the (redacted) URL.
+
+        Only failures of the database or the connection to it: SQLAlchemy's
+        own errors about our statements (a naive datetime, a wrong column) are
+        bugs and propagate as such.
+        """
+        try:
+            yield
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            orig = getattr(exc, "orig", None) or exc
+            first_line = (str(orig).strip().splitlines() or [""])[0]
+            if isinstance(exc, sa.exc.IntegrityError):
+                hint = "the record already exists (recorded by a concurrent run?); retry"
+            elif "database is locked" in first_line:
+                hint = (
+                    f"another process kept the SQLite state locked for over "
+                    f"{SQLITE_BUSY_TIMEOUT_SECONDS:g}s; retry"
+                )
+            else:
+                hint = (
+                    "check that the database is running and reachable and that the "
+                    f"credentials are right; {_HINT_URL}"
+                )
+            raise StateError(
+                f"state store {self.url}: {type(orig).__name__}: {first_line}", hint=hint
+            ) from None
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._errors(), self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._errors(), self._engine.connect() as conn:
+            conn.execution_options(agentctl_write=True)
+            with conn.begin():
+                yield conn
+
+    def _upsert(
+        self,
+        table: sa.Table,
+        keys: Sequence[str],
+        values: Mapping[str, Any],
+        update: Mapping[str, Any],
+    ) -> sa.sql.Executable:
+        # INSERT ... ON CONFLICT DO UPDATE: one atomic statement, so two processes
+        # recording the same new row never fail on the primary key. The
+        # construct has the same API in both dialects but lives in each.
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Callable[[sa.Table], Any] = (
+            postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        )
+        return (
+            insert(table)
+            .values(**values)
+            .on_conflict_do_update(index_elements=list(keys), set_=dict(update))
+        )
+
+    def migrate(self) -> int:
+        """Apply pending forward migrations; returns the schema version."""
+        with self._read() as conn:
+            if s.current_version(conn) == s.LATEST_VERSION:
+                return s.LATEST_VERSION
+        with self._write() as conn:
+            return s.migrate(conn)
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return s.current_version(conn)
+
+    # -- agents ---------------------------------------------------------------
+
+    def get_agent(self, name: str) -> AgentRecord | None:
+        with self._read() as conn:
+            row = (
+                conn.execute(sa.select(s.agents).where(s.agents.c.name == name)).mappings().first()
+            )
+        return None if row is None else _agent(row)
+
+    def list_agents(self) -> list[AgentRecord]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(s.agents).order_by(s.agents.c.name)).mappings().all()
+        return [_agent(row) for row in rows]
+
+    def upsert_agent(
+        self,
+        name: str,
+        *,
+        owner: str,
+        purpose: str,
+        execution_mode: str,
+        expiry: date | None,
+        contract_hash: str | None = None,
+        status: AgentStatus | None = None,
+        status_reason: str | None = None,
+        document: Mapping[str, Any] | None = None,
+    ) -> AgentRecord:
+        """Record the agent's contract facts; ``status=None`` keeps the recorded status
+        (a new agent starts active). ``document`` is the applied contract."""
+        now = self._clock()
+        facts = {
+            "owner": owner,
+            "purpose": purpose,
+            "execution_mode": str(execution_mode),
+            "expiry": expiry,
+            "contract_hash": contract_hash,
+            "updated_at": now,
+        }
+        if document is not None:
+            facts["document"] = _dump(document)
+        update = dict(facts)
+        if status is not None:
+            update.update(status=status.value, status_reason=status_reason)
+        values = {
+            **facts,
+            "name": name,
+            "status": (status or AgentStatus.ACTIVE).value,
+            "status_reason": status_reason,
+            "created_at": now,
+        }
+        with self._write() as conn:
+            conn.execute(self._upsert(s.agents, ["name"], values, update))
+            row = conn.execute(sa.select(s.agents).where(s.agents.c.name == name)).mappings().one()
+        return _agent(row)
+
+    def set_agent_status(
+        self,
+        name: str,
+        status: AgentStatus,
+        reason: str | None,
+        *,
+        expected: AgentStatus | None = None,
+    ) -> bool:
+        """Set the status; with ``expected``, only if it is currently that (compare-and-set).
+
+        Returns whether a row changed. ``killed_at`` keeps the time of the first
+        kill while the agent stays killed, so repeating a kill is idempotent.
+        """
+        now = self._clock()
+        killed_at: Any = None
+        if status is AgentStatus.KILLED:
+            killed_at = sa.case(
+                (s.agents.c.status == AgentStatus.KILLED.value, s.agents.c.killed_at), else_=now
+            )
+        statement = (
+            s.agents.update()
+            .where(s.agents.c.name == name)
+            .values(status=status.value, status_reason=reason, updated_at=now, killed_at=killed_at)
+        )
+        if expected is not None:
+            statement = statement.where(s.agents.c.status == expected.value)
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def mark_rotated(self, name: str, at: datetime) -> bool:
+        statement = (
+            s.agents.update()
+            .where(s.agents.c.name == name)
+            .values(last_rotated_at=at, updated_at=self._clock())
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def delete_agent(self, name: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(s.agents.delete().where(s.agents.c.name == name)).rowcount == 1
+
+    # -- resources -------------------------------------------------------------
+
+    def get_resource(self, agent: str, provider: str) -> ResourceRecord | None:
+        query = sa.select(s.resources).where(
+            s.resources.c.agent == agent, s.resources.c.provider == provider
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _resource(row)
+
+    def list_resources(self, agent: str | None = None) -> list[ResourceRecord]:
+        query = sa.select(s.resources).order_by(s.resources.c.agent, s.resources.c.provider)
+        if agent is not None:
+            query = query.where(s.resources.c.agent == agent)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_resource(row) for row in rows]
+
+    def put_resource(
+        self,
+        agent: str,
+        provider: str,
+        resource_id: str,
+        attributes: Mapping[str, Any],
+        applied_hash: str | None = None,
+    ) -> ResourceRecord:
+        check_no_secrets(dict(attributes), f"resource {agent}/{provider} attributes")
+        check_no_secrets(resource_id, f"resource {agent}/{provider} id")
+        update = {
+            "resource_id": resource_id,
+            "attributes": _dump(dict(attributes)),
+            "applied_hash": applied_hash,
+            "updated_at": self._clock(),
+        }
+        values = {"agent": agent, "provider": provider, **update}
+        with self._write() as conn:
+            conn.execute(self._upsert(s.resources, ["agent", "provider"], values, update))
+        return _resource(values)
+
+    def delete_resource(self, agent: str, provider: str) -> bool:
+        statement = s.resources.delete().where(
+            s.resources.c.agent == agent, s.resources.c.provider == provider
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    # -- credentials (metadata only) -----------------------------------------
+
+    def add_credential(
+        self,
+        *,
+        id: str,
+        agent: str,
+        provider: str,
+        kind: str,
+        fingerprint: str,
+        issued_at: datetime,
+        expires_at: datetime,
+        on_behalf_of: str | None = None,
+        trigger: str | None = None,
+        secret_ref: str | None = None,
+    ) -> CredentialRecord:
+        """Record an issued credential's metadata (never its value; ``secret_ref``
+        names where the secret store keeps it, if anywhere)."""
+        record = CredentialRecord(
+            id=id,
+            agent=agent,
+            provider=provider,
+            kind=kind,
+            fingerprint=fingerprint,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            on_behalf_of=on_behalf_of,
+            trigger=trigger,
+            secret_ref=secret_ref,
+        )
+        values = {name: getattr(record, name) for name in s.credentials.c.keys()}  # noqa: SIM118
+        check_no_secrets(values, f"credential {id}")
+        with self._write() as conn:
+            conn.execute(s.credentials.insert().values(**values))
+        return record
+
+    def list_credentials(
+        self,
+        agent: str | None = None,
+        provider: str | None = None,
+        live_at: datetime | None = None,
+    ) -> list[CredentialRecord]:
+        """Credentials, oldest first; ``live_at``: only those neither revoked nor expired then."""
+        c = s.credentials.c
+        query = sa.select(s.credentials).order_by(c.issued_at, c.id)
+        if agent is not None:
+            query = query.where(c.agent == agent)
+        if provider is not None:
+            query = query.where(c.provider == provider)
+        if live_at is not None:
+            query = query.where(c.revoked_at.is_(None), c.expires_at > live_at)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [CredentialRecord(**row) for row in rows]
+
+    def mark_credential_revoked(self, id: str, at: datetime) -> bool:
+        """Record revocation; False if unknown or already revoked (first time wins)."""
+        c = s.credentials.c
+        statement = (
+            s.credentials.update().where(c.id == id, c.revoked_at.is_(None)).values(revoked_at=at)
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    # -- approvals ---------------------------------------------------------------
+
+    def create_approval(
+        self,
+        *,
+        agent: str,
+        requester: str,
+        command: str,
+        expires_at: datetime,
+        on_behalf_of: str | None = None,
+        trigger: str | None = None,
+        id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> ApprovalRecord:
+        record = ApprovalRecord(
+            id=id or _new_id()[:12],
+            agent=agent,
+            requester=requester,
+            on_behalf_of=on_behalf_of,
+            trigger=trigger,
+            command=command,
+            status=ApprovalStatus.PENDING,
+            created_at=created_at or self._clock(),
+            expires_at=expires_at,
+        )
+        values = {name: getattr(record, name) for name in s.approvals.c.keys()}  # noqa: SIM118
+        values["status"] = record.status.value
+        check_no_secrets(values, f"approval {record.id}")
+        with self._write() as conn:
+            conn.execute(s.approvals.insert().values(**values))
+        return record
+
+    def get_approval(self, id: str) -> ApprovalRecord | None:
+        with self._read() as conn:
+            row = (
+                conn.execute(sa.select(s.approvals).where(s.approvals.c.id == id))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _approval(row)
+
+    def list_approvals(
+        self, status: str | None = None, agent: str | None = None
+    ) -> list[ApprovalRecord]:
+        query = sa.select(s.approvals).order_by(s.approvals.c.created_at, s.approvals.c.id)
+        if status is not None:
+            query = query.where(s.approvals.c.status == ApprovalStatus(status).value)
+        if agent is not None:
+            query = query.where(s.approvals.c.agent == agent)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_approval(row) for row in rows]
+
+    def transition_approval(self, id: str, from_status: str, to_status: str, **fields: Any) -> bool:
+        """Atomically move ``id`` from ``from_status`` to ``to_status``.
+
+        One UPDATE ... WHERE status = from_status: of two concurrent ``exec``
+        runs using one approval, exactly one sees True. ``fields`` may set
+        decided_by, decided_at, used_at and reason.
+        """
+        unknown = set(fields) - _APPROVAL_FIELDS
+        if unknown:
+            raise TypeError(f"transition_approval got unknown fields {sorted(unknown)}")
+        statement = (
+            s.approvals.update()
+            .where(
+                s.approvals.c.id == id, s.approvals.c.status == ApprovalStatus(from_status).value
+            )
+            .values(status=ApprovalStatus(to_status).value, **fields)
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    # -- audit chain ---------------------------------------------------------------
+
+    def append_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        operator: str,
+        on_behalf_of: str | None = None,
+        scope: str | None = None,
+        trigger: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        time: datetime | None = None,
+    ) -> AuditEvent:
+        """Append one event to the hash chain and return it as stored.
+
+        ``id``/``time`` are for events recorded earlier elsewhere (the fallback
+        journal): appending an id that is already in the chain is a no-op that
+        returns the stored event, so replays are idempotent.
+        """
+        event = AuditEvent(
+            seq=0,
+            id=id or _new_id(),
+            time=time or self._clock(),
+            actor=actor,
+            on_behalf_of=on_behalf_of,
+            action=action,
+            scope=scope,
+            trigger=trigger,
+            target=target,
+            result=result,
+            operator=operator,
+            detail=normalize_detail(detail),
+        )
+        check_no_secrets(event.hashed_fields(), "audit event")
+        e = s.audit_events.c
+        with self._write() as conn:
+            # The head row lock (a no-op on SQLite, where BEGIN IMMEDIATE already
+            # serializes writers) makes read-head/insert/advance atomic across
+            # processes: the chain cannot fork.
+            head = conn.execute(
+                sa.select(s.audit_head.c.seq, s.audit_head.c.hash)
+                .where(s.audit_head.c.id == 1)
+                .with_for_update()
+            ).one()
+            if id is not None:
+                existing = conn.execute(sa.select(s.audit_events).where(e.id == id)).mappings()
+                found = existing.first()
+                if found is not None:
+                    return _audit(found)
+            event = replace(event, seq=head.seq + 1, prev_hash=head.hash)
+            event = replace(event, hash=event.compute_hash())
+            conn.execute(s.audit_events.insert().values(**_audit_row(event)))
+            conn.execute(
+                s.audit_head.update()
+                .where(s.audit_head.c.id == 1)
+                .values(seq=event.seq, hash=event.hash)
+            )
+        return event
+
+    def audit_events(
+        self,
+        agent: str | None = None,
+        since: datetime | None = None,
+        action: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Events in chain order; ``agent`` matches actor or target; ``limit`` keeps the latest."""
+        e = s.audit_events.c
+        query = sa.select(s.audit_events)
+        if agent is not None:
+            query = query.where(sa.or_(e.actor == agent, e.target == agent))
+        if since is not None:
+            query = query.where(e.time >= format_time(since))
+        if action is not None:
+            query = query.where(e.action == action)
+        if limit is not None:
+            query = query.order_by(e.seq.desc()).limit(limit)
+        else:
+            query = query.order_by(e.seq)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        events = [_audit(row) for row in rows]
+        return events[::-1] if limit is not None else events  # latest N, back in chain order
+
+    def get_audit_event(self, id: str) -> AuditEvent | None:
+        with self._read() as conn:
+            row = (
+                conn.execute(sa.select(s.audit_events).where(s.audit_events.c.id == id))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _audit(row)
+
+    def audit_chain(self) -> tuple[list[AuditEvent], tuple[int, str]]:
+        """Every event plus the recorded chain head ``(seq, hash)``, consistently.
+
+        The head is read first and only events up to it are returned: an event
+        appended meanwhile is not mistaken for a mismatch with the head.
+        """
+        with self._read() as conn:
+            head = conn.execute(
+                sa.select(s.audit_head.c.seq, s.audit_head.c.hash).where(s.audit_head.c.id == 1)
+            ).one()
+            rows = (
+                conn.execute(
+                    sa.select(s.audit_events)
+                    .where(s.audit_events.c.seq <= head.seq)
+                    .order_by(s.audit_events.c.seq)
+                )
+                .mappings()
+                .all()
+            )
+        return [_audit(row) for row in rows], (int(head.seq), str(head.hash))
+
+    # -- apply lock ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def apply_lock(
+        self,
+        timeout: float,
+        on_wait: Callable[[str], None] | None = None,
+        *,
+        operator: str | None = None,
+        poll_interval: float = 0.2,
+    ) -> Iterator[None]:
+        """Hold the state's exclusive apply lock for the ``with`` block.
+
+        Another holder makes this wait, calling ``on_wait`` once with who holds
+        it, and raise :class:`LockTimeout` after ``timeout`` seconds. The lock
+        is an OS file lock (SQLite) or a session advisory lock (PostgreSQL):
+        both vanish with a crashed holder's process, so no lock is ever stale.
+        Only whole apply runs take it; kill, readers and audit appends do not.
+        """
+        primitive = self._lock_primitive()
+        started = _time.monotonic()
+        told = False
+        try:
+            while not self._try(primitive):
+                waited = _time.monotonic() - started
+                holder = self._lock_holder()
+                # The holder records itself just after acquiring; give it a
+                # moment so the message can name it.
+                if on_wait is not None and not told and (holder is not None or waited >= 1.0):
+                    on_wait(f"waiting for the apply lock held by {_describe(holder)}")
+                    told = True
+                if waited >= timeout:
+                    raise LockTimeout(
+                        f"the apply lock on {self.url} is held by {_describe(holder)}; "
+                        f"gave up after {timeout:g}s",
+                        hint="wait for that run to finish and retry, or raise "
+                        "lock_timeout_seconds in agentctl.yaml (a crashed run releases "
+                        "the lock by itself)",
+                    )
+                _time.sleep(min(poll_interval, max(timeout - waited, 0.01)))
+            self._record_holder(operator)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(StateError):  # the lock goes regardless
+                    self._clear_holder()
+        finally:
+            primitive.release()
+
+    def _try(self, primitive: LockPrimitive) -> bool:
+        with self._errors():
+            return primitive.try_acquire()
+
+    def _lock_primitive(self) -> LockPrimitive:
+        with self._errors():
+            if self.dialect == "postgresql":
+                return AdvisoryLock(self._engine)
+        assert self._engine.url.database is not None
+        path = Path(f"{Path(self._engine.url.database).expanduser()}.lock")
+        try:
+            return FileLock(path)
+        except OSError as exc:
+            raise StateError(
+                f"cannot create the apply lock file {path}: {exc.strerror}",
+                hint=f"make {path.parent} writable by this user",
+            ) from None
+
+    def _lock_holder(self) -> LockHolder | None:
+        with self._read() as conn:
+            row = (
+                conn.execute(sa.select(s.lock_holders).where(s.lock_holders.c.name == "apply"))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return LockHolder(
+            operator=row["operator"], pid=row["pid"], host=row["host"], since=row["since"]
+        )
+
+    def _record_holder(self, operator: str | None) -> None:
+        values = {
+            "name": "apply",
+            "operator": operator or _default_operator(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": self._clock(),
+        }
+        # Upsert: a crashed holder leaves its row behind (its lock is long gone).
+        with self._write() as conn:
+            conn.execute(self._upsert(s.lock_holders, ["name"], values, values))
+
+    def _clear_holder(self) -> None:
+        c = s.lock_holders.c
+        with self._write() as conn:
+            conn.execute(
+                s.lock_holders.delete().where(
+                    c.name == "apply", c.pid == os.getpid(), c.host == socket.gethostname()
+                )
+            )
+
+
+def _default_operator() -> str:
+    from agentctl.config import Config
+
+    return Config().resolved_operator()
+
+
+def _describe(holder: LockHolder | None) -> str:
+    return holder.describe() if holder is not None else "another agentctl run"
+
+
+def normalize_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``detail`` exactly as it will read back from JSON (tuples become lists, ...).
+
+    The hash must be computed over what is stored, or verify would flag a
+    perfectly good event.
+    """
+    try:
+        result: dict[str, Any] = json.loads(_dump(dict(detail or {})))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"audit detail must be plain JSON data: {exc}") from None
+    return result
+
+
+def _agent(row: RowMapping) -> AgentRecord:
+    document = json.loads(row["document"]) if row["document"] else None
+    return AgentRecord(**{**row, "status": AgentStatus(row["status"]), "document": document})
+
+
+def _resource(row: Mapping[Any, Any]) -> ResourceRecord:
+    return ResourceRecord(**{**row, "attributes": json.loads(row["attributes"])})
+
+
+def _approval(row: RowMapping) -> ApprovalRecord:
+    return ApprovalRecord(**{**row, "status": ApprovalStatus(row["status"])})
+
+
+def _audit_row(event: AuditEvent) -> dict[str, Any]:
+    row = event.hashed_fields()
+    row.update(detail=_dump(row["detail"]), hash=event.hash)
+    return row
+
+
+def _audit(row: RowMapping) -> AuditEvent:
+    return AuditEvent.from_dict({**row, "detail": json.loads(row["detail"])})

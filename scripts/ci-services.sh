@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Start the real services the test suite needs, on a fresh Debian 12 machine as root.
+#
+#   bash scripts/ci-services.sh [ENV_FILE]
+#
+# Installs PostgreSQL and gnome-keyring (a real D-Bus Secret Service), starts a
+# throw-away PostgreSQL server on 127.0.0.1 and prints
+#     export AGENTCTL_TEST_POSTGRES_URL=postgresql://...
+# (also written to ENV_FILE when given, so `. ENV_FILE` picks it up).
+#
+# Idempotent: a second run reuses the running server and its credentials.
+# The server is private to CI: its own data directory (not the distribution's
+# "main" cluster, which may be absent, stopped or configured differently), a
+# free port, password (scram) authentication for TCP, durability switched off.
+#
+# The Secret Service tests need a session bus and an unlocked keyring. A fresh
+# XDG_DATA_HOME gives gnome-keyring a new "login" keyring created with (and
+# unlocked by) the password on stdin; an old one with another password would
+# stay locked. Run them as
+#     XDG_DATA_HOME="$(mktemp -d)" dbus-run-session -- bash -c \
+#         'echo -n ci-keyring | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
+#          && .venv/bin/pytest -m secret_service tests'
+set -euo pipefail
+
+ENV_FILE="${1:-}"
+BASE="${AGENTCTL_CI_PG_BASE:-/tmp/agentctl-ci-postgres}"
+PGDATA="$BASE/data"
+SOCKET_DIR="$BASE/socket"
+CREDENTIALS="$BASE/credentials.env"
+DB_NAME="agentctl_test"
+DB_USER="agentctl"
+
+log() { echo "ci-services: $*" >&2; }
+
+need_packages=()
+command -v dbus-run-session >/dev/null || need_packages+=(dbus dbus-bin)
+command -v gnome-keyring-daemon >/dev/null || need_packages+=(gnome-keyring)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
+if ((${#need_packages[@]})); then
+    log "installing ${need_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >&2
+fi
+
+# The newest installed major version; Debian keeps the binaries off PATH.
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+as_postgres() { runuser -u postgres -- "$@"; }
+
+mkdir -p "$BASE"
+chown postgres:postgres "$BASE"
+chmod 0700 "$BASE"
+
+if [[ ! -f "$CREDENTIALS" ]]; then
+    # Keep the password out of the process list: initdb reads it from a file.
+    password="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+    pwfile="$(mktemp)"
+    printf '%s\n' "$password" >"$pwfile"
+    chown postgres "$pwfile"
+    rm -rf "$PGDATA"
+    as_postgres "$PG_BIN/initdb" -D "$PGDATA" -U postgres --pwfile="$pwfile" \
+        --auth-local=peer --auth-host=scram-sha-256 -E UTF8 >&2
+    rm -f "$pwfile"
+    (umask 077 && printf 'PG_PORT=0\nPG_PASSWORD=%s\n' "$password" >"$CREDENTIALS")
+fi
+# shellcheck source=/dev/null
+. "$CREDENTIALS"
+
+port_free() { python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
+mkdir -p "$SOCKET_DIR"
+chown postgres:postgres "$SOCKET_DIR"
+if ! as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    # A server left stopped by an earlier run restarts on its old port unless
+    # something else took it meanwhile.
+    if [[ "$PG_PORT" == 0 ]] || ! port_free "$PG_PORT"; then
+        PG_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        (umask 077 && printf 'PG_PORT=%s\nPG_PASSWORD=%s\n' "$PG_PORT" "$PG_PASSWORD" >"$CREDENTIALS")
+    fi
+    log "starting PostgreSQL ($("$PG_BIN/postgres" --version)) on 127.0.0.1:$PG_PORT"
+    as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$BASE/server.log" -w -t 60 start -o \
+        "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $SOCKET_DIR -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >&2
+fi
+
+psql_admin() { as_postgres "$PG_BIN/psql" -h "$SOCKET_DIR" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
+if [[ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" != 1 ]]; then
+    psql_admin -c "CREATE ROLE $DB_USER LOGIN PASSWORD '$PG_PASSWORD'"
+fi
+if [[ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" != 1 ]]; then
+    psql_admin -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
+fi
+
+url="postgresql://$DB_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
+line="export AGENTCTL_TEST_POSTGRES_URL=$url"
+if [[ -n "$ENV_FILE" ]]; then
+    (umask 077 && printf '%s\n' "$line" >"$ENV_FILE")
+    log "wrote AGENTCTL_TEST_POSTGRES_URL to $ENV_FILE"
+fi
+echo "$line"

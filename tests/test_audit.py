@@ -1,0 +1,398 @@
+"""Audit chain: tampering is detected and located; export; the fallback journal; the CLI."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from agentctl.audit import (
+    JOURNAL_IMPORT_ACTION,
+    AuditJournal,
+    VerifyResult,
+    export_jsonl,
+    import_journal,
+    read_jsonl,
+    verify_chain,
+)
+from agentctl.cli.audit import app, parse_since
+from agentctl.cli.common import AppContext
+from agentctl.errors import StateError, UsageError
+from agentctl.secrets import SecretLeakError
+from agentctl.state import StateStore, create_state_engine, open_state
+
+# The store / state_url fixtures (SQLite and PostgreSQL) live there.
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def fill(store: StateStore, count: int = 5) -> None:
+    for index in range(count):
+        store.append_audit(
+            actor="pr-review-agent",
+            on_behalf_of="amit@company.com",
+            action="exec.start" if index % 2 else "credentials.issue",
+            scope="github:repo:read,pull_request:comment",
+            trigger=f"webhook/pr-opened/{4521 + index}",
+            target="pr-review-agent",
+            result="success",
+            operator="ci-bot",
+            detail={"run": index},
+        )
+
+
+def tamper(url: str, *statements: str) -> None:
+    """Change the database behind agentctl's back, as an attacker with SQL access would."""
+    engine = create_state_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def verify(store: StateStore) -> VerifyResult:
+    events, head = store.audit_chain()
+    return verify_chain(events, head)
+
+
+@pytest.fixture
+def filled(store: StateStore) -> StateStore:
+    fill(store)
+    return store
+
+
+# -- tampering --------------------------------------------------------------------
+
+
+def test_an_untouched_chain_verifies(filled: StateStore) -> None:
+    result = verify(filled)
+    assert result.ok and result.checked == 5 and result.problem is None
+    assert verify_chain([]).ok
+
+
+def test_an_edited_field_is_found(filled: StateStore, state_url: str) -> None:
+    tamper(state_url, "UPDATE audit_events SET result = 'denied' WHERE seq = 3")
+    result = verify(filled)
+    assert not result.ok and result.first_bad_seq == 3 and result.checked == 2
+    assert result.first_bad_id == filled.audit_events()[2].id
+    assert result.problem is not None and "edited" in result.problem
+
+
+def test_an_edited_and_rehashed_event_breaks_the_next_link(
+    filled: StateStore, state_url: str
+) -> None:
+    event = filled.audit_events()[2]
+    forged_hash = replace(event, result="denied").compute_hash()
+    tamper(
+        state_url,
+        f"UPDATE audit_events SET result = 'denied', hash = '{forged_hash}' WHERE seq = 3",
+    )
+    result = verify(filled)
+    assert not result.ok and result.first_bad_seq == 4
+    assert result.problem is not None and "does not link" in result.problem
+
+
+def test_a_deleted_event_is_found(filled: StateStore, state_url: str) -> None:
+    tamper(state_url, "DELETE FROM audit_events WHERE seq = 3")
+    result = verify(filled)
+    assert not result.ok and result.first_bad_seq == 3 and result.first_bad_id is None
+    assert result.problem is not None and "deleted" in result.problem and "seq 3" in result.problem
+
+
+def test_deleted_and_renumbered_events_are_found(filled: StateStore, state_url: str) -> None:
+    tamper(
+        state_url,
+        "DELETE FROM audit_events WHERE seq = 2",
+        "UPDATE audit_events SET seq = seq - 1 WHERE seq > 2",
+        "UPDATE audit_head SET seq = seq - 1",
+    )
+    result = verify(filled)
+    assert not result.ok and result.first_bad_seq == 2
+    assert result.problem is not None and "does not link" in result.problem
+
+
+def test_a_deleted_tail_is_found_through_the_head(filled: StateStore, state_url: str) -> None:
+    tamper(state_url, "DELETE FROM audit_events WHERE seq >= 4")
+    result = verify(filled)
+    assert not result.ok and result.first_bad_seq == 4
+    assert result.problem is not None and "last 2 event(s) were deleted" in result.problem
+
+
+def test_reordered_events_are_found(filled: StateStore, state_url: str) -> None:
+    tamper(
+        state_url,
+        "UPDATE audit_events SET seq = -1 WHERE seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE seq = 4",
+        "UPDATE audit_events SET seq = 4 WHERE seq = -1",
+    )
+    result = verify(filled)
+    assert not result.ok and result.first_bad_seq == 3
+    assert result.problem is not None and "reordered" in result.problem
+
+
+def test_appends_continue_a_valid_chain_after_verify(filled: StateStore) -> None:
+    fill(filled, 2)
+    assert verify(filled).ok and verify(filled).checked == 7
+
+
+# -- export -------------------------------------------------------------------------
+
+
+def test_export_round_trips_and_verifies(filled: StateStore) -> None:
+    buffer = io.StringIO()
+    assert export_jsonl(filled.audit_events(), buffer) == 5
+    lines = buffer.getvalue().splitlines(keepends=True)
+    assert len(lines) == 5 and all(json.loads(line)["hash"] for line in lines)
+    events, problems = read_jsonl(lines)
+    assert problems == [] and events == filled.audit_events()
+    assert verify_chain(events).ok
+    assert {
+        "id",
+        "time",
+        "actor",
+        "on_behalf_of",
+        "action",
+        "scope",
+        "trigger",
+        "target",
+        "result",
+        "operator",
+        "detail",
+        "seq",
+        "prev_hash",
+        "hash",
+    } == set(json.loads(lines[0]))
+
+
+# -- fallback journal ------------------------------------------------------------------
+
+
+def unreachable_postgres() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"postgresql://agentctl:pw@127.0.0.1:{port}/state"
+
+
+def kill_during_outage(journal: AuditJournal, agents: list[str]) -> None:
+    """What kill does when the state store is down: the event goes to the journal."""
+    with pytest.raises(StateError):
+        open_state(unreachable_postgres())
+    for agent in agents:
+        journal.append(
+            actor=agent,
+            action="kill",
+            target=agent,
+            result="success",
+            operator="oncall@company.com",
+            trigger="operator/oncall",
+            detail={"reason": "incident 7"},
+        )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> AuditJournal:
+    moments = (T0 + timedelta(minutes=n) for n in itertools.count())
+    return AuditJournal(tmp_path / "journal" / "audit-journal.jsonl", clock=lambda: next(moments))
+
+
+def test_events_survive_an_outage_and_are_imported_once(
+    journal: AuditJournal, store: StateStore
+) -> None:
+    kill_during_outage(journal, ["agent-a", "agent-b"])
+    assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+    journaled = journal.events()
+    assert [e.seq for e in journaled] == [1, 2] and verify_chain(journaled).ok
+
+    fill(store, 2)  # the store went on without the journaled events meanwhile
+    outcome = import_journal(store, journal, operator="ci-bot")
+    assert (outcome.imported, outcome.skipped, outcome.problem) == (2, 0, None)
+    events = store.audit_events()
+    assert [e.id for e in events[2:4]] == [e.id for e in journaled]
+    assert [e.time for e in events[2:4]] == [e.time for e in journaled]  # original times kept
+    assert events[4].action == JOURNAL_IMPORT_ACTION and events[4].result == "ok"
+    assert verify(store).ok
+    assert journal.events() == [] and journal.path.read_text() == ""
+
+    again = import_journal(store, journal, operator="ci-bot")
+    assert (again.imported, again.skipped) == (0, 0) and len(store.audit_events()) == 5
+
+
+def test_an_import_interrupted_before_truncating_is_not_duplicated(
+    journal: AuditJournal, store: StateStore
+) -> None:
+    kill_during_outage(journal, ["agent-a", "agent-b"])
+    first = journal.events()[0]
+    store.append_audit(  # the crashed import got this far
+        id=first.id,
+        time=first.time,
+        actor=first.actor,
+        action=first.action,
+        target=first.target,
+        result=first.result,
+        operator=first.operator,
+        trigger=first.trigger,
+        detail=first.detail,
+    )
+    outcome = import_journal(store, journal, operator="ci-bot")
+    assert (outcome.imported, outcome.skipped) == (1, 1)
+    assert [e.action for e in store.audit_events()] == ["kill", "kill", JOURNAL_IMPORT_ACTION]
+    assert verify(store).ok
+
+
+def test_a_damaged_journal_is_imported_and_the_damage_recorded(
+    journal: AuditJournal, store: StateStore
+) -> None:
+    kill_during_outage(journal, ["agent-a", "agent-b"])
+    lines = journal.path.read_text().splitlines(keepends=True)
+    edited = json.loads(lines[0])
+    edited["result"] = "failure"
+    with journal.path.open("w") as handle:
+        handle.write(json.dumps(edited) + "\n" + lines[1] + '{"seq": 3, "id": "cut short by a cra')
+    after_crash = journal.append(actor="c", action="kill", target="c", result="ok", operator="o")
+    assert after_crash.seq == 3 and journal.events()[-1] == after_crash
+
+    outcome = import_journal(store, journal, operator="ci-bot")
+    assert outcome.imported == 3 and outcome.problem is not None
+    assert "edited" in outcome.problem and "line 3 is invalid" in outcome.problem
+    marker = store.audit_events()[-1]
+    assert marker.action == JOURNAL_IMPORT_ACTION and marker.result == "failed"
+    assert verify(store).ok  # the store's own chain is intact and says what happened
+
+
+def test_reading_skips_a_line_cut_short_by_a_crash() -> None:
+    events, problems = read_jsonl(['{"seq": 1, "id": "cut sh'])
+    assert events == [] and problems == [
+        "line 1 is incomplete (written during a crash?) and was skipped"
+    ]
+
+
+def test_the_journal_refuses_secrets_too(journal: AuditJournal) -> None:
+    with pytest.raises(SecretLeakError):
+        journal.append(
+            actor="a",
+            action="x",
+            target="a",
+            result="ok",
+            operator="o",
+            detail={"key": "-----BEGIN OPENSSH PRIVATE KEY-----"},
+        )
+    assert journal.events() == []
+
+
+def test_an_unwritable_journal_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StateError, match="cannot open the audit journal"):
+        AuditJournal(blocker / "journal.jsonl").append(
+            actor="a", action="x", target="a", result="ok", operator="o"
+        )
+
+
+# -- CLI ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(state_url: str) -> Iterator[tuple[CliRunner, AppContext]]:
+    context = AppContext(state_url=state_url)
+    yield CliRunner(), context
+    context.close()
+
+
+def test_cli_verify_exit_codes_and_json(
+    cli: tuple[CliRunner, AppContext], filled: StateStore, state_url: str
+) -> None:
+    runner, context = cli
+    ok = runner.invoke(app, ["verify"], obj=context)
+    assert ok.exit_code == 0 and "intact: 5 events" in ok.output
+    as_json = runner.invoke(app, ["verify", "--output", "json"], obj=context)
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.output) == {
+        "ok": True,
+        "checked": 5,
+        "first_bad_seq": None,
+        "first_bad_id": None,
+        "problem": None,
+    }
+
+    tamper(state_url, "UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2")
+    bad = runner.invoke(app, ["verify"], obj=context)
+    assert bad.exit_code == 1 and "TAMPERED" in bad.output and "seq 2" in bad.output
+    bad_json = runner.invoke(app, ["verify", "-o", "json"], obj=context)
+    assert bad_json.exit_code == 1
+    report = json.loads(bad_json.output)
+    assert report["ok"] is False and report["first_bad_seq"] == 2 and "edited" in report["problem"]
+
+
+def test_cli_lists_with_filters(cli: tuple[CliRunner, AppContext], filled: StateStore) -> None:
+    runner, context = cli
+    filled.append_audit(
+        actor="alice",
+        action="kill",
+        target="deploy-agent",
+        result="success",
+        operator="alice",
+        trigger="[bold]not markup[/bold]",
+    )
+    table = runner.invoke(app, [], obj=context)
+    assert table.exit_code == 0
+    assert "credentials.issue" in table.output and "[bold]not markup[/bold]" in table.output
+
+    listed = runner.invoke(app, ["--agent", "deploy-agent", "--output", "json"], obj=context)
+    assert listed.exit_code == 0
+    events = json.loads(listed.output)["events"]
+    assert [e["seq"] for e in events] == [6] and events[0]["operator"] == "alice"
+
+    by_action = runner.invoke(app, ["--action", "exec.start", "-o", "json"], obj=context)
+    assert [e["seq"] for e in json.loads(by_action.output)["events"]] == [2, 4]
+    since = runner.invoke(app, ["--since", "2026-11-01T12:00:03Z", "-o", "json"], obj=context)
+    assert [e["seq"] for e in json.loads(since.output)["events"]] == [4, 5, 6]
+    latest = runner.invoke(app, ["--limit", "2", "-o", "json"], obj=context)
+    assert [e["seq"] for e in json.loads(latest.output)["events"]] == [5, 6]
+
+    nothing = runner.invoke(app, ["--agent", "nobody"], obj=context)
+    assert nothing.exit_code == 0 and "no audit events match" in nothing.output
+
+    wrong = runner.invoke(app, ["--since", "last tuesday"], obj=context)
+    assert isinstance(wrong.exception, UsageError)
+
+
+def test_cli_export(cli: tuple[CliRunner, AppContext], filled: StateStore, tmp_path: Path) -> None:
+    runner, context = cli
+    to_stdout = runner.invoke(app, ["export"], obj=context)
+    assert to_stdout.exit_code == 0
+    events, problems = read_jsonl(to_stdout.stdout.splitlines(keepends=True))
+    assert problems == [] and len(events) == 5 and verify_chain(events).ok
+
+    target = tmp_path / "audit.jsonl"
+    to_file = runner.invoke(app, ["export", "--output-file", str(target)], obj=context)
+    assert to_file.exit_code == 0 and "exported 5 events" in to_file.output
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert target.read_text() == to_stdout.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24h", T0 - timedelta(hours=24)),
+        ("7d", T0 - timedelta(days=7)),
+        ("30m", T0 - timedelta(minutes=30)),
+        ("2w", T0 - timedelta(weeks=2)),
+        ("2026-10-01", datetime(2026, 10, 1, tzinfo=UTC)),
+        ("2026-10-01T08:30:00Z", datetime(2026, 10, 1, 8, 30, tzinfo=UTC)),
+        ("2026-10-01T10:30:00+02:00", datetime(2026, 10, 1, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_since_forms(text: str, expected: datetime) -> None:
+    assert parse_since(text, clock=lambda: T0) == expected

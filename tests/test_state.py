@@ -1,0 +1,391 @@
+"""The state store, on SQLite and on a real PostgreSQL server: one suite for both."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from agentctl.errors import StateError
+from agentctl.model import AgentStatus
+from agentctl.secrets import SecretLeakError
+from agentctl.state import ApprovalStatus, StateStore, create_state_engine, open_state
+from agentctl.state import schema as state_schema
+
+# The store / state_url fixtures (SQLite and PostgreSQL) live there.
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def add_agent(store: StateStore, name: str = "pr-review-agent", **overrides: object) -> None:
+    fields: dict[str, object] = {
+        "owner": "platform-team@company.com",
+        "purpose": "Review pull requests",
+        "execution_mode": "autonomous",
+        "expiry": date(2027, 3, 1),
+        "contract_hash": "c0ffee",
+    }
+    fields.update(overrides)
+    store.upsert_agent(name, **fields)  # type: ignore[arg-type]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- opening ---------------------------------------------------------------------
+
+
+def test_sqlite_file_and_directory_are_owner_only(sqlite_url: str) -> None:
+    with open_state(sqlite_url) as opened:
+        path = Path(sa.engine.make_url(sqlite_url).database or "")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        opened.list_agents()
+    engine = create_state_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_new_store_is_at_the_latest_schema(store: StateStore) -> None:
+    assert store.schema_version() == state_schema.LATEST_VERSION
+
+
+def test_an_old_database_is_migrated_forward(state_url: str) -> None:
+    engine = create_state_engine(state_url)
+    with engine.connect() as conn:
+        conn.execution_options(agentctl_write=True)
+        with conn.begin():
+            assert state_schema.migrate(conn, target=1) == 1
+            conn.execute(
+                sa.text(
+                    "INSERT INTO agents (name, owner, purpose, execution_mode, expiry, status,"
+                    " created_at, updated_at) VALUES ('old', 'o@x.io', 'p', 'autonomous',"
+                    " :expiry, 'active', :now, :now)"
+                ),
+                {"expiry": date(2027, 1, 1), "now": T0.replace(tzinfo=None)},
+            )
+    engine.dispose()
+
+    with open_state(state_url) as migrated:
+        assert migrated.schema_version() == state_schema.LATEST_VERSION
+        record = migrated.get_agent("old")
+        assert record is not None and record.last_rotated_at is None
+        assert migrated.mark_rotated("old", T0)
+        rotated = migrated.get_agent("old")
+        assert rotated is not None and rotated.last_rotated_at == T0
+
+    # Migrations and the live table definitions must describe the same schema.
+    engine = create_state_engine(state_url)
+    inspector = sa.inspect(engine)
+    for table in state_schema.metadata.sorted_tables:
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        assert columns == set(table.columns.keys()), table.name
+        indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+        assert {index.name for index in table.indexes} <= indexes, table.name
+    engine.dispose()
+
+
+def test_a_newer_schema_is_refused(state_url: str) -> None:
+    open_state(state_url).close()
+    engine = create_state_engine(state_url)
+    with engine.begin() as conn:
+        conn.execute(state_schema.schema_version.update().values(version=99))
+    engine.dispose()
+    with pytest.raises(StateError, match="newer") as caught:
+        open_state(state_url)
+    assert caught.value.hint and "upgrade agentctl" in caught.value.hint
+
+
+def test_unreachable_postgres_names_the_url_without_its_password() -> None:
+    url = f"postgresql://agentctl:hunter2-secret@127.0.0.1:{closed_port()}/state"
+    with pytest.raises(StateError) as caught:
+        open_state(url)
+    message = str(caught.value)
+    assert "hunter2-secret" not in message and "hunter2-secret" not in (caught.value.hint or "")
+    assert "agentctl:***@127.0.0.1" in message
+    assert caught.value.hint and "reachable" in caught.value.hint
+
+
+def test_sqlite_path_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StateError, match="cannot create the state database"):
+        open_state(f"sqlite:///{blocker}/state.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("mysql://u@h/db", "unsupported state backend"),
+        ("not a url", "not a valid URL"),
+    ],
+)
+def test_unusable_urls(url: str, problem: str) -> None:
+    with pytest.raises(StateError, match=problem):
+        open_state(url)
+
+
+# -- agents -------------------------------------------------------------------------
+
+
+def test_upsert_keeps_status_and_creation_time(store: StateStore) -> None:
+    add_agent(store)
+    first = store.get_agent("pr-review-agent")
+    assert first is not None and first.status is AgentStatus.ACTIVE
+    assert first.created_at.tzinfo is UTC
+
+    assert store.set_agent_status("pr-review-agent", AgentStatus.KILLED, "incident 42")
+    add_agent(store, purpose="Review pull requests and issues", contract_hash="beef")
+    second = store.get_agent("pr-review-agent")
+    assert second is not None
+    assert second.status is AgentStatus.KILLED and second.status_reason == "incident 42"
+    assert second.purpose == "Review pull requests and issues" and second.contract_hash == "beef"
+    assert second.created_at == first.created_at and second.updated_at > first.updated_at
+
+    add_agent(store, status=AgentStatus.EXPIRED, status_reason="expired 2027-03-01")
+    third = store.get_agent("pr-review-agent")
+    assert third is not None and third.status is AgentStatus.EXPIRED
+
+
+def test_agent_discovered_without_contract_has_no_expiry(store: StateStore) -> None:
+    add_agent(store, "orphan", owner="unknown", expiry=None, status=AgentStatus.KILLED)
+    record = store.get_agent("orphan")
+    assert record is not None and record.expiry is None and record.status is AgentStatus.KILLED
+
+
+def test_list_and_delete_agents(store: StateStore) -> None:
+    for name in ("b-agent", "a-agent", "c-agent"):
+        add_agent(store, name)
+    assert [a.name for a in store.list_agents()] == ["a-agent", "b-agent", "c-agent"]
+    assert store.delete_agent("b-agent") and not store.delete_agent("b-agent")
+    assert store.get_agent("b-agent") is None
+
+
+def test_status_compare_and_set_and_kill_time(store: StateStore) -> None:
+    add_agent(store)
+    assert not store.set_agent_status(
+        "pr-review-agent", AgentStatus.ACTIVE, "revive", expected=AgentStatus.KILLED
+    )
+    assert store.set_agent_status(
+        "pr-review-agent", AgentStatus.KILLED, "incident", expected=AgentStatus.ACTIVE
+    )
+    killed = store.get_agent("pr-review-agent")
+    assert killed is not None and killed.killed_at is not None
+    # A repeated kill keeps the time of the first one.
+    assert store.set_agent_status("pr-review-agent", AgentStatus.KILLED, "again")
+    again = store.get_agent("pr-review-agent")
+    assert again is not None and again.killed_at == killed.killed_at
+    assert store.set_agent_status(
+        "pr-review-agent", AgentStatus.ACTIVE, "revived", expected=AgentStatus.KILLED
+    )
+    revived = store.get_agent("pr-review-agent")
+    assert revived is not None and revived.killed_at is None
+    assert not store.set_agent_status("nobody", AgentStatus.KILLED, "x")
+    assert not store.mark_rotated("nobody", T0)
+
+
+# -- resources ------------------------------------------------------------------------
+
+
+def test_resources_one_row_per_agent_and_provider(store: StateStore) -> None:
+    store.put_resource("a", "aws", "arn:aws:iam::1:role/agentctl-a", {"tags": {"k": "v"}}, "h1")
+    store.put_resource("a", "github", "app/42", {"installation": 7})
+    store.put_resource("b", "aws", "arn:aws:iam::1:role/agentctl-b", {})
+    updated = store.put_resource("a", "aws", "arn:aws:iam::1:role/agentctl-a", {"n": [1, 2]}, "h2")
+    assert updated.attributes == {"n": [1, 2]}
+
+    got = store.get_resource("a", "aws")
+    assert got is not None and got.applied_hash == "h2" and got.attributes == {"n": [1, 2]}
+    assert [(r.agent, r.provider) for r in store.list_resources()] == [
+        ("a", "aws"),
+        ("a", "github"),
+        ("b", "aws"),
+    ]
+    assert [r.provider for r in store.list_resources("a")] == ["aws", "github"]
+    assert store.delete_resource("a", "github") and not store.delete_resource("a", "github")
+    assert store.get_resource("a", "github") is None
+
+
+def test_resources_refuse_secret_looking_values(store: StateStore) -> None:
+    token = "ghs_" + "A1b2" * 9
+    with pytest.raises(SecretLeakError) as caught:
+        store.put_resource("a", "github", "app/1", {"token": token})
+    assert token not in str(caught.value)
+    assert store.get_resource("a", "github") is None
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+def issue(store: StateStore, id: str, **overrides: object) -> None:
+    fields: dict[str, object] = {
+        "id": id,
+        "agent": "a",
+        "provider": "aws",
+        "kind": "session",
+        "fingerprint": f"fp-{id}",
+        "issued_at": T0,
+        "expires_at": T0 + timedelta(hours=1),
+    }
+    fields.update(overrides)
+    store.add_credential(**fields)  # type: ignore[arg-type]
+
+
+def test_credentials_live_filter_and_revocation(store: StateStore) -> None:
+    issue(store, "c1")
+    issue(store, "c2", provider="github", issued_at=T0 + timedelta(minutes=1))
+    issue(store, "c3", expires_at=T0 + timedelta(minutes=10), on_behalf_of="amit@company.com")
+    issue(store, "c4", agent="b")
+
+    at = T0 + timedelta(minutes=30)
+    assert [c.id for c in store.list_credentials(agent="a", live_at=at)] == ["c1", "c2"]
+    assert [c.id for c in store.list_credentials(agent="a", provider="aws")] == ["c1", "c3"]
+    assert store.mark_credential_revoked("c1", at)
+    assert not store.mark_credential_revoked("c1", at + timedelta(minutes=1))  # first time wins
+    assert [c.id for c in store.list_credentials(agent="a", live_at=at)] == ["c2"]
+    revoked = next(c for c in store.list_credentials() if c.id == "c1")
+    assert revoked.revoked_at == at and not revoked.is_live(at)
+    assert store.list_credentials(agent="a", provider="aws")[1].on_behalf_of == "amit@company.com"
+
+
+def test_credentials_are_metadata_only(store: StateStore) -> None:
+    issue(store, "c1")
+    with pytest.raises(StateError, match="credentials") as caught:
+        issue(store, "c1")
+    assert caught.value.hint and "already exists" in caught.value.hint
+    with pytest.raises(SecretLeakError):
+        issue(store, "c2", fingerprint="AKIAABCDEFGHIJKLMNOP")
+
+
+def test_naive_timestamps_are_a_bug_not_a_state_error(store: StateStore) -> None:
+    with pytest.raises(sa.exc.StatementError) as caught:
+        issue(store, "c1", issued_at=datetime(2026, 11, 1, 12, 0))
+    assert not isinstance(caught.value, StateError)
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+
+def test_approval_lifecycle(store: StateStore) -> None:
+    created = store.create_approval(
+        agent="a",
+        requester="dev@company.com",
+        command="python review.py",
+        expires_at=T0 + timedelta(hours=1),
+        on_behalf_of="amit@company.com",
+        trigger="webhook/pr-opened/4521",
+    )
+    store.create_approval(agent="b", requester="x", command="y", expires_at=T0, id="fixed-id")
+    assert created.status is ApprovalStatus.PENDING
+    assert store.get_approval(created.id) == created
+    assert [a.id for a in store.list_approvals(status=ApprovalStatus.PENDING, agent="a")] == [
+        created.id
+    ]
+    assert {a.id for a in store.list_approvals()} == {created.id, "fixed-id"}
+
+    assert store.transition_approval(
+        created.id, "pending", "approved", decided_by="lead@company.com", decided_at=T0
+    )
+    assert not store.transition_approval(created.id, "pending", "denied")
+    approved = store.get_approval(created.id)
+    assert approved is not None and approved.status is ApprovalStatus.APPROVED
+    assert approved.decided_by == "lead@company.com" and approved.decided_at == T0
+    assert store.list_approvals(status="approved")[0].id == created.id
+    with pytest.raises(TypeError, match="unknown fields"):
+        store.transition_approval(created.id, "approved", "used", status="pending")
+
+
+def test_an_approval_is_used_exactly_once_under_concurrency(store: StateStore) -> None:
+    approval = store.create_approval(
+        agent="a", requester="r", command="c", expires_at=T0 + timedelta(hours=1)
+    )
+    store.transition_approval(approval.id, "pending", "approved")
+    barrier = threading.Barrier(8)
+    outcomes: list[bool] = []
+
+    def use() -> None:
+        barrier.wait()
+        outcomes.append(store.transition_approval(approval.id, "approved", "used", used_at=T0))
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [False] * 7 + [True]
+
+
+# -- audit queries (chain integrity is in test_audit.py) --------------------------------
+
+
+def test_audit_append_and_filters(store: StateStore) -> None:
+    for actor, action, target in [
+        ("pr-review-agent", "exec.start", "pr-review-agent"),
+        ("alice", "kill", "pr-review-agent"),
+        ("alice", "apply", "deploy-agent"),
+        ("deploy-agent", "exec.start", "deploy-agent"),
+    ]:
+        store.append_audit(
+            actor=actor,
+            action=action,
+            target=target,
+            result="success",
+            operator="alice",
+            scope="github:repo:read",
+            detail={"n": (1, 2)},
+        )
+    events = store.audit_events()
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert events[0].detail == {"n": [1, 2]} and events[0].scope == "github:repo:read"
+    assert events[1].prev_hash == events[0].hash
+    assert [e.seq for e in store.audit_events(agent="pr-review-agent")] == [1, 2]
+    assert [e.seq for e in store.audit_events(action="exec.start")] == [1, 4]
+    assert [e.seq for e in store.audit_events(since=events[2].time)] == [3, 4]
+    assert [e.seq for e in store.audit_events(limit=2)] == [3, 4]
+    assert store.get_audit_event(events[2].id) == events[2]
+    chain, head = store.audit_chain()
+    assert chain == events and head == (4, events[-1].hash)
+
+
+def test_audit_append_is_idempotent_by_id(store: StateStore) -> None:
+    first = store.append_audit(
+        actor="a", action="kill", target="a", result="success", operator="o", id="evt-1"
+    )
+    again = store.append_audit(
+        actor="a", action="kill", target="a", result="changed", operator="o", id="evt-1"
+    )
+    assert again == first and len(store.audit_events()) == 1
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"detail": {"token": "ghs_" + "x" * 36}},
+        {"detail": {"nested": ["-----BEGIN RSA PRIVATE KEY-----"]}},
+        {"trigger": "webhook/ASIAABCDEFGHIJKLMNOP"},
+        {"scope": "ghp_" + "y" * 36},
+    ],
+)
+def test_audit_refuses_secret_looking_values(store: StateStore, field: dict[str, object]) -> None:
+    with pytest.raises(SecretLeakError) as caught:
+        store.append_audit(
+            actor="a",
+            action="x",
+            target="a",
+            result="ok",
+            operator="o",
+            **field,  # type: ignore[arg-type]
+        )
+    assert "never record secret values" in str(caught.value)
+    assert store.audit_events() == []
