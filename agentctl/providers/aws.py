@@ -1,0 +1,1357 @@
+"""AWS provider: one IAM role per agent (DESIGN §3, AWS).
+
+The role is ``{role_prefix}{agent}`` under ``role_path``. It is agentctl's only
+when tagged ``managed-by=agentctl`` *and* ``agentctl:agent`` equals this agent's
+name exactly; any other role with that name is reported and never touched.
+
+Kill (and DISABLE on expiry) is three writes in order of urgency:
+1. inline policy ``agentctl-kill`` = explicit ``Deny *`` — existing sessions
+   are denied on their next call, because IAM evaluates the role's policies on
+   every request;
+2. the trust policy is replaced by a deny-all lock, so no new session starts;
+3. ``agentctl:status`` is tagged ``killed`` (``expired`` for DISABLE).
+Revive undoes them, rebuilding the trust policy from settings (a trust policy
+does not fit in a 256-character tag, and settings are the source of truth).
+
+Rotate for roles is "revoke older sessions": an inline deny conditioned on
+``aws:TokenIssueTime``. agentctl creates no IAM users, so there are no access
+keys to rotate; the two-key dance of DESIGN §3 does not apply to this provider.
+
+boto3 is imported only when a client is first needed: ``agentctl validate``
+constructs every provider to check grants and must not pay for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from agentctl.config import AwsSettings
+from agentctl.errors import NotOwnedError, ProviderError
+from agentctl.model import Contract, canonical_json
+from agentctl.providers.base import (
+    ActionResult,
+    Change,
+    ChangeKind,
+    FieldChange,
+    GrantFinding,
+    IssuedCredential,
+    Observed,
+    ProviderContext,
+    RunContext,
+)
+
+if TYPE_CHECKING:
+    from agentctl.secrets import Secret
+
+PROVIDER = "aws"
+
+GRANT_POLICY = "agentctl-grant"
+KILL_POLICY = "agentctl-kill"
+REVOKE_OLDER_POLICY = "agentctl-revoke-older-sessions"
+# Inline policies agentctl itself writes; any other inline policy is drift.
+OWN_POLICIES = frozenset({GRANT_POLICY, KILL_POLICY, REVOKE_OLDER_POLICY})
+
+TAG_MANAGED_BY = "managed-by"
+MANAGED_BY_VALUE = "agentctl"
+TAG_AGENT = "agentctl:agent"
+TAG_OWNER = "agentctl:owner"
+TAG_PURPOSE = "agentctl:purpose"
+TAG_EXPIRY = "agentctl:expiry"
+TAG_MODE = "agentctl:execution-mode"
+TAG_HASH = "agentctl:contract-hash"
+TAG_STATUS = "agentctl:status"
+TAG_KILLED_REASON = "agentctl:killed-reason"
+TAG_KILLED_AT = "agentctl:killed-at"
+
+STATUS_ACTIVE = "active"
+STATUS_KILLED = "killed"
+STATUS_EXPIRED = "expired"
+
+POLICY_VERSION = "2012-10-17"
+SESSION_ACTIONS = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
+SESSION_TAG_KEYS = ("agent", "on_behalf_of", "trigger")
+
+# IAM accepts 3600..43200 for a role's MaxSessionDuration and 900.. for a session.
+MIN_ROLE_SESSION = 3600
+MAX_ROLE_SESSION = 43200
+MIN_SESSION = 900
+# IAM's limit on all inline policies of one role together (whitespace excluded).
+INLINE_POLICY_LIMIT = 10240
+# A pool is a maximum, not an allocation: a generous default costs nothing and
+# keeps `apply --parallelism N` from queueing on urllib3's pool (N <= 64).
+DEFAULT_POOL_CONNECTIONS = 64
+
+KILL_DOCUMENT: dict[str, Any] = {
+    "Version": POLICY_VERSION,
+    "Statement": [{"Sid": "AgentctlKill", "Effect": "Deny", "Action": "*", "Resource": "*"}],
+}
+# The killed trust policy names no one to allow and denies everyone: no new
+# session can start, whatever the caller's own permissions say.
+LOCKED_TRUST: dict[str, Any] = {
+    "Version": POLICY_VERSION,
+    "Statement": [
+        {
+            "Sid": "AgentctlKilled",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": list(SESSION_ACTIONS),
+        }
+    ],
+}
+
+CREDENTIALS_HINT = (
+    "configure AWS credentials: AWS_PROFILE (or aws.profile in agentctl.yaml), `aws configure`, "
+    "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+)
+ENDPOINT_HINT = (
+    "check the network, or AWS_ENDPOINT_URL / aws.endpoint_url in agentctl.yaml "
+    "if you use a local or private endpoint"
+)
+OPERATOR_HINT = "the operator needs the permissions in policies/operator-policy.json"
+THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+_TAG_SYMBOLS = frozenset("_.:/=+-@")
+_DESCRIPTION_OK = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]")
+_SESSION_OK = re.compile(r"[A-Za-z0-9_+=,.@-]")
+
+
+# -- value shaping -----------------------------------------------------------------
+
+
+def tag_value(text: str, limit: int = 256) -> str:
+    """Fit ``text`` to IAM/STS tag values: ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``, ≤ limit.
+
+    Deterministic, so the tags plan expects equal the tags it wrote.
+    """
+    chars = (
+        ch if ch in _TAG_SYMBOLS or unicodedata.category(ch)[0] in "LZN" else "_" for ch in text
+    )
+    return "".join(chars)[:limit]
+
+
+def _bounded(text: str, limit: int) -> str:
+    """Shorten to ``limit`` keeping a hash suffix, so distinct long values stay distinct."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{text[: limit - 9]}-{digest}"
+
+
+def session_field(text: str, limit: int = 64) -> str:
+    """Fit ``text`` to RoleSessionName / SourceIdentity: ``[\\w+=,.@-]``, 2..limit chars."""
+    clean = "".join(ch if _SESSION_OK.fullmatch(ch) else "_" for ch in text)
+    return _bounded(clean, limit).ljust(2, "_")
+
+
+def _description(text: str) -> str:
+    return "".join(ch if _DESCRIPTION_OK.fullmatch(ch) else "?" for ch in text)[:1000]
+
+
+def _as_document(value: Any) -> dict[str, Any]:
+    """Policy documents arrive as dicts from boto3, or URL-encoded JSON from raw IAM."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    text = str(value)
+    if text.startswith("%7B") or text.startswith("%7b"):
+        text = unquote(text)
+    loaded = json.loads(text)
+    if not isinstance(loaded, dict):
+        raise ValueError("a policy document must be a JSON object")
+    return loaded
+
+
+def _as_sorted_list(value: Any) -> list[Any]:
+    items = [value] if isinstance(value, str) else list(value)
+    return sorted(set(items))
+
+
+def normalise_policy(value: Any) -> dict[str, Any]:
+    """A canonical form of a policy document, so equal policies compare equal
+    whatever order or single-value shorthand IAM hands back."""
+    document = _as_document(value)
+    statements = document.get("Statement", [])
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    normal: list[dict[str, Any]] = []
+    for statement in statements:
+        item: dict[str, Any] = {}
+        for key, entry in statement.items():
+            if key in {"Action", "NotAction", "Resource", "NotResource"}:
+                item[key] = _as_sorted_list(entry)
+            elif key in {"Principal", "NotPrincipal"} and isinstance(entry, Mapping):
+                item[key] = {kind: _as_sorted_list(who) for kind, who in entry.items()}
+            else:
+                item[key] = entry
+        normal.append(item)
+    return {"Version": document.get("Version", POLICY_VERSION), "Statement": normal}
+
+
+def _compact(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"), sort_keys=True)
+
+
+def grant_policy(agent: str, grant: Any) -> dict[str, Any]:
+    """The inline policy for a contract's ``aws`` statements.
+
+    ``check_grant`` has validated the vocabulary; this only shapes the document.
+    """
+    if not grant or not isinstance(grant, list):
+        raise ProviderError(
+            PROVIDER,
+            f"the aws grant of {agent} must be a list of {{actions, resources}} statements",
+            hint="run `agentctl validate` on the contract",
+        )
+    statements = []
+    for index, entry in enumerate(grant):
+        if not isinstance(entry, Mapping) or not entry.get("actions") or not entry.get("resources"):
+            raise ProviderError(
+                PROVIDER,
+                f"statement {index} of the aws grant of {agent} needs 'actions' and 'resources'",
+                hint="run `agentctl validate` on the contract",
+            )
+        statements.append(
+            {
+                # The contract's own sid is kept: people grep policies for it.
+                "Sid": str(entry.get("sid") or f"Grant{index}"),
+                "Effect": "Allow",
+                "Action": _as_sorted_list(entry["actions"]),
+                "Resource": _as_sorted_list(entry["resources"]),
+            }
+        )
+    sids = [statement["Sid"] for statement in statements]
+    if len(set(sids)) != len(sids):
+        raise ProviderError(
+            PROVIDER,
+            f"the aws grant of {agent} repeats a statement sid; IAM needs them unique",
+            hint="rename or drop the repeated sid",
+        )
+    document = {"Version": POLICY_VERSION, "Statement": statements}
+    size = len(_compact(document))
+    if size > INLINE_POLICY_LIMIT:
+        raise ProviderError(
+            PROVIDER,
+            f"the aws grant of {agent} is {size} characters as an IAM policy; "
+            f"IAM allows {INLINE_POLICY_LIMIT} per role",
+            hint="merge statements or use wildcards on resource paths",
+        )
+    return normalise_policy(document)
+
+
+def _tags_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tags or ()}
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+def _owned(tags: Mapping[str, str], agent: str) -> bool:
+    # Exact match on both tags: a role of agent "foo-bar" is never "foo"'s.
+    return tags.get(TAG_MANAGED_BY) == MANAGED_BY_VALUE and tags.get(TAG_AGENT) == agent
+
+
+def _utc_stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- errors ------------------------------------------------------------------------
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def _provider_error(exc: Exception, doing: str) -> ProviderError:
+    """Map a botocore failure to a ProviderError that says what to do.
+
+    AWS error messages name ARNs and actions, never credentials, so they may be
+    quoted; botocore exceptions are reduced to their class name and our text.
+    """
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return ProviderError(
+            PROVIDER, f"no usable AWS credentials to {doing}", hint=CREDENTIALS_HINT
+        )
+    if isinstance(exc, ProfileNotFound):
+        return ProviderError(
+            PROVIDER, f"the AWS profile is not configured ({doing})", hint=CREDENTIALS_HINT
+        )
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        return ProviderError(
+            PROVIDER,
+            f"cannot reach the AWS endpoint to {doing} ({exc.__class__.__name__})",
+            hint=ENDPOINT_HINT,
+        )
+    if isinstance(exc, ClientError):
+        code = _error_code(exc) or "Unknown"
+        operation = getattr(exc, "operation_name", "") or "request"
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}:
+            return ProviderError(
+                PROVIDER, f"access denied: {operation} to {doing} ({message})", hint=OPERATOR_HINT
+            )
+        if code in THROTTLE_CODES:
+            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            return ProviderError(
+                PROVIDER,
+                f"AWS throttled {operation} to {doing} ({attempts} attempts)",
+                hint="retry later, lower --parallelism, or raise aws.max_attempts",
+            )
+        if code in {
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "UnrecognizedClientException",
+        }:
+            return ProviderError(
+                PROVIDER, f"AWS rejected the credentials ({code}) to {doing}", hint=CREDENTIALS_HINT
+            )
+        return ProviderError(PROVIDER, f"{operation} to {doing} failed: {code}: {message}")
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):
+        # Not an AWS error document (e.g. a proxy's or emulator's HTML 500 page);
+        # botocore does not retry these.
+        return ProviderError(
+            PROVIDER,
+            f"the endpoint did not answer like AWS when asked to {doing}",
+            hint="retry; if it persists, " + ENDPOINT_HINT,
+        )
+    return ProviderError(PROVIDER, f"{doing} failed ({exc.__class__.__name__})")
+
+
+# -- the provider ------------------------------------------------------------------
+
+
+class AwsProvider:
+    """One IAM role per agent; see the module docstring for the mechanisms.
+
+    Endpoint, region and profile come from ``aws.*`` settings, else from the
+    standard AWS environment (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+    ``AWS_PROFILE``, ...). ``context.client_options`` are passed to every
+    client (tests: explicit credentials), except ``max_pool_connections``,
+    which sizes the connection pool (default 64, enough for ``--parallelism``
+    up to that).
+    """
+
+    name = PROVIDER
+
+    def __init__(self, context: ProviderContext) -> None:
+        self._context = context
+        self._settings: AwsSettings = context.config.aws
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        # credential_id -> expiry of sessions this process issued (revoke_credential).
+        self._issued: dict[str, datetime] = {}
+
+    # -- clients ---------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """The shared client for ``service`` ("iam", "sts").
+
+        boto3 clients are thread-safe but sessions are not, so both are created
+        once under a lock; callers (and tests hooking events) get the same object.
+        """
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make_client(service, {})
+            return self._clients[service]
+
+    def _base_session(self) -> Any:
+        # Caller holds self._lock.
+        if self._session is None:
+            import boto3
+
+            try:
+                self._session = boto3.session.Session(profile_name=self._settings.profile)
+            except Exception as exc:
+                raise _provider_error(exc, "open the AWS session") from None
+        return self._session
+
+    def region(self) -> str:
+        with self._lock:
+            return self._region(self._base_session())
+
+    def _region(self, session: Any) -> str:
+        # botocore reads only AWS_DEFAULT_REGION; the other SDKs and CLI v2
+        # prefer AWS_REGION. IAM is global, but signing needs a region and STS
+        # is regional, so fall back to us-east-1 rather than fail.
+        return (
+            self._settings.region
+            or os.environ.get("AWS_REGION")
+            or session.region_name
+            or "us-east-1"
+        )
+
+    def endpoint_url(self) -> str | None:
+        """The endpoint explicitly configured, if any (exported to exec'd commands)."""
+        configured = self._context.client_options.get("endpoint_url")
+        return self._settings.endpoint_url or configured or os.environ.get("AWS_ENDPOINT_URL")
+
+    def _make_client(self, service: str, credentials: Mapping[str, str]) -> Any:
+        from botocore.config import Config as BotoConfig
+
+        session = self._base_session()
+        options = dict(self._context.client_options)
+        pool = int(options.pop("max_pool_connections", DEFAULT_POOL_CONNECTIONS))
+        options.update(credentials)
+        if self._settings.endpoint_url:
+            options.setdefault("endpoint_url", self._settings.endpoint_url)
+        config = BotoConfig(
+            # total_max_attempts counts the first try, like `max_attempts` in
+            # ~/.aws/config; standard mode retries throttling and 5xx with backoff.
+            retries={"mode": "standard", "total_max_attempts": max(1, self._settings.max_attempts)},
+            max_pool_connections=pool,
+            user_agent_extra="agentctl",
+        )
+        return session.client(service, region_name=self._region(session), config=config, **options)
+
+    def _call(
+        self, service: str, operation: str, doing: str, *, absent: Iterable[str] = (), **params: Any
+    ) -> Any:
+        """Call one API operation; ``absent`` error codes return None (e.g. NoSuchEntity)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.parsers import ResponseParserError
+
+        try:
+            return getattr(self.client(service), operation)(**params)
+        except ClientError as exc:
+            if _error_code(exc) in set(absent):
+                return None
+            raise _provider_error(exc, doing) from None
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise _provider_error(exc, doing) from None
+
+    # -- names and desired state -------------------------------------------------
+
+    def role_name(self, agent: str) -> str:
+        name = f"{self._settings.role_prefix}{agent}"
+        if len(name) > 64:
+            raise ProviderError(
+                PROVIDER,
+                f"IAM role name {name} is {len(name)} characters; IAM allows 64",
+                hint="shorten the agent name or aws.role_prefix",
+            )
+        return name
+
+    def _role_path(self) -> str:
+        path = self._settings.role_path
+        if not (path.startswith("/") and path.endswith("/")):
+            raise ProviderError(
+                PROVIDER,
+                f"aws.role_path {path!r} must start and end with '/'",
+                hint="e.g. /agentctl/",
+            )
+        return path
+
+    def trust_policy(self) -> dict[str, Any]:
+        principal = self._settings.runtime_principal
+        if not principal or not principal.startswith("arn:"):
+            raise ProviderError(
+                PROVIDER,
+                "aws.runtime_principal is not configured"
+                if not principal
+                else f"aws.runtime_principal {principal!r} is not an ARN",
+                hint="set aws.runtime_principal in agentctl.yaml to the ARN of the role or user "
+                "that runs agents (agentctl exec), e.g. arn:aws:iam::123456789012:role/agent-runtime",
+            )
+        return normalise_policy(
+            {
+                "Version": POLICY_VERSION,
+                "Statement": [
+                    {
+                        "Sid": "AgentctlRuntime",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": principal},
+                        "Action": list(SESSION_ACTIONS),
+                    }
+                ],
+            }
+        )
+
+    def max_session_duration(self) -> int:
+        return min(MAX_ROLE_SESSION, max(MIN_ROLE_SESSION, self._settings.session_duration_seconds))
+
+    def desired(self, contract: Contract, status: str) -> dict[str, Any]:
+        """Everything about the role that follows from the contract and settings."""
+        tags = {
+            TAG_MANAGED_BY: MANAGED_BY_VALUE,
+            TAG_AGENT: contract.name,
+            TAG_OWNER: tag_value(contract.owner),
+            TAG_PURPOSE: tag_value(contract.purpose),
+            TAG_EXPIRY: contract.expiry.isoformat(),
+            TAG_MODE: contract.execution_mode.value,
+            TAG_HASH: contract.digest,
+            TAG_STATUS: status,
+        }
+        return {
+            "role_name": self.role_name(contract.name),
+            "path": self._role_path(),
+            "tags": tags,
+            "boundary": self._settings.permissions_boundary,
+            "trust": self.trust_policy(),
+            "grant": grant_policy(contract.name, contract.grant(PROVIDER)),
+            # The owner is a tag, not part of the description: changing owners
+            # should show as one field, not two.
+            "description": _description(f"agentctl agent {contract.name}: {contract.purpose}"),
+            "max_session_duration": self.max_session_duration(),
+        }
+
+    # -- Provider protocol: vocabulary -------------------------------------------
+
+    def check_grant(self, grant: Any) -> list[GrantFinding]:
+        from agentctl.providers.aws_actions import check_aws_grant
+
+        return check_aws_grant(
+            grant, role_prefix=self._settings.role_prefix, role_path=self._settings.role_path
+        )
+
+    # -- observe -------------------------------------------------------------------
+
+    def _get_role(self, role_name: str, doing: str) -> dict[str, Any] | None:
+        response = self._call(
+            "iam", "get_role", doing, absent=("NoSuchEntity",), RoleName=role_name
+        )
+        return None if response is None else dict(response["Role"])
+
+    def _inline_policy_names(self, role_name: str) -> list[str]:
+        names: list[str] = []
+        params: dict[str, Any] = {"RoleName": role_name}
+        while True:
+            page = self._call(
+                "iam", "list_role_policies", f"list inline policies of {role_name}", **params
+            )
+            names.extend(page.get("PolicyNames", []))
+            if not page.get("IsTruncated"):
+                return names
+            params["Marker"] = page["Marker"]
+
+    def _get_policy(self, role_name: str, policy: str) -> dict[str, Any] | None:
+        response = self._call(
+            "iam",
+            "get_role_policy",
+            f"read inline policy {policy} of {role_name}",
+            absent=("NoSuchEntity",),
+            RoleName=role_name,
+            PolicyName=policy,
+        )
+        return None if response is None else normalise_policy(response["PolicyDocument"])
+
+    def observe(self, agent: str) -> Observed:
+        role_name = self.role_name(agent)
+        role = self._get_role(role_name, f"look up role {role_name}")
+        if role is None:
+            return Observed(provider=PROVIDER, agent=agent, exists=False)
+        tags = _tags_dict(role.get("Tags"))
+        base = {
+            "role_name": role_name,
+            "arn": role["Arn"],
+            "role_id": role.get("RoleId"),
+            "path": role.get("Path"),
+        }
+        if not _owned(tags, agent):
+            return Observed(
+                provider=PROVIDER,
+                agent=agent,
+                exists=True,
+                owned=False,
+                resource_id=role["Arn"],
+                attributes={**base, "tags": tags},
+            )
+        names = self._inline_policy_names(role_name)
+        status = tags.get(TAG_STATUS, STATUS_ACTIVE)
+        kill_policy = KILL_POLICY in names
+        # A kill that stopped after its first write (the deny) is still a kill.
+        killed = status == STATUS_KILLED or (kill_policy and status != STATUS_EXPIRED)
+        drift = [
+            f"inline policy {name} on {role_name} was not written by agentctl"
+            for name in sorted(set(names) - OWN_POLICIES)
+        ]
+        if role.get("Path") != self._settings.role_path:
+            drift.append(
+                f"{role_name} is under path {role.get('Path')}, aws.role_path is "
+                f"{self._settings.role_path} (IAM cannot move a role: remove and re-create it)"
+            )
+        boundary = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+        return Observed(
+            provider=PROVIDER,
+            agent=agent,
+            exists=True,
+            owned=True,
+            resource_id=role["Arn"],
+            killed=killed,
+            disabled=status == STATUS_EXPIRED,
+            attributes={
+                **base,
+                "tags": tags,
+                "status": status,
+                "boundary": boundary,
+                "trust": normalise_policy(role["AssumeRolePolicyDocument"]),
+                "grant": self._get_policy(role_name, GRANT_POLICY)
+                if GRANT_POLICY in names
+                else None,
+                "kill_policy": kill_policy,
+                "inline_policies": sorted(names),
+                "description": role.get("Description", ""),
+                "max_session_duration": role.get("MaxSessionDuration"),
+            },
+            drift=tuple(drift),
+        )
+
+    # -- plan ------------------------------------------------------------------------
+
+    def plan(self, contract: Contract | None, observed: Observed, *, expired: bool) -> list[Change]:
+        agent = observed.agent
+        role_name = self.role_name(agent)
+        # An empty `aws: []` grants nothing: no role (an existing one is an orphan).
+        granted = contract is not None and bool(contract.grant(PROVIDER))
+        if not granted:
+            if observed.exists and observed.owned:
+                why = (
+                    "its contract is gone"
+                    if contract is None
+                    else "its contract no longer grants aws"
+                )
+                return [
+                    Change(
+                        provider=PROVIDER,
+                        agent=agent,
+                        kind=ChangeKind.REMOVE,
+                        summary=f"remove IAM role {role_name} ({why})",
+                        payload={"role_name": role_name},
+                    )
+                ]
+            return []
+        assert contract is not None  # granted implies a contract
+        if not observed.exists:
+            if expired:
+                return []  # an expired contract is never provisioned
+            desired = self.desired(contract, STATUS_ACTIVE)
+            return [
+                Change(
+                    provider=PROVIDER,
+                    agent=agent,
+                    kind=ChangeKind.CREATE,
+                    summary=f"create IAM role {role_name} under {desired['path']}",
+                    fields=(
+                        FieldChange("role", None, role_name),
+                        FieldChange("permissions_boundary", None, desired["boundary"]),
+                        FieldChange("trust_policy", None, desired["trust"]),
+                        FieldChange("grant_policy", None, desired["grant"]),
+                        FieldChange("tags", None, desired["tags"]),
+                    ),
+                    payload=desired,
+                )
+            ]
+        if not observed.owned:
+            return [
+                Change(
+                    provider=PROVIDER,
+                    agent=agent,
+                    kind=ChangeKind.CONFLICT,
+                    summary=(
+                        f"role {role_name} exists but is not managed by agentctl "
+                        f"(no {TAG_MANAGED_BY}={MANAGED_BY_VALUE} and {TAG_AGENT}={agent} tags): "
+                        "rename the agent or remove/tag the role"
+                    ),
+                )
+            ]
+        attributes = observed.attributes
+        if expired and not (observed.killed or observed.disabled):
+            return [
+                Change(
+                    provider=PROVIDER,
+                    agent=agent,
+                    kind=ChangeKind.DISABLE,
+                    summary=f"disable IAM role {role_name} (contract expired {contract.expiry.isoformat()})",
+                    payload={"role_name": role_name, "reason": "expired"},
+                )
+            ]
+        if observed.killed:
+            status, locked = STATUS_KILLED, True
+        elif observed.disabled:
+            # Disabled only because the contract expired: a renewed contract
+            # re-enables it (a killed agent, above, stays killed until revive).
+            status, locked = (STATUS_EXPIRED, True) if expired else (STATUS_ACTIVE, False)
+        else:
+            status, locked = STATUS_ACTIVE, False
+        fields, payload = self._diff(attributes, self.desired(contract, status), locked=locked)
+        if not fields:
+            return []
+        if observed.disabled and not locked:
+            payload["enable"] = True
+            fields.append(FieldChange("kill_policy", KILL_POLICY, None))
+        summary = f"update IAM role {role_name}: " + ", ".join(f.field for f in fields)
+        if locked:
+            summary += f" (stays {status})"
+        return [
+            Change(
+                provider=PROVIDER,
+                agent=agent,
+                kind=ChangeKind.UPDATE,
+                summary=summary,
+                fields=tuple(fields),
+                payload=payload,
+            )
+        ]
+
+    @staticmethod
+    def _diff(
+        observed: Mapping[str, Any], desired: Mapping[str, Any], *, locked: bool
+    ) -> tuple[list[FieldChange], dict[str, Any]]:
+        """Exactly the fields that differ, and what apply needs to change them.
+
+        Only agentctl's own tags are compared: other tags (cost centres, the
+        kill reason) are someone's information, not drift.
+        """
+        fields: list[FieldChange] = []
+        payload: dict[str, Any] = {
+            "role_name": desired["role_name"],
+            "arn": observed.get("arn"),
+            "role_id": observed.get("role_id"),
+        }
+        tags = observed.get("tags", {})
+        changed_tags = {k: v for k, v in desired["tags"].items() if tags.get(k) != v}
+        for key, value in sorted(changed_tags.items()):
+            fields.append(FieldChange(f"tags.{key}", tags.get(key), value))
+        if changed_tags:
+            payload["tags"] = changed_tags
+        if observed.get("boundary") != desired["boundary"]:
+            fields.append(
+                FieldChange("permissions_boundary", observed.get("boundary"), desired["boundary"])
+            )
+            payload["boundary"] = desired["boundary"]
+        trust = normalise_policy(LOCKED_TRUST) if locked else desired["trust"]
+        if canonical_json(observed.get("trust")) != canonical_json(trust):
+            fields.append(FieldChange("trust_policy", observed.get("trust"), trust))
+            payload["trust"] = trust
+        if canonical_json(observed.get("grant")) != canonical_json(desired["grant"]):
+            fields.append(FieldChange("grant_policy", observed.get("grant"), desired["grant"]))
+            payload["grant"] = desired["grant"]
+        if locked and not observed.get("kill_policy"):
+            fields.append(FieldChange("kill_policy", None, KILL_POLICY))
+            payload["kill_policy"] = True
+        role_fields = ("description", "max_session_duration")
+        changed = [key for key in role_fields if observed.get(key) != desired[key]]
+        fields.extend(FieldChange(key, observed.get(key), desired[key]) for key in changed)
+        if changed:
+            # UpdateRole sets both at once.
+            payload["role"] = {key: desired[key] for key in role_fields}
+        return fields, payload
+
+    # -- apply ---------------------------------------------------------------------
+
+    def apply(self, change: Change) -> ActionResult:
+        handlers: dict[ChangeKind, Callable[[Change], ActionResult]] = {
+            ChangeKind.CREATE: self._create,
+            ChangeKind.UPDATE: self._update,
+            ChangeKind.DISABLE: lambda c: self._lock_role(
+                c.agent, str(c.payload.get("reason", "expired")), STATUS_EXPIRED, "disable"
+            ),
+            ChangeKind.REMOVE: self._remove,
+        }
+        handler = handlers.get(change.kind)
+        if handler is None:
+            return self._result(
+                change.agent,
+                change.kind.value,
+                ok=False,
+                detail=f"{change.kind.value} is not applied: {change.summary}",
+            )
+        try:
+            return handler(change)
+        except ProviderError as exc:
+            return self._result(
+                change.agent,
+                change.kind.value,
+                ok=False,
+                detail=exc.message,
+                remaining=f"re-run `agentctl apply` to {change.kind.value} role {change.payload.get('role_name', change.agent)}",
+            )
+
+    def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
+        return ActionResult(provider=PROVIDER, agent=agent, action=action, **kwargs)
+
+    def _role_result(
+        self, agent: str, action: str, role: Mapping[str, Any], detail: str
+    ) -> ActionResult:
+        return self._result(
+            agent,
+            action,
+            ok=True,
+            detail=detail,
+            resource_id=role.get("arn"),
+            attributes={
+                "arn": role.get("arn"),
+                "role_name": role.get("role_name"),
+                "role_id": role.get("role_id"),
+            },
+        )
+
+    def _create(self, change: Change) -> ActionResult:
+        desired = change.payload
+        role_name = desired["role_name"]
+        params: dict[str, Any] = {
+            "RoleName": role_name,
+            "Path": desired["path"],
+            "AssumeRolePolicyDocument": _compact(desired["trust"]),
+            "Description": desired["description"],
+            "MaxSessionDuration": desired["max_session_duration"],
+            "Tags": _tag_list(desired["tags"]),
+        }
+        if desired["boundary"]:
+            params["PermissionsBoundary"] = desired["boundary"]
+        response = self._call(
+            "iam",
+            "create_role",
+            f"create role {role_name}",
+            absent=("EntityAlreadyExists",),
+            **params,
+        )
+        if response is None:
+            # A crashed or concurrent earlier apply created it: converge if it is ours.
+            return self._converge_existing(change)
+        role = response["Role"]
+        self._put_policy(role_name, GRANT_POLICY, desired["grant"])
+        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role["RoleId"]}
+        return self._role_result(change.agent, "create", info, f"created role {role_name}")
+
+    def _converge_existing(self, change: Change) -> ActionResult:
+        observed = self.observe(change.agent)
+        if not observed.owned:
+            return self._result(
+                change.agent,
+                "create",
+                ok=False,
+                detail=f"role {change.payload['role_name']} appeared meanwhile and is not managed by agentctl; not touched",
+                remaining="rename the agent or remove/tag the role, then re-run apply",
+            )
+        locked = observed.killed or observed.disabled
+        desired = dict(change.payload)
+        desired["tags"] = {
+            **desired["tags"],
+            TAG_STATUS: observed.attributes.get("status", STATUS_ACTIVE),
+        }
+        _, payload = self._diff(observed.attributes, desired, locked=locked)
+        return self._update(
+            Change(PROVIDER, change.agent, ChangeKind.UPDATE, change.summary, payload=payload)
+        )
+
+    def _put_policy(self, role_name: str, policy: str, document: Mapping[str, Any]) -> None:
+        self._call(
+            "iam",
+            "put_role_policy",
+            f"put inline policy {policy} on role {role_name}",
+            RoleName=role_name,
+            PolicyName=policy,
+            PolicyDocument=_compact(document),
+        )
+
+    def _delete_policy(self, role_name: str, policy: str) -> None:
+        self._call(
+            "iam",
+            "delete_role_policy",
+            f"delete inline policy {policy} of role {role_name}",
+            absent=("NoSuchEntity",),
+            RoleName=role_name,
+            PolicyName=policy,
+        )
+
+    def _set_trust(self, role_name: str, document: Mapping[str, Any]) -> None:
+        self._call(
+            "iam",
+            "update_assume_role_policy",
+            f"update the trust policy of role {role_name}",
+            RoleName=role_name,
+            PolicyDocument=_compact(document),
+        )
+
+    def _tag(self, role_name: str, tags: Mapping[str, str]) -> None:
+        self._call(
+            "iam", "tag_role", f"tag role {role_name}", RoleName=role_name, Tags=_tag_list(tags)
+        )
+
+    def _update(self, change: Change) -> ActionResult:
+        payload = change.payload
+        role_name = payload["role_name"]
+        if payload.get("enable"):
+            # Renewed after expiry: open the trust first, then drop the deny,
+            # so a crash in between still reads as disabled (deny present).
+            self._set_trust(role_name, payload.get("trust") or self.trust_policy())
+            self._delete_policy(role_name, KILL_POLICY)
+            self._call(
+                "iam",
+                "untag_role",
+                f"untag role {role_name}",
+                RoleName=role_name,
+                TagKeys=[TAG_KILLED_REASON, TAG_KILLED_AT],
+            )
+        elif "trust" in payload:
+            self._set_trust(role_name, payload["trust"])
+        if payload.get("kill_policy"):
+            self._put_policy(role_name, KILL_POLICY, KILL_DOCUMENT)
+        if "tags" in payload:
+            self._tag(role_name, payload["tags"])
+        if "boundary" in payload:
+            if payload["boundary"]:
+                self._call(
+                    "iam",
+                    "put_role_permissions_boundary",
+                    f"set the permissions boundary of role {role_name}",
+                    RoleName=role_name,
+                    PermissionsBoundary=payload["boundary"],
+                )
+            else:
+                self._call(
+                    "iam",
+                    "delete_role_permissions_boundary",
+                    f"remove the permissions boundary of role {role_name}",
+                    RoleName=role_name,
+                )
+        if "grant" in payload:
+            self._put_policy(role_name, GRANT_POLICY, payload["grant"])
+        if "role" in payload:
+            self._call(
+                "iam",
+                "update_role",
+                f"update role {role_name}",
+                RoleName=role_name,
+                Description=payload["role"]["description"],
+                MaxSessionDuration=payload["role"]["max_session_duration"],
+            )
+        return self._role_result(change.agent, "update", payload, f"updated role {role_name}")
+
+    def _remove(self, change: Change) -> ActionResult:
+        role_name = change.payload["role_name"]
+        role = self._get_role(role_name, f"look up role {role_name}")
+        if role is None:
+            return self._result(
+                change.agent,
+                "remove",
+                ok=True,
+                already=True,
+                detail=f"role {role_name} is already gone",
+            )
+        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
+        if not _owned(_tags_dict(role.get("Tags")), change.agent):
+            return self._result(
+                change.agent,
+                "remove",
+                ok=False,
+                detail=f"role {role_name} is not managed by agentctl; not deleted",
+                remaining=f"delete role {role_name} by hand if it is really unused",
+            )
+        profiles = self._call(
+            "iam",
+            "list_instance_profiles_for_role",
+            f"list instance profiles of role {role_name}",
+            RoleName=role_name,
+        ).get("InstanceProfiles", [])
+        if profiles:
+            # Instance profiles are not agentctl's: say what to do, touch nothing.
+            names = ", ".join(sorted(p["InstanceProfileName"] for p in profiles))
+            return self._result(
+                change.agent,
+                "remove",
+                ok=False,
+                detail=f"role {role_name} is in instance profile(s) {names}; not deleted",
+                remaining=f"remove role {role_name} from instance profile(s) {names}, then re-run apply --prune",
+            )
+        attached = self._call(
+            "iam",
+            "list_attached_role_policies",
+            f"list managed policies attached to role {role_name}",
+            RoleName=role_name,
+        ).get("AttachedPolicies", [])
+        inline = self._inline_policy_names(role_name)
+        denies = {KILL_POLICY, REVOKE_OLDER_POLICY}
+        # Permissions go first and the kill/revoke denies last, so the role
+        # never has more access during the removal than before it.
+        for name in inline:
+            if name not in denies:
+                self._delete_policy(role_name, name)
+        for policy in attached:
+            self._call(
+                "iam",
+                "detach_role_policy",
+                f"detach {policy['PolicyArn']} from role {role_name}",
+                RoleName=role_name,
+                PolicyArn=policy["PolicyArn"],
+            )
+        for name in inline:
+            if name in denies:
+                self._delete_policy(role_name, name)
+        self._call(
+            "iam",
+            "delete_role",
+            f"delete role {role_name}",
+            absent=("NoSuchEntity",),
+            RoleName=role_name,
+        )
+        return self._role_result(change.agent, "remove", info, f"deleted role {role_name}")
+
+    # -- kill / disable / revive -----------------------------------------------------
+
+    def kill(self, agent: str, reason: str) -> ActionResult:
+        return self._lock_role(agent, reason, STATUS_KILLED, "kill")
+
+    def _lock_role(self, agent: str, reason: str, status: str, action: str) -> ActionResult:
+        """Kill (status killed) or DISABLE (status expired): at most 4 API calls.
+
+        Never raises for an AWS failure: the result says which writes remain.
+        """
+        try:
+            role_name = self.role_name(agent)
+        except ProviderError as exc:
+            return self._result(
+                agent, action, ok=False, detail=exc.message, remaining="fix aws.role_prefix"
+            )
+        # What is still to do, in order; each entry goes once its write succeeded.
+        remaining = {
+            "policy": f"put inline deny policy {KILL_POLICY} on role {role_name}",
+            "trust": f"replace the trust policy of role {role_name} with the deny-all lock",
+            "tag": f"tag role {role_name} {TAG_STATUS}={status}",
+        }
+
+        def failed(exc: ProviderError) -> ActionResult:
+            return self._result(
+                agent, action, ok=False, detail=exc.message, remaining="; ".join(remaining.values())
+            )
+
+        try:
+            role = self._get_role(role_name, f"look up role {role_name}")
+        except ProviderError as exc:
+            return failed(exc)
+        if role is None:
+            return self._result(agent, action, ok=True, already=True, detail="no AWS role")
+        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
+        tags = _tags_dict(role.get("Tags"))
+        if not _owned(tags, agent):
+            return self._result(
+                agent,
+                action,
+                ok=False,
+                resource_id=role["Arn"],
+                detail=f"role {role_name} exists but is not managed by agentctl; not touched",
+                remaining=f"{role_name} is not agentctl's: if this agent uses it, revoke it by hand",
+            )
+        current = tags.get(TAG_STATUS)
+        trust_locked = canonical_json(
+            normalise_policy(role["AssumeRolePolicyDocument"])
+        ) == canonical_json(normalise_policy(LOCKED_TRUST))
+        try:
+            if trust_locked and current in {STATUS_KILLED, STATUS_EXPIRED}:
+                # Looks locked already: confirm the deny is there before saying so.
+                present = self._get_policy(role_name, KILL_POLICY)
+                if present is not None and canonical_json(present) == canonical_json(
+                    normalise_policy(KILL_DOCUMENT)
+                ):
+                    remaining.pop("policy")
+                    if current in (status, STATUS_KILLED):
+                        return self._result(
+                            agent,
+                            action,
+                            ok=True,
+                            already=True,
+                            resource_id=role["Arn"],
+                            attributes=info,
+                            detail=f"already {current}",
+                        )
+            # The deny goes first: it stops existing sessions on their next call.
+            if "policy" in remaining:
+                self._put_policy(role_name, KILL_POLICY, KILL_DOCUMENT)
+                remaining.pop("policy")
+            if not trust_locked:
+                self._set_trust(role_name, LOCKED_TRUST)
+            remaining.pop("trust")
+            if current != status and current != STATUS_KILLED:
+                self._tag(
+                    role_name,
+                    {
+                        TAG_STATUS: status,
+                        TAG_KILLED_REASON: tag_value(reason or action),
+                        TAG_KILLED_AT: _utc_stamp(self._context.clock()),
+                    },
+                )
+            remaining.pop("tag")
+        except ProviderError as exc:
+            return failed(exc)
+        verb = "killed" if status == STATUS_KILLED else "disabled"
+        return self._role_result(
+            agent,
+            action,
+            info,
+            f"{verb} role {role_name}: existing sessions denied, no new sessions",
+        )
+
+    def revive(self, agent: str, reason: str) -> ActionResult:
+        role_name = self.role_name(agent)
+        role = self._get_role(role_name, f"look up role {role_name}")
+        if role is None:
+            return self._result(agent, "revive", ok=True, already=True, detail="no AWS role")
+        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
+        tags = _tags_dict(role.get("Tags"))
+        if not _owned(tags, agent):
+            return self._result(
+                agent,
+                "revive",
+                ok=False,
+                detail=f"role {role_name} exists but is not managed by agentctl; not touched",
+                remaining="nothing agentctl can revive in AWS",
+            )
+        trust = self.trust_policy()
+        open_trust = canonical_json(
+            normalise_policy(role["AssumeRolePolicyDocument"])
+        ) == canonical_json(trust)
+        if (
+            tags.get(TAG_STATUS, STATUS_ACTIVE) == STATUS_ACTIVE
+            and open_trust
+            and KILL_POLICY not in self._inline_policy_names(role_name)
+        ):
+            return self._result(
+                agent,
+                "revive",
+                ok=True,
+                already=True,
+                resource_id=role["Arn"],
+                attributes=info,
+                detail="not killed",
+            )
+        # Trust first, deny last: until the deny goes, the role still reads as killed.
+        self._set_trust(role_name, trust)
+        self._delete_policy(role_name, KILL_POLICY)
+        self._tag(role_name, {TAG_STATUS: STATUS_ACTIVE})
+        self._call(
+            "iam",
+            "untag_role",
+            f"untag role {role_name}",
+            RoleName=role_name,
+            TagKeys=[TAG_KILLED_REASON, TAG_KILLED_AT],
+        )
+        return self._role_result(
+            agent, "revive", info, f"revived role {role_name} ({tag_value(reason)})"
+        )
+
+    # -- rotate ----------------------------------------------------------------------
+
+    def rotate(self, agent: str) -> ActionResult:
+        """Revoke every session issued before a freshly verified one.
+
+        The cut-off is the verified session's own issue time as AWS computed it
+        (its expiry minus its duration), so skew between this host's clock and
+        AWS's cannot revoke the new session or spare an old one.
+        """
+        role_name = self.role_name(agent)
+        role = self._get_role(role_name, f"look up role {role_name}")
+        if role is None:
+            return self._result(agent, "rotate", ok=True, already=True, detail="no AWS role")
+        tags = _tags_dict(role.get("Tags"))
+        if not _owned(tags, agent):
+            raise NotOwnedError(
+                PROVIDER, f"role {role_name} exists but is not managed by agentctl; not touched"
+            )
+        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
+        if tags.get(TAG_STATUS) in {STATUS_KILLED, STATUS_EXPIRED}:
+            return self._result(
+                agent,
+                "rotate",
+                ok=True,
+                already=True,
+                resource_id=role["Arn"],
+                attributes=info,
+                detail=f"{tags[TAG_STATUS]}: every session is already denied",
+            )
+        run_id = uuid.uuid4().hex
+        credentials = self._assume(role["Arn"], agent, None, "agentctl-rotate", run_id, MIN_SESSION)
+        with self._lock:
+            verifier = self._make_client(
+                "sts",
+                {
+                    "aws_access_key_id": credentials["AccessKeyId"],
+                    "aws_secret_access_key": credentials["SecretAccessKey"],
+                    "aws_session_token": credentials["SessionToken"],
+                },
+            )
+        try:
+            identity = verifier.get_caller_identity()
+        except Exception as exc:
+            raise _provider_error(exc, f"verify a new session of role {role_name}") from None
+        if f"/{role_name}/" not in identity.get("Arn", ""):
+            raise ProviderError(
+                PROVIDER,
+                f"a new session of {role_name} did not identify as that role; nothing revoked",
+            )
+        cutoff = credentials["Expiration"] - timedelta(seconds=MIN_SESSION)
+        stamp = _utc_stamp(cutoff)
+        self._put_policy(
+            role_name,
+            REVOKE_OLDER_POLICY,
+            {
+                "Version": POLICY_VERSION,
+                "Statement": [
+                    {
+                        "Sid": "AgentctlRevokeOlderSessions",
+                        "Effect": "Deny",
+                        "Action": "*",
+                        "Resource": "*",
+                        "Condition": {"DateLessThan": {"aws:TokenIssueTime": stamp}},
+                    }
+                ],
+            },
+        )
+        return self._result(
+            agent,
+            "rotate",
+            ok=True,
+            resource_id=role["Arn"],
+            attributes={**info, "rotated_at": stamp, "mechanism": "revoke-older-sessions"},
+            detail=f"sessions of {role_name} issued before {stamp} are denied; a new session was verified first",
+        )
+
+    # -- credentials -------------------------------------------------------------------
+
+    def _assume(
+        self,
+        role_arn: str,
+        agent: str,
+        on_behalf_of: str | None,
+        trigger: str | None,
+        run_id: str,
+        duration: int,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "RoleArn": role_arn,
+            "RoleSessionName": session_field(f"agentctl-{agent}-{run_id[:8]}"),
+            "DurationSeconds": duration,
+            # CloudTrail shows SourceIdentity on every call of the session and
+            # any role it chains to: the person acted for, else the agent itself.
+            "SourceIdentity": session_field(on_behalf_of or agent),
+            "Tags": [
+                {"Key": "agent", "Value": tag_value(agent)},
+                {"Key": "on_behalf_of", "Value": tag_value(on_behalf_of or "")},
+                {"Key": "trigger", "Value": tag_value(trigger or "")},
+            ],
+            # Transitive: a chained session cannot drop or rewrite who it is for.
+            "TransitiveTagKeys": list(SESSION_TAG_KEYS),
+        }
+        response = self._call(
+            "sts", "assume_role", f"assume role {role_arn.rsplit('/', 1)[-1]}", **params
+        )
+        return dict(response["Credentials"])
+
+    def issue_credentials(self, contract: Contract, run: RunContext) -> IssuedCredential:
+        from agentctl.secrets import Secret
+
+        role_name = self.role_name(contract.name)
+        role = self._get_role(role_name, f"look up role {role_name}")
+        if role is None:
+            raise ProviderError(
+                PROVIDER,
+                f"agent {contract.name} has no IAM role {role_name}",
+                hint="run `agentctl apply` first",
+            )
+        tags = _tags_dict(role.get("Tags"))
+        if not _owned(tags, contract.name):
+            raise NotOwnedError(
+                PROVIDER, f"role {role_name} is not managed by agentctl; no credentials issued"
+            )
+        if tags.get(TAG_STATUS) in {STATUS_KILLED, STATUS_EXPIRED}:
+            raise ProviderError(
+                PROVIDER,
+                f"agent {contract.name} is {tags[TAG_STATUS]} in AWS; no credentials issued",
+                hint=f"`agentctl revive {contract.name} --reason ...` if it should run again",
+            )
+        limit = int(role.get("MaxSessionDuration", MIN_ROLE_SESSION))
+        if not MIN_SESSION <= run.duration_seconds <= limit:
+            raise ProviderError(
+                PROVIDER,
+                f"a session of {run.duration_seconds}s is outside {MIN_SESSION}..{limit}s allowed for {role_name}",
+                hint="pass a --duration in that range, or raise aws.session_duration_seconds and apply",
+            )
+        issued_at = self._context.clock()
+        credentials = self._assume(
+            role["Arn"],
+            contract.name,
+            run.on_behalf_of,
+            run.trigger,
+            run.run_id,
+            run.duration_seconds,
+        )
+        expires_at = credentials["Expiration"]
+        if isinstance(expires_at, datetime):
+            expires_at = expires_at.astimezone(UTC)
+        else:
+            expires_at = issued_at + timedelta(seconds=run.duration_seconds)
+        region = self.region()
+        # Everything goes in as Secret for one uniform type; only the three
+        # credential values are actually secret.
+        environment: dict[str, Secret] = {
+            "AWS_ACCESS_KEY_ID": Secret(credentials["AccessKeyId"]),
+            "AWS_SECRET_ACCESS_KEY": Secret(credentials["SecretAccessKey"]),
+            "AWS_SESSION_TOKEN": Secret(credentials["SessionToken"]),
+            "AWS_REGION": Secret(region),
+            "AWS_DEFAULT_REGION": Secret(region),
+        }
+        endpoint = self.endpoint_url()
+        if endpoint:
+            environment["AWS_ENDPOINT_URL"] = Secret(endpoint)
+        credential_id = uuid.uuid4().hex
+        with self._lock:
+            self._issued[credential_id] = expires_at
+        return IssuedCredential(
+            provider=PROVIDER,
+            credential_id=credential_id,
+            # Access key ids identify a session in CloudTrail; keep only a hash.
+            fingerprint=hashlib.sha256(credentials["AccessKeyId"].encode()).hexdigest()[:16],
+            issued_at=issued_at,
+            expires_at=expires_at,
+            environment=environment,
+            description=f"session of IAM role {role_name} for {run.on_behalf_of or contract.name}",
+        )
+
+    def revoke_credential(self, agent: str, credential_id: str) -> ActionResult:
+        """STS sessions cannot be revoked one by one; they expire on their own.
+        (`agentctl kill` or `rotate` revoke all of an agent's sessions at once.)"""
+        with self._lock:
+            expires_at = self._issued.pop(credential_id, None)
+        when = (
+            f"expires at {_utc_stamp(expires_at)}"
+            if expires_at
+            else "expires at the end of its duration"
+        )
+        return self._result(
+            agent,
+            "revoke",
+            ok=True,
+            already=True,
+            detail=f"AWS sessions cannot be revoked individually; this one {when}",
+        )

@@ -1,0 +1,338 @@
+"""A real local moto server for AWS tests, and what tests build on it.
+
+One moto server per test process (moto's backends are process-global, so two
+servers in one process would share state anyway). Tests get it through the
+``aws`` fixture, which resets every backend and turns IAM enforcement off
+before and after each test.
+
+IAM enforcement (``MotoServer.enforce_iam``) is moto's
+``POST /moto-api/reset-auth`` with the *raw* number as the body (moto does
+``float(request.data)``; a JSON object would be rejected): the first N
+requests after it are unauthenticated, every later one is checked against the
+caller's IAM policies. Bootstrap (operator user, buckets, boundary) therefore
+happens first, then ``enforce_iam()`` (N = 0).
+
+What moto enforces (moto 5.2, moto/iam/access_control.py):
+- Allow/Deny of identity policies by action and resource (wildcards), for IAM
+  users and assumed-role sessions — the kill deny works on live sessions.
+- The role trust policy on AssumeRole: the caller's ARN must be a listed AWS
+  principal; only ``StringEquals`` on ``sts:ExternalId`` is evaluated.
+What it does not:
+- Conditions other than that one (``DateLessThan aws:TokenIssueTime`` is
+  ignored, so a "revoke older sessions" policy denies every session).
+- ``NotResource`` (a statement with it counts as matching, whatever its Effect).
+- Trust statements with Effect Deny: any trust statement without ``Resource``
+  (all of them) whose principal matches counts as *Allow*. A deny-all trust lock
+  therefore does not stop AssumeRole in moto; AWS refuses it.
+- Calls naming a role that does not exist yet (CreateRole, GetRole of a missing
+  role) are authorised against resource ``*``, not the role ARN.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config as BotoConfig
+
+from agentctl.clock import Clock
+from agentctl.config import AwsSettings, Config
+from agentctl.providers.base import ProviderContext
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+# moto accepts any credentials while IAM enforcement is off.
+ADMIN_CREDENTIALS: Mapping[str, str] = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+}
+OPERATOR_POLICY = Path(__file__).resolve().parent.parent / "policies" / "operator-policy.json"
+
+
+@dataclass
+class MotoServer:
+    """Handle on the running server: URL, reset, IAM enforcement, admin clients."""
+
+    url: str
+    _stop: Callable[[], None] = field(repr=False)
+
+    def reset(self) -> None:
+        """Empty every backend and turn IAM enforcement off."""
+        self.enforce_iam(None)
+        requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def enforce_iam(self, after: int | None = 0) -> None:
+        """Check IAM policies on every request after the next ``after`` ones
+        (0: from now on); ``None`` turns enforcement off."""
+        value = "inf" if after is None else str(after)
+        response = requests.post(f"{self.url}/moto-api/reset-auth", data=value.encode(), timeout=10)
+        response.raise_for_status()
+
+    @contextmanager
+    def unenforced(self) -> Iterator[None]:
+        """Admin access for a moment (read back what the operator did), then
+        enforcement on again."""
+        self.enforce_iam(None)
+        try:
+            yield
+        finally:
+            self.enforce_iam(0)
+
+    def client(self, service: str, credentials: Mapping[str, str] = ADMIN_CREDENTIALS) -> Any:
+        """A client with no retries: moto answers a deleted role's sessions with
+        HTTP 500, which botocore would otherwise retry with backoff."""
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            config=BotoConfig(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}),
+            **credentials,
+        )
+
+    def session_client(self, service: str, environment: Mapping[str, Any]) -> Any:
+        """A client using credentials from an ``IssuedCredential.environment``."""
+        return self.client(
+            service,
+            {
+                "aws_access_key_id": environment["AWS_ACCESS_KEY_ID"].reveal(),
+                "aws_secret_access_key": environment["AWS_SECRET_ACCESS_KEY"].reveal(),
+                "aws_session_token": environment["AWS_SESSION_TOKEN"].reveal(),
+            },
+        )
+
+    def stop(self) -> None:
+        self._stop()
+
+
+def start_moto_server() -> MotoServer:
+    from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request at INFO: thousands of lines per test run.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return MotoServer(url=f"http://{host}:{port}", _stop=server.stop)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = start_moto_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer) -> Iterator[MotoServer]:
+    """The moto server, empty and unenforced for this test (and left that way)."""
+    moto_server.reset()
+    yield moto_server
+    moto_server.reset()
+
+
+def aws_settings(server: MotoServer, **overrides: Any) -> AwsSettings:
+    """Settings pointing at ``server``; ``runtime_principal`` must come in
+    ``overrides`` (usually the operator's ARN: the operator also runs exec)."""
+    values: dict[str, Any] = {
+        "endpoint_url": server.url,
+        "region": REGION,
+        "max_attempts": 2,
+    }
+    values.update(overrides)
+    return AwsSettings(**values)
+
+
+def provider_context(
+    settings: AwsSettings,
+    credentials: Mapping[str, str] = ADMIN_CREDENTIALS,
+    clock: Clock | None = None,
+    **client_options: Any,
+) -> ProviderContext:
+    """A ProviderContext whose clients use ``credentials`` (explicit, so the
+    developer's own AWS environment never leaks into a test)."""
+    context = ProviderContext(
+        config=Config(aws=settings),
+        client_options={**credentials, **client_options},
+        operator="test-operator",
+    )
+    if clock is not None:
+        context.clock = clock
+    return context
+
+
+@dataclass(frozen=True)
+class Operator:
+    user_name: str
+    arn: str
+    access_key_id: str
+    secret_access_key: str
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+        }
+
+
+def create_operator(
+    server: MotoServer, user_name: str = "agentctl-operator", policy_file: Path = OPERATOR_POLICY
+) -> Operator:
+    """An IAM user whose only permission is ``policy_file`` (a managed policy:
+    the operator policy is longer than IAM's 2048-character inline user limit).
+    Call before ``enforce_iam``."""
+    iam = server.client("iam")
+    user = iam.create_user(UserName=user_name)["User"]
+    policy_arn = iam.create_policy(
+        PolicyName=f"{user_name}-policy", PolicyDocument=policy_file.read_text(encoding="utf-8")
+    )["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=user_name, PolicyArn=policy_arn)
+    key = iam.create_access_key(UserName=user_name)["AccessKey"]
+    return Operator(user_name, user["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def create_boundary(
+    server: MotoServer, name: str = "agentctl-boundary", actions: tuple[str, ...] = ("s3:*",)
+) -> str:
+    """A managed policy to use as the agents' permissions boundary; its ARN."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}],
+    }
+    return str(
+        server.client("iam").create_policy(PolicyName=name, PolicyDocument=json.dumps(document))[
+            "Policy"
+        ]["Arn"]
+    )
+
+
+def frozen_clock(moment: datetime = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)) -> Clock:
+    return lambda: moment
+
+
+@dataclass
+class CallRecorder:
+    """Operations a botocore client was asked to call, with their API parameters."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
+        with self._lock:
+            self.calls.append((model.name, dict(params)))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+def record_calls(client: Any, service: str) -> CallRecorder:
+    """Record every operation ``client`` is asked to call, once per call (not
+    per retry), with the parameters as passed — moto drops SourceIdentity and
+    session tags from its answers, so this is where tests see them."""
+    recorder = CallRecorder()
+    client.meta.events.register(f"provide-client-params.{service}.*", recorder)
+    return recorder
+
+
+# IAM writes agentctl may make; anything else it calls is a read.
+IAM_MUTATING = frozenset(
+    {
+        "CreateRole",
+        "DeleteRole",
+        "TagRole",
+        "UntagRole",
+        "UpdateRole",
+        "UpdateAssumeRolePolicy",
+        "PutRolePolicy",
+        "DeleteRolePolicy",
+        "DetachRolePolicy",
+        "PutRolePermissionsBoundary",
+        "DeleteRolePermissionsBoundary",
+    }
+)
+
+_THROTTLE_BODY = (
+    b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+    b"<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+    b"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+)
+
+
+@dataclass
+class ThrottlingProxy:
+    url: str
+    throttled: int = 0
+    forwarded: int = 0
+
+
+@contextmanager
+def throttling_proxy(server: MotoServer, failures: int | None) -> Iterator[ThrottlingProxy]:
+    """An HTTP proxy in front of moto answering the first ``failures`` requests
+    with ``400 Throttling`` (None: every request), forwarding the rest."""
+    target = urlsplit(server.url)
+    lock = threading.Lock()
+    state = ThrottlingProxy(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _handle(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                throttle = failures is None or state.throttled < failures
+                if throttle:
+                    state.throttled += 1
+                else:
+                    state.forwarded += 1
+            if throttle:
+                self.send_response(400)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(_THROTTLE_BODY)))
+                self.end_headers()
+                self.wfile.write(_THROTTLE_BODY)
+                return
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            payload = response.read()
+            self.send_response(response.status)
+            for key, value in response.getheaders():
+                if key.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            upstream.close()
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
