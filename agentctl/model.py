@@ -92,6 +92,22 @@ class Contract:
             "kill_switch": self.kill_switch,
         }
 
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], *, source: str = "") -> Contract:
+        """Rebuild a contract recorded by :meth:`document` (already validated when
+        it was applied; the state store is trusted like the operator's host)."""
+        agent = document["agent"]
+        return cls(
+            name=agent["name"],
+            owner=agent["owner"],
+            purpose=agent["purpose"],
+            execution_mode=ExecutionMode(document["execution_mode"]),
+            expiry=date.fromisoformat(document["expiry"]),
+            kill_switch=document["kill_switch"],
+            permissions=dict(document.get("permissions") or {}),
+            source=source,
+        )
+
     @property
     def digest(self) -> str:
         """sha256 of the canonical document: equal digests mean nothing to change."""

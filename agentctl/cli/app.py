@@ -1,0 +1,132 @@
+"""The ``agentctl`` command: global options, command registry, error handling.
+
+Every command module only parses arguments, calls the core and renders the
+returned data. Errors from the core are :class:`AgentctlError`; :func:`run`
+turns them into one short message with what to do, and an exit code. No
+traceback reaches a user for anything they can cause.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+from rich.markup import escape
+
+from agentctl import __version__
+from agentctl.cli import audit, github, lifecycle, runs, validate
+from agentctl.cli.common import AppContext, stderr
+from agentctl.errors import EXIT_FAILURE, EXIT_USAGE, AgentctlError
+
+HELP = """\
+Give every AI agent its own identity: a name, a human owner, scoped
+permissions, an execution mode, an expiry date and a kill switch.
+
+[bold]Typical use[/bold]
+
+  agentctl validate contracts/          [dim]# in CI on every pull request[/dim]
+  agentctl plan contracts/              [dim]# what would change[/dim]
+  agentctl apply contracts/             [dim]# provision / update / disable expired[/dim]
+  agentctl kill pr-review-agent         [dim]# incident: revoke this agent only[/dim]
+  agentctl expiring --days 30           [dim]# nightly from cron[/dim]
+  agentctl exec pr-review-agent --on-behalf-of amit@company.com -- python review.py
+
+Exit codes: 0 ok, 1 failure or findings that need action, 2 usage error.
+"""
+
+app = typer.Typer(
+    name="agentctl",
+    help=HELP,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agentctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: str | None = typer.Option(
+        None, "--config", envvar="AGENTCTL_CONFIG", help="Path to agentctl.yaml.", show_envvar=True
+    ),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        envvar="AGENTCTL_STATE",
+        help="State store: a SQLite path or a postgresql:// URL.",
+        show_envvar=True,
+    ),
+    operator: str | None = typer.Option(
+        None,
+        "--operator",
+        envvar="AGENTCTL_OPERATOR",
+        help="Who is running agentctl (recorded in every audit event).",
+        show_envvar=True,
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    ctx.obj = AppContext(config_path=config, state_url=state, operator=operator)
+    # Close the state store (and anything else opened lazily) when the command ends.
+    ctx.call_on_close(ctx.obj.close)
+
+
+app.command(help=validate.HELP)(validate.validate)
+lifecycle.register(app)
+runs.register(app)
+app.add_typer(audit.app, name="audit")
+app.add_typer(github.app, name="github")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the exit code (tests call this directly)."""
+    try:
+        result = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="agentctl",
+            standalone_mode=False,
+        )
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        stderr.print("[yellow]aborted[/yellow]")
+        return EXIT_FAILURE
+    except click.ClickException as exc:  # usage errors: bad option, missing argument
+        exc.show()
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except AgentctlError as exc:
+        render_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/yellow]: the next run converges from here")
+        return 130
+    except Exception as exc:  # a bug: say so, but never print its message (it may hold data)
+        if os.environ.get("AGENTCTL_DEBUG"):
+            raise
+        stderr.print(
+            f"[red]internal error[/red] ({exc.__class__.__name__}): this is a bug in agentctl. "
+            "Re-run with AGENTCTL_DEBUG=1 for details and report it."
+        )
+        return EXIT_FAILURE
+
+
+def render_error(exc: AgentctlError) -> None:
+    stderr.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
+    if exc.hint:
+        stderr.print(f"[dim]hint:[/dim] {escape(exc.hint)}")
+
+
+def main() -> None:
+    sys.exit(run())

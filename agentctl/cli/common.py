@@ -1,0 +1,126 @@
+"""Shared CLI plumbing: global options, output format, rendering, errors.
+
+Commands get an :class:`AppContext` from ``typer.Context.obj`` and build the
+core objects (config, state, secrets, providers) through it, lazily: a command
+that does not need the state never opens it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+from agentctl.clock import Clock, system_clock
+from agentctl.config import Config, load_config
+
+if TYPE_CHECKING:
+    from agentctl.engine import Engine
+    from agentctl.secrets import SecretStore
+    from agentctl.state import StateStore
+
+
+class OutputFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+OUTPUT_OPTION = typer.Option(
+    OutputFormat.TEXT, "--output", "-o", help="text for people, json for machines (stable shape)."
+)
+
+# Results go to stdout; progress, prompts and errors to stderr, so
+# `--output json | jq` never sees anything but JSON.
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class AppContext:
+    config_path: str | None = None
+    state_url: str | None = None
+    operator: str | None = None
+    _config: Config | None = None
+    _state: StateStore | None = None
+    _secrets: SecretStore | None = None
+    _closers: list[Any] = field(default_factory=list)
+
+    def config(self, contract_paths: Sequence[str] = ()) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path, contract_paths)
+        return self._config
+
+    def clock(self) -> Clock:
+        return system_clock
+
+    def engine(self, contract_paths: Sequence[str] = (), *, tolerate_config_errors: bool = False) -> Engine:
+        """The engine for this command. ``tolerate_config_errors`` is for kill:
+        during an incident a broken agentctl.yaml must not stop a revocation,
+        so it falls back to the defaults and says so."""
+        from agentctl.errors import ConfigError
+        from agentctl.runtime import build_engine
+
+        try:
+            config = self.config(contract_paths)
+        except ConfigError as exc:
+            if not tolerate_config_errors:
+                raise
+            stderr.print(f"[yellow]warning[/yellow]: {exc.message}; using default settings")
+            config = self._config = Config()
+        return build_engine(
+            config,
+            state_url=self.state_url,
+            operator=self.operator,
+            clock=self.clock(),
+            state_factory=self.state,
+            secrets_factory=self.secrets,
+        )
+
+    def resolved_operator(self) -> str:
+        return self.config().resolved_operator(self.operator)
+
+    def state(self) -> StateStore:
+        if self._state is None:
+            from agentctl.state import open_state
+
+            self._state = open_state(self.config().resolved_state_url(self.state_url))
+            self._closers.append(self._state)
+        return self._state
+
+    def secrets(self) -> SecretStore:
+        if self._secrets is None:
+            from agentctl.secrets import open_secret_store
+
+            self._secrets = open_secret_store(self.config().secrets)
+        return self._secrets
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            close = getattr(closer, "close", None)
+            if close:
+                close()
+        self._closers.clear()
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):
+        obj = AppContext()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()

@@ -1,0 +1,702 @@
+"""Orchestration: apply, kill, revive, rotate, expiring, status.
+
+The engine returns frozen dataclasses and never prints, prompts or exits.
+It is built from injected parts (config, clock, state, providers, journal) so
+tests run it against real local servers with temporary state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agentctl.clock import Clock, system_clock
+from agentctl.config import Config
+from agentctl.errors import AgentctlError, NotFound, StateError
+from agentctl.model import AgentStatus, Contract
+from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan
+from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
+
+if TYPE_CHECKING:
+    from agentctl.audit import AuditJournal
+    from agentctl.state import StateStore
+
+DEFAULT_PARALLELISM = 16
+
+
+@dataclass(frozen=True)
+class AgentApplyResult:
+    agent: str
+    ok: bool
+    results: tuple[ActionResult, ...] = ()
+    error: str | None = None
+    skipped: str | None = None  # e.g. killed meanwhile
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "ok": self.ok,
+            "error": self.error,
+            "skipped": self.skipped,
+            "actions": [_action_dict(r) for r in self.results],
+        }
+
+
+def _action_dict(result: ActionResult) -> dict[str, Any]:
+    return {
+        "provider": result.provider,
+        "action": result.action,
+        "ok": result.ok,
+        "already": result.already,
+        "detail": result.detail,
+        "resource_id": result.resource_id,
+        "remaining": result.remaining or None,
+    }
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    agents: tuple[AgentApplyResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.agents)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "agents": [a.as_dict() for a in self.agents],
+            "summary": {
+                "agents": len(self.agents),
+                "failed": sum(1 for a in self.agents if not a.ok),
+                "changed": sum(1 for a in self.agents if a.results),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class LifecycleReport:
+    """Outcome of kill / revive / rotate for one agent across providers."""
+
+    agent: str
+    action: str
+    results: tuple[ActionResult, ...]
+    already: bool = False
+    state_recorded: bool = True
+    audit_recorded_in: str = "state"  # "state" | "journal"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "action": self.action,
+            "ok": self.ok,
+            "already": self.already,
+            "providers": [_action_dict(r) for r in self.results],
+            "state_recorded": self.state_recorded,
+            "audit_recorded_in": self.audit_recorded_in,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class ExpiringItem:
+    agent: str
+    owner: str
+    kind: str  # "contract-expired" | "contract-expiring" | "credential-rotation-due"
+    due: date
+    days_left: int
+    detail: str
+    file: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "owner": self.owner,
+            "kind": self.kind,
+            "due": self.due.isoformat(),
+            "days_left": self.days_left,
+            "detail": self.detail,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True)
+class ExpiringReport:
+    days: int
+    today: date
+    items: tuple[ExpiringItem, ...]
+
+    def by_owner(self) -> dict[str, list[ExpiringItem]]:
+        grouped: dict[str, list[ExpiringItem]] = {}
+        for item in sorted(self.items, key=lambda i: (i.owner, i.days_left, i.agent)):
+            grouped.setdefault(item.owner, []).append(item)
+        return grouped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "today": self.today.isoformat(),
+            "days": self.days,
+            "due": len(self.items),
+            "owners": [
+                {"owner": owner, "items": [i.as_dict() for i in items]}
+                for owner, items in self.by_owner().items()
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class AgentView:
+    name: str
+    owner: str
+    execution_mode: str
+    expiry: date | None
+    status: str  # active | killed | expired | removed | drifted
+    providers: tuple[str, ...]
+    last_rotated_at: datetime | None
+    live_credentials: int
+    status_reason: str | None = None
+    drift: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "owner": self.owner,
+            "execution_mode": self.execution_mode,
+            "expiry": self.expiry.isoformat() if self.expiry else None,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "providers": list(self.providers),
+            "last_rotated_at": self.last_rotated_at.isoformat() if self.last_rotated_at else None,
+            "live_credentials": self.live_credentials,
+            "drift": list(self.drift),
+        }
+
+
+@dataclass
+class Engine:
+    config: Config
+    providers: Mapping[str, Provider]
+    state_factory: Callable[[], StateStore]
+    operator: str
+    clock: Clock = system_clock
+    journal: AuditJournal | None = None
+    _state: StateStore | None = field(default=None, init=False, repr=False)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @property
+    def state(self) -> StateStore:
+        if self._state is None:
+            self._state = self.state_factory()
+        return self._state
+
+    def _try_state(self) -> StateStore | None:
+        try:
+            return self.state
+        except StateError:
+            return None
+
+    def today(self) -> date:
+        return self.clock().date()
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        on_behalf_of: str | None = None,
+        scope: str | None = None,
+        trigger: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        state: StateStore | None = None,
+    ) -> str:
+        """Append an audit event; fall back to the local journal if the state is down.
+
+        Returns where the event went ("state" or "journal").
+        """
+        fields: dict[str, Any] = {
+            "actor": actor,
+            "on_behalf_of": on_behalf_of,
+            "action": action,
+            "scope": scope,
+            "trigger": trigger,
+            "target": target,
+            "result": result,
+            "operator": self.operator,
+            "detail": dict(detail or {}),
+        }
+        store = state if state is not None else self._try_state()
+        if store is not None:
+            try:
+                store.append_audit(**fields)
+                return "state"
+            except StateError:
+                pass
+        if self.journal is None:
+            raise StateError(
+                f"cannot record the audit event for {action} {target}: the state store is "
+                "unreachable and no fallback journal is configured",
+                hint="set 'journal:' in agentctl.yaml",
+            )
+        self.journal.append(time=self.clock(), **fields)
+        return "journal"
+
+    # -- plan / apply -----------------------------------------------------------
+
+    def plan(
+        self,
+        contracts: Sequence[Contract],
+        expired: Sequence[Contract] = (),
+        *,
+        refresh: bool = True,
+        prune: bool = False,
+        parallelism: int = DEFAULT_PARALLELISM,
+        progress: Callable[[str], None] | None = None,
+    ) -> Plan:
+        return compute_plan(
+            contracts=contracts,
+            expired=expired,
+            providers=self.providers,
+            state=self.state,
+            today=self.today(),
+            refresh=refresh,
+            prune=prune,
+            parallelism=parallelism,
+            progress=progress,
+        )
+
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        parallelism: int = DEFAULT_PARALLELISM,
+        progress: Callable[[AgentApplyResult], None] | None = None,
+        on_lock_wait: Callable[[str], None] | None = None,
+    ) -> ApplyReport:
+        state = self.state
+        with state.apply_lock(
+            self.config.lock_timeout_seconds, on_wait=on_lock_wait, operator=self.operator
+        ):
+            self._import_journal(state)
+            with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+                results = []
+                for outcome in pool.map(lambda a: self._apply_agent(plan, a), plan.agents):
+                    results.append(outcome)
+                    if progress:
+                        progress(outcome)
+        return ApplyReport(agents=tuple(results))
+
+    def _import_journal(self, state: StateStore) -> None:
+        if self.journal is not None:
+            from agentctl.audit import import_journal
+
+            import_journal(state, self.journal, operator=self.operator)
+
+    def _apply_agent(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
+        state = self.state
+        name = agent_plan.agent
+        changes = plan.applicable(agent_plan)
+        # A provider that could not be planned fails the agent, but the other
+        # providers' changes still go through: one broken system never blocks
+        # revoking or updating the rest.
+        plan_errors = "; ".join([*agent_plan.errors, *(c.summary for c in agent_plan.conflicts)]) or None
+        try:
+            record = state.get_agent(name)
+            if (
+                record is not None
+                and record.status == AgentStatus.KILLED
+                and agent_plan.disposition != AgentDisposition.KILLED
+            ):
+                # Killed after the plan was made: never undo a kill.
+                return AgentApplyResult(agent=name, ok=True, skipped="killed since the plan was made")
+            results: list[ActionResult] = []
+            failed: str | None = None
+            for change in changes:
+                result = self._apply_change(change)
+                results.append(result)
+                self._record_change(agent_plan, change, result)
+                if not result.ok:
+                    failed = f"{change.provider}: {result.detail}"
+                    break
+            if failed is None and plan_errors is None:
+                self._record_agent(agent_plan, changes)
+            error = "; ".join(e for e in (plan_errors, failed) if e) or None
+            return AgentApplyResult(agent=name, ok=error is None, results=tuple(results), error=error)
+        except AgentctlError as exc:
+            return AgentApplyResult(agent=name, ok=False, error=exc.message)
+
+    def _apply_change(self, change: Change) -> ActionResult:
+        provider = self.providers[change.provider]
+        try:
+            return provider.apply(change)
+        except AgentctlError as exc:
+            return ActionResult(
+                provider=change.provider,
+                agent=change.agent,
+                action=change.kind.value,
+                ok=False,
+                detail=exc.message,
+                remaining=f"re-run apply to {change.kind.value} {change.agent} in {change.provider}",
+            )
+
+    def _record_change(self, agent_plan: AgentPlan, change: Change, result: ActionResult) -> None:
+        state = self.state
+        if result.ok:
+            if change.kind == ChangeKind.REMOVE:
+                state.delete_resource(change.agent, change.provider)
+            else:
+                previous = state.get_resource(change.agent, change.provider)
+                state.put_resource(
+                    agent=change.agent,
+                    provider=change.provider,
+                    resource_id=result.resource_id or (previous.resource_id if previous else ""),
+                    attributes={**(previous.attributes if previous else {}), **result.attributes},
+                    applied_hash=agent_plan.contract.digest if agent_plan.contract else None,
+                )
+        self.audit(
+            actor=change.agent,
+            action=f"apply.{change.kind.value}",
+            scope=change.provider,
+            target=f"{change.provider}:{result.resource_id or change.agent}",
+            result="success" if result.ok else "failure",
+            detail={"summary": change.summary, "detail": result.detail},
+            state=state,
+        )
+
+    def _record_agent(self, agent_plan: AgentPlan, changes: Sequence[Change]) -> None:
+        state = self.state
+        contract = agent_plan.contract
+        if agent_plan.disposition == AgentDisposition.ORPHAN:
+            if changes:  # pruned
+                state.set_agent_status(agent_plan.agent, AgentStatus.REMOVED, "contract removed; pruned")
+            return
+        if contract is None:
+            return
+        status = {
+            AgentDisposition.EXPIRED: AgentStatus.EXPIRED,
+            AgentDisposition.KILLED: AgentStatus.KILLED,
+        }.get(agent_plan.disposition, AgentStatus.ACTIVE)
+        existing = state.get_agent(contract.name)
+        # Every provider of this agent now matches this contract: record it, so the
+        # next apply can skip the agent without asking the providers again.
+        for resource in state.list_resources(contract.name):
+            if resource.applied_hash != contract.digest:
+                state.put_resource(
+                    agent=resource.agent,
+                    provider=resource.provider,
+                    resource_id=resource.resource_id,
+                    attributes=dict(resource.attributes),
+                    applied_hash=contract.digest,
+                )
+        if (
+            existing is not None
+            and existing.contract_hash == contract.digest
+            and existing.status == status
+            and existing.document is not None
+            and not changes
+        ):
+            return  # nothing changed: keep the second apply free of writes
+        state.upsert_agent(
+            name=contract.name,
+            owner=contract.owner,
+            purpose=contract.purpose,
+            execution_mode=contract.execution_mode.value,
+            expiry=contract.expiry,
+            status=status,
+            contract_hash=contract.digest,
+            status_reason="expired" if status == AgentStatus.EXPIRED else None,
+            document=contract.document(),
+        )
+
+    # -- kill / revive --------------------------------------------------------------
+
+    def _for_each_provider(
+        self, fn: Callable[[Provider], ActionResult], action: str, agent: str
+    ) -> tuple[ActionResult, ...]:
+        def guarded(provider: Provider) -> ActionResult:
+            try:
+                return fn(provider)
+            except Exception as exc:  # one provider failing must never stop the others
+                message = exc.message if isinstance(exc, AgentctlError) else exc.__class__.__name__
+                return ActionResult(
+                    provider=provider.name,
+                    agent=agent,
+                    action=action,
+                    ok=False,
+                    detail=message,
+                    remaining=f"run `agentctl {action} {agent}` again once {provider.name} is reachable",
+                )
+
+        providers = list(self.providers.values())
+        if not providers:
+            return ()
+        with ThreadPoolExecutor(max_workers=len(providers)) as pool:
+            return tuple(pool.map(guarded, providers))
+
+    def kill(self, name: str, reason: str) -> LifecycleReport:
+        """Revoke one agent everywhere. Never takes the apply lock; works with no
+        contract and with the state store empty or unreachable."""
+        notes: list[str] = []
+        state = self._try_state()
+        record = None
+        if state is None:
+            notes.append("state store unreachable: providers were searched by tag")
+        else:
+            try:
+                record = state.get_agent(name)
+            except StateError:
+                state = None
+                notes.append("state store unreachable: providers were searched by tag")
+        results = self._for_each_provider(lambda p: p.kill(name, reason), "kill", name)
+        # A provider that found nothing returns no resource id.
+        found_anywhere = record is not None or any(r.resource_id or not r.ok for r in results)
+        if not found_anywhere:
+            raise NotFound(
+                f"no agent named {name!r} in the state store or in any provider",
+                hint="check the name with `agentctl list` (names are matched exactly)",
+            )
+        already = (
+            record is not None
+            and record.status == AgentStatus.KILLED
+            and all(r.already or r.resource_id is None for r in results if r.ok)
+            and all(r.ok for r in results)
+        )
+        state_recorded = False
+        if state is not None:
+            try:
+                if record is None:
+                    state.upsert_agent(
+                        name=name,
+                        owner="unknown",
+                        purpose="",
+                        execution_mode="autonomous",
+                        expiry=None,
+                        status=AgentStatus.KILLED,
+                        contract_hash=None,
+                        status_reason=reason,
+                    )
+                elif record.status != AgentStatus.KILLED:
+                    state.set_agent_status(name, AgentStatus.KILLED, reason)
+                state_recorded = True
+            except StateError:
+                notes.append("state store unreachable: the kill is recorded in the audit journal only")
+        ok = all(r.ok for r in results)
+        where = self.audit(
+            actor=name,
+            action="kill",
+            target=name,
+            result="already-killed" if already else ("success" if ok else "partial"),
+            trigger=f"operator/{self.operator}",
+            detail={
+                "reason": reason,
+                "providers": {r.provider: ("ok" if r.ok else r.detail) for r in results},
+            },
+            state=state,
+        )
+        return LifecycleReport(
+            agent=name,
+            action="kill",
+            results=results,
+            already=already,
+            state_recorded=state_recorded,
+            audit_recorded_in=where,
+            notes=tuple(notes),
+        )
+
+    def revive(self, name: str, reason: str) -> LifecycleReport:
+        state = self.state
+        record = state.get_agent(name)
+        if record is None:
+            raise NotFound(f"no agent named {name!r} in the state store")
+        if record.status != AgentStatus.KILLED:
+            raise AgentctlError(
+                f"{name} is {record.status.value}, not killed: nothing to revive",
+                hint="revive only undoes `agentctl kill`",
+            )
+        results = self._for_each_provider(lambda p: p.revive(name, reason), "revive", name)
+        ok = all(r.ok for r in results)
+        if ok:
+            status = AgentStatus.ACTIVE
+            if record.expiry is not None and self.today() >= record.expiry:
+                status = AgentStatus.EXPIRED
+            state.set_agent_status(name, status, reason)
+        self.audit(
+            actor=name,
+            action="revive",
+            target=name,
+            result="success" if ok else "partial",
+            trigger=f"operator/{self.operator}",
+            detail={"reason": reason},
+            state=state,
+        )
+        return LifecycleReport(agent=name, action="revive", results=results)
+
+    # -- rotate -----------------------------------------------------------------------
+
+    def rotate(self, names: Iterable[str] | None, provider: str | None = None) -> list[LifecycleReport]:
+        state = self.state
+        if names is None:
+            targets = [a.name for a in state.list_agents() if a.status == AgentStatus.ACTIVE]
+        else:
+            targets = list(names)
+        reports = []
+        for name in targets:
+            record = state.get_agent(name)
+            if record is None:
+                raise NotFound(f"no agent named {name!r} in the state store")
+            if record.status != AgentStatus.ACTIVE:
+                raise AgentctlError(
+                    f"{name} is {record.status.value}: only active agents are rotated",
+                )
+            involved = {r.provider for r in state.list_resources(name)}
+            chosen = [p for n, p in self.providers.items() if n in involved and provider in (None, n)]
+            results = []
+            for prov in chosen:
+                try:
+                    results.append(prov.rotate(name))
+                except AgentctlError as exc:
+                    results.append(
+                        ActionResult(
+                            provider=prov.name, agent=name, action="rotate", ok=False,
+                            detail=exc.message, remaining="old credentials were left in place",
+                        )
+                    )
+            ok = all(r.ok for r in results)
+            if ok and results:
+                state.mark_rotated(name, self.clock())
+            self.audit(
+                actor=name,
+                action="rotate",
+                target=name,
+                scope=",".join(r.provider for r in results) or None,
+                result="success" if ok else "failure",
+                trigger=f"operator/{self.operator}",
+                detail={r.provider: r.detail for r in results},
+                state=state,
+            )
+            notes = () if results else ("no provisioned resources to rotate",)
+            reports.append(LifecycleReport(agent=name, action="rotate", results=tuple(results), notes=notes))
+        return reports
+
+    # -- expiring / status --------------------------------------------------------
+
+    def expiring(
+        self,
+        contracts: Sequence[Contract],
+        expired: Sequence[Contract],
+        *,
+        days: int,
+        include_credentials: bool = True,
+    ) -> ExpiringReport:
+        today = self.today()
+        horizon = today + timedelta(days=days)
+        items: list[ExpiringItem] = []
+        for contract in expired:
+            items.append(
+                ExpiringItem(
+                    agent=contract.name,
+                    owner=contract.owner,
+                    kind="contract-expired",
+                    due=contract.expiry,
+                    days_left=(contract.expiry - today).days,
+                    detail=f"expired on {contract.expiry.isoformat()}: renew the contract or remove it",
+                    file=contract.source or None,
+                )
+            )
+        for contract in contracts:
+            if contract.expiry <= horizon:
+                left = (contract.expiry - today).days
+                items.append(
+                    ExpiringItem(
+                        agent=contract.name,
+                        owner=contract.owner,
+                        kind="contract-expiring",
+                        due=contract.expiry,
+                        days_left=left,
+                        detail=f"expires in {left} day{'s' if left != 1 else ''} "
+                        f"({contract.expiry.isoformat()}): extend the expiry or let it lapse",
+                        file=contract.source or None,
+                    )
+                )
+        if include_credentials:
+            items.extend(self._rotation_due(today, {c.name: c.owner for c in [*contracts, *expired]}))
+        return ExpiringReport(days=days, today=today, items=tuple(items))
+
+    def _rotation_due(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
+        state = self._try_state()
+        if state is None:
+            return []
+        max_age = timedelta(days=self.config.rotation_max_age_days)
+        items = []
+        for record in state.list_agents():
+            if record.status != AgentStatus.ACTIVE:
+                continue
+            if not state.list_resources(record.name):
+                continue
+            since = record.last_rotated_at or record.created_at
+            due = (since + max_age).date()
+            if due <= today:
+                items.append(
+                    ExpiringItem(
+                        agent=record.name,
+                        owner=owners.get(record.name, record.owner),
+                        kind="credential-rotation-due",
+                        due=due,
+                        days_left=(due - today).days,
+                        detail=(
+                            f"credentials last rotated {since.date().isoformat()} "
+                            f"(older than {self.config.rotation_max_age_days} days): "
+                            f"run `agentctl rotate {record.name}`"
+                        ),
+                    )
+                )
+        return items
+
+    def status(self, name: str | None = None, *, drift: Mapping[str, Sequence[str]] | None = None) -> list[AgentView]:
+        state = self.state
+        records = [state.get_agent(name)] if name else state.list_agents()
+        if name and records[0] is None:
+            raise NotFound(f"no agent named {name!r} in the state store", hint="see `agentctl list`")
+        now = self.clock()
+        views = []
+        for record in records:
+            assert record is not None
+            providers = tuple(sorted(r.provider for r in state.list_resources(record.name)))
+            live = len(state.list_credentials(agent=record.name, live_at=now))
+            agent_drift = tuple((drift or {}).get(record.name, ()))
+            status = record.status.value
+            if record.status == AgentStatus.ACTIVE:
+                if record.expiry is not None and now.date() >= record.expiry:
+                    status = AgentStatus.EXPIRED.value
+                elif agent_drift:
+                    status = "drifted"
+            views.append(
+                AgentView(
+                    name=record.name,
+                    owner=record.owner,
+                    execution_mode=record.execution_mode,
+                    expiry=record.expiry,
+                    status=status,
+                    providers=providers,
+                    last_rotated_at=record.last_rotated_at,
+                    live_credentials=live,
+                    status_reason=record.status_reason,
+                    drift=agent_drift,
+                )
+            )
+        return views
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,238 @@
+"""Desired (contracts) vs recorded (state) vs observed (providers) -> Plan.
+
+The plan is pure data: which agent, which provider, which change and why.
+Computing it never mutates anything; ``apply`` executes exactly it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from agentctl.errors import AgentctlError
+from agentctl.model import AgentStatus, Contract
+from agentctl.providers.base import Change, ChangeKind, Observed, Provider
+
+if TYPE_CHECKING:
+    from agentctl.state import StateStore
+
+
+class AgentDisposition:
+    """Why an agent is in the plan."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    ORPHAN = "orphan"  # recorded in state, contract gone: removed only with --prune
+    KILLED = "killed"
+
+
+@dataclass(frozen=True)
+class AgentPlan:
+    agent: str
+    disposition: str
+    owner: str | None
+    contract: Contract | None
+    changes: tuple[Change, ...] = ()
+    declared: tuple[str, ...] = ()  # systems declared but with no provider installed
+    errors: tuple[str, ...] = ()  # observe/plan failures, per provider
+
+    @property
+    def mutating(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.mutating)
+
+    @property
+    def conflicts(self) -> tuple[Change, ...]:
+        """Resources in the way that agentctl will not touch: need a human."""
+        return tuple(c for c in self.changes if c.kind == ChangeKind.CONFLICT)
+
+    @property
+    def failed_to_plan(self) -> bool:
+        return bool(self.errors or self.conflicts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "disposition": self.disposition,
+            "owner": self.owner,
+            "changes": [
+                {
+                    "provider": c.provider,
+                    "kind": c.kind.value,
+                    "summary": c.summary,
+                    "fields": [
+                        {"field": f.field, "before": f.before, "after": f.after} for f in c.fields
+                    ],
+                }
+                for c in self.changes
+            ],
+            "declared_not_enforced": list(self.declared),
+            "errors": list(self.errors),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    agents: tuple[AgentPlan, ...]
+    prune: bool = False
+    refreshed: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def has_changes(self) -> bool:
+        return any(self.applicable(a) for a in self.agents)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(a.failed_to_plan for a in self.agents)
+
+    def applicable(self, agent: AgentPlan) -> tuple[Change, ...]:
+        """Mutating changes apply would make for this agent (orphans need --prune)."""
+        if agent.disposition == AgentDisposition.ORPHAN and not self.prune:
+            return ()
+        return agent.mutating
+
+    def as_dict(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for agent in self.agents:
+            for change in self.applicable(agent):
+                counts[change.kind.value] = counts.get(change.kind.value, 0) + 1
+        return {
+            "agents": [a.as_dict() for a in self.agents],
+            "summary": {
+                "agents": len(self.agents),
+                "changes": counts,
+                "orphans": sum(1 for a in self.agents if a.disposition == AgentDisposition.ORPHAN),
+                "errors": sum(len(a.errors) + len(a.conflicts) for a in self.agents),
+            },
+            "prune": self.prune,
+            "refreshed": self.refreshed,
+            "notes": list(self.notes),
+        }
+
+
+_EXPECTED_STATUS = {
+    AgentDisposition.ACTIVE: AgentStatus.ACTIVE,
+    AgentDisposition.EXPIRED: AgentStatus.EXPIRED,
+    AgentDisposition.KILLED: AgentStatus.KILLED,
+}
+
+
+def _providers_for(
+    contract: Contract | None, recorded: Sequence[str], providers: Mapping[str, Provider]
+) -> list[str]:
+    """Providers involved with an agent: granted in the contract or recorded in state.
+
+    A provider recorded but no longer granted gets ``plan(None, ...)``: the grant
+    was dropped from the contract, so its resources go (REMOVE).
+    """
+    names = set(recorded)
+    if contract is not None:
+        names |= {system for system in contract.permissions if system in providers}
+    return sorted(n for n in names if n in providers)
+
+
+def observe_unrecorded(provider: Provider, agent: str) -> Observed:
+    return Observed(provider=provider.name, agent=agent, exists=False)
+
+
+def compute_plan(
+    *,
+    contracts: Sequence[Contract],
+    expired: Sequence[Contract],
+    providers: Mapping[str, Provider],
+    state: StateStore | None,
+    today: date,
+    refresh: bool = True,
+    prune: bool = False,
+    parallelism: int = 8,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    by_name: dict[str, tuple[Contract, str]] = {}
+    for contract in contracts:
+        by_name[contract.name] = (contract, AgentDisposition.ACTIVE)
+    for contract in expired:
+        by_name[contract.name] = (contract, AgentDisposition.EXPIRED)
+
+    recorded_resources: dict[str, list[str]] = {}
+    applied_hash: dict[tuple[str, str], str | None] = {}
+    recorded_status: dict[str, AgentStatus] = {}
+    recorded_owner: dict[str, str] = {}
+    if state is not None:
+        for record in state.list_agents():
+            recorded_status[record.name] = record.status
+            recorded_owner[record.name] = record.owner
+        for resource in state.list_resources():
+            recorded_resources.setdefault(resource.agent, []).append(resource.provider)
+            applied_hash[(resource.agent, resource.provider)] = resource.applied_hash
+
+    orphans = sorted(
+        name
+        for name, status in recorded_status.items()
+        if name not in by_name and status != AgentStatus.REMOVED
+    )
+
+    def plan_agent(name: str) -> AgentPlan:
+        contract, disposition = by_name.get(name, (None, AgentDisposition.ORPHAN))
+        if recorded_status.get(name) == AgentStatus.KILLED and disposition != AgentDisposition.ORPHAN:
+            # Killed agents stay killed: only `agentctl revive` brings them back.
+            disposition = AgentDisposition.KILLED
+        declared = ()
+        if contract is not None:
+            declared = tuple(sorted(s for s in contract.permissions if s not in providers))
+        changes: list[Change] = []
+        errors: list[str] = []
+        for provider_name in _providers_for(contract, recorded_resources.get(name, ()), providers):
+            provider = providers[provider_name]
+            granted = contract is not None and contract.grant(provider_name) is not None
+            if (
+                not refresh
+                and granted
+                and contract is not None
+                and applied_hash.get((name, provider_name)) == contract.digest
+                and recorded_status.get(name) == _EXPECTED_STATUS.get(disposition)
+            ):
+                # Applied exactly this contract last time and nothing since: trust
+                # the state (a refreshing plan is what detects out-of-band drift).
+                continue
+            try:
+                if refresh or provider_name in recorded_resources.get(name, ()):
+                    observed = provider.observe(name)
+                else:
+                    observed = observe_unrecorded(provider, name)
+                changes.extend(
+                    provider.plan(
+                        contract if granted else None,
+                        observed,
+                        expired=disposition == AgentDisposition.EXPIRED,
+                    )
+                )
+            except AgentctlError as exc:
+                errors.append(f"{provider_name}: {exc.message}")
+        for system in declared:
+            changes.append(
+                Change(
+                    provider=system,
+                    agent=name,
+                    kind=ChangeKind.DECLARED,
+                    summary=f"{system}: declared, not enforced (no provider for '{system}' is installed)",
+                )
+            )
+        if progress:
+            progress(name)
+        return AgentPlan(
+            agent=name,
+            disposition=disposition,
+            owner=contract.owner if contract else recorded_owner.get(name),
+            contract=contract,
+            changes=tuple(changes),
+            declared=declared,
+            errors=tuple(errors),
+        )
+
+    names = sorted(by_name) + orphans
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        agents = tuple(pool.map(plan_agent, names))
+    return Plan(agents=agents, prune=prune, refreshed=refresh)

@@ -1,0 +1,102 @@
+"""Wiring: build an :class:`Engine` with its providers from a :class:`Config`.
+
+One lazily-opened state store and one lazily-opened secret store are shared
+by the engine and every provider, so a command opens each at most once and
+only if it needs it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agentctl.clock import Clock, system_clock
+from agentctl.config import Config
+from agentctl.engine import Engine
+from agentctl.providers.base import ProviderContext
+from agentctl.providers.registry import load_providers
+
+if TYPE_CHECKING:
+    from agentctl.audit import AuditJournal
+
+T = TypeVar("T")
+
+
+def once(factory: Callable[[], T]) -> Callable[[], T]:
+    """A thread-safe memoised factory (providers run on worker threads)."""
+    lock = threading.Lock()
+    box: list[T] = []
+
+    def get() -> T:
+        with lock:
+            if not box:
+                box.append(factory())
+            return box[0]
+
+    return get
+
+
+def default_journal_path(config: Config) -> Path:
+    if config.journal_path:
+        return Path(config.journal_path).expanduser()
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("agentctl")) / "audit-journal.jsonl"
+
+
+def open_journal(config: Config) -> AuditJournal:
+    from agentctl.audit import AuditJournal
+
+    return AuditJournal(default_journal_path(config))
+
+
+def build_engine(
+    config: Config,
+    *,
+    state_url: str | None = None,
+    operator: str | None = None,
+    clock: Clock = system_clock,
+    client_options: Mapping[str, Any] | None = None,
+    provider_names: Iterable[str] | None = None,
+    state_factory: Callable[[], Any] | None = None,
+    secrets_factory: Callable[[], Any] | None = None,
+) -> Engine:
+    if state_factory is None:
+        url = config.resolved_state_url(state_url)
+
+        def open_configured_state() -> Any:
+            from agentctl.state import open_state
+
+            return open_state(url, clock=clock)
+
+        state_factory = open_configured_state
+    if secrets_factory is None:
+
+        def open_configured_secrets() -> Any:
+            from agentctl.secrets import open_secret_store
+
+            return open_secret_store(config.secrets)
+
+        secrets_factory = open_configured_secrets
+    shared_state = once(state_factory)
+    shared_secrets = once(secrets_factory)
+    who = config.resolved_operator(operator)
+    context = ProviderContext(
+        config=config,
+        clock=clock,
+        state_factory=shared_state,
+        secrets_factory=shared_secrets,
+        operator=who,
+        client_options=dict(client_options or {}),
+    )
+    providers = load_providers(context, provider_names)
+    return Engine(
+        config=config,
+        providers=providers,
+        state_factory=shared_state,
+        operator=who,
+        clock=clock,
+        journal=open_journal(config),
+    )

@@ -1,0 +1,15 @@
+"""Shared fixtures: real servers and stores, no mocks of the thing under test.
+
+- state: ``state_url`` / ``store`` run every test on SQLite and on PostgreSQL
+  (``AGENTCTL_TEST_POSTGRES_URL``, started by ``scripts/ci-services.sh``).
+- AWS: a session-wide moto server in server mode (``aws_helpers``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+pytest_plugins = ["state_helpers", "aws_helpers"]
+
+# werkzeug logs every request moto and the emulator serve: noise in failures.
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
