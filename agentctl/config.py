@@ -104,7 +104,7 @@ class Config:
             return "unknown"
 
 
-def _section(raw: Mapping[str, Any], key: str, cls: type, source: Path | None) -> Any:
+def _section(raw: Mapping[str, Any], key: str, cls: Any, source: Path | None) -> Any:
     value = raw.get(key) or {}
     if not isinstance(value, Mapping):
         raise ConfigError(f"{source}: '{key}' must be a mapping", hint=f"see README, 'Configuration'")

@@ -179,7 +179,7 @@ def compute_plan(
         if recorded_status.get(name) == AgentStatus.KILLED and disposition != AgentDisposition.ORPHAN:
             # Killed agents stay killed: only `agentctl revive` brings them back.
             disposition = AgentDisposition.KILLED
-        declared = ()
+        declared: tuple[str, ...] = ()
         if contract is not None:
             declared = tuple(sorted(s for s in contract.permissions if s not in providers))
         changes: list[Change] = []

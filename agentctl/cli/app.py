@@ -12,14 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 from rich.markup import escape
 
 from agentctl import __version__
 from agentctl.cli import audit, github, lifecycle, runs, validate
 from agentctl.cli.common import AppContext, stderr
-from agentctl.errors import EXIT_FAILURE, EXIT_USAGE, AgentctlError
+from agentctl.errors import EXIT_FAILURE, AgentctlError
 
 HELP = """\
 Give every AI agent its own identity: a name, a human owner, scoped
@@ -90,22 +89,17 @@ app.add_typer(github.app, name="github")
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return the exit code (tests call this directly)."""
+    """Run the CLI and return the exit code (tests call this directly).
+
+    Typer's standalone mode renders usage errors itself (exit 2); everything
+    the core raises comes through here.
+    """
     try:
-        result = app(
-            args=list(argv) if argv is not None else None,
-            prog_name="agentctl",
-            standalone_mode=False,
-        )
-        return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        stderr.print("[yellow]aborted[/yellow]")
-        return EXIT_FAILURE
-    except click.ClickException as exc:  # usage errors: bad option, missing argument
-        exc.show()
-        return exc.exit_code if exc.exit_code else EXIT_USAGE
+        app(args=list(argv) if argv is not None else None, prog_name="agentctl")
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
     except AgentctlError as exc:
         render_error(exc)
         return exc.exit_code
@@ -120,6 +114,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "Re-run with AGENTCTL_DEBUG=1 for details and report it."
         )
         return EXIT_FAILURE
+    return 0
 
 
 def render_error(exc: AgentctlError) -> None:

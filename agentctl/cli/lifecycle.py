@@ -62,7 +62,7 @@ def load_valid_contracts(ctx: typer.Context, paths: list[Path]) -> ValidationRep
 
     app = app_context(ctx)
     config = app.config([str(p) for p in paths])
-    engine_today = app.clock().date()
+    engine_today = app.clock()().date()
     report = load_contracts(paths, today=engine_today, max_lifetime_days=config.max_lifetime_days)
     blocking = [p for p in report.problems if p.severity.value == "error" and p.code != "expired"]
     if blocking:

@@ -42,7 +42,7 @@ def _resolve(target: str) -> ProviderFactory:
             f"provider {target!r} cannot be loaded ({exc.__class__.__name__})",
             hint="reinstall the package that provides it, or uninstall it",
         ) from None
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 def load_providers(context: ProviderContext, names: Iterable[str] | None = None) -> dict[str, Provider]:
