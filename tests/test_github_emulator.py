@@ -47,7 +47,8 @@ from agentctl.testing.github_emulator import GitHubEmulator
 DESCRIPTION_PATH = Path(
     os.environ.get(
         "AGENTCTL_GITHUB_OPENAPI",
-        Path(__file__).resolve().parents[2] / "shared/reference/github-rest-apps.openapi.json",
+        # A copy of ../shared/reference/github-rest-apps.openapi.json (the official description).
+        Path(__file__).resolve().parent / "data" / "github-rest-apps.openapi.json",
     )
 )
 METHODS = ("get", "put", "post", "patch", "delete")

@@ -1,0 +1,265 @@
+"""``agentctl validate``: exit codes, the JSON shape, strict mode, odd paths,
+no tracebacks, and no SDK imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from agentctl.cli.validate import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACTS = ROOT / "contracts"
+CORPUS = Path(__file__).parent / "corpus"
+HEAVY = ("boto3", "botocore", "githubkit", "keyring")
+NOW = "2026-11-28T09:00:00+00:00"
+
+# The command as the main app registers it, next to another command so that
+# `validate` is a subcommand exactly as in `agentctl validate`.
+app = typer.Typer()
+app.command()(validate)
+
+
+@app.command()
+def other() -> None:
+    """Keeps `validate` a subcommand."""
+
+
+WILDCARD = """\
+agent:
+  name: wildcard-agent
+  owner: a@company.com
+  purpose: Reads one bucket, too broadly
+permissions:
+  aws:
+    - actions: ["s3:*"]
+      resources: ["arn:aws:s3:::bucket/*"]
+execution_mode: autonomous
+expiry: 2027-03-01
+kill_switch: /agents/wildcard-agent/disable
+"""
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTCTL_NOW", NOW)
+    monkeypatch.delenv("AGENTCTL_CONFIG", raising=False)
+
+
+def run(*args: str | Path) -> Result:
+    result = CliRunner().invoke(app, ["validate", *map(str, args)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result
+
+
+def run_json(*args: str | Path) -> tuple[int, dict]:
+    result = run(*args, "--output", "json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_shipped_contracts_pass() -> None:
+    result = run(CONTRACTS)
+    assert result.exit_code == 0, result.output
+    assert "3 valid contracts, 0 errors, 0 warnings, 1 note" in result.stdout
+
+
+def test_json_shape() -> None:
+    code, data = run_json(CONTRACTS)
+    assert code == 0
+    assert set(data) == {"ok", "contracts", "problems", "summary"}
+    assert data["ok"] is True
+    assert data["summary"] == {
+        "files": 3,
+        "contracts": 3,
+        "expired": 0,
+        "errors": 0,
+        "warnings": 0,
+        "notes": 1,
+    }
+    assert {c["name"] for c in data["contracts"]} == {
+        "pr-review-agent",
+        "security-triage-agent",
+        "release-agent",
+    }
+    first = next(c for c in data["contracts"] if c["name"] == "pr-review-agent")
+    assert first == {
+        "name": "pr-review-agent",
+        "file": str(CONTRACTS / "pr-review-agent.yaml"),
+        "owner": "platform-team@company.com",
+        "expiry": "2027-03-01",
+        "expired": False,
+    }
+    (note,) = data["problems"]
+    assert set(note) == {"file", "line", "column", "path", "severity", "code", "message"}
+    assert (note["severity"], note["code"], note["path"]) == (
+        "info",
+        "not-enforced",
+        "permissions.jira",
+    )
+
+
+def test_errors_exit_1_with_located_problems(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        (CONTRACTS / "pr-review-agent.yaml").read_text().replace("  owner:", "  ownr:"),
+        encoding="utf-8",
+    )
+    result = run(path)
+    assert result.exit_code == 1
+    assert (
+        f"{path}:4:3" in result.stdout
+        and "unknown-key" in result.stdout
+        and "did you mean 'owner'?" in result.stdout
+    )
+    assert "1 error" in result.stdout
+
+
+def test_expired_contract_is_reported_and_listed(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(
+        (CONTRACTS / "pr-review-agent.yaml").read_text().replace("2027-03-01", "2026-07-01"),
+        encoding="utf-8",
+    )
+    code, data = run_json(path)
+    assert code == 1
+    assert data["contracts"] == [
+        {
+            "name": "pr-review-agent",
+            "file": str(path),
+            "owner": "platform-team@company.com",
+            "expiry": "2026-07-01",
+            "expired": True,
+        }
+    ]
+    assert [p["code"] for p in data["problems"] if p["severity"] == "error"] == ["expired"]
+    assert data["summary"]["expired"] == 1
+
+
+def test_strict(tmp_path: Path) -> None:
+    path = tmp_path / "wildcard.yaml"
+    path.write_text(WILDCARD, encoding="utf-8")
+    code, data = run_json(path)
+    assert code == 0 and [(p["code"], p["severity"]) for p in data["problems"]] == [
+        ("wildcard-action", "warning")
+    ]
+    code, data = run_json(path, "--strict")
+    assert code == 1 and [(p["code"], p["severity"]) for p in data["problems"]] == [
+        ("wildcard-action", "error")
+    ]
+
+
+def test_max_lifetime_days_option_and_config(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(WILDCARD, encoding="utf-8")
+    assert run(folder).exit_code == 0
+    code, data = run_json(folder, "--max-lifetime-days", "30")
+    assert code == 1 and "lifetime-too-long" in {p["code"] for p in data["problems"]}
+    (tmp_path / "agentctl.yaml").write_text("max_lifetime_days: 30\n", encoding="utf-8")
+    assert run(folder).exit_code == 1
+    assert run(folder, "--max-lifetime-days", "400").exit_code == 0
+    assert run(folder, "--max-lifetime-days", "0").exit_code == 2
+
+
+def test_default_path_is_contracts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run()
+    assert result.exit_code == 2
+    assert "no PATH given" in result.stderr and result.stdout == ""
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "a.yaml").write_text(WILDCARD, encoding="utf-8")
+    code, data = run_json()
+    assert code == 0 and data["contracts"][0]["file"] == "contracts/a.yaml"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run(CONTRACTS, "--output", "yaml").exit_code == 2
+    assert run(CONTRACTS, "--no-such-option").exit_code == 2
+
+
+def test_empty_directory_and_missing_path(tmp_path: Path) -> None:
+    code, data = run_json(tmp_path)
+    assert code == 1 and [p["code"] for p in data["problems"]] == ["no-contracts"]
+    code, data = run_json(tmp_path / "missing.yaml")
+    assert code == 1 and [p["code"] for p in data["problems"]] == ["not-found"]
+
+
+def test_unreadable_files_even_as_root(tmp_path: Path) -> None:
+    # Tests run as root, so chmod 000 would not stop a read: use files no one
+    # can read as a contract — a FIFO (which must not block) and a dangling link.
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "deleted.yaml")
+    code, data = run_json(tmp_path)
+    assert code == 1
+    assert sorted((Path(p["file"]).name, p["code"], p["line"]) for p in data["problems"]) == [
+        ("gone.yaml", "unreadable", 0),
+        ("pipe.yaml", "unreadable", 0),
+    ]
+
+
+def test_whole_corpus_without_a_traceback() -> None:
+    result = run(CORPUS / "invalid", CORPUS / "hostile")
+    assert result.exit_code == 1
+    code, data = run_json(CORPUS / "invalid", CORPUS / "hostile")
+    assert (
+        code == 1
+        and data["ok"] is False
+        and data["contracts"] == [c for c in data["contracts"] if c["expired"]]
+    )
+
+
+def test_hostile_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "escape.yaml"
+    path.write_text(
+        WILDCARD.replace("name: wildcard-agent", 'name: "x\\e[2J\\e]0;pwned\\a[red]"'),
+        encoding="utf-8",
+    )
+    result = run(path)
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "name-control-char" in result.stdout
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGENTCTL_NOW": NOW, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_validate_imports_no_sdk_or_keyring() -> None:
+    code = (
+        "import sys, json, typer\n"
+        "from typer.testing import CliRunner\n"
+        "from agentctl.cli.validate import validate\n"
+        "app = typer.Typer(); app.command()(validate)\n"
+        "result = CliRunner().invoke(app, ['contracts/pr-review-agent.yaml'])\n"
+        f"print(json.dumps([result.exit_code, [m for m in {HEAVY!r} if m in sys.modules]]))\n"
+    )
+    out = _python(code, ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, []]
+
+
+@pytest.mark.skipif(
+    not (ROOT / "agentctl" / "cli" / "app.py").exists(), reason="the main app is not there yet"
+)
+def test_agentctl_help_and_validate_import_no_sdk_or_keyring() -> None:
+    code = (
+        "import sys, json, contextlib, io\n"
+        "from agentctl.cli.app import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    codes = [run(['--help']), run(['validate', 'contracts/pr-review-agent.yaml'])]\n"
+        f"print(json.dumps([codes, [m for m in {HEAVY!r} if m in sys.modules]]))\n"
+    )
+    out = _python(code, ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[0, 0], []]
