@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_helpers import IAM_MUTATING, MotoServer, aws_settings, create_boundary, create_operator, record_calls
+from aws_helpers import (
+    IAM_MUTATING,
+    MotoServer,
+    aws_settings,
+    create_boundary,
+    create_operator,
+    record_calls,
+)
 from contract_helpers import TODAY, frozen_now, s3_read, write_contract
 
 from agentctl.audit import verify_chain

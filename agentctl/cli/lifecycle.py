@@ -270,9 +270,8 @@ def kill_command(
 
     Example: agentctl kill pr-review-agent --reason "INC-4521" --yes
     """
-    if not yes and is_interactive():
-        if not typer.confirm(f"Kill agent {name}?", default=False, err=True):
-            raise typer.Exit(EXIT_OK)
+    if not yes and is_interactive() and not typer.confirm(f"Kill agent {name}?", err=True):
+        raise typer.Exit(EXIT_OK)
     engine = app_context(ctx).engine([], tolerate_config_errors=True)
     report = engine.kill(name, reason or "no reason given")
     if output == OutputFormat.JSON:

@@ -1,0 +1,394 @@
+"""exec / credentials: gates, approvals, minting, and the end of a run.
+
+The execution mode is an application-level gate the model cannot bypass: it is
+enforced here, before anything is minted, from the recorded agent (not from
+anything the agent or its prompt can influence). Every grant, refusal and run
+end is an audit event in the article's shape: actor, on_behalf_of, action,
+scope, trigger.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agentctl.errors import AgentctlError, GateRefused, NotFound, UsageError
+from agentctl.model import AgentStatus, Contract, ExecutionMode
+from agentctl.providers.base import ActionResult, IssuedCredential, RunContext
+
+if TYPE_CHECKING:
+    from agentctl.engine import Engine
+    from agentctl.state.records import AgentRecord, ApprovalRecord
+
+MAX_DURATION_SECONDS = 12 * 3600
+MIN_DURATION_SECONDS = 900  # STS refuses shorter sessions
+
+
+class ApprovalPending(GateRefused):
+    """approval_required: a request was recorded; an owner must approve it."""
+
+    def __init__(self, approval: ApprovalRecord) -> None:
+        super().__init__(
+            f"{approval.agent} needs approval to run: request {approval.id} is pending",
+            hint=(
+                f"an owner runs `agentctl approve {approval.id}` (or `agentctl deny {approval.id}`), "
+                f"then re-run with --approval {approval.id}"
+            ),
+        )
+        self.approval = approval
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    agent: str
+    command: tuple[str, ...]
+    on_behalf_of: str | None = None
+    trigger: str | None = None
+    approval_id: str | None = None
+    duration_seconds: int = 3600
+    providers: tuple[str, ...] | None = None  # None: every provider the agent has
+
+
+@dataclass(frozen=True)
+class RunGrant:
+    run_id: str
+    agent: str
+    execution_mode: str
+    on_behalf_of: str | None
+    trigger: str | None
+    approval_id: str | None
+    scope: str
+    credentials: tuple[IssuedCredential, ...] = field(default=())
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return min((c.expires_at for c in self.credentials), default=None)
+
+    def child_environment(self) -> dict[str, str]:
+        """The only place secret values leave their :class:`Secret` wrapper:
+        into the environment of the command agentctl runs for this grant."""
+        env: dict[str, str] = {}
+        for credential in self.credentials:
+            for key, secret in credential.environment.items():
+                env[key] = secret.reveal()
+        return env
+
+    def as_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "run_id": self.run_id,
+            "agent": self.agent,
+            "execution_mode": self.execution_mode,
+            "on_behalf_of": self.on_behalf_of,
+            "trigger": self.trigger,
+            "approval_id": self.approval_id,
+            "scope": self.scope,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "credentials": [
+                {
+                    "provider": c.provider,
+                    "credential_id": c.credential_id,
+                    "fingerprint": c.fingerprint,
+                    "expires_at": c.expires_at.isoformat(),
+                    "description": c.description,
+                }
+                for c in self.credentials
+            ],
+        }
+        if include_secrets:
+            data["environment"] = self.child_environment()
+        return data
+
+
+def contract_from_record(record: AgentRecord) -> Contract:
+    """The applied contract, as recorded in state at the last apply."""
+    if not record.document:
+        raise GateRefused(
+            f"{record.name} has no applied contract recorded",
+            hint="run `agentctl apply` for its contract first",
+        )
+    return Contract.from_document(record.document, source=f"state:{record.name}")
+
+
+class Runs:
+    """Gates, approvals and credential minting on top of an :class:`Engine`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def _state(self) -> Any:
+        return self.engine.state
+
+    def _refuse(self, request: RunRequest, reason: str, hint: str | None = None) -> GateRefused:
+        self.engine.audit(
+            actor=request.agent,
+            on_behalf_of=request.on_behalf_of,
+            action="exec.refused",
+            target=request.agent,
+            trigger=request.trigger,
+            result="denied",
+            detail={"reason": reason, "command": _command_text(request.command)},
+        )
+        return GateRefused(reason, hint=hint)
+
+    def _check_gates(self, request: RunRequest) -> tuple[AgentRecord, Contract]:
+        record = self._state.get_agent(request.agent)
+        if record is None or record.status == AgentStatus.REMOVED:
+            raise self._refuse(
+                request,
+                f"{request.agent} has never been provisioned",
+                hint="add its contract and run `agentctl apply`",
+            )
+        if record.status == AgentStatus.KILLED:
+            raise self._refuse(
+                request,
+                f"{request.agent} is killed ({record.status_reason or 'no reason recorded'})",
+                hint=f"only `agentctl revive {request.agent} --reason ...` brings it back",
+            )
+        today: date = self.engine.today()
+        if record.status == AgentStatus.EXPIRED or (record.expiry is not None and today >= record.expiry):
+            raise self._refuse(
+                request,
+                f"{request.agent}'s contract expired on {record.expiry}",
+                hint="extend `expiry` in its contract and run `agentctl apply`",
+            )
+        contract = contract_from_record(record)
+        mode = contract.execution_mode
+        if mode == ExecutionMode.ON_BEHALF_OF_USER and not request.on_behalf_of:
+            raise self._refuse(
+                request,
+                f"{request.agent} acts on behalf of a user: --on-behalf-of is required",
+                hint="pass --on-behalf-of USER (the person the agent acts for)",
+            )
+        return record, contract
+
+    def _consume_approval(self, request: RunRequest, contract: Contract) -> str | None:
+        if contract.execution_mode != ExecutionMode.APPROVAL_REQUIRED:
+            return None
+        state = self._state
+        now = self.engine.clock()
+        command = _command_text(request.command)
+        if request.approval_id is None:
+            approval = state.create_approval(
+                id=_approval_id(),
+                agent=request.agent,
+                requester=self.engine.operator,
+                on_behalf_of=request.on_behalf_of,
+                trigger=request.trigger,
+                command=command,
+                created_at=now,
+                expires_at=now + timedelta(minutes=self.engine.config.approval_ttl_minutes),
+            )
+            self.engine.audit(
+                actor=request.agent,
+                on_behalf_of=request.on_behalf_of,
+                action="approval.request",
+                target=approval.id,
+                trigger=request.trigger,
+                result="pending",
+                detail={"command": command},
+            )
+            raise ApprovalPending(approval)
+        approval = state.get_approval(request.approval_id)
+        problem = None
+        if approval is None or approval.agent != request.agent:
+            problem = f"approval {request.approval_id} does not exist for {request.agent}"
+        elif approval.status == "pending":
+            problem = f"approval {approval.id} is still pending"
+        elif approval.status != "approved":
+            problem = f"approval {approval.id} is {approval.status}"
+        elif approval.expires_at <= now:
+            problem = f"approval {approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC"
+        elif approval.command != command or approval.on_behalf_of != request.on_behalf_of:
+            problem = f"approval {approval.id} was given for a different command or user"
+        elif not state.transition_approval(approval.id, "approved", "used", used_at=now):
+            problem = f"approval {approval.id} has already been used"
+        if problem:
+            raise self._refuse(request, problem, hint="request a new approval: run exec without --approval")
+        return request.approval_id
+
+    def grant(self, request: RunRequest) -> RunGrant:
+        if not request.command:
+            raise UsageError("no command given", hint="agentctl exec NAME -- COMMAND [ARGS...]")
+        if not MIN_DURATION_SECONDS <= request.duration_seconds <= MAX_DURATION_SECONDS:
+            raise UsageError(
+                f"--duration must be between {MIN_DURATION_SECONDS // 60} minutes and "
+                f"{MAX_DURATION_SECONDS // 3600} hours"
+            )
+        _, contract = self._check_gates(request)
+        approval_id = self._consume_approval(request, contract)
+        state = self._state
+        run = RunContext(
+            agent=request.agent,
+            on_behalf_of=request.on_behalf_of,
+            trigger=request.trigger,
+            duration_seconds=request.duration_seconds,
+            run_id=uuid.uuid4().hex[:12],
+        )
+        involved = sorted({r.provider for r in state.list_resources(request.agent)})
+        if request.providers is not None:
+            involved = [p for p in involved if p in request.providers]
+        scope = _scope_text(contract)
+        issued: list[IssuedCredential] = []
+        try:
+            for name in involved:
+                provider = self.engine.providers.get(name)
+                if provider is None:
+                    continue
+                credential = provider.issue_credentials(contract, run)
+                issued.append(credential)
+                state.add_credential(
+                    id=credential.credential_id,
+                    agent=request.agent,
+                    provider=name,
+                    kind="session",
+                    fingerprint=credential.fingerprint,
+                    issued_at=credential.issued_at,
+                    expires_at=credential.expires_at,
+                    on_behalf_of=request.on_behalf_of,
+                    trigger=request.trigger,
+                )
+        except AgentctlError as exc:
+            for credential in issued:  # never leave half a grant alive
+                self._revoke(request.agent, credential)
+            raise self._refuse(request, f"could not mint credentials: {exc.message}", exc.hint) from None
+        grant = RunGrant(
+            run_id=run.run_id,
+            agent=request.agent,
+            execution_mode=contract.execution_mode.value,
+            on_behalf_of=request.on_behalf_of,
+            trigger=request.trigger,
+            approval_id=approval_id,
+            scope=scope,
+            credentials=tuple(issued),
+        )
+        self.engine.audit(
+            actor=request.agent,
+            on_behalf_of=request.on_behalf_of,
+            action="credentials.issue",
+            scope=scope,
+            trigger=request.trigger,
+            target=request.agent,
+            result="success",
+            detail={
+                "run_id": run.run_id,
+                "command": _command_text(request.command),
+                "approval_id": approval_id,
+                "credentials": [
+                    {"provider": c.provider, "id": c.credential_id, "fingerprint": c.fingerprint,
+                     "expires_at": c.expires_at.isoformat()}
+                    for c in issued
+                ],
+            },
+        )
+        return grant
+
+    def _revoke(self, agent: str, credential: IssuedCredential) -> ActionResult:
+        provider = self.engine.providers[credential.provider]
+        try:
+            result = provider.revoke_credential(agent, credential.credential_id)
+        except AgentctlError as exc:
+            return ActionResult(
+                provider=credential.provider, agent=agent, action="revoke", ok=False, detail=exc.message,
+                remaining=f"revoke credential {credential.credential_id} (`agentctl kill {agent}` revokes all)",
+            )
+        if result.ok:
+            self._state.mark_credential_revoked(credential.credential_id, self.engine.clock())
+        return result
+
+    def finish(self, grant: RunGrant, exit_code: int, command: Sequence[str]) -> tuple[ActionResult, ...]:
+        """End of an exec run: revoke what can be revoked, audit the outcome."""
+        results = tuple(self._revoke(grant.agent, c) for c in grant.credentials)
+        self.engine.audit(
+            actor=grant.agent,
+            on_behalf_of=grant.on_behalf_of,
+            action="exec.end",
+            scope=grant.scope,
+            trigger=grant.trigger,
+            target=grant.agent,
+            result="success" if exit_code == 0 else "failure",
+            detail={
+                "run_id": grant.run_id,
+                "exit_code": exit_code,
+                "command": _command_text(command),
+                "revoked": {r.provider: r.detail for r in results},
+            },
+        )
+        return results
+
+    # -- approvals ------------------------------------------------------------------
+
+    def decide(self, approval_id: str, *, approve: bool, reason: str | None) -> ApprovalRecord:
+        state = self._state
+        approval = state.get_approval(approval_id)
+        if approval is None:
+            raise NotFound(f"no approval request {approval_id}", hint="see `agentctl approvals`")
+        who = self.engine.operator
+        now = self.engine.clock()
+        verb = "approve" if approve else "deny"
+        if approval.status != "pending":
+            raise AgentctlError(f"approval {approval_id} is {approval.status}, not pending")
+        if approval.expires_at <= now:
+            state.transition_approval(approval_id, "pending", "expired")
+            raise AgentctlError(
+                f"approval {approval_id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC",
+                hint="the requester runs exec again to ask anew",
+            )
+        if approve and who == approval.requester:
+            self.engine.audit(
+                actor=approval.agent, on_behalf_of=approval.on_behalf_of, action="approval.approve",
+                target=approval_id, trigger=approval.trigger, result="denied",
+                detail={"reason": "requester cannot approve their own request", "approver": who},
+            )
+            raise GateRefused(
+                f"{who} requested {approval_id} and cannot also approve it",
+                hint="another owner of the agent must approve it",
+            )
+        changed = state.transition_approval(
+            approval_id, "pending", "approved" if approve else "denied",
+            decided_by=who, decided_at=now, reason=reason,
+        )
+        if not changed:
+            raise AgentctlError(f"approval {approval_id} was decided by someone else meanwhile")
+        self.engine.audit(
+            actor=approval.agent, on_behalf_of=approval.on_behalf_of, action=f"approval.{verb}",
+            target=approval_id, trigger=approval.trigger, result="success",
+            detail={"approver": who, "reason": reason, "command": approval.command},
+        )
+        updated = state.get_approval(approval_id)
+        assert updated is not None
+        return updated
+
+    def pending(self, agent: str | None = None) -> list[ApprovalRecord]:
+        now = self.engine.clock()
+        return [a for a in self._state.list_approvals(status="pending", agent=agent) if a.expires_at > now]
+
+
+def _approval_id() -> str:
+    return "apr-" + uuid.uuid4().hex[:10]
+
+
+def _command_text(command: Sequence[str]) -> str:
+    return shlex.join(command)
+
+
+def _scope_text(contract: Contract) -> str:
+    """Compact scope string for the audit trail: which permissions the run had."""
+    parts: list[str] = []
+    for system, grant in sorted(contract.permissions.items()):
+        if isinstance(grant, Mapping):
+            scopes = grant.get("scopes", [])
+            repos = grant.get("repositories")
+            text = ",".join(map(str, scopes)) + (f" on {','.join(repos)}" if repos else "")
+        elif isinstance(grant, list) and grant and isinstance(grant[0], Mapping):
+            text = ",".join(a for st in grant for a in st.get("actions", []))
+        elif isinstance(grant, list):
+            text = ",".join(map(str, grant))
+        else:
+            text = str(grant)
+        parts.append(f"{system}:{text}")
+    return "; ".join(parts)
