@@ -73,8 +73,8 @@ class RunGrant:
         into the environment of the command agentctl runs for this grant."""
         env: dict[str, str] = {}
         for credential in self.credentials:
-            for key, secret in credential.environment.items():
-                env[key] = secret.reveal()
+            for key, value in credential.environment.items():
+                env[key] = value if isinstance(value, str) else value.reveal()
         return env
 
     def as_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:

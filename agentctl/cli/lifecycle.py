@@ -95,7 +95,9 @@ def render_plan(plan: Plan) -> None:
             if agent.disposition == "orphan" and not plan.prune and change.mutating:
                 note = " [dim](only with --prune)[/dim]"
             stdout.print(f"  {KIND_STYLE.get(change.kind.value, change.kind.value)} {escape(change.summary)}{note}")
-            for field in change.fields:
+            # Field-by-field diffs say what an update changes; a create's fields are
+            # the whole contract and only bury the summary (--output json has them).
+            for field in change.fields if change.kind.value == "update" else ():
                 stdout.print(
                     f"      {escape(field.field)}: [red]{escape(str(field.before))}[/red] → "
                     f"[green]{escape(str(field.after))}[/green]"

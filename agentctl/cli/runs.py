@@ -257,7 +257,7 @@ def approvals_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
+    app.command("exec")(exec_command)
     app.command("credentials")(credentials_command)
     app.command("approve")(approve_command)
     app.command("deny")(deny_command)

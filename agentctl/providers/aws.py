@@ -1312,18 +1312,17 @@ class AwsProvider:
         else:
             expires_at = issued_at + timedelta(seconds=run.duration_seconds)
         region = self.region()
-        # Everything goes in as Secret for one uniform type; only the three
-        # credential values are actually secret.
-        environment: dict[str, Secret] = {
+        # Only the three credential values are secret; region and endpoint are not.
+        environment: dict[str, Secret | str] = {
             "AWS_ACCESS_KEY_ID": Secret(credentials["AccessKeyId"]),
             "AWS_SECRET_ACCESS_KEY": Secret(credentials["SecretAccessKey"]),
             "AWS_SESSION_TOKEN": Secret(credentials["SessionToken"]),
-            "AWS_REGION": Secret(region),
-            "AWS_DEFAULT_REGION": Secret(region),
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
         }
         endpoint = self.endpoint_url()
         if endpoint:
-            environment["AWS_ENDPOINT_URL"] = Secret(endpoint)
+            environment["AWS_ENDPOINT_URL"] = endpoint
         credential_id = uuid.uuid4().hex
         with self._lock:
             self._issued[credential_id] = expires_at

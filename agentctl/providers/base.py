@@ -162,15 +162,18 @@ class RunContext:
 
 @dataclass(frozen=True)
 class IssuedCredential:
-    """Short-lived credentials for one run. ``environment`` holds the secret
-    values as :class:`Secret`; only ``exec`` unwraps them, into the child's env."""
+    """Short-lived credentials for one run, as environment variables.
+
+    Secret values are :class:`Secret` (only ``exec``/``credentials`` unwrap
+    them, into the child's environment); plain ``str`` values are not secret
+    (region, API URL) and may be shown."""
 
     provider: str
     credential_id: str
     fingerprint: str
     issued_at: datetime
     expires_at: datetime
-    environment: Mapping[str, Secret]
+    environment: Mapping[str, Secret | str]
     description: str = ""
 
 

@@ -1,0 +1,346 @@
+"""`agentctl exec` / `credentials` / approvals end to end: the real CLI, a real
+child process, moto with IAM enforcement on, a real SQLite state."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aws_helpers import MotoServer, create_operator, record_calls
+from contract_helpers import NOW, s3_read, write_contract
+
+from agentctl.cli.app import run
+from agentctl.config import Config
+from agentctl.execution import RunRequest, Runs
+from agentctl.runtime import build_engine
+from agentctl.state import open_state
+
+# The child: try an allowed and a forbidden call with the minted credentials,
+# report what happened (never the credentials), exit with a chosen code.
+CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    import boto3, botocore.exceptions
+    s3 = boto3.client("s3", config=boto3.session.Config(retries={"total_max_attempts": 1}))
+    def attempt(bucket):
+        try:
+            s3.list_objects_v2(Bucket=bucket)
+            return "allowed"
+        except botocore.exceptions.ClientError as exc:
+            return exc.response["Error"]["Code"]
+    seen = {
+        "bucket-a": attempt("bucket-a"),
+        "bucket-b": attempt("bucket-b"),
+        "agent": os.environ.get("AGENTCTL_AGENT"),
+        "on_behalf_of": os.environ.get("AGENTCTL_ON_BEHALF_OF"),
+        "leaked": sorted(k for k in os.environ if k.startswith("AGENTCTL_KEYRING")),
+        "operator_key_visible": os.environ.get("AWS_ACCESS_KEY_ID") == os.environ["OPERATOR_KEY_FOR_TEST"],
+    }
+    with open(sys.argv[1], "w") as out:
+        json.dump(seen, out)
+    sys.exit(int(sys.argv[2]))
+    """
+)
+
+
+@dataclass
+class ExecWorld:
+    server: MotoServer
+    root: Path
+    state_url: str
+    operator_key: str
+
+    def cli(self, *argv: str, operator: str = "ops@company.com") -> int:
+        return run(["--operator", operator, *argv])
+
+    def child(self, code: int = 0) -> tuple[list[str], Path]:
+        script = self.root / "child.py"
+        script.write_text(CHILD, encoding="utf-8")
+        report = self.root / f"child-{code}.json"
+        return [sys.executable, str(script), str(report), str(code)], report
+
+    def audit(self, action: str) -> list[Any]:
+        store = open_state(self.state_url)
+        try:
+            return store.audit_events(action=action)
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def world(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExecWorld]:
+    operator = create_operator(aws)
+    s3 = aws.client("s3")
+    for bucket in ("bucket-a", "bucket-b"):
+        s3.create_bucket(Bucket=bucket)
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = {
+        "state": state_url,
+        "journal": str(tmp_path / "journal.jsonl"),
+        "aws": {"endpoint_url": aws.url, "region": "us-east-1", "runtime_principal": operator.arn},
+    }
+    (tmp_path / "agentctl.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    contracts = tmp_path / "contracts"
+    write_contract(contracts, "reader-agent", aws=s3_read("bucket-a"))
+    write_contract(contracts, "helper-agent", aws=s3_read("bucket-a"), mode="on_behalf_of_user")
+    write_contract(contracts, "release-agent", aws=s3_read("bucket-a"), mode="approval_required")
+    monkeypatch.setenv("AGENTCTL_CONFIG", str(tmp_path / "agentctl.yaml"))
+    monkeypatch.setenv("AGENTCTL_NOW", NOW.isoformat())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)
+    monkeypatch.setenv("OPERATOR_KEY_FOR_TEST", operator.access_key_id)
+    monkeypatch.setenv("AGENTCTL_KEYRING_PASSPHRASE", "not-for-the-child")
+    aws.enforce_iam(0)
+    world = ExecWorld(aws, tmp_path, state_url, operator.access_key_id)
+    assert world.cli("apply", str(contracts), "--yes") == 0
+    yield world
+
+
+def test_exec_runs_the_command_with_this_agents_credentials_only(world: ExecWorld) -> None:
+    command, report = world.child(code=3)
+
+    code = world.cli("exec", "reader-agent", "--trigger", "schedule/hourly", "--", *command)
+
+    assert code == 3  # the command's exit code is agentctl's
+    seen = json.loads(report.read_text())
+    assert seen["bucket-a"] == "allowed"
+    assert seen["bucket-b"] == "AccessDenied"  # beyond the contract
+    assert seen["agent"] == "reader-agent" and seen["on_behalf_of"] is None
+    assert seen["leaked"] == [] and seen["operator_key_visible"] is False
+    (grant,) = world.audit("credentials.issue")
+    assert (grant.actor, grant.on_behalf_of, grant.trigger) == (
+        "reader-agent",
+        None,
+        "schedule/hourly",
+    )
+    assert "s3:GetObject" in (grant.scope or "")
+    (end,) = world.audit("exec.end")
+    assert end.detail["exit_code"] == 3 and end.result == "failure"
+
+
+def test_on_behalf_of_user_carries_both_sides(world: ExecWorld) -> None:
+    command, report = world.child()
+    code = world.cli(
+        "exec",
+        "helper-agent",
+        "--on-behalf-of",
+        "amit@company.com",
+        "--trigger",
+        "webhook/pr-opened/4521",
+        "--",
+        *command,
+    )
+    assert code == 0
+    assert json.loads(report.read_text())["on_behalf_of"] == "amit@company.com"
+    for action in ("credentials.issue", "exec.end"):
+        (event,) = world.audit(action)
+        assert event.actor == "helper-agent"
+        assert event.on_behalf_of == "amit@company.com"
+        assert event.trigger == "webhook/pr-opened/4521"
+        assert event.scope
+
+
+def test_assume_role_request_names_agent_user_and_trigger(world: ExecWorld) -> None:
+    """moto drops SourceIdentity and session tags: read them off the request."""
+    engine = build_engine(
+        Config(
+            aws=Config().aws.__class__(
+                endpoint_url=world.server.url, region="us-east-1", runtime_principal="unused"
+            ),
+            state_url=world.state_url,
+        ),
+        clock=lambda: NOW,
+        provider_names=["aws"],
+    )
+    calls = record_calls(engine.providers["aws"].client("sts"), "sts")  # type: ignore[attr-defined]
+    grant = Runs(engine).grant(
+        RunRequest(
+            agent="helper-agent",
+            command=("true",),
+            on_behalf_of="amit@company.com",
+            trigger="webhook/pr-opened/4521",
+        )
+    )
+    ((name, params),) = [c for c in calls.calls if c[0] == "AssumeRole"]
+    assert params["SourceIdentity"] == "amit@company.com"
+    assert {t["Key"]: t["Value"] for t in params["Tags"]} == {
+        "agent": "helper-agent",
+        "on_behalf_of": "amit@company.com",
+        "trigger": "webhook/pr-opened/4521",
+    }
+    assert params["RoleSessionName"].startswith("agentctl-helper-agent-")
+    assert params["RoleArn"].endswith(":role/agentctl/agentctl-helper-agent")
+    assert grant.run_id[:8] in params["RoleSessionName"]
+
+    calls.calls.clear()
+    Runs(engine).grant(RunRequest(agent="reader-agent", command=("true",)))
+    ((_, autonomous),) = [c for c in calls.calls if c[0] == "AssumeRole"]
+    assert autonomous["SourceIdentity"] == "reader-agent"  # autonomous: the agent itself
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["exec", "ghost-agent", "--", "true"], "never been provisioned"),
+        (["exec", "helper-agent", "--", "true"], "--on-behalf-of is required"),
+    ],
+)
+def test_gates_refuse_clearly_and_are_audited(
+    world: ExecWorld, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.cli(*argv) == 1
+    assert message in capsys.readouterr().err
+    (refusal,) = world.audit("exec.refused")
+    assert refusal.result == "denied" and message in refusal.detail["reason"]
+    assert world.audit("credentials.issue") == []
+
+
+def test_killed_and_expired_agents_are_refused(
+    world: ExecWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.cli("kill", "reader-agent", "--reason", "INC-7", "--yes") == 0
+    capsys.readouterr()
+    assert world.cli("exec", "reader-agent", "--", "true") == 1
+    assert "reader-agent is killed (INC-7)" in capsys.readouterr().err
+
+    contracts = world.root / "contracts"
+    write_contract(
+        contracts,
+        "helper-agent",
+        aws=s3_read("bucket-a"),
+        mode="on_behalf_of_user",
+        expiry=NOW.date(),
+    )
+    assert world.cli("apply", str(contracts), "--yes") == 0
+    capsys.readouterr()
+    assert world.cli("exec", "helper-agent", "-u", "amit@company.com", "--", "true") == 1
+    assert "expired" in capsys.readouterr().err
+    assert len(world.audit("exec.refused")) == 2
+
+
+def test_approval_required_flow(world: ExecWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    command, report = world.child()
+
+    # 1. No approval: a pending request, its id, and the command an owner runs.
+    assert world.cli("exec", "release-agent", "--", *command, operator="dev@company.com") == 1
+    err = capsys.readouterr().err
+    assert "needs approval" in err and "agentctl approve apr-" in err
+    approval_id = err.split("agentctl approve ")[1].split("`")[0].strip()
+    assert not report.exists()
+
+    assert world.cli("approvals", "--output", "json") == 0
+    pending = json.loads(capsys.readouterr().out)["pending"]
+    assert [p["id"] for p in pending] == [approval_id]
+
+    # 2. The requester cannot approve their own request.
+    assert world.cli("approve", approval_id, operator="dev@company.com") == 1
+    assert "cannot also approve" in capsys.readouterr().err
+
+    # 3. Someone else approves; the run goes through once.
+    assert world.cli("approve", approval_id, operator="lead@company.com") == 0
+    assert (
+        world.cli(
+            "exec",
+            "release-agent",
+            "--approval",
+            approval_id,
+            "--",
+            *command,
+            operator="dev@company.com",
+        )
+        == 0
+    )
+    assert json.loads(report.read_text())["bucket-a"] == "allowed"
+
+    # 4. Single use.
+    capsys.readouterr()
+    assert (
+        world.cli(
+            "exec",
+            "release-agent",
+            "--approval",
+            approval_id,
+            "--",
+            *command,
+            operator="dev@company.com",
+        )
+        == 1
+    )
+    assert "is used" in capsys.readouterr().err
+
+    actions = [e.action for e in world.audit("approval.request")] + [
+        e.action for e in world.audit("approval.approve")
+    ]
+    assert actions == ["approval.request", "approval.approve", "approval.approve"]
+
+
+def test_an_approval_is_for_one_command_and_can_be_denied(
+    world: ExecWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        world.cli("exec", "release-agent", "--", "echo", "release", operator="dev@company.com") == 1
+    )
+    approval_id = capsys.readouterr().err.split("agentctl approve ")[1].split("`")[0].strip()
+    assert world.cli("approve", approval_id, operator="lead@company.com") == 0
+    capsys.readouterr()
+    assert (
+        world.cli(
+            "exec",
+            "release-agent",
+            "--approval",
+            approval_id,
+            "--",
+            "rm",
+            "-rf",
+            "/tmp/x",
+            operator="dev@company.com",
+        )
+        == 1
+    )
+    assert "different command" in capsys.readouterr().err
+
+    assert (
+        world.cli("exec", "release-agent", "--", "echo", "again", operator="dev@company.com") == 1
+    )
+    second = capsys.readouterr().err.split("agentctl approve ")[1].split("`")[0].strip()
+    assert world.cli("deny", second, "--reason", "freeze", operator="lead@company.com") == 0
+    capsys.readouterr()
+    assert (
+        world.cli(
+            "exec",
+            "release-agent",
+            "--approval",
+            second,
+            "--",
+            "echo",
+            "again",
+            operator="dev@company.com",
+        )
+        == 1
+    )
+    assert "is denied" in capsys.readouterr().err
+
+
+def test_credentials_command_uses_the_same_gates(
+    world: ExecWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.cli("credentials", "helper-agent") == 1
+    assert "--on-behalf-of is required" in capsys.readouterr().err
+    assert world.cli("credentials", "reader-agent", "--output", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["agent"] == "reader-agent"
+    assert set(data["environment"]) >= {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    }
+    (grant,) = world.audit("credentials.issue")
+    assert grant.actor == "reader-agent"
+    assert data["environment"]["AWS_SECRET_ACCESS_KEY"] not in json.dumps(grant.detail)
