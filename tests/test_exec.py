@@ -168,7 +168,7 @@ def test_assume_role_request_names_agent_user_and_trigger(world: ExecWorld) -> N
             trigger="webhook/pr-opened/4521",
         )
     )
-    ((name, params),) = [c for c in calls.calls if c[0] == "AssumeRole"]
+    ((_, params),) = [c for c in calls.calls if c[0] == "AssumeRole"]
     assert params["SourceIdentity"] == "amit@company.com"
     assert {t["Key"]: t["Value"] for t in params["Tags"]} == {
         "agent": "helper-agent",
