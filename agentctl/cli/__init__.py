@@ -1,0 +1,1 @@
+"""Command-line interface: parses arguments, calls the core, renders results."""
