@@ -24,7 +24,10 @@ def load_schema() -> dict[str, Any]:
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return {**schema["$defs"][ref.split("/")[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        return {
+            **schema["$defs"][ref.split("/")[-1]],
+            **{k: v for k, v in node.items() if k != "$ref"},
+        }
     return node
 
 
@@ -57,11 +60,15 @@ def _rows(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> list[str
         )
         if child.get("type") == "object" and "properties" in child:
             rows.extend(_rows(schema, child, path))
-        for variant in child.get("oneOf", []) + child.get("anyOf", []):
+        # if/then/else is how the schema picks a variant by type (better errors than oneOf).
+        branches = [child[k] for k in ("then", "else") if k in child]
+        for variant in child.get("oneOf", []) + child.get("anyOf", []) + branches:
             variant = _resolve(schema, variant)
             if variant.get("type") == "object" and "properties" in variant:
                 rows.extend(_rows(schema, variant, path))
-            items = _resolve(schema, variant.get("items", {})) if variant.get("type") == "array" else {}
+            items = (
+                _resolve(schema, variant.get("items", {})) if variant.get("type") == "array" else {}
+            )
             if items.get("type") == "object":
                 rows.extend(_rows(schema, items, f"{path}[]"))
         if child.get("type") == "array":
