@@ -150,7 +150,9 @@ class Runs:
                 hint=f"only `agentctl revive {request.agent} --reason ...` brings it back",
             )
         today: date = self.engine.today()
-        if record.status == AgentStatus.EXPIRED or (record.expiry is not None and today >= record.expiry):
+        if record.status == AgentStatus.EXPIRED or (
+            record.expiry is not None and today >= record.expiry
+        ):
             raise self._refuse(
                 request,
                 f"{request.agent}'s contract expired on {record.expiry}",
@@ -208,7 +210,9 @@ class Runs:
         elif not state.transition_approval(approval.id, "approved", "used", used_at=now):
             problem = f"approval {approval.id} has already been used"
         if problem:
-            raise self._refuse(request, problem, hint="request a new approval: run exec without --approval")
+            raise self._refuse(
+                request, problem, hint="request a new approval: run exec without --approval"
+            )
         return request.approval_id
 
     def grant(self, request: RunRequest) -> RunGrant:
@@ -239,23 +243,15 @@ class Runs:
                 provider = self.engine.providers.get(name)
                 if provider is None:
                     continue
-                credential = provider.issue_credentials(contract, run)
-                issued.append(credential)
-                state.add_credential(
-                    id=credential.credential_id,
-                    agent=request.agent,
-                    provider=name,
-                    kind="session",
-                    fingerprint=credential.fingerprint,
-                    issued_at=credential.issued_at,
-                    expires_at=credential.expires_at,
-                    on_behalf_of=request.on_behalf_of,
-                    trigger=request.trigger,
-                )
+                # The provider records what it issued (metadata in state, and for
+                # revocable credentials the value in the secret store, for kill).
+                issued.append(provider.issue_credentials(contract, run))
         except AgentctlError as exc:
             for credential in issued:  # never leave half a grant alive
                 self._revoke(request.agent, credential)
-            raise self._refuse(request, f"could not mint credentials: {exc.message}", exc.hint) from None
+            raise self._refuse(
+                request, f"could not mint credentials: {exc.message}", exc.hint
+            ) from None
         grant = RunGrant(
             run_id=run.run_id,
             agent=request.agent,
@@ -279,8 +275,12 @@ class Runs:
                 "command": _command_text(request.command),
                 "approval_id": approval_id,
                 "credentials": [
-                    {"provider": c.provider, "id": c.credential_id, "fingerprint": c.fingerprint,
-                     "expires_at": c.expires_at.isoformat()}
+                    {
+                        "provider": c.provider,
+                        "id": c.credential_id,
+                        "fingerprint": c.fingerprint,
+                        "expires_at": c.expires_at.isoformat(),
+                    }
                     for c in issued
                 ],
             },
@@ -293,14 +293,19 @@ class Runs:
             result = provider.revoke_credential(agent, credential.credential_id)
         except AgentctlError as exc:
             return ActionResult(
-                provider=credential.provider, agent=agent, action="revoke", ok=False, detail=exc.message,
+                provider=credential.provider,
+                agent=agent,
+                action="revoke",
+                ok=False,
+                detail=exc.message,
                 remaining=f"revoke credential {credential.credential_id} (`agentctl kill {agent}` revokes all)",
             )
-        if result.ok:
-            self._state.mark_credential_revoked(credential.credential_id, self.engine.clock())
+        # The provider marks what it revoked: only it knows whether GitHub accepted.
         return result
 
-    def finish(self, grant: RunGrant, exit_code: int, command: Sequence[str]) -> tuple[ActionResult, ...]:
+    def finish(
+        self, grant: RunGrant, exit_code: int, command: Sequence[str]
+    ) -> tuple[ActionResult, ...]:
         """End of an exec run: revoke what can be revoked, audit the outcome."""
         results = tuple(self._revoke(grant.agent, c) for c in grant.credentials)
         self.engine.audit(
@@ -340,8 +345,12 @@ class Runs:
             )
         if approve and who == approval.requester:
             self.engine.audit(
-                actor=approval.agent, on_behalf_of=approval.on_behalf_of, action="approval.approve",
-                target=approval_id, trigger=approval.trigger, result="denied",
+                actor=approval.agent,
+                on_behalf_of=approval.on_behalf_of,
+                action="approval.approve",
+                target=approval_id,
+                trigger=approval.trigger,
+                result="denied",
                 detail={"reason": "requester cannot approve their own request", "approver": who},
             )
             raise GateRefused(
@@ -349,14 +358,22 @@ class Runs:
                 hint="another owner of the agent must approve it",
             )
         changed = state.transition_approval(
-            approval_id, "pending", "approved" if approve else "denied",
-            decided_by=who, decided_at=now, reason=reason,
+            approval_id,
+            "pending",
+            "approved" if approve else "denied",
+            decided_by=who,
+            decided_at=now,
+            reason=reason,
         )
         if not changed:
             raise AgentctlError(f"approval {approval_id} was decided by someone else meanwhile")
         self.engine.audit(
-            actor=approval.agent, on_behalf_of=approval.on_behalf_of, action=f"approval.{verb}",
-            target=approval_id, trigger=approval.trigger, result="success",
+            actor=approval.agent,
+            on_behalf_of=approval.on_behalf_of,
+            action=f"approval.{verb}",
+            target=approval_id,
+            trigger=approval.trigger,
+            result="success",
             detail={"approver": who, "reason": reason, "command": approval.command},
         )
         updated = state.get_approval(approval_id)
@@ -365,7 +382,11 @@ class Runs:
 
     def pending(self, agent: str | None = None) -> list[ApprovalRecord]:
         now = self.engine.clock()
-        return [a for a in self._state.list_approvals(status="pending", agent=agent) if a.expires_at > now]
+        return [
+            a
+            for a in self._state.list_approvals(status="pending", agent=agent)
+            if a.expires_at > now
+        ]
 
 
 def _approval_id() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-pytest_plugins = ["state_helpers", "aws_helpers"]
+pytest_plugins = ["state_helpers", "aws_helpers", "github_helpers", "cli_world", "secret_scan"]
 
 # werkzeug logs every request moto and the emulator serve: noise in failures.
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -249,6 +249,65 @@ def grant_policy(agent: str, grant: Any) -> dict[str, Any]:
     return normalise_policy(document)
 
 
+def _iam_pattern(pattern: str) -> re.Pattern[str]:
+    # IAM action wildcards: '*' any run, '?' one character; case-insensitive.
+    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), re.IGNORECASE)
+
+
+def boundary_gaps(grant: Any, boundary: Mapping[str, Any]) -> list[tuple[str, list[str], bool]]:
+    """Granted actions a permissions boundary does not let through.
+
+    Returns ``(action as written, [known actions it names that the boundary
+    blocks], whether all of those are explicitly denied)`` per grant action
+    with any such action. An
+    action passes when an ``Allow`` statement of the boundary names it
+    (``Action`` pattern, or ``NotAction`` not naming it) and no unconditional
+    ``Deny`` on every resource names it. Compared by action only: an Allow
+    limited by resource or condition counts as allowing, and a Deny limited so
+    is not counted, so every gap reported is certain. Wildcard grants are
+    expanded with the known action table; an action of an unknown service is
+    compared as written.
+    """
+    from agentctl.providers.aws_actions import expand_action
+
+    document = normalise_policy(boundary)
+
+    def names(statement: Mapping[str, Any], key: str) -> list[re.Pattern[str]]:
+        return [_iam_pattern(str(p)) for p in statement.get(key, [])]
+
+    allows: list[tuple[list[re.Pattern[str]], bool]] = []
+    denies: list[tuple[list[re.Pattern[str]], bool]] = []
+    for statement in document["Statement"]:
+        negated = "NotAction" in statement
+        patterns = names(statement, "NotAction" if negated else "Action")
+        if statement.get("Effect") == "Allow":
+            allows.append((patterns, negated))
+        elif (
+            statement.get("Effect") == "Deny"
+            and not statement.get("Condition")
+            and "NotResource" not in statement
+            and statement.get("Resource", ["*"]) == ["*"]
+        ):
+            denies.append((patterns, negated))
+
+    def named(action: str, patterns: list[re.Pattern[str]], negated: bool) -> bool:
+        hit = any(p.fullmatch(action) for p in patterns)
+        return not hit if negated else hit
+
+    gaps: list[tuple[str, list[str], bool]] = []
+    written: dict[str, None] = {}
+    for statement in grant if isinstance(grant, list) else []:
+        if isinstance(statement, Mapping) and isinstance(statement.get("actions"), list):
+            written.update((str(a), None) for a in statement["actions"])
+    for action in written:
+        concrete = sorted(expand_action(action)) or [action]
+        denied = [a for a in concrete if any(named(a, p, n) for p, n in denies)]
+        blocked = [a for a in concrete if a in denied or not any(named(a, p, n) for p, n in allows)]
+        if blocked:
+            gaps.append((action, blocked, set(blocked) <= set(denied)))
+    return gaps
+
+
 def _tags_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in tags or ()}
 
@@ -369,6 +428,10 @@ class AwsProvider:
         self._clients: dict[str, Any] = {}
         # credential_id -> expiry of sessions this process issued (revoke_credential).
         self._issued: dict[str, datetime] = {}
+        # Permissions boundary ARN -> its document, or why it could not be read:
+        # fetched once per run (one provider per command) for the boundary lint.
+        self._boundaries: dict[str, dict[str, Any] | ProviderError] = {}
+        self._boundary_lock = threading.Lock()  # held while reading: one read per run
 
     # -- clients ---------------------------------------------------------------
 
@@ -630,6 +693,91 @@ class AwsProvider:
     # -- plan ------------------------------------------------------------------------
 
     def plan(self, contract: Contract | None, observed: Observed, *, expired: bool) -> list[Change]:
+        changes = self._plan_role(contract, observed, expired=expired)
+        return changes + self._boundary_drift(contract, observed, expired=expired)
+
+    def _boundary_document(self, arn: str) -> dict[str, Any] | ProviderError:
+        """The boundary's default policy version, read once per run."""
+        with self._boundary_lock:
+            if arn not in self._boundaries:
+                self._boundaries[arn] = self._read_boundary(arn)
+            return self._boundaries[arn]
+
+    def _read_boundary(self, arn: str) -> dict[str, Any] | ProviderError:
+        try:
+            policy = self._call(
+                "iam", "get_policy", f"read the permissions boundary {arn}", PolicyArn=arn
+            )["Policy"]
+            version = self._call(
+                "iam",
+                "get_policy_version",
+                f"read the permissions boundary {arn}",
+                PolicyArn=arn,
+                VersionId=policy["DefaultVersionId"],
+            )["PolicyVersion"]
+            found: dict[str, Any] | ProviderError = normalise_policy(version["Document"])
+        except ProviderError as exc:
+            found = exc
+        except (KeyError, ValueError, TypeError):
+            found = ProviderError(
+                PROVIDER, f"the permissions boundary {arn} is not a policy document"
+            )
+        return found
+
+    def _boundary_drift(
+        self, contract: Contract | None, observed: Observed, *, expired: bool
+    ) -> list[Change]:
+        """Lint: grant actions the permissions boundary blocks (DRIFT, never applied).
+
+        Such a grant is not a risk (the boundary wins) but the contract then
+        says more than the agent can do, and the audit trail's scope with it.
+        """
+        arn = self._settings.permissions_boundary
+        grant = contract.grant(PROVIDER) if contract is not None else None
+        if not arn or not grant or expired or (observed.exists and not observed.owned):
+            return []
+        assert contract is not None
+        document = self._boundary_document(arn)
+        if isinstance(document, ProviderError):
+            return [
+                Change(
+                    provider=PROVIDER,
+                    agent=contract.name,
+                    kind=ChangeKind.DRIFT,
+                    summary=f"cannot check the grant against the permissions boundary: {document.message}",
+                    payload={"lint": "boundary-unreadable", "boundary": arn},
+                )
+            ]
+        changes = []
+        for action, blocked, denied in boundary_gaps(grant, document):
+            verb = "denied" if denied else "not allowed"
+            if len(blocked) == 1 and blocked[0].lower() == action.lower():
+                what = f"{blocked[0]} is {verb} by {arn}; it would silently have no effect"
+            else:
+                shown = ", ".join(blocked[:5]) + (", ..." if len(blocked) > 5 else "")
+                what = (
+                    f"{action} includes {len(blocked)} action(s) {verb} by {arn} ({shown}); "
+                    "they would silently have no effect"
+                )
+            changes.append(
+                Change(
+                    provider=PROVIDER,
+                    agent=contract.name,
+                    kind=ChangeKind.DRIFT,
+                    summary=f"grant wider than the permissions boundary: {what}",
+                    payload={
+                        "lint": "boundary-wider",
+                        "boundary": arn,
+                        "action": action,
+                        "blocked": blocked,
+                    },
+                )
+            )
+        return changes
+
+    def _plan_role(
+        self, contract: Contract | None, observed: Observed, *, expired: bool
+    ) -> list[Change]:
         agent = observed.agent
         role_name = self.role_name(agent)
         # An empty `aws: []` grants nothing: no role (an existing one is an orphan).
@@ -1086,6 +1234,21 @@ class AwsProvider:
                             attributes=info,
                             detail=f"already {current}",
                         )
+            if status == STATUS_EXPIRED and current not in {STATUS_EXPIRED, STATUS_KILLED}:
+                # Expiry is not an incident: mark the role expired *first*, so a
+                # DISABLE interrupted after its deny reads back as disabled and
+                # the next apply completes it. Read back as a kill instead, it
+                # would stay killed until a `revive` the state could not allow.
+                self._tag(
+                    role_name,
+                    {
+                        TAG_STATUS: status,
+                        TAG_KILLED_REASON: tag_value(reason or action),
+                        TAG_KILLED_AT: _utc_stamp(self._context.clock()),
+                    },
+                )
+                current = status
+                remaining.pop("tag")
             # The deny goes first: it stops existing sessions on their next call.
             if "policy" in remaining:
                 self._put_policy(role_name, KILL_POLICY, KILL_DOCUMENT)
@@ -1102,7 +1265,7 @@ class AwsProvider:
                         TAG_KILLED_AT: _utc_stamp(self._context.clock()),
                     },
                 )
-            remaining.pop("tag")
+            remaining.pop("tag", None)
         except ProviderError as exc:
             return failed(exc)
         verb = "killed" if status == STATUS_KILLED else "disabled"
@@ -1324,13 +1487,29 @@ class AwsProvider:
         if endpoint:
             environment["AWS_ENDPOINT_URL"] = endpoint
         credential_id = uuid.uuid4().hex
+        # Access key ids identify a session in CloudTrail; keep only a hash.
+        fingerprint = hashlib.sha256(credentials["AccessKeyId"].encode()).hexdigest()[:16]
         with self._lock:
             self._issued[credential_id] = expires_at
+        # Every provider records what it issued (metadata only), so status and
+        # expiring can count live sessions; the value itself is never kept.
+        # (A provider used on its own, without a state store, just issues.)
+        if self._context.state_factory is not None:
+            self._context.state.add_credential(
+                id=credential_id,
+                agent=contract.name,
+                provider=PROVIDER,
+                kind="session",
+                fingerprint=fingerprint,
+                issued_at=issued_at,
+                expires_at=expires_at,
+                on_behalf_of=run.on_behalf_of,
+                trigger=run.trigger,
+            )
         return IssuedCredential(
             provider=PROVIDER,
             credential_id=credential_id,
-            # Access key ids identify a session in CloudTrail; keep only a hash.
-            fingerprint=hashlib.sha256(credentials["AccessKeyId"].encode()).hexdigest()[:16],
+            fingerprint=fingerprint,
             issued_at=issued_at,
             expires_at=expires_at,
             environment=environment,

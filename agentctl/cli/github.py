@@ -1,0 +1,323 @@
+"""agentctl github ...: register an agent's own GitHub App, rotate its key, show it.
+
+``register`` runs GitHub's manifest flow in two steps, because the App is
+created by a person on GitHub's page, never by an API call:
+
+1. ``agentctl github register NAME`` builds the manifest from the contract and
+   writes a small local HTML page that POSTs it to
+   ``{web_url}/organizations/{org}/settings/apps/new?state=...`` (the flow needs
+   a form POST; a link cannot carry the manifest). Open it (``--open`` does),
+   click "Create GitHub App"; GitHub redirects to the redirect URL with
+   ``?code=...&state=...``. With the default redirect URL nothing listens, so
+   the browser shows an error page: the code is in its address bar.
+2. ``agentctl github register NAME --code CODE`` exchanges the code for the
+   App, refuses it if its name or permissions differ from the contract, stores
+   its private key (and webhook/client secrets) in the secret store, records
+   the App in state and audits ``github.register``.
+
+Secrets are never printed: only where they are stored.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.markup import escape
+
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stdout
+from agentctl.errors import AgentctlError, NotFound, UsageError
+from agentctl.providers.github_scopes import github_repositories
+
+if TYPE_CHECKING:
+    from agentctl.model import Contract
+    from agentctl.providers.github import GitHubProvider
+
+app = typer.Typer(
+    help="GitHub Apps: one per agent, so GitHub's audit log names the agent.",
+    no_args_is_help=True,
+)
+
+# Nothing listens here: GitHub's redirect lands on an error page whose address
+# bar carries the code. Pass --redirect-url to receive it somewhere else.
+DEFAULT_REDIRECT_URL = "http://127.0.0.1/agentctl/github/registered"
+
+
+def _provider(ctx: typer.Context, contract_paths: list[str] | None = None) -> GitHubProvider:
+    from agentctl.providers.base import ProviderContext
+    from agentctl.providers.github import GitHubProvider
+
+    context = app_context(ctx)
+    return GitHubProvider(
+        ProviderContext(
+            config=context.config(contract_paths or []),
+            clock=context.clock(),
+            state_factory=context.state,
+            secrets_factory=context.secrets,
+            operator=context.resolved_operator(),
+        )
+    )
+
+
+def _load_contract(ctx: typer.Context, name: str, path: Path) -> Contract:
+    from agentctl.contract import load_contracts
+
+    context = app_context(ctx)
+    config = context.config([str(path)])
+    report = load_contracts(
+        [path], today=context.clock()().date(), max_lifetime_days=config.max_lifetime_days
+    )
+    for contract in report.contracts:
+        if contract.name == name:
+            return contract
+    for contract in report.expired:
+        if contract.name == name:
+            raise UsageError(
+                f"the contract of {name} expired on {contract.expiry.isoformat()}: "
+                "an expired agent gets no GitHub App",
+                hint=f"extend `expiry` in {contract.source}",
+            )
+    raise NotFound(
+        f"no valid contract named {name!r} in {path}",
+        hint=f"`agentctl validate {path}` shows every contract and what is wrong with it",
+    )
+
+
+def _audit(ctx: typer.Context, **fields: Any) -> None:
+    context = app_context(ctx)
+    context.state().append_audit(operator=context.resolved_operator(), **fields)
+
+
+def _write_form(name: str, page: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="agentctl-github-"))
+    path = folder / f"register-{name}.html"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return path
+
+
+@app.command("register")
+def register_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Agent name (its contract names the App)."),
+    contract: Path = typer.Option(
+        Path("contracts"),
+        "--contract",
+        "-c",
+        help="The agent's contract file, or a contracts folder.",
+    ),
+    code: str | None = typer.Option(
+        None, "--code", help="Step 2: the code GitHub appended to the redirect URL."
+    ),
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", help="Give the App a webhook (none by default)."
+    ),
+    events: list[str] = typer.Option(
+        [], "--event", help="A webhook event to subscribe to (repeatable; needs --webhook-url)."
+    ),
+    redirect_url: str = typer.Option(
+        DEFAULT_REDIRECT_URL, "--redirect-url", help="Where GitHub sends the code after creation."
+    ),
+    open_browser: bool = typer.Option(False, "--open", help="Open the registration page."),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Create the agent's own GitHub App from its contract (two steps).
+
+    Example: agentctl github register pr-review-agent --open
+    Then:    agentctl github register pr-review-agent --code CODE
+    """
+    agent = _load_contract(ctx, name, contract)
+    provider = _provider(ctx, [str(contract)])
+    if code is None:
+        manifest = provider.app_manifest(
+            agent, webhook_url=webhook_url, events=events, redirect_url=redirect_url
+        )
+        _start_registration(provider, agent, manifest, redirect_url, open_browser, output)
+        return
+    try:
+        registered = provider.complete_registration(agent, code)
+    except AgentctlError as exc:
+        _audit(
+            ctx,
+            actor=name,
+            action="github.register",
+            target=f"github:{name}",
+            result="failure",
+            detail={"error": exc.message},
+        )
+        raise
+    _audit(
+        ctx,
+        actor=name,
+        action="github.register",
+        target=f"github:app/{registered.slug}",
+        scope=",".join(f"{k}:{v}" for k, v in sorted(registered.permissions.items())),
+        result="success",
+        detail={
+            "app_id": registered.app_id,
+            "slug": registered.slug,
+            "owner": registered.owner,
+            "html_url": registered.html_url,
+            "secret_refs": list(registered.secret_refs),
+        },
+    )
+    data = {
+        "agent": name,
+        "app_id": registered.app_id,
+        "slug": registered.slug,
+        "owner": registered.owner,
+        "html_url": registered.html_url,
+        "settings_url": registered.settings_url,
+        "install_url": registered.install_url,
+        "permissions": registered.permissions,
+        "secret_refs": list(registered.secret_refs),
+    }
+    if output == OutputFormat.JSON:
+        print_json(data)
+        return
+    stdout.print(
+        f"Registered GitHub App [bold]{escape(registered.slug)}[/bold] (id {registered.app_id}) "
+        f"owned by {escape(registered.owner)}."
+    )
+    stdout.print(f"Its private key is in the secret store as {escape(registered.secret_refs[0])}.")
+    limited = github_repositories(agent.grant("github"))
+    where = f", for {', '.join(limited)} only" if limited else ""
+    stdout.print(f"Next: install it on {escape(registered.owner)}{escape(where)}:")
+    stdout.print(f"  {escape(registered.install_url)}")
+    stdout.print("then run `agentctl apply` to record the installation.")
+
+
+def _start_registration(
+    provider: GitHubProvider,
+    agent: Contract,
+    manifest: dict[str, Any],
+    redirect_url: str,
+    open_browser: bool,
+    output: OutputFormat,
+) -> None:
+    form = provider.manifest_form(manifest)
+    path = _write_form(agent.name, form.html)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(path.as_uri())
+    finish = f"agentctl github register {agent.name} --code CODE"
+    if output == OutputFormat.JSON:
+        print_json(
+            {
+                "agent": agent.name,
+                "manifest": form.manifest,
+                "creation_url": form.url,
+                "state": form.state,
+                "form": str(path),
+                "next": finish,
+            }
+        )
+        return
+    permissions = ", ".join(f"{k}:{v}" for k, v in sorted(manifest["default_permissions"].items()))
+    stdout.print(
+        f"GitHub App manifest for [bold]{escape(agent.name)}[/bold]: {escape(permissions)}"
+    )
+    stdout.print(
+        f"1. Open {escape(str(path))} in a browser{' (opened)' if open_browser else ' (or pass --open)'}:"
+    )
+    stdout.print(f"   it posts the manifest to {escape(form.url)}")
+    stdout.print('2. Click "Create GitHub App". GitHub then redirects to')
+    stdout.print(f"   {escape(redirect_url)}?code=CODE&state={escape(form.state)}")
+    stdout.print(
+        "   (check that state matches; the page need not load, the code is in the address bar)"
+    )
+    stdout.print(f"3. {escape(finish)}")
+
+
+@app.command("rotate-key")
+def rotate_key_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Agent name."),
+    private_key: Path = typer.Option(
+        ..., "--private-key", help="The new .pem generated on the App's settings page."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Install a new private key for the agent's App, after verifying it with GitHub.
+
+    Example: agentctl github rotate-key pr-review-agent --private-key ~/Downloads/new.pem
+    """
+    from agentctl.secrets import Secret
+
+    try:
+        pem = Secret(private_key.expanduser().read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"cannot read {private_key} ({type(exc).__name__})",
+            hint="pass the .pem file GitHub generated",
+        ) from None
+    provider = _provider(ctx)
+    try:
+        result = provider.rotate_key(name, pem)
+    except AgentctlError as exc:
+        _audit(
+            ctx,
+            actor=name,
+            action="github.rotate-key",
+            target=f"github:{name}",
+            result="failure",
+            detail={"error": exc.message},
+        )
+        raise
+    _audit(
+        ctx,
+        actor=name,
+        action="github.rotate-key",
+        target=f"github:app/{result['slug']}",
+        result="success",
+        detail={"app_id": result["app_id"], "key_fingerprint": result["key_fingerprint"]},
+    )
+    if output == OutputFormat.JSON:
+        print_json(result)
+        return
+    stdout.print(
+        f"GitHub accepted the new key for App {escape(result['slug'])} (id {result['app_id']}, "
+        f"key fingerprint {result['key_fingerprint']}); it replaced the stored key "
+        f"({escape(result['secret_ref'])})."
+    )
+    stdout.print(f"Delete the old key at {escape(result['settings_url'])}.")
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Agent name."),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """The agent's App, its installation, whether it is suspended, live tokens.
+
+    Example: agentctl github status pr-review-agent --output json
+    """
+    data = _provider(ctx).status(name)
+    if output == OutputFormat.JSON:
+        print_json(data)
+        return
+    if not data["registered"]:
+        stdout.print(f"{escape(name)}: no GitHub App or grant recorded ({data['mode']} mode).")
+        return
+    rows = [
+        ("mode", data["mode"]),
+        ("app", f"{data['slug'] or '-'} (id {data['app_id']}) {data['html_url'] or ''}"),
+        (
+            "installation",
+            f"{data['installation_id']} on {data['account']}"
+            if data["installation_id"]
+            else "not installed",
+        ),
+        ("suspended", "yes" if data["suspended"] else "no"),
+        ("live tokens", str(data["live_tokens"])),
+    ]
+    for label, value in rows:
+        stdout.print(f"{label:>13}: {escape(str(value))}")
+    for line in data["drift"]:
+        stdout.print(f"[yellow]drift[/yellow] {escape(line)}")

@@ -1,0 +1,1869 @@
+"""GitHub provider: a GitHub App per agent, scoped installation tokens (DESIGN §3, GitHub).
+
+Two modes (``github.mode`` in agentctl.yaml):
+
+* **dedicated** (default): every agent has its own GitHub App, created from a
+  manifest by ``agentctl github register NAME`` and owned by
+  ``github.organization``. GitHub's audit log then names the agent
+  (``pr-review-agent[bot]``). The App's id and private key live in the secret
+  store under the agent's exact name (``github/app/<agent>/app-id`` and
+  ``.../private-key``), so kill finds the App even when the state store is lost.
+  Kill revokes every live token minted for the agent, then suspends every
+  installation of the agent's App.
+* **shared**: one configured App (``app_id``, ``installation_id``, key from
+  ``private_key_file`` or the secret ``github/shared-app/private-key``) mints
+  tokens for many agents. Kill only revokes that agent's tokens: the shared
+  installation is never suspended.
+
+Either way a token for a run is minted down-scoped to the contract's resolved
+permissions and repositories (``POST /app/installations/{id}/access_tokens``);
+its metadata goes to the state store and its value to the secret store
+(``github/token/<credential id>``) so kill can revoke it
+(``DELETE /installation/token``). Tokens are revoked *before* a suspension:
+GitHub answers every token endpoint of a suspended installation with 403.
+
+agentctl cannot change what an App or installation grants (GitHub has no API for
+App permissions; installations are an org owner's choice), so anything wider than
+the contract is reported as DRIFT; the minted tokens stay limited to the contract.
+
+Every call goes through :meth:`GitHubProvider._call`: 5xx, 429 and rate-limit
+403s are retried with exponential backoff and jitter (honouring ``retry-after``
+and ``x-ratelimit-reset``, capped), up to ``github.max_attempts``; anything else
+becomes a :class:`GitHubApiError` that names the endpoint and the status, never
+a githubkit traceback. githubkit, httpx, PyJWT and cryptography are imported
+only when GitHub is first called: ``agentctl validate`` constructs providers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import html
+import json
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from agentctl.errors import AgentctlError, ProviderError, SecretStoreError, StateError
+from agentctl.model import AgentStatus, Contract, canonical_json
+from agentctl.providers.base import (
+    ActionResult,
+    Change,
+    ChangeKind,
+    FieldChange,
+    GrantFinding,
+    IssuedCredential,
+    Observed,
+    ProviderContext,
+    RunContext,
+)
+from agentctl.providers.github_scopes import (
+    check_github_grant,
+    github_repositories,
+    resolve_github_permissions,
+)
+from agentctl.secrets import Secret
+
+if TYPE_CHECKING:
+    from githubkit import GitHub, Response
+
+    from agentctl.state.records import CredentialRecord, ResourceRecord
+
+PROVIDER = "github"
+DEDICATED = "dedicated"
+SHARED = "shared"
+TOKEN_KIND = "installation-token"
+SHARED_KEY_REF = "github/shared-app/private-key"
+# The REST API version every supported GitHub Enterprise Server release and
+# github.com accept; the endpoints used here are identical in later versions.
+API_VERSION = "2022-11-28"
+HTTP_TIMEOUT_SECONDS = 30.0
+# GitHub accepts App JWTs valid for at most 10 minutes; an `iat` 60 s in the
+# past absorbs clock drift between this host and GitHub.
+JWT_BACKDATE_SECONDS = 60
+JWT_LIFETIME_SECONDS = 540
+_LEVEL_RANK = {"read": 1, "write": 2, "admin": 3}
+_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times", 5: "five times"}
+
+# The resource attributes recorded in state. Dedicated: the App, its
+# installation on the organization (None until installed; ``repositories`` only
+# for a "selected" installation) and the contract's grant. Shared: the grant.
+_APP_KEYS = (
+    "mode",
+    "app_id",
+    "slug",
+    "name",
+    "html_url",
+    "owner",
+    "owner_type",
+    "app_permissions",
+)
+_INSTALLATION_KEYS = (
+    "installation_id",
+    "account",
+    "installation_html_url",
+    "installation_permissions",
+    "repository_selection",
+    "repositories",
+    "installation_updated_at",
+)
+_GRANT_KEYS = ("grant_permissions", "grant_repositories")
+_DEDICATED_KEYS = _APP_KEYS + _INSTALLATION_KEYS + _GRANT_KEYS
+_SHARED_KEYS = (
+    "mode",
+    "app_id",
+    "installation_id",
+    "account",
+    "grant_permissions",
+    "grant_repositories",
+)
+
+
+def app_key_ref(agent: str) -> str:
+    return f"github/app/{agent}/private-key"
+
+
+def app_id_ref(agent: str) -> str:
+    return f"github/app/{agent}/app-id"
+
+
+def token_ref(credential_id: str) -> str:
+    return f"github/token/{credential_id}"
+
+
+class GitHubApiError(ProviderError):
+    """GitHub answered with an error (after retries); ``status`` is the HTTP status,
+    None when GitHub could not be reached at all."""
+
+    def __init__(self, message: str, *, status: int | None, hint: str | None = None) -> None:
+        super().__init__(PROVIDER, message, hint=hint)
+        self.status = status
+
+    @property
+    def suspended(self) -> bool:
+        return self.status == 403 and "suspended" in self.message.lower()
+
+
+@dataclass(frozen=True)
+class _App:
+    """An App agentctl can authenticate as: its id and its parsed private key."""
+
+    app_id: int
+    key: Any  # cryptography RSAPrivateKey, parsed once (parsing costs ~60 ms)
+
+
+@dataclass(frozen=True)
+class ManifestForm:
+    """What the manifest flow needs: a form POST of ``manifest`` to ``url``."""
+
+    manifest: dict[str, Any]
+    url: str
+    state: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RegisteredApp:
+    """A dedicated App after the manifest conversion (never holds a secret)."""
+
+    agent: str
+    app_id: int
+    slug: str
+    html_url: str
+    owner: str
+    settings_url: str
+    install_url: str
+    permissions: dict[str, str]
+    secret_refs: tuple[str, ...]
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def _times(count: int) -> str:
+    return _TIMES.get(count, f"{count} times")
+
+
+def _permission_text(permissions: Mapping[str, str] | None) -> str:
+    return ", ".join(f"{k}:{v}" for k, v in sorted((permissions or {}).items())) or "none"
+
+
+def _excess_permissions(held: Mapping[str, str], allowed: Mapping[str, str]) -> dict[str, str]:
+    """Permissions in ``held`` beyond ``allowed`` (absent, or at a higher level)."""
+    return {
+        name: level
+        for name, level in held.items()
+        if _LEVEL_RANK.get(level, 0) > _LEVEL_RANK.get(allowed.get(name, ""), 0)
+    }
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal as recorded in state (JSON): tuples and lists, key order do not matter."""
+    return canonical_json(left) == canonical_json(right)
+
+
+def _contract_repositories(grant: Any) -> list[str] | None:
+    repositories = github_repositories(grant)
+    return None if repositories is None else sorted(set(repositories))
+
+
+@functools.cache
+def _authorization_class() -> type[Any]:
+    """A githubkit auth strategy sending one fixed ``Authorization`` header.
+
+    Built on first use (githubkit and httpx are imported lazily). agentctl signs
+    App JWTs itself with a key parsed once, rather than letting githubkit parse
+    the PEM for every JWT and cache tokens process-wide by App id.
+    """
+    import httpx
+    from githubkit.auth.base import BaseAuthStrategy
+
+    class _HeaderAuth(httpx.Auth):
+        def __init__(self, value: Secret) -> None:
+            self._value = value
+
+        def auth_flow(self, request: httpx.Request) -> Any:
+            request.headers["Authorization"] = self._value.reveal()
+            yield request
+
+    class AuthorizationHeader(BaseAuthStrategy):
+        def __init__(self, value: Secret) -> None:
+            self._value = value
+
+        def get_auth_flow(self, github: Any) -> httpx.Auth:
+            return _HeaderAuth(self._value)
+
+        def __repr__(self) -> str:
+            return "AuthorizationHeader(********)"
+
+    return AuthorizationHeader
+
+
+def _pin_api_version(request: Any) -> None:
+    request.headers["X-GitHub-Api-Version"] = API_VERSION
+
+
+class GitHubProvider:
+    """GitHub Apps and installation tokens; see the module docstring."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        context: ProviderContext,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_seconds: float = 0.5,
+        max_backoff_seconds: float = 30.0,
+    ) -> None:
+        """``sleep`` and the backoff bounds are injectable so tests retry fast."""
+        self._context = context
+        self._settings = context.config.github
+        self._sleep = sleep
+        self._backoff = backoff_seconds
+        self._max_backoff = max_backoff_seconds
+        self._lock = threading.Lock()
+        self._keys: dict[str, Any] = {}
+        self._tls: Any = None
+
+    # -- configuration ---------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        mode = self._settings.mode
+        if mode not in (DEDICATED, SHARED):
+            raise ProviderError(
+                PROVIDER,
+                f"github.mode {mode!r} is not a mode",
+                hint="set github.mode to dedicated (one App per agent) or shared",
+            )
+        return mode
+
+    def configured(self) -> bool:
+        if self.mode == SHARED:
+            return self._settings.app_id is not None
+        return bool(self._settings.organization)
+
+    def _not_configured(self) -> ProviderError:
+        if self.mode == SHARED:
+            hint = (
+                "set github.app_id and github.installation_id in agentctl.yaml, and "
+                "github.private_key_file (or store the key as secret "
+                f"{SHARED_KEY_REF})"
+            )
+        else:
+            hint = (
+                "set github.organization in agentctl.yaml (and github.base_url / "
+                "github.web_url for GitHub Enterprise Server), then run "
+                "`agentctl github register NAME`"
+            )
+        # The plan shows only the message, so it says what is missing.
+        missing = "github.app_id" if self.mode == SHARED else "github.organization"
+        return ProviderError(
+            PROVIDER, f"GitHub is not configured ({missing} is not set in agentctl.yaml)", hint=hint
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url.rstrip("/")
+
+    @property
+    def web_url(self) -> str:
+        return self._settings.web_url.rstrip("/")
+
+    def _org_settings_url(self, org: str | None) -> str:
+        if org:
+            return f"{self.web_url}/organizations/{org}/settings/installations"
+        return f"{self.web_url}/settings/installations"
+
+    # -- HTTP ------------------------------------------------------------------
+
+    def _client(self, authorization: Secret | None) -> GitHub[Any]:
+        from githubkit import GitHub, UnauthAuthStrategy
+        from githubkit.cache import MemCacheStrategy
+
+        auth = (
+            UnauthAuthStrategy() if authorization is None else _authorization_class()(authorization)
+        )
+        return GitHub(
+            auth,
+            base_url=self._settings.base_url,
+            ssl_verify=self._tls_context(),
+            user_agent="agentctl",
+            timeout=HTTP_TIMEOUT_SECONDS,
+            # agentctl retries itself (see _call); no HTTP cache: every answer
+            # must be GitHub's current one; a private cache: githubkit's default
+            # one is shared by the whole process.
+            auto_retry=False,
+            http_cache=False,
+            cache_strategy=MemCacheStrategy(),
+            # Bodies go out exactly as built: githubkit's model would silently
+            # drop a permission it does not know, widening a token to everything.
+            rest_api_validate_body=False,
+            event_hooks={"request": [_pin_api_version], "response": []},
+        )
+
+    def _tls_context(self) -> Any:
+        """One verifying TLS context for every client: each call gets a fresh
+        client, and loading the CA bundle costs more than most GitHub calls."""
+        with self._lock:
+            if self._tls is None:
+                import httpx
+
+                self._tls = httpx.create_ssl_context()
+            return self._tls
+
+    def _as_app(self, app: _App) -> GitHub[Any]:
+        import jwt
+
+        now = int(time.time())  # real time: GitHub judges the JWT, not agentctl's clock
+        token = jwt.encode(
+            {
+                "iat": now - JWT_BACKDATE_SECONDS,
+                "exp": now + JWT_LIFETIME_SECONDS,
+                "iss": str(app.app_id),
+            },
+            app.key,
+            algorithm="RS256",
+        )
+        return self._client(Secret(f"Bearer {token}"))
+
+    def _as_token(self, token: Secret) -> GitHub[Any]:
+        return self._client(Secret(f"token {token.reveal()}"))
+
+    def _path(self, url: Any) -> str:
+        from httpx import URL
+
+        base = URL(self._settings.base_url).path.rstrip("/")
+        path = str(URL(str(url)).path)
+        return path[len(base) :] if base and path.startswith(base) else path
+
+    def _call(self, doing: str, send: Callable[[], Response[Any]]) -> Response[Any]:
+        """``send()`` with agentctl's retry policy; failures become GitHubApiError."""
+        from githubkit.exception import (
+            RateLimitExceeded,
+            RequestError,
+            RequestFailed,
+            RequestTimeout,
+        )
+
+        attempts = max(1, self._settings.max_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return send()
+            except RequestFailed as exc:
+                status = exc.response.status_code
+                limited = isinstance(exc, RateLimitExceeded) or status == 429
+                if not (limited or status >= 500) or attempt == attempts:
+                    raise self._failure(exc, doing, attempt, limited) from None
+                wait = exc.retry_after.total_seconds() if isinstance(exc, RateLimitExceeded) else 0
+                self._sleep(self._delay(attempt, wait))
+            except RequestTimeout as exc:
+                if attempt == attempts:
+                    raise GitHubApiError(
+                        f"{doing}: GitHub did not answer {exc.request.method} "
+                        f"{self._path(exc.request.url)} within {HTTP_TIMEOUT_SECONDS:g}s, "
+                        f"{_times(attempt)}; GitHub may be down — retry later",
+                        status=None,
+                    ) from None
+                self._sleep(self._delay(attempt, 0))
+            except RequestError as exc:
+                raise self._unreachable(exc, doing) from None
+        raise AssertionError("the loop returns or raises")
+
+    def _delay(self, attempt: int, wait: float) -> float:
+        """Seconds before the next attempt: what GitHub asked for, capped, else
+        exponential backoff with jitter (so parallel agents do not retry in step)."""
+        if wait > 0:
+            return min(wait, self._max_backoff)
+        ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _failure(self, exc: Any, doing: str, attempts: int, limited: bool) -> GitHubApiError:
+        status = int(exc.response.status_code)
+        endpoint = f"{exc.request.method} {self._path(exc.request.url)}"
+        message = ""
+        try:
+            body = exc.response.json()
+            if isinstance(body, Mapping):
+                message = " ".join(str(body.get("message") or "").split())[:200]
+        except ValueError:
+            pass
+        if limited:
+            reset = exc.response.headers.get("x-ratelimit-reset", "")
+            when = (
+                f"; the limit resets at {_utc(datetime.fromtimestamp(int(reset), UTC))}"
+                if reset.isdigit()
+                else ""
+            )
+            return GitHubApiError(
+                f"{doing}: GitHub rate-limited {endpoint} ({status}) {_times(attempts)}{when}",
+                status=status,
+                hint="wait for the reset and retry, or lower --parallelism",
+            )
+        if status >= 500:
+            return GitHubApiError(
+                f"{doing}: GitHub answered {status} {_times(attempts)} for {endpoint}; "
+                "GitHub may be down — retry later",
+                status=status,
+                hint="https://www.githubstatus.com shows github.com incidents",
+            )
+        detail = f" ({message})" if message else ""
+        return GitHubApiError(
+            f"{doing}: GitHub answered {status} to {endpoint}{detail}", status=status
+        )
+
+    def _unreachable(self, exc: Any, doing: str) -> GitHubApiError:
+        import httpx
+
+        cause = getattr(exc, "exc", exc)
+        if isinstance(cause, httpx.TransportError):
+            return GitHubApiError(
+                f"{doing}: cannot connect to GitHub at {self.base_url} ({type(cause).__name__})",
+                status=None,
+                hint="check github.base_url in agentctl.yaml (for GitHub Enterprise "
+                "Server: https://HOST/api/v3) and the network",
+            )
+        # Anything else failed while building the request, e.g. signing with a
+        # broken key: the class name only, the message could quote key material.
+        return GitHubApiError(f"{doing}: failed ({type(cause).__name__})", status=None)
+
+    # -- stores ----------------------------------------------------------------
+
+    def _record(self, agent: str) -> ResourceRecord | None:
+        return self._context.state.get_resource(agent, PROVIDER)
+
+    def _live_tokens(self, agent: str) -> list[CredentialRecord]:
+        return [
+            c
+            for c in self._context.state.list_credentials(
+                agent=agent, provider=PROVIDER, live_at=self._context.clock()
+            )
+            if c.kind == TOKEN_KIND
+        ]
+
+    def _parse_key(self, pem: Secret, where: str) -> Any:
+        fingerprint = pem.fingerprint()
+        with self._lock:
+            if fingerprint in self._keys:
+                return self._keys[fingerprint]
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(pem.reveal().encode(), password=None)
+        except (ValueError, TypeError):
+            key = None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ProviderError(
+                PROVIDER,
+                f"{where} is not an unencrypted PEM RSA private key",
+                hint="download a new private key from the App's settings page and run "
+                "`agentctl github rotate-key NAME --private-key FILE`",
+            )
+        with self._lock:
+            self._keys[fingerprint] = key
+        return key
+
+    def _dedicated_app(self, agent: str, record: ResourceRecord | None) -> _App | None:
+        """The agent's own App: id from state (or the secret store), key from the
+        secret store under the agent's exact name. None when no key is stored."""
+        pem = self._context.secrets.get(app_key_ref(agent))
+        if pem is None:
+            return None
+        app_id: int | None = None
+        if record is not None and record.attributes.get("app_id") is not None:
+            app_id = int(record.attributes["app_id"])
+        else:
+            stored = self._context.secrets.get(app_id_ref(agent))
+            if stored is not None and stored.reveal().isdigit():
+                app_id = int(stored.reveal())
+        if app_id is None:
+            return None
+        return _App(app_id, self._parse_key(pem, f"secret {app_key_ref(agent)}"))
+
+    def _shared_app(self) -> _App:
+        settings = self._settings
+        if settings.app_id is None or settings.installation_id is None:
+            raise self._not_configured()
+        if settings.private_key_file:
+            from pathlib import Path
+
+            path = Path(settings.private_key_file).expanduser()
+            try:
+                pem = Secret(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ProviderError(
+                    PROVIDER,
+                    f"cannot read github.private_key_file {path} ({type(exc).__name__})",
+                    hint="point github.private_key_file at the shared App's .pem file",
+                ) from None
+            where = f"github.private_key_file {path}"
+        else:
+            stored = self._context.secrets.get(SHARED_KEY_REF)
+            if stored is None:
+                raise ProviderError(
+                    PROVIDER,
+                    "no private key for the shared GitHub App",
+                    hint=f"set github.private_key_file, or store the key as secret {SHARED_KEY_REF}",
+                )
+            pem, where = stored, f"secret {SHARED_KEY_REF}"
+        return _App(int(settings.app_id), self._parse_key(pem, where))
+
+    # -- GitHub reads ------------------------------------------------------------
+
+    def _get_app(self, app: _App, doing: str) -> dict[str, Any]:
+        client = self._as_app(app)
+        body: dict[str, Any] = self._call(doing, client.rest.apps.get_authenticated).json()
+        if int(body.get("id", -1)) != app.app_id:
+            raise ProviderError(
+                PROVIDER,
+                f"{doing}: GitHub answered for App {body.get('id')}, expected App {app.app_id}",
+            )
+        return body
+
+    def _installations(self, app: _App, doing: str) -> list[dict[str, Any]]:
+        client = self._as_app(app)
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = self._call(
+                doing,
+                functools.partial(client.rest.apps.list_installations, per_page=100, page=page),
+            ).json()
+            found.extend(batch)
+            if len(batch) < 100:
+                return found
+            page += 1
+
+    def _get_installation(self, app: _App, installation_id: int, doing: str) -> dict[str, Any]:
+        client = self._as_app(app)
+        body: dict[str, Any] = self._call(
+            doing, lambda: client.rest.apps.get_installation(installation_id)
+        ).json()
+        return body
+
+    def _pick_installation(
+        self, installations: list[dict[str, Any]], owner: str | None
+    ) -> dict[str, Any] | None:
+        """The installation on the configured organization (else the App owner's)."""
+        wanted = (self._settings.organization or owner or "").lower()
+        for installation in installations:
+            if str(installation["account"]["login"]).lower() == wanted:
+                return installation
+        return installations[0] if len(installations) == 1 else None
+
+    def _installation_repositories(self, app: _App, installation_id: int, doing: str) -> list[str]:
+        """Full names of what a "selected" installation reaches.
+
+        Only an installation token can list them, so this mints a metadata-only
+        token and revokes it at once: two writes, made only when the
+        installation changed since it was last recorded (see observe).
+        """
+        token, _ = self._mint(app, installation_id, {"metadata": "read"}, None, doing)
+        try:
+            client = self._as_token(token)
+            names: list[str] = []
+            page = 1
+            while True:
+                body = self._call(
+                    doing,
+                    functools.partial(
+                        client.rest.apps.list_repos_accessible_to_installation,
+                        per_page=100,
+                        page=page,
+                    ),
+                ).json()
+                names.extend(r["full_name"] for r in body["repositories"])
+                if len(names) >= int(body["total_count"]) or not body["repositories"]:
+                    return sorted(names)
+                page += 1
+        finally:
+            # It holds metadata:read only and expires within the hour.
+            with contextlib.suppress(GitHubApiError):
+                self._revoke_value(token, f"{doing} (revoke the listing token)")
+
+    # -- GitHub writes -----------------------------------------------------------
+
+    def _mint(
+        self,
+        app: _App,
+        installation_id: int,
+        permissions: Mapping[str, str],
+        repositories: list[str] | None,
+        doing: str,
+    ) -> tuple[Secret, dict[str, Any]]:
+        body: dict[str, Any] = {"permissions": dict(permissions)}
+        if repositories is not None:
+            body["repositories"] = [name.rpartition("/")[2] for name in repositories]
+        client = self._as_app(app)
+        try:
+            response = self._call(
+                doing,
+                # The body goes as built (see _client); cast: githubkit types it
+                # as its own model.
+                lambda: client.rest.apps.create_installation_access_token(
+                    installation_id, data=cast(Any, body)
+                ),
+            )
+        except GitHubApiError as exc:
+            if exc.suspended:
+                raise GitHubApiError(
+                    f"{doing}: installation {installation_id} is suspended (the agent is "
+                    "killed or disabled): no token issued",
+                    status=exc.status,
+                    hint="`agentctl revive NAME --reason ...` if it should run again",
+                ) from None
+            if exc.status == 422:
+                raise GitHubApiError(
+                    f"{exc.message.removeprefix('github: ')}: installation {installation_id} "
+                    f"does not grant {_permission_text(permissions)}"
+                    + (f" on {', '.join(repositories)}" if repositories else ""),
+                    status=422,
+                    hint="run `agentctl plan` to see what the installation lacks",
+                ) from None
+            raise
+        data: dict[str, Any] = response.json()
+        token = Secret(str(data["token"]))
+        granted = data.get("permissions") or {}
+        excess = _excess_permissions(granted, permissions)
+        if excess:
+            # Never hand out more than asked, whatever GitHub did.
+            self._revoke_value(token, f"{doing} (revoke an over-wide token)")
+            raise ProviderError(
+                PROVIDER,
+                f"{doing}: GitHub minted a token with {_permission_text(excess)} beyond the "
+                "request; it was revoked",
+            )
+        return token, data
+
+    def _revoke_value(self, token: Secret, doing: str) -> str:
+        """``DELETE /installation/token``: "revoked", "invalid" (already revoked or
+        expired: 401) or "suspended" (403: refused while the installation is suspended)."""
+        client = self._as_token(token)
+        try:
+            self._call(doing, client.rest.apps.revoke_installation_access_token)
+        except GitHubApiError as exc:
+            if exc.status == 401:
+                return "invalid"
+            if exc.suspended:
+                return "suspended"
+            raise
+        return "revoked"
+
+    def _set_suspended(self, app: _App, installation_id: int, suspended: bool, doing: str) -> None:
+        client = self._as_app(app)
+        if suspended:
+            self._call(doing, lambda: client.rest.apps.suspend_installation(installation_id))
+        else:
+            self._call(doing, lambda: client.rest.apps.unsuspend_installation(installation_id))
+
+    # -- Provider protocol: vocabulary ------------------------------------------
+
+    def check_grant(self, grant: Any) -> list[GrantFinding]:
+        return check_github_grant(grant)
+
+    # -- observe -------------------------------------------------------------------
+
+    def observe(self, agent: str) -> Observed:
+        record = self._record(agent)
+        mode = record.attributes.get("mode", self.mode) if record is not None else self.mode
+        if mode == SHARED:
+            if not self.configured():
+                return self._absent(agent, record)
+            return self._observe_shared(agent, record)
+        if record is None:
+            return Observed(provider=PROVIDER, agent=agent, exists=False)
+        return self._observe_dedicated(agent, record)
+
+    def _absent(self, agent: str, record: ResourceRecord | None) -> Observed:
+        return Observed(
+            provider=PROVIDER,
+            agent=agent,
+            exists=record is not None,
+            resource_id=record.resource_id if record else None,
+            attributes={"recorded": dict(record.attributes) if record else None},
+        )
+
+    def _observe_dedicated(self, agent: str, record: ResourceRecord) -> Observed:
+        recorded = dict(record.attributes)
+        doing = f"look up the GitHub App of {agent}"
+        app = self._dedicated_app(agent, record)
+        if app is None:
+            raise ProviderError(
+                PROVIDER,
+                f"App {recorded.get('slug')} of {agent} is recorded, but its private key is "
+                f"not in the secret store ({app_key_ref(agent)})",
+                hint=f"`agentctl github rotate-key {agent} --private-key FILE` with a key "
+                f"generated at {recorded.get('html_url')}",
+            )
+        info = self._get_app(app, doing)
+        owner = info["owner"]
+        live: dict[str, Any] = {
+            "mode": DEDICATED,
+            "app_id": app.app_id,
+            "slug": info["slug"],
+            "name": info["name"],
+            "html_url": info["html_url"],
+            "owner": owner["login"],
+            "owner_type": owner.get("type", "Organization"),
+            "app_permissions": dict(sorted((info.get("permissions") or {}).items())),
+        }
+        installations = self._installations(app, doing)
+        chosen = self._pick_installation(installations, owner["login"])
+        drift = [
+            f"App {info['slug']} is also installed on {i['account']['login']}: agentctl "
+            "manages only its installation on "
+            f"{self._settings.organization or owner['login']}"
+            for i in installations
+            if chosen is not None and i["id"] != chosen["id"]
+        ]
+        suspended = False
+        if chosen is None:
+            live.update(dict.fromkeys(_INSTALLATION_KEYS))
+        else:
+            suspended = chosen.get("suspended_at") is not None
+            live.update(
+                installation_id=chosen["id"],
+                account=chosen["account"]["login"],
+                installation_html_url=chosen["html_url"],
+                installation_permissions=dict(sorted(chosen["permissions"].items())),
+                repository_selection=chosen["repository_selection"],
+                repositories=None,
+                installation_updated_at=None,
+            )
+            if chosen["repository_selection"] == "selected":
+                same = (
+                    recorded.get("installation_id") == chosen["id"]
+                    and recorded.get("repositories") is not None
+                )
+                if same and (
+                    suspended or recorded.get("installation_updated_at") == chosen["updated_at"]
+                ):
+                    # Unchanged (or unlistable while suspended): keep the snapshot,
+                    # and the time it was taken, so the next look re-lists if needed.
+                    live["repositories"] = recorded["repositories"]
+                    live["installation_updated_at"] = recorded["installation_updated_at"]
+                elif not suspended:
+                    live["repositories"] = self._installation_repositories(
+                        app, chosen["id"], f"list the repositories of installation {chosen['id']}"
+                    )
+                    live["installation_updated_at"] = chosen["updated_at"]
+        expired_disable = recorded.get("disabled") == "expired"
+        return Observed(
+            provider=PROVIDER,
+            agent=agent,
+            exists=True,
+            resource_id=str(app.app_id),
+            killed=suspended and not expired_disable,
+            disabled=suspended and expired_disable,
+            attributes={
+                **live,
+                "suspended": suspended,
+                "settings_url": self._app_settings_url(live),
+                "suspended_installations": [
+                    i["id"] for i in installations if i.get("suspended_at") is not None
+                ],
+                "recorded": recorded,
+            },
+            drift=tuple(drift),
+        )
+
+    def _observe_shared(self, agent: str, record: ResourceRecord | None) -> Observed:
+        app = self._shared_app()
+        installation_id = int(self._settings.installation_id or 0)
+        installation = self._get_installation(
+            app, installation_id, f"look up shared installation {installation_id}"
+        )
+        return Observed(
+            provider=PROVIDER,
+            agent=agent,
+            exists=record is not None,
+            resource_id=record.resource_id if record else None,
+            attributes={
+                "mode": SHARED,
+                "app_id": app.app_id,
+                "installation_id": installation_id,
+                "account": installation["account"]["login"],
+                "installation_html_url": installation["html_url"],
+                "installation_permissions": dict(installation["permissions"]),
+                "repository_selection": installation["repository_selection"],
+                "suspended": installation.get("suspended_at") is not None,
+                "recorded": dict(record.attributes) if record else None,
+            },
+        )
+
+    def _app_settings_url(self, app: Mapping[str, Any]) -> str:
+        if app.get("owner_type") == "User":
+            return f"{self.web_url}/settings/apps/{app.get('slug')}"
+        return f"{self.web_url}/organizations/{app.get('owner')}/settings/apps/{app.get('slug')}"
+
+    # -- plan ------------------------------------------------------------------------
+
+    def plan(self, contract: Contract | None, observed: Observed, *, expired: bool) -> list[Change]:
+        agent = observed.agent
+        recorded = observed.attributes.get("recorded") or {}
+        mode = recorded.get("mode") or observed.attributes.get("mode") or self.mode
+        if contract is None:
+            return self._plan_remove(agent, observed, mode)
+        if mode == SHARED:
+            if not self.configured():
+                raise self._not_configured()
+            return self._plan_shared(contract, observed, expired=expired)
+        if not observed.exists and not self.configured():
+            raise self._not_configured()
+        return self._plan_dedicated(contract, observed, expired=expired)
+
+    def _plan_remove(self, agent: str, observed: Observed, mode: str) -> list[Change]:
+        if not observed.exists:
+            return []
+        recorded = observed.attributes.get("recorded") or {}
+        if mode == SHARED:
+            summary = f"drop the GitHub grant of {agent} and revoke its live tokens"
+        else:
+            summary = (
+                f"revoke the live tokens of {agent} and suspend App {recorded.get('slug')}'s "
+                "installation (agentctl never deletes an App: its owner can at "
+                f"{self._app_settings_url(recorded)}/advanced)"
+            )
+        return [
+            Change(
+                provider=PROVIDER,
+                agent=agent,
+                kind=ChangeKind.REMOVE,
+                summary=summary,
+                payload={"mode": mode},
+            )
+        ]
+
+    def _grant(self, contract: Contract) -> tuple[dict[str, str], list[str] | None]:
+        grant = contract.grant(PROVIDER)
+        return resolve_github_permissions(grant), _contract_repositories(grant)
+
+    def _disable_change(self, agent: str, mode: str, why: str) -> Change:
+        return Change(
+            provider=PROVIDER,
+            agent=agent,
+            kind=ChangeKind.DISABLE,
+            summary=f"disable {agent} in GitHub ({why}): revoke its live tokens"
+            + ("" if mode == SHARED else " and suspend its App's installation"),
+            payload={"mode": mode},
+        )
+
+    def _plan_dedicated(
+        self, contract: Contract, observed: Observed, *, expired: bool
+    ) -> list[Change]:
+        agent = contract.name
+        attrs = observed.attributes
+        if not observed.exists:
+            if expired:
+                return []  # an expired contract is never provisioned
+            raise ProviderError(
+                PROVIDER,
+                f"no GitHub App is registered for {agent}: run "
+                f"`agentctl github register {agent}` (then install the App on "
+                f"{self._settings.organization} and apply again)",
+                hint=f"agentctl github register {agent} --contract PATH",
+            )
+        if expired:
+            active = attrs.get("installation_id") is not None and not attrs.get("suspended")
+            if active or self._live_tokens(agent):
+                return [self._disable_change(agent, DEDICATED, "contract expired")]
+            return []
+        permissions, repositories = self._grant(contract)
+        recorded = attrs.get("recorded") or {}
+        desired: dict[str, Any] = {key: attrs.get(key) for key in _DEDICATED_KEYS}
+        desired.update(grant_permissions=permissions, grant_repositories=repositories)
+        reenable = observed.disabled and not self._killed_in_state(agent)
+        if attrs.get("suspended") and not reenable and recorded.get("disabled"):
+            desired["disabled"] = recorded["disabled"]
+        changes: list[Change] = []
+        if reenable or not _same(desired, recorded):
+            fields = tuple(
+                FieldChange(key, recorded.get(key), desired.get(key))
+                for key in sorted(set(desired) | set(recorded))
+                if not _same(desired.get(key), recorded.get(key))
+            )
+            summary = (
+                f"re-enable App {desired['slug']} (its contract was renewed): unsuspend its installation"
+                if reenable
+                else f"record GitHub App {desired['slug']}: "
+                + ", ".join(f.field for f in fields)
+                + " (no change in GitHub)"
+            )
+            changes.append(
+                Change(
+                    provider=PROVIDER,
+                    agent=agent,
+                    kind=ChangeKind.UPDATE,
+                    summary=summary,
+                    fields=fields,
+                    payload={
+                        "mode": DEDICATED,
+                        "attributes": desired,
+                        "unsuspend": list(attrs.get("suspended_installations") or [])
+                        if reenable
+                        else [],
+                    },
+                )
+            )
+        changes.extend(self._dedicated_drift(agent, attrs, permissions, repositories))
+        changes.extend(
+            Change(provider=PROVIDER, agent=agent, kind=ChangeKind.DRIFT, summary=text)
+            for text in observed.drift
+        )
+        return changes
+
+    def _killed_in_state(self, agent: str) -> bool:
+        record = self._context.state.get_agent(agent)
+        return record is not None and record.status == AgentStatus.KILLED
+
+    def _dedicated_drift(
+        self,
+        agent: str,
+        attrs: Mapping[str, Any],
+        permissions: Mapping[str, str],
+        repositories: list[str] | None,
+    ) -> list[Change]:
+        def drift(summary: str, fields: Iterable[FieldChange] = ()) -> Change:
+            return Change(
+                provider=PROVIDER,
+                agent=agent,
+                kind=ChangeKind.DRIFT,
+                summary=summary,
+                fields=tuple(fields),
+            )
+
+        changes: list[Change] = []
+        app_permissions = attrs.get("app_permissions") or {}
+        if not _same(app_permissions, permissions):
+            changes.append(
+                drift(
+                    f"App {attrs.get('slug')} has {_permission_text(app_permissions)}; the "
+                    f"contract asks {_permission_text(permissions)}: update the App's "
+                    f"permissions at {attrs.get('settings_url')}/permissions (GitHub has no "
+                    "API to change App permissions; tokens stay limited to the contract)",
+                    (
+                        FieldChange(
+                            f"app.permissions.{name}",
+                            app_permissions.get(name),
+                            permissions.get(name),
+                        )
+                        for name in sorted(set(app_permissions) | set(permissions))
+                        if app_permissions.get(name) != permissions.get(name)
+                    ),
+                )
+            )
+        org = self._settings.organization or attrs.get("owner")
+        if attrs.get("installation_id") is None:
+            changes.append(
+                drift(
+                    f"App {attrs.get('slug')} not installed on {org}: install it at "
+                    f"{attrs.get('html_url')}/installations/new"
+                    + (f" (only for {', '.join(repositories)})" if repositories else "")
+                )
+            )
+            return changes
+        where = attrs.get("installation_html_url")
+        held = attrs.get("installation_permissions") or {}
+        excess = _excess_permissions(held, permissions)
+        if excess:
+            changes.append(
+                drift(
+                    f"installation on {attrs.get('account')} grants more than the contract: "
+                    f"{_permission_text(excess)} (contract: {_permission_text(permissions)}); "
+                    f"reduce it at {where} — tokens agentctl mints stay limited to the contract",
+                    (
+                        FieldChange(f"installation.permissions.{n}", level, permissions.get(n))
+                        for n, level in sorted(excess.items())
+                    ),
+                )
+            )
+        lacking = _excess_permissions(permissions, held)
+        if lacking:
+            changes.append(
+                drift(
+                    f"installation on {attrs.get('account')} lacks "
+                    f"{_permission_text(lacking)}: an owner of {attrs.get('account')} must "
+                    f"accept the App's permissions at {where}; until then minting fails"
+                )
+            )
+        if repositories is not None:
+            account = str(attrs.get("account") or "").lower()
+            foreign = [r for r in repositories if r.partition("/")[0].lower() != account]
+            if foreign:
+                changes.append(
+                    drift(
+                        f"{', '.join(foreign)} not owned by {attrs.get('account')}: the "
+                        "installation cannot reach them; minting fails"
+                    )
+                )
+            if attrs.get("repository_selection") == "all":
+                changes.append(
+                    drift(
+                        f"installation on {attrs.get('account')} covers all repositories; "
+                        f"the contract needs only {', '.join(repositories)}: select them at {where}",
+                        [FieldChange("installation.repository_selection", "all", "selected")],
+                    )
+                )
+            elif attrs.get("repositories") is not None:
+                reached = {r.lower(): r for r in attrs["repositories"]}
+                wanted = {r.lower() for r in repositories}
+                extra = sorted(v for k, v in reached.items() if k not in wanted)
+                missing = sorted(r for r in repositories if r.lower() not in reached)
+                if extra:
+                    changes.append(
+                        drift(
+                            f"installation on {attrs.get('account')} reaches repositories "
+                            f"beyond the contract: {', '.join(extra)}; remove them at {where}",
+                            (FieldChange(f"installation.repositories.{r}", r, None) for r in extra),
+                        )
+                    )
+                if missing:
+                    changes.append(
+                        drift(
+                            f"installation on {attrs.get('account')} does not reach "
+                            f"{', '.join(missing)}: add them at {where}; until then minting fails"
+                        )
+                    )
+        return changes
+
+    def _plan_shared(
+        self, contract: Contract, observed: Observed, *, expired: bool
+    ) -> list[Change]:
+        agent = contract.name
+        if expired:
+            if self._live_tokens(agent):
+                return [self._disable_change(agent, SHARED, "contract expired")]
+            return []
+        attrs = observed.attributes
+        permissions, repositories = self._grant(contract)
+        conflicts = self._shared_conflicts(attrs, permissions, repositories)
+        if conflicts:
+            return [
+                Change(provider=PROVIDER, agent=agent, kind=ChangeKind.CONFLICT, summary=text)
+                for text in conflicts
+            ]
+        desired = {
+            "mode": SHARED,
+            "app_id": attrs["app_id"],
+            "installation_id": attrs["installation_id"],
+            "account": attrs["account"],
+            "grant_permissions": permissions,
+            "grant_repositories": repositories,
+        }
+        recorded = attrs.get("recorded")
+        if recorded is not None and _same(desired, recorded):
+            return []
+        where = f"shared App {attrs['app_id']} (installation {attrs['installation_id']})"
+        fields = tuple(
+            FieldChange(key, (recorded or {}).get(key), desired[key])
+            for key in _SHARED_KEYS
+            if recorded is None or not _same(desired[key], recorded.get(key))
+        )
+        return [
+            Change(
+                provider=PROVIDER,
+                agent=agent,
+                kind=ChangeKind.CREATE if recorded is None else ChangeKind.UPDATE,
+                summary=f"record the GitHub grant of {agent} on {where}: tokens limited to "
+                f"{_permission_text(permissions)}"
+                + (f" on {', '.join(repositories)}" if repositories else "")
+                + " (no change in GitHub)",
+                fields=fields,
+                payload={"mode": SHARED, "attributes": desired},
+            )
+        ]
+
+    def _shared_conflicts(
+        self,
+        attrs: Mapping[str, Any],
+        permissions: Mapping[str, str],
+        repositories: list[str] | None,
+    ) -> list[str]:
+        installation_id = int(attrs["installation_id"])
+        where = f"the shared installation {installation_id} on {attrs['account']}"
+        conflicts: list[str] = []
+        if attrs.get("suspended"):
+            conflicts.append(f"{where} is suspended: no agent can get a token from it")
+        lacking = _excess_permissions(permissions, attrs.get("installation_permissions") or {})
+        if lacking:
+            conflicts.append(
+                f"{where} lacks {_permission_text(lacking)}: minting would fail (422); grant them "
+                f"at {attrs.get('installation_html_url')} or use dedicated mode"
+            )
+        if repositories:
+            app = self._shared_app()
+            client = self._as_app(app)
+            for repository in repositories:
+                owner, _, name = repository.partition("/")
+                try:
+                    found = self._call(
+                        f"check that {where} reaches {repository}",
+                        functools.partial(client.rest.apps.get_repo_installation, owner, name),
+                    ).json()
+                except GitHubApiError as exc:
+                    if exc.status != 404:
+                        raise
+                    found = None
+                if found is None or int(found["id"]) != installation_id:
+                    conflicts.append(
+                        f"{where} does not reach {repository}: minting would fail (422)"
+                    )
+        return conflicts
+
+    # -- apply -----------------------------------------------------------------------
+
+    def apply(self, change: Change) -> ActionResult:
+        try:
+            if change.kind in (ChangeKind.CREATE, ChangeKind.UPDATE):
+                return self._record_change(change)
+            if change.kind == ChangeKind.DISABLE:
+                return self._shut(change.agent, "disable", mode=str(change.payload["mode"]))
+            if change.kind == ChangeKind.REMOVE:
+                return self._shut(change.agent, "remove", mode=str(change.payload["mode"]))
+        except AgentctlError as exc:
+            return self._result(
+                change.agent,
+                change.kind.value,
+                ok=False,
+                detail=exc.message,
+                remaining=f"re-run `agentctl apply` to {change.kind.value} {change.agent} in GitHub",
+            )
+        return self._result(
+            change.agent,
+            change.kind.value,
+            ok=False,
+            detail=f"{change.kind.value} is not applied: {change.summary}",
+        )
+
+    def _record_change(self, change: Change) -> ActionResult:
+        """CREATE/UPDATE: nothing changes in GitHub except re-enabling after a renewal;
+        the engine records the returned attributes."""
+        attributes = dict(change.payload["attributes"])
+        unsuspend = [int(i) for i in change.payload.get("unsuspend") or []]
+        detail = "recorded (no change in GitHub)"
+        if unsuspend:
+            app = self._dedicated_app(change.agent, self._record(change.agent))
+            if app is None:
+                raise ProviderError(
+                    PROVIDER, f"the private key of {change.agent}'s App is not in the secret store"
+                )
+            for installation_id in unsuspend:
+                self._set_suspended(
+                    app, installation_id, False, f"unsuspend installation {installation_id}"
+                )
+            detail = f"unsuspended installation {', '.join(map(str, unsuspend))}"
+        return self._result(
+            change.agent,
+            change.kind.value,
+            ok=True,
+            detail=detail,
+            resource_id=str(attributes["app_id"]),
+            attributes=attributes,
+        )
+
+    def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
+        return ActionResult(provider=PROVIDER, agent=agent, action=action, **kwargs)
+
+    # -- kill / disable / remove ------------------------------------------------------
+
+    def kill(self, agent: str, reason: str) -> ActionResult:
+        """Revoke every live token of ``agent``, then (dedicated) suspend its App's
+        installations. Never raises for a GitHub failure: ``remaining`` says what is left."""
+        try:
+            return self._shut(agent, "kill", mode=None)
+        except AgentctlError as exc:
+            return self._result(
+                agent,
+                "kill",
+                ok=False,
+                detail=exc.message,
+                remaining=f"run `agentctl kill {agent}` again, or suspend the App's installation "
+                f"by hand at {self._org_settings_url(self._settings.organization)}",
+            )
+
+    def _shut(self, agent: str, action: str, *, mode: str | None) -> ActionResult:
+        """kill, DISABLE (expired) and REMOVE: tokens first, then (dedicated) suspension.
+
+        One failure never stops the rest; each becomes a ``remaining`` entry.
+        """
+        notes: list[str] = []
+        remaining: list[str] = []
+        try:
+            record = self._record(agent)
+            live: list[CredentialRecord] | None = self._live_tokens(agent)
+        except StateError:
+            record, live = None, None
+            notes.append("state store unreachable: tokens could not be looked up")
+        recorded = dict(record.attributes) if record is not None else {}
+        mode = mode or recorded.get("mode") or self.mode
+        if record is None and not live and not self.configured():
+            # Unconfigured, agentctl can have registered no App and minted no token.
+            return self._result(
+                agent, action, ok=True, detail="; ".join(["GitHub not configured", *notes])
+            )
+
+        revoked, blocked = self._revoke_all(agent, live or [], mode, remaining)
+        resource_id = record.resource_id if record is not None else None
+        suspended: list[int] = []
+        installed = 0
+        if mode == SHARED:
+            if live is None:
+                remaining.append(
+                    f"revoke {agent}'s GitHub tokens: with the state store unreachable they "
+                    f"cannot be found; re-run `agentctl {action} {agent}` once it is back "
+                    "(each expires within an hour of minting)"
+                )
+        else:
+            try:
+                app = self._dedicated_app(agent, record)
+            except (SecretStoreError, ProviderError) as exc:  # no store, or a broken key
+                app = None
+                notes.append(exc.message)
+            if app is not None:
+                resource_id = str(app.app_id)
+                installed, suspended = self._suspend_all(agent, app, remaining)
+            elif record is not None or live is None or notes:
+                # No key where agentctl keeps every App it registers, but
+                # something says the agent has one: only a person can act now.
+                remaining.append(
+                    f"suspend the installation of {agent}'s GitHub App by hand at "
+                    f"{self._org_settings_url(self._settings.organization)} (its private key "
+                    f"is not in the secret store as {app_key_ref(agent)})"
+                )
+
+        parts: list[str] = []
+        if revoked:
+            parts.append(f"revoked {revoked} token{'s' if revoked != 1 else ''}")
+        if blocked:
+            parts.append(f"{blocked} token(s) refused while suspended (revive revokes them)")
+        if suspended:
+            parts.append(f"suspended installation {', '.join(map(str, suspended))}")
+        if mode == SHARED and (revoked or resource_id):
+            parts.append("shared installation left running")
+        found = resource_id is not None or bool(live)
+        already = found and not (revoked or blocked or suspended or remaining)
+        if already:
+            if mode == DEDICATED and not installed:
+                parts.insert(0, "App not installed and no live tokens: nothing to revoke")
+            else:
+                parts.insert(0, f"already {'killed' if action == 'kill' else action + 'd'}")
+        elif not found and not remaining:
+            parts.append(f"no GitHub App or token recorded for {agent}")
+        attributes: dict[str, Any] = {}
+        if action == "disable" and record is not None:
+            attributes = {**recorded, "disabled": "expired"}
+        if action == "remove" and mode == DEDICATED and record is not None:
+            parts.append(
+                f"App {recorded.get('slug')} kept (agentctl never deletes an App): its owner "
+                f"can delete it at {self._app_settings_url(recorded)}/advanced"
+            )
+        return self._result(
+            agent,
+            action,
+            ok=not remaining,
+            already=already,
+            detail="; ".join(parts + notes),
+            resource_id=resource_id,
+            attributes=attributes,
+            remaining="; ".join(remaining),
+        )
+
+    def _suspend_all(self, agent: str, app: _App, remaining: list[str]) -> tuple[int, list[int]]:
+        """Suspend every installation of the agent's own App (it serves no one else).
+
+        Returns (installations found, newly suspended ids).
+        """
+        try:
+            installations = self._installations(app, f"find the installations of {agent}'s App")
+        except GitHubApiError as exc:
+            remaining.append(
+                f"suspend the installations of App {app.app_id} at "
+                f"{self._org_settings_url(self._settings.organization)} ({exc.message})"
+            )
+            return 0, []
+        suspended: list[int] = []
+        for installation in installations:
+            if installation.get("suspended_at") is not None:
+                continue
+            installation_id = int(installation["id"])
+            try:
+                self._set_suspended(
+                    app,
+                    installation_id,
+                    True,
+                    f"suspend installation {installation_id} of {agent}'s App",
+                )
+                suspended.append(installation_id)
+            except GitHubApiError as exc:
+                remaining.append(
+                    f"suspend installation {installation_id} at {installation.get('html_url')} "
+                    f"({exc.message})"
+                )
+        return len(installations), suspended
+
+    def _revoke_all(
+        self, agent: str, live: list[CredentialRecord], mode: str, remaining: list[str]
+    ) -> tuple[int, int]:
+        """Revoke each live token; one failure never stops the others.
+
+        Returns (revoked, refused-while-suspended). A token refused because its
+        installation is suspended is harmless in dedicated mode (revive revokes
+        it right after unsuspending); in shared mode it is left for a human.
+        """
+        revoked = blocked = 0
+        for credential in live:
+            label = f"token {credential.id} (fingerprint {credential.fingerprint})"
+            expires = _utc(credential.expires_at)
+            try:
+                outcome = self._revoke_credential_record(credential)
+            except AgentctlError as exc:
+                remaining.append(f"revoke {label} ({exc.message}); it expires at {expires}")
+                continue
+            if outcome in ("revoked", "invalid"):
+                revoked += 1
+            elif outcome == "suspended" and mode == DEDICATED:
+                blocked += 1
+            elif outcome == "suspended":
+                remaining.append(
+                    f"revoke {label}: GitHub refuses to while the shared installation is "
+                    f"suspended; it expires at {expires}"
+                )
+            else:
+                remaining.append(
+                    f"revoke {label}: its value is not in the secret store, so agentctl cannot; "
+                    f"it expires at {expires}"
+                )
+        return revoked, blocked
+
+    def _revoke_credential_record(self, credential: CredentialRecord) -> str:
+        """Revoke one recorded token and settle state and secret store.
+
+        "revoked"/"invalid": gone (marked revoked, value deleted); "suspended":
+        GitHub refuses it until the installation is unsuspended; "missing": no
+        value stored, nothing agentctl can send.
+        """
+        ref = credential.secret_ref or token_ref(credential.id)
+        value = self._context.secrets.get(ref)
+        if value is None:
+            return "missing"
+        outcome = self._revoke_value(value, f"revoke token {credential.id}")
+        if outcome != "suspended":
+            self._context.state.mark_credential_revoked(credential.id, self._context.clock())
+            self._context.secrets.delete(ref)
+        return outcome
+
+    # -- revive / rotate ------------------------------------------------------------
+
+    def revive(self, agent: str, reason: str) -> ActionResult:
+        record = self._record(agent)
+        recorded = dict(record.attributes) if record is not None else {}
+        mode = recorded.get("mode") or self.mode
+        if mode == SHARED:
+            return self._result(
+                agent,
+                "revive",
+                ok=True,
+                already=True,
+                detail="shared installation was never suspended: new tokens can be minted",
+            )
+        if record is None and not self.configured():
+            return self._result(
+                agent, "revive", ok=True, already=True, detail="GitHub not configured"
+            )
+        app = self._dedicated_app(agent, record)
+        if app is None:
+            if record is None:
+                return self._result(agent, "revive", ok=True, already=True, detail="no GitHub App")
+            raise ProviderError(
+                PROVIDER,
+                f"the private key of {agent}'s App is not in the secret store ({app_key_ref(agent)})",
+                hint=f"unsuspend it by hand at {self._org_settings_url(self._settings.organization)}",
+            )
+        unsuspended = []
+        for installation in self._installations(app, f"find the installations of {agent}'s App"):
+            if installation.get("suspended_at") is not None:
+                self._set_suspended(
+                    app,
+                    int(installation["id"]),
+                    False,
+                    f"unsuspend installation {installation['id']}",
+                )
+                unsuspended.append(int(installation["id"]))
+        # Tokens minted before the kill could not be revoked while suspended:
+        # they must not come back to life with the installation.
+        remaining: list[str] = []
+        revoked, _ = self._revoke_all(agent, self._live_tokens(agent), DEDICATED, remaining)
+        parts = (
+            [f"unsuspended installation {', '.join(map(str, unsuspended))}"] if unsuspended else []
+        )
+        if revoked:
+            parts.append(f"revoked {revoked} token(s) minted before the kill")
+        return self._result(
+            agent,
+            "revive",
+            ok=not remaining,
+            already=not unsuspended,
+            detail="; ".join(parts) or "not suspended",
+            resource_id=str(app.app_id),
+            remaining="; ".join(remaining),
+        )
+
+    def rotate(self, agent: str) -> ActionResult:
+        """Mint a token with the recorded grant and use it (the App, its key and the
+        installation still work), then revoke every older live token; stored values
+        of expired tokens are dropped too."""
+        record = self._record(agent)
+        if record is None:
+            return self._result(
+                agent, "rotate", ok=True, already=True, detail="no GitHub grant recorded"
+            )
+        attrs = dict(record.attributes)
+        older = self._live_tokens(agent)
+        app, installation_id = self._app_and_installation(agent, record)
+        token, _ = self._mint(
+            app,
+            installation_id,
+            attrs.get("grant_permissions") or {"metadata": "read"},
+            attrs.get("grant_repositories"),
+            f"mint a token to verify {agent}'s App",
+        )
+        remaining: list[str] = []
+        try:
+            client = self._as_token(token)
+            self._call(
+                f"use a new token of {agent}",
+                functools.partial(
+                    client.rest.apps.list_repos_accessible_to_installation, per_page=1
+                ),
+            )
+        finally:
+            try:
+                self._revoke_value(token, f"revoke the verification token of {agent}")
+            except GitHubApiError as exc:
+                remaining.append(
+                    f"the verification token (fingerprint {token.fingerprint()}) could not be "
+                    f"revoked ({exc.message}); it expires within the hour"
+                )
+        revoked, _ = self._revoke_all(agent, older, str(attrs.get("mode") or self.mode), remaining)
+        self._drop_expired_values(agent)
+        return self._result(
+            agent,
+            "rotate",
+            ok=not remaining,
+            detail=f"a new token worked; revoked {revoked} older token(s)",
+            resource_id=record.resource_id,
+            remaining="; ".join(remaining),
+        )
+
+    def _drop_expired_values(self, agent: str) -> None:
+        now = self._context.clock()
+        for credential in self._context.state.list_credentials(agent=agent, provider=PROVIDER):
+            if credential.revoked_at is None and credential.expires_at <= now:
+                self._context.secrets.delete(credential.secret_ref or token_ref(credential.id))
+
+    # -- credentials -------------------------------------------------------------------
+
+    def _app_and_installation(self, agent: str, record: ResourceRecord | None) -> tuple[_App, int]:
+        recorded = dict(record.attributes) if record is not None else {}
+        if (recorded.get("mode") or self.mode) == SHARED:
+            if not self.configured():
+                raise self._not_configured()
+            return self._shared_app(), int(self._settings.installation_id or 0)
+        if record is None:
+            if not self.configured():
+                raise self._not_configured()
+            raise ProviderError(
+                PROVIDER,
+                f"no GitHub App is registered for {agent}",
+                hint=f"agentctl github register {agent}, install it, then agentctl apply",
+            )
+        app = self._dedicated_app(agent, record)
+        if app is None:
+            raise ProviderError(
+                PROVIDER,
+                f"the private key of {agent}'s App is not in the secret store ({app_key_ref(agent)})",
+                hint=f"agentctl github rotate-key {agent} --private-key FILE",
+            )
+        installation_id = recorded.get("installation_id")
+        if installation_id is None:
+            found = self._pick_installation(
+                self._installations(app, f"find the installation of {agent}'s App"),
+                recorded.get("owner"),
+            )
+            if found is None:
+                raise ProviderError(
+                    PROVIDER,
+                    f"App {recorded.get('slug')} of {agent} is not installed on "
+                    f"{self._settings.organization or recorded.get('owner')}",
+                    hint=f"install it at {recorded.get('html_url')}/installations/new",
+                )
+            installation_id = found["id"]
+        return app, int(installation_id)
+
+    def issue_credentials(self, contract: Contract, run: RunContext) -> IssuedCredential:
+        agent = contract.name
+        grant = contract.grant(PROVIDER)
+        if grant is None:
+            raise ProviderError(PROVIDER, f"the contract of {agent} grants nothing in GitHub")
+        record = self._record(agent)
+        shared = (record.attributes.get("mode") if record else self.mode) == SHARED
+        if shared and self._killed_in_state(agent):
+            # Dedicated: GitHub refuses a suspended installation itself. Shared: a
+            # kill suspends nothing, so the recorded status is the only guard here.
+            raise ProviderError(
+                PROVIDER,
+                f"{agent} is killed: no GitHub token issued",
+                hint=f"`agentctl revive {agent} --reason ...` if it should run again",
+            )
+        app, installation_id = self._app_and_installation(agent, record)
+        permissions, repositories = self._grant(contract)
+        real_now = datetime.now(UTC)
+        token, data = self._mint(
+            app, installation_id, permissions, repositories, f"mint a GitHub token for {agent}"
+        )
+        credential_id = uuid.uuid4().hex
+        ref = token_ref(credential_id)
+        issued_at = self._context.clock()
+        # Recorded on agentctl's clock (which tests and rehearsals may pin), for
+        # as long as GitHub says the token lives.
+        lifetime = datetime.fromisoformat(str(data["expires_at"])) - real_now
+        expires_at = issued_at + lifetime
+        try:
+            self._context.secrets.put(ref, token)
+            self._context.state.add_credential(
+                id=credential_id,
+                agent=agent,
+                provider=PROVIDER,
+                kind=TOKEN_KIND,
+                fingerprint=token.fingerprint(),
+                issued_at=issued_at,
+                expires_at=expires_at,
+                on_behalf_of=run.on_behalf_of,
+                trigger=run.trigger,
+                secret_ref=ref,
+            )
+        except AgentctlError:
+            # Unrecorded means unrevocable by kill: take it back before failing.
+            self._revoke_value(token, f"revoke an unrecorded token of {agent}")
+            with contextlib.suppress(SecretStoreError):
+                self._context.secrets.delete(ref)
+            raise
+        where = f" on {', '.join(repositories)}" if repositories else ""
+        return IssuedCredential(
+            provider=PROVIDER,
+            credential_id=credential_id,
+            fingerprint=token.fingerprint(),
+            issued_at=issued_at,
+            expires_at=expires_at,
+            # gh reads GH_TOKEN, most other tools GITHUB_TOKEN; the API URL is not
+            # secret and points both at GitHub Enterprise Server or the emulator.
+            environment={
+                "GITHUB_TOKEN": token,
+                "GH_TOKEN": token,
+                "GITHUB_API_URL": self.base_url,
+            },
+            description=f"GitHub installation token of {agent} ({_permission_text(permissions)}{where})",
+        )
+
+    def revoke_credential(self, agent: str, credential_id: str) -> ActionResult:
+        matches = [
+            c
+            for c in self._context.state.list_credentials(agent=agent, provider=PROVIDER)
+            if c.id == credential_id
+        ]
+        if not matches:
+            return self._result(
+                agent,
+                "revoke",
+                ok=False,
+                detail=f"no GitHub credential {credential_id} recorded for {agent}",
+                remaining=f"`agentctl kill {agent}` revokes every token of {agent}",
+            )
+        credential = matches[0]
+        if credential.revoked_at is not None or credential.expires_at <= self._context.clock():
+            self._context.secrets.delete(credential.secret_ref or token_ref(credential_id))
+            return self._result(
+                agent, "revoke", ok=True, already=True, detail="already revoked or expired"
+            )
+        outcome = self._revoke_credential_record(credential)
+        if outcome == "missing":
+            return self._result(
+                agent,
+                "revoke",
+                ok=False,
+                detail=f"token {credential_id} has no value in the secret store",
+                remaining=f"it expires at {_utc(credential.expires_at)}; `agentctl kill {agent}` "
+                "suspends the agent's installation at once",
+            )
+        if outcome == "suspended":
+            # Not revoked, only refused: it stays live in state so that revive
+            # revokes it right after unsuspending the installation.
+            return self._result(
+                agent,
+                "revoke",
+                ok=False,
+                detail=f"token {credential_id} is refused while the installation is suspended, "
+                "but GitHub does not let it be revoked until then",
+                remaining=f"`agentctl revive {agent}` revokes it; otherwise it expires at "
+                f"{_utc(credential.expires_at)}",
+            )
+        if outcome == "invalid":
+            return self._result(
+                agent,
+                "revoke",
+                ok=True,
+                already=True,
+                detail=f"token {credential_id} was already invalid",
+            )
+        return self._result(agent, "revoke", ok=True, detail=f"revoked token {credential_id}")
+
+    # -- registration (agentctl github register / rotate-key) --------------------------
+
+    def app_manifest(
+        self,
+        contract: Contract,
+        *,
+        webhook_url: str | None = None,
+        events: Iterable[str] = (),
+        redirect_url: str | None = None,
+    ) -> dict[str, Any]:
+        """The manifest of ``contract``'s App: named after the agent, its permissions
+        exactly the contract's, private, no webhook or events unless asked for."""
+        events = sorted(set(events))
+        if events and not webhook_url:
+            raise ProviderError(
+                PROVIDER,
+                "webhook events need a webhook",
+                hint="pass --webhook-url URL together with --event",
+            )
+        if self.mode != DEDICATED:
+            raise ProviderError(
+                PROVIDER,
+                "github register is for dedicated mode (github.mode is shared: the shared "
+                "App is configured, not registered per agent)",
+            )
+        org = self._settings.organization
+        if not org:
+            raise self._not_configured()
+        if contract.grant(PROVIDER) is None:
+            raise ProviderError(
+                PROVIDER,
+                f"the contract of {contract.name} has no github permissions",
+                hint="add a `github:` grant under permissions",
+            )
+        permissions, _ = self._grant(contract)
+        manifest: dict[str, Any] = {
+            "name": contract.name,
+            "url": f"{self.web_url}/{org}",
+            "description": (
+                f"agentctl agent {contract.name}: {contract.purpose} "
+                f"(owner {contract.owner}; managed by agentctl)"
+            )[:1000],
+            "public": False,
+            "default_permissions": permissions,
+            "default_events": events,
+        }
+        if webhook_url:
+            manifest["hook_attributes"] = {"url": webhook_url, "active": True}
+        if redirect_url:
+            manifest["redirect_url"] = redirect_url
+        return manifest
+
+    def manifest_form(self, manifest: Mapping[str, Any]) -> ManifestForm:
+        """A page that POSTs the manifest to GitHub: the manifest flow needs a form POST,
+        which a plain link cannot make."""
+        org = self._settings.organization
+        state = secrets.token_urlsafe(12)
+        url = f"{self.web_url}/organizations/{org}/settings/apps/new?state={state}"
+        value = html.escape(json.dumps(manifest, sort_keys=True), quote=True)
+        page = (
+            "<!doctype html>\n<html><head><meta charset='utf-8'>"
+            f"<title>Register {html.escape(str(manifest['name']))}</title></head>\n<body>\n"
+            f"<form id='register' method='post' action='{html.escape(url, quote=True)}'>\n"
+            f"<input type='hidden' name='manifest' value='{value}'>\n"
+            "<p>Submitting the App manifest to GitHub&hellip;</p>\n"
+            "<button type='submit'>Create the GitHub App</button>\n</form>\n"
+            "<script>document.getElementById('register').submit();</script>\n"
+            "</body></html>\n"
+        )
+        return ManifestForm(dict(manifest), url, state, page)
+
+    def complete_registration(self, contract: Contract, code: str) -> RegisteredApp:
+        """Exchange a manifest ``code`` for the App, check it against the contract,
+        store its secrets and record it in state."""
+        agent = contract.name
+        manifest = self.app_manifest(contract)
+        state = self._context.state
+        existing = state.get_resource(agent, PROVIDER)
+        stored_id = self._context.secrets.get(app_id_ref(agent))
+        if existing is not None or stored_id is not None:
+            known = existing.resource_id if existing is not None else stored_id
+            raise ProviderError(
+                PROVIDER,
+                f"{agent} already has GitHub App {known}: nothing was registered",
+                hint=f"`agentctl github rotate-key {agent} --private-key FILE` replaces its key",
+            )
+        # Keep the client referenced: githubkit's namespaces hold it weakly.
+        client = self._client(None)
+        body: dict[str, Any] = self._call(
+            "convert the App manifest code",
+            functools.partial(client.rest.apps.create_from_manifest, code),
+        ).json()
+        info = {
+            "mode": DEDICATED,
+            "app_id": int(body["id"]),
+            "slug": body["slug"],
+            "name": body["name"],
+            "html_url": body["html_url"],
+            "owner": body["owner"]["login"],
+            "owner_type": body["owner"].get("type", "Organization"),
+            "app_permissions": dict(sorted((body.get("permissions") or {}).items())),
+        }
+        settings_url = self._app_settings_url(info)
+        wanted = manifest["default_permissions"]
+        if info["name"] != agent or not _same(info["app_permissions"], wanted):
+            raise ProviderError(
+                PROVIDER,
+                f"the App created from this code is {info['name']!r} with "
+                f"{_permission_text(info['app_permissions'])}; the contract needs {agent!r} with "
+                f"{_permission_text(wanted)}: its key was not stored",
+                hint=f"delete it at {settings_url}/advanced and register again without editing "
+                "the name or permissions",
+            )
+        refs = [app_key_ref(agent), app_id_ref(agent)]
+        secrets_store = self._context.secrets
+        secrets_store.put(app_key_ref(agent), Secret(str(body["pem"])))
+        secrets_store.put(app_id_ref(agent), Secret(str(info["app_id"])))
+        for field_name, suffix in (
+            ("webhook_secret", "webhook-secret"),
+            ("client_secret", "client-secret"),
+        ):
+            if body.get(field_name):
+                ref = f"github/app/{agent}/{suffix}"
+                secrets_store.put(ref, Secret(str(body[field_name])))
+                refs.append(ref)
+        attributes = {
+            **info,
+            **dict.fromkeys(_INSTALLATION_KEYS),
+            "grant_permissions": None,
+            "grant_repositories": None,
+        }
+        state.put_resource(agent, PROVIDER, str(info["app_id"]), attributes)
+        return RegisteredApp(
+            agent=agent,
+            app_id=info["app_id"],
+            slug=info["slug"],
+            html_url=info["html_url"],
+            owner=info["owner"],
+            settings_url=settings_url,
+            install_url=f"{info['html_url']}/installations/new",
+            permissions=info["app_permissions"],
+            secret_refs=tuple(refs),
+            attributes=attributes,
+        )
+
+    def rotate_key(self, agent: str, pem: Secret) -> dict[str, Any]:
+        """Install a new private key for ``agent``'s App, only after a JWT signed with
+        it is accepted by ``GET /app`` for the same App."""
+        record = self._record(agent)
+        stored = self._context.secrets.get(app_id_ref(agent))
+        if record is not None and record.attributes.get("app_id") is not None:
+            app_id = int(record.attributes["app_id"])
+        elif stored is not None and stored.reveal().isdigit():
+            app_id = int(stored.reveal())
+        else:
+            raise ProviderError(
+                PROVIDER,
+                f"no GitHub App is recorded for {agent}",
+                hint=f"agentctl github register {agent}",
+            )
+        app = _App(app_id, self._parse_key(pem, "the new private key"))
+        info = self._get_app(app, f"verify the new private key of App {app_id}")
+        self._context.secrets.put(app_key_ref(agent), pem)
+        self._context.secrets.put(app_id_ref(agent), Secret(str(app_id)))
+        public = app.key.public_key().public_numbers()
+        return {
+            "agent": agent,
+            "app_id": app_id,
+            "slug": info["slug"],
+            "secret_ref": app_key_ref(agent),
+            # Identifies the key without revealing it (sha256 of the public modulus).
+            "key_fingerprint": hashlib.sha256(str(public.n).encode()).hexdigest()[:16],
+            "settings_url": self._app_settings_url(
+                {
+                    "owner": info["owner"]["login"],
+                    "owner_type": info["owner"].get("type"),
+                    "slug": info["slug"],
+                }
+            ),
+        }
+
+    def status(self, agent: str) -> dict[str, Any]:
+        """What ``agentctl github status`` shows: App, installation, suspended, live tokens."""
+        observed = self.observe(agent)
+        attrs = observed.attributes
+        return {
+            "agent": agent,
+            "mode": attrs.get("mode") or self.mode,
+            "registered": observed.exists,
+            "app_id": attrs.get("app_id"),
+            "slug": attrs.get("slug"),
+            "html_url": attrs.get("html_url"),
+            "installation_id": attrs.get("installation_id"),
+            "account": attrs.get("account"),
+            "installation_html_url": attrs.get("installation_html_url"),
+            "suspended": bool(attrs.get("suspended")),
+            "live_tokens": len(self._live_tokens(agent)),
+            "drift": list(observed.drift),
+        }

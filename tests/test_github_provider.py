@@ -1,0 +1,653 @@
+"""The GitHub provider against the local GitHub emulator, over real HTTP.
+
+Real SQLite state and a real encrypted-file secret store in the test's tmp dir;
+the CLI runs in-process through ``agentctl.cli.app.run``. Each test checks
+that no private key or token value reaches any output, result or error.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from github_helpers import (
+    ORG,
+    GitHubWorld,
+    contract_for,
+    run_for,
+    shared_config,
+    token_headers,
+)
+
+from agentctl.cli.app import run
+from agentctl.errors import ProviderError
+from agentctl.providers.base import ChangeKind, ProviderContext
+from agentctl.providers.github import GitHubProvider, app_key_ref
+from agentctl.secrets import Secret
+
+PR_GRANT = {"repositories": [f"{ORG}/api"], "scopes": ["repo:read", "pull_request:comment"]}
+
+
+class Leaks:
+    """Everything secret seen in a test, and everything that must not contain it."""
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.texts: list[str] = []
+
+    def secret(self, value: str) -> str:
+        self.secrets.add(value)
+        return value
+
+    def seen(self, *items: Any) -> None:
+        self.texts.extend(repr(item) for item in items)
+
+    def check(self) -> None:
+        joined = "\n".join(self.texts)
+        assert "-----BEGIN" not in joined
+        for value in self.secrets:
+            assert value not in joined
+
+
+@pytest.fixture
+def leaks() -> Iterator[Leaks]:
+    watcher = Leaks()
+    yield watcher
+    watcher.check()
+
+
+def cli(
+    capsys: pytest.CaptureFixture[str], leaks: Leaks, world: GitHubWorld, *args: str
+) -> tuple[int, str]:
+    config = world.write_config()
+    code = run(["--config", str(config), "--state", world.state_url, *args])
+    captured = capsys.readouterr()
+    leaks.seen(captured.out, captured.err)
+    return code, captured.out + captured.err
+
+
+def mint(world: GitHubWorld, leaks: Leaks, provider: GitHubProvider, contract: Any) -> str:
+    credential = provider.issue_credentials(contract, run_for(contract.name))
+    leaks.seen(credential)
+    environment = credential.environment
+    assert environment["GITHUB_API_URL"] == world.emu.url
+    token, same = environment["GITHUB_TOKEN"], environment["GH_TOKEN"]
+    assert isinstance(token, Secret) and token == same
+    return leaks.secret(token.reveal())
+
+
+# -- dedicated mode: the whole story ------------------------------------------------
+
+
+def test_register_install_apply_mint_kill(
+    github_world: GitHubWorld, capsys: pytest.CaptureFixture[str], leaks: Leaks
+) -> None:
+    world, emu, http = github_world, github_world.emu, github_world.http
+    contract = contract_for("pr-review-agent", PR_GRANT)
+    path = world.write_contract(contract)
+
+    # Step 1: the manifest, exactly the contract's permissions, and the form page.
+    code, out = cli(
+        capsys,
+        leaks,
+        world,
+        "github",
+        "register",
+        contract.name,
+        "--contract",
+        str(path),
+        "-o",
+        "json",
+    )
+    assert code == 0, out
+    started = json.loads(out)
+    manifest = started["manifest"]
+    assert manifest["name"] == contract.name
+    assert manifest["default_permissions"] == {
+        "contents": "read",
+        "metadata": "read",
+        "pull_requests": "write",
+    }
+    assert manifest["public"] is False and manifest["default_events"] == []
+    assert "hook_attributes" not in manifest
+    assert started["creation_url"] == (
+        f"{emu.url}/organizations/{ORG}/settings/apps/new?state={started['state']}"
+    )
+    page = html.unescape(Path(started["form"]).read_text(encoding="utf-8"))
+    assert started["creation_url"] in page and "name='manifest'" in page
+    assert json.loads(page.split("value='", 1)[1].split("'>", 1)[0]) == manifest
+
+    # Step 2: a person created the App on GitHub; the code completes it.
+    manifest_code = emu.create_manifest_code(manifest, owner=ORG)
+    code, out = cli(
+        capsys,
+        leaks,
+        world,
+        "github",
+        "register",
+        contract.name,
+        "--contract",
+        str(path),
+        "--code",
+        manifest_code,
+    )
+    assert code == 0, out
+    assert "installations/new" in out
+    state = world.open_state()
+    record = state.get_resource(contract.name, "github")
+    assert record is not None
+    app_id = int(record.attributes["app_id"])
+    assert record.attributes["slug"] == contract.name and record.attributes["owner"] == ORG
+    key = world.secrets().get(app_key_ref(contract.name))
+    assert key is not None
+    leaks.secret(key.reveal())
+    assert [e.result for e in state.audit_events(action="github.register")] == ["success"]
+
+    # Install on every repository: the tokens, not the installation, hold the line.
+    installation_id = world.install(app_id)
+    engine = world.engine()
+    plan = engine.plan([contract])
+    (agent_plan,) = plan.agents
+    kinds = [c.kind for c in agent_plan.changes]
+    assert ChangeKind.UPDATE in kinds, agent_plan
+    assert any("covers all repositories" in c.summary for c in agent_plan.changes)
+    report = engine.apply(plan)
+    assert report.ok, report
+    record = state.get_resource(contract.name, "github")
+    assert record is not None and record.attributes["installation_id"] == installation_id
+    assert record.applied_hash == contract.digest
+
+    # Re-apply: nothing to change, and not a single write to GitHub.
+    emu.clear_requests()
+    again = engine.plan([contract])
+    assert not again.has_changes
+    assert engine.apply(again).ok
+    assert emu.count_requests(mutating=True) == 0
+
+    # A token for a run: what the contract allows, nothing more.
+    provider = world.provider()
+    token = mint(world, leaks, provider, contract)
+    pull = emu.create_pull(ORG, "api", "Fix login", head="fix-login")
+    comment = http.post(
+        f"/repos/{ORG}/api/issues/{pull['number']}/comments",
+        headers=token_headers(token),
+        json={"body": "Looks good"},
+    )
+    assert comment.status_code == 201, comment.text
+    assert comment.json()["user"]["login"] == f"{contract.name}[bot]"
+    assert http.get(f"/repos/{ORG}/web", headers=token_headers(token)).status_code == 404
+    denied = http.patch(
+        f"/repos/{ORG}/api", headers=token_headers(token), json={"description": "x"}
+    )
+    assert denied.status_code == 403
+    live = state.list_credentials(agent=contract.name, provider="github")
+    assert len(live) == 1 and live[0].secret_ref == f"github/token/{live[0].id}"
+
+    # Another agent with its own App, its own token.
+    other = contract_for("triage-agent", ["issue:write"])
+    other_installation = world.install(int(world.register(other)["app_id"]))
+    assert engine.apply(engine.plan([contract, other])).ok
+    other_token = mint(world, leaks, provider, other)
+
+    # Kill: the token is refused at once, no new one can be minted, the other works.
+    killed = engine.kill(contract.name, "INC-1")
+    leaks.seen(killed.as_dict())
+    assert killed.ok, killed.as_dict()
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
+    assert world.installation(installation_id)["suspended_at"] is not None
+    with pytest.raises(ProviderError, match="suspended") as refused:
+        provider.issue_credentials(contract, run_for(contract.name))
+    leaks.seen(str(refused.value))
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(other_token)).status_code == 200
+    issue = emu.create_issue(ORG, "web", "Triage me")
+    answered = http.post(
+        f"/repos/{ORG}/web/issues/{issue}/comments",
+        headers=token_headers(other_token),
+        json={"body": "triaged"},
+    )
+    assert answered.status_code == 201
+    assert world.installation(other_installation)["suspended_at"] is None
+    assert state.list_credentials(agent=contract.name, live_at=datetime.now(UTC)) == []
+    assert world.secrets().get(live[0].secret_ref) is None  # the value went with it
+
+    # Idempotent.
+    again_killed = engine.kill(contract.name, "INC-1")
+    assert again_killed.already and again_killed.results[0].detail.startswith("already killed")
+
+
+def suspend_by_hand(world: GitHubWorld, agent: str, app_id: int, installation_id: int) -> None:
+    """What an org owner does on GitHub's page: suspend without revoking any token."""
+    key = world.secrets().get(app_key_ref(agent))
+    assert key is not None
+    now = int(datetime.now(UTC).timestamp())
+    token = jwt.encode(
+        {"iss": str(app_id), "iat": now - 60, "exp": now + 500}, key.reveal(), "RS256"
+    )
+    response = world.http.put(
+        f"/app/installations/{installation_id}/suspended",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 204
+
+
+def test_revive_unsuspends_and_old_tokens_stay_dead(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    world, http = github_world, github_world.http
+    contract = contract_for("revived-agent", ["repo:read"])
+    provider = world.provider()
+    app = world.register(contract, provider)
+    installation_id = world.install(int(app["app_id"]))
+
+    # The end of an exec run: that one token is revoked, its value dropped.
+    finished = mint(world, leaks, provider, contract)
+    (credential,) = world.open_state().list_credentials(agent=contract.name)
+    ended = provider.revoke_credential(contract.name, credential.id)
+    assert ended.ok and not ended.already, ended
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(finished)).status_code == 401
+    assert world.secrets().get(f"github/token/{credential.id}") is None
+    assert provider.revoke_credential(contract.name, credential.id).already
+
+    token = mint(world, leaks, provider, contract)
+    suspend_by_hand(world, contract.name, int(app["app_id"]), installation_id)
+
+    # GitHub refuses to revoke a suspended installation's token: kill says so and
+    # keeps it recorded; revive revokes it before anyone can use it again.
+    killed = provider.kill(contract.name, "test")
+    leaks.seen(killed)
+    assert killed.ok and "1 token(s) refused while suspended" in killed.detail
+    assert (
+        len(world.open_state().list_credentials(agent=contract.name, live_at=datetime.now(UTC)))
+        == 1
+    )
+    revived = provider.revive(contract.name, "resolved")
+    leaks.seen(revived)
+    assert revived.ok and "revoked 1 token(s) minted before the kill" in revived.detail
+    assert world.installation(installation_id)["suspended_at"] is None
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
+    fresh = mint(world, leaks, provider, contract)
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(fresh)).status_code == 200
+
+    # Rotate: a new token is verified first, then the older one is revoked.
+    rotated = provider.rotate(contract.name)
+    leaks.seen(rotated)
+    assert rotated.ok and "revoked 1 older token" in rotated.detail
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(fresh)).status_code == 401
+
+
+# -- drift ------------------------------------------------------------------------------
+
+
+def test_drift_is_reported_and_reapply_makes_no_writes(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    world, emu = github_world, github_world.emu
+    contract = contract_for(
+        "drift-agent", {"repositories": [f"{ORG}/api"], "scopes": ["repo:read"]}
+    )
+    app = world.register(contract)
+    engine = world.engine()
+
+    (before,) = engine.plan([contract]).agents
+    assert any(
+        c.kind == ChangeKind.DRIFT
+        and "not installed on acme" in c.summary
+        and f"{app['html_url']}/installations/new" in c.summary
+        for c in before.changes
+    ), before
+
+    world.install(
+        int(app["app_id"]),
+        permissions={"contents": "write", "issues": "write", "metadata": "read"},
+        repositories=["api", "web"],
+    )
+    (agent,) = engine.plan([contract]).agents
+    drift = [c for c in agent.changes if c.kind == ChangeKind.DRIFT]
+    leaks.seen(agent.as_dict())
+    texts = " | ".join(c.summary for c in drift)
+    assert "contents:write" in texts and "issues:write" in texts
+    assert f"{ORG}/web" in texts
+    assert {f.field for c in drift for f in c.fields} >= {
+        "installation.permissions.contents",
+        "installation.permissions.issues",
+        f"installation.repositories.{ORG}/web",
+    }
+    assert engine.apply(engine.plan([contract])).ok
+
+    # Nothing changed since: drift still reported, no write of any kind.
+    emu.clear_requests()
+    plan = engine.plan([contract])
+    assert not plan.has_changes
+    assert [c.kind for c in plan.agents[0].changes] == [ChangeKind.DRIFT] * len(drift)
+    assert engine.apply(plan).ok
+    assert emu.count_requests(mutating=True) == 0
+
+    # The contract now asks more than the App has: GitHub has no API for that.
+    wider = contract_for(
+        "drift-agent", {"repositories": [f"{ORG}/api"], "scopes": ["repo:read", "issue:read"]}
+    )
+    (changed,) = engine.plan([wider]).agents
+    app_drift = [c for c in changed.changes if "update the App's permissions" in c.summary]
+    assert (
+        app_drift
+        and f"/organizations/{ORG}/settings/apps/drift-agent/permissions" in app_drift[0].summary
+    )
+    assert any(c.kind == ChangeKind.UPDATE for c in changed.changes)
+
+
+def test_expired_contract_disables_and_renewal_reenables(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    world = github_world
+    contract = contract_for("seasonal-agent", ["repo:read"])
+    app = world.register(contract)
+    installation_id = world.install(int(app["app_id"]))
+    engine = world.engine()
+    assert engine.apply(engine.plan([contract])).ok
+
+    expired = engine.plan([], [contract])
+    assert [c.kind for c in expired.agents[0].changes] == [ChangeKind.DISABLE]
+    assert engine.apply(expired).ok
+    assert world.installation(installation_id)["suspended_at"] is not None
+    record = world.open_state().get_resource(contract.name, "github")
+    assert record is not None and record.attributes["disabled"] == "expired"
+    assert not engine.plan([], [contract]).has_changes
+
+    renewed = engine.plan([contract])
+    assert [c.kind for c in renewed.agents[0].changes] == [ChangeKind.UPDATE]
+    assert engine.apply(renewed).ok
+    assert world.installation(installation_id)["suspended_at"] is None
+
+    # Contract gone, pruned: tokens revoked, installation suspended, App kept.
+    token = mint(world, leaks, world.provider(), contract)
+    removal = engine.plan([], prune=True)
+    assert [c.kind for c in removal.agents[0].changes] == [ChangeKind.REMOVE]
+    report = engine.apply(removal)
+    leaks.seen(report.as_dict())
+    assert report.ok and "never deletes an App" in report.agents[0].results[0].detail
+    assert world.installation(installation_id)["suspended_at"] is not None
+    assert world.http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
+    assert world.open_state().get_resource(contract.name, "github") is None
+
+
+# -- shared mode --------------------------------------------------------------------------
+
+
+def test_shared_mode_down_scopes_and_never_suspends(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    world, emu, http = github_world, github_world.emu, github_world.http
+    app = emu.create_app(
+        "shared-bot",
+        owner=ORG,
+        permissions={"contents": "write", "pull_requests": "write", "issues": "write"},
+    )
+    leaks.secret(app["pem"])
+    installation_id = int(emu.install_app(app["id"], ORG)["id"])
+    config = shared_config(world, app, installation_id)
+    reader = contract_for("reader-agent", {"repositories": [f"{ORG}/api"], "scopes": ["repo:read"]})
+    commenter = contract_for("commenter-agent", ["issue:write"])
+    greedy = contract_for("greedy-agent", ["administration:write"])
+    elsewhere = contract_for(
+        "elsewhere-agent", {"repositories": [f"{ORG}/nope"], "scopes": ["repo:read"]}
+    )
+
+    engine = world.engine(config)
+    plan = engine.plan([reader, commenter, greedy, elsewhere])
+    kinds = {a.agent: [c.kind for c in a.changes] for a in plan.agents}
+    assert kinds["reader-agent"] == [ChangeKind.CREATE]
+    assert kinds["commenter-agent"] == [ChangeKind.CREATE]
+    assert kinds["greedy-agent"] == [ChangeKind.CONFLICT]
+    assert kinds["elsewhere-agent"] == [ChangeKind.CONFLICT]
+    emu.clear_requests()
+    applied = {a.agent: a for a in engine.apply(plan).agents}
+    assert applied["reader-agent"].ok and applied["commenter-agent"].ok
+    # A grant the shared installation cannot honour fails that agent only.
+    assert "lacks administration:write" in (applied["greedy-agent"].error or "")
+    assert f"does not reach {ORG}/nope" in (applied["elsewhere-agent"].error or "")
+    assert emu.count_requests(mutating=True) == 0  # recording a grant changes nothing in GitHub
+    assert not engine.plan([reader, commenter]).has_changes
+
+    provider = world.provider(config)
+    first, second = (mint(world, leaks, provider, reader) for _ in range(2))
+    other = mint(world, leaks, provider, commenter)
+    issue = emu.create_issue(ORG, "api", "Question")
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(first)).status_code == 200
+    assert http.get(f"/repos/{ORG}/web", headers=token_headers(first)).status_code == 404
+    refused = http.post(
+        f"/repos/{ORG}/api/issues/{issue}/comments",
+        headers=token_headers(first),
+        json={"body": "x"},
+    )
+    assert refused.status_code == 403
+
+    killed = engine.kill(reader.name, "INC-2")
+    leaks.seen(killed.as_dict())
+    assert killed.ok and "revoked 2 tokens" in killed.results[0].detail
+    for token in (first, second):
+        assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
+    answered = http.post(
+        f"/repos/{ORG}/api/issues/{issue}/comments",
+        headers=token_headers(other),
+        json={"body": "ok"},
+    )
+    assert answered.status_code == 201 and answered.json()["user"]["login"] == "shared-bot[bot]"
+    assert world.installation(installation_id)["suspended_at"] is None
+    assert emu.count_requests(route="/app/installations/{installation_id}/suspended") == 0
+    with pytest.raises(ProviderError, match="killed"):
+        provider.issue_credentials(reader, run_for(reader.name))
+    assert engine.kill(reader.name, "INC-2").already
+
+
+# -- kill without state, without configuration ----------------------------------------------
+
+
+def test_kill_with_the_state_store_emptied(github_world: GitHubWorld, leaks: Leaks) -> None:
+    world, http = github_world, github_world.http
+    contract = contract_for("lost-agent", ["repo:read"])
+    provider = world.provider()
+    app = world.register(contract, provider)
+    installation_id = world.install(int(app["app_id"]))
+    token = mint(world, leaks, provider, contract)
+    # A neighbour whose name starts the same must not be touched.
+    neighbour = contract_for("lost-agent-2", ["repo:read"])
+    neighbour_app = world.register(neighbour, provider)
+    neighbour_installation = world.install(int(neighbour_app["app_id"]))
+
+    empty = world.provider(state_url=world.empty_state_url())
+    result = empty.kill(contract.name, "state lost")
+    leaks.seen(result)
+    assert result.ok, result
+    assert result.resource_id == str(app["app_id"])
+    assert world.installation(installation_id)["suspended_at"] is not None
+    assert world.installation(neighbour_installation)["suspended_at"] is None
+    # Not revoked (no record of it), but refused: its installation is suspended.
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 403
+    assert empty.kill(contract.name, "state lost").already
+
+
+def test_kill_of_an_agent_without_github(github_world: GitHubWorld) -> None:
+    unconfigured = GitHubProvider(
+        ProviderContext(
+            config=github_world.config(organization=None),
+            state_factory=lambda: github_world.open_state(),
+            secrets_factory=github_world.secrets,
+        )
+    )
+    result = unconfigured.kill("nobody", "test")
+    assert result.ok and result.detail == "GitHub not configured" and result.resource_id is None
+    assert not unconfigured.observe("nobody").exists
+    with pytest.raises(ProviderError, match="not configured") as error:
+        unconfigured.plan(
+            contract_for("nobody", ["repo:read"]), unconfigured.observe("nobody"), expired=False
+        )
+    assert error.value.hint and "github.organization" in error.value.hint
+
+    configured = github_world.provider()
+    result = configured.kill("nobody", "test")
+    assert result.ok and result.resource_id is None and not result.already
+    with pytest.raises(ProviderError, match="github register nobody"):
+        configured.plan(
+            contract_for("nobody", ["repo:read"]), configured.observe("nobody"), expired=False
+        )
+
+
+# -- retries and failures ----------------------------------------------------------------------
+
+
+def test_5xx_and_rate_limits_are_retried_then_reported(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    world, emu = github_world, github_world.emu
+    contract = contract_for("flaky-agent", ["repo:read"])
+    app = world.register(contract)
+    installation_id = world.install(int(app["app_id"]))
+    sleeps: list[float] = []
+    provider = world.provider(sleep=sleeps.append, backoff_seconds=0.2, max_backoff_seconds=5.0)
+    endpoint = f"/app/installations/{installation_id}/access_tokens"
+
+    emu.inject_fault(502, count=2, path_prefix=endpoint)
+    mint(world, leaks, provider, contract)
+    assert len(sleeps) == 2 and 0.1 <= sleeps[0] <= 0.2 and 0.2 <= sleeps[1] <= 0.4
+
+    sleeps.clear()
+    emu.inject_fault(429, rate_limit=True, retry_after=3, path_prefix=endpoint)
+    emu.inject_fault(403, rate_limit=True, retry_after=None, path_prefix=endpoint)
+    mint(world, leaks, provider, contract)
+    assert sleeps[0] == 3  # retry-after, as GitHub asked
+    assert sleeps[1] == 5.0  # x-ratelimit-reset a minute away: capped
+
+    emu.inject_fault(502, count=50, path_prefix=endpoint)
+    with pytest.raises(ProviderError) as persistent:
+        provider.issue_credentials(contract, run_for(contract.name))
+    leaks.seen(str(persistent.value), persistent.value.hint)
+    message = str(persistent.value)
+    assert f"GitHub answered 502 five times for POST {endpoint}" in message
+    assert "retry later" in message
+    emu.reset_faults()
+
+    emu.inject_fault(503, count=50, path_prefix=f"/app/installations/{installation_id}/suspended")
+    failed = provider.kill(contract.name, "INC-3")
+    leaks.seen(failed)
+    assert not failed.ok
+    assert "revoked 2 tokens" in failed.detail  # tokens first: they never wait for the suspension
+    assert (
+        f"suspend installation {installation_id}" in failed.remaining and "503" in failed.remaining
+    )
+    emu.reset_faults()
+    assert provider.kill(contract.name, "INC-3").ok
+    assert world.installation(installation_id)["suspended_at"] is not None
+
+
+def test_unreachable_github_names_the_setting(github_world: GitHubWorld) -> None:
+    provider = github_world.provider(github_world.config(base_url="http://127.0.0.1:9"))
+    with pytest.raises(ProviderError) as error:
+        provider.complete_registration(contract_for("offline-agent", ["repo:read"]), "code")
+    assert "cannot connect to GitHub at http://127.0.0.1:9" in str(error.value)
+    assert error.value.hint and "github.base_url" in error.value.hint
+
+
+def test_registration_refuses_an_app_that_differs_from_the_contract(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    world = github_world
+    contract = contract_for("strict-agent", ["repo:read"])
+    provider = world.provider()
+    with pytest.raises(ProviderError, match="webhook events need a webhook"):
+        provider.app_manifest(contract, events=["push"])
+    hooked = provider.app_manifest(
+        contract, webhook_url="https://hooks.example.com/x", events=["push"]
+    )
+    assert hooked["hook_attributes"]["url"] == "https://hooks.example.com/x"
+    assert hooked["default_events"] == ["push"]
+    manifest = provider.app_manifest(contract)
+    edited = {
+        **manifest,
+        "default_permissions": {**manifest["default_permissions"], "issues": "write"},
+    }
+    with pytest.raises(ProviderError, match="issues:write") as refused:
+        provider.complete_registration(contract, world.emu.create_manifest_code(edited, owner=ORG))
+    leaks.seen(str(refused.value), refused.value.hint)
+    assert world.secrets().get(app_key_ref(contract.name)) is None
+    assert world.open_state().get_resource(contract.name, "github") is None
+
+
+# -- the other CLI commands --------------------------------------------------------------------
+
+
+def test_rotate_key_and_status(
+    github_world: GitHubWorld,
+    capsys: pytest.CaptureFixture[str],
+    leaks: Leaks,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    world = github_world
+    # The operator's key files are input, not output: kept apart from the test's
+    # tmp_path, where everything agentctl writes must be free of secrets.
+    keys = tmp_path_factory.mktemp("operator-keys")
+    contract = contract_for("keyed-agent", ["repo:read"])
+    app = world.register(contract)
+    world.install(int(app["app_id"]))
+    stored = world.secrets().get(app_key_ref(contract.name))
+    assert stored is not None
+    leaks.secret(stored.reveal())
+
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    wrong = keys / "wrong.pem"
+    wrong.write_bytes(
+        stranger.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    leaks.secret(wrong.read_text())
+    code, out = cli(
+        capsys, leaks, world, "github", "rotate-key", contract.name, "--private-key", str(wrong)
+    )
+    assert code == 1 and "401" in out
+    assert world.secrets().get(app_key_ref(contract.name)) == stored
+
+    # GitHub's emulator knows one key per App: re-installing it is the valid rotation here.
+    right = keys / "right.pem"
+    right.write_text(stored.reveal())
+    code, out = cli(
+        capsys, leaks, world, "github", "rotate-key", contract.name, "--private-key", str(right)
+    )
+    assert code == 0 and "accepted the new key" in out, out
+    events = world.open_state().audit_events(action="github.rotate-key")
+    assert [e.result for e in events] == ["failure", "success"]
+
+    provider = world.provider()
+    mint(world, leaks, provider, contract)
+    code, out = cli(capsys, leaks, world, "github", "status", contract.name, "-o", "json")
+    assert code == 0, out
+    status = json.loads(out)
+    assert status["app_id"] == app["app_id"] and status["live_tokens"] == 1
+    assert status["installation_id"] is not None and status["suspended"] is False
+
+
+def test_constructing_the_provider_imports_no_github_client() -> None:
+    # `agentctl validate` constructs every provider: it must not pay for githubkit.
+    code = (
+        "import sys\n"
+        "from agentctl.providers.base import ProviderContext\n"
+        "from agentctl.providers.github import GitHubProvider\n"
+        "provider = GitHubProvider(ProviderContext())\n"
+        "assert provider.check_grant(['repo:read']) == []\n"
+        "loaded = {'githubkit', 'httpx', 'jwt'} & {m.split('.')[0] for m in sys.modules}\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1]
+    )
