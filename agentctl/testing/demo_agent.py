@@ -1,0 +1,100 @@
+"""A stand-in AI agent for the demo: it only uses what `agentctl exec` gives it.
+
+    python -m agentctl.testing.demo_agent review OWNER/REPO NUMBER
+        comment on a pull request with GITHUB_TOKEN (GitHub names the author)
+    python -m agentctl.testing.demo_agent watch STOP_FILE [--github OWNER/REPO] [--s3 BUCKET]
+        every half second, make one GitHub and/or AWS call with the credentials
+        it was started with and print "ok" or the refusal, until STOP_FILE
+        exists (at most a minute): the kill demo
+
+It never prints a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def _github(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        os.environ["GITHUB_API_URL"].rstrip("/") + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Authorization": f"Bearer {os.environ['GITHUB_TOKEN']}",
+            "Accept": "application/vnd.github+json",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def review(repo: str, number: str) -> int:
+    status, body = _github(
+        "POST",
+        f"/repos/{repo}/issues/{number}/comments",
+        {"body": "Automated review: no secrets or risky patterns found in this diff."},
+    )
+    if status != 201:
+        print(f"comment refused: HTTP {status} {body.get('message') if body else ''}")
+        return 1
+    author = body["user"]["login"]
+    on_behalf = os.environ.get("AGENTCTL_ON_BEHALF_OF", "nobody")
+    print(f"commented on {repo}#{number} as {author} (acting for {on_behalf})")
+    return 0
+
+
+def _aws_probe(bucket: str) -> str:
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    s3 = boto3.client(
+        "s3", config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"})
+    )
+    try:
+        s3.list_objects_v2(Bucket=bucket, MaxKeys=1)
+        return "ok"
+    except botocore.exceptions.ClientError as exc:
+        return f"DENIED ({exc.response['Error']['Code']})"
+
+
+def watch(stop_file: Path, github_repo: str | None, bucket: str | None) -> int:
+    agent = os.environ.get("AGENTCTL_AGENT", "?")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stop_file.exists():
+        results = []
+        if github_repo:
+            status, _ = _github("GET", f"/repos/{github_repo}")
+            results.append("github ok" if status == 200 else f"github DENIED ({status})")
+        if bucket:
+            results.append(f"aws {_aws_probe(bucket)}")
+        print(f"[{agent}] {', '.join(results)}", flush=True)
+        time.sleep(0.5)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 3 and argv[0] == "review":
+        return review(argv[1], argv[2])
+    if len(argv) >= 2 and argv[0] == "watch":
+        github_repo = argv[argv.index("--github") + 1] if "--github" in argv else None
+        bucket = argv[argv.index("--s3") + 1] if "--s3" in argv else None
+        return watch(Path(argv[1]), github_repo, bucket)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

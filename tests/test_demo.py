@@ -1,0 +1,39 @@
+"""`make demo` end to end: the real CLI against local servers, checked by its outcomes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    summary_file = tmp_path / "summary.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "agentctl.demo", "--summary", str(summary_file)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    summary = json.loads(summary_file.read_text())
+
+    # GitHub names the agent, and the audit trail keeps both sides.
+    assert summary["review_author"] == "pr-review-agent[bot]"
+    assert summary["audit_grant"]["actor"] == "pr-review-agent"
+    assert summary["audit_grant"]["on_behalf_of"] == "amit@company.com"
+    assert summary["audit_grant"]["trigger"].startswith("webhook/pr-opened/")
+    # The killed agent worked, then was denied in both systems with the same
+    # credentials; the other agent kept working.
+    assert summary["killed_was_ok_before"] is True
+    assert summary["killed_denied"] is True
+    assert summary["other_still_ok"] is True
+    # Every step printed the command a user would type; nothing is left behind.
+    assert "$ agentctl validate contracts/" in result.stdout
+    assert "$ agentctl kill security-triage-agent" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
