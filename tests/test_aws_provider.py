@@ -195,7 +195,14 @@ def test_apply_creates_exactly_what_the_contract_says(aws: MotoServer) -> None:
     )
     results = converge(world.provider, c)
     assert [r.ok for r in results] == [True]
-    assert world.iam.names == ["GetRole", "CreateRole", "PutRolePolicy"]
+    # GetPolicy/GetPolicyVersion: the boundary, read once per run for the boundary lint.
+    assert world.iam.names == [
+        "GetRole",
+        "GetPolicy",
+        "GetPolicyVersion",
+        "CreateRole",
+        "PutRolePolicy",
+    ]
     arn = "arn:aws:iam::123456789012:role/agentctl/agentctl-pr-review-agent"
     assert results[0].resource_id == arn
     assert results[0].attributes["role_name"] == "agentctl-pr-review-agent"

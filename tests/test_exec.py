@@ -328,6 +328,7 @@ def test_an_approval_is_for_one_command_and_can_be_denied(
     assert "is denied" in capsys.readouterr().err
 
 
+@pytest.mark.reveals_secrets  # `agentctl credentials` prints them: that is its job
 def test_credentials_command_uses_the_same_gates(
     world: ExecWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,162 @@
+"""``agentctl status [NAME]`` / ``agentctl list``: every agent with owner, mode,
+expiry, status, providers, last rotation and live credentials — text and JSON,
+through the real CLI against moto with IAM enforcement on (fixture ``cli``).
+
+JSON shape (``--output json``), agents sorted by name::
+
+    {"agents": [
+      {
+        "name": "alpha-agent",
+        "owner": "platform-team@company.com",
+        "execution_mode": "autonomous",     # | approval_required | on_behalf_of_user
+        "expiry": "2027-03-01",             # null if known only from a provider
+        "status": "active",                 # | killed | expired | removed | drifted
+        "status_reason": null,              # e.g. the kill's --reason
+        "providers": ["aws"],               # providers holding resources for it
+        "last_rotated_at": null,            # ISO 8601 time of the last rotate
+        "live_credentials": 0,              # issued, not expired, not revoked
+        "drift": []                         # drift findings, if any were passed in
+      }
+    ]}
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from contract_helpers import NOW, TODAY
+
+if TYPE_CHECKING:
+    from cli_world import Cli
+
+
+KEYS = [
+    "name",
+    "owner",
+    "execution_mode",
+    "expiry",
+    "status",
+    "status_reason",
+    "providers",
+    "last_rotated_at",
+    "live_credentials",
+    "drift",
+]
+
+
+def view(name: str, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": name,
+        "owner": "platform-team@company.com",
+        "execution_mode": "autonomous",
+        "expiry": "2027-03-01",
+        "status": "active",
+        "status_reason": None,
+        "providers": ["aws"],
+        "last_rotated_at": None,
+        "live_credentials": 0,
+        "drift": [],
+    }
+    base.update(overrides)
+    return base
+
+
+def test_empty_state(cli: Cli) -> None:
+    text = cli("status")
+    assert text.code == 0
+    assert "No agents recorded yet" in text.out
+    listed = cli("list", "-o", "json")
+    assert listed.code == 0 and listed.json() == {"agents": []}
+
+
+def test_status_json_shape_and_values(cli: Cli) -> None:
+    cli.write("alpha-agent")
+    cli.write("beta-agent", owner="data-team@company.com", mode="approval_required")
+    cli.write("gamma-agent", mode="on_behalf_of_user", expiry=TODAY + timedelta(days=10))
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    assert cli("kill", "beta-agent", "--yes", "--reason", "INC-9").code == 0
+    assert cli("rotate", "alpha-agent").code == 0
+    with cli.state() as state:  # one live and one expired credential of alpha
+        for i, expires in enumerate((NOW + timedelta(minutes=30), NOW - timedelta(minutes=1))):
+            state.add_credential(
+                id=f"cred-{i}",
+                agent="alpha-agent",
+                provider="aws",
+                kind="session",
+                fingerprint=f"{i:016d}",
+                issued_at=NOW - timedelta(hours=1),
+                expires_at=expires,
+            )
+
+    result = cli("status", "-o", "json")
+
+    assert result.code == 0, result.err
+    agents = result.json()["agents"]
+    assert [list(a) for a in agents] == [KEYS] * 3  # keys, in the documented order
+    assert agents == [
+        view("alpha-agent", last_rotated_at=NOW.isoformat(), live_credentials=1),
+        view(
+            "beta-agent",
+            owner="data-team@company.com",
+            execution_mode="approval_required",
+            status="killed",
+            status_reason="INC-9",
+        ),
+        view(
+            "gamma-agent",
+            execution_mode="on_behalf_of_user",
+            expiry=(TODAY + timedelta(days=10)).isoformat(),
+        ),
+    ]
+    # `list` is the same command; `status NAME` is one agent.
+    assert cli("list", "-o", "json").json() == {"agents": agents}
+    one = cli("status", "beta-agent", "-o", "json")
+    assert one.code == 0 and one.json() == {"agents": [agents[1]]}
+
+
+def test_status_reports_an_agent_past_its_expiry_as_expired(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.write("gamma-agent", expiry=TODAY + timedelta(days=10))
+    assert cli("apply", cli.contracts, "--yes").code == 0
+
+    monkeypatch.setenv("AGENTCTL_NOW", (NOW + timedelta(days=10)).isoformat())
+    (gamma,) = cli("status", "-o", "json").json()["agents"]
+
+    assert gamma["status"] == "expired"  # even before the next apply disables it
+
+
+def test_status_text_table(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping: one line per agent
+    cli.write("alpha-agent")
+    cli.write("beta-agent")
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    assert cli("kill", "beta-agent", "--yes").code == 0
+    assert cli("rotate", "alpha-agent").code == 0
+
+    result = cli("list")
+
+    assert result.code == 0
+    lines = result.out.splitlines()
+    header = next(line for line in lines if "agent" in line and "owner" in line)
+    for column in ("mode", "expiry", "status", "providers", "last rotated", "live creds"):
+        assert column in header
+    alpha = next(line for line in lines if "alpha-agent" in line)
+    beta = next(line for line in lines if "beta-agent" in line)
+    for expected in ("platform-team@company.com", "autonomous", "2027-03-01", "active", "aws"):
+        assert expected in alpha
+    assert NOW.strftime("%Y-%m-%d %H:%M") in alpha
+    assert "killed" in beta and "never" in beta
+
+
+def test_status_of_an_unknown_agent(cli: Cli) -> None:
+    cli.write("alpha-agent")
+    assert cli("apply", cli.contracts, "--yes").code == 0
+
+    result = cli("status", "alpha")
+
+    assert result.code == 1
+    assert result.out == ""
+    assert "no agent named 'alpha'" in result.err
