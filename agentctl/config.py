@@ -107,7 +107,9 @@ class Config:
 def _section(raw: Mapping[str, Any], key: str, cls: Any, source: Path | None) -> Any:
     value = raw.get(key) or {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: '{key}' must be a mapping", hint="see README, 'Configuration'")
+        raise ConfigError(
+            f"{source}: '{key}' must be a mapping", hint="see README, 'Configuration'"
+        )
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(value) - known)
     if unknown:

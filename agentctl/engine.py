@@ -24,6 +24,7 @@ from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
 if TYPE_CHECKING:
     from agentctl.audit import AuditJournal
     from agentctl.state import StateStore
+    from agentctl.state.records import AgentRecord
 
 DEFAULT_PARALLELISM = 16
 
@@ -288,7 +289,7 @@ class Engine:
         with state.apply_lock(
             self.config.lock_timeout_seconds, on_wait=on_lock_wait, operator=self.operator
         ):
-            self._import_journal(state)
+            self.import_journal()
             with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
                 results = []
                 for outcome in pool.map(lambda a: self._apply_agent(plan, a), plan.agents):
@@ -297,11 +298,42 @@ class Engine:
                         progress(outcome)
         return ApplyReport(agents=tuple(results))
 
-    def _import_journal(self, state: StateStore) -> None:
-        if self.journal is not None:
-            from agentctl.audit import import_journal
+    def import_journal(self) -> None:
+        """Move audit events journaled while the state store was unreachable into
+        its chain, and record the kills among them in the state: a kill whose
+        event only reached the journal could not record the agent as killed
+        either, and until it does the state would show it active.
 
-            import_journal(state, self.journal, operator=self.operator)
+        apply runs this first, also when it has nothing else to do.
+        """
+        if self.journal is None:
+            return
+        from agentctl.audit import import_journal
+
+        state = self.state
+        # The kills' state first, then the events (which empties the journal):
+        # a crash in between repeats the first part, never loses it.
+        for event in self.journal.events():
+            if event.action != "kill" or event.result not in {"success", "partial"}:
+                continue
+            reason = str(event.detail.get("reason") or "killed while the state store was down")
+            record = state.get_agent(event.target)
+            if record is None:
+                state.upsert_agent(
+                    name=event.target,
+                    owner="unknown",
+                    purpose="",
+                    execution_mode="autonomous",
+                    expiry=None,
+                    status=AgentStatus.KILLED,
+                    contract_hash=None,
+                    status_reason=reason,
+                )
+            elif record.status != AgentStatus.KILLED and record.updated_at <= event.time:
+                state.set_agent_status(
+                    event.target, AgentStatus.KILLED, reason, expected=record.status
+                )
+        import_journal(state, self.journal, operator=self.operator)
 
     def _apply_agent(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
         state = self.state
@@ -310,7 +342,9 @@ class Engine:
         # A provider that could not be planned fails the agent, but the other
         # providers' changes still go through: one broken system never blocks
         # revoking or updating the rest.
-        plan_errors = "; ".join([*agent_plan.errors, *(c.summary for c in agent_plan.conflicts)]) or None
+        plan_errors = (
+            "; ".join([*agent_plan.errors, *(c.summary for c in agent_plan.conflicts)]) or None
+        )
         try:
             record = state.get_agent(name)
             if (
@@ -319,7 +353,12 @@ class Engine:
                 and agent_plan.disposition != AgentDisposition.KILLED
             ):
                 # Killed after the plan was made: never undo a kill.
-                return AgentApplyResult(agent=name, ok=True, skipped="killed since the plan was made")
+                return AgentApplyResult(
+                    agent=name, ok=True, skipped="killed since the plan was made"
+                )
+            stale = self._stale_plan(agent_plan, record)
+            if stale is not None:
+                return stale
             results: list[ActionResult] = []
             failed: str | None = None
             for change in changes:
@@ -329,12 +368,85 @@ class Engine:
                 if not result.ok:
                     failed = f"{change.provider}: {result.detail}"
                     break
+            if changes and agent_plan.disposition != AgentDisposition.KILLED:
+                killed = self._killed_meanwhile(name, {c.provider for c in changes})
+                if killed:
+                    return AgentApplyResult(
+                        agent=name,
+                        ok=all(r.ok for r in killed),
+                        results=tuple(results + killed),
+                        error=None
+                        if all(r.ok for r in killed)
+                        else "killed during apply; "
+                        + "; ".join(f"{r.provider}: {r.detail}" for r in killed if not r.ok),
+                        skipped="killed during this apply: the kill was asserted again",
+                    )
             if failed is None and plan_errors is None:
+                if not changes:
+                    caught_up = self._catch_up(agent_plan)
+                    if caught_up is not None:
+                        results.append(caught_up)
                 self._record_agent(agent_plan, changes)
             error = "; ".join(e for e in (plan_errors, failed) if e) or None
-            return AgentApplyResult(agent=name, ok=error is None, results=tuple(results), error=error)
+            return AgentApplyResult(
+                agent=name, ok=error is None, results=tuple(results), error=error
+            )
         except AgentctlError as exc:
             return AgentApplyResult(agent=name, ok=False, error=exc.message)
+
+    def _stale_plan(self, agent_plan: AgentPlan, record: Any) -> AgentApplyResult | None:
+        """None if the state still records the agent as it did when the plan was
+        made; otherwise another run changed it since, and this plan is not applied
+        to it (it would record this contract over changes the plan never saw)."""
+        if agent_plan.basis is None:
+            return None
+        from agentctl.plan import state_basis
+
+        state = self.state
+        resources = state.list_resources(agent_plan.agent)
+        current = state_basis(
+            record.status if record is not None else None,
+            record.contract_hash if record is not None else None,
+            [(r.provider, r.applied_hash) for r in resources],
+        )
+        if current == agent_plan.basis:
+            return None
+        contract = agent_plan.contract
+        expected = {
+            AgentDisposition.EXPIRED: AgentStatus.EXPIRED,
+            AgentDisposition.KILLED: AgentStatus.KILLED,
+            AgentDisposition.ORPHAN: AgentStatus.REMOVED,
+        }.get(agent_plan.disposition, AgentStatus.ACTIVE)
+        if (
+            record is not None
+            and record.status == expected
+            and (
+                contract is None
+                or (
+                    record.contract_hash == contract.digest
+                    and all(r.applied_hash == contract.digest for r in resources)
+                )
+            )
+        ):
+            return AgentApplyResult(
+                agent=agent_plan.agent, ok=True, skipped="already applied by another agentctl run"
+            )
+        return AgentApplyResult(
+            agent=agent_plan.agent,
+            ok=False,
+            error=f"{agent_plan.agent} was changed by another agentctl run after this plan was "
+            "made; nothing was changed for it: run apply again to plan it afresh",
+        )
+
+    def _killed_meanwhile(self, name: str, providers: set[str]) -> list[ActionResult]:
+        """If a kill landed while this agent's changes were written, one of them
+        may have reopened what the kill closed (a trust policy): kill it again in
+        the providers written to. Returns those kill results ([] if not killed)."""
+        record = self.state.get_agent(name)
+        if record is None or record.status != AgentStatus.KILLED:
+            return []
+        reason = record.status_reason or "killed during apply"
+        return [self.providers[p].kill(name, reason) for p in sorted(providers)]
 
     def _apply_change(self, change: Change) -> ActionResult:
         provider = self.providers[change.provider]
@@ -370,16 +482,93 @@ class Engine:
             scope=change.provider,
             target=f"{change.provider}:{result.resource_id or change.agent}",
             result="success" if result.ok else "failure",
-            detail={"summary": change.summary, "detail": result.detail},
+            detail={
+                "summary": change.summary,
+                "detail": result.detail,
+                # Which contract the agent was converged to: with it, the chain
+                # alone says what each agent was left as.
+                "contract_hash": agent_plan.contract.digest if agent_plan.contract else None,
+            },
             state=state,
         )
+
+    def _catch_up(self, agent_plan: AgentPlan) -> ActionResult | None:
+        """Record an agent whose providers already match its contract but whose
+        state does not say so, with an audit event (``apply.record``).
+
+        That is what an apply killed between a provider write and its state
+        write leaves: the provider change stands, its record or audit event may
+        be lost with the process. The next apply finds no provider change to
+        make, so without this the state would keep the old contract (or no
+        agent at all) and no audit event would ever cover the change.
+        """
+        contract = agent_plan.contract
+        if contract is None or agent_plan.disposition == AgentDisposition.ORPHAN:
+            return None
+        state = self.state
+        name = contract.name
+        expected = {
+            AgentDisposition.EXPIRED: AgentStatus.EXPIRED,
+            AgentDisposition.KILLED: AgentStatus.KILLED,
+        }.get(agent_plan.disposition, AgentStatus.ACTIVE)
+        stale: list[str] = []
+        record = state.get_agent(name)
+        if record is None:
+            stale.append("agent not recorded")
+        elif record.contract_hash != contract.digest or record.status != expected:
+            stale.append(f"recorded as {record.status.value} with another contract version")
+        resources = state.list_resources(name)
+        recorded = {r.provider for r in resources}
+        stale.extend(
+            f"{r.provider} recorded with another contract version"
+            for r in resources
+            if r.applied_hash != contract.digest
+        )
+        if agent_plan.record:
+            # A granted provider with no record and no change planned: its
+            # resource may exist already (a refreshing plan found it so).
+            for provider_name, provider in self.providers.items():
+                if provider_name in recorded or contract.grant(provider_name) is None:
+                    continue
+                observed = provider.observe(name)
+                if observed.exists and observed.owned:
+                    state.put_resource(
+                        agent=name,
+                        provider=provider_name,
+                        resource_id=observed.resource_id or "",
+                        attributes={
+                            k: v
+                            for k, v in observed.attributes.items()
+                            if isinstance(v, str | int | float | bool) or v is None
+                        },
+                        applied_hash=contract.digest,
+                    )
+                    stale.append(f"{provider_name} resource {observed.resource_id} not recorded")
+        if not stale:
+            return None
+        detail = (
+            "the providers already match the contract; recorded it in the state "
+            f"({'; '.join(stale)}: an earlier apply was interrupted)"
+        )
+        self.audit(
+            actor=name,
+            action="apply.record",
+            scope=",".join(sorted(recorded)) or None,
+            target=name,
+            result="success",
+            detail={"summary": detail, "contract_hash": contract.digest},
+            state=state,
+        )
+        return ActionResult(provider="state", agent=name, action="record", ok=True, detail=detail)
 
     def _record_agent(self, agent_plan: AgentPlan, changes: Sequence[Change]) -> None:
         state = self.state
         contract = agent_plan.contract
         if agent_plan.disposition == AgentDisposition.ORPHAN:
             if changes:  # pruned
-                state.set_agent_status(agent_plan.agent, AgentStatus.REMOVED, "contract removed; pruned")
+                state.set_agent_status(
+                    agent_plan.agent, AgentStatus.REMOVED, "contract removed; pruned"
+                )
             return
         if contract is None:
             return
@@ -407,17 +596,29 @@ class Engine:
             and not changes
         ):
             return  # nothing changed: keep the second apply free of writes
-        state.upsert_agent(
+        # The facts first, keeping whatever status is recorded; then the status,
+        # compare-and-set: a kill recorded meanwhile (by a concurrent `agentctl
+        # kill`, which never takes the apply lock) is never overwritten.
+        recorded = state.upsert_agent(
             name=contract.name,
             owner=contract.owner,
             purpose=contract.purpose,
             execution_mode=contract.execution_mode.value,
             expiry=contract.expiry,
-            status=status,
+            status=None,
             contract_hash=contract.digest,
             status_reason="expired" if status == AgentStatus.EXPIRED else None,
             document=contract.document(),
         )
+        if recorded.status != status and not (
+            recorded.status == AgentStatus.KILLED and status != AgentStatus.KILLED
+        ):
+            state.set_agent_status(
+                contract.name,
+                status,
+                "expired" if status == AgentStatus.EXPIRED else None,
+                expected=recorded.status,
+            )
 
     # -- kill / revive --------------------------------------------------------------
 
@@ -490,7 +691,9 @@ class Engine:
                     state.set_agent_status(name, AgentStatus.KILLED, reason)
                 state_recorded = True
             except StateError:
-                notes.append("state store unreachable: the kill is recorded in the audit journal only")
+                notes.append(
+                    "state store unreachable: the kill is recorded in the audit journal only"
+                )
         ok = all(r.ok for r in results)
         where = self.audit(
             actor=name,
@@ -544,7 +747,9 @@ class Engine:
 
     # -- rotate -----------------------------------------------------------------------
 
-    def rotate(self, names: Iterable[str] | None, provider: str | None = None) -> list[LifecycleReport]:
+    def rotate(
+        self, names: Iterable[str] | None, provider: str | None = None
+    ) -> list[LifecycleReport]:
         state = self.state
         if names is None:
             targets = [a.name for a in state.list_agents() if a.status == AgentStatus.ACTIVE]
@@ -560,7 +765,9 @@ class Engine:
                     f"{name} is {record.status.value}: only active agents are rotated",
                 )
             involved = {r.provider for r in state.list_resources(name)}
-            chosen = [p for n, p in self.providers.items() if n in involved and provider in (None, n)]
+            chosen = [
+                p for n, p in self.providers.items() if n in involved and provider in (None, n)
+            ]
             results = []
             for prov in chosen:
                 try:
@@ -568,8 +775,12 @@ class Engine:
                 except AgentctlError as exc:
                     results.append(
                         ActionResult(
-                            provider=prov.name, agent=name, action="rotate", ok=False,
-                            detail=exc.message, remaining="old credentials were left in place",
+                            provider=prov.name,
+                            agent=name,
+                            action="rotate",
+                            ok=False,
+                            detail=exc.message,
+                            remaining="old credentials were left in place",
                         )
                     )
             ok = all(r.ok for r in results)
@@ -586,7 +797,9 @@ class Engine:
                 state=state,
             )
             notes = () if results else ("no provisioned resources to rotate",)
-            reports.append(LifecycleReport(agent=name, action="rotate", results=tuple(results), notes=notes))
+            reports.append(
+                LifecycleReport(agent=name, action="rotate", results=tuple(results), notes=notes)
+            )
         return reports
 
     # -- expiring / status --------------------------------------------------------
@@ -630,7 +843,9 @@ class Engine:
                     )
                 )
         if include_credentials:
-            items.extend(self._rotation_due(today, {c.name: c.owner for c in [*contracts, *expired]}))
+            items.extend(
+                self._rotation_due(today, {c.name: c.owner for c in [*contracts, *expired]})
+            )
         return ExpiringReport(days=days, today=today, items=tuple(items))
 
     def _rotation_due(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
@@ -663,18 +878,49 @@ class Engine:
                 )
         return items
 
-    def status(self, name: str | None = None, *, drift: Mapping[str, Sequence[str]] | None = None) -> list[AgentView]:
+    def drift(self, record: AgentRecord) -> tuple[str, ...]:
+        """What differs between the agent's providers and its applied contract."""
+        if record.document is None or record.status != AgentStatus.ACTIVE:
+            return ()
+        contract = Contract.from_document(record.document, source=f"state:{record.name}")
+        found: list[str] = []
+        for resource in self.state.list_resources(record.name):
+            provider = self.providers.get(resource.provider)
+            if provider is None:
+                continue
+            try:
+                observed = provider.observe(record.name)
+                changes = provider.plan(contract, observed, expired=False)
+            except AgentctlError as exc:
+                found.append(f"{resource.provider}: cannot observe ({exc.message})")
+                continue
+            found.extend(
+                f"{c.provider}: {c.summary}"
+                for c in changes
+                if c.mutating or c.kind in (ChangeKind.DRIFT, ChangeKind.CONFLICT)
+            )
+        return tuple(found)
+
+    def status(self, name: str | None = None, *, refresh: bool = False) -> list[AgentView]:
+        """Agents as recorded; ``refresh`` also asks the providers, to report drift."""
         state = self.state
         records = [state.get_agent(name)] if name else state.list_agents()
         if name and records[0] is None:
-            raise NotFound(f"no agent named {name!r} in the state store", hint="see `agentctl list`")
+            raise NotFound(
+                f"no agent named {name!r} in the state store", hint="see `agentctl list`"
+            )
+        drift: dict[str, tuple[str, ...]] = {}
+        if refresh:
+            with ThreadPoolExecutor(max_workers=DEFAULT_PARALLELISM) as pool:
+                found = pool.map(lambda r: (r.name, self.drift(r)), [r for r in records if r])
+                drift = dict(found)
         now = self.clock()
         views = []
         for record in records:
             assert record is not None
             providers = tuple(sorted(r.provider for r in state.list_resources(record.name)))
             live = len(state.list_credentials(agent=record.name, live_at=now))
-            agent_drift = tuple((drift or {}).get(record.name, ()))
+            agent_drift = drift.get(record.name, ())
             status = record.status.value
             if record.status == AgentStatus.ACTIVE:
                 if record.expiry is not None and now.date() >= record.expiry:

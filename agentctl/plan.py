@@ -6,7 +6,7 @@ Computing it never mutates anything; ``apply`` executes exactly it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,6 +38,14 @@ class AgentPlan:
     changes: tuple[Change, ...] = ()
     declared: tuple[str, ...] = ()  # systems declared but with no provider installed
     errors: tuple[str, ...] = ()  # observe/plan failures, per provider
+    # The providers need no change but the state does not record the agent as
+    # its contract says (an earlier apply was interrupted between the provider
+    # write and the state write): apply records and audits it.
+    record: bool = False
+    # What the state recorded for the agent when the plan was made (see
+    # state_basis). apply, holding the lock, re-reads it: if another run changed
+    # the agent meanwhile, this plan is stale for it and is not applied.
+    basis: tuple[Any, ...] | None = None
 
     @property
     def mutating(self) -> tuple[Change, ...]:
@@ -70,6 +78,7 @@ class AgentPlan:
             ],
             "declared_not_enforced": list(self.declared),
             "errors": list(self.errors),
+            "record": self.record,
         }
 
 
@@ -82,7 +91,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(self.applicable(a) for a in self.agents)
+        return any(self.applicable(a) or a.record for a in self.agents)
 
     @property
     def has_errors(self) -> bool:
@@ -111,6 +120,16 @@ class Plan:
             "refreshed": self.refreshed,
             "notes": list(self.notes),
         }
+
+
+def state_basis(
+    status: AgentStatus | None,
+    contract_hash: str | None,
+    resources: Iterable[tuple[str, str | None]],
+) -> tuple[Any, ...]:
+    """What a plan for one agent is based on in the state: its status, the
+    contract hash recorded for it and for each of its resources."""
+    return (status.value if status else None, contract_hash, tuple(sorted(resources)))
 
 
 _EXPECTED_STATUS = {
@@ -160,10 +179,12 @@ def compute_plan(
     applied_hash: dict[tuple[str, str], str | None] = {}
     recorded_status: dict[str, AgentStatus] = {}
     recorded_owner: dict[str, str] = {}
+    recorded_hash: dict[str, str | None] = {}
     if state is not None:
         for record in state.list_agents():
             recorded_status[record.name] = record.status
             recorded_owner[record.name] = record.owner
+            recorded_hash[record.name] = record.contract_hash
         for resource in state.list_resources():
             recorded_resources.setdefault(resource.agent, []).append(resource.provider)
             applied_hash[(resource.agent, resource.provider)] = resource.applied_hash
@@ -176,7 +197,10 @@ def compute_plan(
 
     def plan_agent(name: str) -> AgentPlan:
         contract, disposition = by_name.get(name, (None, AgentDisposition.ORPHAN))
-        if recorded_status.get(name) == AgentStatus.KILLED and disposition != AgentDisposition.ORPHAN:
+        if (
+            recorded_status.get(name) == AgentStatus.KILLED
+            and disposition != AgentDisposition.ORPHAN
+        ):
             # Killed agents stay killed: only `agentctl revive` brings them back.
             disposition = AgentDisposition.KILLED
         declared: tuple[str, ...] = ()
@@ -184,6 +208,7 @@ def compute_plan(
             declared = tuple(sorted(s for s in contract.permissions if s not in providers))
         changes: list[Change] = []
         errors: list[str] = []
+        unrecorded = False  # a provider's resource exists but the state does not record it
         for provider_name in _providers_for(contract, recorded_resources.get(name, ()), providers):
             provider = providers[provider_name]
             granted = contract is not None and contract.grant(provider_name) is not None
@@ -202,6 +227,12 @@ def compute_plan(
                     observed = provider.observe(name)
                 else:
                     observed = observe_unrecorded(provider, name)
+                if (
+                    observed.exists
+                    and observed.owned
+                    and provider_name not in recorded_resources.get(name, ())
+                ):
+                    unrecorded = True
                 changes.extend(
                     provider.plan(
                         contract if granted else None,
@@ -222,6 +253,21 @@ def compute_plan(
             )
         if progress:
             progress(name)
+        record = (
+            contract is not None
+            and disposition != AgentDisposition.ORPHAN
+            and not errors
+            and not any(c.mutating for c in changes)
+            and (
+                unrecorded
+                or recorded_status.get(name) != _EXPECTED_STATUS.get(disposition)
+                or recorded_hash.get(name) != contract.digest
+                or any(
+                    applied_hash.get((name, p)) != contract.digest
+                    for p in recorded_resources.get(name, ())
+                )
+            )
+        )
         return AgentPlan(
             agent=name,
             disposition=disposition,
@@ -230,6 +276,14 @@ def compute_plan(
             changes=tuple(changes),
             declared=declared,
             errors=tuple(errors),
+            record=record,
+            basis=state_basis(
+                recorded_status.get(name),
+                recorded_hash.get(name),
+                [(p, applied_hash.get((name, p))) for p in recorded_resources.get(name, ())],
+            )
+            if state is not None
+            else None,
         )
 
     names = sorted(by_name) + orphans

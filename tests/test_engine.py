@@ -87,7 +87,9 @@ def role(world: World, agent: str) -> dict[str, Any] | None:
         except world.iam().exceptions.NoSuchEntityException:
             return None
         found["Tags"] = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
-        found["Policies"] = world.iam().list_role_policies(RoleName=f"agentctl-{agent}")["PolicyNames"]
+        found["Policies"] = world.iam().list_role_policies(RoleName=f"agentctl-{agent}")[
+            "PolicyNames"
+        ]
         return found
 
 
@@ -138,7 +140,9 @@ def test_changing_one_contract_updates_only_that_role(world: World) -> None:
     touched = {params.get("RoleName") for name, params in calls.calls if name in IAM_MUTATING}
     assert touched == {"agentctl-beta-agent"}
     with world.server.unenforced():
-        policy = world.iam().get_role_policy(RoleName="agentctl-beta-agent", PolicyName="agentctl-grant")
+        policy = world.iam().get_role_policy(
+            RoleName="agentctl-beta-agent", PolicyName="agentctl-grant"
+        )
     assert "bucket-b" in json.dumps(policy["PolicyDocument"])
 
 
@@ -252,7 +256,9 @@ def test_kill_of_an_unknown_agent_is_a_clear_error(world: World) -> None:
         world.engine.kill("alpha", "typo")
 
 
-def test_kill_with_the_state_store_unreachable_uses_the_journal(world: World, tmp_path: Path) -> None:
+def test_kill_with_the_state_store_unreachable_uses_the_journal(
+    world: World, tmp_path: Path
+) -> None:
     assert world.apply().ok
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where a directory should be")
@@ -268,3 +274,16 @@ def test_kill_with_the_state_store_unreachable_uses_the_journal(world: World, tm
     kills = world.engine.state.audit_events(action="kill")
     assert [e.target for e in kills] == ["gamma-agent"]
     assert verify_chain(world.engine.state.audit_events()).ok
+
+
+def test_status_refresh_reports_out_of_band_drift(world: World) -> None:
+    assert world.apply().ok
+    assert {v.status for v in world.engine.status(refresh=True)} == {"active"}
+    with world.server.unenforced():
+        world.iam().delete_role_policy(RoleName="agentctl-beta-agent", PolicyName="agentctl-grant")
+
+    views = {v.name: v for v in world.engine.status(refresh=True)}
+
+    assert views["beta-agent"].status == "drifted" and views["beta-agent"].drift
+    assert views["alpha-agent"].status == "active" and not views["alpha-agent"].drift
+    assert world.engine.status("beta-agent")[0].status == "active"  # without refresh: as recorded

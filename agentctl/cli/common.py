@@ -59,7 +59,9 @@ class AppContext:
     def clock(self) -> Clock:
         return system_clock
 
-    def engine(self, contract_paths: Sequence[str] = (), *, tolerate_config_errors: bool = False) -> Engine:
+    def engine(
+        self, contract_paths: Sequence[str] = (), *, tolerate_config_errors: bool = False
+    ) -> Engine:
         """The engine for this command. ``tolerate_config_errors`` is for kill:
         during an incident a broken agentctl.yaml must not stop a revocation,
         so it falls back to the defaults and says so."""

@@ -82,8 +82,12 @@ def load_valid_contracts(ctx: typer.Context, paths: list[Path]) -> ValidationRep
 def render_plan(plan: Plan) -> None:
     shown = 0
     for agent in plan.agents:
-        changes = [c for c in agent.changes if c.mutating or c.kind.value in ("conflict", "drift", "declared")]
-        if not changes and not agent.errors:
+        changes = [
+            c
+            for c in agent.changes
+            if c.mutating or c.kind.value in ("conflict", "drift", "declared")
+        ]
+        if not changes and not agent.errors and not agent.record:
             continue
         shown += 1
         label = f"[bold]{escape(agent.agent)}[/bold]"
@@ -94,7 +98,9 @@ def render_plan(plan: Plan) -> None:
             note = ""
             if agent.disposition == "orphan" and not plan.prune and change.mutating:
                 note = " [dim](only with --prune)[/dim]"
-            stdout.print(f"  {KIND_STYLE.get(change.kind.value, change.kind.value)} {escape(change.summary)}{note}")
+            stdout.print(
+                f"  {KIND_STYLE.get(change.kind.value, change.kind.value)} {escape(change.summary)}{note}"
+            )
             # Field-by-field diffs say what an update changes; a create's fields are
             # the whole contract and only bury the summary (--output json has them).
             for field in change.fields if change.kind.value == "update" else ():
@@ -102,6 +108,11 @@ def render_plan(plan: Plan) -> None:
                     f"      {escape(field.field)}: [red]{escape(str(field.before))}[/red] → "
                     f"[green]{escape(str(field.after))}[/green]"
                 )
+        if agent.record:
+            stdout.print(
+                "  [cyan]· record[/cyan] in the state: the providers already match the "
+                "contract (an earlier apply was interrupted)"
+            )
         for error in agent.errors:
             stdout.print(f"  [red]error[/red] {escape(error)}")
     summary = plan.as_dict()["summary"]
@@ -122,7 +133,9 @@ def _engine(ctx: typer.Context, paths: list[Path] | None = None) -> Engine:
 def plan_command(
     ctx: typer.Context,
     paths: list[Path] | None = PATHS_ARGUMENT,
-    refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask providers what exists now."),
+    refresh: bool = typer.Option(
+        True, "--refresh/--no-refresh", help="Ask providers what exists now."
+    ),
     prune: bool = typer.Option(False, "--prune", help="Include removal of orphaned agents."),
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 0 no changes, 1 error, 2 changes."
@@ -208,8 +221,17 @@ def apply_command(
         report.contracts, report.expired, refresh=refresh, prune=prune, parallelism=parallelism
     )
     if not plan.has_changes and not plan.has_errors:
+        # Nothing to apply, but audit events a kill journaled while the state
+        # store was down still go into the chain (and the kill into the state).
+        engine.import_journal()
         if output == OutputFormat.JSON:
-            print_json({"ok": True, "agents": [], "summary": {"agents": len(plan.agents), "failed": 0, "changed": 0}})
+            print_json(
+                {
+                    "ok": True,
+                    "agents": [],
+                    "summary": {"agents": len(plan.agents), "failed": 0, "changed": 0},
+                }
+            )
         else:
             stdout.print(f"[green]No changes.[/green] {len(plan.agents)} agents up to date.")
         raise typer.Exit(EXIT_OK)
@@ -232,7 +254,9 @@ def apply_command(
             plan,
             parallelism=parallelism,
             progress=lambda _outcome: progress.advance(task),
-            on_lock_wait=lambda holder: stderr.print(f"[yellow]waiting for the lock[/yellow]: {escape(holder)}"),
+            on_lock_wait=lambda holder: stderr.print(
+                f"[yellow]waiting for the lock[/yellow]: {escape(holder)}"
+            ),
         )
     if output == OutputFormat.JSON:
         print_json(result.as_dict())
@@ -316,7 +340,9 @@ def rotate_command(
         raise UsageError("give an agent name or --all (not both)")
     engine = _engine(ctx)
     if provider and provider not in engine.providers:
-        raise UsageError(f"unknown provider {provider!r}", hint=f"one of: {', '.join(engine.providers)}")
+        raise UsageError(
+            f"unknown provider {provider!r}", hint=f"one of: {', '.join(engine.providers)}"
+        )
     reports = engine.rotate([name] if name else None, provider)
     if output == OutputFormat.JSON:
         print_json({"ok": all(r.ok for r in reports), "agents": [r.as_dict() for r in reports]})
@@ -358,13 +384,16 @@ def expiring_command(
 def status_command(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="One agent (default: all)."),
+    refresh: bool = typer.Option(
+        False, "--refresh", help="Ask the providers too, and show drifted agents."
+    ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Every agent: owner, mode, expiry, status, providers, last rotation, live credentials.
 
-    Example: agentctl status pr-review-agent
+    Example: agentctl status pr-review-agent --refresh
     """
-    views = _engine(ctx).status(name)
+    views = _engine(ctx).status(name, refresh=refresh)
     if output == OutputFormat.JSON:
         print_json({"agents": [v.as_dict() for v in views]})
         raise typer.Exit(EXIT_OK)
@@ -372,8 +401,17 @@ def status_command(
         stdout.print("No agents recorded yet. Run `agentctl apply contracts/`.")
         raise typer.Exit(EXIT_OK)
     table = Table()
-    for column in ("agent", "owner", "mode", "expiry", "status", "providers", "last rotated", "live creds"):
-        table.add_column(column)
+    for column in (
+        "agent",
+        "owner",
+        "mode",
+        "expiry",
+        "status",
+        "providers",
+        "last rotated",
+        "live creds",
+    ):
+        table.add_column(column, overflow="fold")
     colour = {"active": "green", "killed": "red", "expired": "magenta", "drifted": "yellow"}
     for view in views:
         table.add_row(
@@ -387,6 +425,9 @@ def status_command(
             str(view.live_credentials),
         )
     stdout.print(table)
+    for view in views:
+        for item in view.drift:
+            stdout.print(f"[yellow]drift[/yellow] {escape(view.name)}: {escape(item)}")
     raise typer.Exit(EXIT_OK)
 
 

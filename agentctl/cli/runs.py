@@ -47,7 +47,9 @@ def _duration(text: str) -> int:
             return int(value[:-1]) * units[value[-1]]
         return int(value)
     except ValueError:
-        raise UsageError(f"--duration {text!r} is not a duration", hint="e.g. 15m, 1h, 3600") from None
+        raise UsageError(
+            f"--duration {text!r} is not a duration", hint="e.g. 15m, 1h, 3600"
+        ) from None
 
 
 def child_environment(grant: RunGrant) -> dict[str, str]:
@@ -74,7 +76,14 @@ def run_child(command: list[str], env: dict[str, str]) -> int:
     except PermissionError:
         stderr.print(f"[red]error:[/red] permission denied: {escape(command[0])}")
         return 126
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+    forwarded = (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    )
     previous = {}
 
     def forward(signum: int, _frame: object) -> None:
@@ -93,10 +102,18 @@ def run_child(command: list[str], env: dict[str, str]) -> int:
 def exec_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Agent name."),
-    command: list[str] = typer.Argument(None, help="Command to run (after --).", show_default=False),
-    on_behalf_of: str | None = typer.Option(None, "--on-behalf-of", "-u", help="The user the agent acts for."),
-    trigger: str | None = typer.Option(None, "--trigger", "-t", help="What triggered the run, e.g. webhook/pr-opened/4521."),
-    approval: str | None = typer.Option(None, "--approval", help="Approval id (approval_required agents)."),
+    command: list[str] = typer.Argument(
+        None, help="Command to run (after --).", show_default=False
+    ),
+    on_behalf_of: str | None = typer.Option(
+        None, "--on-behalf-of", "-u", help="The user the agent acts for."
+    ),
+    trigger: str | None = typer.Option(
+        None, "--trigger", "-t", help="What triggered the run, e.g. webhook/pr-opened/4521."
+    ),
+    approval: str | None = typer.Option(
+        None, "--approval", help="Approval id (approval_required agents)."
+    ),
     duration: str = typer.Option("1h", "--duration", help="Credential lifetime: 15m .. 12h."),
 ) -> None:
     """Run COMMAND with credentials minted for this run only.
@@ -112,7 +129,9 @@ def exec_command(
     from agentctl.execution import RunRequest
 
     if not command:
-        raise UsageError("no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]")
+        raise UsageError(
+            "no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]"
+        )
     runs = _runs(ctx)
     grant = runs.grant(
         RunRequest(
@@ -136,16 +155,22 @@ def exec_command(
         results = runs.finish(grant, code, command)
         for result in results:
             if not result.ok:
-                stderr.print(f"[yellow]warning[/yellow]: {result.provider}: {escape(result.detail)}")
+                stderr.print(
+                    f"[yellow]warning[/yellow]: {result.provider}: {escape(result.detail)}"
+                )
     raise typer.Exit(code)
 
 
 def credentials_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Agent name."),
-    on_behalf_of: str | None = typer.Option(None, "--on-behalf-of", "-u", help="The user the agent acts for."),
+    on_behalf_of: str | None = typer.Option(
+        None, "--on-behalf-of", "-u", help="The user the agent acts for."
+    ),
     trigger: str | None = typer.Option(None, "--trigger", "-t", help="What triggered the run."),
-    approval: str | None = typer.Option(None, "--approval", help="Approval id (approval_required agents)."),
+    approval: str | None = typer.Option(
+        None, "--approval", help="Approval id (approval_required agents)."
+    ),
     duration: str = typer.Option("1h", "--duration", help="Credential lifetime: 15m .. 12h."),
     output: CredentialsFormat = typer.Option(
         CredentialsFormat.ENV, "--output", "-o", help="env: `export K=V` lines; json: an object."
@@ -183,7 +208,9 @@ def credentials_command(
 
 def approve_command(
     ctx: typer.Context,
-    approval_id: str = typer.Argument(..., help="Approval request id (from exec or `agentctl approvals`)."),
+    approval_id: str = typer.Argument(
+        ..., help="Approval request id (from exec or `agentctl approvals`)."
+    ),
     reason: str | None = typer.Option(None, "--reason", "-r", help="Why (audited)."),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
@@ -249,8 +276,13 @@ def approvals_command(
         table.add_column(column)
     for a in pending:
         table.add_row(
-            a.id, escape(a.agent), escape(a.requester), escape(a.on_behalf_of or "-"),
-            escape(a.trigger or "-"), escape(a.command), f"{a.expires_at:%H:%M} UTC",
+            a.id,
+            escape(a.agent),
+            escape(a.requester),
+            escape(a.on_behalf_of or "-"),
+            escape(a.trigger or "-"),
+            escape(a.command),
+            f"{a.expires_at:%H:%M} UTC",
         )
     stdout.print(table)
     raise typer.Exit(EXIT_OK)

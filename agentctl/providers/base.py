@@ -107,7 +107,9 @@ class ChangeKind(StrEnum):
     DECLARED = "declared"  # system with no provider: declared, not enforced
 
 
-MUTATING_KINDS = frozenset({ChangeKind.CREATE, ChangeKind.UPDATE, ChangeKind.DISABLE, ChangeKind.REMOVE})
+MUTATING_KINDS = frozenset(
+    {ChangeKind.CREATE, ChangeKind.UPDATE, ChangeKind.DISABLE, ChangeKind.REMOVE}
+)
 
 
 @dataclass(frozen=True)

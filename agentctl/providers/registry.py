@@ -45,7 +45,9 @@ def _resolve(target: str) -> ProviderFactory:
     return factory
 
 
-def load_providers(context: ProviderContext, names: Iterable[str] | None = None) -> dict[str, Provider]:
+def load_providers(
+    context: ProviderContext, names: Iterable[str] | None = None
+) -> dict[str, Provider]:
     table = available_providers()
     wanted = list(table) if names is None else [n for n in names if n in table]
     return {name: _resolve(table[name])(context) for name in wanted}

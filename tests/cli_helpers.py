@@ -1,0 +1,630 @@
+"""Run the real ``agentctl`` CLI as a subprocess against the test moto server.
+
+Crash, concurrency and fault tests need real processes: a SIGKILL, two applies
+racing for the lock, a kill while an apply runs. They cannot pass a clock or a
+client into a subprocess, so each :class:`Cli` writes an ``agentctl.yaml``
+(state, journal, ``aws.*`` pointing at the moto server or at a
+:class:`FaultProxy` in front of it) and runs
+
+    python -c "from agentctl.cli.app import main; main()" ARGS
+
+with a scrubbed environment: the operator's access key in ``AWS_ACCESS_KEY_ID``
+/ ``AWS_SECRET_ACCESS_KEY``, ``AGENTCTL_CONFIG``, ``AGENTCTL_NOW`` pinning the
+clock to the session's "today", a private ``HOME`` and no AWS config files, so
+nothing of the developer's own environment reaches agentctl.
+
+:class:`FaultProxy` is a small HTTP proxy in front of moto that sees every AWS
+request (its IAM/STS ``Action`` and ``RoleName``) and can count it, delay it,
+hold it until released, answer it with a throttling error or a 5xx, or run a
+callback once moto answered it (e.g. SIGKILL the client: the cloud write
+happened, agentctl never heard back).
+
+:func:`converged` checks, independently of agentctl's own planning, that the
+cloud, the state and the audit trail agree with a folder of contracts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+from aws_helpers import IAM_MUTATING, REGION, MotoServer, Operator, create_operator
+from contract_helpers import TODAY
+
+from agentctl.audit import verify_chain
+from agentctl.contract import load_contracts
+from agentctl.model import AgentStatus, Contract
+from agentctl.providers.aws import (
+    GRANT_POLICY,
+    KILL_POLICY,
+    LOCKED_TRUST,
+    grant_policy,
+    normalise_policy,
+)
+from agentctl.state import StateStore, open_state
+
+NOW = "2026-11-28T12:00:00+00:00"  # contract_helpers.NOW: "today" is TODAY
+OPERATOR_NAME = "ops@company.com"
+ENTRY = "from agentctl.cli.app import main; main()"
+
+# Read-only IAM access for the tests' own checks, so they never have to turn
+# moto's IAM enforcement off while an agentctl subprocess is running.
+AUDITOR_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["iam:Get*", "iam:List*"], "Resource": "*"}],
+}
+
+
+# -- the CLI as a subprocess ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliResult:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:  # what an assertion message shows
+        return (
+            f"agentctl {' '.join(self.args)} -> {self.returncode} in {self.seconds:.1f}s\n"
+            f"--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
+        )
+
+
+@dataclass
+class Cli:
+    """One agentctl installation: a config file, a state, a journal, an operator."""
+
+    root: Path
+    operator: Operator
+    runtime_principal: str
+    boundary: str | None
+    endpoint_url: str
+    state_url: str
+    journal_path: Path
+    max_attempts: int = 3
+    lock_timeout_seconds: float = 120.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "home").mkdir(exist_ok=True)
+        self.write_config()
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "agentctl.yaml"
+
+    def write_config(self, **aws_overrides: Any) -> None:
+        aws: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region": REGION,
+            "runtime_principal": self.runtime_principal,
+            "max_attempts": self.max_attempts,
+        }
+        if self.boundary:
+            aws["permissions_boundary"] = self.boundary
+        aws.update(aws_overrides)
+        document = {
+            "state": self.state_url,
+            "journal": str(self.journal_path),
+            "lock_timeout_seconds": self.lock_timeout_seconds,
+            "aws": aws,
+        }
+        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False), "utf-8")
+
+    def point_at(self, endpoint_url: str, **aws_overrides: Any) -> None:
+        """Send this installation's AWS calls to ``endpoint_url`` from the next run on."""
+        self.endpoint_url = endpoint_url
+        self.write_config(**aws_overrides)
+
+    @property
+    def env(self) -> dict[str, str]:
+        keep = {k: v for k, v in os.environ.items() if k in {"PATH", "LANG", "LC_ALL", "TMPDIR"}}
+        return {
+            **keep,
+            "HOME": str(self.root / "home"),
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            "AWS_ACCESS_KEY_ID": self.operator.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.operator.secret_access_key,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AGENTCTL_CONFIG": str(self.config_path),
+            "AGENTCTL_NOW": NOW,
+            "AGENTCTL_OPERATOR": OPERATOR_NAME,
+            "NO_COLOR": "1",
+            "TERM": "dumb",
+            "COLUMNS": "250",
+            **self.extra_env,
+        }
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-c", ENTRY, *args]
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*args),
+            env=self.env,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def finish(
+        self, process: subprocess.Popen[str], started: float | None = None, timeout: float = 120
+    ) -> CliResult:
+        """Wait for a process from :meth:`start`; ``started`` is its monotonic start time."""
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+            raise AssertionError(f"agentctl did not finish in {timeout}s\n{out}\n{err}") from None
+        args = tuple(str(a) for a in process.args[3:]) if isinstance(process.args, list) else ()
+        seconds = time.monotonic() - started if started is not None else 0.0
+        return CliResult(args, process.returncode, out, err, seconds)
+
+    def run(self, *args: str, timeout: float = 120) -> CliResult:
+        started = time.monotonic()
+        return self.finish(self.start(*args), started, timeout)
+
+    @contextmanager
+    def state(self) -> Iterator[StateStore]:
+        with open_state(self.state_url) as store:
+            yield store
+
+
+def make_cli(
+    root: Path,
+    operator: Operator,
+    endpoint_url: str,
+    *,
+    boundary: str | None,
+    state_url: str | None = None,
+    **kwargs: Any,
+) -> Cli:
+    return Cli(
+        root=root,
+        operator=operator,
+        runtime_principal=operator.arn,
+        boundary=boundary,
+        endpoint_url=endpoint_url,
+        state_url=state_url or f"sqlite:///{root / 'state.db'}",
+        journal_path=root / "journal.jsonl",
+        **kwargs,
+    )
+
+
+def create_auditor(server: MotoServer, root: Path) -> Operator:
+    """An IAM user that can only read IAM (call before ``enforce_iam``)."""
+    policy = root / "auditor-policy.json"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(json.dumps(AUDITOR_POLICY), "utf-8")
+    return create_operator(server, "agentctl-test-auditor", policy_file=policy)
+
+
+def sigkill(process: subprocess.Popen[str]) -> None:
+    """SIGKILL exactly this process (one the test started), if still running."""
+    if process.poll() is None:
+        with suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+
+
+# -- a fault-injecting proxy in front of moto ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One AWS request the proxy received (query protocol: IAM and STS)."""
+
+    index: int  # 1-based, in arrival order
+    action: str
+    role_name: str | None
+    params: Mapping[str, str]
+    at: float = 0.0  # time.monotonic() when it arrived
+
+    @property
+    def mutating(self) -> bool:
+        return self.action in IAM_MUTATING
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer the proxy gives instead of forwarding."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/xml"
+
+    @classmethod
+    def throttling(cls) -> Reply:
+        return cls(400, _error_xml("Sender", "Throttling", "Rate exceeded"))
+
+    @classmethod
+    def service_unavailable(cls) -> Reply:
+        return cls(503, _error_xml("Receiver", "ServiceUnavailable", "Service is unavailable"))
+
+    @classmethod
+    def internal_error_html(cls) -> Reply:
+        return cls(
+            500, b"<html><body><h1>500 Internal Server Error</h1></body></html>", "text/html"
+        )
+
+
+def _error_xml(kind: str, code: str, message: str) -> bytes:
+    return (
+        f'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+        f"<Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        f"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    ).encode()
+
+
+# moto's IAM backend is not thread-safe: a request iterating the roles (every
+# authorised call does) while another creates one or changes its tags can fail
+# with "dictionary changed size during iteration", answered as an HTML 500.
+# That is moto's bug, not a fault these tests inject, so every proxy forwards
+# one request at a time (moto is one per process, and in-process: the GIL
+# serialises it anyway). agentctl's own concurrency is untouched: its threads
+# and processes still race each other for everything up to the wire.
+MOTO_LOCK = threading.Lock()
+
+# A rule decides per request: None forwards it, a Reply answers instead, a
+# number delays it that many seconds, a threading.Event holds it until set.
+Decision = Reply | float | threading.Event | None
+Rule = Callable[[Request], Decision]
+
+
+@dataclass
+class FaultProxy:
+    url: str
+    requests: list[Request] = field(default_factory=list)
+    replies: list[tuple[Request, Reply]] = field(default_factory=list)
+    rule: Rule | None = None
+    # Called with each forwarded request once moto answered it, before the
+    # client gets the answer (e.g. SIGKILL the client at an exact point).
+    after_forward: Callable[[Request], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+    def since(self, start: int = 0) -> list[Request]:
+        with self.lock:
+            return list(self.requests[start:])
+
+    def mutating(self, since: int = 0) -> list[Request]:
+        return [r for r in self.since(since) if r.mutating]
+
+    def actions(self, since: int = 0) -> Counter[str]:
+        return Counter(r.action for r in self.since(since))
+
+    def injected(self) -> list[tuple[Request, Reply]]:
+        with self.lock:
+            return list(self.replies)
+
+
+def _describe_request(index: int, body: bytes, query: str) -> Request:
+    fields = parse_qs(query) | parse_qs(body.decode("utf-8", "replace"))
+    flat = {key: values[0] for key, values in fields.items() if values}
+    return Request(index, flat.get("Action", "?"), flat.get("RoleName"), flat, time.monotonic())
+
+
+@contextmanager
+def fault_proxy(server: MotoServer) -> Iterator[FaultProxy]:
+    """A proxy in front of ``server``; see :class:`FaultProxy`."""
+    target = urlsplit(server.url)
+    proxy = FaultProxy(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _reply(self, status: int, headers: Sequence[tuple[str, str]], payload: bytes) -> None:
+            try:
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except OSError:
+                pass  # the client is gone (killed): nothing to answer
+
+        def _handle(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with proxy.lock:
+                request = _describe_request(
+                    len(proxy.requests) + 1, body, urlsplit(self.path).query
+                )
+                proxy.requests.append(request)
+            rule = proxy.rule
+            decision = rule(request) if rule is not None else None
+            if isinstance(decision, Reply):
+                with proxy.lock:
+                    proxy.replies.append((request, decision))
+                self._reply(
+                    decision.status, [("Content-Type", decision.content_type)], decision.body
+                )
+                return
+            if isinstance(decision, threading.Event):
+                decision.wait(timeout=60)
+            elif isinstance(decision, float | int) and decision > 0:
+                time.sleep(decision)
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            try:
+                with MOTO_LOCK:
+                    # Host stays as the client sent it: it is part of the SigV4 signature.
+                    headers = dict(self.headers.items())
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    payload = response.read()
+                status = response.status
+                kept = [
+                    (k, v)
+                    for k, v in response.getheaders()
+                    if k.lower() not in {"transfer-encoding", "connection", "content-length"}
+                ]
+            finally:
+                upstream.close()
+            hook = proxy.after_forward
+            if hook is not None:
+                hook(request)
+            self._reply(status, kept, payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128
+
+    httpd = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    proxy.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield proxy
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+# -- what "converged" means ------------------------------------------------------------
+
+
+def load(contracts: Path) -> tuple[dict[str, Contract], dict[str, Contract]]:
+    """(active, expired) contracts of a folder, by name; any other problem fails the test."""
+    report = load_contracts([contracts], today=TODAY)
+    problems = [p for p in report.problems if p.code != "expired"]
+    assert not problems, problems
+    return {c.name: c for c in report.contracts}, {c.name: c for c in report.expired}
+
+
+def roles_by_agent(
+    iam: Any, agent_prefix: str, role_prefix: str = "agentctl-"
+) -> dict[str, dict[str, Any]]:
+    """Every IAM role (any path) whose agent name starts with ``agent_prefix``,
+    with its tags and its inline policies' documents.
+
+    Read straight from moto, possibly while another test's agentctl writes to
+    it: a read moto fails for its own thread-safety (see MOTO_LOCK) is retried.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    for attempt in range(5):
+        try:
+            return _roles_by_agent(iam, agent_prefix, role_prefix)
+        except (BotoCoreError, ClientError, ResponseParserError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def _roles_by_agent(iam: Any, agent_prefix: str, role_prefix: str) -> dict[str, dict[str, Any]]:
+    def call(operation: str, **params: Any) -> Any:
+        with MOTO_LOCK:  # one request at a time, like the proxies
+            return getattr(iam, operation)(**params)
+
+    roles: dict[str, dict[str, Any]] = {}
+    params: dict[str, Any] = {}
+    while True:
+        page = call("list_roles", **params)
+        for listed in page["Roles"]:
+            name = listed["RoleName"]
+            if not name.startswith(role_prefix + agent_prefix):
+                continue
+            role = dict(call("get_role", RoleName=name)["Role"])
+            role["Tags"] = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
+            names = call("list_role_policies", RoleName=name)["PolicyNames"]
+            role["Policies"] = {
+                policy: normalise_policy(
+                    call("get_role_policy", RoleName=name, PolicyName=policy)["PolicyDocument"]
+                )
+                for policy in names
+            }
+            # IAM role names are unique, so there is never a second role per agent.
+            roles[name[len(role_prefix) :]] = role
+        if not page.get("IsTruncated"):
+            return roles
+        params["Marker"] = page["Marker"]
+
+
+def expected_trust(principal: str) -> dict[str, Any]:
+    return normalise_policy(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AgentctlRuntime",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": principal},
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+                }
+            ],
+        }
+    )
+
+
+def role_problems(role: Mapping[str, Any], contract: Contract, cli: Cli, status: str) -> list[str]:
+    """How one role differs from its contract (empty: exactly as desired).
+
+    ``status`` is active, killed or expired; killed and expired roles carry the
+    deny policy and the deny-all trust on top of the grant.
+    """
+    problems: list[str] = []
+    tags = role["Tags"]
+    want = {
+        "managed-by": "agentctl",
+        "agentctl:agent": contract.name,
+        "agentctl:owner": contract.owner,
+        "agentctl:expiry": contract.expiry.isoformat(),
+        "agentctl:execution-mode": contract.execution_mode.value,
+        "agentctl:contract-hash": contract.digest,
+        "agentctl:status": status,
+    }
+    if status == "expired":
+        # Disabling an expired agent only locks the role (like a kill); its
+        # contract tags stay those of the contract it ran under.
+        del want["agentctl:contract-hash"], want["agentctl:expiry"]
+    for key, value in want.items():
+        if tags.get(key) != value:
+            problems.append(f"tag {key}={tags.get(key)!r}, want {value!r}")
+    policies = role["Policies"]
+    grant = grant_policy(contract.name, contract.grant("aws"))
+    if policies.get(GRANT_POLICY) != grant:
+        problems.append(f"grant policy {policies.get(GRANT_POLICY)} != {grant}")
+    locked = status != "active"
+    wanted_policies = {GRANT_POLICY, KILL_POLICY} if locked else {GRANT_POLICY}
+    if set(policies) != wanted_policies:
+        problems.append(f"inline policies {sorted(policies)}, want {sorted(wanted_policies)}")
+    trust = normalise_policy(role["AssumeRolePolicyDocument"])
+    want_trust = normalise_policy(LOCKED_TRUST) if locked else expected_trust(cli.runtime_principal)
+    if trust != want_trust:
+        problems.append(f"trust policy {trust} != {want_trust}")
+    boundary = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+    if boundary != cli.boundary:
+        problems.append(f"boundary {boundary} != {cli.boundary}")
+    return [f"{contract.name}: {p}" for p in problems]
+
+
+def converged(
+    cli: Cli,
+    iam: Any,
+    contracts: Path,
+    agent_prefix: str,
+    *,
+    since_seq: int = 0,
+    changed: Sequence[str] | None = None,
+    killed: Sequence[str] = (),
+) -> list[str]:
+    """Every way cloud, state and audit disagree with ``contracts`` (empty: converged).
+
+    - cloud: exactly one role per contract and no other role of these agents,
+      each with exactly the contract's tags, grant, trust and boundary;
+    - state: every agent recorded with the contract's hash and the right status,
+      its role recorded with that role's ARN and that hash, and no recorded
+      role that does not exist;
+    - audit: the chain verifies, and every agent in ``changed`` (default: all)
+      has a successful ``apply.*`` event after ``since_seq`` that records the
+      contract hash it left the agent in.
+    """
+    active, expired = load(contracts)
+    desired = {**active, **expired}
+    problems: list[str] = []
+    roles = roles_by_agent(iam, agent_prefix)
+    provisioned = set(active) | {n for n in expired if n in roles}
+    for agent in sorted(set(roles) - provisioned):
+        problems.append(f"{agent}: orphaned role {roles[agent]['Arn']}")
+    for agent in sorted(set(active) - set(roles)):
+        problems.append(f"{agent}: no role")
+    for agent in sorted(provisioned & set(roles)):
+        status = "killed" if agent in killed else ("expired" if agent in expired else "active")
+        problems.extend(role_problems(roles[agent], desired[agent], cli, status))
+    with cli.state() as state:
+        records = {r.name: r for r in state.list_agents() if r.name.startswith(agent_prefix)}
+        for agent, contract in sorted(desired.items()):
+            record = records.get(agent)
+            want = (
+                AgentStatus.KILLED
+                if agent in killed
+                else AgentStatus.EXPIRED
+                if agent in expired
+                else AgentStatus.ACTIVE
+            )
+            if record is None:
+                problems.append(f"{agent}: not recorded in the state")
+            elif record.status != want or record.contract_hash != contract.digest:
+                problems.append(
+                    f"{agent}: recorded {record.status.value} {record.contract_hash}, "
+                    f"want {want.value} {contract.digest}"
+                )
+        for agent in sorted(set(records) - set(desired)):
+            problems.append(f"{agent}: recorded in the state without a contract")
+        resources = {r.agent: r for r in state.list_resources() if r.agent.startswith(agent_prefix)}
+        for agent in sorted(provisioned):
+            resource = resources.get(agent)
+            role = roles.get(agent)
+            if resource is None:
+                problems.append(f"{agent}: role exists but no resource is recorded")
+            elif role is not None and (
+                resource.resource_id != role["Arn"]
+                or resource.applied_hash != desired[agent].digest
+            ):
+                problems.append(
+                    f"{agent}: recorded {resource.resource_id} @ {resource.applied_hash}, "
+                    f"cloud {role['Arn']} @ {desired[agent].digest}"
+                )
+        for agent in sorted(set(resources) - set(roles)):
+            problems.append(
+                f"{agent}: recorded resource {resources[agent].resource_id} does not exist"
+            )
+        chain, head = state.audit_chain()
+    check = verify_chain(chain, head)
+    if not check.ok:
+        problems.append(f"audit chain: {check.problem}")
+    recorded: dict[str, set[str]] = {}
+    for event in chain:
+        if (
+            event.seq > since_seq
+            and event.action.startswith("apply.")
+            and event.result == "success"
+        ):
+            recorded.setdefault(event.actor, set()).add(str(event.detail.get("contract_hash")))
+    for agent in sorted(changed if changed is not None else desired):
+        if desired[agent].digest not in recorded.get(agent, set()):
+            problems.append(
+                f"{agent}: no successful apply event after seq {since_seq} records its "
+                f"contract {desired[agent].digest[:12]} (has {sorted(recorded.get(agent, set()))})"
+            )
+    return problems
+
+
+def audit_head(cli: Cli) -> int:
+    with cli.state() as state:
+        return state.audit_chain()[1][0]
