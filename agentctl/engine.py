@@ -364,7 +364,8 @@ class Engine:
             for change in changes:
                 result = self._apply_change(change)
                 results.append(result)
-                self._record_change(agent_plan, change, result)
+                with state.batch():  # its resource and its audit event: one commit
+                    self._record_change(agent_plan, change, result)
                 if not result.ok:
                     failed = f"{change.provider}: {result.detail}"
                     break
@@ -386,7 +387,8 @@ class Engine:
                     caught_up = self._catch_up(agent_plan)
                     if caught_up is not None:
                         results.append(caught_up)
-                self._record_agent(agent_plan, changes)
+                with state.batch():
+                    self._record_agent(agent_plan, changes)
             error = "; ".join(e for e in (plan_errors, failed) if e) or None
             return AgentApplyResult(
                 agent=name, ok=error is None, results=tuple(results), error=error
@@ -649,17 +651,24 @@ class Engine:
         """Revoke one agent everywhere. Never takes the apply lock; works with no
         contract and with the state store empty or unreachable."""
         notes: list[str] = []
-        state = self._try_state()
-        record = None
+
+        def look_up() -> tuple[StateStore | None, AgentRecord | None]:
+            state = self._try_state()
+            if state is None:
+                return None, None
+            try:
+                return state, state.get_agent(name)
+            except StateError:
+                return None, None
+
+        # Revocation does not wait for the state store: the providers find the
+        # agent by its exact name and tags, while the record is read alongside.
+        with ThreadPoolExecutor(max_workers=1) as side:
+            lookup = side.submit(look_up)
+            results = self._for_each_provider(lambda p: p.kill(name, reason), "kill", name)
+            state, record = lookup.result()
         if state is None:
             notes.append("state store unreachable: providers were searched by tag")
-        else:
-            try:
-                record = state.get_agent(name)
-            except StateError:
-                state = None
-                notes.append("state store unreachable: providers were searched by tag")
-        results = self._for_each_provider(lambda p: p.kill(name, reason), "kill", name)
         # A provider that found nothing returns no resource id.
         found_anywhere = record is not None or any(r.resource_id or not r.ok for r in results)
         if not found_anywhere:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time as _time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -155,6 +156,8 @@ class StateStore:
     def __init__(self, engine: Engine, *, clock: Clock = system_clock) -> None:
         self._engine = engine
         self._clock = clock
+        # The connection of this thread's open batch(), if any.
+        self._batch = threading.local()
         self.url = engine.url.render_as_string(hide_password=True)
         self.dialect = engine.dialect.name
 
@@ -199,12 +202,43 @@ class StateStore:
             ) from None
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make this thread's reads and writes one transaction until the block ends.
+
+        For recording what one agent's apply did (its resources, its audit
+        events, its record) with one commit — one disk sync on SQLite —
+        instead of one per write. Keep provider calls outside: the write lock
+        (and on PostgreSQL the audit chain head) is held until the block ends.
+        Nested batches join the outer one.
+        """
+        if getattr(self._batch, "conn", None) is not None:
+            yield
+            return
+        with self._errors(), self._engine.connect() as conn:
+            conn.execution_options(agentctl_write=True)
+            with conn.begin():
+                self._batch.conn = conn
+                try:
+                    yield
+                finally:
+                    self._batch.conn = None
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
+        batched = getattr(self._batch, "conn", None)
+        if batched is not None:
+            yield batched
+            return
         with self._errors(), self._engine.connect() as conn:
             yield conn
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
+        batched = getattr(self._batch, "conn", None)
+        if batched is not None:
+            with self._errors():
+                yield batched
+            return
         with self._errors(), self._engine.connect() as conn:
             conn.execution_options(agentctl_write=True)
             with conn.begin():
