@@ -361,17 +361,27 @@ class Engine:
                 return stale
             results: list[ActionResult] = []
             failed: str | None = None
+            # Each change is recorded (resource + audit event, one commit) before the
+            # next is made; the last one is recorded with the agent itself, so the
+            # common one-change agent costs a single commit. A crash in between is
+            # caught up by the next apply (see _catch_up).
+            pending: tuple[Change, ActionResult] | None = None
             for change in changes:
+                if pending is not None:
+                    with state.batch():
+                        self._record_change(agent_plan, *pending)
                 result = self._apply_change(change)
                 results.append(result)
-                with state.batch():  # its resource and its audit event: one commit
-                    self._record_change(agent_plan, change, result)
+                pending = (change, result)
                 if not result.ok:
                     failed = f"{change.provider}: {result.detail}"
                     break
             if changes and agent_plan.disposition != AgentDisposition.KILLED:
                 killed = self._killed_meanwhile(name, {c.provider for c in changes})
                 if killed:
+                    if pending is not None:
+                        with state.batch():
+                            self._record_change(agent_plan, *pending)
                     return AgentApplyResult(
                         agent=name,
                         ok=all(r.ok for r in killed),
@@ -382,12 +392,15 @@ class Engine:
                         + "; ".join(f"{r.provider}: {r.detail}" for r in killed if not r.ok),
                         skipped="killed during this apply: the kill was asserted again",
                     )
-            if failed is None and plan_errors is None:
-                if not changes:
-                    caught_up = self._catch_up(agent_plan)
-                    if caught_up is not None:
-                        results.append(caught_up)
-                with state.batch():
+            complete = failed is None and plan_errors is None
+            if complete and not changes:
+                caught_up = self._catch_up(agent_plan)  # asks providers: outside the batch
+                if caught_up is not None:
+                    results.append(caught_up)
+            with state.batch():
+                if pending is not None:
+                    self._record_change(agent_plan, *pending)
+                if complete:
                     self._record_agent(agent_plan, changes)
             error = "; ".join(e for e in (plan_errors, failed) if e) or None
             return AgentApplyResult(
