@@ -374,7 +374,11 @@ class Engine:
                 results.append(result)
                 pending = (change, result)
                 if not result.ok:
-                    failed = f"{change.provider}: {result.detail}"
+                    failed = (
+                        result.detail
+                        if result.detail.startswith(f"{change.provider}:")
+                        else f"{change.provider}: {result.detail}"
+                    )
                     break
             if changes and agent_plan.disposition != AgentDisposition.KILLED:
                 killed = self._killed_meanwhile(name, {c.provider for c in changes})
@@ -644,7 +648,9 @@ class Engine:
             try:
                 return fn(provider)
             except Exception as exc:  # one provider failing must never stop the others
-                message = exc.message if isinstance(exc, AgentctlError) else exc.__class__.__name__
+                message = (
+                    exc.explained() if isinstance(exc, AgentctlError) else exc.__class__.__name__
+                )
                 return ActionResult(
                     provider=provider.name,
                     agent=agent,

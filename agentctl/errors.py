@@ -30,6 +30,10 @@ class AgentctlError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def explained(self) -> str:
+        """The message and what to do, for output that has one line per problem."""
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
 
 class UsageError(AgentctlError):
     """The command line or configuration asks for something impossible."""
@@ -63,6 +67,7 @@ class ProviderError(AgentctlError):
     """A provider (AWS, GitHub, ...) failed; ``provider`` names it."""
 
     def __init__(self, provider: str, message: str, *, hint: str | None = None) -> None:
+        # Prefixed once here; callers show ``message`` as is.
         super().__init__(f"{provider}: {message}", hint=hint)
         self.provider = provider
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, ProviderError
 from agentctl.model import AgentStatus, Contract
 from agentctl.providers.base import Change, ChangeKind, Observed, Provider
 
@@ -241,7 +241,10 @@ def compute_plan(
                     )
                 )
             except AgentctlError as exc:
-                errors.append(f"{provider_name}: {exc.message}")
+                prefixed = isinstance(exc, ProviderError)
+                errors.append(
+                    exc.explained() if prefixed else f"{provider_name}: {exc.explained()}"
+                )
         for system in declared:
             changes.append(
                 Change(

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from agentctl import __version__
 from agentctl.cli import audit, github, lifecycle, runs, validate
-from agentctl.cli.common import AppContext, stderr
+from agentctl.cli.common import AppContext, reset_consoles, stderr
 from agentctl.errors import EXIT_FAILURE, AgentctlError
 
 HELP = """\
@@ -76,6 +76,7 @@ def _global_options(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
+    reset_consoles()
     ctx.obj = AppContext(config_path=config, state_url=state, operator=operator)
     # Close the state store (and anything else opened lazily) when the command ends.
     ctx.call_on_close(ctx.obj.close)

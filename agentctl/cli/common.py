@@ -35,10 +35,41 @@ OUTPUT_OPTION = typer.Option(
     OutputFormat.TEXT, "--output", "-o", help="text for people, json for machines (stable shape)."
 )
 
+
+class _CommandConsole:
+    """A rich Console made anew for every command run (:func:`reset_consoles`).
+
+    rich fixes the width when a Console is created if COLUMNS is set then; one
+    process runs many commands (tests, completion), so each run reads the
+    terminal, COLUMNS and NO_COLOR afresh.
+    """
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def reset(self) -> None:
+        self._console = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
 # Results go to stdout; progress, prompts and errors to stderr, so
 # `--output json | jq` never sees anything but JSON.
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = _CommandConsole(stderr=False)
+stderr = _CommandConsole(stderr=True)
+
+
+def reset_consoles() -> None:
+    stdout.reset()
+    stderr.reset()
 
 
 @dataclass

@@ -248,7 +248,7 @@ def apply_command(
             raise typer.Exit(EXIT_OK)
     todo = [a for a in plan.agents if plan.applicable(a) or a.failed_to_plan]
     show_progress = output == OutputFormat.TEXT and stderr.is_terminal and len(todo) > 1
-    with Progress(console=stderr, transient=True, disable=not show_progress) as progress:
+    with Progress(console=stderr.console, transient=True, disable=not show_progress) as progress:
         task = progress.add_task("applying", total=len(plan.agents))
         result = engine.apply(
             plan,
@@ -271,8 +271,9 @@ def render_lifecycle(report: LifecycleReport) -> None:
         stdout.print(f"{escape(report.agent)} was already {verb}.")
     for result in report.results:
         mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
-        detail = escape(result.detail or ("already" if result.already else "done"))
-        stdout.print(f"  {mark} {result.provider}: {detail}")
+        detail = result.detail or ("already" if result.already else "done")
+        detail = detail.removeprefix(f"{result.provider}: ")  # provider errors carry the name
+        stdout.print(f"  {mark} {result.provider}: {escape(detail)}")
         if not result.ok and result.remaining:
             stdout.print(f"      [bold]still to do:[/bold] {escape(result.remaining)}")
     for note in report.notes:

@@ -1192,7 +1192,11 @@ class AwsProvider:
 
         def failed(exc: ProviderError) -> ActionResult:
             return self._result(
-                agent, action, ok=False, detail=exc.message, remaining="; ".join(remaining.values())
+                agent,
+                action,
+                ok=False,
+                detail=exc.explained(),
+                remaining="; ".join(remaining.values()),
             )
 
         try:
