@@ -345,3 +345,50 @@ def test_credentials_command_uses_the_same_gates(
     (grant,) = world.audit("credentials.issue")
     assert grant.actor == "reader-agent"
     assert data["environment"]["AWS_SECRET_ACCESS_KEY"] not in json.dumps(grant.detail)
+
+
+def test_signals_reach_the_command_and_its_exit_code_is_agentctls(world: ExecWorld) -> None:
+    """A real agentctl process: SIGTERM to agentctl is forwarded to the command."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    ready, got = world.root / "ready", world.root / "got"
+    child = textwrap.dedent(
+        f"""
+        import pathlib, signal, sys, time
+        def on_term(signum, frame):
+            pathlib.Path({str(got)!r}).write_text("TERM")
+            sys.exit(42)
+        signal.signal(signal.SIGTERM, on_term)
+        pathlib.Path({str(ready)!r}).write_text("ready")
+        time.sleep(60)
+        """
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agentctl",
+            "exec",
+            "reader-agent",
+            "--",
+            sys.executable,
+            "-c",
+            child,
+        ],
+        env={**os.environ, "AGENTCTL_OPERATOR": "ops@company.com"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert ready.exists(), process.stderr.read() if process.stderr else ""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 42
+    assert got.read_text() == "TERM"
+    (end,) = world.audit("exec.end")
+    assert end.detail["exit_code"] == 42
