@@ -104,20 +104,82 @@ class Config:
             return "unknown"
 
 
-def _section(raw: Mapping[str, Any], key: str, cls: Any, source: Path | None) -> Any:
+def _where(source: Path | None, text: str | None, *keys: str) -> str:
+    """``file:line`` of a setting, for messages (the line when the text is known)."""
+    if text is None:
+        return str(source)
+    try:
+        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return str(source)
+    line = None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if k.value == key), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return f"{source}:{line}" if line else str(source)
+
+
+def _unknown(
+    source: Path | None, text: str | None, path: tuple[str, ...], allowed: set[str]
+) -> ConfigError:
+    import difflib
+
+    name = ".".join(path)
+    close = difflib.get_close_matches(path[-1], sorted(allowed), n=1)
+    guess = f"did you mean '{close[0]}'? " if close else ""
+    return ConfigError(
+        f"{_where(source, text, *path)}: unknown setting '{name}'",
+        hint=f"{guess}valid here: {', '.join(sorted(allowed))}",
+    )
+
+
+def _section(
+    raw: Mapping[str, Any], key: str, cls: Any, source: Path | None, text: str | None
+) -> Any:
     value = raw.get(key) or {}
     if not isinstance(value, Mapping):
         raise ConfigError(
-            f"{source}: '{key}' must be a mapping", hint="see README, 'Configuration'"
+            f"{_where(source, text, key)}: '{key}' must be a mapping",
+            hint="see README, 'Configuration'",
         )
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(value) - known)
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown setting {key}.{unknown[0]}",
-            hint=f"valid settings under '{key}': {', '.join(sorted(known))}",
-        )
+        raise _unknown(source, text, (key, unknown[0]), known)
+    _check_types(cls, value, source, text, key)
     return cls(**value)
+
+
+def _check_types(
+    cls: Any, values: Mapping[str, Any], source: Path | None, text: str | None, *prefix: str
+) -> None:
+    """A wrong type is reported where it is written, not as a crash later."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        expected = hints.get(name)
+        allowed = typing.get_args(expected) or (expected,)
+        if value is None and type(None) in allowed:
+            continue
+        simple = tuple(t for t in allowed if t in (str, int, float, bool))
+        if not simple:
+            continue
+        ok = isinstance(value, simple) and not (isinstance(value, bool) and bool not in simple)
+        if float in simple and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            wanted = " or ".join(t.__name__ for t in simple)
+            path = ".".join((*prefix, name))
+            raise ConfigError(
+                f"{_where(source, text, *prefix, name)}: '{path}' must be {wanted}, "
+                f"not {type(value).__name__}",
+                hint="see README, 'Configuration'",
+            )
 
 
 _TOP_LEVEL = {
@@ -132,7 +194,7 @@ _TOP_LEVEL = {
 _SECTIONS = {"aws": AwsSettings, "github": GitHubSettings, "secrets": SecretsSettings}
 
 
-def parse_config(raw: Any, source: Path | None = None) -> Config:
+def parse_config(raw: Any, source: Path | None = None, text: str | None = None) -> Config:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -140,13 +202,13 @@ def parse_config(raw: Any, source: Path | None = None) -> Config:
     allowed = set(_TOP_LEVEL) | set(_SECTIONS) | {"providers"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown setting '{unknown[0]}'",
-            hint=f"valid top-level settings: {', '.join(sorted(allowed))}",
-        )
+        raise _unknown(source, text, (unknown[0],), allowed)
     kwargs: dict[str, Any] = {_TOP_LEVEL[k]: v for k, v in raw.items() if k in _TOP_LEVEL}
+    for key, value in raw.items():
+        if key in _TOP_LEVEL:
+            _check_types(Config, {_TOP_LEVEL[key]: value}, source, text)
     for key, cls in _SECTIONS.items():
-        kwargs[key] = _section(raw, key, cls, source)
+        kwargs[key] = _section(raw, key, cls, source, text)
     providers = raw.get("providers") or {}
     if not isinstance(providers, Mapping):
         raise ConfigError(f"{source}: 'providers' must be a mapping of provider name to settings")
@@ -189,4 +251,4 @@ def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ())
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: not valid YAML", hint="fix the syntax") from None
-    return parse_config(raw, path)
+    return parse_config(raw, path, text)
