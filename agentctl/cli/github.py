@@ -20,8 +20,10 @@ Secrets are never printed: only where they are stored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +93,23 @@ def _audit(ctx: typer.Context, **fields: Any) -> None:
     context.state().append_audit(operator=context.resolved_operator(), **fields)
 
 
+@contextlib.contextmanager
+def _audit_failure(ctx: typer.Context, name: str, action: str) -> Iterator[None]:
+    """A refused registration or key change is audited too, then re-raised."""
+    try:
+        yield
+    except AgentctlError as exc:
+        _audit(
+            ctx,
+            actor=name,
+            action=action,
+            target=f"github:{name}",
+            result="failure",
+            detail={"error": exc.message},
+        )
+        raise
+
+
 def _write_form(name: str, page: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="agentctl-github-"))
     path = folder / f"register-{name}.html"
@@ -138,18 +157,8 @@ def register_command(
         )
         _start_registration(provider, agent, manifest, redirect_url, open_browser, output)
         return
-    try:
+    with _audit_failure(ctx, name, "github.register"):
         registered = provider.complete_registration(agent, code)
-    except AgentctlError as exc:
-        _audit(
-            ctx,
-            actor=name,
-            action="github.register",
-            target=f"github:{name}",
-            result="failure",
-            detail={"error": exc.message},
-        )
-        raise
     _audit(
         ctx,
         actor=name,
@@ -257,18 +266,8 @@ def rotate_key_command(
             hint="pass the .pem file GitHub generated",
         ) from None
     provider = _provider(ctx)
-    try:
+    with _audit_failure(ctx, name, "github.rotate-key"):
         result = provider.rotate_key(name, pem)
-    except AgentctlError as exc:
-        _audit(
-            ctx,
-            actor=name,
-            action="github.rotate-key",
-            target=f"github:{name}",
-            result="failure",
-            detail={"error": exc.message},
-        )
-        raise
     _audit(
         ctx,
         actor=name,
