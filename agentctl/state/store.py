@@ -150,6 +150,86 @@ def _new_id() -> str:
 _APPROVAL_FIELDS = frozenset({"decided_by", "decided_at", "used_at", "reason"})
 
 
+class _HotStatements:
+    """The statements apply runs for every agent, built once per store with
+    bind parameters and run with a dict of values.
+
+    Building a Core statement from literal values (coercing each value into a
+    bind parameter, then computing the statement's cache key) cost several
+    times what running it did: over half of apply's CPU for its state was
+    spent there. A statement object built once keeps its cache key.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Callable[[sa.Table], Any] = (
+            postgresql.insert if dialect == "postgresql" else sqlite.insert
+        )
+        agent, resource, head = s.agents.c, s.resources.c, s.audit_head.c
+        self.get_agent = sa.select(s.agents).where(agent.name == sa.bindparam("name"))
+        self.get_resource = sa.select(s.resources).where(
+            resource.agent == sa.bindparam("agent"), resource.provider == sa.bindparam("provider")
+        )
+        self.agent_resources = (
+            sa.select(s.resources)
+            .where(resource.agent == sa.bindparam("agent"))
+            .order_by(resource.provider)
+        )
+        # INSERT ... ON CONFLICT DO UPDATE: one atomic statement, so two processes
+        # recording the same new row never fail on the primary key.
+        new_resource = insert(s.resources)
+        self.put_resource = new_resource.on_conflict_do_update(
+            index_elements=["agent", "provider"],
+            set_={
+                name: new_resource.excluded[name]
+                for name in ("resource_id", "attributes", "applied_hash", "updated_at")
+            },
+        )
+        # An agent's facts: a NULL document keeps the recorded one; the status is
+        # updated only by the "set status" variant (a new row always takes it).
+        new_agent = insert(s.agents)
+        facts = {
+            name: new_agent.excluded[name]
+            for name in (
+                "owner",
+                "purpose",
+                "execution_mode",
+                "expiry",
+                "contract_hash",
+                "updated_at",
+            )
+        }
+        facts["document"] = sa.func.coalesce(new_agent.excluded.document, agent.document)
+        self.upsert_agent = {
+            keep_status: new_agent.on_conflict_do_update(
+                index_elements=["name"],
+                set_=facts
+                if keep_status
+                else {
+                    **facts,
+                    "status": new_agent.excluded.status,
+                    "status_reason": new_agent.excluded.status_reason,
+                },
+            )
+            for keep_status in (True, False)
+        }
+        self.upsert_agent_returning = {
+            keep_status: statement.returning(*s.agents.c)
+            for keep_status, statement in self.upsert_agent.items()
+        }
+        # The head row lock (a no-op on SQLite, where BEGIN IMMEDIATE already
+        # serializes writers) makes read-head/insert/advance atomic across
+        # processes: the chain cannot fork.
+        self.audit_head = sa.select(head.seq, head.hash).where(head.id == 1).with_for_update()
+        self.append_audit = s.audit_events.insert()
+        self.advance_audit_head = (
+            s.audit_head.update()
+            .where(head.id == 1)
+            .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+        )
+
+
 class StateStore:
     """Agents, resources, credential metadata, approvals and the audit chain."""
 
@@ -169,6 +249,7 @@ class StateStore:
         )
         self.url = engine.url.render_as_string(hide_password=True)
         self.dialect = engine.dialect.name
+        self._hot = _HotStatements(self.dialect)
 
     # -- plumbing -----------------------------------------------------------
 
@@ -307,9 +388,7 @@ class StateStore:
 
     def get_agent(self, name: str) -> AgentRecord | None:
         with self._read() as conn:
-            row = (
-                conn.execute(sa.select(s.agents).where(s.agents.c.name == name)).mappings().first()
-            )
+            row = conn.execute(self._hot.get_agent, {"name": name}).mappings().first()
         return None if row is None else _agent(row)
 
     def list_agents(self) -> list[AgentRecord]:
@@ -341,21 +420,22 @@ class StateStore:
             "contract_hash": contract_hash,
             "updated_at": now,
         }
-        if document is not None:
-            facts["document"] = _dump(document)
-        update = dict(facts)
-        if status is not None:
-            update.update(status=status.value, status_reason=status_reason)
         values = {
             **facts,
+            "document": None if document is None else _dump(document),
             "name": name,
             "status": (status or AgentStatus.ACTIVE).value,
             "status_reason": status_reason,
             "created_at": now,
         }
+        keep_status = status is None
         with self._write() as conn:
-            conn.execute(self._upsert(s.agents, ["name"], values, update))
-            row = conn.execute(sa.select(s.agents).where(s.agents.c.name == name)).mappings().one()
+            if conn.dialect.insert_returning:
+                returning = self._hot.upsert_agent_returning[keep_status]
+                row = conn.execute(returning, values).mappings().one()
+            else:  # SQLite before 3.35
+                conn.execute(self._hot.upsert_agent[keep_status], values)
+                row = conn.execute(self._hot.get_agent, {"name": name}).mappings().one()
         return _agent(row)
 
     def set_agent_status(
@@ -403,19 +483,21 @@ class StateStore:
     # -- resources -------------------------------------------------------------
 
     def get_resource(self, agent: str, provider: str) -> ResourceRecord | None:
-        query = sa.select(s.resources).where(
-            s.resources.c.agent == agent, s.resources.c.provider == provider
-        )
         with self._read() as conn:
-            row = conn.execute(query).mappings().first()
+            row = (
+                conn.execute(self._hot.get_resource, {"agent": agent, "provider": provider})
+                .mappings()
+                .first()
+            )
         return None if row is None else _resource(row)
 
     def list_resources(self, agent: str | None = None) -> list[ResourceRecord]:
-        query = sa.select(s.resources).order_by(s.resources.c.agent, s.resources.c.provider)
-        if agent is not None:
-            query = query.where(s.resources.c.agent == agent)
         with self._read() as conn:
-            rows = conn.execute(query).mappings().all()
+            if agent is None:
+                query = sa.select(s.resources).order_by(s.resources.c.agent, s.resources.c.provider)
+                rows = conn.execute(query).mappings().all()
+            else:
+                rows = conn.execute(self._hot.agent_resources, {"agent": agent}).mappings().all()
         return [_resource(row) for row in rows]
 
     def put_resource(
@@ -436,7 +518,7 @@ class StateStore:
         }
         values = {"agent": agent, "provider": provider, **update}
         with self._write() as conn:
-            conn.execute(self._upsert(s.resources, ["agent", "provider"], values, update))
+            conn.execute(self._hot.put_resource, values)
         return _resource(values)
 
     def delete_resource(self, agent: str, provider: str) -> bool:
@@ -623,14 +705,7 @@ class StateStore:
         check_no_secrets(event.hashed_fields(), "audit event")
         e = s.audit_events.c
         with self._write() as conn:
-            # The head row lock (a no-op on SQLite, where BEGIN IMMEDIATE already
-            # serializes writers) makes read-head/insert/advance atomic across
-            # processes: the chain cannot fork.
-            head = conn.execute(
-                sa.select(s.audit_head.c.seq, s.audit_head.c.hash)
-                .where(s.audit_head.c.id == 1)
-                .with_for_update()
-            ).one()
+            head = conn.execute(self._hot.audit_head).one()
             if id is not None:
                 existing = conn.execute(sa.select(s.audit_events).where(e.id == id)).mappings()
                 found = existing.first()
@@ -638,11 +713,9 @@ class StateStore:
                     return _audit(found)
             event = replace(event, seq=head.seq + 1, prev_hash=head.hash)
             event = replace(event, hash=event.compute_hash())
-            conn.execute(s.audit_events.insert().values(**_audit_row(event)))
+            conn.execute(self._hot.append_audit, _audit_row(event))
             conn.execute(
-                s.audit_head.update()
-                .where(s.audit_head.c.id == 1)
-                .values(seq=event.seq, hash=event.hash)
+                self._hot.advance_audit_head, {"new_seq": event.seq, "new_hash": event.hash}
             )
         return event
 
