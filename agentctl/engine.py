@@ -24,7 +24,7 @@ from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
 if TYPE_CHECKING:
     from agentctl.audit import AuditJournal
     from agentctl.state import StateStore
-    from agentctl.state.records import AgentRecord
+    from agentctl.state.records import AgentRecord, ResourceRecord
 
 DEFAULT_PARALLELISM = 16
 
@@ -346,7 +346,7 @@ class Engine:
             "; ".join([*agent_plan.errors, *(c.summary for c in agent_plan.conflicts)]) or None
         )
         try:
-            record = state.get_agent(name)
+            record, resources = state.get_agent_and_resources(name)
             if (
                 record is not None
                 and record.status == AgentStatus.KILLED
@@ -356,7 +356,7 @@ class Engine:
                 return AgentApplyResult(
                     agent=name, ok=True, skipped="killed since the plan was made"
                 )
-            stale = self._stale_plan(agent_plan, record)
+            stale = self._stale_plan(agent_plan, record, resources)
             if stale is not None:
                 return stale
             results: list[ActionResult] = []
@@ -369,7 +369,8 @@ class Engine:
             for change in changes:
                 if pending is not None:
                     with state.batch():
-                        self._record_change(agent_plan, *pending)
+                        _, recorded = state.get_agent_and_resources(name)
+                        self._record_change(agent_plan, *pending, recorded)
                 result = self._apply_change(change)
                 results.append(result)
                 pending = (change, result)
@@ -380,32 +381,28 @@ class Engine:
                         else f"{change.provider}: {result.detail}"
                     )
                     break
-            if changes and agent_plan.disposition != AgentDisposition.KILLED:
-                killed = self._killed_meanwhile(name, {c.provider for c in changes})
-                if killed:
-                    if pending is not None:
-                        with state.batch():
-                            self._record_change(agent_plan, *pending)
-                    return AgentApplyResult(
-                        agent=name,
-                        ok=all(r.ok for r in killed),
-                        results=tuple(results + killed),
-                        error=None
-                        if all(r.ok for r in killed)
-                        else "killed during apply; "
-                        + "; ".join(f"{r.provider}: {r.detail}" for r in killed if not r.ok),
-                        skipped="killed during this apply: the kill was asserted again",
-                    )
             complete = failed is None and plan_errors is None
             if complete and not changes:
                 caught_up = self._catch_up(agent_plan)  # asks providers: outside the batch
                 if caught_up is not None:
                     results.append(caught_up)
             with state.batch():
+                # Read in the write transaction: a kill recorded while the changes
+                # were made is seen here, and none can land before the commit.
+                record, resources = state.get_agent_and_resources(name)
+                killed_meanwhile = (
+                    bool(changes)
+                    and agent_plan.disposition != AgentDisposition.KILLED
+                    and record is not None
+                    and record.status == AgentStatus.KILLED
+                )
                 if pending is not None:
-                    self._record_change(agent_plan, *pending)
-                if complete:
-                    self._record_agent(agent_plan, changes)
+                    self._record_change(agent_plan, *pending, resources)
+                if complete and not killed_meanwhile:
+                    self._record_agent(agent_plan, changes, record, resources)
+            if killed_meanwhile:
+                assert record is not None
+                return self._kill_again(agent_plan, record, changes, results)
             error = "; ".join(e for e in (plan_errors, failed) if e) or None
             return AgentApplyResult(
                 agent=name, ok=error is None, results=tuple(results), error=error
@@ -413,7 +410,12 @@ class Engine:
         except AgentctlError as exc:
             return AgentApplyResult(agent=name, ok=False, error=exc.message)
 
-    def _stale_plan(self, agent_plan: AgentPlan, record: Any) -> AgentApplyResult | None:
+    def _stale_plan(
+        self,
+        agent_plan: AgentPlan,
+        record: AgentRecord | None,
+        resources: Mapping[str, ResourceRecord],
+    ) -> AgentApplyResult | None:
         """None if the state still records the agent as it did when the plan was
         made; otherwise another run changed it since, and this plan is not applied
         to it (it would record this contract over changes the plan never saw)."""
@@ -421,12 +423,10 @@ class Engine:
             return None
         from agentctl.plan import state_basis
 
-        state = self.state
-        resources = state.list_resources(agent_plan.agent)
         current = state_basis(
             record.status if record is not None else None,
             record.contract_hash if record is not None else None,
-            [(r.provider, r.applied_hash) for r in resources],
+            [(r.provider, r.applied_hash) for r in resources.values()],
         )
         if current == agent_plan.basis:
             return None
@@ -443,7 +443,7 @@ class Engine:
                 contract is None
                 or (
                     record.contract_hash == contract.digest
-                    and all(r.applied_hash == contract.digest for r in resources)
+                    and all(r.applied_hash == contract.digest for r in resources.values())
                 )
             )
         ):
@@ -457,15 +457,32 @@ class Engine:
             "made; nothing was changed for it: run apply again to plan it afresh",
         )
 
-    def _killed_meanwhile(self, name: str, providers: set[str]) -> list[ActionResult]:
-        """If a kill landed while this agent's changes were written, one of them
+    def _kill_again(
+        self,
+        agent_plan: AgentPlan,
+        record: AgentRecord,
+        changes: Sequence[Change],
+        results: list[ActionResult],
+    ) -> AgentApplyResult:
+        """A kill landed while this agent's changes were written, and one of them
         may have reopened what the kill closed (a trust policy): kill it again in
-        the providers written to. Returns those kill results ([] if not killed)."""
-        record = self.state.get_agent(name)
-        if record is None or record.status != AgentStatus.KILLED:
-            return []
+        the providers written to."""
         reason = record.status_reason or "killed during apply"
-        return [self.providers[p].kill(name, reason) for p in sorted(providers)]
+        killed = [
+            self.providers[p].kill(agent_plan.agent, reason)
+            for p in sorted({c.provider for c in changes})
+        ]
+        ok = all(r.ok for r in killed)
+        return AgentApplyResult(
+            agent=agent_plan.agent,
+            ok=ok,
+            results=tuple(results + killed),
+            error=None
+            if ok
+            else "killed during apply; "
+            + "; ".join(f"{r.provider}: {r.detail}" for r in killed if not r.ok),
+            skipped="killed during this apply: the kill was asserted again",
+        )
 
     def _apply_change(self, change: Change) -> ActionResult:
         provider = self.providers[change.provider]
@@ -481,14 +498,23 @@ class Engine:
                 remaining=f"re-run apply to {change.kind.value} {change.agent} in {change.provider}",
             )
 
-    def _record_change(self, agent_plan: AgentPlan, change: Change, result: ActionResult) -> None:
+    def _record_change(
+        self,
+        agent_plan: AgentPlan,
+        change: Change,
+        result: ActionResult,
+        resources: dict[str, ResourceRecord],
+    ) -> None:
+        """Record one change's resource and audit event; ``resources`` (the
+        agent's, read in this batch) is kept up to date."""
         state = self.state
         if result.ok:
             if change.kind == ChangeKind.REMOVE:
                 state.delete_resource(change.agent, change.provider)
+                resources.pop(change.provider, None)
             else:
-                previous = state.get_resource(change.agent, change.provider)
-                state.put_resource(
+                previous = resources.get(change.provider)
+                resources[change.provider] = state.put_resource(
                     agent=change.agent,
                     provider=change.provider,
                     resource_id=result.resource_id or (previous.resource_id if previous else ""),
@@ -580,7 +606,15 @@ class Engine:
         )
         return ActionResult(provider="state", agent=name, action="record", ok=True, detail=detail)
 
-    def _record_agent(self, agent_plan: AgentPlan, changes: Sequence[Change]) -> None:
+    def _record_agent(
+        self,
+        agent_plan: AgentPlan,
+        changes: Sequence[Change],
+        existing: AgentRecord | None,
+        resources: Mapping[str, ResourceRecord],
+    ) -> None:
+        """Record the agent as converged to its contract; ``existing`` and
+        ``resources`` are its records read in this batch."""
         state = self.state
         contract = agent_plan.contract
         if agent_plan.disposition == AgentDisposition.ORPHAN:
@@ -595,10 +629,9 @@ class Engine:
             AgentDisposition.EXPIRED: AgentStatus.EXPIRED,
             AgentDisposition.KILLED: AgentStatus.KILLED,
         }.get(agent_plan.disposition, AgentStatus.ACTIVE)
-        existing = state.get_agent(contract.name)
         # Every provider of this agent now matches this contract: record it, so the
         # next apply can skip the agent without asking the providers again.
-        for resource in state.list_resources(contract.name):
+        for resource in resources.values():
             if resource.applied_hash != contract.digest:
                 state.put_resource(
                     agent=resource.agent,

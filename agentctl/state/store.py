@@ -391,6 +391,16 @@ class StateStore:
             row = conn.execute(self._hot.get_agent, {"name": name}).mappings().first()
         return None if row is None else _agent(row)
 
+    def get_agent_and_resources(
+        self, name: str
+    ) -> tuple[AgentRecord | None, dict[str, ResourceRecord]]:
+        """The agent and its resources by provider, read together (one snapshot)."""
+        with self._read() as conn:
+            row = conn.execute(self._hot.get_agent, {"name": name}).mappings().first()
+            rows = conn.execute(self._hot.agent_resources, {"agent": name}).mappings().all()
+        resources = {resource.provider: resource for resource in map(_resource, rows)}
+        return (None if row is None else _agent(row)), resources
+
     def list_agents(self) -> list[AgentRecord]:
         with self._read() as conn:
             rows = conn.execute(sa.select(s.agents).order_by(s.agents.c.name)).mappings().all()
