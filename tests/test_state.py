@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from agentctl.audit import verify_chain
 from agentctl.errors import StateError
 from agentctl.model import AgentStatus
 from agentctl.secrets import SecretLeakError
 from agentctl.state import ApprovalStatus, StateStore, create_state_engine, open_state
 from agentctl.state import schema as state_schema
+from agentctl.state import store as state_store
 
 # The store / state_url fixtures (SQLite and PostgreSQL) live there.
 
@@ -156,6 +158,117 @@ def test_upsert_keeps_status_and_creation_time(store: StateStore) -> None:
     add_agent(store, status=AgentStatus.EXPIRED, status_reason="expired 2027-03-01")
     third = store.get_agent("pr-review-agent")
     assert third is not None and third.status is AgentStatus.EXPIRED
+
+
+def test_upsert_returns_the_stored_row_and_keeps_the_document_unless_given(
+    store: StateStore,
+) -> None:
+    recorded = store.upsert_agent(
+        "pr-review-agent",
+        owner="platform-team@company.com",
+        purpose="Review pull requests",
+        execution_mode="autonomous",
+        expiry=date(2027, 3, 1),
+        contract_hash="c0ffee",
+        document={"agent": {"name": "pr-review-agent"}},
+    )
+    assert recorded == store.get_agent("pr-review-agent")
+    assert recorded.document == {"agent": {"name": "pr-review-agent"}}
+
+    store.set_agent_status("pr-review-agent", AgentStatus.KILLED, "incident 7")
+    again = store.upsert_agent(
+        "pr-review-agent",
+        owner="someone-else@company.com",
+        purpose="Review pull requests",
+        execution_mode="autonomous",
+        expiry=None,
+        contract_hash="beef",
+    )
+    assert again == store.get_agent("pr-review-agent")
+    assert again.owner == "someone-else@company.com" and again.expiry is None
+    assert again.status is AgentStatus.KILLED and again.status_reason == "incident 7"
+    assert again.document == {"agent": {"name": "pr-review-agent"}}
+    assert again.created_at == recorded.created_at
+
+
+def test_an_agent_and_its_resources_are_read_together(store: StateStore) -> None:
+    assert store.get_agent_and_resources("pr-review-agent") == (None, {})
+    add_agent(store)
+    store.put_resource("pr-review-agent", "github", "app/42", {"installation": 7}, "h1")
+    store.put_resource("pr-review-agent", "aws", "arn:aws:iam::1:role/agentctl-p", {}, "h1")
+    store.put_resource("other-agent", "aws", "arn:aws:iam::1:role/agentctl-o", {}, "h1")
+    record, resources = store.get_agent_and_resources("pr-review-agent")
+    assert record == store.get_agent("pr-review-agent")
+    assert list(resources) == ["aws", "github"]
+    assert resources["github"] == store.get_resource("pr-review-agent", "github")
+
+
+def test_threads_of_one_process_write_at_once_and_lose_nothing(state_url: str) -> None:
+    """apply's 16 threads each record agents (resource, audit event, agent row in
+    one batch) while others write single rows: every write lands, the chain
+    stays one unbroken line."""
+    threads, rounds = 12, 8
+    with open_state(state_url) as shared:
+
+        def record(worker: int) -> None:
+            for round_ in range(rounds):
+                name = f"agent-{worker}-{round_}"
+                with shared.batch():
+                    shared.put_resource(name, "aws", f"arn:aws:iam::1:role/{name}", {}, "h")
+                    shared.append_audit(
+                        actor=name,
+                        action="apply.create",
+                        target=name,
+                        result="success",
+                        operator="test@company.com",
+                    )
+                    add_agent(shared, name)
+                shared.append_audit(
+                    actor=name,
+                    action="exec",
+                    target=name,
+                    result="success",
+                    operator="test@company.com",
+                )
+
+        workers = [threading.Thread(target=record, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert not any(worker.is_alive() for worker in workers)
+
+        assert len(shared.list_agents()) == threads * rounds
+        assert len(shared.list_resources()) == threads * rounds
+        events, head = shared.audit_chain()
+        assert len(events) == 2 * threads * rounds
+        assert verify_chain(events, head).ok
+
+
+def test_a_write_stuck_behind_another_of_the_same_process_says_so(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_store, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
+    with open_state(sqlite_url) as shared:
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with shared.batch():
+                holding.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert holding.wait(10)
+            with pytest.raises(StateError, match=r"waited over 0\.2s for another write"):
+                add_agent(shared)
+        finally:
+            release.set()
+            holder.join(10)
+        assert shared.get_agent("pr-review-agent") is None
+        add_agent(shared)  # and once the other write is done, it goes through
+        assert shared.get_agent("pr-review-agent") is not None
 
 
 def test_agent_discovered_without_contract_has_no_expiry(store: StateStore) -> None:
