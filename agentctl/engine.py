@@ -557,16 +557,15 @@ class Engine:
             AgentDisposition.KILLED: AgentStatus.KILLED,
         }.get(agent_plan.disposition, AgentStatus.ACTIVE)
         stale: list[str] = []
-        record = state.get_agent(name)
+        record, resources = state.get_agent_and_resources(name)
         if record is None:
             stale.append("agent not recorded")
         elif record.contract_hash != contract.digest or record.status != expected:
             stale.append(f"recorded as {record.status.value} with another contract version")
-        resources = state.list_resources(name)
-        recorded = {r.provider for r in resources}
+        recorded = set(resources)
         stale.extend(
             f"{r.provider} recorded with another contract version"
-            for r in resources
+            for r in resources.values()
             if r.applied_hash != contract.digest
         )
         if agent_plan.record:

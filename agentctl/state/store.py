@@ -150,6 +150,16 @@ def _new_id() -> str:
 _APPROVAL_FIELDS = frozenset({"decided_by", "decided_at", "used_at", "reason"})
 
 
+def _upsertable_insert(dialect: str) -> Callable[[sa.Table], Any]:
+    """The dialect's INSERT, which has ON CONFLICT DO UPDATE: one atomic
+    statement, so two processes recording the same new row never fail on the
+    primary key. The construct has the same API in both dialects but lives in
+    each."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 class _HotStatements:
     """The statements apply runs for every agent, built once per store with
     bind parameters and run with a dict of values.
@@ -161,11 +171,7 @@ class _HotStatements:
     """
 
     def __init__(self, dialect: str) -> None:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert: Callable[[sa.Table], Any] = (
-            postgresql.insert if dialect == "postgresql" else sqlite.insert
-        )
+        insert = _upsertable_insert(dialect)
         agent, resource, head = s.agents.c, s.resources.c, s.audit_head.c
         self.get_agent = sa.select(s.agents).where(agent.name == sa.bindparam("name"))
         self.get_resource = sa.select(s.resources).where(
@@ -176,8 +182,6 @@ class _HotStatements:
             .where(resource.agent == sa.bindparam("agent"))
             .order_by(resource.provider)
         )
-        # INSERT ... ON CONFLICT DO UPDATE: one atomic statement, so two processes
-        # recording the same new row never fail on the primary key.
         new_resource = insert(s.resources)
         self.put_resource = new_resource.on_conflict_do_update(
             index_elements=["agent", "provider"],
@@ -358,16 +362,8 @@ class StateStore:
         values: Mapping[str, Any],
         update: Mapping[str, Any],
     ) -> sa.sql.Executable:
-        # INSERT ... ON CONFLICT DO UPDATE: one atomic statement, so two processes
-        # recording the same new row never fail on the primary key. The
-        # construct has the same API in both dialects but lives in each.
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert: Callable[[sa.Table], Any] = (
-            postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        )
         return (
-            insert(table)
+            _upsertable_insert(self.dialect)(table)
             .values(**values)
             .on_conflict_do_update(index_elements=list(keys), set_=dict(update))
         )
