@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 from agentctl.errors import ConfigError
+from agentctl.providers.aws.settings import AwsSettings
+from agentctl.providers.github.settings import GitHubSettings
 
 CONFIG_FILENAME = "agentctl.yaml"
 ENV_CONFIG = "AGENTCTL_CONFIG"
@@ -28,35 +30,6 @@ def default_state_url() -> str:
     from platformdirs import user_state_dir
 
     return f"sqlite:///{Path(user_state_dir('agentctl')) / 'state.db'}"
-
-
-@dataclass(frozen=True)
-class AwsSettings:
-    role_prefix: str = "agentctl-"
-    role_path: str = "/agentctl/"
-    permissions_boundary: str | None = None
-    # Principal allowed to assume agent roles (the agent runtime / exec host).
-    runtime_principal: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    endpoint_url: str | None = None
-    session_duration_seconds: int = 3600
-    max_attempts: int = 8
-
-
-@dataclass(frozen=True)
-class GitHubSettings:
-    mode: str = "dedicated"  # dedicated | shared
-    base_url: str = "https://api.github.com"
-    web_url: str = "https://github.com"
-    # Where apps are created / installed (dedicated mode: the org owning the Apps).
-    organization: str | None = None
-    # Shared mode: one App for every agent.
-    app_id: int | None = None
-    installation_id: int | None = None
-    private_key_file: str | None = None
-    token_ttl_seconds: int = 3600
-    max_attempts: int = 5
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ Problem codes (severity error unless noted):
   ``name-too-long``, ``reserved-name``, ``duplicate-name``, ``invalid-owner``,
   ``invalid-date``, ``expired``, ``lifetime-too-long``,
   ``kill-switch-mismatch``, ``unknown-system``
-- permissions: the provider's codes (``agentctl.providers.github_scopes``,
-  ``agentctl.providers.aws_actions``), ``provider-check-failed``, and
+- permissions: the provider's codes (``agentctl.providers.github.scopes``,
+  ``agentctl.providers.aws.vocabulary``), ``provider-check-failed``, and
   ``not-enforced`` (severity info: a system with no provider is recorded,
   never enforced, never an error — not even under ``--strict``)
 - ``too-many-problems`` (info): the rest of a file's problems were left out.
@@ -84,9 +84,9 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from agentctl.model import Contract, ExecutionMode, Problem, Severity
-from agentctl.providers.aws_actions import check_aws_grant
+from agentctl.providers.aws.vocabulary import check_aws_grant
 from agentctl.providers.base import GrantFinding
-from agentctl.providers.github_scopes import check_github_grant
+from agentctl.providers.github.scopes import check_github_grant
 
 SCHEMA_FILE = "agent-contract.schema.json"
 SCHEMA_ID = "https://agentctl.dev/schemas/agent-contract.schema.json"

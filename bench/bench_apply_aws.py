@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from agentctl.config import AwsSettings, Config  # noqa: E402
 from agentctl.contract import load_contracts  # noqa: E402
 from agentctl.model import Contract, ExecutionMode  # noqa: E402
-from agentctl.providers.aws import AwsProvider  # noqa: E402
+from agentctl.providers.aws.lifecycle import AwsProvider  # noqa: E402
 from agentctl.providers.base import ProviderContext  # noqa: E402
 from agentctl.runtime import build_engine  # noqa: E402
 

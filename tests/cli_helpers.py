@@ -49,7 +49,7 @@ from contract_helpers import TODAY
 from agentctl.audit import verify_chain
 from agentctl.contract import load_contracts
 from agentctl.model import AgentStatus, Contract
-from agentctl.providers.aws import (
+from agentctl.providers.aws.policies import (
     GRANT_POLICY,
     KILL_POLICY,
     LOCKED_TRUST,

@@ -29,7 +29,7 @@ from agentctl.config import Config, GitHubSettings, SecretsSettings
 from agentctl.engine import Engine
 from agentctl.model import Contract, ExecutionMode
 from agentctl.providers.base import ProviderContext, RunContext
-from agentctl.providers.github import GitHubProvider
+from agentctl.providers.github.lifecycle import GitHubProvider
 from agentctl.secrets import SecretStore, open_secret_store
 from agentctl.state import StateStore, open_state
 from agentctl.testing.github_emulator import GitHubEmulator

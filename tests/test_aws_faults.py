@@ -42,7 +42,7 @@ from contract_helpers import s3_read, write_contract
 
 from agentctl.audit import JOURNAL_IMPORT_ACTION, verify_chain
 from agentctl.model import AgentStatus
-from agentctl.providers.aws import KILL_POLICY
+from agentctl.providers.aws.policies import KILL_POLICY
 
 
 @dataclass

@@ -36,13 +36,14 @@ from hypothesis import strategies as st
 from agentctl.config import AwsSettings
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, ExecutionMode
-from agentctl.providers import aws as aws_module
-from agentctl.providers.aws import (
+from agentctl.providers.aws.client import OPERATOR_HINT
+from agentctl.providers.aws.lifecycle import AwsProvider
+from agentctl.providers.aws.policies import (
     GRANT_POLICY,
+    KILL_DOCUMENT,
     KILL_POLICY,
     LOCKED_TRUST,
     REVOKE_OLDER_POLICY,
-    AwsProvider,
     grant_policy,
     normalise_policy,
     session_field,
@@ -172,7 +173,7 @@ def test_provider_satisfies_the_protocol_and_import_is_cheap() -> None:
     assert isinstance(AwsProvider(provider_context(AwsSettings())), Provider)
     # `agentctl validate` builds providers: that must not import boto3.
     code = (
-        "import sys; from agentctl.providers.aws import AwsProvider;"
+        "import sys; from agentctl.providers.aws.lifecycle import AwsProvider;"
         "from agentctl.providers.base import ProviderContext; AwsProvider(ProviderContext());"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported'"
     )
@@ -670,7 +671,7 @@ def test_interrupted_runs_converge(aws: MotoServer) -> None:
         aws.client("iam").put_role_policy(
             RoleName="agentctl-a",
             PolicyName=KILL_POLICY,
-            PolicyDocument=json.dumps(aws_module.KILL_DOCUMENT),
+            PolicyDocument=json.dumps(KILL_DOCUMENT),
         )
     observed = p.observe("a")
     assert observed.killed
@@ -762,7 +763,7 @@ def test_aws_errors_are_actionable_and_never_leak_secrets(
     with pytest.raises(ProviderError) as denied_error:
         weak.observe("a")
     assert "access denied: GetRole" in denied_error.value.message
-    assert denied_error.value.hint == aws_module.OPERATOR_HINT
+    assert denied_error.value.hint == OPERATOR_HINT
     killed = weak.kill("a", "incident")
     assert not killed.ok
     assert killed.remaining == (

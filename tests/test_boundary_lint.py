@@ -28,7 +28,8 @@ from contract_helpers import TODAY, frozen_now, write_contract
 from agentctl.config import Config
 from agentctl.contract import load_contracts
 from agentctl.model import Contract, ExecutionMode
-from agentctl.providers.aws import AwsProvider, boundary_gaps
+from agentctl.providers.aws.lifecycle import AwsProvider
+from agentctl.providers.aws.policies import boundary_gaps
 from agentctl.providers.base import ChangeKind
 from agentctl.runtime import build_engine
 

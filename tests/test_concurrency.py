@@ -41,7 +41,7 @@ from contract_helpers import s3_read, write_contract
 
 from agentctl.audit import verify_chain
 from agentctl.model import AgentStatus
-from agentctl.providers.aws import KILL_POLICY, LOCKED_TRUST, normalise_policy
+from agentctl.providers.aws.policies import KILL_POLICY, LOCKED_TRUST, normalise_policy
 
 KILL_DEADLINE_SECONDS = 5.0
 

@@ -14,15 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentctl.model import Severity
-from agentctl.providers import aws_actions, github_scopes
-from agentctl.providers.aws_actions import (
+from agentctl.providers.aws import vocabulary as aws_vocabulary
+from agentctl.providers.aws.vocabulary import (
     AWS_ACTIONS,
     ESCALATION_ACTIONS,
     ESCALATION_ON_WILDCARD,
     check_aws_grant,
     expand_action,
 )
-from agentctl.providers.github_scopes import (
+from agentctl.providers.github import scopes as github_scopes
+from agentctl.providers.github.scopes import (
     APP_PERMISSIONS,
     FRIENDLY_SCOPES,
     PRIVILEGED_PERMISSIONS,
@@ -340,7 +341,7 @@ def test_self_escalation_honours_the_configured_prefix_and_path() -> None:
 def test_module_docs_list_every_rule() -> None:
     for module, codes in (
         (
-            aws_actions,
+            aws_vocabulary,
             [
                 "invalid-action",
                 "unknown-action",

@@ -32,7 +32,7 @@ from github_helpers import (
 from agentctl.cli.app import run
 from agentctl.errors import ProviderError
 from agentctl.providers.base import ChangeKind, ProviderContext
-from agentctl.providers.github import GitHubProvider, app_key_ref
+from agentctl.providers.github.lifecycle import GitHubProvider, app_key_ref
 from agentctl.secrets import Secret
 
 PR_GRANT = {"repositories": [f"{ORG}/api"], "scopes": ["repo:read", "pull_request:comment"]}
@@ -642,7 +642,7 @@ def test_constructing_the_provider_imports_no_github_client() -> None:
     code = (
         "import sys\n"
         "from agentctl.providers.base import ProviderContext\n"
-        "from agentctl.providers.github import GitHubProvider\n"
+        "from agentctl.providers.github.lifecycle import GitHubProvider\n"
         "provider = GitHubProvider(ProviderContext())\n"
         "assert provider.check_grant(['repo:read']) == []\n"
         "loaded = {'githubkit', 'httpx', 'jwt'} & {m.split('.')[0] for m in sys.modules}\n"

@@ -32,11 +32,11 @@ from rich.markup import escape
 
 from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stdout
 from agentctl.errors import AgentctlError, NotFound, UsageError
-from agentctl.providers.github_scopes import github_repositories
+from agentctl.providers.github.scopes import github_repositories
 
 if TYPE_CHECKING:
     from agentctl.model import Contract
-    from agentctl.providers.github import GitHubProvider
+    from agentctl.providers.github.lifecycle import GitHubProvider
 
 app = typer.Typer(
     help="GitHub Apps: one per agent, so GitHub's audit log names the agent.",
@@ -50,7 +50,7 @@ DEFAULT_REDIRECT_URL = "http://127.0.0.1/agentctl/github/registered"
 
 def _provider(ctx: typer.Context, contract_paths: list[str] | None = None) -> GitHubProvider:
     from agentctl.providers.base import ProviderContext
-    from agentctl.providers.github import GitHubProvider
+    from agentctl.providers.github.lifecycle import GitHubProvider
 
     context = app_context(ctx)
     return GitHubProvider(

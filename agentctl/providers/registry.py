@@ -18,8 +18,8 @@ ProviderFactory = Callable[[ProviderContext], Provider]
 ENTRY_POINT_GROUP = "agentctl.providers"
 
 BUILTIN_PROVIDERS: Mapping[str, str] = {
-    "aws": "agentctl.providers.aws:AwsProvider",
-    "github": "agentctl.providers.github:GitHubProvider",
+    "aws": "agentctl.providers.aws.lifecycle:AwsProvider",
+    "github": "agentctl.providers.github.lifecycle:GitHubProvider",
 }
 
 

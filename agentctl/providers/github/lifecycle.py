@@ -26,11 +26,8 @@ agentctl cannot change what an App or installation grants (GitHub has no API for
 App permissions; installations are an org owner's choice), so anything wider than
 the contract is reported as DRIFT; the minted tokens stay limited to the contract.
 
-Every call goes through :meth:`GitHubProvider._call`: 5xx, 429 and rate-limit
-403s are retried with exponential backoff and jitter (honouring ``retry-after``
-and ``x-ratelimit-reset``, capped), up to ``github.max_attempts``; anything else
-becomes a :class:`GitHubApiError` that names the endpoint and the status, never
-a githubkit traceback. githubkit, httpx, PyJWT and cryptography are imported
+HTTP, retries and error mapping live in :mod:`.client`; the manifest flow's pure
+parts in :mod:`.manifest`. githubkit, httpx, PyJWT and cryptography are imported
 only when GitHub is first called: ``agentctl validate`` constructs providers.
 """
 
@@ -39,15 +36,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import html
-import json
-import random
-import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -64,7 +55,15 @@ from agentctl.providers.base import (
     ProviderContext,
     RunContext,
 )
-from agentctl.providers.github_scopes import (
+from agentctl.providers.github import PROVIDER
+from agentctl.providers.github.client import AppIdentity, GitHubApiError, GitHubHttp, utc_text
+from agentctl.providers.github.manifest import (
+    ManifestForm,
+    RegisteredApp,
+    build_manifest,
+    manifest_form,
+)
+from agentctl.providers.github.scopes import (
     check_github_grant,
     github_repositories,
     resolve_github_permissions,
@@ -72,25 +71,14 @@ from agentctl.providers.github_scopes import (
 from agentctl.secrets import Secret
 
 if TYPE_CHECKING:
-    from githubkit import GitHub, Response
-
     from agentctl.state.records import CredentialRecord, ResourceRecord
 
-PROVIDER = "github"
 DEDICATED = "dedicated"
 SHARED = "shared"
 TOKEN_KIND = "installation-token"
 SHARED_KEY_REF = "github/shared-app/private-key"
-# The REST API version every supported GitHub Enterprise Server release and
-# github.com accept; the endpoints used here are identical in later versions.
-API_VERSION = "2022-11-28"
-HTTP_TIMEOUT_SECONDS = 30.0
-# GitHub accepts App JWTs valid for at most 10 minutes; an `iat` 60 s in the
-# past absorbs clock drift between this host and GitHub.
-JWT_BACKDATE_SECONDS = 60
-JWT_LIFETIME_SECONDS = 540
 _LEVEL_RANK = {"read": 1, "write": 2, "admin": 3}
-_TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times", 5: "five times"}
+
 
 # The resource attributes recorded in state. Dedicated: the App, its
 # installation on the organization (None until installed; ``repositories`` only
@@ -138,57 +126,6 @@ def token_ref(credential_id: str) -> str:
     return f"github/token/{credential_id}"
 
 
-class GitHubApiError(ProviderError):
-    """GitHub answered with an error (after retries); ``status`` is the HTTP status,
-    None when GitHub could not be reached at all."""
-
-    def __init__(self, message: str, *, status: int | None, hint: str | None = None) -> None:
-        super().__init__(PROVIDER, message, hint=hint)
-        self.status = status
-
-    @property
-    def suspended(self) -> bool:
-        return self.status == 403 and "suspended" in self.message.lower()
-
-
-@dataclass(frozen=True)
-class _App:
-    """An App agentctl can authenticate as: its id and its parsed private key."""
-
-    app_id: int
-    key: Any  # cryptography RSAPrivateKey, parsed once (parsing costs ~60 ms)
-
-
-@dataclass(frozen=True)
-class ManifestForm:
-    """What the manifest flow needs: a form POST of ``manifest`` to ``url``."""
-
-    manifest: dict[str, Any]
-    url: str
-    state: str
-    html: str
-
-
-@dataclass(frozen=True)
-class RegisteredApp:
-    """A dedicated App after the manifest conversion (never holds a secret)."""
-
-    agent: str
-    app_id: int
-    slug: str
-    html_url: str
-    owner: str
-    settings_url: str
-    install_url: str
-    permissions: dict[str, str]
-    secret_refs: tuple[str, ...]
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-
-def _times(count: int) -> str:
-    return _TIMES.get(count, f"{count} times")
-
-
 def _permission_text(permissions: Mapping[str, str] | None) -> str:
     return ", ".join(f"{k}:{v}" for k, v in sorted((permissions or {}).items())) or "none"
 
@@ -202,10 +139,6 @@ def _excess_permissions(held: Mapping[str, str], allowed: Mapping[str, str]) -> 
     }
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _same(left: Any, right: Any) -> bool:
     """Equal as recorded in state (JSON): tuples and lists, key order do not matter."""
     return canonical_json(left) == canonical_json(right)
@@ -214,42 +147,6 @@ def _same(left: Any, right: Any) -> bool:
 def _contract_repositories(grant: Any) -> list[str] | None:
     repositories = github_repositories(grant)
     return None if repositories is None else sorted(set(repositories))
-
-
-@functools.cache
-def _authorization_class() -> type[Any]:
-    """A githubkit auth strategy sending one fixed ``Authorization`` header.
-
-    Built on first use (githubkit and httpx are imported lazily). agentctl signs
-    App JWTs itself with a key parsed once, rather than letting githubkit parse
-    the PEM for every JWT and cache tokens process-wide by App id.
-    """
-    import httpx
-    from githubkit.auth.base import BaseAuthStrategy
-
-    class _HeaderAuth(httpx.Auth):
-        def __init__(self, value: Secret) -> None:
-            self._value = value
-
-        def auth_flow(self, request: httpx.Request) -> Any:
-            request.headers["Authorization"] = self._value.reveal()
-            yield request
-
-    class AuthorizationHeader(BaseAuthStrategy):
-        def __init__(self, value: Secret) -> None:
-            self._value = value
-
-        def get_auth_flow(self, github: Any) -> httpx.Auth:
-            return _HeaderAuth(self._value)
-
-        def __repr__(self) -> str:
-            return "AuthorizationHeader(********)"
-
-    return AuthorizationHeader
-
-
-def _pin_api_version(request: Any) -> None:
-    request.headers["X-GitHub-Api-Version"] = API_VERSION
 
 
 class GitHubProvider:
@@ -268,12 +165,12 @@ class GitHubProvider:
         """``sleep`` and the backoff bounds are injectable so tests retry fast."""
         self._context = context
         self._settings = context.config.github
-        self._sleep = sleep
-        self._backoff = backoff_seconds
-        self._max_backoff = max_backoff_seconds
-        self._lock = threading.Lock()
-        self._keys: dict[str, Any] = {}
-        self._tls: Any = None
+        self._http = GitHubHttp(
+            self._settings,
+            sleep=sleep,
+            backoff_seconds=backoff_seconds,
+            max_backoff_seconds=max_backoff_seconds,
+        )
 
     # -- configuration ---------------------------------------------------------
 
@@ -325,158 +222,6 @@ class GitHubProvider:
             return f"{self.web_url}/organizations/{org}/settings/installations"
         return f"{self.web_url}/settings/installations"
 
-    # -- HTTP ------------------------------------------------------------------
-
-    def _client(self, authorization: Secret | None) -> GitHub[Any]:
-        from githubkit import GitHub, UnauthAuthStrategy
-        from githubkit.cache import MemCacheStrategy
-
-        auth = (
-            UnauthAuthStrategy() if authorization is None else _authorization_class()(authorization)
-        )
-        return GitHub(
-            auth,
-            base_url=self._settings.base_url,
-            ssl_verify=self._tls_context(),
-            user_agent="agentctl",
-            timeout=HTTP_TIMEOUT_SECONDS,
-            # agentctl retries itself (see _call); no HTTP cache: every answer
-            # must be GitHub's current one; a private cache: githubkit's default
-            # one is shared by the whole process.
-            auto_retry=False,
-            http_cache=False,
-            cache_strategy=MemCacheStrategy(),
-            # Bodies go out exactly as built: githubkit's model would silently
-            # drop a permission it does not know, widening a token to everything.
-            rest_api_validate_body=False,
-            event_hooks={"request": [_pin_api_version], "response": []},
-        )
-
-    def _tls_context(self) -> Any:
-        """One verifying TLS context for every client: each call gets a fresh
-        client, and loading the CA bundle costs more than most GitHub calls."""
-        with self._lock:
-            if self._tls is None:
-                import httpx
-
-                self._tls = httpx.create_ssl_context()
-            return self._tls
-
-    def _as_app(self, app: _App) -> GitHub[Any]:
-        import jwt
-
-        now = int(time.time())  # real time: GitHub judges the JWT, not agentctl's clock
-        token = jwt.encode(
-            {
-                "iat": now - JWT_BACKDATE_SECONDS,
-                "exp": now + JWT_LIFETIME_SECONDS,
-                "iss": str(app.app_id),
-            },
-            app.key,
-            algorithm="RS256",
-        )
-        return self._client(Secret(f"Bearer {token}"))
-
-    def _as_token(self, token: Secret) -> GitHub[Any]:
-        return self._client(Secret(f"token {token.reveal()}"))
-
-    def _path(self, url: Any) -> str:
-        from httpx import URL
-
-        base = URL(self._settings.base_url).path.rstrip("/")
-        path = str(URL(str(url)).path)
-        return path[len(base) :] if base and path.startswith(base) else path
-
-    def _call(self, doing: str, send: Callable[[], Response[Any]]) -> Response[Any]:
-        """``send()`` with agentctl's retry policy; failures become GitHubApiError."""
-        from githubkit.exception import (
-            RateLimitExceeded,
-            RequestError,
-            RequestFailed,
-            RequestTimeout,
-        )
-
-        attempts = max(1, self._settings.max_attempts)
-        for attempt in range(1, attempts + 1):
-            try:
-                return send()
-            except RequestFailed as exc:
-                status = exc.response.status_code
-                limited = isinstance(exc, RateLimitExceeded) or status == 429
-                if not (limited or status >= 500) or attempt == attempts:
-                    raise self._failure(exc, doing, attempt, limited) from None
-                wait = exc.retry_after.total_seconds() if isinstance(exc, RateLimitExceeded) else 0
-                self._sleep(self._delay(attempt, wait))
-            except RequestTimeout as exc:
-                if attempt == attempts:
-                    raise GitHubApiError(
-                        f"{doing}: GitHub did not answer {exc.request.method} "
-                        f"{self._path(exc.request.url)} within {HTTP_TIMEOUT_SECONDS:g}s, "
-                        f"{_times(attempt)}; GitHub may be down — retry later",
-                        status=None,
-                    ) from None
-                self._sleep(self._delay(attempt, 0))
-            except RequestError as exc:
-                raise self._unreachable(exc, doing) from None
-        raise AssertionError("the loop returns or raises")
-
-    def _delay(self, attempt: int, wait: float) -> float:
-        """Seconds before the next attempt: what GitHub asked for, capped, else
-        exponential backoff with jitter (so parallel agents do not retry in step)."""
-        if wait > 0:
-            return min(wait, self._max_backoff)
-        ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-    def _failure(self, exc: Any, doing: str, attempts: int, limited: bool) -> GitHubApiError:
-        status = int(exc.response.status_code)
-        endpoint = f"{exc.request.method} {self._path(exc.request.url)}"
-        message = ""
-        try:
-            body = exc.response.json()
-            if isinstance(body, Mapping):
-                message = " ".join(str(body.get("message") or "").split())[:200]
-        except ValueError:
-            pass
-        if limited:
-            reset = exc.response.headers.get("x-ratelimit-reset", "")
-            when = (
-                f"; the limit resets at {_utc(datetime.fromtimestamp(int(reset), UTC))}"
-                if reset.isdigit()
-                else ""
-            )
-            return GitHubApiError(
-                f"{doing}: GitHub rate-limited {endpoint} ({status}) {_times(attempts)}{when}",
-                status=status,
-                hint="wait for the reset and retry, or lower --parallelism",
-            )
-        if status >= 500:
-            return GitHubApiError(
-                f"{doing}: GitHub answered {status} {_times(attempts)} for {endpoint}; "
-                "GitHub may be down — retry later",
-                status=status,
-                hint="https://www.githubstatus.com shows github.com incidents",
-            )
-        detail = f" ({message})" if message else ""
-        return GitHubApiError(
-            f"{doing}: GitHub answered {status} to {endpoint}{detail}", status=status
-        )
-
-    def _unreachable(self, exc: Any, doing: str) -> GitHubApiError:
-        import httpx
-
-        cause = getattr(exc, "exc", exc)
-        if isinstance(cause, httpx.TransportError):
-            return GitHubApiError(
-                f"{doing}: cannot connect to GitHub at {self.base_url} ({type(cause).__name__})",
-                status=None,
-                hint="check github.base_url in agentctl.yaml (for GitHub Enterprise "
-                "Server: https://HOST/api/v3) and the network",
-            )
-        # Anything else failed while building the request, e.g. signing with a
-        # broken key: the class name only, the message could quote key material.
-        return GitHubApiError(f"{doing}: failed ({type(cause).__name__})", status=None)
-
     # -- stores ----------------------------------------------------------------
 
     def _record(self, agent: str) -> ResourceRecord | None:
@@ -491,30 +236,7 @@ class GitHubProvider:
             if c.kind == TOKEN_KIND
         ]
 
-    def _parse_key(self, pem: Secret, where: str) -> Any:
-        fingerprint = pem.fingerprint()
-        with self._lock:
-            if fingerprint in self._keys:
-                return self._keys[fingerprint]
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-        try:
-            key = load_pem_private_key(pem.reveal().encode(), password=None)
-        except (ValueError, TypeError):
-            key = None
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ProviderError(
-                PROVIDER,
-                f"{where} is not an unencrypted PEM RSA private key",
-                hint="download a new private key from the App's settings page and run "
-                "`agentctl github rotate-key NAME --private-key FILE`",
-            )
-        with self._lock:
-            self._keys[fingerprint] = key
-        return key
-
-    def _dedicated_app(self, agent: str, record: ResourceRecord | None) -> _App | None:
+    def _dedicated_app(self, agent: str, record: ResourceRecord | None) -> AppIdentity | None:
         """The agent's own App: id from state (or the secret store), key from the
         secret store under the agent's exact name. None when no key is stored."""
         pem = self._context.secrets.get(app_key_ref(agent))
@@ -529,9 +251,9 @@ class GitHubProvider:
                 app_id = int(stored.reveal())
         if app_id is None:
             return None
-        return _App(app_id, self._parse_key(pem, f"secret {app_key_ref(agent)}"))
+        return AppIdentity(app_id, self._http.parse_key(pem, f"secret {app_key_ref(agent)}"))
 
-    def _shared_app(self) -> _App:
+    def _shared_app(self) -> AppIdentity:
         settings = self._settings
         if settings.app_id is None or settings.installation_id is None:
             raise self._not_configured()
@@ -557,13 +279,13 @@ class GitHubProvider:
                     hint=f"set github.private_key_file, or store the key as secret {SHARED_KEY_REF}",
                 )
             pem, where = stored, f"secret {SHARED_KEY_REF}"
-        return _App(int(settings.app_id), self._parse_key(pem, where))
+        return AppIdentity(int(settings.app_id), self._http.parse_key(pem, where))
 
     # -- GitHub reads ------------------------------------------------------------
 
-    def _get_app(self, app: _App, doing: str) -> dict[str, Any]:
-        client = self._as_app(app)
-        body: dict[str, Any] = self._call(doing, client.rest.apps.get_authenticated).json()
+    def _get_app(self, app: AppIdentity, doing: str) -> dict[str, Any]:
+        client = self._http.as_app(app)
+        body: dict[str, Any] = self._http.call(doing, client.rest.apps.get_authenticated).json()
         if int(body.get("id", -1)) != app.app_id:
             raise ProviderError(
                 PROVIDER,
@@ -571,12 +293,12 @@ class GitHubProvider:
             )
         return body
 
-    def _installations(self, app: _App, doing: str) -> list[dict[str, Any]]:
-        client = self._as_app(app)
+    def _installations(self, app: AppIdentity, doing: str) -> list[dict[str, Any]]:
+        client = self._http.as_app(app)
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            batch = self._call(
+            batch = self._http.call(
                 doing,
                 functools.partial(client.rest.apps.list_installations, per_page=100, page=page),
             ).json()
@@ -585,9 +307,11 @@ class GitHubProvider:
                 return found
             page += 1
 
-    def _get_installation(self, app: _App, installation_id: int, doing: str) -> dict[str, Any]:
-        client = self._as_app(app)
-        body: dict[str, Any] = self._call(
+    def _get_installation(
+        self, app: AppIdentity, installation_id: int, doing: str
+    ) -> dict[str, Any]:
+        client = self._http.as_app(app)
+        body: dict[str, Any] = self._http.call(
             doing, lambda: client.rest.apps.get_installation(installation_id)
         ).json()
         return body
@@ -602,7 +326,9 @@ class GitHubProvider:
                 return installation
         return installations[0] if len(installations) == 1 else None
 
-    def _installation_repositories(self, app: _App, installation_id: int, doing: str) -> list[str]:
+    def _installation_repositories(
+        self, app: AppIdentity, installation_id: int, doing: str
+    ) -> list[str]:
         """Full names of what a "selected" installation reaches.
 
         Only an installation token can list them, so this mints a metadata-only
@@ -611,11 +337,11 @@ class GitHubProvider:
         """
         token, _ = self._mint(app, installation_id, {"metadata": "read"}, None, doing)
         try:
-            client = self._as_token(token)
+            client = self._http.as_token(token)
             names: list[str] = []
             page = 1
             while True:
-                body = self._call(
+                body = self._http.call(
                     doing,
                     functools.partial(
                         client.rest.apps.list_repos_accessible_to_installation,
@@ -636,7 +362,7 @@ class GitHubProvider:
 
     def _mint(
         self,
-        app: _App,
+        app: AppIdentity,
         installation_id: int,
         permissions: Mapping[str, str],
         repositories: list[str] | None,
@@ -645,9 +371,9 @@ class GitHubProvider:
         body: dict[str, Any] = {"permissions": dict(permissions)}
         if repositories is not None:
             body["repositories"] = [name.rpartition("/")[2] for name in repositories]
-        client = self._as_app(app)
+        client = self._http.as_app(app)
         try:
-            response = self._call(
+            response = self._http.call(
                 doing,
                 # The body goes as built (see _client); cast: githubkit types it
                 # as its own model.
@@ -689,9 +415,9 @@ class GitHubProvider:
     def _revoke_value(self, token: Secret, doing: str) -> str:
         """``DELETE /installation/token``: "revoked", "invalid" (already revoked or
         expired: 401) or "suspended" (403: refused while the installation is suspended)."""
-        client = self._as_token(token)
+        client = self._http.as_token(token)
         try:
-            self._call(doing, client.rest.apps.revoke_installation_access_token)
+            self._http.call(doing, client.rest.apps.revoke_installation_access_token)
         except GitHubApiError as exc:
             if exc.status == 401:
                 return "invalid"
@@ -700,12 +426,14 @@ class GitHubProvider:
             raise
         return "revoked"
 
-    def _set_suspended(self, app: _App, installation_id: int, suspended: bool, doing: str) -> None:
-        client = self._as_app(app)
+    def _set_suspended(
+        self, app: AppIdentity, installation_id: int, suspended: bool, doing: str
+    ) -> None:
+        client = self._http.as_app(app)
         if suspended:
-            self._call(doing, lambda: client.rest.apps.suspend_installation(installation_id))
+            self._http.call(doing, lambda: client.rest.apps.suspend_installation(installation_id))
         else:
-            self._call(doing, lambda: client.rest.apps.unsuspend_installation(installation_id))
+            self._http.call(doing, lambda: client.rest.apps.unsuspend_installation(installation_id))
 
     # -- Provider protocol: vocabulary ------------------------------------------
 
@@ -1143,11 +871,11 @@ class GitHubProvider:
             )
         if repositories:
             app = self._shared_app()
-            client = self._as_app(app)
+            client = self._http.as_app(app)
             for repository in repositories:
                 owner, _, name = repository.partition("/")
                 try:
-                    found = self._call(
+                    found = self._http.call(
                         f"check that {where} reaches {repository}",
                         functools.partial(client.rest.apps.get_repo_installation, owner, name),
                     ).json()
@@ -1319,7 +1047,9 @@ class GitHubProvider:
             remaining="; ".join(remaining),
         )
 
-    def _suspend_all(self, agent: str, app: _App, remaining: list[str]) -> tuple[int, list[int]]:
+    def _suspend_all(
+        self, agent: str, app: AppIdentity, remaining: list[str]
+    ) -> tuple[int, list[int]]:
         """Suspend every installation of the agent's own App (it serves no one else).
 
         Returns (installations found, newly suspended ids).
@@ -1364,7 +1094,7 @@ class GitHubProvider:
         revoked = blocked = 0
         for credential in live:
             label = f"token {credential.id} (fingerprint {credential.fingerprint})"
-            expires = _utc(credential.expires_at)
+            expires = utc_text(credential.expires_at)
             try:
                 outcome = self._revoke_credential_record(credential)
             except AgentctlError as exc:
@@ -1480,8 +1210,8 @@ class GitHubProvider:
         )
         remaining: list[str] = []
         try:
-            client = self._as_token(token)
-            self._call(
+            client = self._http.as_token(token)
+            self._http.call(
                 f"use a new token of {agent}",
                 functools.partial(
                     client.rest.apps.list_repos_accessible_to_installation, per_page=1
@@ -1514,7 +1244,9 @@ class GitHubProvider:
 
     # -- credentials -------------------------------------------------------------------
 
-    def _app_and_installation(self, agent: str, record: ResourceRecord | None) -> tuple[_App, int]:
+    def _app_and_installation(
+        self, agent: str, record: ResourceRecord | None
+    ) -> tuple[AppIdentity, int]:
         recorded = dict(record.attributes) if record is not None else {}
         if (recorded.get("mode") or self.mode) == SHARED:
             if not self.configured():
@@ -1643,7 +1375,7 @@ class GitHubProvider:
                 "revoke",
                 ok=False,
                 detail=f"token {credential_id} has no value in the secret store",
-                remaining=f"it expires at {_utc(credential.expires_at)}; `agentctl kill {agent}` "
+                remaining=f"it expires at {utc_text(credential.expires_at)}; `agentctl kill {agent}` "
                 "suspends the agent's installation at once",
             )
         if outcome == "suspended":
@@ -1656,7 +1388,7 @@ class GitHubProvider:
                 detail=f"token {credential_id} is refused while the installation is suspended, "
                 "but GitHub does not let it be revoked until then",
                 remaining=f"`agentctl revive {agent}` revokes it; otherwise it expires at "
-                f"{_utc(credential.expires_at)}",
+                f"{utc_text(credential.expires_at)}",
             )
         if outcome == "invalid":
             return self._result(
@@ -1703,41 +1435,20 @@ class GitHubProvider:
                 hint="add a `github:` grant under permissions",
             )
         permissions, _ = self._grant(contract)
-        manifest: dict[str, Any] = {
-            "name": contract.name,
-            "url": f"{self.web_url}/{org}",
-            "description": (
-                f"agentctl agent {contract.name}: {contract.purpose} "
-                f"(owner {contract.owner}; managed by agentctl)"
-            )[:1000],
-            "public": False,
-            "default_permissions": permissions,
-            "default_events": events,
-        }
-        if webhook_url:
-            manifest["hook_attributes"] = {"url": webhook_url, "active": True}
-        if redirect_url:
-            manifest["redirect_url"] = redirect_url
-        return manifest
+        return build_manifest(
+            contract,
+            permissions,
+            owner_url=f"{self.web_url}/{org}",
+            events=events,
+            webhook_url=webhook_url,
+            redirect_url=redirect_url,
+        )
 
     def manifest_form(self, manifest: Mapping[str, Any]) -> ManifestForm:
-        """A page that POSTs the manifest to GitHub: the manifest flow needs a form POST,
-        which a plain link cannot make."""
-        org = self._settings.organization
-        state = secrets.token_urlsafe(12)
-        url = f"{self.web_url}/organizations/{org}/settings/apps/new?state={state}"
-        value = html.escape(json.dumps(manifest, sort_keys=True), quote=True)
-        page = (
-            "<!doctype html>\n<html><head><meta charset='utf-8'>"
-            f"<title>Register {html.escape(str(manifest['name']))}</title></head>\n<body>\n"
-            f"<form id='register' method='post' action='{html.escape(url, quote=True)}'>\n"
-            f"<input type='hidden' name='manifest' value='{value}'>\n"
-            "<p>Submitting the App manifest to GitHub&hellip;</p>\n"
-            "<button type='submit'>Create the GitHub App</button>\n</form>\n"
-            "<script>document.getElementById('register').submit();</script>\n"
-            "</body></html>\n"
+        """A page that POSTs the manifest to the organization's "new App" page."""
+        return manifest_form(
+            manifest, f"{self.web_url}/organizations/{self._settings.organization}"
         )
-        return ManifestForm(dict(manifest), url, state, page)
 
     def complete_registration(self, contract: Contract, code: str) -> RegisteredApp:
         """Exchange a manifest ``code`` for the App, check it against the contract,
@@ -1755,8 +1466,8 @@ class GitHubProvider:
                 hint=f"`agentctl github rotate-key {agent} --private-key FILE` replaces its key",
             )
         # Keep the client referenced: githubkit's namespaces hold it weakly.
-        client = self._client(None)
-        body: dict[str, Any] = self._call(
+        client = self._http.client(None)
+        body: dict[str, Any] = self._http.call(
             "convert the App manifest code",
             functools.partial(client.rest.apps.create_from_manifest, code),
         ).json()
@@ -1828,7 +1539,7 @@ class GitHubProvider:
                 f"no GitHub App is recorded for {agent}",
                 hint=f"agentctl github register {agent}",
             )
-        app = _App(app_id, self._parse_key(pem, "the new private key"))
+        app = AppIdentity(app_id, self._http.parse_key(pem, "the new private key"))
         info = self._get_app(app, f"verify the new private key of App {app_id}")
         self._context.secrets.put(app_key_ref(agent), pem)
         self._context.secrets.put(app_id_ref(agent), Secret(str(app_id)))

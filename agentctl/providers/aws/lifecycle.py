@@ -24,20 +24,56 @@ constructs every provider to check grants and must not pay for it.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import re
 import threading
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from agentctl.config import AwsSettings
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, canonical_json
+from agentctl.providers.aws.client import AwsClients, provider_error
+from agentctl.providers.aws.policies import (
+    GRANT_POLICY,
+    KILL_DOCUMENT,
+    KILL_POLICY,
+    LOCKED_TRUST,
+    MANAGED_BY_VALUE,
+    MAX_ROLE_SESSION,
+    MIN_ROLE_SESSION,
+    MIN_SESSION,
+    OWN_POLICIES,
+    POLICY_VERSION,
+    PROVIDER,
+    REVOKE_OLDER_POLICY,
+    SESSION_ACTIONS,
+    SESSION_TAG_KEYS,
+    STATUS_ACTIVE,
+    STATUS_EXPIRED,
+    STATUS_KILLED,
+    TAG_AGENT,
+    TAG_EXPIRY,
+    TAG_HASH,
+    TAG_KILLED_AT,
+    TAG_KILLED_REASON,
+    TAG_MANAGED_BY,
+    TAG_MODE,
+    TAG_OWNER,
+    TAG_PURPOSE,
+    TAG_STATUS,
+    boundary_gaps,
+    compact_policy,
+    grant_policy,
+    is_owned,
+    normalise_policy,
+    role_description,
+    session_field,
+    tag_list,
+    tag_value,
+    tags_dict,
+    utc_stamp,
+)
+from agentctl.providers.aws.settings import AwsSettings
 from agentctl.providers.base import (
     ActionResult,
     Change,
@@ -52,357 +88,6 @@ from agentctl.providers.base import (
 
 if TYPE_CHECKING:
     from agentctl.secrets import Secret
-
-PROVIDER = "aws"
-
-GRANT_POLICY = "agentctl-grant"
-KILL_POLICY = "agentctl-kill"
-REVOKE_OLDER_POLICY = "agentctl-revoke-older-sessions"
-# Inline policies agentctl itself writes; any other inline policy is drift.
-OWN_POLICIES = frozenset({GRANT_POLICY, KILL_POLICY, REVOKE_OLDER_POLICY})
-
-TAG_MANAGED_BY = "managed-by"
-MANAGED_BY_VALUE = "agentctl"
-TAG_AGENT = "agentctl:agent"
-TAG_OWNER = "agentctl:owner"
-TAG_PURPOSE = "agentctl:purpose"
-TAG_EXPIRY = "agentctl:expiry"
-TAG_MODE = "agentctl:execution-mode"
-TAG_HASH = "agentctl:contract-hash"
-TAG_STATUS = "agentctl:status"
-TAG_KILLED_REASON = "agentctl:killed-reason"
-TAG_KILLED_AT = "agentctl:killed-at"
-
-STATUS_ACTIVE = "active"
-STATUS_KILLED = "killed"
-STATUS_EXPIRED = "expired"
-
-POLICY_VERSION = "2012-10-17"
-SESSION_ACTIONS = ("sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession")
-SESSION_TAG_KEYS = ("agent", "on_behalf_of", "trigger")
-
-# IAM accepts 3600..43200 for a role's MaxSessionDuration and 900.. for a session.
-MIN_ROLE_SESSION = 3600
-MAX_ROLE_SESSION = 43200
-MIN_SESSION = 900
-# IAM's limit on all inline policies of one role together (whitespace excluded).
-INLINE_POLICY_LIMIT = 10240
-# A pool is a maximum, not an allocation: a generous default costs nothing and
-# keeps `apply --parallelism N` from queueing on urllib3's pool (N <= 64).
-DEFAULT_POOL_CONNECTIONS = 64
-
-KILL_DOCUMENT: dict[str, Any] = {
-    "Version": POLICY_VERSION,
-    "Statement": [{"Sid": "AgentctlKill", "Effect": "Deny", "Action": "*", "Resource": "*"}],
-}
-# The killed trust policy names no one to allow and denies everyone: no new
-# session can start, whatever the caller's own permissions say.
-LOCKED_TRUST: dict[str, Any] = {
-    "Version": POLICY_VERSION,
-    "Statement": [
-        {
-            "Sid": "AgentctlKilled",
-            "Effect": "Deny",
-            "Principal": {"AWS": "*"},
-            "Action": list(SESSION_ACTIONS),
-        }
-    ],
-}
-
-CREDENTIALS_HINT = (
-    "configure AWS credentials: AWS_PROFILE (or aws.profile in agentctl.yaml), `aws configure`, "
-    "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-)
-ENDPOINT_HINT = (
-    "check the network, or AWS_ENDPOINT_URL / aws.endpoint_url in agentctl.yaml "
-    "if you use a local or private endpoint"
-)
-OPERATOR_HINT = "the operator needs the permissions in policies/operator-policy.json"
-THROTTLE_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
-
-_TAG_SYMBOLS = frozenset("_.:/=+-@")
-_DESCRIPTION_OK = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]")
-_SESSION_OK = re.compile(r"[A-Za-z0-9_+=,.@-]")
-
-
-# -- value shaping -----------------------------------------------------------------
-
-
-def tag_value(text: str, limit: int = 256) -> str:
-    """Fit ``text`` to IAM/STS tag values: ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``, ≤ limit.
-
-    Deterministic, so the tags plan expects equal the tags it wrote.
-    """
-    chars = (
-        ch if ch in _TAG_SYMBOLS or unicodedata.category(ch)[0] in "LZN" else "_" for ch in text
-    )
-    return "".join(chars)[:limit]
-
-
-def _bounded(text: str, limit: int) -> str:
-    """Shorten to ``limit`` keeping a hash suffix, so distinct long values stay distinct."""
-    if len(text) <= limit:
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    return f"{text[: limit - 9]}-{digest}"
-
-
-def session_field(text: str, limit: int = 64) -> str:
-    """Fit ``text`` to RoleSessionName / SourceIdentity: ``[\\w+=,.@-]``, 2..limit chars."""
-    clean = "".join(ch if _SESSION_OK.fullmatch(ch) else "_" for ch in text)
-    return _bounded(clean, limit).ljust(2, "_")
-
-
-def _description(text: str) -> str:
-    return "".join(ch if _DESCRIPTION_OK.fullmatch(ch) else "?" for ch in text)[:1000]
-
-
-def _as_document(value: Any) -> dict[str, Any]:
-    """Policy documents arrive as dicts from boto3, or URL-encoded JSON from raw IAM."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    text = str(value)
-    if text.startswith("%7B") or text.startswith("%7b"):
-        text = unquote(text)
-    loaded = json.loads(text)
-    if not isinstance(loaded, dict):
-        raise ValueError("a policy document must be a JSON object")
-    return loaded
-
-
-def _as_sorted_list(value: Any) -> list[Any]:
-    items = [value] if isinstance(value, str) else list(value)
-    return sorted(set(items))
-
-
-def normalise_policy(value: Any) -> dict[str, Any]:
-    """A canonical form of a policy document, so equal policies compare equal
-    whatever order or single-value shorthand IAM hands back."""
-    document = _as_document(value)
-    statements = document.get("Statement", [])
-    if isinstance(statements, Mapping):
-        statements = [statements]
-    normal: list[dict[str, Any]] = []
-    for statement in statements:
-        item: dict[str, Any] = {}
-        for key, entry in statement.items():
-            if key in {"Action", "NotAction", "Resource", "NotResource"}:
-                item[key] = _as_sorted_list(entry)
-            elif key in {"Principal", "NotPrincipal"} and isinstance(entry, Mapping):
-                item[key] = {kind: _as_sorted_list(who) for kind, who in entry.items()}
-            else:
-                item[key] = entry
-        normal.append(item)
-    return {"Version": document.get("Version", POLICY_VERSION), "Statement": normal}
-
-
-def _compact(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, separators=(",", ":"), sort_keys=True)
-
-
-def grant_policy(agent: str, grant: Any) -> dict[str, Any]:
-    """The inline policy for a contract's ``aws`` statements.
-
-    ``check_grant`` has validated the vocabulary; this only shapes the document.
-    """
-    if not grant or not isinstance(grant, list):
-        raise ProviderError(
-            PROVIDER,
-            f"the aws grant of {agent} must be a list of {{actions, resources}} statements",
-            hint="run `agentctl validate` on the contract",
-        )
-    statements = []
-    for index, entry in enumerate(grant):
-        if not isinstance(entry, Mapping) or not entry.get("actions") or not entry.get("resources"):
-            raise ProviderError(
-                PROVIDER,
-                f"statement {index} of the aws grant of {agent} needs 'actions' and 'resources'",
-                hint="run `agentctl validate` on the contract",
-            )
-        statements.append(
-            {
-                # The contract's own sid is kept: people grep policies for it.
-                "Sid": str(entry.get("sid") or f"Grant{index}"),
-                "Effect": "Allow",
-                "Action": _as_sorted_list(entry["actions"]),
-                "Resource": _as_sorted_list(entry["resources"]),
-            }
-        )
-    sids = [statement["Sid"] for statement in statements]
-    if len(set(sids)) != len(sids):
-        raise ProviderError(
-            PROVIDER,
-            f"the aws grant of {agent} repeats a statement sid; IAM needs them unique",
-            hint="rename or drop the repeated sid",
-        )
-    document = {"Version": POLICY_VERSION, "Statement": statements}
-    size = len(_compact(document))
-    if size > INLINE_POLICY_LIMIT:
-        raise ProviderError(
-            PROVIDER,
-            f"the aws grant of {agent} is {size} characters as an IAM policy; "
-            f"IAM allows {INLINE_POLICY_LIMIT} per role",
-            hint="merge statements or use wildcards on resource paths",
-        )
-    return normalise_policy(document)
-
-
-def _iam_pattern(pattern: str) -> re.Pattern[str]:
-    # IAM action wildcards: '*' any run, '?' one character; case-insensitive.
-    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), re.IGNORECASE)
-
-
-def boundary_gaps(grant: Any, boundary: Mapping[str, Any]) -> list[tuple[str, list[str], bool]]:
-    """Granted actions a permissions boundary does not let through.
-
-    Returns ``(action as written, [known actions it names that the boundary
-    blocks], whether all of those are explicitly denied)`` per grant action
-    with any such action. An
-    action passes when an ``Allow`` statement of the boundary names it
-    (``Action`` pattern, or ``NotAction`` not naming it) and no unconditional
-    ``Deny`` on every resource names it. Compared by action only: an Allow
-    limited by resource or condition counts as allowing, and a Deny limited so
-    is not counted, so every gap reported is certain. Wildcard grants are
-    expanded with the known action table; an action of an unknown service is
-    compared as written.
-    """
-    from agentctl.providers.aws_actions import expand_action
-
-    document = normalise_policy(boundary)
-
-    def names(statement: Mapping[str, Any], key: str) -> list[re.Pattern[str]]:
-        return [_iam_pattern(str(p)) for p in statement.get(key, [])]
-
-    allows: list[tuple[list[re.Pattern[str]], bool]] = []
-    denies: list[tuple[list[re.Pattern[str]], bool]] = []
-    for statement in document["Statement"]:
-        negated = "NotAction" in statement
-        patterns = names(statement, "NotAction" if negated else "Action")
-        if statement.get("Effect") == "Allow":
-            allows.append((patterns, negated))
-        elif (
-            statement.get("Effect") == "Deny"
-            and not statement.get("Condition")
-            and "NotResource" not in statement
-            and statement.get("Resource", ["*"]) == ["*"]
-        ):
-            denies.append((patterns, negated))
-
-    def named(action: str, patterns: list[re.Pattern[str]], negated: bool) -> bool:
-        hit = any(p.fullmatch(action) for p in patterns)
-        return not hit if negated else hit
-
-    gaps: list[tuple[str, list[str], bool]] = []
-    written: dict[str, None] = {}
-    for statement in grant if isinstance(grant, list) else []:
-        if isinstance(statement, Mapping) and isinstance(statement.get("actions"), list):
-            written.update((str(a), None) for a in statement["actions"])
-    for action in written:
-        concrete = sorted(expand_action(action)) or [action]
-        denied = [a for a in concrete if any(named(a, p, n) for p, n in denies)]
-        blocked = [a for a in concrete if a in denied or not any(named(a, p, n) for p, n in allows)]
-        if blocked:
-            gaps.append((action, blocked, set(blocked) <= set(denied)))
-    return gaps
-
-
-def _tags_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in tags or ()}
-
-
-def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
-
-
-def _owned(tags: Mapping[str, str], agent: str) -> bool:
-    # Exact match on both tags: a role of agent "foo-bar" is never "foo"'s.
-    return tags.get(TAG_MANAGED_BY) == MANAGED_BY_VALUE and tags.get(TAG_AGENT) == agent
-
-
-def _utc_stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# -- errors ------------------------------------------------------------------------
-
-
-def _error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
-
-
-def _provider_error(exc: Exception, doing: str) -> ProviderError:
-    """Map a botocore failure to a ProviderError that says what to do.
-
-    AWS error messages name ARNs and actions, never credentials, so they may be
-    quoted; botocore exceptions are reduced to their class name and our text.
-    """
-    from botocore.exceptions import (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        ProfileNotFound,
-        ReadTimeoutError,
-    )
-
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return ProviderError(
-            PROVIDER, f"no usable AWS credentials to {doing}", hint=CREDENTIALS_HINT
-        )
-    if isinstance(exc, ProfileNotFound):
-        return ProviderError(
-            PROVIDER, f"the AWS profile is not configured ({doing})", hint=CREDENTIALS_HINT
-        )
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
-        return ProviderError(
-            PROVIDER,
-            f"cannot reach the AWS endpoint to {doing} ({exc.__class__.__name__})",
-            hint=ENDPOINT_HINT,
-        )
-    if isinstance(exc, ClientError):
-        code = _error_code(exc) or "Unknown"
-        operation = getattr(exc, "operation_name", "") or "request"
-        message = exc.response.get("Error", {}).get("Message", "")
-        if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}:
-            return ProviderError(
-                PROVIDER, f"access denied: {operation} to {doing} ({message})", hint=OPERATOR_HINT
-            )
-        if code in THROTTLE_CODES:
-            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
-            return ProviderError(
-                PROVIDER,
-                f"AWS throttled {operation} to {doing} ({attempts} attempts)",
-                hint="retry later, lower --parallelism, or raise aws.max_attempts",
-            )
-        if code in {
-            "InvalidClientTokenId",
-            "SignatureDoesNotMatch",
-            "ExpiredToken",
-            "UnrecognizedClientException",
-        }:
-            return ProviderError(
-                PROVIDER, f"AWS rejected the credentials ({code}) to {doing}", hint=CREDENTIALS_HINT
-            )
-        return ProviderError(PROVIDER, f"{operation} to {doing} failed: {code}: {message}")
-    from botocore.parsers import ResponseParserError
-
-    if isinstance(exc, ResponseParserError):
-        # Not an AWS error document (e.g. a proxy's or emulator's HTML 500 page);
-        # botocore does not retry these.
-        return ProviderError(
-            PROVIDER,
-            f"the endpoint did not answer like AWS when asked to {doing}",
-            hint="retry; if it persists, " + ENDPOINT_HINT,
-        )
-    return ProviderError(PROVIDER, f"{doing} failed ({exc.__class__.__name__})")
-
 
 # -- the provider ------------------------------------------------------------------
 
@@ -423,9 +108,8 @@ class AwsProvider:
     def __init__(self, context: ProviderContext) -> None:
         self._context = context
         self._settings: AwsSettings = context.config.aws
-        self._lock = threading.Lock()
-        self._session: Any = None
-        self._clients: dict[str, Any] = {}
+        self._clients = AwsClients(self._settings, context.client_options)
+        self._lock = threading.Lock()  # guards _issued
         # credential_id -> expiry of sessions this process issued (revoke_credential).
         self._issued: dict[str, datetime] = {}
         # Permissions boundary ARN -> its document, or why it could not be read:
@@ -436,83 +120,20 @@ class AwsProvider:
     # -- clients ---------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        """The shared client for ``service`` ("iam", "sts").
-
-        boto3 clients are thread-safe but sessions are not, so both are created
-        once under a lock; callers (and tests hooking events) get the same object.
-        """
-        client = self._clients.get(service)
-        if client is not None:
-            return client
-        with self._lock:
-            if service not in self._clients:
-                self._clients[service] = self._make_client(service, {})
-            return self._clients[service]
-
-    def _base_session(self) -> Any:
-        # Caller holds self._lock.
-        if self._session is None:
-            import boto3
-
-            try:
-                self._session = boto3.session.Session(profile_name=self._settings.profile)
-            except Exception as exc:
-                raise _provider_error(exc, "open the AWS session") from None
-        return self._session
+        """The shared client for ``service`` ("iam", "sts"); tests hook its events."""
+        return self._clients.client(service)
 
     def region(self) -> str:
-        with self._lock:
-            return self._region(self._base_session())
-
-    def _region(self, session: Any) -> str:
-        # botocore reads only AWS_DEFAULT_REGION; the other SDKs and CLI v2
-        # prefer AWS_REGION. IAM is global, but signing needs a region and STS
-        # is regional, so fall back to us-east-1 rather than fail.
-        return (
-            self._settings.region
-            or os.environ.get("AWS_REGION")
-            or session.region_name
-            or "us-east-1"
-        )
+        return self._clients.region()
 
     def endpoint_url(self) -> str | None:
         """The endpoint explicitly configured, if any (exported to exec'd commands)."""
-        configured = self._context.client_options.get("endpoint_url")
-        return self._settings.endpoint_url or configured or os.environ.get("AWS_ENDPOINT_URL")
-
-    def _make_client(self, service: str, credentials: Mapping[str, str]) -> Any:
-        from botocore.config import Config as BotoConfig
-
-        session = self._base_session()
-        options = dict(self._context.client_options)
-        pool = int(options.pop("max_pool_connections", DEFAULT_POOL_CONNECTIONS))
-        options.update(credentials)
-        if self._settings.endpoint_url:
-            options.setdefault("endpoint_url", self._settings.endpoint_url)
-        config = BotoConfig(
-            # total_max_attempts counts the first try, like `max_attempts` in
-            # ~/.aws/config; standard mode retries throttling and 5xx with backoff.
-            retries={"mode": "standard", "total_max_attempts": max(1, self._settings.max_attempts)},
-            max_pool_connections=pool,
-            user_agent_extra="agentctl",
-        )
-        return session.client(service, region_name=self._region(session), config=config, **options)
+        return self._clients.endpoint_url()
 
     def _call(
         self, service: str, operation: str, doing: str, *, absent: Iterable[str] = (), **params: Any
     ) -> Any:
-        """Call one API operation; ``absent`` error codes return None (e.g. NoSuchEntity)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-        from botocore.parsers import ResponseParserError
-
-        try:
-            return getattr(self.client(service), operation)(**params)
-        except ClientError as exc:
-            if _error_code(exc) in set(absent):
-                return None
-            raise _provider_error(exc, doing) from None
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise _provider_error(exc, doing) from None
+        return self._clients.call(service, operation, doing, absent=absent, **params)
 
     # -- names and desired state -------------------------------------------------
 
@@ -585,14 +206,14 @@ class AwsProvider:
             "grant": grant_policy(contract.name, contract.grant(PROVIDER)),
             # The owner is a tag, not part of the description: changing owners
             # should show as one field, not two.
-            "description": _description(f"agentctl agent {contract.name}: {contract.purpose}"),
+            "description": role_description(f"agentctl agent {contract.name}: {contract.purpose}"),
             "max_session_duration": self.max_session_duration(),
         }
 
     # -- Provider protocol: vocabulary -------------------------------------------
 
     def check_grant(self, grant: Any) -> list[GrantFinding]:
-        from agentctl.providers.aws_actions import check_aws_grant
+        from agentctl.providers.aws.vocabulary import check_aws_grant
 
         return check_aws_grant(
             grant, role_prefix=self._settings.role_prefix, role_path=self._settings.role_path
@@ -634,14 +255,14 @@ class AwsProvider:
         role = self._get_role(role_name, f"look up role {role_name}")
         if role is None:
             return Observed(provider=PROVIDER, agent=agent, exists=False)
-        tags = _tags_dict(role.get("Tags"))
+        tags = tags_dict(role.get("Tags"))
         base = {
             "role_name": role_name,
             "arn": role["Arn"],
             "role_id": role.get("RoleId"),
             "path": role.get("Path"),
         }
-        if not _owned(tags, agent):
+        if not is_owned(tags, agent):
             return Observed(
                 provider=PROVIDER,
                 agent=agent,
@@ -971,10 +592,10 @@ class AwsProvider:
         params: dict[str, Any] = {
             "RoleName": role_name,
             "Path": desired["path"],
-            "AssumeRolePolicyDocument": _compact(desired["trust"]),
+            "AssumeRolePolicyDocument": compact_policy(desired["trust"]),
             "Description": desired["description"],
             "MaxSessionDuration": desired["max_session_duration"],
-            "Tags": _tag_list(desired["tags"]),
+            "Tags": tag_list(desired["tags"]),
         }
         if desired["boundary"]:
             params["PermissionsBoundary"] = desired["boundary"]
@@ -1021,7 +642,7 @@ class AwsProvider:
             f"put inline policy {policy} on role {role_name}",
             RoleName=role_name,
             PolicyName=policy,
-            PolicyDocument=_compact(document),
+            PolicyDocument=compact_policy(document),
         )
 
     def _delete_policy(self, role_name: str, policy: str) -> None:
@@ -1040,12 +661,12 @@ class AwsProvider:
             "update_assume_role_policy",
             f"update the trust policy of role {role_name}",
             RoleName=role_name,
-            PolicyDocument=_compact(document),
+            PolicyDocument=compact_policy(document),
         )
 
     def _tag(self, role_name: str, tags: Mapping[str, str]) -> None:
         self._call(
-            "iam", "tag_role", f"tag role {role_name}", RoleName=role_name, Tags=_tag_list(tags)
+            "iam", "tag_role", f"tag role {role_name}", RoleName=role_name, Tags=tag_list(tags)
         )
 
     def _update(self, change: Change) -> ActionResult:
@@ -1110,7 +731,7 @@ class AwsProvider:
                 detail=f"role {role_name} is already gone",
             )
         info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
-        if not _owned(_tags_dict(role.get("Tags")), change.agent):
+        if not is_owned(tags_dict(role.get("Tags")), change.agent):
             return self._result(
                 change.agent,
                 "remove",
@@ -1206,8 +827,8 @@ class AwsProvider:
         if role is None:
             return self._result(agent, action, ok=True, already=True, detail="no AWS role")
         info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
-        tags = _tags_dict(role.get("Tags"))
-        if not _owned(tags, agent):
+        tags = tags_dict(role.get("Tags"))
+        if not is_owned(tags, agent):
             return self._result(
                 agent,
                 action,
@@ -1248,7 +869,7 @@ class AwsProvider:
                     {
                         TAG_STATUS: status,
                         TAG_KILLED_REASON: tag_value(reason or action),
-                        TAG_KILLED_AT: _utc_stamp(self._context.clock()),
+                        TAG_KILLED_AT: utc_stamp(self._context.clock()),
                     },
                 )
                 current = status
@@ -1266,7 +887,7 @@ class AwsProvider:
                     {
                         TAG_STATUS: status,
                         TAG_KILLED_REASON: tag_value(reason or action),
-                        TAG_KILLED_AT: _utc_stamp(self._context.clock()),
+                        TAG_KILLED_AT: utc_stamp(self._context.clock()),
                     },
                 )
             remaining.pop("tag", None)
@@ -1286,8 +907,8 @@ class AwsProvider:
         if role is None:
             return self._result(agent, "revive", ok=True, already=True, detail="no AWS role")
         info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
-        tags = _tags_dict(role.get("Tags"))
-        if not _owned(tags, agent):
+        tags = tags_dict(role.get("Tags"))
+        if not is_owned(tags, agent):
             return self._result(
                 agent,
                 "revive",
@@ -1341,8 +962,8 @@ class AwsProvider:
         role = self._get_role(role_name, f"look up role {role_name}")
         if role is None:
             return self._result(agent, "rotate", ok=True, already=True, detail="no AWS role")
-        tags = _tags_dict(role.get("Tags"))
-        if not _owned(tags, agent):
+        tags = tags_dict(role.get("Tags"))
+        if not is_owned(tags, agent):
             raise NotOwnedError(
                 PROVIDER, f"role {role_name} exists but is not managed by agentctl; not touched"
             )
@@ -1359,26 +980,25 @@ class AwsProvider:
             )
         run_id = uuid.uuid4().hex
         credentials = self._assume(role["Arn"], agent, None, "agentctl-rotate", run_id, MIN_SESSION)
-        with self._lock:
-            verifier = self._make_client(
-                "sts",
-                {
-                    "aws_access_key_id": credentials["AccessKeyId"],
-                    "aws_secret_access_key": credentials["SecretAccessKey"],
-                    "aws_session_token": credentials["SessionToken"],
-                },
-            )
+        verifier = self._clients.session_client(
+            "sts",
+            {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"],
+            },
+        )
         try:
             identity = verifier.get_caller_identity()
         except Exception as exc:
-            raise _provider_error(exc, f"verify a new session of role {role_name}") from None
+            raise provider_error(exc, f"verify a new session of role {role_name}") from None
         if f"/{role_name}/" not in identity.get("Arn", ""):
             raise ProviderError(
                 PROVIDER,
                 f"a new session of {role_name} did not identify as that role; nothing revoked",
             )
         cutoff = credentials["Expiration"] - timedelta(seconds=MIN_SESSION)
-        stamp = _utc_stamp(cutoff)
+        stamp = utc_stamp(cutoff)
         self._put_policy(
             role_name,
             REVOKE_OLDER_POLICY,
@@ -1446,8 +1066,8 @@ class AwsProvider:
                 f"agent {contract.name} has no IAM role {role_name}",
                 hint="run `agentctl apply` first",
             )
-        tags = _tags_dict(role.get("Tags"))
-        if not _owned(tags, contract.name):
+        tags = tags_dict(role.get("Tags"))
+        if not is_owned(tags, contract.name):
             raise NotOwnedError(
                 PROVIDER, f"role {role_name} is not managed by agentctl; no credentials issued"
             )
@@ -1526,7 +1146,7 @@ class AwsProvider:
         with self._lock:
             expires_at = self._issued.pop(credential_id, None)
         when = (
-            f"expires at {_utc_stamp(expires_at)}"
+            f"expires at {utc_stamp(expires_at)}"
             if expires_at
             else "expires at the end of its duration"
         )

@@ -1,0 +1,212 @@
+"""AWS clients for the provider: one boto3 session, shared clients, errors mapped.
+
+boto3 is imported only when a client is first needed: ``agentctl validate``
+never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from agentctl.errors import ProviderError
+from agentctl.providers.aws import PROVIDER
+from agentctl.providers.aws.settings import AwsSettings
+
+# A pool is a maximum, not an allocation: a generous default costs nothing and
+# keeps `apply --parallelism N` from queueing on urllib3's pool (N <= 64).
+DEFAULT_POOL_CONNECTIONS = 64
+
+CREDENTIALS_HINT = (
+    "configure AWS credentials: AWS_PROFILE (or aws.profile in agentctl.yaml), `aws configure`, "
+    "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+)
+ENDPOINT_HINT = (
+    "check the network, or AWS_ENDPOINT_URL / aws.endpoint_url in agentctl.yaml "
+    "if you use a local or private endpoint"
+)
+OPERATOR_HINT = "the operator needs the permissions in policies/operator-policy.json"
+THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+
+def error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def provider_error(exc: Exception, doing: str) -> ProviderError:
+    """Map a botocore failure to a ProviderError that says what to do.
+
+    AWS error messages name ARNs and actions, never credentials, so they may be
+    quoted; botocore exceptions are reduced to their class name and our text.
+    """
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return ProviderError(
+            PROVIDER, f"no usable AWS credentials to {doing}", hint=CREDENTIALS_HINT
+        )
+    if isinstance(exc, ProfileNotFound):
+        return ProviderError(
+            PROVIDER, f"the AWS profile is not configured ({doing})", hint=CREDENTIALS_HINT
+        )
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        return ProviderError(
+            PROVIDER,
+            f"cannot reach the AWS endpoint to {doing} ({exc.__class__.__name__})",
+            hint=ENDPOINT_HINT,
+        )
+    if isinstance(exc, ClientError):
+        code = error_code(exc) or "Unknown"
+        operation = getattr(exc, "operation_name", "") or "request"
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}:
+            return ProviderError(
+                PROVIDER, f"access denied: {operation} to {doing} ({message})", hint=OPERATOR_HINT
+            )
+        if code in THROTTLE_CODES:
+            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            return ProviderError(
+                PROVIDER,
+                f"AWS throttled {operation} to {doing} ({attempts} attempts)",
+                hint="retry later, lower --parallelism, or raise aws.max_attempts",
+            )
+        if code in {
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "UnrecognizedClientException",
+        }:
+            return ProviderError(
+                PROVIDER, f"AWS rejected the credentials ({code}) to {doing}", hint=CREDENTIALS_HINT
+            )
+        return ProviderError(PROVIDER, f"{operation} to {doing} failed: {code}: {message}")
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):
+        # Not an AWS error document (e.g. a proxy's or emulator's HTML 500 page);
+        # botocore does not retry these.
+        return ProviderError(
+            PROVIDER,
+            f"the endpoint did not answer like AWS when asked to {doing}",
+            hint="retry; if it persists, " + ENDPOINT_HINT,
+        )
+    return ProviderError(PROVIDER, f"{doing} failed ({exc.__class__.__name__})")
+
+
+class AwsClients:
+    """One boto3 session and one client per service, shared by a provider's threads.
+
+    Endpoint, region and profile come from ``aws.*`` settings, else from the
+    standard AWS environment (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+    ``AWS_PROFILE``, ...). ``client_options`` are passed to every client
+    (tests: explicit credentials), except ``max_pool_connections``, which sizes
+    the connection pool (default 64, enough for ``--parallelism`` up to that).
+    """
+
+    def __init__(self, settings: AwsSettings, client_options: Mapping[str, Any]) -> None:
+        self._settings = settings
+        self._client_options = client_options
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        """The shared client for ``service`` ("iam", "sts").
+
+        boto3 clients are thread-safe but sessions are not, so both are created
+        once under a lock; callers (and tests hooking events) get the same object.
+        """
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make_client(service, {})
+            return self._clients[service]
+
+    def _base_session(self) -> Any:
+        # Caller holds self._lock.
+        if self._session is None:
+            import boto3
+
+            try:
+                self._session = boto3.session.Session(profile_name=self._settings.profile)
+            except Exception as exc:
+                raise provider_error(exc, "open the AWS session") from None
+        return self._session
+
+    def region(self) -> str:
+        with self._lock:
+            return self._region(self._base_session())
+
+    def _region(self, session: Any) -> str:
+        # botocore reads only AWS_DEFAULT_REGION; the other SDKs and CLI v2
+        # prefer AWS_REGION. IAM is global, but signing needs a region and STS
+        # is regional, so fall back to us-east-1 rather than fail.
+        return (
+            self._settings.region
+            or os.environ.get("AWS_REGION")
+            or session.region_name
+            or "us-east-1"
+        )
+
+    def endpoint_url(self) -> str | None:
+        """The endpoint explicitly configured, if any (exported to exec'd commands)."""
+        configured = self._client_options.get("endpoint_url")
+        return self._settings.endpoint_url or configured or os.environ.get("AWS_ENDPOINT_URL")
+
+    def session_client(self, service: str, credentials: Mapping[str, str]) -> Any:
+        """A new client of ``service`` signed with explicit session credentials."""
+        with self._lock:
+            return self._make_client(service, credentials)
+
+    def _make_client(self, service: str, credentials: Mapping[str, str]) -> Any:
+        # Caller holds self._lock.
+        from botocore.config import Config as BotoConfig
+
+        session = self._base_session()
+        options = dict(self._client_options)
+        pool = int(options.pop("max_pool_connections", DEFAULT_POOL_CONNECTIONS))
+        options.update(credentials)
+        if self._settings.endpoint_url:
+            options.setdefault("endpoint_url", self._settings.endpoint_url)
+        config = BotoConfig(
+            # total_max_attempts counts the first try, like `max_attempts` in
+            # ~/.aws/config; standard mode retries throttling and 5xx with backoff.
+            retries={"mode": "standard", "total_max_attempts": max(1, self._settings.max_attempts)},
+            max_pool_connections=pool,
+            user_agent_extra="agentctl",
+        )
+        return session.client(service, region_name=self._region(session), config=config, **options)
+
+    def call(
+        self, service: str, operation: str, doing: str, *, absent: Iterable[str] = (), **params: Any
+    ) -> Any:
+        """Call one API operation; ``absent`` error codes return None (e.g. NoSuchEntity)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.parsers import ResponseParserError
+
+        try:
+            return getattr(self.client(service), operation)(**params)
+        except ClientError as exc:
+            if error_code(exc) in set(absent):
+                return None
+            raise provider_error(exc, doing) from None
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise provider_error(exc, doing) from None

@@ -1,0 +1,93 @@
+"""GitHub's App manifest flow: the manifest built from a contract, and the form that posts it.
+
+The App is created by a person on GitHub's page, never by an API call: the
+manifest goes to ``{web_url}/organizations/{org}/settings/apps/new`` in a form
+POST, GitHub redirects back with a code, and the provider exchanges the code
+for the App (:meth:`GitHubProvider.complete_registration`). Everything here is
+pure: no network, no secret.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentctl.model import Contract
+
+
+@dataclass(frozen=True)
+class ManifestForm:
+    """What the manifest flow needs: a form POST of ``manifest`` to ``url``."""
+
+    manifest: dict[str, Any]
+    url: str
+    state: str
+    html: str
+
+
+@dataclass(frozen=True)
+class RegisteredApp:
+    """A dedicated App after the manifest conversion (never holds a secret)."""
+
+    agent: str
+    app_id: int
+    slug: str
+    html_url: str
+    owner: str
+    settings_url: str
+    install_url: str
+    permissions: dict[str, str]
+    secret_refs: tuple[str, ...]
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def build_manifest(
+    contract: Contract,
+    permissions: Mapping[str, str],
+    *,
+    owner_url: str,
+    events: Iterable[str] = (),
+    webhook_url: str | None = None,
+    redirect_url: str | None = None,
+) -> dict[str, Any]:
+    """The manifest of ``contract``'s App: named after the agent, its permissions
+    exactly ``permissions``, private, no webhook or events unless asked for."""
+    manifest: dict[str, Any] = {
+        "name": contract.name,
+        "url": owner_url,
+        "description": (
+            f"agentctl agent {contract.name}: {contract.purpose} "
+            f"(owner {contract.owner}; managed by agentctl)"
+        )[:1000],
+        "public": False,
+        "default_permissions": dict(permissions),
+        "default_events": sorted(set(events)),
+    }
+    if webhook_url:
+        manifest["hook_attributes"] = {"url": webhook_url, "active": True}
+    if redirect_url:
+        manifest["redirect_url"] = redirect_url
+    return manifest
+
+
+def manifest_form(manifest: Mapping[str, Any], organization_url: str) -> ManifestForm:
+    """A page that POSTs the manifest to GitHub: the manifest flow needs a form POST,
+    which a plain link cannot make."""
+    state = secrets.token_urlsafe(12)
+    url = f"{organization_url}/settings/apps/new?state={state}"
+    value = html.escape(json.dumps(manifest, sort_keys=True), quote=True)
+    page = (
+        "<!doctype html>\n<html><head><meta charset='utf-8'>"
+        f"<title>Register {html.escape(str(manifest['name']))}</title></head>\n<body>\n"
+        f"<form id='register' method='post' action='{html.escape(url, quote=True)}'>\n"
+        f"<input type='hidden' name='manifest' value='{value}'>\n"
+        "<p>Submitting the App manifest to GitHub&hellip;</p>\n"
+        "<button type='submit'>Create the GitHub App</button>\n</form>\n"
+        "<script>document.getElementById('register').submit();</script>\n"
+        "</body></html>\n"
+    )
+    return ManifestForm(dict(manifest), url, state, page)
