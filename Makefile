@@ -13,11 +13,11 @@ $(BIN)/agentctl: pyproject.toml
 	@touch $@
 
 demo: $(BIN)/agentctl
-	$(BIN)/python -m agentctl.demo
+	$(BIN)/python -m testing.demo
 
 test: $(BIN)/agentctl
-	$(BIN)/ruff check agentctl tests bench
-	$(BIN)/ruff format --check agentctl tests bench
+	$(BIN)/ruff check agentctl testing tests bench
+	$(BIN)/ruff format --check agentctl testing tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -32,7 +32,7 @@ from agentctl.providers.base import ProviderContext, RunContext
 from agentctl.providers.github.lifecycle import GitHubProvider
 from agentctl.secrets import SecretStore, open_secret_store
 from agentctl.state import StateStore, open_state
-from agentctl.testing.github_emulator import GitHubEmulator
+from testing.github import GitHubEmulator
 
 ORG = "acme"
 REPOSITORIES = ("api", "web", "secret")

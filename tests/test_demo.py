@@ -14,7 +14,8 @@ import pytest
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     summary_file = tmp_path / "summary.json"
     result = subprocess.run(
-        [sys.executable, "-m", "agentctl.demo", "--summary", str(summary_file)],
+        [sys.executable, "-m", "testing.demo", "--summary", str(summary_file)],
+        cwd=Path(__file__).resolve().parents[1],  # the test world lives in the checkout
         capture_output=True,
         text=True,
         timeout=600,

@@ -42,7 +42,7 @@ from githubkit.exception import (
 from githubkit_schemas.latest.models import SimpleUser
 from openapi_schema_validator import OAS30Validator
 
-from agentctl.testing.github_emulator import GitHubEmulator
+from testing.github import GitHubEmulator
 
 DESCRIPTION_PATH = Path(
     os.environ.get(
@@ -1121,7 +1121,7 @@ def test_runs_as_a_process_and_keeps_state_across_restarts(tmp_path: Path) -> No
     command = [
         sys.executable,
         "-m",
-        "agentctl.testing.github_emulator",
+        "testing.github",
         "--state-file",
         str(state_file),
     ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import shutil
@@ -25,34 +24,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import unescape
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-REGION = "us-east-1"
-FINDINGS_BUCKET = "acme-security-findings"
-ORG = "acme"
-DEMO_NOW = "2026-11-28T12:00:00+00:00"  # the contracts' expiries are judged from here
+from testing.demo.world import FINDINGS_BUCKET, ORG, build_world, local_servers
+from testing.github import GitHubEmulator
+
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
-
-
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
-
-
-def shipped_contracts() -> Path:
-    return _repo_root() / "contracts"
-
-
-def operator_policy() -> str:
-    packaged = resources.files("agentctl").joinpath("policies", "operator-policy.json")
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    return (_repo_root() / "policies" / "operator-policy.json").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -106,106 +87,6 @@ class Demo:
         )
 
 
-@contextmanager
-def local_servers() -> Iterator[tuple[str, Any]]:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    from agentctl.testing.github_emulator import GitHubEmulator
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    github = GitHubEmulator()
-    github.start()
-    try:
-        yield f"http://{host}:{port}", github
-    finally:
-        github.stop()
-        moto.stop()
-
-
-def build_world(aws_url: str, github: Any, workdir: Path) -> dict[str, str]:
-    """An operator with only the shipped policy, a boundary, the resources the
-    contracts name, an org with repositories; returns the CLI's environment."""
-    import boto3
-    import requests
-
-    admin = {"aws_access_key_id": "demo-admin", "aws_secret_access_key": "demo-admin"}
-    iam = boto3.client("iam", endpoint_url=aws_url, region_name=REGION, **admin)
-    user = iam.create_user(UserName="agentctl-operator")["User"]
-    policy = iam.create_policy(PolicyName="agentctl-operator", PolicyDocument=operator_policy())
-    iam.attach_user_policy(UserName="agentctl-operator", PolicyArn=policy["Policy"]["Arn"])
-    key = iam.create_access_key(UserName="agentctl-operator")["AccessKey"]
-    boundary = iam.create_policy(
-        PolicyName="agentctl-agent-boundary",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "s3:*",
-                            "logs:*",
-                            "securityhub:Get*",
-                            "guardduty:List*",
-                            "guardduty:Get*",
-                        ],
-                        "Resource": "*",
-                    }
-                ],
-            }
-        ),
-    )["Policy"]["Arn"]
-    s3 = boto3.client("s3", endpoint_url=aws_url, region_name=REGION, **admin)
-    for bucket in ("acme-api-releases", FINDINGS_BUCKET):
-        s3.create_bucket(Bucket=bucket)
-
-    github.create_org(ORG)
-    for repo in ("api", "security-triage"):
-        github.create_repo(ORG, repo)
-    pull = github.create_pull(ORG, "api", "Add rate limiting", head="feature/rate-limit")
-
-    config = {
-        "state": str(workdir / "state" / "agentctl.db"),
-        "journal": str(workdir / "state" / "audit-journal.jsonl"),
-        "aws": {
-            "endpoint_url": aws_url,
-            "region": REGION,
-            "runtime_principal": user["Arn"],
-            "permissions_boundary": boundary,
-        },
-        "github": {"base_url": github.url, "web_url": github.url, "organization": ORG},
-        "secrets": {"backend": "encrypted-file", "path": str(workdir / "state" / "secrets.enc")},
-    }
-    import yaml
-
-    (workdir / "agentctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
-    shutil.copytree(shipped_contracts(), workdir / "contracts")
-    # From here on the local AWS checks every request against IAM policies.
-    requests.post(f"{aws_url}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AGENTCTL_"))}
-    env.update(
-        {
-            "AGENTCTL_CONFIG": str(workdir / "agentctl.yaml"),
-            "AGENTCTL_OPERATOR": "alice@company.com",
-            "AGENTCTL_NOW": DEMO_NOW,
-            "AGENTCTL_KEYRING_PASSPHRASE": "demo-only-passphrase",
-            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-            "COLUMNS": "160",
-            # `python` in the commands below is this interpreter, with agentctl installed.
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        }
-    )
-    env["DEMO_PULL_NUMBER"] = str(pull["number"])
-    return env
-
-
 def must_find(pattern: str, text: str, what: str) -> str:
     match = re.search(pattern, text)
     if match is None:
@@ -226,7 +107,9 @@ def last_report(output: str) -> str:
     return [line for line in output.splitlines() if line.startswith("[")][-1]
 
 
-def register_app(demo: Demo, github: Any, agent: str, repositories: list[str] | None) -> None:
+def register_app(
+    demo: Demo, github: GitHubEmulator, agent: str, repositories: list[str] | None
+) -> None:
     """`agentctl github register`, then what a person does in the browser."""
     first = demo.agentctl("github", "register", agent, "--contract", "contracts/")
     page = Path(must_find(r"Open (\S+\.html)", first.stdout, "the manifest page")).read_text(
@@ -280,7 +163,7 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
             "--",
             "python",
             "-m",
-            "agentctl.testing.demo_agent",
+            "testing.demo_agent",
             "review",
             f"{ORG}/api",
             pull,
@@ -320,7 +203,7 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
             "--",
             "python",
             "-m",
-            "agentctl.testing.demo_agent",
+            "testing.demo_agent",
             "watch",
             str(stop),
             "--github",
@@ -338,7 +221,7 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
             "--",
             "python",
             "-m",
-            "agentctl.testing.demo_agent",
+            "testing.demo_agent",
             "watch",
             str(stop),
             "--github",
@@ -400,7 +283,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.summary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print("\nDemo finished: every agent had its own identity; one was switched off, alone.")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
 """A stand-in AI agent for the demo: it only uses what `agentctl exec` gives it.
 
-    python -m agentctl.testing.demo_agent review OWNER/REPO NUMBER
+    python -m testing.demo_agent review OWNER/REPO NUMBER
         comment on a pull request with GITHUB_TOKEN (GitHub names the author)
-    python -m agentctl.testing.demo_agent watch STOP_FILE [--github OWNER/REPO] [--s3 BUCKET]
+    python -m testing.demo_agent watch STOP_FILE [--github OWNER/REPO] [--s3 BUCKET]
         every half second, make one GitHub and/or AWS call with the credentials
         it was started with and print "ok" or the refusal, until STOP_FILE
         exists (at most a minute): the kill demo

@@ -1,0 +1,5 @@
+import sys
+
+from testing.demo.script import main
+
+sys.exit(main())

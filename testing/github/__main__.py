@@ -1,0 +1,5 @@
+import sys
+
+from testing.github.server import main
+
+sys.exit(main())
