@@ -4,21 +4,37 @@ Looked up in this order: ``--config`` / ``AGENTCTL_CONFIG``, then an
 ``agentctl.yaml`` next to the first contracts path given, then the current
 directory. Missing file means defaults (every command works without one for a
 local SQLite state; providers say what they lack when they are used).
+
+The file is read with the contracts' positioned YAML loader and checked
+against a JSON Schema assembled from the core's settings and each registered
+provider's settings dataclass (``schemas/agentctl-config.schema.json`` is that
+schema for the providers agentctl ships): every error names the file and line,
+with a did-you-mean for misspelt settings.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import jsonschema
 import yaml
+from yaml.nodes import Node
 
 from agentctl.errors import ConfigError
-from agentctl.providers.aws.settings import AwsSettings
-from agentctl.providers.github.settings import GitHubSettings
+from agentctl.model import JsonObject, JsonValue
+from agentctl.suggest import did_you_mean
+from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate
+
+if TYPE_CHECKING:
+    from agentctl.providers.base import AnySpec
+
+SettingsT = TypeVar("SettingsT")
+SettingsT_co = TypeVar("SettingsT_co", covariant=True)
 
 CONFIG_FILENAME = "agentctl.yaml"
 ENV_CONFIG = "AGENTCTL_CONFIG"
@@ -34,26 +50,106 @@ def default_state_url() -> str:
 
 @dataclass(frozen=True)
 class SecretsSettings:
-    backend: str | None = None  # see agentctl.secrets for the names
-    path: str | None = None
-    passphrase_env: str = "AGENTCTL_KEYRING_PASSPHRASE"
-    passphrase_file: str | None = None
+    backend: str | None = field(
+        default=None,
+        metadata={
+            "description": "secret-service | macos | windows | encrypted-file | keyring:<module.Class> "
+            "(see agentctl.secrets); else AGENTCTL_SECRET_BACKEND"
+        },
+    )
+    path: str | None = field(
+        default=None,
+        metadata={"description": "encrypted-file: where (default: the user data dir)"},
+    )
+    passphrase_env: str = field(
+        default="AGENTCTL_KEYRING_PASSPHRASE",
+        metadata={"description": "encrypted-file: the environment variable holding the passphrase"},
+    )
+    passphrase_file: str | None = field(
+        default=None,
+        metadata={"description": "encrypted-file: a file holding the passphrase"},
+    )
+
+
+class SettingsSpec(Protocol[SettingsT_co]):
+    """What names a provider's settings section (a ProviderSpec is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings_type(self) -> type[SettingsT_co]: ...
+
+
+def _setting(key: str, description: str) -> dict[str, str]:
+    return {"key": key, "description": description}
+
+
+# Fields that are not agentctl.yaml settings of their own.
+_NOT_A_SETTING = {"schema": False}
 
 
 @dataclass(frozen=True)
 class Config:
-    source: Path | None = None
-    state_url: str | None = None
-    operator: str | None = None
-    max_lifetime_days: int = 365
-    rotation_max_age_days: int = 90
-    approval_ttl_minutes: int = 60
-    lock_timeout_seconds: float = 300.0
-    journal_path: str | None = None
-    aws: AwsSettings = field(default_factory=AwsSettings)
-    github: GitHubSettings = field(default_factory=GitHubSettings)
-    secrets: SecretsSettings = field(default_factory=SecretsSettings)
-    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """agentctl.yaml, parsed: the core's settings, and each provider's settings
+    (by provider name; :meth:`settings` gives them typed, by spec)."""
+
+    source: Path | None = field(default=None, metadata=_NOT_A_SETTING)
+    state_url: str | None = field(
+        default=None,
+        metadata=_setting(
+            "state",
+            "State store: a SQLAlchemy URL (postgresql://...) or a SQLite file path; "
+            "default: SQLite in the user state dir",
+        ),
+    )
+    operator: str | None = field(
+        default=None,
+        metadata=_setting("operator", "Who runs agentctl; default: the login user"),
+    )
+    max_lifetime_days: int = field(
+        default=365,
+        metadata=_setting(
+            "max_lifetime_days", "Longest allowed time from today to a contract's expiry"
+        ),
+    )
+    rotation_max_age_days: int = field(
+        default=90,
+        metadata=_setting(
+            "rotation_max_age_days", "Credentials older than this are reported by `expiring`"
+        ),
+    )
+    approval_ttl_minutes: int = field(
+        default=60,
+        metadata=_setting("approval_ttl_minutes", "How long an approval stays usable"),
+    )
+    lock_timeout_seconds: float = field(
+        default=300.0,
+        metadata=_setting(
+            "lock_timeout_seconds", "How long apply waits for another run's lock before failing"
+        ),
+    )
+    journal_path: str | None = field(
+        default=None,
+        metadata=_setting(
+            "journal", "Audit fallback file while the state store is down; default: user state dir"
+        ),
+    )
+    secrets: SecretsSettings = field(default_factory=SecretsSettings, metadata=_NOT_A_SETTING)
+    # Provider name -> its settings dataclass (the provider spec's settings_type).
+    provider_settings: Mapping[str, object] = field(default_factory=dict, metadata=_NOT_A_SETTING)
+
+    def settings(self, spec: SettingsSpec[SettingsT]) -> SettingsT:
+        """The settings of ``spec``'s provider: as configured, else its defaults."""
+        value = self.provider_settings.get(spec.name)
+        if value is None:
+            return spec.settings_type()
+        if not isinstance(value, spec.settings_type):
+            raise TypeError(
+                f"settings of {spec.name} are a {type(value).__name__}, "
+                f"not a {spec.settings_type.__name__}"
+            )
+        return value
 
     def resolved_state_url(self, override: str | None = None) -> str:
         url = override or os.environ.get(ENV_STATE) or self.state_url or default_state_url()
@@ -77,118 +173,121 @@ class Config:
             return "unknown"
 
 
-def _where(source: Path | None, text: str | None, *keys: str) -> str:
-    """``file:line`` of a setting, for messages (the line when the text is known)."""
-    if text is None:
-        return str(source)
-    try:
-        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return str(source)
-    line = None
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        match = next(((k, v) for k, v in node.value if k.value == key), None)
-        if match is None:
-            break
-        line, node = match[0].start_mark.line + 1, match[1]
-    return f"{source}:{line}" if line else str(source)
+_SECTIONS: Mapping[str, tuple[type, str]] = {
+    "secrets": (SecretsSettings, "Where agentctl keeps secrets (App keys, live tokens)."),
+}
+_SEE = "see README, 'Configuration'"
+# JSON Schema types as the settings dataclasses spell them.
+_PYTHON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 
 
-def _unknown(
-    source: Path | None, text: str | None, path: tuple[str, ...], allowed: set[str]
+def config_json_schema(specs: Mapping[str, AnySpec]) -> JsonObject:
+    """The agentctl.yaml JSON Schema with ``specs``' sections."""
+    from agentctl.schema import config_schema
+
+    return config_schema(specs, Config, _SECTIONS)
+
+
+@cache
+def _validator(specs: tuple[AnySpec, ...]) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(config_json_schema({s.name: s for s in specs}))
+
+
+def _position(source: Path | None, root: Node | None, path: Sequence[str | int]) -> str:
+    if root is None or not path:
+        return str(source)
+    line, _ = locate(root, path, key=True)
+    return f"{source}:{line}"
+
+
+def _config_error(
+    error: jsonschema.ValidationError, source: Path | None, root: Node | None
 ) -> ConfigError:
-    import difflib
-
-    name = ".".join(path)
-    close = difflib.get_close_matches(path[-1], sorted(allowed), n=1)
-    guess = f"did you mean '{close[0]}'? " if close else ""
+    """One schema error as the ConfigError that says where and what to do."""
+    path = tuple(str(part) for part in error.absolute_path)
+    # jsonschema types these loosely; for a given keyword their shape is known.
+    kind: Any = error.validator
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        key = next(str(k) for k in instance if k not in allowed)
+        close = did_you_mean(key, allowed)
+        guess = f"did you mean '{close}'? " if close else ""
+        return ConfigError(
+            f"{_position(source, root, (*path, key))}: unknown setting '{'.'.join((*path, key))}'",
+            hint=f"{guess}valid here: {', '.join(allowed)}",
+        )
+    if kind == "type" and not path:
+        return ConfigError(f"{source}: the configuration must be a YAML mapping")
+    if kind == "type" and "object" in expected:
+        return ConfigError(
+            f"{_position(source, root, path)}: '{'.'.join(path)}' must be a mapping", hint=_SEE
+        )
+    if kind == "type":
+        names = [
+            _PYTHON_TYPES.get(t, t)
+            for t in ([expected] if isinstance(expected, str) else expected)
+            if t != "null"
+        ]
+        return ConfigError(
+            f"{_position(source, root, path)}: '{'.'.join(path)}' must be {' or '.join(names)}, "
+            f"not {type(instance).__name__}",
+            hint=_SEE,
+        )
     return ConfigError(
-        f"{_where(source, text, *path)}: unknown setting '{name}'",
-        hint=f"{guess}valid here: {', '.join(sorted(allowed))}",
+        f"{_position(source, root, path)}: '{'.'.join(path)}': {error.message[:200]}", hint=_SEE
     )
 
 
-def _section(
-    raw: Mapping[str, Any], key: str, cls: Any, source: Path | None, text: str | None
-) -> Any:
-    value = raw.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f"{_where(source, text, key)}: '{key}' must be a mapping",
-            hint="see README, 'Configuration'",
-        )
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise _unknown(source, text, (key, unknown[0]), known)
-    _check_types(cls, value, source, text, key)
-    return cls(**value)
+def parse_config(
+    raw: JsonValue,
+    source: Path | None = None,
+    root: Node | None = None,
+    *,
+    specs: Mapping[str, AnySpec] | None = None,
+) -> Config:
+    """A :class:`Config` from agentctl.yaml's plain values, checked against the
+    schema assembled from ``specs`` (default: the registered providers);
+    ``root`` (the composed YAML) locates errors by line."""
+    from agentctl.providers.registry import provider_specs
+
+    specs = provider_specs() if specs is None else specs
+    validator = _validator(tuple(specs[name] for name in sorted(specs)))
+    errors = list(validator.iter_errors(raw))
+    if errors:
+        # The first problem in the file, as people read it.
+        def where(error: jsonschema.ValidationError) -> tuple[int, int]:
+            if root is None:
+                return (0, 0)
+            path = list(error.absolute_path)
+            instance: Any = error.instance
+            schema: Any = error.schema
+            if error.validator == "additionalProperties":
+                path.append(next(k for k in instance if k not in schema.get("properties", {})))
+            return locate(root, path, key=True)
+
+        raise _config_error(min(errors, key=where), source, root)
+    values: Mapping[str, JsonValue] = raw if isinstance(raw, dict) else {}
+    names = {str(f.metadata["key"]): f.name for f in fields(Config) if "key" in f.metadata}
+    # Schema-valid, so every value has its field's type.
+    top: dict[str, Any] = {names[key]: value for key, value in values.items() if key in names}
+    return Config(
+        source=source,
+        secrets=SecretsSettings(**_section(values, "secrets")),
+        provider_settings={
+            name: spec.settings_type(**_section(values, name))
+            for name, spec in specs.items()
+            if name in values
+        },
+        **top,
+    )
 
 
-def _check_types(
-    cls: Any, values: Mapping[str, Any], source: Path | None, text: str | None, *prefix: str
-) -> None:
-    """A wrong type is reported where it is written, not as a crash later."""
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    for name, value in values.items():
-        expected = hints.get(name)
-        allowed = typing.get_args(expected) or (expected,)
-        if value is None and type(None) in allowed:
-            continue
-        simple = tuple(t for t in allowed if t in (str, int, float, bool))
-        if not simple:
-            continue
-        ok = isinstance(value, simple) and not (isinstance(value, bool) and bool not in simple)
-        if float in simple and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            wanted = " or ".join(t.__name__ for t in simple)
-            path = ".".join((*prefix, name))
-            raise ConfigError(
-                f"{_where(source, text, *prefix, name)}: '{path}' must be {wanted}, "
-                f"not {type(value).__name__}",
-                hint="see README, 'Configuration'",
-            )
-
-
-_TOP_LEVEL = {
-    "state": "state_url",
-    "operator": "operator",
-    "max_lifetime_days": "max_lifetime_days",
-    "rotation_max_age_days": "rotation_max_age_days",
-    "approval_ttl_minutes": "approval_ttl_minutes",
-    "lock_timeout_seconds": "lock_timeout_seconds",
-    "journal": "journal_path",
-}
-_SECTIONS = {"aws": AwsSettings, "github": GitHubSettings, "secrets": SecretsSettings}
-
-
-def parse_config(raw: Any, source: Path | None = None, text: str | None = None) -> Config:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: the configuration must be a YAML mapping")
-    allowed = set(_TOP_LEVEL) | set(_SECTIONS) | {"providers"}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise _unknown(source, text, (unknown[0],), allowed)
-    kwargs: dict[str, Any] = {_TOP_LEVEL[k]: v for k, v in raw.items() if k in _TOP_LEVEL}
-    for key, value in raw.items():
-        if key in _TOP_LEVEL:
-            _check_types(Config, {_TOP_LEVEL[key]: value}, source, text)
-    for key, cls in _SECTIONS.items():
-        kwargs[key] = _section(raw, key, cls, source, text)
-    providers = raw.get("providers") or {}
-    if not isinstance(providers, Mapping):
-        raise ConfigError(f"{source}: 'providers' must be a mapping of provider name to settings")
-    try:
-        return Config(source=source, providers=providers, **kwargs)
-    except TypeError as exc:  # a wrong type for a known field
-        raise ConfigError(f"{source}: {exc}") from None
+def _section(values: Mapping[str, JsonValue], key: str) -> dict[str, Any]:
+    section = values.get(key)
+    return dict(section) if isinstance(section, dict) else {}
 
 
 def find_config_file(explicit: str | None, contract_paths: Sequence[str] = ()) -> Path | None:
@@ -217,11 +316,31 @@ def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ())
         return Config()
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    return parse_config_text(text, path)
+
+
+def parse_config_text(text: str, source: Path | None = None) -> Config:
+    """agentctl.yaml's text -> :class:`Config`, every error located by line."""
+    try:
+        root = compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML", hint="fix the syntax") from None
-    return parse_config(raw, path, text)
+        raise ConfigError(f"{source}{where}: not valid YAML", hint="fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply", hint="fix the syntax") from None
+    if is_empty(root):
+        return Config(source=source)
+    assert root is not None
+    builder = Builder("agentctl.yaml", aliases=True)
+    try:
+        raw = builder.build(root)
+    except Abort as abort:
+        builder.issues.insert(0, abort.issue)
+    if builder.issues:
+        issue = builder.issues[0]
+        line = issue.mark[0] if issue.mark else locate(root, issue.path, key=True)[0]
+        raise ConfigError(f"{source}:{line}: {issue.message}", hint="fix the syntax")
+    return parse_config(raw, source, root)

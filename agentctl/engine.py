@@ -572,7 +572,7 @@ class Engine:
             # A granted provider with no record and no change planned: its
             # resource may exist already (a refreshing plan found it so).
             for provider_name, provider in self.providers.items():
-                if provider_name in recorded or contract.grant(provider_name) is None:
+                if provider_name in recorded or not contract.grants_to(provider_name):
                     continue
                 observed = provider.observe(name)
                 if observed.exists and observed.owned:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -398,18 +398,20 @@ def _command_text(command: Sequence[str]) -> str:
 
 
 def _scope_text(contract: Contract) -> str:
-    """Compact scope string for the audit trail: which permissions the run had."""
+    """Compact scope string for the audit trail: which permissions the run had,
+    each system's as its provider describes it."""
+    from agentctl.providers.registry import provider_specs
+
+    specs = provider_specs()
     parts: list[str] = []
-    for system, grant in sorted(contract.permissions.items()):
-        if isinstance(grant, Mapping):
-            scopes = grant.get("scopes", [])
-            repos = grant.get("repositories")
-            text = ",".join(map(str, scopes)) + (f" on {','.join(repos)}" if repos else "")
-        elif isinstance(grant, list) and grant and isinstance(grant[0], Mapping):
-            text = ",".join(a for st in grant for a in st.get("actions", []))
-        elif isinstance(grant, list):
-            text = ",".join(map(str, grant))
+    for system, raw in sorted(contract.permissions.items()):
+        spec = specs.get(system)
+        grant = contract.grant(spec) if spec is not None else None
+        if spec is not None and grant is not None:
+            text = spec.describe_grant(grant)
+        elif isinstance(raw, list):  # declared, not enforced: a list of scope names
+            text = ",".join(map(str, raw))
         else:
-            text = str(grant)
+            text = str(raw)
         parts.append(f"{system}:{text}")
     return "; ".join(parts)

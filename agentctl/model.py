@@ -8,11 +8,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeAlias, TypeVar, cast
+
+# A value as JSON (and the contract loader) knows it: what a grant is before
+# its provider parses it. Read-only (Sequence/Mapping), so any list or dict of
+# such values is one; JsonObject is a document being built.
+JsonValue: TypeAlias = (
+    "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+)
+JsonObject: TypeAlias = "dict[str, JsonValue]"
+
+GrantT_co = TypeVar("GrantT_co", covariant=True)
+GrantT = TypeVar("GrantT")
+
+
+class GrantModel(Protocol[GrantT_co]):
+    """What turns one system's grant into its provider's typed value (a
+    :class:`agentctl.providers.base.ProviderSpec` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def parse_grant(self) -> Callable[[JsonValue], GrantT_co]: ...
 
 
 class ExecutionMode(StrEnum):
@@ -69,8 +91,10 @@ class Contract:
     """One agent's access contract, validated.
 
     ``permissions`` maps a system name to that system's grant exactly as the
-    contract declares it (plain JSON-compatible data); the provider that owns
-    the system interprets it. Treat it as read-only.
+    contract declares it (plain JSON data: what the digest covers and the state
+    records). :meth:`grant` gives a provider its grant as the typed value its
+    spec parses it to; validation parses every enforced grant once, and stores
+    it in ``grants``. Treat both as read-only.
     """
 
     name: str
@@ -79,8 +103,11 @@ class Contract:
     execution_mode: ExecutionMode
     expiry: date
     kill_switch: str
-    permissions: Mapping[str, Any] = field(default_factory=dict)
+    permissions: Mapping[str, JsonValue] = field(default_factory=dict)
     source: str = ""
+    # system -> the parsed grant (its provider's frozen dataclass). Not part of
+    # equality: it is derived from ``permissions``.
+    grants: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def document(self) -> dict[str, Any]:
         """The contract as a plain document (what the hash covers)."""
@@ -117,5 +144,19 @@ class Contract:
         # The grant ends *on* the expiry date: an agent expiring today may no longer act.
         return on >= self.expiry
 
-    def grant(self, system: str) -> Any:
-        return self.permissions.get(system)
+    def grants_to(self, system: str) -> bool:
+        """Whether the contract declares a grant for ``system``."""
+        return system in self.permissions
+
+    def grant(self, model: GrantModel[GrantT]) -> GrantT | None:
+        """The typed grant for ``model``'s system, None when the contract has none.
+
+        Parsed at validation; a contract rebuilt from the state store (already
+        validated when it was applied) is parsed here on first use.
+        """
+        if model.name not in self.permissions:
+            return None
+        parsed = self.grants.get(model.name)
+        if parsed is None:
+            parsed = model.parse_grant(self.permissions[model.name])
+        return cast(GrantT, parsed)

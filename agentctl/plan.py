@@ -211,7 +211,7 @@ def compute_plan(
         unrecorded = False  # a provider's resource exists but the state does not record it
         for provider_name in _providers_for(contract, recorded_resources.get(name, ()), providers):
             provider = providers[provider_name]
-            granted = contract is not None and contract.grant(provider_name) is not None
+            granted = contract is not None and contract.grants_to(provider_name)
             if (
                 not refresh
                 and granted

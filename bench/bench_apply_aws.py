@@ -53,10 +53,11 @@ from botocore.parsers import ResponseParserError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agentctl.config import AwsSettings, Config  # noqa: E402
+from agentctl.config import Config  # noqa: E402
 from agentctl.contract import load_contracts  # noqa: E402
 from agentctl.model import Contract, ExecutionMode  # noqa: E402
 from agentctl.providers.aws.lifecycle import AwsProvider  # noqa: E402
+from agentctl.providers.aws.settings import AwsSettings  # noqa: E402
 from agentctl.providers.base import ProviderContext  # noqa: E402
 from agentctl.runtime import build_engine  # noqa: E402
 
@@ -257,7 +258,7 @@ def provider_apply(endpoint: str, n_agents: int, parallelism: int) -> dict[str, 
     )
     provider = AwsProvider(
         ProviderContext(
-            config=Config(aws=settings),
+            config=Config(provider_settings={"aws": settings}),
             client_options={**CREDENTIALS, "max_pool_connections": max(parallelism, 10)},
         )
     )
@@ -305,12 +306,14 @@ def write_contracts(folder: Path, n_agents: int, expiry: date) -> None:
 
 def engine_config(endpoint: str, boundary: str, workdir: Path, tag: str) -> Config:
     return Config(
-        aws=AwsSettings(
-            endpoint_url=endpoint,
-            region=REGION,
-            runtime_principal=RUNTIME_PRINCIPAL,
-            permissions_boundary=boundary,
-        ),
+        provider_settings={
+            "aws": AwsSettings(
+                endpoint_url=endpoint,
+                region=REGION,
+                runtime_principal=RUNTIME_PRINCIPAL,
+                permissions_boundary=boundary,
+            )
+        },
         state_url=f"sqlite:///{workdir / f'state-{tag}.db'}",
         journal_path=str(workdir / f"journal-{tag}.jsonl"),
     )

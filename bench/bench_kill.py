@@ -58,8 +58,9 @@ from bench_apply_aws import (  # noqa: E402
     write_contracts,
 )
 
-from agentctl.config import AwsSettings, Config  # noqa: E402
+from agentctl.config import Config  # noqa: E402
 from agentctl.contract import load_contracts  # noqa: E402
+from agentctl.providers.aws.settings import AwsSettings  # noqa: E402
 from agentctl.runtime import build_engine  # noqa: E402
 
 OPERATOR_POLICY = ROOT / "policies" / "operator-policy.json"
@@ -141,7 +142,7 @@ def provision(endpoint: str, workdir: Path, n_agents: int, victims: list[int]) -
         "permissions_boundary": boundary,
     }
     config = Config(
-        aws=AwsSettings(**settings),
+        provider_settings={"aws": AwsSettings(**settings)},
         state_url=f"sqlite:///{state}",
         journal_path=str(workdir / "journal.jsonl"),
     )

@@ -49,7 +49,8 @@ import requests
 from botocore.config import Config as BotoConfig
 
 from agentctl.clock import Clock
-from agentctl.config import AwsSettings, Config
+from agentctl.config import Config
+from agentctl.providers.aws.settings import AwsSettings
 from agentctl.providers.base import ProviderContext
 
 REGION = "us-east-1"
@@ -164,7 +165,7 @@ def provider_context(
     """A ProviderContext whose clients use ``credentials`` (explicit, so the
     developer's own AWS environment never leaks into a test)."""
     context = ProviderContext(
-        config=Config(aws=settings),
+        config=Config(provider_settings={"aws": settings}),
         client_options={**credentials, **client_options},
         operator="test-operator",
     )

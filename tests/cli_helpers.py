@@ -49,6 +49,7 @@ from contract_helpers import TODAY
 from agentctl.audit import verify_chain
 from agentctl.contract import load_contracts
 from agentctl.model import AgentStatus, Contract
+from agentctl.providers.aws import SPEC as AWS
 from agentctl.providers.aws.policies import (
     GRANT_POLICY,
     KILL_POLICY,
@@ -516,7 +517,7 @@ def role_problems(role: Mapping[str, Any], contract: Contract, cli: Cli, status:
         if tags.get(key) != value:
             problems.append(f"tag {key}={tags.get(key)!r}, want {value!r}")
     policies = role["Policies"]
-    grant = grant_policy(contract.name, contract.grant("aws"))
+    grant = grant_policy(contract.name, contract.grant(AWS))
     if policies.get(GRANT_POLICY) != grant:
         problems.append(f"grant policy {policies.get(GRANT_POLICY)} != {grant}")
     locked = status != "active"

@@ -25,11 +25,13 @@ import httpx
 import pytest
 import yaml
 
-from agentctl.config import Config, GitHubSettings, SecretsSettings
+from agentctl.config import Config, SecretsSettings
 from agentctl.engine import Engine
 from agentctl.model import Contract, ExecutionMode
 from agentctl.providers.base import ProviderContext, RunContext
+from agentctl.providers.github import SPEC as GITHUB
 from agentctl.providers.github.lifecycle import GitHubProvider
+from agentctl.providers.github.settings import GitHubSettings
 from agentctl.secrets import SecretStore, open_secret_store
 from agentctl.state import StateStore, open_state
 from testing.github import GitHubEmulator
@@ -93,7 +95,7 @@ class GitHubWorld:
     def config(self, **github: Any) -> Config:
         return Config(
             operator=OPERATOR,
-            github=self.settings(**github),
+            provider_settings={"github": self.settings(**github)},
             secrets=self.secrets_settings,
             journal_path=str(self.root / "journal.jsonl"),
         )
@@ -103,7 +105,7 @@ class GitHubWorld:
         config = config or self.config()
         github = {
             key: value
-            for key, value in vars(config.github).items()
+            for key, value in vars(config.settings(GITHUB)).items()
             if value != getattr(GitHubSettings(), key)
         }
         document = {

@@ -250,8 +250,9 @@ def _instrument(mp: pytest.MonkeyPatch, registry: SecretValues) -> None:
     from _pytest.capture import CaptureFixture
 
     from agentctl import secrets as secrets_module
-    from agentctl.config import GitHubSettings, SecretsSettings
+    from agentctl.config import SecretsSettings
     from agentctl.errors import AgentctlError
+    from agentctl.providers.github.settings import GitHubSettings
 
     secret_init = secrets_module.Secret.__init__
 

@@ -33,10 +33,11 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentctl.config import AwsSettings
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, ExecutionMode
+from agentctl.providers.aws import SPEC as AWS
 from agentctl.providers.aws.client import OPERATOR_HINT
+from agentctl.providers.aws.grant import parse_aws_grant
 from agentctl.providers.aws.lifecycle import AwsProvider
 from agentctl.providers.aws.policies import (
     GRANT_POLICY,
@@ -49,6 +50,7 @@ from agentctl.providers.aws.policies import (
     session_field,
     tag_value,
 )
+from agentctl.providers.aws.settings import AwsSettings
 from agentctl.providers.base import ActionResult, ChangeKind, Provider, RunContext
 
 BUCKETS = ("bucket-a", "bucket-b")
@@ -966,21 +968,26 @@ def test_policy_comparison_ignores_order_and_shorthand(actions: list[str]) -> No
     assert normalise_policy(normalise_policy(forward)) == normalise_policy(forward)
 
 
-def test_check_grant_delegates_to_the_vocabulary() -> None:
-    provider = AwsProvider(provider_context(AwsSettings()))
-    assert (
-        provider.check_grant([{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}])
-        == []
-    )
-    assert provider.check_grant(
-        [{"actions": ["s3:NoSuchThing"], "resources": ["arn:aws:s3:::b/*"]}]
-    )
+def test_the_spec_check_delegates_to_the_vocabulary_with_the_settings() -> None:
+    def check(statements: list[dict[str, Any]], settings: AwsSettings) -> list[str]:
+        return [f.code for f in AWS.check_grant(parse_aws_grant(statements), settings)]
+
+    readable = [{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}]
+    assert check(readable, AwsSettings()) == []
+    assert check(
+        [{"actions": ["s3:NoSuchThing"], "resources": ["arn:aws:s3:::b/*"]}], AwsSettings()
+    ) == ["unknown-action"]
+    own = [{"actions": ["iam:TagRole"], "resources": ["arn:aws:iam::123456789012:role/bots/bot-x"]}]
+    assert check(own, AwsSettings()) == []
+    assert check(own, AwsSettings(role_prefix="bot-", role_path="/bots/")) == ["self-escalation"]
 
 
 def test_grant_policy_refuses_what_iam_would() -> None:
     statement = {"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}
     with pytest.raises(ProviderError, match="repeats a statement sid"):
-        grant_policy("a", [statement | {"sid": "Read"}, statement | {"sid": "Read"}])
+        grant_policy(
+            "a", parse_aws_grant([statement | {"sid": "Read"}, statement | {"sid": "Read"}])
+        )
     huge = [
         {
             "actions": ["s3:GetObject"],
@@ -988,8 +995,8 @@ def test_grant_policy_refuses_what_iam_would() -> None:
         }
     ]
     with pytest.raises(ProviderError, match="IAM allows 10240 per role"):
-        grant_policy("a", huge)
+        grant_policy("a", parse_aws_grant(huge))
     with pytest.raises(ProviderError, match="needs 'actions' and 'resources'"):
-        grant_policy("a", [{"actions": ["s3:GetObject"]}])
+        grant_policy("a", parse_aws_grant([{"actions": ["s3:GetObject"]}]))
     with pytest.raises(ProviderError, match=r"role name agentctl-x+ is 70 characters"):
         AwsProvider(provider_context(AwsSettings())).role_name("x" * 61)

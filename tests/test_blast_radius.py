@@ -57,8 +57,13 @@ def test_killing_one_of_fifty_running_agents_touches_no_other(
 ) -> None:
     operator = create_operator(aws)
     aws.client("s3").create_bucket(Bucket=BUCKET)
+    github_config = github_world.config()
     config = dataclasses.replace(
-        github_world.config(), aws=aws_settings(aws, runtime_principal=operator.arn)
+        github_config,
+        provider_settings={
+            **github_config.provider_settings,
+            "aws": aws_settings(aws, runtime_principal=operator.arn),
+        },
     )
     engine = build_engine(
         config,

@@ -28,6 +28,7 @@ from contract_helpers import TODAY, frozen_now, write_contract
 from agentctl.config import Config
 from agentctl.contract import load_contracts
 from agentctl.model import Contract, ExecutionMode
+from agentctl.providers.aws.grant import AwsGrant, parse_aws_grant
 from agentctl.providers.aws.lifecycle import AwsProvider
 from agentctl.providers.aws.policies import boundary_gaps
 from agentctl.providers.base import ChangeKind
@@ -49,8 +50,8 @@ def deny(*actions: str, **extra: Any) -> dict[str, Any]:
     return {"Effect": "Deny", "Action": list(actions), "Resource": "*", **extra}
 
 
-def grant(*actions: str) -> list[dict[str, Any]]:
-    return [{"actions": list(actions), "resources": ["*"]}]
+def grant(*actions: str) -> AwsGrant:
+    return parse_aws_grant([{"actions": list(actions), "resources": ["*"]}])
 
 
 # -- the rule, offline -------------------------------------------------------------------
@@ -289,7 +290,9 @@ def test_plan_and_apply_through_the_engine_report_it_and_succeed(
     operator = create_operator(aws)
     boundary = create_boundary(aws, actions=("s3:Get*", "s3:List*"))
     config = Config(
-        aws=aws_settings(aws, runtime_principal=operator.arn, permissions_boundary=boundary),
+        provider_settings={
+            "aws": aws_settings(aws, runtime_principal=operator.arn, permissions_boundary=boundary)
+        },
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
         journal_path=str(tmp_path / "journal.jsonl"),
     )

@@ -13,17 +13,35 @@ import jsonschema
 import pytest
 
 from agentctl.contract import (
-    NAME_MAX_LENGTH,
     SCHEMA_ID,
-    VocabularyChecker,
     contract_validator,
     format_path,
     load_contract_text,
     load_contracts,
     load_schema,
+    name_max_length,
 )
-from agentctl.model import ExecutionMode, Severity
-from agentctl.providers.base import GrantFinding
+from agentctl.model import ExecutionMode, JsonValue, Severity
+from agentctl.providers.base import GrantFinding, ProviderSpec
+
+NAME_MAX_LENGTH = name_max_length()
+
+
+def scopes_provider(name: str, check: Any) -> dict[str, ProviderSpec[JsonValue, object]]:
+    """A provider whose grant is a list of scope names, checked by ``check``."""
+    return {
+        name: ProviderSpec(
+            name=name,
+            summary="a test provider",
+            grant_schema={"$ref": "#/$defs/scopes"},
+            parse_grant=lambda raw: raw,
+            check_grant=lambda grant, settings: check(grant),
+            describe_grant=str,
+            settings_type=object,
+            provider="tests:unused",
+        )
+    }
+
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
@@ -332,7 +350,7 @@ def test_custom_providers_are_asked_and_located() -> None:
         seen.append(grant)
         return [GrantFinding((1,), Severity.ERROR, "unknown-scope", "no such Jira scope")]
 
-    providers = {"jira": VocabularyChecker("jira", check_jira)}
+    providers = scopes_provider("jira", check_jira)
     report = load(DESIGN_EXAMPLE, providers=providers)
     assert seen == [["issue:read", "issue:transition"]]
     # github now has no provider: recorded, not enforced.
@@ -346,7 +364,7 @@ def test_a_failing_provider_is_a_problem_not_a_traceback() -> None:
     def explode(grant: Any) -> list[GrantFinding]:
         raise RuntimeError("provider bug")
 
-    report = load(DESIGN_EXAMPLE, providers={"github": VocabularyChecker("github", explode)})
+    report = load(DESIGN_EXAMPLE, providers=scopes_provider("github", explode))
     assert [p.code for p in report.errors] == ["provider-check-failed"]
 
 
@@ -355,7 +373,7 @@ def test_provider_is_not_asked_about_a_malformed_grant() -> None:
         raise AssertionError("called with a malformed grant")
 
     text = DESIGN_EXAMPLE.replace("    - repo:read\n", "    - {repo: read}\n")
-    report = load(text, providers={"github": VocabularyChecker("github", never)})
+    report = load(text, providers=scopes_provider("github", never))
     assert [p.code for p in report.errors] == ["wrong-type"]
 
 

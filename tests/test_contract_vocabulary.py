@@ -13,24 +13,42 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentctl.model import Severity
+from agentctl.model import JsonValue, Severity
 from agentctl.providers.aws import vocabulary as aws_vocabulary
+from agentctl.providers.aws.grant import parse_aws_grant
 from agentctl.providers.aws.vocabulary import (
     AWS_ACTIONS,
     ESCALATION_ACTIONS,
     ESCALATION_ON_WILDCARD,
-    check_aws_grant,
     expand_action,
 )
+from agentctl.providers.base import GrantFinding
 from agentctl.providers.github import scopes as github_scopes
+from agentctl.providers.github.grant import parse_github_grant
 from agentctl.providers.github.scopes import (
     APP_PERMISSIONS,
     FRIENDLY_SCOPES,
     PRIVILEGED_PERMISSIONS,
-    check_github_grant,
-    github_repositories,
-    resolve_github_permissions,
 )
+
+
+# The tests write grants as contracts do; the checks take them parsed, as
+# validation hands them over.
+def check_aws_grant(grant: JsonValue, **settings: str) -> list[GrantFinding]:
+    return aws_vocabulary.check_aws_grant(parse_aws_grant(grant), **settings)
+
+
+def check_github_grant(grant: JsonValue) -> list[GrantFinding]:
+    return github_scopes.check_github_grant(parse_github_grant(grant))
+
+
+def resolve_github_permissions(grant: JsonValue) -> dict[str, str]:
+    return github_scopes.resolve_github_permissions(parse_github_grant(grant))
+
+
+def github_repositories(grant: JsonValue) -> tuple[str, ...] | None:
+    return parse_github_grant(grant).repositories
+
 
 # A copy of ../shared/reference/github-rest-apps.openapi.json, the official description.
 OPENAPI = Path(__file__).resolve().parent / "data" / "github-rest-apps.openapi.json"

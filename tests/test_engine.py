@@ -58,7 +58,7 @@ def world(aws: MotoServer, tmp_path: Path) -> Iterator[World]:
     aws.client("s3").create_bucket(Bucket="bucket-a")
     settings = aws_settings(aws, runtime_principal=operator.arn, permissions_boundary=boundary)
     config = Config(
-        aws=settings,
+        provider_settings={"aws": settings},
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
         journal_path=str(tmp_path / "journal.jsonl"),
     )

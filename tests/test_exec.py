@@ -19,6 +19,7 @@ from contract_helpers import NOW, s3_read, write_contract
 from agentctl.cli.app import run
 from agentctl.config import Config
 from agentctl.execution import RunRequest, Runs
+from agentctl.providers.aws.settings import AwsSettings
 from agentctl.runtime import build_engine
 from agentctl.state import open_state
 
@@ -151,9 +152,11 @@ def test_assume_role_request_names_agent_user_and_trigger(world: ExecWorld) -> N
     """moto drops SourceIdentity and session tags: read them off the request."""
     engine = build_engine(
         Config(
-            aws=Config().aws.__class__(
-                endpoint_url=world.server.url, region="us-east-1", runtime_principal="unused"
-            ),
+            provider_settings={
+                "aws": AwsSettings(
+                    endpoint_url=world.server.url, region="us-east-1", runtime_principal="unused"
+                )
+            },
             state_url=world.state_url,
         ),
         clock=lambda: NOW,

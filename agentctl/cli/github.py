@@ -32,7 +32,7 @@ from rich.markup import escape
 
 from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stdout
 from agentctl.errors import AgentctlError, NotFound, UsageError
-from agentctl.providers.github.scopes import github_repositories
+from agentctl.providers.github import SPEC as GITHUB
 
 if TYPE_CHECKING:
     from agentctl.model import Contract
@@ -193,7 +193,8 @@ def register_command(
         f"owned by {escape(registered.owner)}."
     )
     stdout.print(f"Its private key is in the secret store as {escape(registered.secret_refs[0])}.")
-    limited = github_repositories(agent.grant("github"))
+    grant = agent.grant(GITHUB)
+    limited = grant.repositories if grant is not None else None
     where = f", for {', '.join(limited)} only" if limited else ""
     stdout.print(f"Next: install it on {escape(registered.owner)}{escape(where)}:")
     stdout.print(f"  {escape(registered.install_url)}")

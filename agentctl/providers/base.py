@@ -1,28 +1,35 @@
-"""The one Protocol every provider implements, and the values it exchanges.
+"""What a provider is: one :class:`ProviderSpec`, one :class:`Provider`, and the
+values they exchange with the core.
 
-A provider owns one system (``aws``, ``github``, ...): its vocabulary (which
-scopes/actions a contract may name), how to observe what exists, how to
-converge it to a contract, and how to kill, revive, rotate and mint
-short-lived credentials for one agent. Providers never print; they return
-these values or raise :class:`agentctl.errors.ProviderError`.
+A provider owns one system (``aws``, ``github``, ...) and is one package under
+``agentctl/providers/`` (or any installed distribution) that exports a
+:class:`ProviderSpec` through the ``agentctl.providers`` entry point group. The
+spec is what the core knows without importing an SDK: the grant's JSON Schema
+fragment and its parser to a frozen typed value, the vocabulary and lint
+check, the settings dataclass (the provider's ``agentctl.yaml`` section), hints
+for misplaced keys, how a grant reads in the audit trail, and where the
+:class:`Provider` lives (imported only when a command needs it).
 
-Clients (boto3, githubkit) are created lazily inside the provider so that
-constructing one — as ``agentctl validate`` does to check vocabularies — costs
-nothing.
+The :class:`Provider` observes what exists, plans changes that converge it to
+a contract (each carrying the provider's own typed payload to ``apply``), and
+kills, revives, rotates and mints short-lived credentials for one agent.
+Providers never print; they return these values or raise
+:class:`agentctl.errors.ProviderError`, which the engine turns into results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
-from agentctl.errors import SecretStoreError, StateError
-from agentctl.model import Contract, Severity
+from agentctl.errors import ConfigError, SecretStoreError, StateError
+from agentctl.model import Contract, JsonObject, JsonValue, Severity
 
 if TYPE_CHECKING:
     from agentctl.secrets import Secret, SecretStore
@@ -112,6 +119,12 @@ MUTATING_KINDS = frozenset(
 )
 
 
+PayloadT = TypeVar("PayloadT")
+PayloadT_co = TypeVar("PayloadT_co", covariant=True)
+GrantT = TypeVar("GrantT")
+SettingsT = TypeVar("SettingsT")
+
+
 @dataclass(frozen=True)
 class FieldChange:
     field: str
@@ -120,14 +133,16 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
-class Change:
+class Change(Generic[PayloadT_co]):
     provider: str
     agent: str
     kind: ChangeKind
     summary: str
     fields: tuple[FieldChange, ...] = ()
-    # Provider-private payload carried from plan to apply (never secret).
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    # The provider's own typed payload, carried from its plan to its apply
+    # (never secret; the engine never reads it). None for changes the core
+    # makes itself (DECLARED) and for report-only ones that need none.
+    payload: PayloadT_co | None = None
 
     @property
     def mutating(self) -> bool:
@@ -180,18 +195,19 @@ class IssuedCredential:
 
 
 @runtime_checkable
-class Provider(Protocol):
-    name: str
+class Provider(Protocol[PayloadT]):
+    """One system's lifecycle over typed payloads (``PayloadT``: what its plan
+    hands its apply). Constructed by :meth:`ProviderSpec.create`."""
 
-    def check_grant(self, grant: Any) -> list[GrantFinding]:
-        """Vocabulary and lint checks of this system's grant. No network."""
-        ...
+    name: str
 
     def observe(self, agent: str) -> Observed:
         """Look the agent's resources up by agentctl's own tags/names (exact match)."""
         ...
 
-    def plan(self, contract: Contract | None, observed: Observed, *, expired: bool) -> list[Change]:
+    def plan(
+        self, contract: Contract | None, observed: Observed, *, expired: bool
+    ) -> list[Change[PayloadT]]:
         """Changes that converge ``observed`` to ``contract``.
 
         ``contract`` None means the contract disappeared (orphan: REMOVE).
@@ -200,7 +216,7 @@ class Provider(Protocol):
         """
         ...
 
-    def apply(self, change: Change) -> ActionResult: ...
+    def apply(self, change: Change[PayloadT]) -> ActionResult: ...
 
     def kill(self, agent: str, reason: str) -> ActionResult:
         """Revoke this agent only: existing sessions/tokens denied at once, no new
@@ -218,3 +234,99 @@ class Provider(Protocol):
     def revoke_credential(self, agent: str, credential_id: str) -> ActionResult:
         """Revoke one credential this provider issued (end of an exec run)."""
         ...
+
+
+# The engine holds providers of different payload types side by side and only
+# ever hands a provider back its own changes: the payload type is the
+# provider's business.
+AnyProvider: TypeAlias = "Provider[Any]"
+ProviderFactory: TypeAlias = "Callable[[ProviderContext], AnyProvider]"
+
+
+@dataclass(frozen=True)
+class NameLimit:
+    """The longest agent name a provider can carry, and why (for the error)."""
+
+    max_length: int
+    reason: str  # e.g. "GitHub App names are limited to 34 characters"
+
+
+@dataclass(frozen=True)
+class SchemaHints:
+    """What a provider adds to the contract errors about its grant.
+
+    Locations are relative to the grant: ``""`` is the grant itself, ``"[]"``
+    one item of it (``"[].actions"`` a key of an item).
+    """
+
+    # An unknown key people write by habit (lowercased, '_' dropped) -> what to do.
+    unknown_key: Mapping[str, str] = field(default_factory=dict)
+    # A required key at a location -> how to add it, e.g. {"[].actions": "add ..."}.
+    missing_key: Mapping[str, str] = field(default_factory=dict)
+    # A location -> what it must be, said for people, e.g. {"": "a list of scopes"}.
+    expected_type: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_object(target: str, what: str) -> object:
+    """``"module:attr"`` imported: how specs name what they load lazily."""
+    module_name, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"{what} {target!r} cannot be loaded ({exc.__class__.__name__})",
+            hint="reinstall the package that provides it, or uninstall it",
+        ) from None
+
+
+@dataclass(frozen=True, eq=False)
+class ProviderSpec(Generic[GrantT, SettingsT]):
+    """Everything the core knows about a provider without importing its SDK.
+
+    A provider package exports one of these as ``SPEC`` and registers it under
+    the ``agentctl.providers`` entry point group (``name = "pkg:SPEC"``).
+    Importing the package must stay cheap: ``agentctl validate`` loads every
+    spec, and only a command that acts on the system calls :meth:`create`.
+
+    - ``grant_schema``: the JSON Schema of ``permissions.<name>`` (Draft
+      2020-12), with ``schema_defs`` for the ``#/$defs/...`` it references;
+      the contract schema is assembled from these.
+    - ``parse_grant``: a schema-valid grant -> the provider's frozen typed value
+      (run once, at validation; stored on the contract).
+    - ``check_grant``: vocabulary and lint of a parsed grant under the
+      settings (no network); findings are located by the contract loader.
+    - ``describe_grant``: the grant in one line, for the audit trail's scope.
+    - ``settings_type``: the frozen dataclass of its ``agentctl.yaml``
+      section (every field defaulted); the config schema is derived from it.
+    - ``provider``: ``"module:attr"`` of a :data:`ProviderFactory`.
+    - ``commands``: optional ``"module:attr"`` of a Typer app mounted as
+      ``agentctl <name> ...``.
+    """
+
+    name: str
+    summary: str
+    grant_schema: JsonObject
+    parse_grant: Callable[[JsonValue], GrantT]
+    check_grant: Callable[[GrantT, SettingsT], Sequence[GrantFinding]]
+    describe_grant: Callable[[GrantT], str]
+    settings_type: type[SettingsT]
+    provider: str
+    schema_defs: Mapping[str, JsonObject] = field(default_factory=dict)
+    hints: SchemaHints = field(default_factory=SchemaHints)
+    name_limit: NameLimit | None = None
+    commands: str | None = None
+
+    def create(self, context: ProviderContext) -> AnyProvider:
+        """The provider itself (imports its lifecycle module, and so its SDK's wrapper)."""
+        factory = load_object(self.provider, f"the {self.name} provider")
+        if not callable(factory):
+            raise ConfigError(
+                f"the {self.name} provider {self.provider!r} is not a provider factory",
+                hint="reinstall the package that provides it, or uninstall it",
+            )
+        provider: AnyProvider = factory(context)
+        return provider
+
+
+# A spec whose grant and settings types are its own business (the registry's view).
+AnySpec: TypeAlias = "ProviderSpec[Any, Any]"

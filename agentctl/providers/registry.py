@@ -1,53 +1,76 @@
-"""The typed table of providers: built-ins plus ``agentctl.providers`` entry points.
+"""The registered providers: one :class:`ProviderSpec` per ``agentctl.providers``
+entry point.
 
-Entries are import strings resolved on first use, so listing providers (as
-``agentctl validate`` does) never imports boto3 or githubkit.
+agentctl's own providers are entry points of its own distribution, exactly
+like a third party's (``pyproject.toml``: ``aws = "agentctl.providers.aws:SPEC"``),
+so validation, the schemas and the engine treat every provider alike. On a
+name clash agentctl's own distribution wins, so a stale or hostile plug-in can
+never shadow the AWS or GitHub provider; between two third-party
+distributions, the one whose name sorts first.
+
+Loading a spec imports only its package (cheap by contract: no SDK); the
+provider itself is imported by :meth:`ProviderSpec.create` when a command
+needs it.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Mapping
-from importlib.metadata import entry_points
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from types import MappingProxyType
 
 from agentctl.errors import ConfigError
-from agentctl.providers.base import Provider, ProviderContext
-
-ProviderFactory = Callable[[ProviderContext], Provider]
+from agentctl.providers.base import AnyProvider, AnySpec, ProviderContext, ProviderSpec
 
 ENTRY_POINT_GROUP = "agentctl.providers"
-
-BUILTIN_PROVIDERS: Mapping[str, str] = {
-    "aws": "agentctl.providers.aws.lifecycle:AwsProvider",
-    "github": "agentctl.providers.github.lifecycle:GitHubProvider",
-}
+OWN_DISTRIBUTION = "agentctl"
 
 
-def available_providers() -> dict[str, str]:
-    """Provider name -> "module:attr" for built-ins and installed plug-ins."""
-    table = dict(BUILTIN_PROVIDERS)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        # Built-ins are also declared as entry points; the built-in wins so a
-        # stale plug-in can never shadow the AWS or GitHub provider.
-        table.setdefault(entry.name, entry.value)
-    return table
+def _distribution(entry: EntryPoint) -> str:
+    dist = entry.dist
+    return dist.name if dist is not None else ""
 
 
-def _resolve(target: str) -> ProviderFactory:
-    module_name, _, attr = target.partition(":")
+def _rank(entry: EntryPoint) -> tuple[bool, str]:
+    name = _distribution(entry)
+    return (name.lower().replace("_", "-") != OWN_DISTRIBUTION, name.lower())
+
+
+def _load(entry: EntryPoint) -> AnySpec:
+    origin = _distribution(entry) or "an unknown distribution"
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
+        spec = entry.load()
+    except Exception as exc:  # a broken plug-in must say which one, not crash
         raise ConfigError(
-            f"provider {target!r} cannot be loaded ({exc.__class__.__name__})",
-            hint="reinstall the package that provides it, or uninstall it",
+            f"provider {entry.name!r} ({entry.value} from {origin}) cannot be loaded "
+            f"({exc.__class__.__name__})",
+            hint=f"reinstall {origin}, or uninstall it",
         ) from None
-    return factory
+    if not isinstance(spec, ProviderSpec) or spec.name != entry.name:
+        raise ConfigError(
+            f"provider {entry.name!r} ({entry.value} from {origin}) is not the ProviderSpec "
+            f"of a provider named {entry.name!r}",
+            hint=f"report it to the authors of {origin}, or uninstall it",
+        )
+    return spec
+
+
+@cache
+def provider_specs() -> Mapping[str, AnySpec]:
+    """Provider name -> its spec, for every installed provider (sorted by name)."""
+    chosen: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        current = chosen.get(entry.name)
+        if current is None or _rank(entry) < _rank(current):
+            chosen[entry.name] = entry
+    return MappingProxyType({name: _load(chosen[name]) for name in sorted(chosen)})
 
 
 def load_providers(
     context: ProviderContext, names: Iterable[str] | None = None
-) -> dict[str, Provider]:
-    table = available_providers()
-    wanted = list(table) if names is None else [n for n in names if n in table]
-    return {name: _resolve(table[name])(context) for name in wanted}
+) -> dict[str, AnyProvider]:
+    """The providers named (default: every installed one), constructed."""
+    specs = provider_specs()
+    wanted = list(specs) if names is None else [n for n in names if n in specs]
+    return {name: specs[name].create(context) for name in wanted}

@@ -1,4 +1,4 @@
-"""AWS provider: one IAM role per agent (DESIGN §3, AWS).
+"""AWS provider: one IAM role per agent.
 
 The role is ``{role_prefix}{agent}`` under ``role_path``. It is agentctl's only
 when tagged ``managed-by=agentctl`` *and* ``agentctl:agent`` equals this agent's
@@ -15,7 +15,7 @@ does not fit in a 256-character tag, and settings are the source of truth).
 
 Rotate for roles is "revoke older sessions": an inline deny conditioned on
 ``aws:TokenIssueTime``. agentctl creates no IAM users, so there are no access
-keys to rotate; the two-key dance of DESIGN §3 does not apply to this provider.
+keys to rotate, and no two-key create/verify/delete dance.
 
 boto3 is imported only when a client is first needed: ``agentctl validate``
 constructs every provider to check grants and must not pay for it.
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, canonical_json
+from agentctl.providers.aws import PROVIDER, SPEC
 from agentctl.providers.aws.client import AwsClients, provider_error
 from agentctl.providers.aws.policies import (
     GRANT_POLICY,
@@ -44,7 +45,6 @@ from agentctl.providers.aws.policies import (
     MIN_SESSION,
     OWN_POLICIES,
     POLICY_VERSION,
-    PROVIDER,
     REVOKE_OLDER_POLICY,
     SESSION_ACTIONS,
     SESSION_TAG_KEYS,
@@ -79,7 +79,6 @@ from agentctl.providers.base import (
     Change,
     ChangeKind,
     FieldChange,
-    GrantFinding,
     IssuedCredential,
     Observed,
     ProviderContext,
@@ -90,6 +89,15 @@ if TYPE_CHECKING:
     from agentctl.secrets import Secret
 
 # -- the provider ------------------------------------------------------------------
+
+
+# What a role change carries from plan to apply: the desired role (CREATE) or
+# the fields that differ (UPDATE), plus the role name (never secret).
+RolePayload = Mapping[str, Any]
+
+
+def _payload(change: Change[RolePayload]) -> RolePayload:
+    return change.payload or {}
 
 
 class AwsProvider:
@@ -107,7 +115,7 @@ class AwsProvider:
 
     def __init__(self, context: ProviderContext) -> None:
         self._context = context
-        self._settings: AwsSettings = context.config.aws
+        self._settings: AwsSettings = context.config.settings(SPEC)
         self._clients = AwsClients(self._settings, context.client_options)
         self._lock = threading.Lock()  # guards _issued
         # credential_id -> expiry of sessions this process issued (revoke_credential).
@@ -203,21 +211,12 @@ class AwsProvider:
             "tags": tags,
             "boundary": self._settings.permissions_boundary,
             "trust": self.trust_policy(),
-            "grant": grant_policy(contract.name, contract.grant(PROVIDER)),
+            "grant": grant_policy(contract.name, contract.grant(SPEC)),
             # The owner is a tag, not part of the description: changing owners
             # should show as one field, not two.
             "description": role_description(f"agentctl agent {contract.name}: {contract.purpose}"),
             "max_session_duration": self.max_session_duration(),
         }
-
-    # -- Provider protocol: vocabulary -------------------------------------------
-
-    def check_grant(self, grant: Any) -> list[GrantFinding]:
-        from agentctl.providers.aws.vocabulary import check_aws_grant
-
-        return check_aws_grant(
-            grant, role_prefix=self._settings.role_prefix, role_path=self._settings.role_path
-        )
 
     # -- observe -------------------------------------------------------------------
 
@@ -313,7 +312,9 @@ class AwsProvider:
 
     # -- plan ------------------------------------------------------------------------
 
-    def plan(self, contract: Contract | None, observed: Observed, *, expired: bool) -> list[Change]:
+    def plan(
+        self, contract: Contract | None, observed: Observed, *, expired: bool
+    ) -> list[Change[RolePayload]]:
         changes = self._plan_role(contract, observed, expired=expired)
         return changes + self._boundary_drift(contract, observed, expired=expired)
 
@@ -347,15 +348,21 @@ class AwsProvider:
 
     def _boundary_drift(
         self, contract: Contract | None, observed: Observed, *, expired: bool
-    ) -> list[Change]:
+    ) -> list[Change[RolePayload]]:
         """Lint: grant actions the permissions boundary blocks (DRIFT, never applied).
 
         Such a grant is not a risk (the boundary wins) but the contract then
         says more than the agent can do, and the audit trail's scope with it.
         """
         arn = self._settings.permissions_boundary
-        grant = contract.grant(PROVIDER) if contract is not None else None
-        if not arn or not grant or expired or (observed.exists and not observed.owned):
+        grant = contract.grant(SPEC) if contract is not None else None
+        if (
+            not arn
+            or grant is None
+            or not grant.statements
+            or expired
+            or (observed.exists and not observed.owned)
+        ):
             return []
         assert contract is not None
         document = self._boundary_document(arn)
@@ -369,7 +376,7 @@ class AwsProvider:
                     payload={"lint": "boundary-unreadable", "boundary": arn},
                 )
             ]
-        changes = []
+        changes: list[Change[RolePayload]] = []
         for action, blocked, denied in boundary_gaps(grant, document):
             verb = "denied" if denied else "not allowed"
             if len(blocked) == 1 and blocked[0].lower() == action.lower():
@@ -398,11 +405,12 @@ class AwsProvider:
 
     def _plan_role(
         self, contract: Contract | None, observed: Observed, *, expired: bool
-    ) -> list[Change]:
+    ) -> list[Change[RolePayload]]:
         agent = observed.agent
         role_name = self.role_name(agent)
         # An empty `aws: []` grants nothing: no role (an existing one is an orphan).
-        granted = contract is not None and bool(contract.grant(PROVIDER))
+        grant = contract.grant(SPEC) if contract is not None else None
+        granted = grant is not None and bool(grant.statements)
         if not granted:
             if observed.exists and observed.owned:
                 why = (
@@ -539,12 +547,12 @@ class AwsProvider:
 
     # -- apply ---------------------------------------------------------------------
 
-    def apply(self, change: Change) -> ActionResult:
-        handlers: dict[ChangeKind, Callable[[Change], ActionResult]] = {
+    def apply(self, change: Change[RolePayload]) -> ActionResult:
+        handlers: dict[ChangeKind, Callable[[Change[RolePayload]], ActionResult]] = {
             ChangeKind.CREATE: self._create,
             ChangeKind.UPDATE: self._update,
             ChangeKind.DISABLE: lambda c: self._lock_role(
-                c.agent, str(c.payload.get("reason", "expired")), STATUS_EXPIRED, "disable"
+                c.agent, str(_payload(c).get("reason", "expired")), STATUS_EXPIRED, "disable"
             ),
             ChangeKind.REMOVE: self._remove,
         }
@@ -564,7 +572,7 @@ class AwsProvider:
                 change.kind.value,
                 ok=False,
                 detail=exc.message,
-                remaining=f"re-run `agentctl apply` to {change.kind.value} role {change.payload.get('role_name', change.agent)}",
+                remaining=f"re-run `agentctl apply` to {change.kind.value} role {_payload(change).get('role_name', change.agent)}",
             )
 
     def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
@@ -586,8 +594,8 @@ class AwsProvider:
             },
         )
 
-    def _create(self, change: Change) -> ActionResult:
-        desired = change.payload
+    def _create(self, change: Change[RolePayload]) -> ActionResult:
+        desired = _payload(change)
         role_name = desired["role_name"]
         params: dict[str, Any] = {
             "RoleName": role_name,
@@ -614,18 +622,18 @@ class AwsProvider:
         info = {"arn": role["Arn"], "role_name": role_name, "role_id": role["RoleId"]}
         return self._role_result(change.agent, "create", info, f"created role {role_name}")
 
-    def _converge_existing(self, change: Change) -> ActionResult:
+    def _converge_existing(self, change: Change[RolePayload]) -> ActionResult:
         observed = self.observe(change.agent)
         if not observed.owned:
             return self._result(
                 change.agent,
                 "create",
                 ok=False,
-                detail=f"role {change.payload['role_name']} appeared meanwhile and is not managed by agentctl; not touched",
+                detail=f"role {_payload(change)['role_name']} appeared meanwhile and is not managed by agentctl; not touched",
                 remaining="rename the agent or remove/tag the role, then re-run apply",
             )
         locked = observed.killed or observed.disabled
-        desired = dict(change.payload)
+        desired = dict(_payload(change))
         desired["tags"] = {
             **desired["tags"],
             TAG_STATUS: observed.attributes.get("status", STATUS_ACTIVE),
@@ -669,8 +677,8 @@ class AwsProvider:
             "iam", "tag_role", f"tag role {role_name}", RoleName=role_name, Tags=tag_list(tags)
         )
 
-    def _update(self, change: Change) -> ActionResult:
-        payload = change.payload
+    def _update(self, change: Change[RolePayload]) -> ActionResult:
+        payload = _payload(change)
         role_name = payload["role_name"]
         if payload.get("enable"):
             # Renewed after expiry: open the trust first, then drop the deny,
@@ -719,8 +727,8 @@ class AwsProvider:
             )
         return self._role_result(change.agent, "update", payload, f"updated role {role_name}")
 
-    def _remove(self, change: Change) -> ActionResult:
-        role_name = change.payload["role_name"]
+    def _remove(self, change: Change[RolePayload]) -> ActionResult:
+        role_name = _payload(change)["role_name"]
         role = self._get_role(role_name, f"look up role {role_name}")
         if role is None:
             return self._result(

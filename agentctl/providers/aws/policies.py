@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from agentctl.errors import ProviderError
 from agentctl.providers.aws import PROVIDER
+from agentctl.providers.aws.grant import AwsGrant
 
 GRANT_POLICY = "agentctl-grant"
 KILL_POLICY = "agentctl-kill"
@@ -149,20 +150,21 @@ def compact_policy(document: Mapping[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
 
-def grant_policy(agent: str, grant: Any) -> dict[str, Any]:
+def grant_policy(agent: str, grant: AwsGrant | None) -> dict[str, Any]:
     """The inline policy for a contract's ``aws`` statements.
 
-    ``check_grant`` has validated the vocabulary; this only shapes the document.
+    Validation has checked the vocabulary; this only shapes the document (and
+    refuses what IAM would, for a contract that skipped validation).
     """
-    if not grant or not isinstance(grant, list):
+    if grant is None or not grant.statements:
         raise ProviderError(
             PROVIDER,
             f"the aws grant of {agent} must be a list of {{actions, resources}} statements",
             hint="run `agentctl validate` on the contract",
         )
     statements = []
-    for index, entry in enumerate(grant):
-        if not isinstance(entry, Mapping) or not entry.get("actions") or not entry.get("resources"):
+    for index, entry in enumerate(grant.statements):
+        if not entry.actions or not entry.resources:
             raise ProviderError(
                 PROVIDER,
                 f"statement {index} of the aws grant of {agent} needs 'actions' and 'resources'",
@@ -171,10 +173,10 @@ def grant_policy(agent: str, grant: Any) -> dict[str, Any]:
         statements.append(
             {
                 # The contract's own sid is kept: people grep policies for it.
-                "Sid": str(entry.get("sid") or f"Grant{index}"),
+                "Sid": entry.sid or f"Grant{index}",
                 "Effect": "Allow",
-                "Action": _as_sorted_list(entry["actions"]),
-                "Resource": _as_sorted_list(entry["resources"]),
+                "Action": _as_sorted_list(entry.actions),
+                "Resource": _as_sorted_list(entry.resources),
             }
         )
     sids = [statement["Sid"] for statement in statements]
@@ -201,7 +203,9 @@ def _iam_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), re.IGNORECASE)
 
 
-def boundary_gaps(grant: Any, boundary: Mapping[str, Any]) -> list[tuple[str, list[str], bool]]:
+def boundary_gaps(
+    grant: AwsGrant, boundary: Mapping[str, Any]
+) -> list[tuple[str, list[str], bool]]:
     """Granted actions a permissions boundary does not let through.
 
     Returns ``(action as written, [known actions it names that the boundary
@@ -242,11 +246,7 @@ def boundary_gaps(grant: Any, boundary: Mapping[str, Any]) -> list[tuple[str, li
         return not hit if negated else hit
 
     gaps: list[tuple[str, list[str], bool]] = []
-    written: dict[str, None] = {}
-    for statement in grant if isinstance(grant, list) else []:
-        if isinstance(statement, Mapping) and isinstance(statement.get("actions"), list):
-            written.update((str(a), None) for a in statement["actions"])
-    for action in written:
+    for action in grant.actions:
         concrete = sorted(expand_action(action)) or [action]
         denied = [a for a in concrete if any(named(a, p, n) for p, n in denies)]
         blocked = [a for a in concrete if a in denied or not any(named(a, p, n) for p, n in allows)]

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+def _about(text: str) -> dict[str, str]:
+    return {"description": text}
 
 
 @dataclass(frozen=True)
 class AwsSettings:
-    role_prefix: str = "agentctl-"
-    role_path: str = "/agentctl/"
-    permissions_boundary: str | None = None
+    role_prefix: str = field(
+        default="agentctl-", metadata=_about("Agent roles are named <role_prefix><agent>")
+    )
+    role_path: str = field(default="/agentctl/", metadata=_about("The IAM path of agent roles"))
+    permissions_boundary: str | None = field(
+        default=None, metadata=_about("ARN of the policy attached as every agent role's boundary")
+    )
     # Principal allowed to assume agent roles (the agent runtime / exec host).
-    runtime_principal: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    endpoint_url: str | None = None
-    session_duration_seconds: int = 3600
-    max_attempts: int = 8
+    runtime_principal: str | None = field(
+        default=None, metadata=_about("ARN of who may assume agent roles (the exec host)")
+    )
+    region: str | None = field(
+        default=None, metadata=_about("AWS region; else the standard AWS environment")
+    )
+    profile: str | None = field(
+        default=None, metadata=_about("AWS profile; else AWS_PROFILE / the default chain")
+    )
+    endpoint_url: str | None = field(
+        default=None, metadata=_about("AWS endpoint; else AWS_ENDPOINT_URL")
+    )
+    session_duration_seconds: int = field(
+        default=3600, metadata=_about("Lifetime of the sessions exec issues")
+    )
+    max_attempts: int = field(
+        default=8, metadata=_about("Attempts per AWS call (standard retry mode, with backoff)")
+    )

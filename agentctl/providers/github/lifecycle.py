@@ -1,4 +1,4 @@
-"""GitHub provider: a GitHub App per agent, scoped installation tokens (DESIGN §3, GitHub).
+"""GitHub provider: a GitHub App per agent, scoped installation tokens.
 
 Two modes (``github.mode`` in agentctl.yaml):
 
@@ -39,6 +39,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -49,25 +50,21 @@ from agentctl.providers.base import (
     Change,
     ChangeKind,
     FieldChange,
-    GrantFinding,
     IssuedCredential,
     Observed,
     ProviderContext,
     RunContext,
 )
-from agentctl.providers.github import PROVIDER
+from agentctl.providers.github import PROVIDER, SPEC
 from agentctl.providers.github.client import AppIdentity, GitHubApiError, GitHubHttp, utc_text
+from agentctl.providers.github.grant import GitHubGrant
 from agentctl.providers.github.manifest import (
     ManifestForm,
     RegisteredApp,
     build_manifest,
     manifest_form,
 )
-from agentctl.providers.github.scopes import (
-    check_github_grant,
-    github_repositories,
-    resolve_github_permissions,
-)
+from agentctl.providers.github.scopes import resolve_github_permissions
 from agentctl.secrets import Secret
 
 if TYPE_CHECKING:
@@ -114,6 +111,17 @@ _SHARED_KEYS = (
 )
 
 
+@dataclass(frozen=True)
+class GitHubChange:
+    """What a GitHub change carries from plan to apply."""
+
+    mode: str  # DEDICATED or SHARED
+    # CREATE/UPDATE: the resource attributes to record (the engine records them).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    # Re-enabling after a renewal: the installations to unsuspend.
+    unsuspend: tuple[int, ...] = ()
+
+
 def app_key_ref(agent: str) -> str:
     return f"github/app/{agent}/private-key"
 
@@ -144,8 +152,8 @@ def _same(left: Any, right: Any) -> bool:
     return canonical_json(left) == canonical_json(right)
 
 
-def _contract_repositories(grant: Any) -> list[str] | None:
-    repositories = github_repositories(grant)
+def _contract_repositories(grant: GitHubGrant) -> list[str] | None:
+    repositories = grant.repositories
     return None if repositories is None else sorted(set(repositories))
 
 
@@ -164,7 +172,7 @@ class GitHubProvider:
     ) -> None:
         """``sleep`` and the backoff bounds are injectable so tests retry fast."""
         self._context = context
-        self._settings = context.config.github
+        self._settings = context.config.settings(SPEC)
         self._http = GitHubHttp(
             self._settings,
             sleep=sleep,
@@ -437,11 +445,6 @@ class GitHubProvider:
 
     # -- Provider protocol: vocabulary ------------------------------------------
 
-    def check_grant(self, grant: Any) -> list[GrantFinding]:
-        return check_github_grant(grant)
-
-    # -- observe -------------------------------------------------------------------
-
     def observe(self, agent: str) -> Observed:
         record = self._record(agent)
         mode = record.attributes.get("mode", self.mode) if record is not None else self.mode
@@ -577,7 +580,9 @@ class GitHubProvider:
 
     # -- plan ------------------------------------------------------------------------
 
-    def plan(self, contract: Contract | None, observed: Observed, *, expired: bool) -> list[Change]:
+    def plan(
+        self, contract: Contract | None, observed: Observed, *, expired: bool
+    ) -> list[Change[GitHubChange]]:
         agent = observed.agent
         recorded = observed.attributes.get("recorded") or {}
         mode = recorded.get("mode") or observed.attributes.get("mode") or self.mode
@@ -591,7 +596,7 @@ class GitHubProvider:
             raise self._not_configured()
         return self._plan_dedicated(contract, observed, expired=expired)
 
-    def _plan_remove(self, agent: str, observed: Observed, mode: str) -> list[Change]:
+    def _plan_remove(self, agent: str, observed: Observed, mode: str) -> list[Change[GitHubChange]]:
         if not observed.exists:
             return []
         recorded = observed.attributes.get("recorded") or {}
@@ -609,27 +614,27 @@ class GitHubProvider:
                 agent=agent,
                 kind=ChangeKind.REMOVE,
                 summary=summary,
-                payload={"mode": mode},
+                payload=GitHubChange(mode),
             )
         ]
 
     def _grant(self, contract: Contract) -> tuple[dict[str, str], list[str] | None]:
-        grant = contract.grant(PROVIDER)
+        grant = contract.grant(SPEC) or GitHubGrant(())
         return resolve_github_permissions(grant), _contract_repositories(grant)
 
-    def _disable_change(self, agent: str, mode: str, why: str) -> Change:
+    def _disable_change(self, agent: str, mode: str, why: str) -> Change[GitHubChange]:
         return Change(
             provider=PROVIDER,
             agent=agent,
             kind=ChangeKind.DISABLE,
             summary=f"disable {agent} in GitHub ({why}): revoke its live tokens"
             + ("" if mode == SHARED else " and suspend its App's installation"),
-            payload={"mode": mode},
+            payload=GitHubChange(mode),
         )
 
     def _plan_dedicated(
         self, contract: Contract, observed: Observed, *, expired: bool
-    ) -> list[Change]:
+    ) -> list[Change[GitHubChange]]:
         agent = contract.name
         attrs = observed.attributes
         if not observed.exists:
@@ -654,7 +659,7 @@ class GitHubProvider:
         reenable = observed.disabled and not self._killed_in_state(agent)
         if attrs.get("suspended") and not reenable and recorded.get("disabled"):
             desired["disabled"] = recorded["disabled"]
-        changes: list[Change] = []
+        changes: list[Change[GitHubChange]] = []
         if reenable or not _same(desired, recorded):
             fields = tuple(
                 FieldChange(key, recorded.get(key), desired.get(key))
@@ -675,13 +680,13 @@ class GitHubProvider:
                     kind=ChangeKind.UPDATE,
                     summary=summary,
                     fields=fields,
-                    payload={
-                        "mode": DEDICATED,
-                        "attributes": desired,
-                        "unsuspend": list(attrs.get("suspended_installations") or [])
+                    payload=GitHubChange(
+                        DEDICATED,
+                        desired,
+                        tuple(int(i) for i in attrs.get("suspended_installations") or ())
                         if reenable
-                        else [],
-                    },
+                        else (),
+                    ),
                 )
             )
         changes.extend(self._dedicated_drift(agent, attrs, permissions, repositories))
@@ -701,8 +706,8 @@ class GitHubProvider:
         attrs: Mapping[str, Any],
         permissions: Mapping[str, str],
         repositories: list[str] | None,
-    ) -> list[Change]:
-        def drift(summary: str, fields: Iterable[FieldChange] = ()) -> Change:
+    ) -> list[Change[GitHubChange]]:
+        def drift(summary: str, fields: Iterable[FieldChange] = ()) -> Change[GitHubChange]:
             return Change(
                 provider=PROVIDER,
                 agent=agent,
@@ -711,7 +716,7 @@ class GitHubProvider:
                 fields=tuple(fields),
             )
 
-        changes: list[Change] = []
+        changes: list[Change[GitHubChange]] = []
         app_permissions = attrs.get("app_permissions") or {}
         if not _same(app_permissions, permissions):
             changes.append(
@@ -807,7 +812,7 @@ class GitHubProvider:
 
     def _plan_shared(
         self, contract: Contract, observed: Observed, *, expired: bool
-    ) -> list[Change]:
+    ) -> list[Change[GitHubChange]]:
         agent = contract.name
         if expired:
             if self._live_tokens(agent):
@@ -848,7 +853,7 @@ class GitHubProvider:
                 + (f" on {', '.join(repositories)}" if repositories else "")
                 + " (no change in GitHub)",
                 fields=fields,
-                payload={"mode": SHARED, "attributes": desired},
+                payload=GitHubChange(SHARED, desired),
             )
         ]
 
@@ -891,14 +896,14 @@ class GitHubProvider:
 
     # -- apply -----------------------------------------------------------------------
 
-    def apply(self, change: Change) -> ActionResult:
+    def apply(self, change: Change[GitHubChange]) -> ActionResult:
         try:
             if change.kind in (ChangeKind.CREATE, ChangeKind.UPDATE):
                 return self._record_change(change)
             if change.kind == ChangeKind.DISABLE:
-                return self._shut(change.agent, "disable", mode=str(change.payload["mode"]))
+                return self._shut(change.agent, "disable", mode=self._payload(change).mode)
             if change.kind == ChangeKind.REMOVE:
-                return self._shut(change.agent, "remove", mode=str(change.payload["mode"]))
+                return self._shut(change.agent, "remove", mode=self._payload(change).mode)
         except AgentctlError as exc:
             return self._result(
                 change.agent,
@@ -914,11 +919,20 @@ class GitHubProvider:
             detail=f"{change.kind.value} is not applied: {change.summary}",
         )
 
-    def _record_change(self, change: Change) -> ActionResult:
+    @staticmethod
+    def _payload(change: Change[GitHubChange]) -> GitHubChange:
+        if change.payload is None:
+            raise ProviderError(
+                PROVIDER, f"the {change.kind.value} change of {change.agent} has no plan"
+            )
+        return change.payload
+
+    def _record_change(self, change: Change[GitHubChange]) -> ActionResult:
         """CREATE/UPDATE: nothing changes in GitHub except re-enabling after a renewal;
         the engine records the returned attributes."""
-        attributes = dict(change.payload["attributes"])
-        unsuspend = [int(i) for i in change.payload.get("unsuspend") or []]
+        payload = self._payload(change)
+        attributes = dict(payload.attributes)
+        unsuspend = payload.unsuspend
         detail = "recorded (no change in GitHub)"
         if unsuspend:
             app = self._dedicated_app(change.agent, self._record(change.agent))
@@ -1285,8 +1299,7 @@ class GitHubProvider:
 
     def issue_credentials(self, contract: Contract, run: RunContext) -> IssuedCredential:
         agent = contract.name
-        grant = contract.grant(PROVIDER)
-        if grant is None:
+        if not contract.grants_to(PROVIDER):
             raise ProviderError(PROVIDER, f"the contract of {agent} grants nothing in GitHub")
         record = self._record(agent)
         shared = (record.attributes.get("mode") if record else self.mode) == SHARED
@@ -1428,7 +1441,7 @@ class GitHubProvider:
         org = self._settings.organization
         if not org:
             raise self._not_configured()
-        if contract.grant(PROVIDER) is None:
+        if not contract.grants_to(PROVIDER):
             raise ProviderError(
                 PROVIDER,
                 f"the contract of {contract.name} has no github permissions",

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+def _about(text: str) -> dict[str, str]:
+    return {"description": text}
 
 
 @dataclass(frozen=True)
 class GitHubSettings:
-    mode: str = "dedicated"  # dedicated | shared
-    base_url: str = "https://api.github.com"
-    web_url: str = "https://github.com"
-    # Where apps are created / installed (dedicated mode: the org owning the Apps).
-    organization: str | None = None
-    # Shared mode: one App for every agent.
-    app_id: int | None = None
-    installation_id: int | None = None
-    private_key_file: str | None = None
-    token_ttl_seconds: int = 3600
-    max_attempts: int = 5
+    mode: str = field(
+        default="dedicated",
+        metadata=_about("dedicated: one App per agent | shared: one App, down-scoped tokens"),
+    )
+    base_url: str = field(
+        default="https://api.github.com",
+        metadata=_about("REST API URL; GitHub Enterprise Server: https://HOST/api/v3"),
+    )
+    web_url: str = field(default="https://github.com", metadata=_about("GitHub's web URL"))
+    organization: str | None = field(
+        default=None, metadata=_about("The organization that owns the agents' Apps")
+    )
+    app_id: int | None = field(default=None, metadata=_about("Shared mode: the App's id"))
+    installation_id: int | None = field(
+        default=None, metadata=_about("Shared mode: the App's installation id")
+    )
+    private_key_file: str | None = field(
+        default=None,
+        metadata=_about("Shared mode: the App's private key (else the secret store)"),
+    )
+    token_ttl_seconds: int = field(
+        default=3600, metadata=_about("Lifetime of the installation tokens agentctl mints")
+    )
+    max_attempts: int = field(
+        default=5, metadata=_about("Attempts per GitHub call (5xx, 429 and rate limits retried)")
+    )
