@@ -1,0 +1,5 @@
+import sys
+
+from testing.jira.server import main
+
+sys.exit(main())
