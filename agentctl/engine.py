@@ -698,9 +698,10 @@ class Engine:
         with ThreadPoolExecutor(max_workers=len(providers)) as pool:
             return tuple(pool.map(guarded, providers))
 
-    def kill(self, name: str, reason: str) -> LifecycleReport:
+    def kill(self, name: str, reason: str, *, trigger: str | None = None) -> LifecycleReport:
         """Revoke one agent everywhere. Never takes the apply lock; works with no
-        contract and with the state store empty or unreachable."""
+        contract and with the state store empty or unreachable. ``trigger``
+        says what asked for it (default: the operator)."""
         notes: list[str] = []
 
         def look_up() -> tuple[StateStore | None, AgentRecord | None]:
@@ -760,7 +761,7 @@ class Engine:
             action="kill",
             target=name,
             result="already-killed" if already else ("success" if ok else "partial"),
-            trigger=f"operator/{self.operator}",
+            trigger=trigger or f"operator/{self.operator}",
             detail={
                 "reason": reason,
                 "providers": {r.provider: ("ok" if r.ok else r.detail) for r in results},

@@ -36,6 +36,9 @@ need_packages=()
 command -v dbus-run-session >/dev/null || need_packages+=(dbus dbus-bin)
 command -v gnome-keyring-daemon >/dev/null || need_packages+=(gnome-keyring)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_packages+=(postgresql)
+# The README's request-signing recipe is run by a test (tests/test_serve.py).
+command -v curl >/dev/null || need_packages+=(curl)
+command -v openssl >/dev/null || need_packages+=(openssl)
 if ((${#need_packages[@]})); then
     log "installing ${need_packages[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -94,6 +94,29 @@ class ApprovalRecord:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ServeCallerRecord:
+    """A caller of ``agentctl serve``: never the token or key itself.
+
+    ``token_hash`` is the sha256 of a bearer token; a signing key's value is
+    in the secret store under ``secret_ref``.
+    """
+
+    name: str
+    kind: str  # "token" | "hmac"
+    fingerprint: str
+    created_at: datetime
+    created_by: str
+    token_hash: str | None = None
+    secret_ref: str | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None
+
+
 def format_time(moment: datetime) -> str:
     """The one textual form of an audit timestamp: UTC, microseconds, fixed width.
 

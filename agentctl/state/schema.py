@@ -170,6 +170,36 @@ lock_holders = sa.Table(
 )
 
 
+# Callers of `agentctl serve`: who may hit the kill switch over HTTP. A bearer
+# token is stored as its sha256 only (it is 256 random bits: a slow hash adds
+# nothing); an HMAC signing key cannot be hashed, so it lives in the secret
+# store under ``secret_ref``.
+serve_callers = sa.Table(
+    "serve_callers",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, nullable=False),  # "token" | "hmac"
+    sa.Column("token_hash", sa.String, unique=True),
+    sa.Column("secret_ref", sa.String),
+    sa.Column("fingerprint", sa.String, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("last_used_at", UTCDateTime),
+)
+
+# Nonces of signed requests already accepted: a replay inside the timestamp
+# window meets the primary key. Shared by every `serve` on the same state.
+serve_nonces = sa.Table(
+    "serve_nonces",
+    metadata,
+    sa.Column("caller", sa.String, primary_key=True),
+    sa.Column("nonce", sa.String, primary_key=True),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_serve_nonces_seen_at", "seen_at"),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     history = sa.MetaData()
     sa.Table(
@@ -283,11 +313,39 @@ def _v3_applied_contract(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE agents ADD COLUMN document TEXT")
 
 
+def _v4_serve_callers(conn: Connection) -> None:
+    """Callers of `agentctl serve` and the nonces of their signed requests."""
+    history = sa.MetaData()
+    sa.Table(
+        "serve_callers",
+        history,
+        sa.Column("name", sa.String, primary_key=True),
+        sa.Column("kind", sa.String, nullable=False),
+        sa.Column("token_hash", sa.String, unique=True),
+        sa.Column("secret_ref", sa.String),
+        sa.Column("fingerprint", sa.String, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+        sa.Column("revoked_at", UTCDateTime),
+        sa.Column("last_used_at", UTCDateTime),
+    )
+    sa.Table(
+        "serve_nonces",
+        history,
+        sa.Column("caller", sa.String, primary_key=True),
+        sa.Column("nonce", sa.String, primary_key=True),
+        sa.Column("seen_at", UTCDateTime, nullable=False),
+        sa.Index("ix_serve_nonces_seen_at", "seen_at"),
+    )
+    history.create_all(conn)
+
+
 # Position N-1 holds the migration that brings the schema to version N.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
     _v2_rotation_and_lookups,
     _v3_applied_contract,
+    _v4_serve_callers,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -41,6 +41,7 @@ from agentctl.state.records import (
     AuditEvent,
     CredentialRecord,
     ResourceRecord,
+    ServeCallerRecord,
     format_time,
 )
 
@@ -779,6 +780,92 @@ class StateStore:
                 .all()
             )
         return [_audit(row) for row in rows], (int(head.seq), str(head.hash))
+
+    # -- callers of `agentctl serve` ------------------------------------------------
+
+    def put_serve_caller(self, record: ServeCallerRecord) -> ServeCallerRecord:
+        """Record a new caller. A revoked caller's name may be reused (its
+        history stays in the audit trail); a live one's may not."""
+        values = {name: getattr(record, name) for name in s.serve_callers.c.keys()}  # noqa: SIM118
+        check_no_secrets(values, f"serve caller {record.name}")
+        c = s.serve_callers.c
+        with self._write() as conn:
+            existing = (
+                conn.execute(sa.select(s.serve_callers).where(c.name == record.name))
+                .mappings()
+                .first()
+            )
+            if existing is not None and existing["revoked_at"] is None:
+                raise StateError(
+                    f"a serve caller named {record.name!r} already exists",
+                    hint=f"revoke it first (`agentctl serve token revoke {record.name}`) "
+                    "or choose another name",
+                )
+            if existing is not None:
+                conn.execute(s.serve_callers.delete().where(c.name == record.name))
+            conn.execute(s.serve_callers.insert().values(**values))
+        return record
+
+    def get_serve_caller(self, name: str) -> ServeCallerRecord | None:
+        c = s.serve_callers.c
+        with self._read() as conn:
+            row = conn.execute(sa.select(s.serve_callers).where(c.name == name)).mappings().first()
+        return None if row is None else ServeCallerRecord(**row)
+
+    def serve_caller_by_token_hash(self, token_hash: str) -> ServeCallerRecord | None:
+        c = s.serve_callers.c
+        with self._read() as conn:
+            row = (
+                conn.execute(sa.select(s.serve_callers).where(c.token_hash == token_hash))
+                .mappings()
+                .first()
+            )
+        return None if row is None else ServeCallerRecord(**row)
+
+    def list_serve_callers(self) -> list[ServeCallerRecord]:
+        with self._read() as conn:
+            rows = (
+                conn.execute(sa.select(s.serve_callers).order_by(s.serve_callers.c.name))
+                .mappings()
+                .all()
+            )
+        return [ServeCallerRecord(**row) for row in rows]
+
+    def revoke_serve_caller(self, name: str, at: datetime) -> bool:
+        """Revoke a live caller; False if there is none by that name."""
+        c = s.serve_callers.c
+        statement = (
+            s.serve_callers.update()
+            .where(c.name == name, c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def touch_serve_caller(self, name: str, at: datetime) -> None:
+        c = s.serve_callers.c
+        with self._write() as conn:
+            conn.execute(s.serve_callers.update().where(c.name == name).values(last_used_at=at))
+
+    def remember_nonce(
+        self, caller: str, nonce: str, at: datetime, forget_before: datetime
+    ) -> bool:
+        """Record a signed request's nonce; False if it was seen before (a replay).
+
+        Nonces older than ``forget_before`` are dropped: their timestamps are
+        outside the window, so the window check refuses those replays instead.
+        """
+        n = s.serve_nonces.c
+        with self._write() as conn:
+            conn.execute(s.serve_nonces.delete().where(n.seen_at < forget_before))
+            # ON CONFLICT DO NOTHING: of two concurrent requests with one nonce
+            # (two `serve` processes on one PostgreSQL) exactly one inserts.
+            statement = (
+                _upsertable_insert(self.dialect)(s.serve_nonces)
+                .values(caller=caller, nonce=nonce, seen_at=at)
+                .on_conflict_do_nothing(index_elements=["caller", "nonce"])
+            )
+            return bool(conn.execute(statement).rowcount == 1)
 
     # -- apply lock ---------------------------------------------------------------
 
