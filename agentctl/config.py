@@ -53,7 +53,7 @@ class SecretsSettings:
     backend: str | None = field(
         default=None,
         metadata={
-            "description": "secret-service | macos | windows | encrypted-file | keyring:<module.Class> "
+            "description": "aws-secretsmanager | secret-service | macos | windows | encrypted-file | keyring:<module.Class> "
             "(see agentctl.secrets); else AGENTCTL_SECRET_BACKEND"
         },
     )
@@ -68,6 +68,35 @@ class SecretsSettings:
     passphrase_file: str | None = field(
         default=None,
         metadata={"description": "encrypted-file: a file holding the passphrase"},
+    )
+    # aws-secretsmanager (a team's shared store).
+    prefix: str = field(
+        default="agentctl/",
+        metadata={
+            "description": "aws-secretsmanager: every secret is named <prefix><key>; the "
+            "operator policy's AgentctlSecrets statements grant exactly this prefix"
+        },
+    )
+    kms_key_id: str | None = field(
+        default=None,
+        metadata={
+            "description": "aws-secretsmanager: a customer-managed KMS key id, ARN or alias "
+            "(default: the account's aws/secretsmanager key)"
+        },
+    )
+    region: str | None = field(
+        default=None,
+        metadata={
+            "description": "aws-secretsmanager: region (else the standard AWS configuration)"
+        },
+    )
+    profile: str | None = field(
+        default=None,
+        metadata={"description": "aws-secretsmanager: AWS profile (else the default chain)"},
+    )
+    endpoint_url: str | None = field(
+        default=None,
+        metadata={"description": "aws-secretsmanager: endpoint (else AWS_ENDPOINT_URL)"},
     )
 
 

@@ -1,4 +1,4 @@
-"""Secret values and the keyring-backed store that holds them.
+"""Secret values and the stores that hold them.
 
 A secret (GitHub App key, installation token, access key) exists in exactly two
 places: the secret store, and a :class:`Secret` in memory while it is used.
@@ -6,13 +6,17 @@ places: the secret store, and a :class:`Secret` in memory while it is used.
 accidental ``print`` or exception message cannot leak it; ``reveal()`` is the
 one explicit, greppable way out.
 
-The keyring backend is always chosen explicitly (``secrets.backend`` in
-agentctl.yaml or ``AGENTCTL_SECRETS_BACKEND``): keyring's own auto-detection
-would silently fall back to its ``fail`` backend or a plaintext file on a
-headless host. ``encrypted-file`` is for such hosts and never prompts.
+Two kinds of store, chosen explicitly (``secrets.backend`` in agentctl.yaml or
+``AGENTCTL_SECRETS_BACKEND``):
 
-keyring and cryptography are imported only when a store is opened, so commands
-that never touch secrets do not pay for them.
+- a keyring backend, for one operator. keyring's own auto-detection would
+  silently fall back to its ``fail`` backend or a plaintext file on a headless
+  host; ``encrypted-file`` is for such hosts and never prompts.
+- ``aws-secretsmanager``, for a team: every operator with the team's AWS access
+  reads the same App keys and tokens, so a kill works from any of their machines.
+
+keyring, cryptography and boto3 are imported only when a store is opened, so
+commands that never touch secrets do not pay for them.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import importlib
 import json
 import os
 import re
+import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from agentctl.config import SecretsSettings
 from agentctl.errors import SecretStoreError
@@ -40,7 +46,14 @@ if TYPE_CHECKING:
 SERVICE = "agentctl"
 ENV_BACKEND = "AGENTCTL_SECRETS_BACKEND"
 ENV_FILE = "AGENTCTL_SECRETS_FILE"
-BACKEND_NAMES = ("secret-service", "macos", "windows", "encrypted-file", "keyring:<module.Class>")
+BACKEND_NAMES = (
+    "aws-secretsmanager",
+    "secret-service",
+    "macos",
+    "windows",
+    "encrypted-file",
+    "keyring:<module.Class>",
+)
 _MASK = "Secret('********')"
 
 
@@ -98,6 +111,7 @@ _SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
     ("PEM private key or certificate", re.compile(r"-----BEGIN")),
     ("JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
+    ("agentctl serve credential", re.compile(r"\bagentctl_(?:serve|sign)_[A-Za-z0-9_-]{20,}")),
 )
 
 
@@ -130,7 +144,29 @@ def check_no_secrets(value: Any, where: str) -> None:
             check_no_secrets(item, f"{where}[{index}]")
 
 
-class SecretStore:
+class SecretStore(ABC):
+    """Where secret values live: ``put``/``get``/``delete`` by key (e.g.
+    ``github/app/<agent>/private-key``). Keys are names, never secret."""
+
+    name: str
+
+    @abstractmethod
+    def put(self, key: str, secret: Secret) -> None: ...
+
+    @abstractmethod
+    def get(self, key: str) -> Secret | None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; False if it was not there (deleting is idempotent)."""
+
+    def keys(self) -> list[str] | None:
+        """Every key this store holds, or None when the backend cannot list them
+        (macOS and Windows keychains answer only for a key asked by name)."""
+        return None
+
+
+class KeyringSecretStore(SecretStore):
     """``put``/``get``/``delete`` under service ``agentctl`` in one keyring backend."""
 
     def __init__(self, backend: KeyringBackend, name: str) -> None:
@@ -149,7 +185,6 @@ class SecretStore:
         return None if value is None else Secret(value)
 
     def delete(self, key: str) -> bool:
-        """Remove ``key``; False if it was not there (deleting is idempotent)."""
         from keyring.errors import PasswordDeleteError
 
         try:
@@ -158,6 +193,19 @@ class SecretStore:
         except PasswordDeleteError:
             return False
         return True
+
+    def keys(self) -> list[str] | None:
+        list_keys = getattr(self.backend, "agentctl_keys", None)
+        if list_keys is not None:
+            with self._errors("list", "*", None):
+                return sorted(list_keys(SERVICE))
+        if (
+            f"{type(self.backend).__module__}.{type(self.backend).__qualname__}"
+            == (_NAMED_BACKENDS["secret-service"])
+        ):
+            with self._errors("list", "*", None):
+                return _secret_service_keys(self.backend)
+        return None
 
     @contextlib.contextmanager
     def _errors(self, verb: str, key: str, secret: Secret | None) -> Iterator[None]:
@@ -179,8 +227,269 @@ class SecretStore:
             ) from None
 
 
+def _secret_service_keys(backend: Any) -> list[str]:
+    """The usernames of the items of service ``agentctl`` in the Secret Service
+    collection keyring uses (the same query keyring's own lookups make)."""
+    from contextlib import closing
+
+    scheme = backend.schemes[backend.scheme]
+    collection = backend.get_preferred_collection()
+    with closing(collection.connection):
+        items = collection.search_items({scheme["service"]: SERVICE})
+        return sorted({str(item.get_attributes().get(scheme["username"])) for item in items})
+
+
+class SecretsManagerClient(Protocol):
+    """The part of boto3's Secrets Manager client the store uses."""
+
+    def get_secret_value(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def put_secret_value(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def create_secret(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def delete_secret(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def describe_secret(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def restore_secret(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
+
+
+# Secrets Manager's rule for secret names.
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+AWS_SECRETS_MANAGER = "aws-secretsmanager"
+SECRETS_POLICY_HINT = (
+    "the operator needs the AgentctlSecrets* statements of the operator policy "
+    "(`agentctl policy operator`, or policies/operator-policy.json) for the "
+    "secrets under secrets.prefix"
+)
+
+
+class SecretsManagerStore(SecretStore):
+    """A team's secret store: one AWS Secrets Manager secret per key.
+
+    Each secret is named ``<prefix><key>`` (the operator policy grants exactly
+    that prefix), tagged ``managed-by=agentctl`` and encrypted with
+    ``kms_key_id`` when one is configured. Every operator with the team's AWS
+    access reads the same App keys and token values, so any of them can kill,
+    rotate or revoke what another registered or minted.
+
+    Deletion is immediate (``ForceDeleteWithoutRecovery``): what agentctl
+    deletes is a revoked token or a replaced key, and a recovery window would
+    only keep it readable. A secret someone scheduled for deletion by hand is
+    absent to ``get`` and restored by ``put``.
+    """
+
+    name = AWS_SECRETS_MANAGER
+
+    def __init__(
+        self,
+        client_factory: Callable[[], SecretsManagerClient],
+        *,
+        prefix: str = "agentctl/",
+        kms_key_id: str | None = None,
+    ) -> None:
+        if prefix and not _SECRET_NAME.fullmatch(prefix):
+            raise SecretStoreError(
+                f"secrets.prefix {prefix!r} is not usable in a Secrets Manager name",
+                hint="use letters, digits and / _ + = . @ - (e.g. agentctl/ or team-a/agentctl/)",
+            )
+        self._client_factory = client_factory
+        self._client: SecretsManagerClient | None = None
+        self._lock = threading.Lock()
+        self.prefix = prefix
+        self.kms_key_id = kms_key_id
+
+    @property
+    def client(self) -> SecretsManagerClient:
+        with self._lock:
+            if self._client is None:
+                with self._errors("connect to", "*", None):
+                    self._client = self._client_factory()
+            return self._client
+
+    def secret_name(self, key: str) -> str:
+        name = f"{self.prefix}{key}"
+        if not _SECRET_NAME.fullmatch(name):
+            raise SecretStoreError(
+                f"'{key}' cannot be a Secrets Manager secret name",
+                hint="keys use letters, digits and / _ + = . @ - only (at most 512 with the prefix)",
+            )
+        return name
+
+    def put(self, key: str, secret: Secret) -> None:
+        if not isinstance(secret, Secret):
+            raise TypeError("SecretStore.put takes a Secret, so plain strings are never stored")
+        name = self.secret_name(key)
+        with self._errors("store", key, secret):
+            try:
+                described = self.client.describe_secret(SecretId=name)
+            except Exception as exc:
+                if _aws_code(exc) != "ResourceNotFoundException":
+                    raise
+                described = None
+            if described is None:
+                self._create(name, secret)
+                return
+            if described.get("DeletedDate"):
+                # Scheduled for deletion by hand: writing to it would fail.
+                self.client.restore_secret(SecretId=name)
+            self.client.put_secret_value(SecretId=name, SecretString=secret.reveal())
+
+    def _create(self, name: str, secret: Secret) -> None:
+        create: dict[str, Any] = {
+            "Name": name,
+            "SecretString": secret.reveal(),
+            "Description": "agentctl secret (value never shown by agentctl)",
+            "Tags": [{"Key": "managed-by", "Value": "agentctl"}],
+        }
+        if self.kms_key_id:
+            create["KmsKeyId"] = self.kms_key_id
+        try:
+            self.client.create_secret(**create)
+        except Exception as exc:
+            if _aws_code(exc) != "ResourceExistsException":
+                raise
+            # Another operator created it a moment ago: last writer wins, as
+            # with put_secret_value on an existing secret.
+            self.client.put_secret_value(SecretId=name, SecretString=secret.reveal())
+
+    def get(self, key: str) -> Secret | None:
+        name = self.secret_name(key)
+        with self._errors("read", key, None):
+            try:
+                answer = self.client.get_secret_value(SecretId=name)
+            except Exception as exc:
+                code = _aws_code(exc)
+                if code == "ResourceNotFoundException" or (
+                    code == "InvalidRequestException" and _marked_for_deletion(exc)
+                ):
+                    return None
+                raise
+        value = answer.get("SecretString")
+        if not isinstance(value, str):
+            raise SecretStoreError(
+                f"secret {name} holds binary data, not a value agentctl stored",
+                hint="agentctl stores strings only: remove or rename that secret",
+            )
+        return Secret(value)
+
+    def delete(self, key: str) -> bool:
+        name = self.secret_name(key)
+        with self._errors("delete", key, None):
+            # A forced delete of a missing secret succeeds: ask first, to answer
+            # whether there was anything to delete.
+            try:
+                if self.client.describe_secret(SecretId=name).get("DeletedDate"):
+                    return False
+                self.client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+            except Exception as exc:
+                if _aws_code(exc) == "ResourceNotFoundException":
+                    return False
+                raise
+        return True
+
+    def keys(self) -> list[str] | None:
+        found: set[str] = set()
+        with self._errors("list", f"{self.prefix}*", None):
+            pages = self.client.get_paginator("list_secrets").paginate(
+                Filters=[{"Key": "name", "Values": [self.prefix]}] if self.prefix else []
+            )
+            for page in pages:
+                for entry in page.get("SecretList", []):
+                    name = str(entry.get("Name", ""))
+                    # The name filter is a case-insensitive prefix match.
+                    if name.startswith(self.prefix) and not entry.get("DeletedDate"):
+                        found.add(name[len(self.prefix) :])
+        return sorted(found)
+
+    @contextlib.contextmanager
+    def _errors(self, verb: str, key: str, secret: Secret | None) -> Iterator[None]:
+        try:
+            yield
+        except SecretStoreError:
+            raise
+        except Exception as exc:
+            code = _aws_code(exc) or type(exc).__name__
+            message = _aws_message(exc)
+            if secret is not None and secret.reveal():
+                message = message.replace(secret.reveal(), "********")
+            if code in {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"}:
+                hint = SECRETS_POLICY_HINT
+            elif code in {"KMSAccessDeniedException", "KMSInvalidStateException"}:
+                hint = (
+                    "the KMS key in secrets.kms_key_id must allow this operator "
+                    "kms:Decrypt and kms:GenerateDataKey (its key policy and the operator policy)"
+                )
+            elif code in {"NoCredentialsError", "PartialCredentialsError", "ProfileNotFound"}:
+                hint = "give this machine the team's AWS credentials (profile, SSO or environment)"
+            elif code == "NoRegionError":
+                hint = "set secrets.region in agentctl.yaml, or AWS_REGION"
+            else:
+                hint = "check the AWS credentials, secrets.region and secrets.endpoint_url"
+            # `from None`: the chained original's args hold the request parameters.
+            raise SecretStoreError(
+                f"secret backend {self.name} could not {verb} '{key}': {code}: {message}",
+                hint=hint,
+            ) from None
+
+
+def _aws_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, Mapping):
+        return None
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or "") if isinstance(error, Mapping) else ""
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    if status == 403 and code in ("", "403"):
+        # An authorisation failure answered in a shape botocore could not parse
+        # (moto answers IAM denials of JSON services in XML).
+        return "AccessDeniedException"
+    return code or None
+
+
+def _aws_message(exc: BaseException) -> str:
+    text = str(exc)
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error") or {}
+        if isinstance(error, Mapping) and error.get("Message"):
+            text = str(error["Message"])
+    inner = re.search(r"<Message>(.*?)</Message>", text, re.DOTALL)
+    if inner:
+        text = inner.group(1)
+    return " ".join(text.split())[:300]
+
+
+def _marked_for_deletion(exc: BaseException) -> bool:
+    # AWS says "marked for deletion", moto "marked deleted".
+    return re.search(r"marked\s+(?:for\s+)?delet", _aws_message(exc), re.IGNORECASE) is not None
+
+
+def secretsmanager_client_factory(
+    settings: SecretsSettings,
+) -> Callable[[], SecretsManagerClient]:
+    """boto3's client for the configured region/profile/endpoint (standard AWS
+    configuration for whatever is unset), built on first use."""
+
+    def build() -> SecretsManagerClient:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+        client: SecretsManagerClient = session.client(
+            "secretsmanager",
+            endpoint_url=settings.endpoint_url,
+            config=BotoConfig(
+                retries={"mode": "standard", "total_max_attempts": 4},
+                connect_timeout=5,
+                read_timeout=20,
+            ),
+        )
+        return client
+
+    return build
+
+
 _HINT = (
     f"choose a backend with secrets.backend in agentctl.yaml or {ENV_BACKEND}: "
+    "aws-secretsmanager (a team's shared store), "
     "secret-service (Linux desktop / gnome-keyring), macos, windows, "
     "encrypted-file (headless hosts; passphrase in AGENTCTL_KEYRING_PASSPHRASE or "
     "secrets.passphrase_file), or keyring:<module.Class>"
@@ -188,7 +497,11 @@ _HINT = (
 
 
 def open_secret_store(
-    settings: SecretsSettings, *, environ: Mapping[str, str] | None = None
+    settings: SecretsSettings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    backend: str | None = None,
+    secretsmanager_client: Callable[[], SecretsManagerClient] | None = None,
 ) -> SecretStore:
     """Open the configured backend, or fail with what to configure.
 
@@ -196,7 +509,7 @@ def open_secret_store(
     CI job or an operator can override a checked-in configuration.
     """
     env = os.environ if environ is None else environ
-    choice = env.get(ENV_BACKEND) or settings.backend
+    choice = backend or env.get(ENV_BACKEND) or settings.backend
     if not choice:
         passphrase = _passphrase(settings, env)
         if passphrase is None:
@@ -204,7 +517,7 @@ def open_secret_store(
                 "no secret backend configured, and no passphrase for the encrypted-file backend",
                 hint=_HINT,
             )
-        return SecretStore(_encrypted_file(settings, env, passphrase), "encrypted-file")
+        return KeyringSecretStore(_encrypted_file(settings, env, passphrase), "encrypted-file")
     if choice == "encrypted-file":
         passphrase = _passphrase(settings, env)
         if passphrase is None:
@@ -212,11 +525,17 @@ def open_secret_store(
                 "the encrypted-file secret backend needs a passphrase",
                 hint=f"set {settings.passphrase_env}, or secrets.passphrase_file in agentctl.yaml",
             )
-        return SecretStore(_encrypted_file(settings, env, passphrase), choice)
+        return KeyringSecretStore(_encrypted_file(settings, env, passphrase), choice)
+    if choice == AWS_SECRETS_MANAGER:
+        return SecretsManagerStore(
+            secretsmanager_client or secretsmanager_client_factory(settings),
+            prefix=settings.prefix,
+            kms_key_id=settings.kms_key_id,
+        )
     if choice in _NAMED_BACKENDS:
-        return SecretStore(_load_backend(_NAMED_BACKENDS[choice], choice), choice)
+        return KeyringSecretStore(_load_backend(_NAMED_BACKENDS[choice], choice), choice)
     if choice.startswith("keyring:"):
-        return SecretStore(_load_backend(choice.removeprefix("keyring:"), choice), choice)
+        return KeyringSecretStore(_load_backend(choice.removeprefix("keyring:"), choice), choice)
     raise SecretStoreError(f"unknown secret backend '{choice}'", hint=_HINT)
 
 
@@ -352,6 +671,10 @@ def _encrypted_file_backend_class() -> Callable[[Path, str], KeyringBackend]:
                     raise PasswordDeleteError(f"no secret named '{username}'")
                 del entries[service][username]
                 self._write(entries, salt)
+
+        def agentctl_keys(self, service: str) -> list[str]:
+            entries, _ = self._read()
+            return list(entries.get(service, {}))
 
         def _key(self, salt: bytes) -> bytes:
             if salt not in self._keys:

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from agentctl import __version__
-from agentctl.cli import audit, github, lifecycle, runs, serve, validate
+from agentctl.cli import audit, github, lifecycle, runs, secrets, serve, validate
 from agentctl.cli.common import AppContext, reset_consoles, stderr
 from agentctl.errors import EXIT_FAILURE, AgentctlError
 
@@ -87,6 +87,7 @@ lifecycle.register(app)
 runs.register(app)
 app.add_typer(audit.app, name="audit")
 app.add_typer(github.app, name="github")
+app.add_typer(secrets.app, name="secrets")
 app.add_typer(serve.app, name="serve")
 
 

@@ -330,3 +330,16 @@ class ProviderSpec(Generic[GrantT, SettingsT]):
 
 # A spec whose grant and settings types are its own business (the registry's view).
 AnySpec: TypeAlias = "ProviderSpec[Any, Any]"
+
+
+@runtime_checkable
+class HoldsSecrets(Protocol):
+    """A provider that keeps values in the secret store (App keys, live tokens).
+
+    ``agentctl secrets migrate`` asks it which keys to move: keyring backends
+    such as the macOS keychain cannot list what they hold.
+    """
+
+    def secret_refs(self) -> list[str]:
+        """Every secret-store key this provider may hold a value under, from the state."""
+        ...

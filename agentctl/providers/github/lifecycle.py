@@ -232,6 +232,27 @@ class GitHubProvider:
 
     # -- stores ----------------------------------------------------------------
 
+    def secret_refs(self) -> list[str]:
+        """App keys and ids of every agent the state knows, and live token values."""
+        state = self._context.state
+        refs = {SHARED_KEY_REF}
+        agents = {record.name for record in state.list_agents()}
+        for resource in state.list_resources():
+            if resource.provider == PROVIDER:
+                agents.add(resource.agent)
+        for agent in agents:
+            refs.update(
+                (
+                    app_key_ref(agent),
+                    app_id_ref(agent),
+                    f"github/app/{agent}/webhook-secret",
+                    f"github/app/{agent}/client-secret",
+                )
+            )
+        for credential in state.list_credentials(provider=PROVIDER, live_at=self._context.clock()):
+            refs.add(credential.secret_ref or token_ref(credential.id))
+        return sorted(refs)
+
     def _record(self, agent: str) -> ResourceRecord | None:
         return self._context.state.get_resource(agent, PROVIDER)
 
