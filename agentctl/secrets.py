@@ -107,10 +107,21 @@ class Secret:
 # What a credential looks like, for the guard below. Deliberately specific
 # (prefixes with the length of a real token) so hashes and ids do not trip it.
 _SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
+    # ghs_ installation tokens come in two forms: 36 alphanumerics, and since
+    # April 2026 the stateless ghs_<app id>_<JWT> (~520 characters, with dots and
+    # underscores); GitHub's own pattern for both is ghs_[A-Za-z0-9._]{36,}.
+    (
+        "GitHub token",
+        re.compile(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|ghs_[0-9]+_[A-Za-z0-9._-]{20,}"
+            r"|github_pat_[A-Za-z0-9_]{20,})"
+        ),
+    ),
     ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
     ("PEM private key or certificate", re.compile(r"-----BEGIN")),
-    ("JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
+    # Not anchored on a word boundary: a JWT embedded after "_" (a stateless
+    # GitHub token whose prefix was cut off) is still a credential.
+    ("JSON Web Token", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
     ("agentctl serve credential", re.compile(r"\bagentctl_(?:serve|sign)_[A-Za-z0-9_-]{20,}")),
 )
 

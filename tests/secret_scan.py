@@ -21,8 +21,10 @@ regions, endpoint URLs without credentials, numeric ids) and values shorter
 than :data:`MIN_LENGTH` are ignored: searching for them would only find noise.
 
 After the test (per phase: setup, call, teardown) it searches, for each value
-and its JSON-escaped, base64, percent-encoded forms (and, for multi-line
-values such as PEM keys, each long line):
+and its JSON-escaped, base64, percent-encoded forms (for multi-line values
+such as PEM keys, each long line; for long one-line values such as stateless
+GitHub tokens, overlapping pieces of their random tail, so a token wrapped by a
+terminal or cut from its prefix is still found):
 
 - captured stdout / stderr (the report's captured sections, and everything a
   test read through ``capsys``/``capfd.readouterr()``);
@@ -72,6 +74,11 @@ from urllib.parse import quote
 import pytest
 
 MIN_LENGTH = 8
+# One-line values this long are also searched for piece by piece (PIECE
+# characters, overlapping by half): any line of 2 * PIECE characters or more that
+# holds a slice of the value holds a whole piece.
+LONG_VALUE = 100
+PIECE = 32
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_FILES = 5000
 MAX_TEXT_CHARS = 4 * 1024 * 1024
@@ -126,6 +133,15 @@ def encoded_forms(value: str) -> Iterator[tuple[str, bytes]]:
             line = line.strip()
             if len(line) >= 24 and not line.startswith("-----"):
                 yield from once("a line of it", line.encode("utf-8"))
+    elif len(value) >= LONG_VALUE:
+        # A long one-line value (a stateless GitHub token, ghs_<app id>_<JWT>, is
+        # ~520 characters) leaks as well wrapped across lines by a terminal, or
+        # with its prefix cut off. Search for pieces of its random tail: a JWT's
+        # signature (its header and claims repeat across tokens of one issuer).
+        tail = value.rpartition(".")[2] if "." in value else value
+        if len(tail) >= PIECE:
+            for start in range(0, len(tail) - PIECE + 1, PIECE // 2):
+                yield from once("a piece of it", tail[start : start + PIECE].encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -743,12 +743,68 @@ def test_token_response_describes_its_scope(world: World) -> None:
         json={"permissions": {"issues": "write"}, "repositories": ["api"]},
     )
     body = response.json()
-    assert re.fullmatch(r"ghs_[A-Za-z0-9]{36}", body["token"])
+    assert re.fullmatch(STATELESS_TOKEN, body["token"])
     assert body["permissions"] == {"issues": "write"}
     assert body["repository_selection"] == "selected"
     assert [r["full_name"] for r in body["repositories"]] == ["acme/api"]
     expires = datetime.fromisoformat(body["expires_at"])
     assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+
+
+# GitHub's formats: ghs_<app id>_<JWT> (stateless, github.com since April 2026)
+# and the opaque 40-character ghs_ token (GitHub Enterprise Server, earlier tokens).
+STATELESS_TOKEN = r"ghs_[0-9]+_eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
+OPAQUE_TOKEN = r"ghs_[A-Za-z0-9]{36}"
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [(None, STATELESS_TOKEN), ("enabled", STATELESS_TOKEN), ("disabled", OPAQUE_TOKEN)],
+)
+def test_tokens_come_in_both_formats_and_both_work(
+    world: World, override: str | None, pattern: str
+) -> None:
+    """The stateless format by default, as github.com mints now; GitHub's
+    X-GitHub-Stateless-S2S-Token header picks one per request."""
+    headers = world.as_app()
+    if override is not None:
+        headers["X-GitHub-Stateless-S2S-Token"] = override
+    response = world.http.post(
+        f"/app/installations/{world.installation_id}/access_tokens",
+        headers=headers,
+        json={"permissions": {"issues": "write"}, "repositories": ["api"]},
+    )
+    assert response.status_code == 201, response.text
+    token = response.json()["token"]
+    assert re.fullmatch(pattern, token)
+    # GitHub's documented pattern for both forms.
+    assert re.fullmatch(r"ghs_[A-Za-z0-9\._]{36,}", token.replace("-", "_"))
+    if pattern == STATELESS_TOKEN:
+        assert token.startswith(f"ghs_{world.app['id']}_")
+        assert 450 <= len(token) <= 600  # "~520 characters"
+    auth = token_auth(token)
+    assert world.http.get("/repos/acme/api", headers=auth).status_code == 200
+    assert world.http.delete("/installation/token", headers=auth).status_code == 204
+    assert world.http.get("/repos/acme/api", headers=auth).status_code == 401
+
+
+def test_an_opaque_token_emulator_mints_the_40_character_form() -> None:
+    with GitHubEmulator(token_format="opaque") as emu:
+        emu.create_org("acme")
+        emu.create_repo("acme", "api")
+        app = emu.create_app("opaque-app", owner="acme", permissions={"contents": "read"})
+        installation = emu.install_app(app["id"], "acme")
+        key = serialization.load_pem_private_key(app["pem"].encode(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        now = int(time.time())
+        bearer = sign({"iss": app["id"], "iat": now - 60, "exp": now + 540}, key)
+        response = httpx.post(
+            f"{emu.url}/app/installations/{installation['id']}/access_tokens",
+            headers={"Authorization": f"Bearer {bearer}"},
+            json={},
+        )
+        assert response.status_code == 201, response.text
+        assert re.fullmatch(OPAQUE_TOKEN, response.json()["token"])
 
 
 def test_issues_write_token_on_one_repo_comments_there_and_nothing_more(world: World) -> None:

@@ -85,6 +85,10 @@ def test_secret_equality_fingerprint_and_reveal() -> None:
     "value",
     [
         "ghs_" + "a" * 36,
+        # The stateless installation token (ghs_<app id>_<JWT>, since April 2026).
+        "token ghs_1234567_eyJhbGciOiJSUzI1NiJ9.eyJpbnN0YWxsYXRpb25faWQiOjF9.c2lnbmF0dXJl end",
+        # Its JWT with the prefix cut off, after an underscore.
+        "x_eyJhbGciOiJSUzI1NiJ9.eyJpbnN0YWxsYXRpb25faWQiOjF9.sig",
         "token ghp_" + "B" * 36 + " end",
         "github_pat_" + "c" * 40,
         "AKIAIOSFODNN7EXAMPLE",

@@ -325,6 +325,13 @@ from agentctl.errors import ProviderError
 from agentctl.secrets import Secret
 
 TOKEN = "ghs_" + "Q7x" * 12
+# The stateless form (ghs_<app id>_<JWT>, ~520 characters).
+STATELESS = (
+    "ghs_801008005_eyJhbGciOiJSUzI1NiJ9."
+    + base64.urlsafe_b64encode(b'{"installation_id": 4242, "jti": "probe"}' * 3).decode().rstrip("=")
+    + "."
+    + base64.urlsafe_b64encode(bytes(range(256))).decode().rstrip("=")
+)
 
 
 def test_prints_a_secret():
@@ -367,6 +374,16 @@ def test_a_subprocess_prints_it():
     subprocess.run([sys.executable, "-c", "print(%r)" % value], capture_output=True, check=True)
 
 
+def test_prints_a_stateless_token_wrapped_by_a_terminal():
+    value = Secret(STATELESS).reveal()
+    print("\\n".join(value[i : i + 80] for i in range(0, len(value), 80)))
+
+
+def test_logs_a_stateless_token_without_its_prefix():
+    jwt_part = Secret(STATELESS).reveal().split("_", 2)[2]
+    logging.getLogger("agentctl.probe").warning("jwt %s", jwt_part)
+
+
 def test_fails_and_shows_it():
     assert Secret(TOKEN).reveal() == "something else"
 
@@ -405,6 +422,8 @@ def test_the_secret_scan_plugin_finds_and_names_leaks(
         "test_puts_it_in_an_error_message": "FAILED",
         "test_logs_a_registered_value": "FAILED",
         "test_a_subprocess_prints_it": "FAILED",
+        "test_prints_a_stateless_token_wrapped_by_a_terminal": "FAILED",
+        "test_logs_a_stateless_token_without_its_prefix": "FAILED",
         "test_fails_and_shows_it": "FAILED",
         "test_non_secrets_wrapped_as_secrets_may_show": "PASSED",
         "test_masked_secrets_are_fine": "PASSED",
@@ -419,6 +438,8 @@ def test_the_secret_scan_plugin_finds_and_names_leaks(
             f"*secret {fingerprint} *found in the message of a ProviderError",
             "*secret * [[]registered by the test[]] found in log record of agentctl.probe",
             f"*secret {fingerprint} *found in stdout of subprocess python*",
+            "*secret * found (a piece of it) in captured stdout call",
+            "*secret * found (a piece of it) in log record of agentctl.probe",
             f"*secret {fingerprint} *found in the call failure report",
         ]
     )

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlencode
 
 import jwt
@@ -58,6 +58,7 @@ from testing.github.world import (
     RateLimits,
     Repository,
     Token,
+    TokenFormat,
     World,
     grants,
     new_private_key,
@@ -309,11 +310,16 @@ class GitHubApi:
         validate(body, ACCESS_TOKEN_FIELDS)
         permissions = body.get("permissions") or {}
         check_permission_levels(permissions)
+        # GitHub's per-request override of the token format; any other value
+        # is ignored, as on GitHub.
+        override = call.request.headers.get("X-GitHub-Stateless-S2S-Token", "").lower()
+        chosen = {"enabled": "stateless", "disabled": "opaque"}.get(override)
         value, token = self.world.mint_token(
             installation,
             permissions=permissions,
             repository_names=body.get("repositories") or [],
             repository_ids=body.get("repository_ids") or [],
+            token_format=cast(TokenFormat | None, chosen),
         )
         return Reply(201, self.render.token(value, token))
 

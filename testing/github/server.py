@@ -38,7 +38,9 @@ from testing.github.validation import check_permission_levels
 from testing.github.world import (
     AUTHENTICATED_LIMIT,
     DEFAULT_USER,
+    TOKEN_FORMATS,
     RateLimits,
+    TokenFormat,
     World,
     iso,
     new_private_key,
@@ -103,13 +105,17 @@ class GitHubEmulator:
         port: int = 0,
         clock: Clock = _wall_clock,
         state_file: Path | None = None,
+        token_format: TokenFormat = "stateless",
     ) -> None:
+        """``token_format``: what installation tokens look like by default,
+        ``stateless`` (github.com since April 2026) or ``opaque`` (the 40-character form)."""
         self._host = host
         self._port = port
         self._clock = clock
         self._state_file = state_file
         self._lock = threading.RLock()
         self._world = World(clock)
+        self._world.token_format = token_format
         if state_file is not None and state_file.exists():
             self._world.load(json.loads(state_file.read_text()))
         self._faults: list[_Fault] = []
@@ -650,8 +656,20 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="load the world from this JSON file if it exists; save it after each change",
     )
+    parser.add_argument(
+        "--token-format",
+        choices=TOKEN_FORMATS,
+        default="stateless",
+        help="installation tokens: stateless ghs_<app id>_<JWT> (github.com, default) or "
+        "opaque 40-character ghs_ tokens (GitHub Enterprise Server)",
+    )
     options = parser.parse_args(argv)
-    emulator = GitHubEmulator(host=options.host, port=options.port, state_file=options.state_file)
+    emulator = GitHubEmulator(
+        host=options.host,
+        port=options.port,
+        state_file=options.state_file,
+        token_format=options.token_format,
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

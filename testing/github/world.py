@@ -9,6 +9,7 @@ here knows about HTTP; :mod:`testing.github.routes` speaks HTTP over it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import re
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -38,6 +40,14 @@ DEFAULT_USER = "octocat"
 
 
 _TOKEN_LIFETIME = timedelta(hours=1)
+# Installation-token formats. github.com mints the stateless one since the
+# rollout that began on 27 April 2026: ``ghs_<app id>_<JWT>``, about 520
+# characters, the JWT signed by a GitHub-internal issuer (clients must treat it
+# as opaque). The opaque 40-character ``ghs_`` + 36 alphanumerics form is what
+# GitHub Enterprise Server and earlier tokens use; GitHub lets one request pick
+# either with the ``X-GitHub-Stateless-S2S-Token: enabled|disabled`` header.
+TokenFormat = Literal["stateless", "opaque"]
+TOKEN_FORMATS: tuple[TokenFormat, ...] = ("stateless", "opaque")
 _MANIFEST_CODE_LIFETIME = timedelta(hours=1)
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 # Primary rate limits per hour: an installation or App gets 5000, anonymous 60.
@@ -56,6 +66,27 @@ def _digest(token: str) -> str:
 
 def _slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+@functools.cache
+def _token_issuer_key() -> rsa.RSAPrivateKey:
+    """The emulator's stand-in for GitHub's internal token issuer (made once per process)."""
+    return new_private_key()
+
+
+def _stateless_token(installation: Installation, issued: datetime, expires: datetime) -> str:
+    """``ghs_<app id>_<JWT>``: the JWT names the installation and the App, as GitHub's
+    does; its ``jti`` makes every token unique. Judged by digest like any token."""
+    claims = {
+        "sub": f"installation:{installation.id}",
+        "app": installation.app_id,
+        "iat": int(issued.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": secrets.token_hex(8),
+    }
+    return f"ghs_{installation.app_id}_" + jwt.encode(
+        claims, _token_issuer_key(), algorithm="RS256"
+    )
 
 
 def grants(held: Mapping[str, str], name: str, level: str) -> bool:
@@ -258,6 +289,9 @@ class World:
         self.issues: dict[int, Issue] = {}
         self.comments: dict[int, Comment] = {}
         self.manifest_codes: dict[str, ManifestCode] = {}
+        # What POST .../access_tokens mints unless the request's
+        # X-GitHub-Stateless-S2S-Token header picks the other format.
+        self.token_format: TokenFormat = "stateless"
         self.create_account(DEFAULT_USER, "User")
 
     # -- persistence ------------------------------------------------------
@@ -566,6 +600,7 @@ class World:
         permissions: Mapping[str, str],
         repository_names: Iterable[str],
         repository_ids: Iterable[int],
+        token_format: TokenFormat | None = None,
     ) -> tuple[str, Token]:
         """Down-scope a new token; anything the installation lacks is a 422."""
         for name, level in permissions.items():
@@ -583,8 +618,11 @@ class World:
             if repo_id not in reachable:
                 raise ApiError(422, MSG_REPOSITORIES_NOT_ACCESSIBLE)
             wanted.add(repo_id)
-        value = "ghs_" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
         now = self.clock()
+        if (token_format or self.token_format) == "opaque":
+            value = "ghs_" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
+        else:
+            value = _stateless_token(installation, now, now + _TOKEN_LIFETIME)
         token = Token(
             id=self.new_id(),
             digest=_digest(value),
