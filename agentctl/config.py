@@ -28,7 +28,7 @@ from yaml.nodes import Node
 from agentctl.errors import ConfigError
 from agentctl.model import JsonObject, JsonValue
 from agentctl.suggest import did_you_mean
-from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate
+from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate, show
 
 if TYPE_CHECKING:
     from agentctl.providers.base import AnySpec
@@ -244,8 +244,9 @@ def _config_error(
         key = next(str(k) for k in instance if k not in allowed)
         close = did_you_mean(key, allowed)
         guess = f"did you mean '{close}'? " if close else ""
+        # show(): the key comes from the file; quote it escaped and cut short.
         return ConfigError(
-            f"{_position(source, root, (*path, key))}: unknown setting '{'.'.join((*path, key))}'",
+            f"{_position(source, root, (*path, key))}: unknown setting {show('.'.join((*path, key)), 60)}",
             hint=f"{guess}valid here: {', '.join(allowed)}",
         )
     if kind == "type" and not path:
@@ -319,11 +320,14 @@ def _section(values: Mapping[str, JsonValue], key: str) -> dict[str, Any]:
     return dict(section) if isinstance(section, dict) else {}
 
 
+MAX_CONFIG_BYTES = 256 * 1024
+
+
 def find_config_file(explicit: str | None, contract_paths: Sequence[str] = ()) -> Path | None:
     candidate = explicit or os.environ.get(ENV_CONFIG)
     if candidate:
         path = Path(candidate).expanduser()
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ConfigError(
                 f"configuration file {path} does not exist",
                 hint="fix --config / AGENTCTL_CONFIG, or remove it to use the defaults",
@@ -333,20 +337,56 @@ def find_config_file(explicit: str | None, contract_paths: Sequence[str] = ()) -
         base = Path(first)
         folder = base if base.is_dir() else base.parent
         for directory in (folder, folder.parent):
-            if (directory / CONFIG_FILENAME).is_file():
+            if os.path.lexists(directory / CONFIG_FILENAME):
                 return directory / CONFIG_FILENAME
     local = Path.cwd() / CONFIG_FILENAME
-    return local if local.is_file() else None
+    return local if os.path.lexists(local) else None
 
 
 def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ()) -> Config:
+    from agentctl.untrusted_files import FileRefused, read_untrusted
+
+    chosen = bool(explicit or os.environ.get(ENV_CONFIG))
     path = find_config_file(explicit, contract_paths)
     if path is None:
         return Config()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}") from None
+        # One found next to the contracts (or in the working directory) came with
+        # them, perhaps from a pull request: it must not lead out of its folder.
+        # One named by --config / AGENTCTL_CONFIG is the operator's choice.
+        within = Path(path.anchor or "/") if chosen else path.parent
+        data = read_untrusted(
+            path, limit=MAX_CONFIG_BYTES, within=within, expected="an agentctl.yaml file"
+        )
+    except FileRefused as refused:
+        hint = (
+            "fix --config / AGENTCTL_CONFIG, or unset it to use the defaults"
+            if chosen
+            else f"replace {path} with a regular file, or remove it to use the defaults"
+        )
+        raise ConfigError(f"configuration file {path}: {refused.message}", hint=hint) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"configuration file {path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        from agentctl.untrusted_files import wide_encoding
+
+        encoding = wide_encoding(data)
+        raise ConfigError(
+            f"configuration file {path}: "
+            + (f"saved as {encoding}, not UTF-8" if encoding else "not UTF-8 text"),
+            hint="save it as UTF-8",
+        ) from None
+    if "\x00" in text:
+        from agentctl.untrusted_files import wide_encoding
+
+        encoding = wide_encoding(data)
+        raise ConfigError(
+            f"configuration file {path}: "
+            + (f"saved as {encoding}, not UTF-8" if encoding else "a binary file (NUL bytes)"),
+            hint="save it as UTF-8 YAML text",
+        )
     return parse_config_text(text, path)
 
 

@@ -67,7 +67,6 @@ from __future__ import annotations
 import calendar
 import os
 import re
-import stat
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -92,6 +91,7 @@ from agentctl.schema import (
     schema_guide,
 )
 from agentctl.suggest import did_you_mean
+from agentctl.untrusted_files import FileRefused, read_untrusted, wide_encoding
 from agentctl.yamldoc import (
     Abort,
     Builder,
@@ -722,6 +722,14 @@ def _decode(data: bytes | str, file: str) -> str | Problem:
     if isinstance(data, bytes):
         if len(data) > MAX_FILE_BYTES:
             return _too_large(file)
+        encoding = wide_encoding(data)
+        if encoding is not None:
+            return _file_problem(
+                file,
+                "not-text",
+                f"saved as {encoding}: a contract is UTF-8 YAML text. Save the file as UTF-8 "
+                "(e.g. `iconv -f UTF-16 -t UTF-8`, or 'UTF-8' in your editor's save dialog)",
+            )
         if b"\x00" in data:
             return _file_problem(
                 file,
@@ -890,6 +898,9 @@ def _load_one(data: bytes | str, file: str, options: _Options) -> _FileResult:
     schema_issues: list[Issue] = []
     for error in options.compiled.validator.iter_errors(doc):
         schema_issues += _schema_issue(error, options.compiled.guide)
+    stranger = None if issues else _not_a_contract(doc, schema_issues, options)
+    if stranger is not None:
+        return _FileResult(file, _locate_issues([stranger], root, file))
     invalid = {issue.path for issue in schema_issues}
     semantic = _semantic(doc, options, invalid)
     issues += _merge(schema_issues, semantic.issues, semantic.quiet)
@@ -905,6 +916,28 @@ def _load_one(data: bytes | str, file: str, options: _Options) -> _FileResult:
     result.omitted = max(0, len(issues) - MAX_PROBLEMS_PER_FILE)
     result.problems = _locate_issues(issues[:MAX_PROBLEMS_PER_FILE], root, file)
     return result
+
+
+def _not_a_contract(doc: dict[str, Any], issues: list[Issue], options: _Options) -> Issue | None:
+    """One problem for a mapping that shares no key with a contract (a password
+    file, a CI config): listing each of its keys would copy the file into the
+    output, so only its first key is quoted, cut short."""
+    schema: Any = options.compiled.validator.schema
+    allowed = schema.get("properties", {})
+    if not doc or any(str(key) in allowed for key in doc):
+        return None
+    unknown = {issue.path for issue in issues if issue.code == "unknown-key" and not issue.suggests}
+    if any((key,) not in unknown for key in doc):
+        return None  # a misspelt or misplaced key: a contract gone wrong, reported key by key
+    first = next(iter(doc))
+    return Issue(
+        (first,),
+        "not-a-contract",
+        "not an access contract: none of its top-level keys is one of "
+        f"{', '.join(sorted(allowed))} (the first is {show(str(first), 24)}). "
+        "Is this the right file? Move it out of the contracts folder, or write a contract",
+        key=True,
+    )
 
 
 # Semantic codes that say precisely what the schema's generic error at the same
@@ -951,49 +984,17 @@ def _merge(
 # -------------------------------------------------------------------------- files
 
 
-def _read(path: Path) -> bytes | Problem:
-    file = str(path)
+def _read(path: Path, folder: Path | None) -> bytes | Problem:
+    """The file's bytes, or why it was refused without being read (see
+    :mod:`agentctl.untrusted_files`): a contract's folder comes from a pull request."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        if path.is_symlink():
-            return _file_problem(
-                file, "unreadable", "a broken symbolic link: point it at a contract or remove it"
-            )
-        return _file_problem(file, "not-found", "no such file or directory: check the path")
-    except OSError as exc:
-        return _file_problem(
-            file,
-            "unreadable",
-            f"cannot be read ({exc.strerror or type(exc).__name__}): check its permissions",
+        return read_untrusted(
+            path, limit=MAX_FILE_BYTES, within=folder, expected="a regular YAML file"
         )
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = (
-                "a directory"
-                if stat.S_ISDIR(info.st_mode)
-                else "not a regular file (a FIFO, socket or device)"
-            )
-            return _file_problem(file, "unreadable", f"{kind}: a contract is a regular YAML file")
-        if info.st_size > MAX_FILE_BYTES:
-            return _too_large(file)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_FILE_BYTES:
-            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError as exc:
-        return _file_problem(
-            file, "unreadable", f"cannot be read ({exc.strerror or type(exc).__name__})"
-        )
-    finally:
-        os.close(fd)
+    except FileRefused as refused:
+        if refused.code == "file-too-large":
+            return _too_large(str(path))
+        return _file_problem(str(path), refused.code, refused.message)
 
 
 def _unlistable(error: OSError) -> Problem:
@@ -1007,12 +1008,19 @@ def _unlistable(error: OSError) -> Problem:
 def discover(paths: Sequence[Path | str]) -> tuple[list[Path], list[Problem]]:
     """Files to validate: files as given, directories searched recursively for
     ``*.yaml``/``*.yml`` (hidden directories skipped, symlinked ones not followed)."""
-    files: list[Path] = []
+    found_in, problems = _discover(paths)
+    return list(found_in), problems
+
+
+def _discover(paths: Sequence[Path | str]) -> tuple[dict[Path, Path | None], list[Problem]]:
+    # Each file with the folder it must stay inside: the directory it was found
+    # under, or None (its own directory) for a file named on the command line.
+    files: dict[Path, Path | None] = {}
     problems: list[Problem] = []
     for given in paths:
         path = Path(given)
         if not path.is_dir():
-            files.append(path)  # a missing or odd path is reported when read
+            files.setdefault(path, None)  # a missing or odd path is reported when read
             continue
         found: list[Path] = []
         for folder, dirs, names in os.walk(
@@ -1030,9 +1038,9 @@ def discover(paths: Sequence[Path | str]) -> tuple[list[Path], list[Problem]]:
                     "no *.yaml or *.yml files in this directory: check the path",
                 )
             )
-        files += found
-    unique = list(dict.fromkeys(files))
-    return unique, problems
+        for file in found:
+            files.setdefault(file, path)
+    return files, problems
 
 
 def _finish(
@@ -1140,10 +1148,10 @@ def load_contracts(
     gives the providers' settings to their checks (default: their defaults).
     """
     options = _options(today, max_lifetime_days, strict, providers, config)
-    files, problems = discover(paths)
+    files, problems = _discover(paths)
     results: list[_FileResult] = []
-    for path in files:
-        data = _read(path)
+    for path, folder in files.items():
+        data = _read(path, folder)
         results.append(
             _FileResult(str(path), [data])
             if isinstance(data, Problem)

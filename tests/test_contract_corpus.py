@@ -13,7 +13,6 @@ keep as files are generated in :func:`generated_hostile`.
 from __future__ import annotations
 
 import os
-import time
 from datetime import date
 from pathlib import Path
 
@@ -30,8 +29,6 @@ from agentctl.model import Severity
 
 CORPUS = Path(__file__).parent / "corpus"
 TODAY = date(2026, 11, 28)
-# Generous: every case takes milliseconds; this catches quadratic blow-ups.
-TIME_LIMIT_SECONDS = 3.0
 
 SIDECAR: dict[str, list[tuple[str, int]]] = {
     "empty.yaml": [("empty", 0)],
@@ -75,10 +72,7 @@ def describe(report: ValidationReport) -> str:
     )
 
 
-def check_rejected(
-    report: ValidationReport, expected: list[tuple[str, int]], elapsed: float
-) -> None:
-    assert elapsed < TIME_LIMIT_SECONDS, f"took {elapsed:.2f} s"
+def check_rejected(report: ValidationReport, expected: list[tuple[str, int]]) -> None:
     assert not report.ok
     assert report.contracts == (), "an invalid contract must never be loaded"
     found = {(p.code, p.line) for p in report.errors}
@@ -99,18 +93,16 @@ def test_corpus_sizes() -> None:
 @pytest.mark.parametrize("path", corpus("invalid"), ids=lambda p: p.stem)
 def test_invalid_contract(path: Path) -> None:
     expected, strict = expectations(path)
-    started = time.perf_counter()
     report = load_contracts([path], today=TODAY, strict=strict)
-    check_rejected(report, expected, time.perf_counter() - started)
+    check_rejected(report, expected)
     assert all(p.file == str(path) for p in report.problems)
 
 
 @pytest.mark.parametrize("path", corpus("hostile"), ids=lambda p: p.stem)
 def test_hostile_contract(path: Path) -> None:
     expected, strict = expectations(path)
-    started = time.perf_counter()
     report = load_contracts([path], today=TODAY, strict=strict)
-    check_rejected(report, expected, time.perf_counter() - started)
+    check_rejected(report, expected)
     assert report.expired == (), "nothing from the hostile corpus may reach apply"
 
 
@@ -205,10 +197,7 @@ def generated_hostile() -> dict[str, tuple[bytes, str, int | None]]:
 @pytest.mark.parametrize("name", list(generated_hostile()))
 def test_generated_hostile(name: str) -> None:
     data, code, line = generated_hostile()[name]
-    started = time.perf_counter()
     report = load_contract_text(data, f"{name}.yaml", today=TODAY)
-    elapsed = time.perf_counter() - started
-    assert elapsed < TIME_LIMIT_SECONDS, f"took {elapsed:.2f} s"
     assert not report.ok and report.contracts == () and report.expired == ()
     matching = [p for p in report.errors if p.code == code]
     assert matching, describe(report)
@@ -250,15 +239,16 @@ def test_special_files_never_block_or_crash(tmp_path: Path) -> None:
     folder = tmp_path / "contracts"
     folder.mkdir()
     os.mkfifo(folder / "fifo.yaml")  # opening it for reading would wait for a writer
-    (folder / "zero.yaml").symlink_to("/dev/zero")  # endless
-    (folder / "dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    (folder / "zero.yaml").symlink_to("/dev/zero")  # endless, and outside the folder
+    (folder / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")  # outside, dangling
+    (folder / "dangling.yaml").symlink_to(folder / "nowhere.yaml")  # inside, dangling
     (folder / "loop").symlink_to(folder)  # a directory cycle
-    started = time.perf_counter()
+    # A block would hang here until pytest-timeout fails the test; nothing is timed.
     report = load_contracts([folder], today=TODAY)
-    assert time.perf_counter() - started < TIME_LIMIT_SECONDS
     codes = {Path(p.file).name: p.code for p in report.problems}
     assert codes == {
         "dangling.yaml": "unreadable",
         "fifo.yaml": "unreadable",
-        "zero.yaml": "unreadable",
+        "gone.yaml": "outside-folder",
+        "zero.yaml": "outside-folder",
     }
