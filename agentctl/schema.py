@@ -32,6 +32,9 @@ from agentctl.model import ExecutionMode, JsonObject, JsonValue
 if TYPE_CHECKING:
     from agentctl.providers.base import AnySpec
 
+# Bumped when a contract that validated before stops validating (a key removed,
+# a value narrowed); new optional keys keep it. `agentctl --version` prints it.
+SCHEMA_VERSION = "1"
 CONTRACT_SCHEMA_FILE = "agent-contract.schema.json"
 CONTRACT_SCHEMA_ID = "https://agentctl.dev/schemas/agent-contract.schema.json"
 CONFIG_SCHEMA_FILE = "agentctl-config.schema.json"
@@ -377,6 +380,18 @@ def generated(specs: Mapping[str, AnySpec] | None = None) -> dict[str, str]:
         CONTRACT_SCHEMA_FILE: _render(contract_schema(chosen)),
         CONFIG_SCHEMA_FILE: _render(config_json_schema(chosen)),
     }
+
+
+def write_schemas(folder: Path) -> list[Path]:
+    """Write the schemas of the registered providers into ``folder`` (created if
+    missing), for editors that need a local path; the written files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in generated().items():
+        target = folder / name
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written
 
 
 def main(argv: Sequence[str]) -> int:

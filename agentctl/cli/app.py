@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from agentctl import __version__
-from agentctl.cli import audit, github, lifecycle, runs, secrets, serve, validate
+from agentctl.cli import audit, github, lifecycle, runs, schema, secrets, serve, validate
 from agentctl.cli.common import AppContext, reset_consoles, stderr
 from agentctl.errors import EXIT_FAILURE, AgentctlError
 
@@ -48,7 +48,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"agentctl {__version__}")
+        from agentctl.schema import SCHEMA_VERSION
+
+        typer.echo(f"agentctl {__version__} (contract schema {SCHEMA_VERSION})")
         raise typer.Exit()
 
 
@@ -89,6 +91,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(github.app, name="github")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(serve.app, name="serve")
+app.command(name="schema", help=schema.HELP)(schema.schema)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
