@@ -17,8 +17,8 @@ import subprocess
 import sys
 import textwrap
 import venv
-from datetime import date, timedelta
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
