@@ -1,8 +1,13 @@
-"""Clocks are passed in, never read from globals, so tests can freeze time."""
+"""Clocks are passed in, never read from globals, so tests can freeze time.
+
+The installed CLI reads the real clock only: no environment variable, flag or
+file moves it, because expiry dates, approval windows and audit timestamps
+are security decisions. Code in the same process (tests, the demo) passes a
+clock explicitly, e.g. ``agentctl.cli.app.run(argv, clock=...)``.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
@@ -10,16 +15,7 @@ Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
-    """Now, timezone-aware UTC.
-
-    ``AGENTCTL_NOW`` (ISO 8601) pins the clock for a whole process: cron
-    rehearsals and end-to-end tests of a real subprocess need it, because they
-    cannot pass a clock object.
-    """
-    pinned = os.environ.get("AGENTCTL_NOW")
-    if pinned:
-        moment = datetime.fromisoformat(pinned)
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """Now, timezone-aware UTC."""
     return datetime.now(UTC)
 
 

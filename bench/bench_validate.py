@@ -118,7 +118,7 @@ def measure(runs: int, work: dict[str, Callable[[], int]]) -> dict[str, tuple[fl
 def _python(code: str) -> list[object]:
     """Run ``code`` in a fresh interpreter at the repository root; its last
     stdout line is JSON."""
-    env = {**os.environ, "AGENTCTL_NOW": "2026-11-28T00:00:00", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )

@@ -1,17 +1,18 @@
 """Run the real ``agentctl`` CLI as a subprocess against the test moto server.
 
 Crash, concurrency and fault tests need real processes: a SIGKILL, two applies
-racing for the lock, a kill while an apply runs. They cannot pass a clock or a
-client into a subprocess, so each :class:`Cli` writes an ``agentctl.yaml``
-(state, journal, ``aws.*`` pointing at the moto server or at a
-:class:`FaultProxy` in front of it) and runs
+racing for the lock, a kill while an apply runs. They cannot pass a client into a
+subprocess, so each :class:`Cli` writes an ``agentctl.yaml`` (state, journal,
+``aws.*`` pointing at the moto server or at a :class:`FaultProxy` in front of
+it) and runs
 
-    python -c "from agentctl.cli.app import main; main()" ARGS
+    python -c "...; sys.exit(run(ARGS, clock=lambda: NOW))" NOW ARGS
 
-with a scrubbed environment: the operator's access key in ``AWS_ACCESS_KEY_ID``
-/ ``AWS_SECRET_ACCESS_KEY``, ``AGENTCTL_CONFIG``, ``AGENTCTL_NOW`` pinning the
-clock to the session's "today", a private ``HOME`` and no AWS config files, so
-nothing of the developer's own environment reaches agentctl.
+(the clock pinned to the session's "today" in that process, as a clock object:
+the installed CLI reads no clock from its environment) with a scrubbed
+environment: the operator's access key in ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY``, ``AGENTCTL_CONFIG``, a private ``HOME`` and no AWS
+config files, so nothing of the developer's own environment reaches agentctl.
 
 :class:`FaultProxy` is a small HTTP proxy in front of moto that sees every AWS
 request (its IAM/STS ``Action`` and ``RoleName``) and can count it, delay it,
@@ -61,7 +62,12 @@ from agentctl.state import StateStore, open_state
 
 NOW = "2026-11-28T12:00:00+00:00"  # contract_helpers.NOW: "today" is TODAY
 OPERATOR_NAME = "ops@company.com"
-ENTRY = "from agentctl.cli.app import main; main()"
+# The test's "now" is the first argument; the CLI gets it as an in-process
+# clock (the installed agentctl reads no clock from its environment).
+ENTRY = (
+    "import sys; from datetime import datetime; from agentctl.cli.app import run; "
+    "now = datetime.fromisoformat(sys.argv.pop(1)); sys.exit(run(sys.argv[1:], clock=lambda: now))"
+)
 
 # Read-only IAM access for the tests' own checks, so they never have to turn
 # moto's IAM enforcement off while an agentctl subprocess is running.
@@ -105,6 +111,7 @@ class Cli:
     journal_path: Path
     max_attempts: int = 3
     lock_timeout_seconds: float = 120.0
+    now: str = NOW  # what the CLI's clock reads (ISO 8601)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -152,7 +159,6 @@ class Cli:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AGENTCTL_CONFIG": str(self.config_path),
-            "AGENTCTL_NOW": NOW,
             "AGENTCTL_OPERATOR": OPERATOR_NAME,
             "NO_COLOR": "1",
             "TERM": "dumb",
@@ -161,7 +167,7 @@ class Cli:
         }
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-c", ENTRY, *args]
+        return [sys.executable, "-c", ENTRY, self.now, *args]
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -184,7 +190,7 @@ class Cli:
             process.kill()
             out, err = process.communicate()
             raise AssertionError(f"agentctl did not finish in {timeout}s\n{out}\n{err}") from None
-        args = tuple(str(a) for a in process.args[3:]) if isinstance(process.args, list) else ()
+        args = tuple(str(a) for a in process.args[4:]) if isinstance(process.args, list) else ()
         seconds = time.monotonic() - started if started is not None else 0.0
         return CliResult(args, process.returncode, out, err, seconds)
 

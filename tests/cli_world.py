@@ -4,7 +4,8 @@
 ``cli`` writes an ``agentctl.yaml`` (endpoint, region, runtime principal,
 boundary, a SQLite state and a journal in the test's tmp dir), points
 ``AGENTCTL_CONFIG`` at it, gives the operator's keys through the standard
-``AWS_*`` variables, pins the clock with ``AGENTCTL_NOW`` and turns moto's IAM
+``AWS_*`` variables, pins the clock in-process (``run(..., clock=)``; a test
+moves it with ``cli.now = ...``) and turns moto's IAM
 enforcement on: the operator holds only the shipped least-privilege policy.
 Commands run in-process through :func:`agentctl.cli.app.run`, the function
 behind the ``agentctl`` script, so exit codes and both output streams are the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +48,12 @@ class Cli:
     state_path: Path
     config_path: Path
     capsys: pytest.CaptureFixture[str]
+    now: datetime = NOW
 
     def __call__(self, *args: str | Path) -> Outcome:
         self.capsys.readouterr()  # drop anything printed before
-        code = run([str(a) for a in args])
+        now = self.now
+        code = run([str(a) for a in args], clock=lambda: now)
         out, err = self.capsys.readouterr()
         assert "Traceback" not in out + err
         assert "internal error" not in err, err
@@ -108,7 +112,6 @@ def cli(
         "utf-8",
     )
     monkeypatch.setenv("AGENTCTL_CONFIG", str(config_path))
-    monkeypatch.setenv("AGENTCTL_NOW", NOW.isoformat())
     monkeypatch.setenv("AGENTCTL_OPERATOR", "ops@company.com")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)

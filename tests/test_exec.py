@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from aws_helpers import MotoServer, create_operator, record_calls
+from cli_helpers import ENTRY
 from contract_helpers import NOW, s3_read, write_contract
 
 from agentctl.cli.app import run
@@ -59,7 +60,7 @@ class ExecWorld:
     operator_key: str
 
     def cli(self, *argv: str, operator: str = "ops@company.com") -> int:
-        return run(["--operator", operator, *argv])
+        return run(["--operator", operator, *argv], clock=lambda: NOW)
 
     def child(self, code: int = 0) -> tuple[list[str], Path]:
         script = self.root / "child.py"
@@ -93,7 +94,6 @@ def world(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     write_contract(contracts, "helper-agent", aws=s3_read("bucket-a"), mode="on_behalf_of_user")
     write_contract(contracts, "release-agent", aws=s3_read("bucket-a"), mode="approval_required")
     monkeypatch.setenv("AGENTCTL_CONFIG", str(tmp_path / "agentctl.yaml"))
-    monkeypatch.setenv("AGENTCTL_NOW", NOW.isoformat())
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)
     monkeypatch.setenv("OPERATOR_KEY_FOR_TEST", operator.access_key_id)
@@ -372,8 +372,9 @@ def test_signals_reach_the_command_and_its_exit_code_is_agentctls(world: ExecWor
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "agentctl",
+            "-c",
+            ENTRY,  # the real CLI, its clock pinned in-process
+            NOW.isoformat(),
             "exec",
             "reader-agent",
             "--",

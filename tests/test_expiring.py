@@ -59,12 +59,18 @@ import pytest
 import yaml
 from contract_helpers import NOW, TODAY, contract_document, s3_read
 
-from agentctl.cli.app import run
+from agentctl.cli import app
 from agentctl.config import Config
 from agentctl.contract import load_contracts
 from agentctl.engine import Engine
 from agentctl.model import AgentStatus
 from agentctl.state import StateStore, open_state
+
+
+def run(argv: list[str]) -> int:
+    """The real CLI in this process, its clock at the tests' NOW."""
+    return app.run(argv, clock=lambda: NOW)
+
 
 OWNERS = [f"{team}@company.com" for team in ("data", "infra", "ml", "platform", "security")]
 # Days from TODAY to each generated contract's expiry: the edges, then a spread.
@@ -291,7 +297,6 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ),
         "utf-8",
     )
-    monkeypatch.setenv("AGENTCTL_NOW", NOW.isoformat())
     monkeypatch.setenv("AGENTCTL_CONFIG", str(config))
     monkeypatch.delenv("AGENTCTL_STATE", raising=False)
     return config
@@ -461,11 +466,10 @@ def test_cli_prints_nothing_and_exits_0_when_nothing_is_due(
 def test_cli_frozen_clock_moves_what_is_due(
     world: World, cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """AGENTCTL_NOW is the only clock the CLI reads: 31 days later, the agent
+    """The clock the CLI is given is the one it reads: 31 days later, the agent
     that was 31 days away expires today."""
     later = NOW + timedelta(days=31)
-    monkeypatch.setenv("AGENTCTL_NOW", later.isoformat())
-    code = run(
+    code = app.run(
         [
             "--state",
             str(world.state_path),
@@ -475,7 +479,8 @@ def test_cli_frozen_clock_moves_what_is_due(
             "-o",
             "json",
             str(world.folder),
-        ]
+        ],
+        clock=lambda: later,
     )
     assert code == 1
     result = json.loads(capsys.readouterr().out)

@@ -11,7 +11,12 @@ import pytest
 import yaml
 from contract_helpers import NOW
 
-from agentctl.cli.app import run
+from agentctl.cli import app
+
+
+def run(argv: list[str]) -> int:
+    return app.run(argv, clock=lambda: NOW)
+
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 
@@ -28,7 +33,6 @@ def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AGENTCTL_NOW", NOW.isoformat())
     monkeypatch.chdir(tmp_path)
     shutil.copytree(CONTRACTS, tmp_path / "contracts")
     return tmp_path

@@ -96,7 +96,7 @@ class Lifecycle:
     stored: dict[str, str] = field(default_factory=dict, repr=False)  # every store entry seen
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        code = run(list(argv))
+        code = run(list(argv), clock=lambda: NOW)
         out, err = self.capfd.readouterr()
         self.transcript.append((" ".join(argv), out, err))
         self.snapshot_store()
@@ -168,7 +168,6 @@ def lifecycle(
     for variable in ("AGENTCTL_STATE", "AGENTCTL_OPERATOR", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AGENTCTL_CONFIG", str(tmp_path / "agentctl.yaml"))
-    monkeypatch.setenv("AGENTCTL_NOW", NOW.isoformat())
     monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)

@@ -122,7 +122,7 @@ def test_status_reports_an_agent_past_its_expiry_as_expired(
     cli.write("gamma-agent", expiry=TODAY + timedelta(days=10))
     assert cli("apply", cli.contracts, "--yes").code == 0
 
-    monkeypatch.setenv("AGENTCTL_NOW", (NOW + timedelta(days=10)).isoformat())
+    cli.now = NOW + timedelta(days=10)
     (gamma,) = cli("status", "-o", "json").json()["agents"]
 
     assert gamma["status"] == "expired"  # even before the next apply disables it

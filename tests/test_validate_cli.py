@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from agentctl.cli.common import AppContext
 from agentctl.cli.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +50,19 @@ kill_switch: /agents/wildcard-agent/disable
 
 
 @pytest.fixture(autouse=True)
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTCTL_NOW", NOW)
+def no_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGENTCTL_CONFIG", raising=False)
 
 
+def frozen() -> datetime:
+    return datetime.fromisoformat(NOW)
+
+
 def run(*args: str | Path) -> Result:
-    result = CliRunner().invoke(app, ["validate", *map(str, args)])
+    # The clock is handed over in-process, as `agentctl.cli.app.run(clock=)` does.
+    result = CliRunner().invoke(
+        app, ["validate", *map(str, args)], obj=AppContext(clock_source=frozen)
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     return result
@@ -229,7 +237,7 @@ def test_hostile_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
 
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AGENTCTL_NOW": NOW, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
@@ -239,9 +247,12 @@ def test_validate_imports_no_sdk_or_keyring() -> None:
     code = (
         "import sys, json, typer\n"
         "from typer.testing import CliRunner\n"
+        "from datetime import datetime\n"
+        "from agentctl.cli.common import AppContext\n"
         "from agentctl.cli.validate import validate\n"
         "app = typer.Typer(); app.command()(validate)\n"
-        "result = CliRunner().invoke(app, ['contracts/pr-review-agent.yaml'])\n"
+        f"now = AppContext(clock_source=lambda: datetime.fromisoformat({NOW!r}))\n"
+        "result = CliRunner().invoke(app, ['contracts/pr-review-agent.yaml'], obj=now)\n"
         f"print(json.dumps([result.exit_code, [m for m in {HEAVY!r} if m in sys.modules]]))\n"
     )
     out = _python(code, ROOT)
@@ -255,9 +266,11 @@ def test_validate_imports_no_sdk_or_keyring() -> None:
 def test_agentctl_help_and_validate_import_no_sdk_or_keyring() -> None:
     code = (
         "import sys, json, contextlib, io\n"
+        "from datetime import datetime\n"
         "from agentctl.cli.app import run\n"
+        f"now = datetime.fromisoformat({NOW!r})\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    codes = [run(['--help']), run(['validate', 'contracts/pr-review-agent.yaml'])]\n"
+        "    codes = [run(['--help']), run(['validate', 'contracts/pr-review-agent.yaml'], clock=lambda: now)]\n"
         f"print(json.dumps([codes, [m for m in {HEAVY!r} if m in sys.modules]]))\n"
     )
     out = _python(code, ROOT)

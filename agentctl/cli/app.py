@@ -18,6 +18,7 @@ from rich.markup import escape
 from agentctl import __version__
 from agentctl.cli import audit, github, lifecycle, runs, schema, secrets, serve, validate
 from agentctl.cli.common import AppContext, reset_consoles, stderr
+from agentctl.clock import Clock, system_clock
 from agentctl.errors import EXIT_FAILURE, AgentctlError
 
 HELP = """\
@@ -79,7 +80,12 @@ def _global_options(
     ),
 ) -> None:
     reset_consoles()
-    ctx.obj = AppContext(config_path=config, state_url=state, operator=operator)
+    # run(..., clock=...) hands an in-process clock over through ctx.obj; the
+    # installed CLI always starts with the real one.
+    given = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
+    ctx.obj = AppContext(
+        config_path=config, state_url=state, operator=operator, clock_source=given.clock_source
+    )
     # Close the state store (and anything else opened lazily) when the command ends.
     ctx.call_on_close(ctx.obj.close)
 
@@ -94,14 +100,22 @@ app.add_typer(serve.app, name="serve")
 app.command(name="schema", help=schema.HELP)(schema.schema)
 
 
-def run(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
     """Run the CLI and return the exit code (tests call this directly).
+
+    ``clock`` is for code in this process (tests, rehearsals) that needs
+    another "now": the installed ``agentctl`` never passes one, and nothing
+    outside the process can.
 
     Typer's standalone mode renders usage errors itself (exit 2); everything
     the core raises comes through here.
     """
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="agentctl")
+        app(
+            args=list(argv) if argv is not None else None,
+            prog_name="agentctl",
+            obj=AppContext(clock_source=clock or system_clock),
+        )
     except SystemExit as exc:
         if exc.code is None:
             return 0

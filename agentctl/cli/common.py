@@ -77,6 +77,7 @@ class AppContext:
     config_path: str | None = None
     state_url: str | None = None
     operator: str | None = None
+    clock_source: Clock = system_clock
     _config: Config | None = None
     _state: StateStore | None = None
     _secrets: SecretStore | None = None
@@ -88,7 +89,7 @@ class AppContext:
         return self._config
 
     def clock(self) -> Clock:
-        return system_clock
+        return self.clock_source
 
     def engine(
         self, contract_paths: Sequence[str] = (), *, tolerate_config_errors: bool = False
@@ -122,7 +123,9 @@ class AppContext:
         if self._state is None:
             from agentctl.state import open_state
 
-            self._state = open_state(self.config().resolved_state_url(self.state_url))
+            self._state = open_state(
+                self.config().resolved_state_url(self.state_url), clock=self.clock()
+            )
             self._closers.append(self._state)
         return self._state
 

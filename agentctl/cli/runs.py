@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 # Variables the child must never inherit: agentctl's own secrets and the
 # operator's credentials. The child gets the agent's minted ones instead.
 SCRUBBED_PREFIXES = ("AGENTCTL_", "AWS_", "GITHUB_", "GH_")
-KEPT_AGENTCTL = frozenset({"AGENTCTL_NOW"})
 
 RUN_HELP_EPILOG = "Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com --trigger webhook/pr-opened/4521 -- python review.py"
 
@@ -53,11 +52,7 @@ def _duration(text: str) -> int:
 
 
 def child_environment(grant: RunGrant) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(SCRUBBED_PREFIXES) or k in KEPT_AGENTCTL
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
     env.update(grant.child_environment())
     env["AGENTCTL_AGENT"] = grant.agent
     env["AGENTCTL_RUN_ID"] = grant.run_id

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -24,7 +26,9 @@ from testing.github import GitHubEmulator
 REGION = "us-east-1"
 FINDINGS_BUCKET = "acme-security-findings"
 ORG = "acme"
-DEMO_NOW = "2026-11-28T12:00:00+00:00"  # the contracts' expiries are judged from here
+# The shipped contracts' expiry dates were written on this day; the demo runs
+# with the real clock, so it moves them by the days since then.
+CONTRACTS_WRITTEN = date(2026, 11, 28)
 
 
 def repo_root() -> Path:
@@ -52,6 +56,22 @@ def local_servers() -> Iterator[tuple[str, GitHubEmulator]]:
     finally:
         github.stop()
         moto.stop()
+
+
+def shift_expiries(folder: Path, by: timedelta) -> None:
+    """Move every contract's expiry by ``by``: the story (what is due within 90
+    days, what is still valid) stays the same on any real day."""
+    for path in folder.glob("*.yaml"):
+        text = path.read_text("utf-8")
+        path.write_text(
+            re.sub(
+                r"^expiry: (\d{4}-\d{2}-\d{2})",
+                lambda m: f"expiry: {(date.fromisoformat(m.group(1)) + by).isoformat()}",
+                text,
+                flags=re.MULTILINE,
+            ),
+            "utf-8",
+        )
 
 
 def build_world(aws_url: str, github: GitHubEmulator, workdir: Path) -> dict[str, str]:
@@ -107,6 +127,7 @@ def build_world(aws_url: str, github: GitHubEmulator, workdir: Path) -> dict[str
     }
     (workdir / "agentctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
     shutil.copytree(shipped_contracts(), workdir / "contracts")
+    shift_expiries(workdir / "contracts", datetime.now(UTC).date() - CONTRACTS_WRITTEN)
     # From here on the local AWS checks every request against IAM policies.
     requests.post(f"{aws_url}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
 
@@ -115,7 +136,6 @@ def build_world(aws_url: str, github: GitHubEmulator, workdir: Path) -> dict[str
         {
             "AGENTCTL_CONFIG": str(workdir / "agentctl.yaml"),
             "AGENTCTL_OPERATOR": "alice@company.com",
-            "AGENTCTL_NOW": DEMO_NOW,
             "AGENTCTL_KEYRING_PASSPHRASE": "demo-only-passphrase",
             "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],

@@ -54,7 +54,7 @@ _ERROR_STATUSES = frozenset(status.value for status in HTTPStatus if status >= 4
 
 
 def _wall_clock() -> datetime:
-    # Deliberately not agentctl.clock.system_clock: AGENTCTL_NOW pins agentctl's
+    # Deliberately not agentctl.clock.system_clock: tests pin agentctl's
     # notion of "today", while JWTs are signed with the real time, so the
     # emulator (like GitHub) must judge them against the real time.
     return datetime.now(UTC)

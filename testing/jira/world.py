@@ -154,7 +154,7 @@ _MEMBER_PERMISSIONS = (
 
 
 def wall_clock() -> datetime:
-    # Deliberately not agentctl.clock.system_clock: AGENTCTL_NOW pins agentctl's
+    # Deliberately not agentctl.clock.system_clock: tests pin agentctl's
     # notion of "today", while token expiry is judged, as on Atlassian's side,
     # by the real time.
     return datetime.now(UTC)
