@@ -187,8 +187,10 @@ class GitHubWorld:
         """Register ``contract``'s dedicated App through the provider (the CLI's two
         steps without the browser); returns the recorded attributes."""
         provider = provider or self.provider()
-        code = self.emu.create_manifest_code(provider.app_manifest(contract), owner=ORG)
-        return provider.complete_registration(contract, code).attributes
+        manifest = provider.app_manifest(contract)
+        form = provider.start_registration(contract.name, manifest)
+        code = self.emu.create_manifest_code(manifest, owner=ORG)
+        return provider.complete_registration(contract, code, form.state).attributes
 
     def install(
         self,

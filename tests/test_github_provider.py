@@ -127,8 +127,14 @@ def test_register_install_apply_mint_kill(
     assert started["creation_url"] in page and "name='manifest'" in page
     assert json.loads(page.split("value='", 1)[1].split("'>", 1)[0]) == manifest
 
-    # Step 2: a person created the App on GitHub; the code completes it.
-    manifest_code = emu.create_manifest_code(manifest, owner=ORG)
+    # Step 2: a person submits the page's form on GitHub and clicks "Create GitHub
+    # App"; GitHub redirects with code and state, and the whole URL completes it.
+    action = page.split("action='", 1)[1].split("'", 1)[0]
+    created = http.post(action, data={"manifest": json.dumps(manifest)})
+    assert created.status_code == 302, created.text
+    redirect = created.headers["location"]
+    assert redirect.startswith(manifest["redirect_url"] + "?code=")
+    assert f"state={started['state']}" in redirect
     code, out = cli(
         capsys,
         leaks,
@@ -139,7 +145,7 @@ def test_register_install_apply_mint_kill(
         "--contract",
         str(path),
         "--code",
-        manifest_code,
+        redirect,
     )
     assert code == 0, out
     assert "installations/new" in out
@@ -551,8 +557,10 @@ def test_5xx_and_rate_limits_are_retried_then_reported(
 
 def test_unreachable_github_names_the_setting(github_world: GitHubWorld) -> None:
     provider = github_world.provider(github_world.config(base_url="http://127.0.0.1:9"))
+    contract = contract_for("offline-agent", ["repo:read"])
+    form = provider.start_registration(contract.name, provider.app_manifest(contract))
     with pytest.raises(ProviderError) as error:
-        provider.complete_registration(contract_for("offline-agent", ["repo:read"]), "code")
+        provider.complete_registration(contract, "code", form.state)
     assert "cannot connect to GitHub at http://127.0.0.1:9" in str(error.value)
     assert error.value.hint and "github.base_url" in error.value.hint
 
@@ -575,11 +583,68 @@ def test_registration_refuses_an_app_that_differs_from_the_contract(
         **manifest,
         "default_permissions": {**manifest["default_permissions"], "issues": "write"},
     }
+    form = provider.start_registration(contract.name, manifest)
     with pytest.raises(ProviderError, match="issues:write") as refused:
-        provider.complete_registration(contract, world.emu.create_manifest_code(edited, owner=ORG))
+        provider.complete_registration(
+            contract, world.emu.create_manifest_code(edited, owner=ORG), form.state
+        )
     leaks.seen(str(refused.value), refused.value.hint)
     assert world.secrets().get(app_key_ref(contract.name)) is None
     assert world.open_state().get_resource(contract.name, "github") is None
+
+
+def test_registration_checks_the_state_and_the_owner_before_trusting_a_code(
+    github_world: GitHubWorld, capsys: pytest.CaptureFixture[str], leaks: Leaks
+) -> None:
+    """A code is used only with the state of the registration agentctl started, and
+    an App not owned by github.organization is refused (audited, key not stored)."""
+    world, emu = github_world, github_world.emu
+    contract = contract_for("triage-agent", ["issue:write"])
+    path = str(world.write_contract(contract))
+    register = ("github", "register", contract.name, "--contract", path)
+    conversions = "/app-manifests/{code}/conversions"
+
+    # No registration started: nothing is used.
+    manifest = world.provider().app_manifest(contract)
+    stray = emu.create_manifest_code(manifest, owner=ORG)
+    code, out = cli(capsys, leaks, world, *register, "--code", stray, "--state", "guess")
+    assert code != 0 and "no registration of triage-agent is pending" in out
+
+    code, out = cli(capsys, leaks, world, *register, "-o", "json")
+    assert code == 0, out
+    started = json.loads(out)
+
+    # A bare code without its state is a usage error that names the fix.
+    code, out = cli(capsys, leaks, world, *register, "--code", stray)
+    assert code == 2 and "--state" in out and "redirect URL" in out
+
+    # Another registration's code (a forged link): refused before the code is used.
+    emu.clear_requests()
+    forged = f"http://127.0.0.1/agentctl/github/registered?code={stray}&state=forged"
+    code, out = cli(capsys, leaks, world, *register, "--code", forged)
+    assert code != 0 and "forged link" in out
+    assert emu.count_requests(route=conversions) == 0
+
+    # The right state, but the person created the App under their own account.
+    emu.create_user("mallory")
+    code, out = cli(capsys, leaks, world, *register, "-o", "json")
+    state = json.loads(out)["state"]
+    assert state != started["state"]  # every registration gets its own
+    personal = emu.create_manifest_code(manifest, owner="mallory")
+    code, out = cli(capsys, leaks, world, *register, "--code", personal, "--state", state)
+    assert code != 0 and "owned by mallory (User), not by the organization acme" in out
+    assert "Registered" not in out
+    assert world.secrets().get(app_key_ref(contract.name)) is None
+    assert world.open_state().get_resource(contract.name, "github") is None
+    events = world.open_state().audit_events(action="github.register")
+    assert [e.result for e in events] == ["failure"] * 3
+    reasons = [e.detail.get("reason") for e in events]
+    assert reasons == ["no-pending-registration", "state-mismatch", "foreign-owner"]
+    assert events[-1].detail["owner"] == "mallory"
+    assert events[-1].detail["expected_owner"] == ORG
+    # The code is spent, and so is that registration's state.
+    code, out = cli(capsys, leaks, world, *register, "--code", personal, "--state", state)
+    assert code != 0 and "no registration of triage-agent is pending" in out
 
 
 # -- the other CLI commands --------------------------------------------------------------------

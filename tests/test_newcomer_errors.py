@@ -3,6 +3,7 @@ no config, no AWS credentials, no keyring backend, GitHub unreachable."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -60,7 +61,8 @@ def test_no_keyring_backend(bare: Path, capsys: pytest.CaptureFixture[str]) -> N
     (bare / "agentctl.yaml").write_text(
         yaml.safe_dump({"github": {"organization": "acme"}}), encoding="utf-8"
     )
-    code = run(["github", "register", "pr-review-agent", "--code", "abc123"])
+    redirect = "http://127.0.0.1/agentctl/github/registered?code=abc123&state=s"
+    code = run(["github", "register", "pr-review-agent", "--code", redirect])
     err = capsys.readouterr().err
     assert code != 0
     assert "AGENTCTL_KEYRING_PASSPHRASE" in err and "secret" in err.lower()
@@ -81,7 +83,9 @@ def test_github_unreachable(
         encoding="utf-8",
     )
     monkeypatch.setenv("AGENTCTL_KEYRING_PASSPHRASE", "newcomer-passphrase")
-    code = run(["github", "register", "pr-review-agent", "--code", "abc123"])
+    assert run(["github", "register", "pr-review-agent", "-o", "json"]) == 0
+    state = json.loads(capsys.readouterr().out)["state"]
+    code = run(["github", "register", "pr-review-agent", "--code", "abc123", "--state", state])
     err = capsys.readouterr().err
     assert code == 1
     assert "github.base_url" in err

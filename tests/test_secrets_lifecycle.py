@@ -221,7 +221,8 @@ def test_no_secret_value_used_in_a_whole_lifecycle_shows_anywhere(
     # The agent's own GitHub App: manifest, a person creates it, the code completes it.
     code, out, _ = life.cli("github", "register", AGENT, "--contract", path, "-o", "json")
     assert code == 0, life.transcript[-1]
-    manifest = json.loads(out)["manifest"]
+    started = json.loads(out)
+    manifest = started["manifest"]
     code, out, _ = life.cli(
         "github",
         "register",
@@ -230,6 +231,8 @@ def test_no_secret_value_used_in_a_whole_lifecycle_shows_anywhere(
         path,
         "--code",
         emu.create_manifest_code(manifest, owner=ORG),
+        "--state",
+        started["state"],
         "-o",
         "json",
     )

@@ -3,15 +3,18 @@
 ``register`` runs GitHub's manifest flow in two steps, because the App is
 created by a person on GitHub's page, never by an API call:
 
-1. ``agentctl github register NAME`` builds the manifest from the contract and
-   writes a small local HTML page that POSTs it to
+1. ``agentctl github register NAME`` builds the manifest from the contract,
+   keeps a fresh ``state`` in the secret store and writes a small local HTML
+   page that POSTs it to
    ``{web_url}/organizations/{org}/settings/apps/new?state=...`` (the flow needs
    a form POST; a link cannot carry the manifest). Open it (``--open`` does),
    click "Create GitHub App"; GitHub redirects to the redirect URL with
    ``?code=...&state=...``. With the default redirect URL nothing listens, so
    the browser shows an error page: the code is in its address bar.
-2. ``agentctl github register NAME --code CODE`` exchanges the code for the
-   App, refuses it if its name or permissions differ from the contract, stores
+2. ``agentctl github register NAME --code REDIRECT_URL`` checks the URL's
+   ``state`` against the kept one (before the code is used), exchanges the code
+   for the App, refuses it if it is not owned by ``github.organization`` or its
+   name or permissions differ from the contract (audited), stores
    its private key (and webhook/client secrets) in the secret store, records
    the App in state and audits ``github.register``.
 
@@ -99,13 +102,15 @@ def _audit_failure(ctx: typer.Context, name: str, action: str) -> Iterator[None]
     try:
         yield
     except AgentctlError as exc:
+        # A refused registration says why (e.g. who owns the App) for the audit trail.
+        extra = getattr(exc, "detail", None)
         _audit(
             ctx,
             actor=name,
             action=action,
             target=f"github:{name}",
             result="failure",
-            detail={"error": exc.message},
+            detail={"error": exc.message, **(extra if isinstance(extra, dict) else {})},
         )
         raise
 
@@ -130,7 +135,13 @@ def register_command(
         help="The agent's contract file, or a contracts folder.",
     ),
     code: str | None = typer.Option(
-        None, "--code", help="Step 2: the code GitHub appended to the redirect URL."
+        None,
+        "--code",
+        help="Step 2: the whole redirect URL GitHub sent you to (it carries code and state), "
+        "or just the code with --state.",
+    ),
+    state: str | None = typer.Option(
+        None, "--state", help="Step 2 with a bare --code: the state=... of the redirect URL."
     ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help="Give the App a webhook (none by default)."
@@ -147,7 +158,7 @@ def register_command(
     """Create the agent's own GitHub App from its contract (two steps).
 
     Example: agentctl github register pr-review-agent --open
-    Then:    agentctl github register pr-review-agent --code CODE
+    Then:    agentctl github register pr-review-agent --code 'http://127.0.0.1/...?code=...&state=...'
     """
     agent = _load_contract(ctx, name, contract)
     provider = _provider(ctx, [str(contract)])
@@ -157,8 +168,11 @@ def register_command(
         )
         _start_registration(provider, agent, manifest, redirect_url, open_browser, output)
         return
+    from agentctl.providers.github.manifest import parse_code
+
+    the_code, the_state = parse_code(code, state)
     with _audit_failure(ctx, name, "github.register"):
-        registered = provider.complete_registration(agent, code)
+        registered = provider.complete_registration(agent, the_code, the_state)
     _audit(
         ctx,
         actor=name,
@@ -209,13 +223,13 @@ def _start_registration(
     open_browser: bool,
     output: OutputFormat,
 ) -> None:
-    form = provider.manifest_form(manifest)
+    form = provider.start_registration(agent.name, manifest)
     path = _write_form(agent.name, form.html)
     if open_browser:
         import webbrowser
 
         webbrowser.open(path.as_uri())
-    finish = f"agentctl github register {agent.name} --code CODE"
+    finish = f"agentctl github register {agent.name} --code 'REDIRECT_URL'"
     if output == OutputFormat.JSON:
         print_json(
             {
@@ -237,9 +251,10 @@ def _start_registration(
     )
     stdout.print(f"   it posts the manifest to {escape(form.url)}")
     stdout.print('2. Click "Create GitHub App". GitHub then redirects to')
-    stdout.print(f"   {escape(redirect_url)}?code=CODE&state={escape(form.state)}")
+    stdout.print(f"   {escape(redirect_url)}?code=CODE&state=STATE")
     stdout.print(
-        "   (check that state matches; the page need not load, the code is in the address bar)"
+        "   (the page need not load: copy the whole address from the address bar; agentctl "
+        "checks its state)"
     )
     stdout.print(f"3. {escape(finish)}")
 

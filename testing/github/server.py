@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlencode
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -73,6 +75,10 @@ class _Fault:
 
     def matches(self, method: str, path: str) -> bool:
         return path.startswith(self.path_prefix) and self.method in (None, method)
+
+
+# github.com's page an organization's App manifest is POSTed to (not the REST API).
+_NEW_APP_PAGE = re.compile(r"/organizations/([A-Za-z0-9-]{1,39})/settings/apps/new")
 
 
 def _rate_headers(status: Mapping[str, int]) -> dict[str, str]:
@@ -406,6 +412,8 @@ class GitHubEmulator:
         headers: dict[str, str] = {}
         if request.path.startswith("/_emulator/"):
             reply = self._serve_control(request)
+        elif _NEW_APP_PAGE.fullmatch(request.path):
+            reply = self._serve_new_app(request)
         else:
             reply, headers = self._serve_api(request)
         headers.update(reply.headers)
@@ -497,6 +505,33 @@ class GitHubEmulator:
                 "Please wait a few minutes before you try again."
             )
         return ApiError(fault.status, message, headers=headers).reply()
+
+    # -- github.com's "new App" page ------------------------------------------------
+
+    def _serve_new_app(self, request: Request) -> Reply:
+        """A person POSTing a manifest form and clicking "Create GitHub App": the App
+        is owned by the organization in the path, and GitHub redirects to the
+        manifest's ``redirect_url`` with ``?code=...&state=...`` (state as posted)."""
+        if request.method != "POST":
+            return ApiError(405, "Method Not Allowed").reply()
+        match = _NEW_APP_PAGE.fullmatch(request.path)
+        assert match is not None
+        try:
+            manifest = json.loads(request.form.get("manifest", ""))
+        except ValueError:
+            return ApiError(422, "The manifest is not JSON").reply()
+        if not isinstance(manifest, dict) or not manifest.get("redirect_url"):
+            return ApiError(422, "The manifest needs a redirect_url to send the code to").reply()
+        try:
+            code = self.create_manifest_code(manifest, owner=match.group(1))
+        except ApiError as error:
+            return error.reply()
+        query = {"code": code}
+        if "state" in request.args:
+            query["state"] = request.args["state"]
+        separator = "&" if "?" in manifest["redirect_url"] else "?"
+        location = f"{manifest['redirect_url']}{separator}{urlencode(query)}"
+        return Reply(302, None, {"Location": location})
 
     # -- HTTP control API ---------------------------------------------------
 

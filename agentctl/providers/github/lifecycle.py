@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import hmac
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -120,6 +121,23 @@ class GitHubChange:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     # Re-enabling after a renewal: the installations to unsuspend.
     unsuspend: tuple[int, ...] = ()
+
+
+class RegistrationRefused(ProviderError):
+    """The manifest flow's answer was refused; ``detail`` goes to the audit event."""
+
+    def __init__(self, message: str, *, hint: str | None, detail: Mapping[str, Any]) -> None:
+        super().__init__(PROVIDER, message, hint=hint)
+        self.detail = dict(detail)
+
+
+def _state_digest(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def manifest_state_ref(agent: str) -> str:
+    """The pending manifest flow's ``state`` (a nonce, kept with the App's secrets)."""
+    return f"github/app/{agent}/manifest-state"
 
 
 def app_key_ref(agent: str) -> str:
@@ -247,6 +265,7 @@ class GitHubProvider:
                     app_id_ref(agent),
                     f"github/app/{agent}/webhook-secret",
                     f"github/app/{agent}/client-secret",
+                    manifest_state_ref(agent),
                 )
             )
         for credential in state.list_credentials(provider=PROVIDER, live_at=self._context.clock()):
@@ -1478,19 +1497,48 @@ class GitHubProvider:
             redirect_url=redirect_url,
         )
 
-    def manifest_form(self, manifest: Mapping[str, Any]) -> ManifestForm:
-        """A page that POSTs the manifest to the organization's "new App" page."""
-        return manifest_form(
+    def start_registration(self, agent: str, manifest: Mapping[str, Any]) -> ManifestForm:
+        """The page that POSTs ``manifest`` to the organization's "new App" page; its
+        ``state`` is kept in the secret store until the code comes back."""
+        form = manifest_form(
             manifest, f"{self.web_url}/organizations/{self._settings.organization}"
         )
+        # Only its digest is kept: the state itself is in the page and the URL.
+        self._context.secrets.put(manifest_state_ref(agent), Secret(_state_digest(form.state)))
+        return form
 
-    def complete_registration(self, contract: Contract, code: str) -> RegisteredApp:
-        """Exchange a manifest ``code`` for the App, check it against the contract,
-        store its secrets and record it in state."""
+    def _check_state(self, agent: str, state: str) -> None:
+        """Refuse a code that does not come back with the state of the registration
+        agentctl started for ``agent`` (before the code is used)."""
+        pending = self._context.secrets.get(manifest_state_ref(agent))
+        if pending is None:
+            raise RegistrationRefused(
+                f"no registration of {agent} is pending: the code was not used",
+                hint=f"start one with `agentctl github register {agent}`, then pass the "
+                "redirect URL GitHub sends back",
+                detail={"reason": "no-pending-registration"},
+            )
+        if not hmac.compare_digest(pending.reveal(), _state_digest(state)):
+            raise RegistrationRefused(
+                f"the state GitHub sent back with this code is not the one of the registration "
+                f"agentctl started for {agent}: the code comes from another registration or a "
+                "forged link, and was not used",
+                hint=f"run `agentctl github register {agent}` again and use the redirect URL "
+                "of that registration",
+                detail={"reason": "state-mismatch"},
+            )
+
+    def complete_registration(self, contract: Contract, code: str, state: str) -> RegisteredApp:
+        """Exchange a manifest ``code`` for the App, check it against the contract and
+        the configured organization, store its secrets and record it in state.
+
+        ``state`` must be the one :meth:`start_registration` kept for this agent;
+        the code is used only then."""
         agent = contract.name
         manifest = self.app_manifest(contract)
-        state = self._context.state
-        existing = state.get_resource(agent, PROVIDER)
+        org = str(self._settings.organization)
+        state_store = self._context.state
+        existing = state_store.get_resource(agent, PROVIDER)
         stored_id = self._context.secrets.get(app_id_ref(agent))
         if existing is not None or stored_id is not None:
             known = existing.resource_id if existing is not None else stored_id
@@ -1499,6 +1547,9 @@ class GitHubProvider:
                 f"{agent} already has GitHub App {known}: nothing was registered",
                 hint=f"`agentctl github rotate-key {agent} --private-key FILE` replaces its key",
             )
+        self._check_state(agent, state)
+        # A code is single-use: whatever happens next, this registration is over.
+        self._context.secrets.delete(manifest_state_ref(agent))
         # Keep the client referenced: githubkit's namespaces hold it weakly.
         client = self._http.client(None)
         body: dict[str, Any] = self._http.call(
@@ -1516,6 +1567,24 @@ class GitHubProvider:
             "app_permissions": dict(sorted((body.get("permissions") or {}).items())),
         }
         settings_url = self._app_settings_url(info)
+        if info["owner"].lower() != org.lower() or info["owner_type"] != "Organization":
+            # Someone else's App (a personal one, or another organization's): its
+            # key is not stored, so agentctl can never act as it.
+            raise RegistrationRefused(
+                f"the App created from this code, {info['slug']} (id {info['app_id']}), is owned "
+                f"by {info['owner']} ({info['owner_type']}), not by the organization {org}: "
+                "its key was not stored",
+                hint=f"register again from {org}'s settings (the page `agentctl github register "
+                f"{agent}` writes posts there); ask {info['owner']} to delete {settings_url}",
+                detail={
+                    "reason": "foreign-owner",
+                    "app_id": info["app_id"],
+                    "slug": info["slug"],
+                    "owner": info["owner"],
+                    "owner_type": info["owner_type"],
+                    "expected_owner": org,
+                },
+            )
         wanted = manifest["default_permissions"]
         if info["name"] != agent or not _same(info["app_permissions"], wanted):
             raise ProviderError(
@@ -1544,7 +1613,7 @@ class GitHubProvider:
             "grant_permissions": None,
             "grant_repositories": None,
         }
-        state.put_resource(agent, PROVIDER, str(info["app_id"]), attributes)
+        state_store.put_resource(agent, PROVIDER, str(info["app_id"]), attributes)
         return RegisteredApp(
             agent=agent,
             app_id=info["app_id"],

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from agentctl.errors import UsageError
 from agentctl.model import Contract
+
+# GitHub's manifest codes are short hex strings; anything else never reaches a URL path.
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,54 @@ def build_manifest(
     return manifest
 
 
-def manifest_form(manifest: Mapping[str, Any], organization_url: str) -> ManifestForm:
+def new_state() -> str:
+    """The manifest flow's ``state``: GitHub hands it back with the code, so a code
+    from any other registration (or a forged link) is refused before it is used."""
+    return secrets.token_urlsafe(24)
+
+
+def parse_code(code_or_url: str, state: str | None) -> tuple[str, str]:
+    """(code, state) from what the person pasted: the whole redirect URL
+    (``...?code=...&state=...``) or the bare code with ``--state``."""
+    text = code_or_url.strip()
+    if "?" in text or "://" in text:
+        query = parse_qs(urlsplit(text).query)
+        codes, states = query.get("code", []), query.get("state", [])
+        if len(codes) != 1:
+            raise UsageError(
+                "the redirect URL has no code=... parameter",
+                hint="paste the whole address GitHub redirected to after "
+                '"Create GitHub App", e.g. http://127.0.0.1/...?code=...&state=...',
+            )
+        text = codes[0]
+        if len(states) == 1:
+            if state is not None and state != states[0]:
+                raise UsageError(
+                    "--state differs from the state in the redirect URL",
+                    hint="pass only the redirect URL",
+                )
+            state = states[0]
+    if not _CODE.fullmatch(text):
+        raise UsageError(
+            "that is not a GitHub manifest code",
+            hint="pass the code=... value GitHub appended to the redirect URL, or the whole URL",
+        )
+    if not state:
+        raise UsageError(
+            "the manifest flow's state is missing: agentctl checks it so that only the "
+            "registration it started can complete",
+            hint="pass the whole redirect URL as --code (it carries code and state), "
+            "or add --state STATE",
+        )
+    return text, state
+
+
+def manifest_form(
+    manifest: Mapping[str, Any], organization_url: str, state: str | None = None
+) -> ManifestForm:
     """A page that POSTs the manifest to GitHub: the manifest flow needs a form POST,
     which a plain link cannot make."""
-    state = secrets.token_urlsafe(12)
+    state = state or new_state()
     url = f"{organization_url}/settings/apps/new?state={state}"
     value = html.escape(json.dumps(manifest, sort_keys=True), quote=True)
     page = (
