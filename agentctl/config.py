@@ -180,6 +180,10 @@ class Config:
             )
         return value
 
+    def state_is_default(self, override: str | None = None) -> bool:
+        """Nobody chose a state store: not --state, AGENTCTL_STATE or `state:`."""
+        return not (override or os.environ.get(ENV_STATE) or self.state_url)
+
     def resolved_state_url(self, override: str | None = None) -> str:
         url = override or os.environ.get(ENV_STATE) or self.state_url or default_state_url()
         if "://" not in url:  # a bare path means a SQLite file

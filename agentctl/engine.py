@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
-from agentctl.errors import AgentctlError, NotFound, StateError
+from agentctl.errors import AgentctlError, NotFound, StateError, StateNotFound
 from agentctl.model import AgentStatus, Contract
 from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan
 from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
@@ -265,11 +265,17 @@ class Engine:
         parallelism: int = DEFAULT_PARALLELISM,
         progress: Callable[[str], None] | None = None,
     ) -> Plan:
+        try:
+            state: StateStore | None = self.state
+        except StateNotFound:
+            # Nothing recorded yet (a first plan, or a pull request's CI with no
+            # state): every agent is new. Planning never creates the store.
+            state = None
         return compute_plan(
             contracts=contracts,
             expired=expired,
             providers=self.providers,
-            state=self.state,
+            state=state,
             today=self.today(),
             refresh=refresh,
             prune=prune,
@@ -910,9 +916,9 @@ class Engine:
         return ExpiringReport(days=days, today=today, items=tuple(items))
 
     def _rotation_due(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
-        state = self._try_state()
-        if state is None:
-            return []
+        # Cron runs this: a state store that cannot be read must fail the run
+        # (exit 1, one line), never report "nothing due".
+        state = self.state
         max_age = timedelta(days=self.config.rotation_max_age_days)
         items = []
         for record in state.list_agents():

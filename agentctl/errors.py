@@ -55,6 +55,10 @@ class StateError(AgentctlError):
     """The state store is unreachable, locked, or inconsistent."""
 
 
+class StateNotFound(StateError):
+    """The configured state database does not exist and this command may not create it."""
+
+
 class LockTimeout(StateError):
     """Another agentctl run holds the lock for longer than we may wait."""
 

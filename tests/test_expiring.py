@@ -505,3 +505,39 @@ def test_cli_contract_error_blocks_expiring(
     assert code == 1
     assert out == ""
     assert "broken.yaml" in err and "Traceback" not in err
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param(lambda tmp: f"postgresql://nobody@127.0.0.1:{closed_port()}/x", id="pg-down"),
+        pytest.param(lambda tmp: str(tmp / "typo" / "stat.db"), id="sqlite-typo"),
+    ],
+)
+def test_cli_fails_loudly_when_the_state_cannot_be_read(
+    tmp_path: Path, cli_env: Path, capsys: pytest.CaptureFixture[str], state: Any
+) -> None:
+    """Cron mails only what a job prints: a state store that cannot be read
+    means rotation checks were skipped, so the run fails with one line on
+    stderr (never exit 0 and silence), and a typo creates nothing."""
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    document = contract_document("quiet-0", expiry=TODAY + timedelta(days=90), aws=s3_read("b"))
+    (folder / "quiet-0.yaml").write_text(yaml.safe_dump(document), "utf-8")
+    url = state(tmp_path)
+
+    code = run(["--state", url, "expiring", "--days", "30", str(folder)])
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert not (tmp_path / "typo").exists()

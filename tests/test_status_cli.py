@@ -63,7 +63,21 @@ def view(name: str, **overrides: Any) -> dict[str, Any]:
     return base
 
 
-def test_empty_state(cli: Cli) -> None:
+def test_a_missing_state_store_is_an_error_until_created_on_purpose(cli: Cli) -> None:
+    # agentctl.yaml names a state file that is not there (a typo, or a new
+    # set-up): status must not create it and report "no agents" to cron.
+    missing = cli("status")
+    assert missing.code == 1
+    assert f"no state database at {cli.state_path}" in missing.err
+    assert "`agentctl state init`" in missing.err
+    assert not cli.state_path.exists()
+    for read_only in (("list",), ("expiring", "--days", "30"), ("audit",), ("audit", "verify")):
+        assert cli(*read_only).code == 1, read_only
+    assert not cli.state_path.exists()
+
+    created = cli("state", "init")
+    assert created.code == 0, created.err
+    assert "schema version" in created.out and cli.state_path.exists()
     text = cli("status")
     assert text.code == 0
     assert "No agents recorded yet" in text.out

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from agentctl import __version__
-from agentctl.cli import audit, github, lifecycle, runs, schema, secrets, serve, validate
+from agentctl.cli import audit, github, lifecycle, runs, schema, secrets, serve, state, validate
 from agentctl.cli.common import AppContext, reset_consoles, stderr
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import EXIT_FAILURE, AgentctlError
@@ -97,6 +97,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(github.app, name="github")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(serve.app, name="serve")
+app.add_typer(state.app, name="state")
 app.command(name="schema", help=schema.HELP)(schema.schema)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
@@ -26,16 +26,19 @@ _UNBOUNDED_WIDTH = 100_000
 
 
 def parse_since(text: str, clock: Clock = system_clock) -> datetime:
-    """``24h``/``7d``/``30m``/``2w`` back from now, or an ISO date (UTC midnight) or time."""
-    match = _DURATION.match(text)
-    if match:
-        return clock() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    """A duration back from now (``24h``, ``7d``, ``1h30m``, ``2w``; a bare number
+    is minutes), or an ISO date (UTC midnight) or time."""
+    from agentctl.durations import UNIT_SECONDS, parse_duration
+
+    value = text.strip()
+    if value[:1].isdigit() and value[-1:].lower() in UNIT_SECONDS:
+        return clock() - parse_duration(value, option="--since", minimum=0, bare_unit="m")
     try:
-        moment = datetime.fromisoformat(text.strip())  # a bare date means its midnight
+        moment = datetime.fromisoformat(value)  # a bare date means its midnight
     except ValueError:
         raise UsageError(
             f"--since '{text}' is neither a date, a time nor a duration",
-            hint="use 2026-11-01, 2026-11-01T12:00:00Z, or 24h / 7d / 30m / 2w",
+            hint="use 2026-11-01, 2026-11-01T12:00:00Z, or 24h / 7d / 1h30m / 2w",
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

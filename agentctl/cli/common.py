@@ -78,6 +78,9 @@ class AppContext:
     state_url: str | None = None
     operator: str | None = None
     clock_source: Clock = system_clock
+    # Only commands that record something new (apply, registrations, `state
+    # init`) may create a state store that is not there yet; the others say so.
+    may_create_state: bool = False
     _config: Config | None = None
     _state: StateStore | None = None
     _secrets: SecretStore | None = None
@@ -123,8 +126,13 @@ class AppContext:
         if self._state is None:
             from agentctl.state import open_state
 
+            config = self.config()
+            # agentctl's own default store (nobody named one) is created on
+            # first use as before: it cannot be a typo.
             self._state = open_state(
-                self.config().resolved_state_url(self.state_url), clock=self.clock()
+                config.resolved_state_url(self.state_url),
+                create=self.may_create_state or config.state_is_default(self.state_url),
+                clock=self.clock(),
             )
             self._closers.append(self._state)
         return self._state

@@ -161,6 +161,7 @@ def register_command(
     Then:    agentctl github register pr-review-agent --code 'http://127.0.0.1/...?code=...&state=...'
     """
     agent = _load_contract(ctx, name, contract)
+    app_context(ctx).may_create_state = True  # registration may come before the first apply
     provider = _provider(ctx, [str(contract)])
     if code is None:
         manifest = provider.app_manifest(

@@ -216,6 +216,7 @@ def apply_command(
 
     paths = default_paths(paths)
     report = load_valid_contracts(ctx, paths)
+    app_context(ctx).may_create_state = True  # apply is what creates a new state store
     engine = _engine(ctx, paths)
     plan = engine.plan(
         report.contracts, report.expired, refresh=refresh, prune=prune, parallelism=parallelism

@@ -39,16 +39,9 @@ def _runs(ctx: typer.Context) -> Runs:
 
 
 def _duration(text: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600}
-    value = text.strip().lower()
-    try:
-        if value and value[-1] in units:
-            return int(value[:-1]) * units[value[-1]]
-        return int(value)
-    except ValueError:
-        raise UsageError(
-            f"--duration {text!r} is not a duration", hint="e.g. 15m, 1h, 3600"
-        ) from None
+    from agentctl.durations import parse_duration
+
+    return int(parse_duration(text, option="--duration").total_seconds())
 
 
 def child_environment(grant: RunGrant) -> dict[str, str]:
@@ -109,7 +102,9 @@ def exec_command(
     approval: str | None = typer.Option(
         None, "--approval", help="Approval id (approval_required agents)."
     ),
-    duration: str = typer.Option("1h", "--duration", help="Credential lifetime: 15m .. 12h."),
+    duration: str = typer.Option(
+        "1h", "--duration", help="Credential lifetime: 15m .. 12h (e.g. 45m, 1h30m)."
+    ),
 ) -> None:
     """Run COMMAND with credentials minted for this run only.
 
@@ -127,6 +122,7 @@ def exec_command(
         raise UsageError(
             "no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]"
         )
+    seconds = _duration(duration)  # a usage error before anything is opened
     runs = _runs(ctx)
     grant = runs.grant(
         RunRequest(
@@ -135,7 +131,7 @@ def exec_command(
             on_behalf_of=on_behalf_of,
             trigger=trigger,
             approval_id=approval,
-            duration_seconds=_duration(duration),
+            duration_seconds=seconds,
         )
     )
     stderr.print(
@@ -166,7 +162,9 @@ def credentials_command(
     approval: str | None = typer.Option(
         None, "--approval", help="Approval id (approval_required agents)."
     ),
-    duration: str = typer.Option("1h", "--duration", help="Credential lifetime: 15m .. 12h."),
+    duration: str = typer.Option(
+        "1h", "--duration", help="Credential lifetime: 15m .. 12h (e.g. 45m, 1h30m)."
+    ),
     output: CredentialsFormat = typer.Option(
         CredentialsFormat.ENV, "--output", "-o", help="env: `export K=V` lines; json: an object."
     ),
@@ -180,6 +178,7 @@ def credentials_command(
     """
     from agentctl.execution import RunRequest
 
+    seconds = _duration(duration)  # a usage error before anything is opened
     runs = _runs(ctx)
     grant = runs.grant(
         RunRequest(
@@ -188,7 +187,7 @@ def credentials_command(
             on_behalf_of=on_behalf_of,
             trigger=trigger,
             approval_id=approval,
-            duration_seconds=_duration(duration),
+            duration_seconds=seconds,
         )
     )
     if sys.stdout.isatty():

@@ -96,6 +96,7 @@ def token_create(
     from agentctl.serve_auth import HMAC, TOKEN, create_caller
 
     context = app_context(ctx)
+    context.may_create_state = True  # a first caller may come before the first apply
     engine = context.engine()
     issued = create_caller(
         context.state(),

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.engine.url import URL
 
 from agentctl.clock import Clock, system_clock
-from agentctl.errors import LockTimeout, StateError
+from agentctl.errors import LockTimeout, StateError, StateNotFound
 from agentctl.model import AgentStatus
 from agentctl.secrets import check_no_secrets
 from agentctl.state import schema as s
@@ -92,6 +92,14 @@ def _prepare_sqlite_file(path: Path, shown: str) -> None:
         ) from None
 
 
+def _missing_sqlite_file(url: str) -> Path | None:
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() == "postgresql" or parsed.database is None:
+        return None
+    path = Path(parsed.database).expanduser()
+    return None if path.exists() else path
+
+
 def create_state_engine(url: str) -> Engine:
     """An engine for ``url`` with agentctl's connection settings (no schema work)."""
     parsed = _parse_url(url)
@@ -129,15 +137,34 @@ def create_state_engine(url: str) -> Engine:
     return engine
 
 
-def open_state(url: str, *, clock: Clock = system_clock) -> StateStore:
-    """Open (creating and migrating as needed) the state store at ``url``."""
+def open_state(url: str, *, clock: Clock = system_clock, create: bool = True) -> StateStore:
+    """Open (migrating as needed) the state store at ``url``.
+
+    With ``create=False`` a database that is not there yet — no SQLite file, or
+    a PostgreSQL database without agentctl's tables — raises
+    :class:`StateNotFound` instead of being created: a typo in ``--state`` must
+    not become a new empty store that reports "no agents" to a cron job.
+    """
+    missing = _missing_sqlite_file(url) if not create else None
+    if missing is not None:
+        raise _not_found(f"no state database at {missing}")
     store = StateStore(create_state_engine(url), clock=clock)
     try:
+        if not create and store.schema_version() == 0:
+            raise _not_found(f"the state database {store.url} has no agentctl tables")
         store.migrate()
     except BaseException:
         store.close()
         raise
     return store
+
+
+def _not_found(message: str) -> StateNotFound:
+    return StateNotFound(
+        message,
+        hint="check --state, AGENTCTL_STATE and `state:` in agentctl.yaml for a typo; "
+        "`agentctl apply` or `agentctl state init` creates the store",
+    )
 
 
 def _dump(value: Any) -> str:

@@ -1,0 +1,64 @@
+"""Durations as people type them: ``90``, ``15m``, ``1h30m``, ``2d12h``, ``1w``.
+
+One parser for every option that takes a duration (``exec --duration``,
+``credentials --duration``, ``audit --since``), so they accept the same forms
+and refuse the same way: a value that is not a duration, or one outside the
+option's range, is a usage error naming the option, the accepted forms and the
+range — never an ``OverflowError`` from ``timedelta`` or ``datetime``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from agentctl.errors import UsageError
+
+UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_PART = re.compile(r"(\d+)([wdhms])")
+_WHOLE = re.compile(r"(?:\d+[wdhms])+")
+# Longer than any grant could live; also keeps every sum far from timedelta's
+# limit (999,999,999 days) and datetime's year 9999.
+MAX_SECONDS = 100 * 365 * 86400
+FORMS = "e.g. 90 (seconds), 15m, 1h30m, 2d12h, 1w"
+
+
+def _human(seconds: int) -> str:
+    for unit in ("w", "d", "h", "m"):
+        size = UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_duration(
+    text: str,
+    *,
+    option: str,
+    minimum: int = 1,
+    maximum: int = MAX_SECONDS,
+    bare_unit: str = "s",
+) -> timedelta:
+    """``text`` as a timedelta within ``minimum``..``maximum`` seconds.
+
+    ``bare_unit`` is the unit of a bare number (seconds for run durations).
+    """
+    value = text.strip().lower().replace(" ", "")
+    if value.isdigit():
+        value += bare_unit
+    if not _WHOLE.fullmatch(value):
+        raise UsageError(f"{option} {text!r} is not a duration", hint=FORMS)
+    seconds = 0
+    for number, unit in _PART.findall(value):
+        # A huge number is refused before it is multiplied (no big-int work,
+        # no overflow later).
+        if len(number) > 12:
+            seconds = maximum + 1
+            break
+        seconds += int(number) * UNIT_SECONDS[unit]
+    if not minimum <= seconds <= maximum:
+        raise UsageError(
+            f"{option} {text!r} is out of range",
+            hint=f"give between {_human(minimum)} and {_human(maximum)} ({FORMS})",
+        )
+    return timedelta(seconds=seconds)
