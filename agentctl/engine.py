@@ -18,7 +18,7 @@ from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.errors import AgentctlError, NotFound, StateError, StateNotFound
 from agentctl.model import AgentStatus, Contract
-from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan
+from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan, status_matches
 from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def _action_dict(result: ActionResult) -> dict[str, Any]:
         "detail": result.detail,
         "resource_id": result.resource_id,
         "remaining": result.remaining or None,
+        "verified": list(result.verified),
+        "undetermined": result.undetermined,
     }
 
 
@@ -112,7 +114,8 @@ class LifecycleReport:
 class ExpiringItem:
     agent: str
     owner: str
-    kind: str  # "contract-expired" | "contract-expiring" | "credential-rotation-due"
+    # "contract-expired" | "contract-expiring" | "credential-rotation-due" | "kill-incomplete"
+    kind: str
     due: date
     days_left: int
     detail: str
@@ -323,6 +326,9 @@ class Engine:
             if event.action != "kill" or event.result not in {"success", "partial"}:
                 continue
             reason = str(event.detail.get("reason") or "killed while the state store was down")
+            killed = (
+                AgentStatus.KILL_INCOMPLETE if event.result == "partial" else AgentStatus.KILLED
+            )
             record = state.get_agent(event.target)
             if record is None:
                 state.upsert_agent(
@@ -331,14 +337,12 @@ class Engine:
                     purpose="",
                     execution_mode="autonomous",
                     expiry=None,
-                    status=AgentStatus.KILLED,
+                    status=killed,
                     contract_hash=None,
                     status_reason=reason,
                 )
-            elif record.status != AgentStatus.KILLED and record.updated_at <= event.time:
-                state.set_agent_status(
-                    event.target, AgentStatus.KILLED, reason, expected=record.status
-                )
+            elif not record.status.killed and record.updated_at <= event.time:
+                state.set_agent_status(event.target, killed, reason, expected=record.status)
         import_journal(state, self.journal, operator=self.operator)
 
     def _apply_agent(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
@@ -355,7 +359,7 @@ class Engine:
             record, resources = state.get_agent_and_resources(name)
             if (
                 record is not None
-                and record.status == AgentStatus.KILLED
+                and record.status.killed
                 and agent_plan.disposition != AgentDisposition.KILLED
             ):
                 # Killed after the plan was made: never undo a kill.
@@ -400,7 +404,7 @@ class Engine:
                     bool(changes)
                     and agent_plan.disposition != AgentDisposition.KILLED
                     and record is not None
-                    and record.status == AgentStatus.KILLED
+                    and record.status.killed
                 )
                 if pending is not None:
                     self._record_change(agent_plan, *pending, resources)
@@ -444,7 +448,7 @@ class Engine:
         }.get(agent_plan.disposition, AgentStatus.ACTIVE)
         if (
             record is not None
-            and record.status == expected
+            and (record.status == expected or (expected.killed and record.status.killed))
             and (
                 contract is None
                 or (
@@ -566,7 +570,7 @@ class Engine:
         record, resources = state.get_agent_and_resources(name)
         if record is None:
             stale.append("agent not recorded")
-        elif record.contract_hash != contract.digest or record.status != expected:
+        elif record.contract_hash != contract.digest or not status_matches(record.status, expected):
             stale.append(f"recorded as {record.status.value} with another contract version")
         recorded = set(resources)
         stale.extend(
@@ -648,7 +652,7 @@ class Engine:
         if (
             existing is not None
             and existing.contract_hash == contract.digest
-            and existing.status == status
+            and status_matches(existing.status, status)
             and existing.document is not None
             and not changes
         ):
@@ -667,9 +671,9 @@ class Engine:
             status_reason="expired" if status == AgentStatus.EXPIRED else None,
             document=contract.document(),
         )
-        if recorded.status != status and not (
-            recorded.status == AgentStatus.KILLED and status != AgentStatus.KILLED
-        ):
+        # A kill, complete or not, is never overwritten by apply (an incomplete
+        # one is finished only by `agentctl kill`).
+        if recorded.status != status and not recorded.status.killed:
             state.set_agent_status(
                 contract.name,
                 status,
@@ -727,18 +731,29 @@ class Engine:
             state, record = lookup.result()
         if state is None:
             notes.append("state store unreachable: providers were searched by tag")
-        # A provider that found nothing returns no resource id.
-        found_anywhere = record is not None or any(r.resource_id or not r.ok for r in results)
-        if not found_anywhere:
+        # A provider that found nothing returns no resource id; one that could
+        # not tell (not configured, unreachable, nothing recorded) is no
+        # evidence either way.
+        found_anywhere = record is not None or any(
+            r.resource_id or not (r.ok or r.undetermined) for r in results
+        )
+        if not found_anywhere and (state is not None or not any(r.undetermined for r in results)):
+            unsure = [r for r in results if r.undetermined]
             raise NotFound(
                 f"no agent named {name!r} in the state store or in any provider",
-                hint="check the name with `agentctl list` (names are matched exactly)",
+                hint="check the name with `agentctl list` (names are matched exactly)"
+                + "".join(
+                    f"; {r.provider} could not be searched ({r.detail}): {r.remaining}"
+                    for r in unsure
+                ),
             )
+        ok = all(r.ok for r in results)
+        status = AgentStatus.KILLED if ok else AgentStatus.KILL_INCOMPLETE
         already = (
             record is not None
             and record.status == AgentStatus.KILLED
             and all(r.already or r.resource_id is None for r in results if r.ok)
-            and all(r.ok for r in results)
+            and ok
         )
         state_recorded = False
         if state is not None:
@@ -750,12 +765,12 @@ class Engine:
                         purpose="",
                         execution_mode="autonomous",
                         expiry=None,
-                        status=AgentStatus.KILLED,
+                        status=status,
                         contract_hash=None,
                         status_reason=reason,
                     )
-                elif record.status != AgentStatus.KILLED:
-                    state.set_agent_status(name, AgentStatus.KILLED, reason)
+                elif record.status != status:
+                    state.set_agent_status(name, status, reason)
                 state_recorded = True
             except StateError:
                 notes.append(
@@ -770,7 +785,9 @@ class Engine:
             trigger=trigger or f"operator/{self.operator}",
             detail={
                 "reason": reason,
+                "status": status.value,
                 "providers": {r.provider: ("ok" if r.ok else r.detail) for r in results},
+                "verified": {r.provider: list(r.verified) for r in results if r.verified},
             },
             state=state,
         )
@@ -789,7 +806,7 @@ class Engine:
         record = state.get_agent(name)
         if record is None:
             raise NotFound(f"no agent named {name!r} in the state store")
-        if record.status != AgentStatus.KILLED:
+        if not record.status.killed:
             raise AgentctlError(
                 f"{name} is {record.status.value}, not killed: nothing to revive",
                 hint="revive only undoes `agentctl kill`",
@@ -909,11 +926,34 @@ class Engine:
                         file=contract.source or None,
                     )
                 )
+        owners = {c.name: c.owner for c in [*contracts, *expired]}
         if include_credentials:
-            items.extend(
-                self._rotation_due(today, {c.name: c.owner for c in [*contracts, *expired]})
-            )
+            items.extend(self._rotation_due(today, owners))
+        items.extend(self._kills_incomplete(today, owners))
         return ExpiringReport(days=days, today=today, items=tuple(items))
+
+    def _kills_incomplete(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
+        """Kills not confirmed in every system: overdue from the day they began."""
+        state = self._try_state()
+        if state is None:
+            return []
+        items = []
+        for record in state.list_agents():
+            if record.status != AgentStatus.KILL_INCOMPLETE:
+                continue
+            since = (record.killed_at or record.updated_at).date()
+            items.append(
+                ExpiringItem(
+                    agent=record.name,
+                    owner=owners.get(record.name, record.owner),
+                    kind="kill-incomplete",
+                    due=since,
+                    days_left=(since - today).days,
+                    detail=f"killed on {since.isoformat()} but not confirmed in every system: "
+                    f"run `agentctl kill {record.name}` again (it says what is left to do)",
+                )
+            )
+        return items
 
     def _rotation_due(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
         # Cron runs this: a state store that cannot be read must fail the run
@@ -946,7 +986,10 @@ class Engine:
         return items
 
     def drift(self, record: AgentRecord) -> tuple[str, ...]:
-        """What differs between the agent's providers and its applied contract."""
+        """What differs between the agent's providers and its applied contract;
+        for a killed agent, what of its kill no longer holds."""
+        if record.status.killed:
+            return kill_undone(self.providers.values(), record.name)
         if record.document is None or record.status != AgentStatus.ACTIVE:
             return ()
         contract = Contract.from_document(record.document, source=f"state:{record.name}")
@@ -989,6 +1032,8 @@ class Engine:
             live = len(state.list_credentials(agent=record.name, live_at=now))
             agent_drift = drift.get(record.name, ())
             status = record.status.value
+            if record.status.killed and any(d.startswith(KILL_UNDONE) for d in agent_drift):
+                status = KILL_UNDONE
             if record.status == AgentStatus.ACTIVE:
                 if record.expiry is not None and now.date() >= record.expiry:
                     status = AgentStatus.EXPIRED.value
@@ -1009,6 +1054,37 @@ class Engine:
                 )
             )
         return views
+
+
+KILL_UNDONE = "kill-undone"
+
+
+def kill_undone(providers: Iterable[Provider], agent: str) -> tuple[str, ...]:
+    """Ask every provider that can whether the kill of ``agent`` still holds.
+
+    Entries start with ``kill-undone: <provider>:`` when a revocation was
+    undone (a deny removed, an installation unsuspended), or name the
+    provider and say it ``cannot check``.
+    """
+    from agentctl.providers.base import ChecksKill
+
+    found: list[str] = []
+    for provider in providers:
+        if not isinstance(provider, ChecksKill):
+            continue
+        try:
+            result = provider.check_killed(agent)
+        except AgentctlError as exc:
+            found.append(f"{provider.name}: cannot check ({exc.message})")
+            continue
+        if result.ok:
+            continue
+        detail = result.detail.removeprefix(f"{provider.name}: ")
+        if result.undetermined:
+            found.append(f"{provider.name}: {detail}")
+        else:
+            found.append(f"{KILL_UNDONE}: {provider.name}: {detail} ({result.remaining})")
+    return tuple(found)
 
 
 def new_run_id() -> str:

@@ -143,7 +143,7 @@ class Runs:
                 f"{request.agent} has never been provisioned",
                 hint="add its contract and run `agentctl apply`",
             )
-        if record.status == AgentStatus.KILLED:
+        if record.status.killed:
             raise self._refuse(
                 request,
                 f"{request.agent} is killed ({record.status_reason or 'no reason recorded'})",

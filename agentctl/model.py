@@ -54,8 +54,17 @@ class Severity(StrEnum):
 class AgentStatus(StrEnum):
     ACTIVE = "active"
     KILLED = "killed"
+    # Killed, but at least one system did not confirm the revocation: running
+    # `agentctl kill` again finishes it (and records KILLED).
+    KILL_INCOMPLETE = "kill-incomplete"
     EXPIRED = "expired"
     REMOVED = "removed"
+
+    @property
+    def killed(self) -> bool:
+        """Killed, confirmed everywhere or not: apply never revives it, exec
+        never runs it; only `agentctl revive` brings it back."""
+        return self in (AgentStatus.KILLED, AgentStatus.KILL_INCOMPLETE)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ class AgentPlan:
     # state_basis). apply, holding the lock, re-reads it: if another run changed
     # the agent meanwhile, this plan is stale for it and is not applied.
     basis: tuple[Any, ...] | None = None
+    # Killed agents only (refreshing plan): what of the kill no longer holds
+    # (see engine.kill_undone); `agentctl kill NAME` restores it.
+    kill_undone: tuple[str, ...] = ()
 
     @property
     def mutating(self) -> tuple[Change, ...]:
@@ -79,6 +82,7 @@ class AgentPlan:
             "declared_not_enforced": list(self.declared),
             "errors": list(self.errors),
             "record": self.record,
+            "kill_undone": list(self.kill_undone),
         }
 
 
@@ -91,7 +95,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(self.applicable(a) or a.record for a in self.agents)
+        return any(self.applicable(a) or a.record or a.kill_undone for a in self.agents)
 
     @property
     def has_errors(self) -> bool:
@@ -137,6 +141,14 @@ _EXPECTED_STATUS = {
     AgentDisposition.EXPIRED: AgentStatus.EXPIRED,
     AgentDisposition.KILLED: AgentStatus.KILLED,
 }
+
+
+def status_matches(recorded: AgentStatus | None, expected: AgentStatus | None) -> bool:
+    """The recorded status is what the plan expects (an incomplete kill is a kill:
+    apply leaves finishing it to `agentctl kill`)."""
+    if recorded is None or expected is None:
+        return recorded == expected
+    return recorded == expected or (recorded.killed and expected.killed)
 
 
 def _providers_for(
@@ -198,7 +210,8 @@ def compute_plan(
     def plan_agent(name: str) -> AgentPlan:
         contract, disposition = by_name.get(name, (None, AgentDisposition.ORPHAN))
         if (
-            recorded_status.get(name) == AgentStatus.KILLED
+            name in recorded_status
+            and recorded_status[name].killed
             and disposition != AgentDisposition.ORPHAN
         ):
             # Killed agents stay killed: only `agentctl revive` brings them back.
@@ -217,7 +230,7 @@ def compute_plan(
                 and granted
                 and contract is not None
                 and applied_hash.get((name, provider_name)) == contract.digest
-                and recorded_status.get(name) == _EXPECTED_STATUS.get(disposition)
+                and status_matches(recorded_status.get(name), _EXPECTED_STATUS.get(disposition))
             ):
                 # Applied exactly this contract last time and nothing since: trust
                 # the state (a refreshing plan is what detects out-of-band drift).
@@ -254,6 +267,13 @@ def compute_plan(
                     summary=f"{system}: declared, not enforced (no provider for '{system}' is installed)",
                 )
             )
+        undone: tuple[str, ...] = ()
+        if refresh and disposition == AgentDisposition.KILLED:
+            from agentctl.engine import KILL_UNDONE, kill_undone
+
+            undone = tuple(
+                d for d in kill_undone(providers.values(), name) if d.startswith(KILL_UNDONE)
+            )
         if progress:
             progress(name)
         record = (
@@ -263,7 +283,7 @@ def compute_plan(
             and not any(c.mutating for c in changes)
             and (
                 unrecorded
-                or recorded_status.get(name) != _EXPECTED_STATUS.get(disposition)
+                or not status_matches(recorded_status.get(name), _EXPECTED_STATUS.get(disposition))
                 or recorded_hash.get(name) != contract.digest
                 or any(
                     applied_hash.get((name, p)) != contract.digest
@@ -280,6 +300,7 @@ def compute_plan(
             declared=declared,
             errors=tuple(errors),
             record=record,
+            kill_undone=undone,
             basis=state_basis(
                 recorded_status.get(name),
                 recorded_hash.get(name),

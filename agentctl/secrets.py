@@ -160,6 +160,9 @@ class SecretStore(ABC):
     ``github/app/<agent>/private-key``). Keys are names, never secret."""
 
     name: str
+    # Every operator of the team reads the same store: a key absent here is
+    # absent for everyone (kill relies on it to rule out an agent's GitHub App).
+    shared: bool = False
 
     @abstractmethod
     def put(self, key: str, secret: Secret) -> None: ...
@@ -286,6 +289,8 @@ class SecretsManagerStore(SecretStore):
     only keep it readable. A secret someone scheduled for deletion by hand is
     absent to ``get`` and restored by ``put``.
     """
+
+    shared = True
 
     name = AWS_SECRETS_MANAGER
 

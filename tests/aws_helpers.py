@@ -74,6 +74,7 @@ class MotoServer:
         """Empty every backend and turn IAM enforcement off."""
         self.enforce_iam(None)
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+        install_aws_deny_all()
 
     def enforce_iam(self, after: int | None = 0) -> None:
         """Check IAM policies on every request after the next ``after`` ones
@@ -118,6 +119,28 @@ class MotoServer:
         self._stop()
 
 
+_DENY_ALL_DATA: dict[str, Any] = {}
+
+
+def install_aws_deny_all(account: str = ACCOUNT) -> None:
+    """Put the AWS-managed ``AWSDenyAll`` policy into moto's IAM, as in AWS.
+
+    moto loads AWS-managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES
+    (about 1,300 of them, parsed for every account backend), so kill's
+    AttachRolePolicy would answer NoSuchEntity. This adds just that one, from
+    moto's own copy of AWS's document (``Deny *`` on ``*``), to the in-process
+    server's backend; moto then enforces it like any attached policy.
+    """
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    if not _DENY_ALL_DATA:
+        _DENY_ALL_DATA.update(json.loads(aws_managed_policies_data)["AWSDenyAll"])
+    backend = iam_backends[account]["aws"]
+    policy = AWSManagedPolicy.from_data("AWSDenyAll", account, REGION, _DENY_ALL_DATA)
+    backend.managed_policies.setdefault(policy.arn, policy)
+
+
 def start_moto_server() -> MotoServer:
     from moto.server import ThreadedMotoServer
 
@@ -125,6 +148,7 @@ def start_moto_server() -> MotoServer:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    install_aws_deny_all()
     host, port = server.get_host_and_port()
     return MotoServer(url=f"http://{host}:{port}", _stop=server.stop)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aws_helpers import (
+    OPERATOR_POLICY,
     IAM_MUTATING,
     CallRecorder,
     MotoServer,
@@ -357,11 +358,12 @@ def test_prune_removes_only_the_orphan(aws: MotoServer) -> None:
     assert world.mutations() == [
         ("DeleteRolePolicy", "agentctl-a"),
         ("DeleteRolePolicy", "agentctl-a"),
-        ("DetachRolePolicy", "agentctl-a"),
+        ("DetachRolePolicy", "agentctl-a"),  # the boundary attached by hand
+        ("DetachRolePolicy", "agentctl-a"),  # AWSDenyAll, the kill's managed deny
         ("DeleteRolePolicy", "agentctl-a"),
         ("DeleteRole", "agentctl-a"),
     ]
-    # The kill deny went last, after every grant.
+    # The kill denies went last, after every grant.
     assert [p["PolicyName"] for n, p in world.iam.calls if n == "DeleteRolePolicy"][
         -1
     ] == KILL_POLICY
@@ -457,7 +459,7 @@ def test_a_role_agentctl_does_not_own_is_never_touched(aws: MotoServer) -> None:
 # -- kill, revive, rotate -------------------------------------------------------------
 
 
-def test_kill_touches_the_exact_name_only_in_at_most_four_calls(aws: MotoServer) -> None:
+def test_kill_touches_the_exact_name_only_in_four_round_trips(aws: MotoServer) -> None:
     world = make_world(aws)
     for name in ("foo", "foo-bar", "foo2"):
         converge(world.provider, contract(name))
@@ -468,7 +470,17 @@ def test_kill_touches_the_exact_name_only_in_at_most_four_calls(aws: MotoServer)
     result = world.provider.kill("foo", "incident 4521")
     assert time.perf_counter() - started < 2
     assert result.ok and not result.already
-    assert world.iam.names == ["GetRole", "PutRolePolicy", "UpdateAssumeRolePolicy", "TagRole"]
+    # Look up; both denies at once; trust lock and tag at once; read back all three.
+    names = world.iam.names
+    assert names[0] == "GetRole"
+    assert sorted(names[1:3]) == ["AttachRolePolicy", "PutRolePolicy"]
+    assert sorted(names[3:5]) == ["TagRole", "UpdateAssumeRolePolicy"]
+    assert sorted(names[5:]) == ["GetRole", "GetRolePolicy", "ListAttachedRolePolicies"]
+    assert result.verified == (
+        "AWSDenyAll attached",
+        "inline deny agentctl-kill present",
+        "trust policy locked",
+    )
     assert {role for _, role in world.mutations()} == {"agentctl-foo"}
     with aws.unenforced():
         assert {n: snapshot(aws, n) for n in before} == before
@@ -487,8 +499,12 @@ def test_kill_touches_the_exact_name_only_in_at_most_four_calls(aws: MotoServer)
 
     world.iam.clear()
     again = world.provider.kill("foo", "again")
-    assert again.ok and again.already and again.detail == "already killed"
-    assert world.iam.names == ["GetRole", "GetRolePolicy"]
+    assert again.ok and again.already
+    assert again.detail == (
+        "already killed: AWSDenyAll attached, inline deny agentctl-kill present, "
+        "trust policy locked"
+    )
+    assert sorted(world.iam.names) == ["GetRole", "GetRolePolicy", "ListAttachedRolePolicies"]
     missing = world.provider.kill("nobody", "x")
     assert missing.ok and missing.detail == "no AWS role"
 
@@ -678,7 +694,7 @@ def test_interrupted_runs_converge(aws: MotoServer) -> None:
     observed = p.observe("a")
     assert observed.killed
     (change,) = p.plan(c, observed, expired=False)
-    assert [f.field for f in change.fields] == ["tags.agentctl:status", "trust_policy"]
+    assert [f.field for f in change.fields] == ["tags.agentctl:status", "trust_policy", "deny_all"]
     result = p.kill("a", "finish")
     assert result.ok and not result.already
     assert p.plan(c, p.observe("a"), expired=False) == []
@@ -724,8 +740,22 @@ def test_whole_lifecycle_runs_as_the_least_privilege_operator(aws: MotoServer) -
     operator_iam = aws.client("iam", world.operator.credentials)
     # Enforcement is real: anything outside the policy is refused.
     assert denied(operator_iam.create_user, UserName="mallory")
-    assert denied(operator_iam.list_roles)
-    assert denied(operator_iam.attach_role_policy, RoleName="agentctl-x", PolicyArn=world.boundary)
+    assert denied(operator_iam.list_users)
+    assert denied(operator_iam.detach_user_policy, UserName="u", PolicyArn=world.boundary)
+    # AttachRolePolicy is allowed only for AWSDenyAll (the kill's managed deny)
+    # through an ArnEquals condition on iam:PolicyARN, which moto does not
+    # evaluate (it treats unknown conditions as met), so it is checked on the
+    # document: https://docs.aws.amazon.com/service-authorization/latest/reference/
+    # list_awsidentityandaccessmanagementiam.html (AttachRolePolicy: iam:PolicyARN).
+    attach = [
+        s
+        for s in json.loads(OPERATOR_POLICY.read_text())["Statement"]
+        if "iam:AttachRolePolicy" in s["Action"]
+    ]
+    assert [s["Effect"] for s in attach] == ["Allow"]
+    assert attach[0]["Condition"] == {
+        "ArnEquals": {"iam:PolicyARN": "arn:aws:iam::aws:policy/AWSDenyAll"}
+    }
 
     c = contract("a")
     assert [r.ok for r in converge(p, c)] == [True]
@@ -768,10 +798,21 @@ def test_aws_errors_are_actionable_and_never_leak_secrets(
     assert denied_error.value.hint == OPERATOR_HINT
     killed = weak.kill("a", "incident")
     assert not killed.ok
+    # Whoever reads it can paste each command (no state here: it cannot
+    # tell whether the role exists, so it says so).
+    assert killed.undetermined
     assert killed.remaining == (
-        "put inline deny policy agentctl-kill on role agentctl-a; "
-        "replace the trust policy of role agentctl-a with the deny-all lock; "
-        "tag role agentctl-a agentctl:status=killed"
+        "if role agentctl-a exists: "
+        "aws iam attach-role-policy --role-name agentctl-a "
+        "--policy-arn arn:aws:iam::aws:policy/AWSDenyAll; "
+        "aws iam put-role-policy --role-name agentctl-a --policy-name agentctl-kill "
+        """--policy-document '{"Version":"2012-10-17","Statement":[{"Sid":"AgentctlKill","""
+        """"Effect":"Deny","Action":["*"],"Resource":["*"]}]}'; """
+        "aws iam update-assume-role-policy --role-name agentctl-a "
+        """--policy-document '{"Version":"2012-10-17","Statement":[{"Sid":"AgentctlKilled","""
+        """"Effect":"Deny","Principal":{"AWS":["*"]},"Action":["sts:AssumeRole","""
+        """"sts:SetSourceIdentity","sts:TagSession"]}]}' """
+        "(or fix the access and run `agentctl kill a` again)"
     )
     assert powerless.secret_access_key not in killed.detail + killed.remaining
 
@@ -835,7 +876,9 @@ def test_throttling_is_retried_and_persistent_throttling_reported(aws: MotoServe
             and "(2 attempts)" in result.detail
         )
         killed = p.kill("a", "incident")
-        assert not killed.ok and killed.remaining.startswith("put inline deny policy agentctl-kill")
+        assert (
+            not killed.ok and "aws iam put-role-policy --role-name agentctl-a" in killed.remaining
+        )
 
 
 def test_the_standard_aws_environment_is_used(

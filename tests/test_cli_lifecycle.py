@@ -18,7 +18,17 @@ from agentctl.model import AgentStatus
 if TYPE_CHECKING:
     from cli_world import Cli  # the `cli` fixture is a conftest plugin
 
-ACTION_KEYS = {"provider", "action", "ok", "already", "detail", "resource_id", "remaining"}
+ACTION_KEYS = {
+    "provider",
+    "action",
+    "ok",
+    "already",
+    "detail",
+    "resource_id",
+    "remaining",
+    "verified",
+    "undetermined",
+}
 LIFECYCLE_KEYS = {
     "agent",
     "action",
@@ -72,6 +82,7 @@ def test_plan_json_and_detailed_exitcode(cli: Cli) -> None:
         "declared_not_enforced",
         "errors",
         "record",  # nothing to change in providers, but the state must record the agent
+        "kill_undone",
     }
     assert alpha["record"] is False
     assert (alpha["agent"], alpha["disposition"], alpha["owner"]) == (
@@ -175,6 +186,8 @@ def test_apply_json_shape_and_second_apply(cli: Cli) -> None:
             "detail": f"created role agentctl-{name}",
             "resource_id": arn(name),
             "remaining": None,
+            "verified": [],
+            "undetermined": False,
         }
     assert cli.roles() == ["agentctl-alpha-agent", "agentctl-beta-agent"]
 
@@ -248,9 +261,16 @@ def test_kill_json_shape_and_only_the_named_agent(cli: Cli) -> None:
         "action": "kill",
         "ok": True,
         "already": False,
-        "detail": "killed role agentctl-alpha-agent: existing sessions denied, no new sessions",
+        "detail": "killed role agentctl-alpha-agent, read back: AWSDenyAll attached, "
+        "inline deny agentctl-kill present, trust policy locked",
         "resource_id": arn("alpha-agent"),
         "remaining": None,
+        "verified": [
+            "AWSDenyAll attached",
+            "inline deny agentctl-kill present",
+            "trust policy locked",
+        ],
+        "undetermined": False,
     }
     assert all(entry["ok"] for entry in report["providers"])
 

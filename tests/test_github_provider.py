@@ -31,6 +31,7 @@ from github_helpers import (
 
 from agentctl.cli.app import run
 from agentctl.errors import ProviderError
+from agentctl.model import AgentStatus
 from agentctl.providers.base import ChangeKind, ProviderContext
 from agentctl.providers.github.lifecycle import GitHubProvider, app_key_ref
 from agentctl.secrets import Secret
@@ -490,8 +491,10 @@ def test_kill_of_an_agent_without_github(github_world: GitHubWorld) -> None:
             secrets_factory=github_world.secrets,
         )
     )
+    # Nothing here says whether "nobody" has a GitHub App: never a ✓.
     result = unconfigured.kill("nobody", "test")
-    assert result.ok and result.detail == "GitHub not configured" and result.resource_id is None
+    assert not result.ok and result.undetermined and result.resource_id is None
+    assert "github.organization" in result.remaining
     assert not unconfigured.observe("nobody").exists
     with pytest.raises(ProviderError, match="not configured") as error:
         unconfigured.plan(
@@ -500,8 +503,25 @@ def test_kill_of_an_agent_without_github(github_world: GitHubWorld) -> None:
     assert error.value.hint and "github.organization" in error.value.hint
 
     configured = github_world.provider()
+    # The state does not know it and the keyring here is personal: cannot rule an App out.
+    result = configured.kill("nobody", "test")
+    assert not result.ok and result.undetermined
+    assert f"{github_world.emu.url}/organizations/{ORG}/settings/apps" in result.remaining
+
+    # The state knows the agent and records no App and no token: verified, nothing to do.
+    github_world.open_state().upsert_agent(
+        name="nobody",
+        owner="o@example.com",
+        purpose="",
+        execution_mode="autonomous",
+        expiry=None,
+        status=AgentStatus.ACTIVE,
+        contract_hash=None,
+    )
     result = configured.kill("nobody", "test")
     assert result.ok and result.resource_id is None and not result.already
+    result = unconfigured.kill("nobody", "test")
+    assert result.ok and "GitHub is not configured here" in result.detail
     with pytest.raises(ProviderError, match="github register nobody"):
         configured.plan(
             contract_for("nobody", ["repo:read"]), configured.observe("nobody"), expired=False

@@ -87,7 +87,7 @@ def render_plan(plan: Plan) -> None:
             for c in agent.changes
             if c.mutating or c.kind.value in ("conflict", "drift", "declared")
         ]
-        if not changes and not agent.errors and not agent.record:
+        if not changes and not agent.errors and not agent.record and not agent.kill_undone:
             continue
         shown += 1
         label = f"[bold]{escape(agent.agent)}[/bold]"
@@ -113,6 +113,8 @@ def render_plan(plan: Plan) -> None:
                 "  [cyan]· record[/cyan] in the state: the providers already match the "
                 "contract (an earlier apply was interrupted)"
             )
+        for undone in agent.kill_undone:
+            stdout.print(f"  [bold red]! {escape(undone)}[/bold red]")
         for error in agent.errors:
             stdout.print(f"  [red]error[/red] {escape(error)}")
     summary = plan.as_dict()["summary"]
@@ -281,6 +283,12 @@ def render_lifecycle(report: LifecycleReport) -> None:
         stdout.print(f"  [yellow]note[/yellow] {escape(note)}")
     if report.ok and not report.already:
         stdout.print(f"[bold]{escape(report.agent)} {verb}.[/bold]")
+    elif not report.ok and report.action == "kill":
+        stdout.print(
+            f"[bold red]{escape(report.agent)} only partly killed (status kill-incomplete): do "
+            f"what is still to do above, or fix it and run `agentctl kill {escape(report.agent)}` "
+            "again.[/bold red]"
+        )
     elif not report.ok:
         stdout.print(f"[bold red]{escape(report.agent)} only partly {verb}: see above.[/bold red]")
 
@@ -414,7 +422,14 @@ def status_command(
         "live creds",
     ):
         table.add_column(column, overflow="fold")
-    colour = {"active": "green", "killed": "red", "expired": "magenta", "drifted": "yellow"}
+    colour = {
+        "active": "green",
+        "killed": "red",
+        "kill-incomplete": "bold red",
+        "kill-undone": "bold red",
+        "expired": "magenta",
+        "drifted": "yellow",
+    }
     for view in views:
         table.add_row(
             escape(view.name),

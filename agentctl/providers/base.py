@@ -161,9 +161,20 @@ class ActionResult:
     resource_id: str | None = None
     # Resource attributes worth recording in state (never secret).
     attributes: Mapping[str, Any] = field(default_factory=dict)
-    # When not ok: what is left for a human to do, precisely.
+    # When not ok: what is left for a human to do, precisely (for a kill: a
+    # pasteable command, e.g. `aws iam ...`, or the settings page to use).
     remaining: str = ""
     already: bool = False  # nothing to do: e.g. "already killed"
+    # What was read back from the system after the writes (kill: "AWSDenyAll
+    # attached", "installation 7 suspended"). A kill says ok only for what is
+    # in here, or when the provider verified the agent has nothing to revoke.
+    verified: tuple[str, ...] = ()
+    # The provider could not tell whether the agent has anything in its system
+    # (not configured here, unreachable, and nothing recorded either way). ok
+    # is False and remaining says how to find out; the engine does not count
+    # it as evidence that the agent exists (so a mistyped name is still
+    # "not found" when the state store knows no such agent).
+    undetermined: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,7 +231,16 @@ class Provider(Protocol[PayloadT]):
 
     def kill(self, agent: str, reason: str) -> ActionResult:
         """Revoke this agent only: existing sessions/tokens denied at once, no new
-        ones. Must work with no contract and no state (discover by tags)."""
+        ones. Must work with no contract and no state (discover by tags).
+
+        The kill contract (every provider): revoke, then read back, and say
+        ``ok`` only for what the read-back confirmed (``verified``). A system
+        the agent is known or suspected to use that cannot be reached or is
+        not configured here is ``ok=False`` with ``remaining`` = the exact
+        thing to do (a pasteable command or a settings URL); when nothing at
+        all says whether the agent uses it, also ``undetermined=True``.
+        ``ok=True`` with no ``resource_id`` means "verified: nothing here".
+        Never raises for the system's failures."""
         ...
 
     def revive(self, agent: str, reason: str) -> ActionResult: ...
@@ -330,6 +350,24 @@ class ProviderSpec(Generic[GrantT, SettingsT]):
 
 # A spec whose grant and settings types are its own business (the registry's view).
 AnySpec: TypeAlias = "ProviderSpec[Any, Any]"
+
+
+@runtime_checkable
+class ChecksKill(Protocol):
+    """A provider that can tell, read-only, whether a kill still holds.
+
+    ``status --refresh`` and ``plan`` ask it about every killed agent: someone
+    removing a deny or unsuspending an installation behind agentctl's back
+    shows as ``kill-undone``.
+    """
+
+    def check_killed(self, agent: str) -> ActionResult:
+        """action ``"check-kill"``; makes no write. ``ok``: every revocation
+        is in place (``verified`` lists them) or the agent has nothing here.
+        Not ``ok``: ``detail`` says what is undone, ``remaining`` how to
+        restore it (usually ``agentctl kill NAME``); ``undetermined`` when the
+        system cannot be asked."""
+        ...
 
 
 @runtime_checkable

@@ -487,9 +487,16 @@ class StateStore:
         """
         now = self._clock()
         killed_at: Any = None
-        if status is AgentStatus.KILLED:
+        if status.killed:
+            # Finishing an incomplete kill keeps the time it began.
             killed_at = sa.case(
-                (s.agents.c.status == AgentStatus.KILLED.value, s.agents.c.killed_at), else_=now
+                (
+                    s.agents.c.status.in_(
+                        [AgentStatus.KILLED.value, AgentStatus.KILL_INCOMPLETE.value]
+                    ),
+                    s.agents.c.killed_at,
+                ),
+                else_=now,
             )
         statement = (
             s.agents.update()

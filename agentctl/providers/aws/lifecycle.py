@@ -34,6 +34,7 @@ from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, canonical_json
 from agentctl.providers.aws import PROVIDER, SPEC
 from agentctl.providers.aws.client import AwsClients, provider_error
+from agentctl.providers.aws.kill import DENY_ALL_NAME, RoleKiller, deny_all_arn
 from agentctl.providers.aws.policies import (
     GRANT_POLICY,
     KILL_DOCUMENT,
@@ -273,8 +274,13 @@ class AwsProvider:
         names = self._inline_policy_names(role_name)
         status = tags.get(TAG_STATUS, STATUS_ACTIVE)
         kill_policy = KILL_POLICY in names
-        # A kill that stopped after its first write (the deny) is still a kill.
-        killed = status == STATUS_KILLED or (kill_policy and status != STATUS_EXPIRED)
+        # Only a locked role can carry AWSDenyAll: the extra read is not paid
+        # by the apply of active agents.
+        deny_all = (status in {STATUS_KILLED, STATUS_EXPIRED} or kill_policy) and (
+            RoleKiller(self).deny_all_attached(role_name, role["Arn"])
+        )
+        # A kill that stopped after its first write (a deny) is still a kill.
+        killed = status == STATUS_KILLED or ((kill_policy or deny_all) and status != STATUS_EXPIRED)
         drift = [
             f"inline policy {name} on {role_name} was not written by agentctl"
             for name in sorted(set(names) - OWN_POLICIES)
@@ -303,6 +309,7 @@ class AwsProvider:
                 if GRANT_POLICY in names
                 else None,
                 "kill_policy": kill_policy,
+                "deny_all": deny_all,
                 "inline_policies": sorted(names),
                 "description": role.get("Description", ""),
                 "max_session_duration": role.get("MaxSessionDuration"),
@@ -537,6 +544,9 @@ class AwsProvider:
         if locked and not observed.get("kill_policy"):
             fields.append(FieldChange("kill_policy", None, KILL_POLICY))
             payload["kill_policy"] = True
+        if locked and not observed.get("deny_all"):
+            fields.append(FieldChange("deny_all", None, DENY_ALL_NAME))
+            payload["deny_all"] = True
         role_fields = ("description", "max_session_duration")
         changed = [key for key in role_fields if observed.get(key) != desired[key]]
         fields.extend(FieldChange(key, observed.get(key), desired[key]) for key in changed)
@@ -684,6 +694,7 @@ class AwsProvider:
             # Renewed after expiry: open the trust first, then drop the deny,
             # so a crash in between still reads as disabled (deny present).
             self._set_trust(role_name, payload.get("trust") or self.trust_policy())
+            RoleKiller(self).detach_deny_all(role_name, payload.get("arn"))
             self._delete_policy(role_name, KILL_POLICY)
             self._call(
                 "iam",
@@ -694,6 +705,14 @@ class AwsProvider:
             )
         elif "trust" in payload:
             self._set_trust(role_name, payload["trust"])
+        if payload.get("deny_all"):
+            self._call(
+                "iam",
+                "attach_role_policy",
+                f"attach {DENY_ALL_NAME} to role {role_name}",
+                RoleName=role_name,
+                PolicyArn=deny_all_arn(payload.get("arn")),
+            )
         if payload.get("kill_policy"):
             self._put_policy(role_name, KILL_POLICY, KILL_DOCUMENT)
         if "tags" in payload:
@@ -776,7 +795,8 @@ class AwsProvider:
         for name in inline:
             if name not in denies:
                 self._delete_policy(role_name, name)
-        for policy in attached:
+        deny_all = deny_all_arn(role["Arn"])
+        for policy in sorted(attached, key=lambda p: p["PolicyArn"] == deny_all):
             self._call(
                 "iam",
                 "detach_role_policy",
@@ -802,112 +822,13 @@ class AwsProvider:
         return self._lock_role(agent, reason, STATUS_KILLED, "kill")
 
     def _lock_role(self, agent: str, reason: str, status: str, action: str) -> ActionResult:
-        """Kill (status killed) or DISABLE (status expired): at most 4 API calls.
+        """Kill (status killed) or DISABLE (status expired), read back: see
+        :mod:`agentctl.providers.aws.kill`."""
+        return RoleKiller(self).lock(agent, reason, status, action)
 
-        Never raises for an AWS failure: the result says which writes remain.
-        """
-        try:
-            role_name = self.role_name(agent)
-        except ProviderError as exc:
-            return self._result(
-                agent, action, ok=False, detail=exc.message, remaining="fix aws.role_prefix"
-            )
-        # What is still to do, in order; each entry goes once its write succeeded.
-        remaining = {
-            "policy": f"put inline deny policy {KILL_POLICY} on role {role_name}",
-            "trust": f"replace the trust policy of role {role_name} with the deny-all lock",
-            "tag": f"tag role {role_name} {TAG_STATUS}={status}",
-        }
-
-        def failed(exc: ProviderError) -> ActionResult:
-            return self._result(
-                agent,
-                action,
-                ok=False,
-                detail=exc.explained(),
-                remaining="; ".join(remaining.values()),
-            )
-
-        try:
-            role = self._get_role(role_name, f"look up role {role_name}")
-        except ProviderError as exc:
-            return failed(exc)
-        if role is None:
-            return self._result(agent, action, ok=True, already=True, detail="no AWS role")
-        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
-        tags = tags_dict(role.get("Tags"))
-        if not is_owned(tags, agent):
-            return self._result(
-                agent,
-                action,
-                ok=False,
-                resource_id=role["Arn"],
-                detail=f"role {role_name} exists but is not managed by agentctl; not touched",
-                remaining=f"{role_name} is not agentctl's: if this agent uses it, revoke it by hand",
-            )
-        current = tags.get(TAG_STATUS)
-        trust_locked = canonical_json(
-            normalise_policy(role["AssumeRolePolicyDocument"])
-        ) == canonical_json(normalise_policy(LOCKED_TRUST))
-        try:
-            if trust_locked and current in {STATUS_KILLED, STATUS_EXPIRED}:
-                # Looks locked already: confirm the deny is there before saying so.
-                present = self._get_policy(role_name, KILL_POLICY)
-                if present is not None and canonical_json(present) == canonical_json(
-                    normalise_policy(KILL_DOCUMENT)
-                ):
-                    remaining.pop("policy")
-                    if current in (status, STATUS_KILLED):
-                        return self._result(
-                            agent,
-                            action,
-                            ok=True,
-                            already=True,
-                            resource_id=role["Arn"],
-                            attributes=info,
-                            detail=f"already {current}",
-                        )
-            if status == STATUS_EXPIRED and current not in {STATUS_EXPIRED, STATUS_KILLED}:
-                # Expiry is not an incident: mark the role expired *first*, so a
-                # DISABLE interrupted after its deny reads back as disabled and
-                # the next apply completes it. Read back as a kill instead, it
-                # would stay killed until a `revive` the state could not allow.
-                self._tag(
-                    role_name,
-                    {
-                        TAG_STATUS: status,
-                        TAG_KILLED_REASON: tag_value(reason or action),
-                        TAG_KILLED_AT: utc_stamp(self._context.clock()),
-                    },
-                )
-                current = status
-                remaining.pop("tag")
-            # The deny goes first: it stops existing sessions on their next call.
-            if "policy" in remaining:
-                self._put_policy(role_name, KILL_POLICY, KILL_DOCUMENT)
-                remaining.pop("policy")
-            if not trust_locked:
-                self._set_trust(role_name, LOCKED_TRUST)
-            remaining.pop("trust")
-            if current != status and current != STATUS_KILLED:
-                self._tag(
-                    role_name,
-                    {
-                        TAG_STATUS: status,
-                        TAG_KILLED_REASON: tag_value(reason or action),
-                        TAG_KILLED_AT: utc_stamp(self._context.clock()),
-                    },
-                )
-            remaining.pop("tag", None)
-        except ProviderError as exc:
-            return failed(exc)
-        verb = "killed" if status == STATUS_KILLED else "disabled"
-        return self._role_result(
-            agent,
-            action,
-            info,
-            f"{verb} role {role_name}: existing sessions denied, no new sessions",
-        )
+    def check_killed(self, agent: str) -> ActionResult:
+        """Read only: does the agent's kill still hold in IAM? (ChecksKill)"""
+        return RoleKiller(self).check(agent)
 
     def revive(self, agent: str, reason: str) -> ActionResult:
         role_name = self.role_name(agent)
@@ -932,6 +853,7 @@ class AwsProvider:
             tags.get(TAG_STATUS, STATUS_ACTIVE) == STATUS_ACTIVE
             and open_trust
             and KILL_POLICY not in self._inline_policy_names(role_name)
+            and not RoleKiller(self).deny_all_attached(role_name, role["Arn"])
         ):
             return self._result(
                 agent,
@@ -942,8 +864,9 @@ class AwsProvider:
                 attributes=info,
                 detail="not killed",
             )
-        # Trust first, deny last: until the deny goes, the role still reads as killed.
+        # Trust first, denies last: until they go, the role still reads as killed.
         self._set_trust(role_name, trust)
+        RoleKiller(self).detach_deny_all(role_name, role["Arn"])
         self._delete_policy(role_name, KILL_POLICY)
         self._tag(role_name, {TAG_STATUS: STATUS_ACTIVE})
         self._call(

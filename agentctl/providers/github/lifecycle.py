@@ -40,12 +40,12 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from agentctl.errors import AgentctlError, ProviderError, SecretStoreError, StateError
-from agentctl.model import AgentStatus, Contract, canonical_json
+from agentctl.model import Contract, canonical_json
 from agentctl.providers.base import (
     ActionResult,
     Change,
@@ -173,6 +173,25 @@ def _same(left: Any, right: Any) -> bool:
 def _contract_repositories(grant: GitHubGrant) -> list[str] | None:
     repositories = grant.repositories
     return None if repositories is None else sorted(set(repositories))
+
+
+@dataclass
+class _Evidence:
+    """What this machine knows about an agent's GitHub App and tokens (kill)."""
+
+    record: ResourceRecord | None = None
+    live: list[CredentialRecord] | None = None  # None: the state store is unreachable
+    agent_known: bool = False  # the state store records the agent
+    mode: str = DEDICATED
+    app: AppIdentity | None = None  # its App, with the key from the secret store
+    store_answered: bool = False
+    store_shared: bool = False  # the team's secret store answered
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        """Something says the agent has a GitHub App or token."""
+        return self.record is not None or bool(self.live) or self.app is not None
 
 
 class GitHubProvider:
@@ -738,7 +757,7 @@ class GitHubProvider:
 
     def _killed_in_state(self, agent: str) -> bool:
         record = self._context.state.get_agent(agent)
-        return record is not None and record.status == AgentStatus.KILLED
+        return record is not None and record.status.killed
 
     def _dedicated_drift(
         self,
@@ -1001,7 +1020,8 @@ class GitHubProvider:
 
     def kill(self, agent: str, reason: str) -> ActionResult:
         """Revoke every live token of ``agent``, then (dedicated) suspend its App's
-        installations. Never raises for a GitHub failure: ``remaining`` says what is left."""
+        installations, then read both back. Never raises for a GitHub failure:
+        ``remaining`` says what is left, precisely."""
         try:
             return self._shut(agent, "kill", mode=None)
         except AgentctlError as exc:
@@ -1014,28 +1034,106 @@ class GitHubProvider:
                 f"by hand at {self._org_settings_url(self._settings.organization)}",
             )
 
+    def _evidence(self, agent: str) -> _Evidence:
+        """Everything this machine can know about the agent's GitHub App and tokens."""
+        evidence = _Evidence()
+        try:
+            evidence.record = self._record(agent)
+            evidence.live = self._live_tokens(agent)
+            evidence.agent_known = self._context.state.get_agent(agent) is not None
+        except StateError:
+            evidence.notes.append("state store unreachable: tokens could not be looked up")
+        recorded = dict(evidence.record.attributes) if evidence.record is not None else {}
+        evidence.mode = recorded.get("mode") or self.mode
+        if evidence.mode == DEDICATED:
+            # The discovery by the agent's exact name: agentctl keeps every App
+            # it registers under github/app/<agent>/ in the secret store.
+            try:
+                evidence.app = self._dedicated_app(agent, evidence.record)
+                evidence.store_shared = self._context.secrets.shared
+                evidence.store_answered = True
+            except (SecretStoreError, ProviderError) as exc:  # no store, or a broken key
+                evidence.notes.append(exc.message)
+        return evidence
+
+    def _not_here(self, agent: str, action: str, evidence: _Evidence) -> ActionResult:
+        """GitHub is not configured on this machine: never a ✓ for an agent that
+        has, or may have, a GitHub App."""
+        recorded = dict(evidence.record.attributes) if evidence.record is not None else {}
+        if not evidence.known and evidence.agent_known:
+            # The state knows this agent and records no App and no token: it
+            # records every App agentctl registers (`github register`).
+            return self._result(
+                agent,
+                action,
+                ok=True,
+                detail="no GitHub App or token recorded for it (GitHub is not configured here)",
+            )
+        setting = "github.app_id" if evidence.mode == SHARED else "github.organization"
+        account = recorded.get("account") or recorded.get("owner")
+        configure = (
+            f"set {setting}"
+            + (f": {account}" if account and evidence.mode == DEDICATED else "")
+            + " (and github.base_url for GitHub Enterprise Server) in agentctl.yaml and run "
+            f"`agentctl {action} {agent}` again"
+        )
+        if evidence.known:
+            where = recorded.get("installation_html_url") or self._org_settings_url(
+                account if isinstance(account, str) else None
+            )
+            what = (
+                f"App {recorded.get('slug') or agent} (id {recorded.get('app_id')})"
+                if recorded.get("app_id")
+                else f"the GitHub App of {agent}"
+            )
+            tokens = (
+                f"; its {len(evidence.live)} live token(s) stop working once it is suspended"
+                if evidence.live
+                else ""
+            )
+            return self._result(
+                agent,
+                action,
+                ok=False,
+                resource_id=evidence.record.resource_id if evidence.record else None,
+                detail=f"GitHub is not configured here ({setting} is not set), so {what} "
+                "could not be suspended",
+                remaining=f"{configure}, or suspend {what}'s installation by hand at {where} "
+                f"(Danger zone: Suspend){tokens}",
+            )
+        return self._result(
+            agent,
+            action,
+            ok=False,
+            undetermined=True,
+            detail="GitHub is not configured here and nothing here says whether "
+            f"{agent} has a GitHub App"
+            + (f" ({'; '.join(evidence.notes)})" if evidence.notes else ""),
+            remaining=f"{configure}; or look for an App named {agent} at "
+            f"{self.web_url}/organizations/ORG/settings/apps and suspend its installation "
+            f"at {self.web_url}/organizations/ORG/settings/installations",
+        )
+
     def _shut(self, agent: str, action: str, *, mode: str | None) -> ActionResult:
-        """kill, DISABLE (expired) and REMOVE: tokens first, then (dedicated) suspension.
+        """kill, DISABLE (expired) and REMOVE: tokens first, then (dedicated)
+        suspension, then both read back.
 
         One failure never stops the rest; each becomes a ``remaining`` entry.
         """
-        notes: list[str] = []
-        remaining: list[str] = []
-        try:
-            record = self._record(agent)
-            live: list[CredentialRecord] | None = self._live_tokens(agent)
-        except StateError:
-            record, live = None, None
-            notes.append("state store unreachable: tokens could not be looked up")
+        evidence = self._evidence(agent)
+        if mode is not None:
+            evidence.mode = mode
+        mode = evidence.mode
+        notes = evidence.notes
+        record, live, app = evidence.record, evidence.live, evidence.app
         recorded = dict(record.attributes) if record is not None else {}
-        mode = mode or recorded.get("mode") or self.mode
-        if record is None and not live and not self.configured():
-            # Unconfigured, agentctl can have registered no App and minted no token.
-            return self._result(
-                agent, action, ok=True, detail="; ".join(["GitHub not configured", *notes])
-            )
-
-        revoked, blocked = self._revoke_all(agent, live or [], mode, remaining)
+        if not self.configured():
+            return self._not_here(agent, action, evidence)
+        remaining: list[str] = []
+        verified: list[str] = []
+        revoked, blocked, dead = self._revoke_all(agent, live or [], mode, remaining)
+        if dead:
+            verified.append(f"{dead} token(s) answer 401")
         resource_id = record.resource_id if record is not None else None
         suspended: list[int] = []
         installed = 0
@@ -1046,23 +1144,39 @@ class GitHubProvider:
                     f"cannot be found; re-run `agentctl {action} {agent}` once it is back "
                     "(each expires within an hour of minting)"
                 )
-        else:
-            try:
-                app = self._dedicated_app(agent, record)
-            except (SecretStoreError, ProviderError) as exc:  # no store, or a broken key
-                app = None
-                notes.append(exc.message)
-            if app is not None:
-                resource_id = str(app.app_id)
-                installed, suspended = self._suspend_all(agent, app, remaining)
-            elif record is not None or live is None or notes:
-                # No key where agentctl keeps every App it registers, but
-                # something says the agent has one: only a person can act now.
-                remaining.append(
-                    f"suspend the installation of {agent}'s GitHub App by hand at "
-                    f"{self._org_settings_url(self._settings.organization)} (its private key "
-                    f"is not in the secret store as {app_key_ref(agent)})"
+        elif app is not None:
+            resource_id = str(app.app_id)
+            installed, suspended = self._suspend_all(agent, app, remaining)
+            if installed:
+                verified.extend(self._verify_suspended(agent, app, remaining))
+        elif record is not None or live:
+            # No key where agentctl keeps every App it registers, but the
+            # state says the agent has one: only a person can act now.
+            remaining.append(
+                f"suspend the installation of {agent}'s GitHub App by hand at "
+                + (
+                    recorded.get("installation_html_url")
+                    or self._org_settings_url(self._settings.organization)
                 )
+                + f" (Danger zone: Suspend; its private key is not in the secret store as "
+                f"{app_key_ref(agent)}: `agentctl secrets migrate --to aws-secretsmanager` on "
+                "the machine that registered it shares it with the team)"
+            )
+        elif not evidence.agent_known and not (evidence.store_answered and evidence.store_shared):
+            # Neither this state nor this (personal) secret store can rule an App out.
+            org = self._settings.organization
+            return self._result(
+                agent,
+                action,
+                ok=False,
+                undetermined=True,
+                detail=f"this state store does not know {agent} and the secret store here is "
+                "not the team's: its GitHub App, if any, could not be looked up",
+                remaining=f"look for an App named {agent} at "
+                f"{self.web_url}/organizations/{org}/settings/apps and suspend its installation "
+                f"at {self._org_settings_url(org)}, or use the team's state and secret store "
+                "(see README: running agentctl as a team)",
+            )
 
         parts: list[str] = []
         if revoked:
@@ -1081,7 +1195,12 @@ class GitHubProvider:
             else:
                 parts.insert(0, f"already {'killed' if action == 'kill' else action + 'd'}")
         elif not found and not remaining:
-            parts.append(f"no GitHub App or token recorded for {agent}")
+            parts.append(
+                f"no GitHub App or token of {agent}: none recorded"
+                + (", no App key in the team's secret store" if evidence.store_shared else "")
+            )
+        if verified:
+            parts.append("read back: " + ", ".join(verified))
         attributes: dict[str, Any] = {}
         if action == "disable" and record is not None:
             attributes = {**recorded, "disabled": "expired"}
@@ -1099,7 +1218,109 @@ class GitHubProvider:
             resource_id=resource_id,
             attributes=attributes,
             remaining="; ".join(remaining),
+            verified=tuple(verified),
         )
+
+    def _verify_suspended(self, agent: str, app: AppIdentity, remaining: list[str]) -> list[str]:
+        """Read every installation of the App back: each must be suspended."""
+        try:
+            installations = self._installations(
+                app, f"read back the installations of {agent}'s App"
+            )
+        except GitHubApiError as exc:
+            remaining.append(
+                f"confirm the installations of App {app.app_id} are suspended at "
+                f"{self._org_settings_url(self._settings.organization)} ({exc.message})"
+            )
+            return []
+        verified = []
+        for installation in installations:
+            if installation.get("suspended_at") is None:
+                remaining.append(
+                    f"installation {installation['id']} still reads as not suspended: suspend it "
+                    f"at {installation.get('html_url')} or run `agentctl kill {agent}` again"
+                )
+            else:
+                verified.append(f"installation {installation['id']} suspended")
+        return verified
+
+    def check_killed(self, agent: str) -> ActionResult:
+        """Read only: is every installation of the agent's App still suspended,
+        and is every live token it was minted dead? (ChecksKill)"""
+        action = "check-kill"
+        evidence = self._evidence(agent)
+        if not evidence.known:
+            return self._result(agent, action, ok=True, detail="no GitHub App or token recorded")
+        if not self.configured():
+            result = self._not_here(agent, action, evidence)
+            return replace(result, undetermined=True, detail="cannot check: " + result.detail)
+        undone: list[str] = []
+        verified: list[str] = []
+        if evidence.app is not None:
+            try:
+                installations = self._installations(
+                    evidence.app, f"find the installations of {agent}'s App"
+                )
+            except GitHubApiError as exc:
+                return self._result(
+                    agent,
+                    action,
+                    ok=False,
+                    undetermined=True,
+                    detail=f"cannot check: {exc.message}",
+                )
+            for installation in installations:
+                if installation.get("suspended_at") is None:
+                    undone.append(f"installation {installation['id']} is not suspended")
+                else:
+                    verified.append(f"installation {installation['id']} suspended")
+        elif evidence.mode == DEDICATED:
+            return self._result(
+                agent,
+                action,
+                ok=False,
+                undetermined=True,
+                detail=f"cannot check: the private key of {agent}'s App is not in the secret "
+                f"store ({app_key_ref(agent)})",
+            )
+        if evidence.mode == SHARED or not verified:
+            for credential in evidence.live or []:
+                value = self._context.secrets.get(credential.secret_ref or token_ref(credential.id))
+                if value is not None and self._token_alive(value, credential.id):
+                    undone.append(f"token {credential.id} still works")
+        if undone:
+            return self._result(
+                agent,
+                action,
+                ok=False,
+                detail="; ".join(undone),
+                verified=tuple(verified),
+                remaining=f"run `agentctl kill {agent}` to restore the kill",
+            )
+        return self._result(
+            agent,
+            action,
+            ok=True,
+            detail=", ".join(verified) or "no live token",
+            verified=tuple(verified),
+        )
+
+    def _token_alive(self, token: Secret, credential_id: str) -> bool:
+        """Whether GitHub still accepts a token (401: revoked or expired; 403:
+        its installation is suspended)."""
+        client = self._http.as_token(token)
+        try:
+            self._http.call(
+                f"read back token {credential_id}",
+                functools.partial(
+                    client.rest.apps.list_repos_accessible_to_installation, per_page=1
+                ),
+            )
+        except GitHubApiError as exc:
+            if exc.status in (401, 403):
+                return False
+            raise
+        return True
 
     def _suspend_all(
         self, agent: str, app: AppIdentity, remaining: list[str]
@@ -1138,14 +1359,15 @@ class GitHubProvider:
 
     def _revoke_all(
         self, agent: str, live: list[CredentialRecord], mode: str, remaining: list[str]
-    ) -> tuple[int, int]:
-        """Revoke each live token; one failure never stops the others.
+    ) -> tuple[int, int, int]:
+        """Revoke each live token, then read it back; one failure never stops the others.
 
-        Returns (revoked, refused-while-suspended). A token refused because its
-        installation is suspended is harmless in dedicated mode (revive revokes
-        it right after unsuspending); in shared mode it is left for a human.
+        Returns (revoked, refused-while-suspended, read back dead). A token
+        refused because its installation is suspended is harmless in
+        dedicated mode (revive revokes it right after unsuspending); in shared
+        mode it is left for a human.
         """
-        revoked = blocked = 0
+        revoked = blocked = dead = 0
         for credential in live:
             label = f"token {credential.id} (fingerprint {credential.fingerprint})"
             expires = utc_text(credential.expires_at)
@@ -1156,6 +1378,12 @@ class GitHubProvider:
                 continue
             if outcome in ("revoked", "invalid"):
                 revoked += 1
+                dead += 1
+            elif outcome == "alive":
+                remaining.append(
+                    f"revoke {label}: GitHub accepted the revocation but still accepts the "
+                    f"token; it expires at {expires}"
+                )
             elif outcome == "suspended" and mode == DEDICATED:
                 blocked += 1
             elif outcome == "suspended":
@@ -1168,7 +1396,7 @@ class GitHubProvider:
                     f"revoke {label}: its value is not in the secret store, so agentctl cannot; "
                     f"it expires at {expires}"
                 )
-        return revoked, blocked
+        return revoked, blocked, dead
 
     def _revoke_credential_record(self, credential: CredentialRecord) -> str:
         """Revoke one recorded token and settle state and secret store.
@@ -1182,6 +1410,8 @@ class GitHubProvider:
         if value is None:
             return "missing"
         outcome = self._revoke_value(value, f"revoke token {credential.id}")
+        if outcome == "revoked" and self._token_alive(value, credential.id):
+            return "alive"  # kept: the next kill tries again
         if outcome != "suspended":
             self._context.state.mark_credential_revoked(credential.id, self._context.clock())
             self._context.secrets.delete(ref)
@@ -1227,7 +1457,7 @@ class GitHubProvider:
         # Tokens minted before the kill could not be revoked while suspended:
         # they must not come back to life with the installation.
         remaining: list[str] = []
-        revoked, _ = self._revoke_all(agent, self._live_tokens(agent), DEDICATED, remaining)
+        revoked, _, _ = self._revoke_all(agent, self._live_tokens(agent), DEDICATED, remaining)
         parts = (
             [f"unsuspended installation {', '.join(map(str, unsuspended))}"] if unsuspended else []
         )
@@ -1279,7 +1509,9 @@ class GitHubProvider:
                     f"the verification token (fingerprint {token.fingerprint()}) could not be "
                     f"revoked ({exc.message}); it expires within the hour"
                 )
-        revoked, _ = self._revoke_all(agent, older, str(attrs.get("mode") or self.mode), remaining)
+        revoked, _, _ = self._revoke_all(
+            agent, older, str(attrs.get("mode") or self.mode), remaining
+        )
         self._drop_expired_values(agent)
         return self._result(
             agent,
