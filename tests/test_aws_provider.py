@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from aws_helpers import (
-    OPERATOR_POLICY,
     IAM_MUTATING,
+    OPERATOR_POLICY,
     CallRecorder,
     MotoServer,
     Operator,
