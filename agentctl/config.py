@@ -100,6 +100,36 @@ class SecretsSettings:
     )
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """Who hears about what `expiring --notify` (and kill) finds: Apprise URLs
+    (https://github.com/caronc/apprise/wiki) per owner address, per owner
+    domain, or for everyone else. ``{owner}`` in a URL becomes the owner's
+    address (URL-quoted). The URLs carry credentials: agentctl never prints
+    them, only their service."""
+
+    owners: Mapping[str, tuple[str, ...]] = field(
+        default_factory=dict,
+        metadata={
+            "description": "owner address -> Apprise URLs (e.g. slack://…, mailtos://…?to={owner})"
+        },
+    )
+    domains: Mapping[str, tuple[str, ...]] = field(
+        default_factory=dict,
+        metadata={
+            "description": "owner domain (company.com) -> Apprise URLs, for owners not listed"
+        },
+    )
+    default: tuple[str, ...] = field(
+        default=(),
+        metadata={"description": "Apprise URLs for owners matched by neither owners nor domains"},
+    )
+    timeout_seconds: float = field(
+        default=15.0,
+        metadata={"description": "How long one notification may take before it counts as failed"},
+    )
+
+
 class SettingsSpec(Protocol[SettingsT_co]):
     """What names a provider's settings section (a ProviderSpec is one)."""
 
@@ -165,6 +195,7 @@ class Config:
         ),
     )
     secrets: SecretsSettings = field(default_factory=SecretsSettings, metadata=_NOT_A_SETTING)
+    notify: NotifySettings = field(default_factory=NotifySettings, metadata=_NOT_A_SETTING)
     # Provider name -> its settings dataclass (the provider spec's settings_type).
     provider_settings: Mapping[str, object] = field(default_factory=dict, metadata=_NOT_A_SETTING)
 
@@ -208,6 +239,7 @@ class Config:
 
 _SECTIONS: Mapping[str, tuple[type, str]] = {
     "secrets": (SecretsSettings, "Where agentctl keeps secrets (App keys, live tokens)."),
+    "notify": (NotifySettings, "Who is told what `expiring --notify` finds (Apprise URLs)."),
 }
 _SEE = "see README, 'Configuration'"
 # JSON Schema types as the settings dataclasses spell them.
@@ -310,6 +342,7 @@ def parse_config(
     return Config(
         source=source,
         secrets=SecretsSettings(**_section(values, "secrets")),
+        notify=NotifySettings(**_section(values, "notify")),
         provider_settings={
             name: spec.settings_type(**_section(values, name))
             for name, spec in specs.items()

@@ -16,6 +16,7 @@ from the assembled schema and the specs' hints rather than kept by hand.
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import dataclasses
 import json
@@ -298,6 +299,21 @@ _JSON_TYPES: Mapping[type, str] = {
 }
 
 
+def _container_schema(hint: Any) -> dict[str, JsonValue] | None:
+    """``tuple[str, ...]`` -> an array of strings; ``Mapping[str, tuple[str, ...]]``
+    -> an object whose values are such arrays (settings such as notification
+    routes by owner). Other hints are not containers (None)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] is str:
+        return {"type": "array", "items": {"type": "string"}}
+    if origin in (Mapping, dict, collections.abc.Mapping) and len(args) == 2 and args[0] is str:
+        values = _container_schema(args[1])
+        if values is not None:
+            return {"type": "object", "additionalProperties": values}
+    return None
+
+
 def dataclass_schema(cls: type, *, description: str | None = None) -> JsonObject:
     """The JSON Schema of a settings dataclass: its fields, their simple types
     (``str``, ``int``, ``float``, ``bool``, optional ones nullable), their
@@ -314,14 +330,19 @@ def dataclass_schema(cls: type, *, description: str | None = None) -> JsonObject
             if typing.get_origin(hint) in (Union, types.UnionType)
             else (hint,)
         )
+        prop: dict[str, JsonValue] = {}
+        if item.metadata.get("description"):
+            prop["description"] = str(item.metadata["description"])
+        nested = _container_schema(hint)
+        if nested is not None:
+            prop.update(nested)
+            properties[str(item.metadata.get("key", item.name))] = prop
+            continue
         for member in members:
             kind = _JSON_TYPES.get(member)
             if kind is None:
                 raise TypeError(f"{cls.__name__}.{item.name}: {member!r} is not a settings type")
             kinds.append(kind)
-        prop: dict[str, JsonValue] = {}
-        if item.metadata.get("description"):
-            prop["description"] = str(item.metadata["description"])
         prop["type"] = kinds[0] if len(kinds) == 1 else kinds
         if item.default is not dataclasses.MISSING and item.default is not None:
             prop["default"] = item.default

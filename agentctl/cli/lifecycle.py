@@ -370,25 +370,62 @@ def expiring_command(
     paths: list[Path] | None = PATHS_ARGUMENT,
     days: int = typer.Option(30, "--days", "-d", min=0, help="Look this many days ahead."),
     output: OutputFormat = OUTPUT_OPTION,
+    notify: bool = typer.Option(
+        False,
+        "--notify",
+        help="Send each owner one message (routes: notify: in agentctl.yaml); "
+        "exit 0 when every owner with something due was told.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="With --notify: say who would be told through what; send nothing."
+    ),
 ) -> None:
     """For cron: expiring/expired contracts and credentials due for rotation, by owner.
 
     Prints nothing and exits 0 when nothing is due (cron mails only on output).
+    Without --notify, exits 1 when anything is due. With --notify, owners are
+    told directly: exit 0 when every message went out, 1 (and one line per
+    owner not told on stderr) otherwise.
 
-    Example (crontab): 0 7 * * * agentctl expiring --days 30 /srv/agents/contracts
+    Example (crontab): 0 7 * * * agentctl expiring --days 30 --notify /srv/agents/contracts
     """
+    if dry_run and not notify:
+        raise UsageError("--dry-run only applies to --notify", hint="add --notify")
     paths = default_paths(paths)
     report = load_valid_contracts(ctx, paths)
     engine = _engine(ctx, paths)
     result = engine.expiring(report.contracts, report.expired, days=days)
+    if not notify:
+        if output == OutputFormat.JSON:
+            print_json(result.as_dict())
+        elif result.items:
+            for owner, items in result.by_owner().items():
+                stdout.print(f"[bold]{escape(owner)}[/bold]")
+                for item in items:
+                    stdout.print(f"  {escape(item.agent)}: {item.kind}: {escape(item.detail)}")
+        raise typer.Exit(EXIT_FAILURE if result.items else EXIT_OK)
+
+    from agentctl.notify import as_json, messages_for_expiring, send
+
+    messages = messages_for_expiring(result.items, days=days, today=result.today.isoformat())
+    deliveries = send(messages, engine.config.notify, dry_run=dry_run)
     if output == OutputFormat.JSON:
-        print_json(result.as_dict())
-    elif result.items:
-        for owner, items in result.by_owner().items():
-            stdout.print(f"[bold]{escape(owner)}[/bold]")
-            for item in items:
-                stdout.print(f"  {escape(item.agent)}: {item.kind}: {escape(item.detail)}")
-    raise typer.Exit(EXIT_FAILURE if result.items else EXIT_OK)
+        print_json({**result.as_dict(), "notifications": as_json(deliveries)})
+    else:
+        for delivery in deliveries:
+            where = ", ".join(delivery.services) or "nowhere"
+            agents = ", ".join(delivery.agents)
+            if dry_run and delivery.problem is None:
+                stdout.print(f"would tell {escape(delivery.owner)} via {where}: {escape(agents)}")
+            elif delivery.sent:
+                stdout.print(f"told {escape(delivery.owner)} via {where}: {escape(agents)}")
+            else:
+                stderr.print(
+                    f"[red]not told[/red] {escape(delivery.owner)} ({escape(agents)}): "
+                    f"{escape(delivery.problem or 'failed')}"
+                )
+    failed = [d for d in deliveries if d.problem is not None]
+    raise typer.Exit(EXIT_FAILURE if failed else EXIT_OK)
 
 
 def status_command(

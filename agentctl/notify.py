@@ -1,0 +1,195 @@
+"""Tell owners what concerns their agents, through Apprise.
+
+``agentctl expiring --notify`` turns its report into one message per owner
+(expired and expiring contracts, credentials due for rotation) and sends it
+to the routes agentctl.yaml gives that owner (:class:`~agentctl.config.
+NotifySettings`: by address, else by domain, else the default). Apprise speaks e-mail, Slack, Teams, PagerDuty, webhooks and ~100
+other services from one URL each, so agentctl keeps no client of its own.
+
+The route URLs carry credentials (SMTP passwords, webhook tokens): they never
+reach output, audit or exceptions; a delivery is described by its service
+("mailtos", "slack", "json") only. Apprise is imported only here (~0.8 s).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import quote
+
+from agentctl.config import NotifySettings
+from agentctl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Message:
+    owner: str
+    title: str
+    body: str
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What happened to one owner's message."""
+
+    owner: str
+    services: tuple[str, ...]  # e.g. ("mailtos", "slack"): never the URLs
+    sent: bool
+    problem: str | None = None
+    agents: tuple[str, ...] = field(default=())
+
+
+def routes_for(owner: str, settings: NotifySettings) -> tuple[str, ...]:
+    """The owner's Apprise URLs: by address, else by domain, else the default;
+    ``{owner}`` filled in."""
+    domain = owner.rpartition("@")[2].lower()
+    owners = {k.lower(): v for k, v in settings.owners.items()}
+    domains = {k.lower(): v for k, v in settings.domains.items()}
+    chosen = owners.get(owner.lower()) or domains.get(domain) or settings.default
+    return tuple(url.replace("{owner}", quote(owner, safe="@")) for url in chosen)
+
+
+def service_of(url: str) -> str:
+    return url.partition("://")[0].lower() or "?"
+
+
+class _DueItem(Protocol):  # what messages_for_expiring reads (engine.ExpiringItem)
+    @property
+    def owner(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def days_left(self) -> int: ...
+
+
+def messages_for_expiring(items: Iterable[_DueItem], *, days: int, today: str) -> list[Message]:
+    """One message per owner, listing what is due for each of their agents."""
+    grouped: dict[str, list[_DueItem]] = {}
+    for item in items:
+        grouped.setdefault(item.owner, []).append(item)
+    messages = []
+    for owner in sorted(grouped):
+        owned = sorted(grouped[owner], key=lambda i: (i.days_left, i.agent))
+        lines = [f"- {i.agent}: {i.kind}: {i.detail}" for i in owned]
+        count = len(owned)
+        messages.append(
+            Message(
+                owner=owner,
+                title=f"agentctl: {count} item{'s' if count != 1 else ''} need your attention",
+                body=(
+                    f"As of {today} (looking {days} days ahead), agents you own need "
+                    "attention:\n\n" + "\n".join(lines) + "\n\n— agentctl expiring"
+                ),
+                agents=tuple(sorted({i.agent for i in owned})),
+            )
+        )
+    return messages
+
+
+def check_routes(settings: NotifySettings) -> None:
+    """Every configured URL is one Apprise understands (else a ConfigError
+    naming the route by owner/domain and service, never the URL)."""
+    import apprise
+
+    groups: list[tuple[str, Sequence[str]]] = [
+        *((f"notify.owners.{k}", v) for k, v in settings.owners.items()),
+        *((f"notify.domains.{k}", v) for k, v in settings.domains.items()),
+        ("notify.default", settings.default),
+    ]
+    for where, urls in groups:
+        for url in urls:
+            if apprise.Apprise.instantiate(url.replace("{owner}", "owner@example.com")) is None:
+                raise ConfigError(
+                    f"{where}: a {service_of(url)}:// URL that Apprise does not understand",
+                    hint="see https://github.com/caronc/apprise/wiki for each service's URL form",
+                )
+
+
+def send(
+    messages: Sequence[Message], settings: NotifySettings, *, dry_run: bool = False
+) -> list[Delivery]:
+    """Send each message to its owner's routes (or, ``dry_run``, only say
+    where it would go). An owner with no route is a failed delivery: nobody
+    was told."""
+    if not messages:
+        return []
+    check_routes(settings)
+    deliveries = []
+    for message in messages:
+        urls = routes_for(message.owner, settings)
+        services = tuple(service_of(u) for u in urls)
+        if not urls:
+            deliveries.append(
+                Delivery(
+                    message.owner,
+                    (),
+                    False,
+                    "no route: add the owner or their domain under notify: in agentctl.yaml",
+                    message.agents,
+                )
+            )
+            continue
+        if dry_run:
+            deliveries.append(Delivery(message.owner, services, False, None, message.agents))
+            continue
+        failed = [
+            service_of(url) for url in urls if not _send_one(url, message, settings.timeout_seconds)
+        ]
+        deliveries.append(
+            Delivery(
+                message.owner,
+                services,
+                not failed,
+                f"not delivered through {', '.join(failed)}" if failed else None,
+                message.agents,
+            )
+        )
+    return deliveries
+
+
+def _send_one(url: str, message: Message, timeout: float) -> bool:
+    import apprise
+
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        return False
+    # A dead SMTP relay or webhook must not hold a cron run for minutes.
+    for attribute in ("socket_connect_timeout", "socket_read_timeout"):
+        if hasattr(plugin, attribute):
+            setattr(plugin, attribute, timeout)
+    notifier.add(plugin)
+    # Apprise logs failures (with the URL's host, sometimes more) on its own
+    # logger; agentctl reports the failure itself, without the URL.
+    with _quiet_apprise():
+        return bool(notifier.notify(title=message.title, body=message.body))
+
+
+class _quiet_apprise:
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("apprise")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL + 1)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)
+
+
+def as_json(deliveries: Sequence[Delivery]) -> list[Mapping[str, object]]:
+    return [
+        {
+            "owner": d.owner,
+            "services": list(d.services),
+            "sent": d.sent,
+            "problem": d.problem,
+            "agents": list(d.agents),
+        }
+        for d in deliveries
+    ]

@@ -1,0 +1,220 @@
+"""`agentctl expiring --notify`: each owner is told, through a real local SMTP
+server and a real local HTTP webhook receiver (Apprise's ``mailto://`` and
+``json://``), never a mock of the sending."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from contract_helpers import TODAY, contract_document, s3_read
+
+from agentctl.cli.app import run
+from agentctl.config import NotifySettings
+from agentctl.notify import routes_for
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.content.decode()))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Mailbox]]:
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def world(tmp_path: Path, notify: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    due = {
+        "alpha-agent": ("alice@company.com", 5),
+        "beta-agent": ("alice@company.com", 400),  # not due
+        "gamma-agent": ("bob@partner.org", 10),
+        "delta-agent": ("carol@elsewhere.io", 3),
+    }
+    for name, (owner, days) in due.items():
+        document = contract_document(
+            name, owner=owner, expiry=TODAY + timedelta(days=days), aws=s3_read("b")
+        )
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(document), "utf-8")
+    config = tmp_path / "agentctl.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "notify": notify,
+                "state": str(tmp_path / "state.db"),
+                "journal": str(tmp_path / "j.jsonl"),
+                "max_lifetime_days": 1000,
+            }
+        ),
+        "utf-8",
+    )
+    monkeypatch.setenv("AGENTCTL_CONFIG", str(config))
+    monkeypatch.delenv("AGENTCTL_STATE", raising=False)
+    assert run(["state", "init"]) == 0
+    return folder
+
+
+def test_each_owner_gets_one_message_by_mail_or_webhook(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    smtp: tuple[int, Mailbox],
+    webhook: tuple[int, list[dict[str, Any]]],
+) -> None:
+    smtp_port, mailbox = smtp
+    hook_port, posted = webhook
+    mail = f"mailto://127.0.0.1:{smtp_port}?from=agentctl@company.com&to={{owner}}&mode=insecure"
+    folder = world(
+        tmp_path,
+        {
+            "domains": {"company.com": [mail]},
+            "owners": {"bob@partner.org": [f"json://127.0.0.1:{hook_port}/hooks/bob"]},
+            "default": [mail],
+        },
+        monkeypatch,
+    )
+    capsys.readouterr()
+
+    code = run(["expiring", "--days", "30", "--notify", str(folder)])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "told alice@company.com via mailto: alpha-agent" in out
+    assert "told bob@partner.org via json: gamma-agent" in out
+    assert "told carol@elsewhere.io via mailto: delta-agent" in out
+    assert str(smtp_port) not in out + err  # routes (and their secrets) are never printed
+    by_rcpt = {tuple(rcpt): content for _, rcpt, content in mailbox.messages}
+    assert set(by_rcpt) == {("alice@company.com",), ("carol@elsewhere.io",)}
+    assert "alpha-agent" in by_rcpt[("alice@company.com",)]
+    assert "beta-agent" not in by_rcpt[("alice@company.com",)]  # not due
+    (bob,) = posted
+    assert "gamma-agent" in bob["message"] and "contract-expiring" in bob["message"]
+
+
+def test_dry_run_names_owners_and_services_and_sends_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    webhook: tuple[int, list[dict[str, Any]]],
+) -> None:
+    port, posted = webhook
+    folder = world(tmp_path, {"default": [f"json://127.0.0.1:{port}/all"]}, monkeypatch)
+    capsys.readouterr()
+    code = run(["expiring", "--notify", "--dry-run", "-o", "json", str(folder)])
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert {n["owner"]: n["services"] for n in document["notifications"]} == {
+        "alice@company.com": ["json"],
+        "bob@partner.org": ["json"],
+        "carol@elsewhere.io": ["json"],
+    }
+    assert not any(n["sent"] for n in document["notifications"])
+    assert posted == []
+
+
+def test_an_owner_not_told_fails_the_run_with_one_line_each(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    webhook: tuple[int, list[dict[str, Any]]],
+) -> None:
+    port, posted = webhook
+    dead = free_port()
+    folder = world(
+        tmp_path,
+        {
+            "owners": {"alice@company.com": [f"json://127.0.0.1:{port}/alice"]},
+            # bob's webhook is down; carol has no route at all
+            "domains": {"partner.org": [f"json://127.0.0.1:{dead}/bob"]},
+            "timeout_seconds": 2,
+        },
+        monkeypatch,
+    )
+    capsys.readouterr()
+    code = run(["expiring", "--days", "30", "--notify", str(folder)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "told alice@company.com" in out
+    lines = [line for line in err.splitlines() if line.startswith("not told")]
+    assert len(lines) == 2, err
+    assert "bob@partner.org" in err and "not delivered through json" in err
+    assert "carol@elsewhere.io" in err and "no route" in err
+    assert str(dead) not in err
+    assert len(posted) == 1
+
+
+def test_a_route_apprise_cannot_read_is_a_config_error_naming_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = world(
+        tmp_path, {"owners": {"alice@company.com": ["nosuchservice://token@x"]}}, monkeypatch
+    )
+    capsys.readouterr()
+    code = run(["expiring", "--notify", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "notify.owners.alice@company.com" in err and "nosuchservice://" in err
+    assert "token@x" not in err
+
+
+def test_routes_prefer_the_address_then_the_domain_then_the_default() -> None:
+    settings = NotifySettings(
+        owners={"Alice@Company.com": ("slack://a",)},
+        domains={"company.com": ("mailto://relay?to={owner}",)},
+        default=("json://fallback",),
+    )
+    assert routes_for("alice@company.com", settings) == ("slack://a",)
+    assert routes_for("dave@company.com", settings) == ("mailto://relay?to=dave@company.com",)
+    assert routes_for("x@other.org", settings) == ("json://fallback",)
+    assert routes_for("x@other.org", NotifySettings()) == ()
