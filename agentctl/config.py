@@ -14,6 +14,7 @@ with a did-you-mean for misspelt settings.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -140,8 +141,13 @@ class SettingsSpec(Protocol[SettingsT_co]):
     def settings_type(self) -> type[SettingsT_co]: ...
 
 
-def _setting(key: str, description: str) -> dict[str, str]:
-    return {"key": key, "description": description}
+def _setting(
+    key: str, description: str, *, minimum: float | None = None, maximum: float | None = None
+) -> dict[str, Any]:
+    bounds = {"minimum": minimum, "maximum": maximum}
+    return {"key": key, "description": description} | {
+        k: v for k, v in bounds.items() if v is not None
+    }
 
 
 # Fields that are not agentctl.yaml settings of their own.
@@ -169,23 +175,37 @@ class Config:
     max_lifetime_days: int = field(
         default=365,
         metadata=_setting(
-            "max_lifetime_days", "Longest allowed time from today to a contract's expiry"
+            "max_lifetime_days",
+            "Longest allowed time from today to a contract's expiry",
+            minimum=1,
+            maximum=36_500,
         ),
     )
     rotation_max_age_days: int = field(
         default=90,
         metadata=_setting(
-            "rotation_max_age_days", "Credentials older than this are reported by `expiring`"
+            "rotation_max_age_days",
+            "Credentials older than this are reported by `expiring`",
+            minimum=1,
+            maximum=36_500,
         ),
     )
     approval_ttl_minutes: int = field(
         default=60,
-        metadata=_setting("approval_ttl_minutes", "How long an approval stays usable"),
+        metadata=_setting(
+            "approval_ttl_minutes",
+            "How long an approval stays usable",
+            minimum=1,
+            maximum=7 * 24 * 60,
+        ),
     )
     lock_timeout_seconds: float = field(
         default=300.0,
         metadata=_setting(
-            "lock_timeout_seconds", "How long apply waits for another run's lock before failing"
+            "lock_timeout_seconds",
+            "How long apply waits for another run's lock before failing",
+            minimum=0,
+            maximum=24 * 3600,
         ),
     )
     journal_path: str | None = field(
@@ -320,6 +340,7 @@ def parse_config(
     from agentctl.providers.registry import provider_specs
 
     specs = provider_specs() if specs is None else specs
+    _refuse_non_finite(raw, source, root, ())
     validator = _validator(tuple(specs[name] for name in sorted(specs)))
     errors = list(validator.iter_errors(raw))
     if errors:
@@ -350,6 +371,21 @@ def parse_config(
         },
         **top,
     )
+
+
+def _refuse_non_finite(
+    value: JsonValue, source: Path | None, root: Node | None, path: tuple[str, ...]
+) -> None:
+    # YAML has .nan and .inf; a NaN passes every minimum/maximum check.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"{_position(source, root, path)}: '{'.'.join(path)}' must be a finite number, "
+            f"not {value}",
+            hint=_SEE,
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_finite(item, source, root, (*path, str(key)))
 
 
 def _section(values: Mapping[str, JsonValue], key: str) -> dict[str, Any]:

@@ -62,3 +62,15 @@ def parse_duration(
             hint=f"give between {_human(minimum)} and {_human(maximum)} ({FORMS})",
         )
     return timedelta(seconds=seconds)
+
+
+# Days ahead or back in date arithmetic (`expiring --days`, max_lifetime_days):
+# a century is longer than any contract, credential or audit retention.
+MAX_DAYS = 36_500
+
+
+def check_days(days: int, *, option: str = "--days") -> int:
+    """A count of days for date arithmetic: 0 .. a century, else a usage error."""
+    if not 0 <= days <= MAX_DAYS:
+        raise UsageError(f"{option} {days} is out of range", hint=f"give 0 to {MAX_DAYS} days")
+    return days

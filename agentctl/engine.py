@@ -896,8 +896,10 @@ class Engine:
         days: int,
         include_credentials: bool = True,
     ) -> ExpiringReport:
+        from agentctl.durations import check_days
+
         today = self.today()
-        horizon = today + timedelta(days=days)
+        horizon = today + timedelta(days=check_days(days))
         items: list[ExpiringItem] = []
         for contract in expired:
             items.append(

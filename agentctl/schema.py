@@ -344,6 +344,11 @@ def dataclass_schema(cls: type, *, description: str | None = None) -> JsonObject
                 raise TypeError(f"{cls.__name__}.{item.name}: {member!r} is not a settings type")
             kinds.append(kind)
         prop["type"] = kinds[0] if len(kinds) == 1 else kinds
+        # A range for every number a person types: out of it, a clear error here
+        # instead of an overflow deep in date arithmetic.
+        for bound in ("minimum", "maximum"):
+            if bound in item.metadata:
+                prop[bound] = item.metadata[bound]
         if item.default is not dataclasses.MISSING and item.default is not None:
             prop["default"] = item.default
         properties[str(item.metadata.get("key", item.name))] = prop

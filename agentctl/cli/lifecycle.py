@@ -18,6 +18,7 @@ from agentctl.cli.common import (
     stderr,
     stdout,
 )
+from agentctl.durations import MAX_DAYS
 from agentctl.errors import EXIT_FAILURE, EXIT_OK, ContractError, UsageError
 
 if TYPE_CHECKING:
@@ -368,7 +369,9 @@ def rotate_command(
 def expiring_command(
     ctx: typer.Context,
     paths: list[Path] | None = PATHS_ARGUMENT,
-    days: int = typer.Option(30, "--days", "-d", min=0, help="Look this many days ahead."),
+    days: int = typer.Option(
+        30, "--days", "-d", min=0, max=MAX_DAYS, help="Look this many days ahead."
+    ),
     output: OutputFormat = OUTPUT_OPTION,
     notify: bool = typer.Option(
         False,

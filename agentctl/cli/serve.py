@@ -36,10 +36,14 @@ def serve_command(
     ),
     max_body_bytes: int = typer.Option(4096, "--max-body-bytes", min=64, max=1024 * 1024),
     requests_per_minute: int = typer.Option(
-        60, "--requests-per-minute", min=1, help="Per client address and per caller."
+        60, "--requests-per-minute", min=1, max=1_000_000, help="Per client address and per caller."
     ),
     burst: int = typer.Option(
-        20, "--burst", min=1, help="Requests allowed at once before the rate applies."
+        20,
+        "--burst",
+        min=1,
+        max=1_000_000,
+        help="Requests allowed at once before the rate applies.",
     ),
     signature_window: int = typer.Option(
         300, "--signature-window", min=5, max=3600, help="Seconds a signed request stays valid."

@@ -29,6 +29,7 @@ from rich.markup import escape
 
 from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stderr, stdout
 from agentctl.clock import today
+from agentctl.durations import MAX_DAYS
 from agentctl.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from agentctl.model import Severity
 
@@ -61,6 +62,7 @@ MAX_LIFETIME_OPTION = typer.Option(
     None,
     "--max-lifetime-days",
     min=1,
+    max=MAX_DAYS,
     help="Longest allowed time from today to expiry. Default: max_lifetime_days in agentctl.yaml, else 365.",
     show_default=False,
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def _about(text: str) -> dict[str, str]:
-    return {"description": text}
+def _about(text: str, **bounds: int) -> dict[str, object]:
+    return {"description": text, **bounds}
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,12 @@ class AwsSettings:
         default=None, metadata=_about("AWS endpoint; else AWS_ENDPOINT_URL")
     )
     session_duration_seconds: int = field(
-        default=3600, metadata=_about("Lifetime of the sessions exec issues")
+        default=3600,
+        metadata=_about("Lifetime of the sessions exec issues", minimum=900, maximum=43_200),
     )
     max_attempts: int = field(
-        default=8, metadata=_about("Attempts per AWS call (standard retry mode, with backoff)")
+        default=8,
+        metadata=_about(
+            "Attempts per AWS call (standard retry mode, with backoff)", minimum=1, maximum=100
+        ),
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def _about(text: str) -> dict[str, str]:
-    return {"description": text}
+def _about(text: str, **bounds: int) -> dict[str, object]:
+    return {"description": text, **bounds}
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,16 @@ class GitHubSettings:
         metadata=_about("Shared mode: the App's private key (else the secret store)"),
     )
     token_ttl_seconds: int = field(
-        default=3600, metadata=_about("Lifetime of the installation tokens agentctl mints")
+        default=3600,
+        metadata=_about(
+            "Lifetime of the installation tokens agentctl mints (GitHub caps them at an hour)",
+            minimum=60,
+            maximum=3600,
+        ),
     )
     max_attempts: int = field(
-        default=5, metadata=_about("Attempts per GitHub call (5xx, 429 and rate limits retried)")
+        default=5,
+        metadata=_about(
+            "Attempts per GitHub call (5xx, 429 and rate limits retried)", minimum=1, maximum=100
+        ),
     )
