@@ -4,9 +4,11 @@
 #   bash scripts/ci-services.sh [ENV_FILE]
 #
 # Installs PostgreSQL and gnome-keyring (a real D-Bus Secret Service), starts a
-# throw-away PostgreSQL server on 127.0.0.1 and prints
+# throw-away PostgreSQL server on 127.0.0.1 and writes
 #     export AGENTCTL_TEST_POSTGRES_URL=postgresql://...
-# (also written to ENV_FILE when given, so `. ENV_FILE` picks it up).
+# to ENV_FILE (mode 0600; `. ENV_FILE` picks it up). The URL holds the password,
+# so with ENV_FILE nothing prints it (CI logs are widely readable); without
+# ENV_FILE the line goes to stdout for `eval "$(bash scripts/ci-services.sh)"`.
 #
 # Idempotent: a second run reuses the running server and its credentials.
 # The server is private to CI: its own data directory (not the distribution's
@@ -87,16 +89,20 @@ fi
 
 psql_admin() { as_postgres "$PG_BIN/psql" -h "$SOCKET_DIR" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 if [[ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" != 1 ]]; then
-    psql_admin -c "CREATE ROLE $DB_USER LOGIN PASSWORD '$PG_PASSWORD'"
+    # On stdin, not in psql's arguments: those are in the process list.
+    psql_admin -f - <<<"CREATE ROLE $DB_USER LOGIN PASSWORD '$PG_PASSWORD'"
 fi
 if [[ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" != 1 ]]; then
     psql_admin -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
 fi
 
+# The URL holds the password: it goes to ENV_FILE (mode 0600), never into the
+# CI log. Without ENV_FILE it is printed for `eval "$(bash scripts/ci-services.sh)"`.
 url="postgresql://$DB_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$DB_NAME"
 line="export AGENTCTL_TEST_POSTGRES_URL=$url"
 if [[ -n "$ENV_FILE" ]]; then
     (umask 077 && printf '%s\n' "$line" >"$ENV_FILE")
-    log "wrote AGENTCTL_TEST_POSTGRES_URL to $ENV_FILE"
+    log "wrote AGENTCTL_TEST_POSTGRES_URL (postgresql://$DB_USER:***@127.0.0.1:$PG_PORT/$DB_NAME) to $ENV_FILE"
+else
+    echo "$line"
 fi
-echo "$line"

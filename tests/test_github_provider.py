@@ -150,6 +150,8 @@ def test_register_install_apply_mint_kill(
     )
     assert code == 0, out
     assert "installations/new" in out
+    # The page (manifest, state value) does not outlive the registration.
+    assert not Path(started["form"]).exists() and not Path(started["form"]).parent.exists()
     state = world.open_state()
     record = state.get_resource(contract.name, "github")
     assert record is not None

@@ -12,15 +12,20 @@ Every command runs as a real subprocess (a blocked read would hang it: the
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ENTRY = "from agentctl.cli.app import main; main()"
 # Stands for /etc/shadow or a CI runner's credentials file: must never be printed.
@@ -274,3 +279,217 @@ def test_a_utf16_agentctl_config_is_named(tmp_path: Path) -> None:
     config.write_bytes("journal: j.jsonl\n".encode("utf-16"))
     result = run(tmp_path, "status", env={"AGENTCTL_CONFIG": str(config)})
     assert result.returncode == 2 and "UTF-16" in result.stderr and "UTF-8" in result.stderr
+
+
+# -- 2. every number and duration a user types is range-checked ----------------------------
+
+# Options holding a duration as text (parsed by agentctl.durations, not by the CLI library).
+DURATION_OPTIONS = {"--duration", "--since"}
+
+
+def _leaf_commands() -> list[tuple[tuple[str, ...], Any]]:
+    import typer
+
+    from agentctl.cli.app import app
+
+    found: list[tuple[tuple[str, ...], Any]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        found.append((path, command))  # a group's own options too (audit --since)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def _numeric_options() -> list[tuple[tuple[str, ...], str, Any, list[str]]]:
+    """(command path, option, parameter, positional arguments it needs) for every
+    option taking a number or a duration, across the whole CLI."""
+    options = []
+    for path, command in _leaf_commands():
+        positional = ["x" for p in command.params if p.param_type_name == "argument" and p.required]
+        if path == ("exec",):
+            positional.append("true")
+        for param in command.params:
+            if param.param_type_name != "option":
+                continue
+            long_name = max(param.opts, key=len)
+            if param.bare_type() in ("int", "float") or long_name in DURATION_OPTIONS:
+                options.append((path, long_name, param, positional))
+    return options
+
+
+NUMERIC_OPTIONS = _numeric_options()
+
+
+def test_the_cli_has_the_options_the_property_test_covers() -> None:
+    names = {(" ".join(path), option) for path, option, _, _ in NUMERIC_OPTIONS}
+    assert {("expiring", "--days"), ("audit", "--since"), ("exec", "--duration")} <= names
+    assert ("audit", "--limit") in names and ("credentials", "--duration") in names
+    # Every number has both bounds: an unbounded one is how 10**20 reached date arithmetic.
+    unbounded = [
+        (" ".join(path), option)
+        for path, option, param, _ in NUMERIC_OPTIONS
+        if option not in DURATION_OPTIONS and (param.min is None or param.max is None)
+    ]
+    assert unbounded == []
+
+
+def _out_of_range(param: Any, option: str) -> st.SearchStrategy[str]:
+    garbage = st.sampled_from(["1e400", "inf", "nan", "-", "0x10", "١٢", "9" * 400, " "])
+    if option in DURATION_OPTIONS:
+        huge = st.integers(min_value=10**6, max_value=10**30).map(
+            lambda n: f"{n}{'d' if option == '--since' else 'h'}"
+        )
+        digits = st.integers(min_value=13, max_value=400).map(lambda n: "9" * n + "m")
+        negative = st.integers(min_value=1, max_value=10**9).map(lambda n: f"-{n}m")
+        return st.one_of(huge, digits, negative, garbage)
+    above = st.integers(min_value=param.max + 1, max_value=param.max + 10**30)
+    below = st.integers(min_value=param.min - 10**30, max_value=param.min - 1)
+    return st.one_of(above.map(str), below.map(str), garbage)
+
+
+@st.composite
+def bad_option(draw: st.DrawFn) -> tuple[list[str], str]:
+    path, option, param, positional = draw(st.sampled_from(NUMERIC_OPTIONS))
+    value = draw(_out_of_range(param, option))
+    return [*path, f"{option}={value}", *positional], option
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=bad_option())
+def test_every_out_of_range_number_is_a_usage_error(
+    case: tuple[list[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentctl.cli.app import run as run_cli
+
+    argv, option = case
+    config = tmp_path / "agentctl.yaml"
+    config.write_text(f"state: sqlite:///{tmp_path / 'state.db'}\n", "utf-8")
+    monkeypatch.setenv("AGENTCTL_CONFIG", str(config))
+    monkeypatch.setenv("COLUMNS", "250")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run_cli(argv)
+    said = err.getvalue() + out.getvalue()
+    assert code == 2, (argv, said)
+    assert "internal error" not in said and "Traceback" not in said, said
+    assert option in said or "Invalid value" in said, (argv, said)
+    assert not (tmp_path / "state.db").exists(), "a usage error must open nothing"
+
+
+def test_overflow_cases_from_the_issue(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(contract_text("days-agent"), "utf-8")
+    for args, says in (
+        (("expiring", "--days", "100000000000000000000", str(folder)), "36500"),
+        (("audit", "--since", "99999999d"), "out of range"),
+        (("exec", "--duration", "99999999999h", "a", "--", "true"), "out of range"),
+        (("credentials", "--duration", "5s", "a"), "between 15 minutes and 12 hours"),
+        (("audit", "--limit", "100000000000000000000"), "1000000000"),
+    ):
+        result = run(tmp_path, *args)
+        assert result.returncode == 2, result
+        assert says in result.stderr, result.stderr
+        no_traceback(result)
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("max_lifetime_days: 100000000000000000000", "greater than the maximum"),
+        ("lock_timeout_seconds: .nan", "finite number"),
+        ("lock_timeout_seconds: .inf", "finite number"),
+        ("approval_ttl_minutes: -1", "less than the minimum"),
+        ("aws:\n  session_duration_seconds: 99999999999", "greater than the maximum"),
+        ("github:\n  max_attempts: 0", "less than the minimum"),
+    ],
+)
+def test_every_number_in_agentctl_yaml_is_range_checked(
+    tmp_path: Path, setting: str, says: str
+) -> None:
+    config = tmp_path / "agentctl.yaml"
+    config.write_text(setting + "\n", "utf-8")
+    result = run(tmp_path, "status", env={"AGENTCTL_CONFIG": str(config)})
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+
+
+# -- 6. nothing left behind, nothing printed that should not be --------------------------
+
+
+def test_github_register_leaves_no_page_in_the_temp_directory(
+    github_world: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from github_helpers import ORG, contract_for
+
+    from agentctl.cli.app import run as run_cli
+
+    temp = github_world.root / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    contract = contract_for("form-agent", {"repositories": [f"{ORG}/api"], "scopes": ["repo:read"]})
+    path = github_world.write_contract(contract)
+    config = github_world.write_config()
+    base = ["--config", str(config), "--state", github_world.state_url, "github", "register"]
+    # Someone else's look-alike (another user on a shared host): never touched.
+    planted = temp / "agentctl-github-planted" / "register-form-agent.html"
+    planted.parent.mkdir()
+    planted.write_text("not ours", "utf-8")
+    if os.getuid() == 0:
+        os.chown(planted, 65534, 65534)
+        os.chown(planted.parent, 65534, 65534)
+
+    pages = []
+    for _ in range(2):  # step 1 twice: the second page replaces the first
+        assert run_cli([*base, contract.name, "--contract", str(path), "-o", "json"]) == 0
+        pages.append(Path(json.loads(capsys.readouterr().out)["form"]))
+    assert not pages[0].exists() and pages[1].exists()
+    manifest = json.loads(
+        __import__("html")
+        .unescape(pages[1].read_text("utf-8"))
+        .split("value='", 1)[1]
+        .split("'>")[0]
+    )
+    code = github_world.emu.create_manifest_code(manifest, owner=ORG)
+    assert run_cli([*base, contract.name, "--contract", str(path), "--code", code]) == 0
+    capsys.readouterr()
+    left = sorted(p.relative_to(temp).as_posix() for p in temp.rglob("register-*.html"))
+    expected = ["agentctl-github-planted/register-form-agent.html"] if os.getuid() == 0 else []
+    assert left == expected
+
+
+CI_PG_BASE = Path(os.environ.get("AGENTCTL_CI_PG_BASE", "/tmp/agentctl-ci-postgres"))
+
+
+@pytest.mark.skipif(
+    os.getuid() != 0 or not (CI_PG_BASE / "credentials.env").exists(),
+    reason="needs the server scripts/ci-services.sh started (as root, as in CI)",
+)
+def test_ci_services_never_prints_the_database_password(tmp_path: Path) -> None:
+    # Run it again, as .ci/run does (idempotent: it reuses the running server).
+    script = Path(__file__).parents[1] / "scripts" / "ci-services.sh"
+    env_file = tmp_path / "ci.env"
+    result = subprocess.run(
+        ["bash", str(script), str(env_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    password = dict(
+        line.split("=", 1)
+        for line in (CI_PG_BASE / "credentials.env").read_text("utf-8").splitlines()
+    )["PG_PASSWORD"]
+    assert password and password in env_file.read_text("utf-8")
+    assert env_file.stat().st_mode & 0o077 == 0
+    assert password not in result.stdout and password not in result.stderr
+    assert "AGENTCTL_TEST_POSTGRES_URL" in result.stderr  # it says where the URL went

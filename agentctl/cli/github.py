@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +116,32 @@ def _audit_failure(ctx: typer.Context, name: str, action: str) -> Iterator[None]
         raise
 
 
+def _forms(name: str) -> list[Path]:
+    """Registration pages step 1 left for ``name`` in the temp directory: only
+    our own, in real directories (another user may plant look-alikes in /tmp)."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"agentctl-github-*/register-{name}.html"):
+        try:
+            folder, page = os.lstat(path.parent), os.lstat(path)
+        except OSError:
+            continue
+        mine = folder.st_uid == page.st_uid == os.getuid()
+        if mine and stat.S_ISDIR(folder.st_mode) and stat.S_ISREG(page.st_mode):
+            found.append(path)
+    return found
+
+
+def _remove_forms(name: str) -> None:
+    # The page holds the manifest and the registration's state value: once the
+    # App exists (or a new page replaces it) it must not linger in /tmp.
+    for path in _forms(name):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            path.parent.rmdir()  # only when empty: something else there is left alone
+
+
 def _write_form(name: str, page: str) -> Path:
+    _remove_forms(name)
     folder = Path(tempfile.mkdtemp(prefix="agentctl-github-"))
     path = folder / f"register-{name}.html"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -174,6 +200,7 @@ def register_command(
     the_code, the_state = parse_code(code, state)
     with _audit_failure(ctx, name, "github.register"):
         registered = provider.complete_registration(agent, the_code, the_state)
+    _remove_forms(name)
     _audit(
         ctx,
         actor=name,
