@@ -447,10 +447,12 @@ def test_github_register_leaves_no_page_in_the_temp_directory(
         os.chown(planted, 65534, 65534)
         os.chown(planted.parent, 65534, 65534)
 
-    pages = []
+    pages, states = [], []
     for _ in range(2):  # step 1 twice: the second page replaces the first
         assert run_cli([*base, contract.name, "--contract", str(path), "-o", "json"]) == 0
-        pages.append(Path(json.loads(capsys.readouterr().out)["form"]))
+        started = json.loads(capsys.readouterr().out)
+        pages.append(Path(started["form"]))
+        states.append(started["state"])
     assert not pages[0].exists() and pages[1].exists()
     manifest = json.loads(
         __import__("html")
@@ -459,7 +461,10 @@ def test_github_register_leaves_no_page_in_the_temp_directory(
         .split("'>")[0]
     )
     code = github_world.emu.create_manifest_code(manifest, owner=ORG)
-    assert run_cli([*base, contract.name, "--contract", str(path), "--code", code]) == 0
+    step2 = ["--code", code, "--state", states[-1]]
+    assert run_cli([*base, contract.name, "--contract", str(path), *step2]) == 0, (
+        capsys.readouterr()
+    )
     capsys.readouterr()
     left = sorted(p.relative_to(temp).as_posix() for p in temp.rglob("register-*.html"))
     expected = ["agentctl-github-planted/register-form-agent.html"] if os.getuid() == 0 else []
