@@ -270,7 +270,8 @@ def test_agentctl_config_fifo_and_directory_and_missing(tmp_path: Path) -> None:
 def test_an_empty_agentctl_config_means_the_defaults(tmp_path: Path) -> None:
     config = tmp_path / "agentctl.yaml"
     config.write_text("", "utf-8")
-    result = run(tmp_path, "status", env={"AGENTCTL_CONFIG": str(config)})
+    (tmp_path / "c.yaml").write_text(contract_text("defaults-agent"), "utf-8")
+    result = run(tmp_path, "validate", "c.yaml", env={"AGENTCTL_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
 
 
