@@ -55,6 +55,11 @@ class AgentPlan:
         return tuple(c for c in self.changes if c.mutating)
 
     @property
+    def drift(self) -> tuple[Change, ...]:
+        """Differences apply reports but does not change (see ChangeKind.DRIFT)."""
+        return tuple(c for c in self.changes if c.kind == ChangeKind.DRIFT)
+
+    @property
     def conflicts(self) -> tuple[Change, ...]:
         """Resources in the way that agentctl will not touch: need a human."""
         return tuple(c for c in self.changes if c.kind == ChangeKind.CONFLICT)
@@ -95,7 +100,14 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(self.applicable(a) or a.record or a.kill_undone for a in self.agents)
+        """What `plan --detailed-exitcode` exits 2 on: a change apply would make
+        in a system, a kill undone behind agentctl's back, or drift apply
+        cannot repair (an installation wider than the contract, a boundary
+        that cuts a grant) — a nightly check must alert on all of them. A
+        record-only difference (the systems are right, the state will learn
+        it at the next apply) is not a change: right after an apply that said
+        "No changes", this is False."""
+        return any(self.applicable(a) or a.kill_undone or a.drift for a in self.agents)
 
     @property
     def has_errors(self) -> bool:

@@ -405,3 +405,33 @@ def test_rotate_one_agent_or_all(cli: Cli) -> None:
     assert unknown.code == 1 and "no agent named 'nope'" in unknown.err
     killed = cli("rotate", "gamma-agent")
     assert killed.code == 1 and "only active agents are rotated" in killed.err
+
+
+def test_plan_agrees_with_apply_after_kill_and_revive(cli: Cli) -> None:
+    """A nightly `plan --detailed-exitcode` must be 0 right after an apply that
+    said "No changes" — after a kill and revive too — or it alerts forever."""
+    cli.write("alpha-agent")
+    cli.write("beta-agent")
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    assert cli("plan", cli.contracts, "--detailed-exitcode").code == 0
+    assert cli("kill", "alpha-agent", "--yes", "--reason", "INC-1").code == 0
+    assert cli("revive", "alpha-agent", "--reason", "INC-1 closed").code == 0
+    applied = cli("apply", cli.contracts, "--yes")
+    assert applied.code == 0, applied.err
+    planned = cli("plan", cli.contracts, "--detailed-exitcode", "--output", "json")
+    assert planned.code == 0, planned.out
+
+
+def test_a_boundary_that_cuts_a_grant_is_drift_a_nightly_plan_reports(cli: Cli) -> None:
+    # The test boundary allows s3:* only: the sqs grant can never take effect.
+    cli.write(
+        "queue-agent",
+        aws=[
+            {"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::bucket-a/*"]},
+            {"actions": ["sqs:SendMessage"], "resources": ["arn:aws:sqs:us-east-1:123456789012:q"]},
+        ],
+    )
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    planned = cli("plan", cli.contracts, "--detailed-exitcode")
+    assert planned.code == 2, planned.out + planned.err
+    assert "sqs:SendMessage" in planned.out
