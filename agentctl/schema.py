@@ -162,7 +162,7 @@ def contract_schema(specs: Mapping[str, AnySpec]) -> JsonObject:
                 },
             },
             "permissions": {
-                "description": f"What the agent may do, per system. {enforced} (e.g. `jira` before its provider is installed) is a list of scope names that is recorded and reported as declared, not enforced.",
+                "description": f"What the agent may do, per system. {enforced} (e.g. `pagerduty`, with no provider installed) is a list of scope names that is recorded and reported as declared, not enforced.",
                 "type": "object",
                 "maxProperties": 32,
                 "propertyNames": {

@@ -64,7 +64,7 @@ def aws_entry(report: dict[str, Any]) -> dict[str, Any]:
 
 def test_plan_json_and_detailed_exitcode(cli: Cli) -> None:
     cli.write("alpha-agent")
-    cli.write("beta-agent", extra={"jira": ["issue:read"]})
+    cli.write("beta-agent", extra={"pagerduty": ["incident:read"]})
 
     result = cli("plan", cli.contracts, "--output", "json")
 
@@ -94,10 +94,10 @@ def test_plan_json_and_detailed_exitcode(cli: Cli) -> None:
     assert set(alpha["changes"][0]) == {"provider", "kind", "summary", "fields"}
     assert "agentctl-alpha-agent" in alpha["changes"][0]["summary"]
     # A system with no provider is reported, never silently dropped.
-    assert beta["declared_not_enforced"] == ["jira"]
+    assert beta["declared_not_enforced"] == ["pagerduty"]
     assert [(c["provider"], c["kind"]) for c in beta["changes"]] == [
         ("aws", "create"),
-        ("jira", "declared"),
+        ("pagerduty", "declared"),
     ]
 
     assert cli("plan", cli.contracts, "--detailed-exitcode").code == 2

@@ -95,15 +95,16 @@ def test_design_example_validates_as_written() -> None:
         "jira": ["issue:read", "issue:transition"],
     }
     assert contract.source == "contract.yaml"
-    # jira has no provider: declared, not enforced — a note, never a failure.
+    # jira's list form names no projects and no agentctl.yaml names the
+    # default ones here: a note (apply would grant nothing), never a failure.
     (note,) = report.notes
     assert (note.code, note.path, note.line, note.column) == (
-        "not-enforced",
+        "no-projects",
         "permissions.jira",
-        10,
-        3,
+        11,
+        5,
     )
-    assert "declared, not enforced" in note.message
+    assert "jira.default_projects" in note.message
 
 
 def test_design_example_with_the_articles_date_is_expired() -> None:
@@ -145,9 +146,9 @@ def test_shipped_contracts_are_valid_without_warnings() -> None:
     modes = {c.name: c.execution_mode for c in report.contracts}
     assert modes["security-triage-agent"] is ExecutionMode.AUTONOMOUS
     assert modes["release-agent"] is ExecutionMode.APPROVAL_REQUIRED
-    # Only pr-review-agent's jira grant is noted, as the design asks.
+    # Only pr-review-agent's jira grant is noted: its projects come from agentctl.yaml.
     assert [(Path(p.file).name, p.code) for p in report.notes] == [
-        ("pr-review-agent.yaml", "not-enforced")
+        ("pr-review-agent.yaml", "no-projects")
     ]
 
 
@@ -163,7 +164,7 @@ def test_strict_turns_warnings_into_errors_but_not_notes() -> None:
     assert len(relaxed.contracts) == 1
     strict = load(text, strict=True)
     assert not strict.ok and [p.code for p in strict.errors] == ["privileged-scope"]
-    assert [p.code for p in strict.notes] == ["not-enforced"]
+    assert [p.code for p in strict.notes] == ["no-projects"]
     assert strict.contracts == ()
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from agentctl.config import Config, config_json_schema, parse_config_text
 from agentctl.errors import ConfigError
-from agentctl.providers import aws, github
+from agentctl.providers import aws, github, jira
 from agentctl.providers.aws.settings import AwsSettings
 from agentctl.providers.registry import provider_specs
 from agentctl.schema import CONFIG_SCHEMA_FILE, CONTRACT_SCHEMA_FILE, generated
@@ -82,13 +82,13 @@ def test_a_broken_plugin_is_named_not_a_traceback(fresh_registry: Path) -> None:
     _plugin(
         fresh_registry,
         "broken-plugin",
-        "jira = broken_plugin:SPEC",
+        "pagerduty = broken_plugin:SPEC",
         "broken_plugin",
         "SPEC = 'not a spec'\n",
     )
     with pytest.raises(ConfigError) as error:
         provider_specs()
-    assert "'jira'" in error.value.message and "broken-plugin" in error.value.message
+    assert "'pagerduty'" in error.value.message and "broken-plugin" in error.value.message
     assert "is not the ProviderSpec" in error.value.message
 
 
@@ -116,7 +116,11 @@ def test_the_config_schema_is_valid_and_describes_every_setting() -> None:
 def test_the_contract_schema_grants_are_the_providers_fragments() -> None:
     schema = json.loads((ROOT / "schemas" / CONTRACT_SCHEMA_FILE).read_text(encoding="utf-8"))
     grants = schema["properties"]["permissions"]["properties"]
-    assert grants == {"aws": aws.SPEC.grant_schema, "github": github.SPEC.grant_schema}
+    assert grants == {
+        "aws": aws.SPEC.grant_schema,
+        "github": github.SPEC.grant_schema,
+        "jira": jira.SPEC.grant_schema,
+    }
     assert schema["properties"]["agent"]["properties"]["name"]["maxLength"] == 34
 
 

@@ -109,7 +109,7 @@ def test_json_shape() -> None:
     assert set(note) == {"file", "line", "column", "path", "severity", "code", "message"}
     assert (note["severity"], note["code"], note["path"]) == (
         "info",
-        "not-enforced",
+        "no-projects",
         "permissions.jira",
     )
 

@@ -101,6 +101,30 @@ app.add_typer(state.app, name="state")
 app.command(name="schema", help=schema.HELP)(schema.schema)
 
 
+def _mount_provider_commands() -> None:
+    """``agentctl <provider> ...`` for each installed provider whose spec names a
+    Typer app (``ProviderSpec.commands``)."""
+    from agentctl.providers.base import load_object
+    from agentctl.providers.registry import provider_specs
+
+    try:
+        specs = provider_specs()
+    except AgentctlError:
+        return  # a broken plug-in: every command that loads providers says which
+    for name, spec in specs.items():
+        if spec.commands is None:
+            continue
+        try:
+            commands = load_object(spec.commands, f"the {name} commands")
+        except AgentctlError:
+            continue
+        if isinstance(commands, typer.Typer):
+            app.add_typer(commands, name=name)
+
+
+_mount_provider_commands()
+
+
 def run(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
     """Run the CLI and return the exit code (tests call this directly).
 
