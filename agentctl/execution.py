@@ -236,7 +236,7 @@ class Runs:
         involved = sorted({r.provider for r in state.list_resources(request.agent)})
         if request.providers is not None:
             involved = [p for p in involved if p in request.providers]
-        scope = _scope_text(contract)
+        scope = _scope_text(contract, [p for p in involved if p in self.engine.providers])
         issued: list[IssuedCredential] = []
         try:
             for name in involved:
@@ -397,21 +397,19 @@ def _command_text(command: Sequence[str]) -> str:
     return shlex.join(command)
 
 
-def _scope_text(contract: Contract) -> str:
-    """Compact scope string for the audit trail: which permissions the run had,
-    each system's as its provider describes it."""
+def _scope_text(contract: Contract, enforced: Sequence[str]) -> str:
+    """Compact scope string for the audit trail: the permissions the run's
+    credentials carry, each system's as its provider describes it. Only the
+    systems whose providers issued credentials for this run: a grant declared
+    for a system with no provider is enforced by nothing, so it is not scope."""
     from agentctl.providers.registry import provider_specs
 
     specs = provider_specs()
     parts: list[str] = []
-    for system, raw in sorted(contract.permissions.items()):
+    for system in sorted(set(enforced) & set(contract.permissions)):
         spec = specs.get(system)
         grant = contract.grant(spec) if spec is not None else None
-        if spec is not None and grant is not None:
-            text = spec.describe_grant(grant)
-        elif isinstance(raw, list):  # declared, not enforced: a list of scope names
-            text = ",".join(map(str, raw))
-        else:
-            text = str(raw)
-        parts.append(f"{system}:{text}")
+        if spec is None or grant is None:
+            continue
+        parts.append(f"{system}:{spec.describe_grant(grant)}")
     return "; ".join(parts)
