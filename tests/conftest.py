@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import logging
 
-pytest_plugins = ["state_helpers", "aws_helpers", "github_helpers", "cli_world", "secret_scan"]
+pytest_plugins = [
+    "state_helpers",
+    "aws_helpers",
+    "github_helpers",
+    "jira_helpers",
+    "cli_world",
+    "secret_scan",
+]
 
 # werkzeug logs every request moto and the emulator serve: noise in failures.
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

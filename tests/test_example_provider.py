@@ -64,7 +64,7 @@ def test_without_the_plugin_ledger_is_declared_not_enforced() -> None:
 
 
 def test_the_entry_point_registers_the_spec(plugin: None) -> None:
-    assert list(provider_specs()) == ["aws", "github", "ledger"]
+    assert list(provider_specs()) == ["aws", "github", "jira", "ledger"]
     schema = load_schema()
     assert "ledger" in schema["properties"]["permissions"]["properties"]
     assert codes(CONTRACT) == []

@@ -1,0 +1,444 @@
+"""The Jira provider against the local Jira emulator, over real HTTP.
+
+Real SQLite state and a real encrypted-file secret store in the test's tmp
+dir; the CLI runs in-process through ``agentctl.cli.app.run``. What the agent
+can do is checked by the agent itself: its own token, through the gateway,
+against the emulator's project-role permission checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from jira_helpers import PR_SCOPES, Agent, JiraWorld, contract_for, run_for
+
+from agentctl.cli.app import run
+from agentctl.contract import load_contracts
+from agentctl.errors import ProviderError
+from agentctl.providers.base import ChangeKind
+from agentctl.providers.jira.lifecycle import ADMIN_API_KEY_REF, token_ref
+from agentctl.providers.jira.scopes import SCOPES, project_permissions, token_scopes
+from agentctl.secrets import Secret
+
+SEC_ONLY = {"projects": ["SEC"], "scopes": PR_SCOPES}
+
+
+class Leaks:
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.texts: list[str] = []
+
+    def secret(self, value: str) -> str:
+        self.secrets.add(value)
+        return value
+
+    def seen(self, *items: Any) -> None:
+        self.texts.extend(repr(item) for item in items)
+
+    def check(self) -> None:
+        joined = "\n".join(self.texts)
+        for value in self.secrets:
+            assert value not in joined
+
+
+@pytest.fixture
+def leaks() -> Iterator[Leaks]:
+    watcher = Leaks()
+    yield watcher
+    watcher.check()
+
+
+def cli(
+    capsys: pytest.CaptureFixture[str], leaks: Leaks, world: JiraWorld, *args: str
+) -> tuple[int, str]:
+    config = world.write_config()
+    code = run(["--config", str(config), "--state", world.state_url, *args])
+    captured = capsys.readouterr()
+    leaks.seen(captured.out, captured.err)
+    return code, captured.out + captured.err
+
+
+def register(world: JiraWorld, contract: Any, agent: Agent) -> None:
+    world.provider().register(contract, agent.account_id, Secret(agent.token))
+
+
+def transition(world: JiraWorld, agent: Agent, issue: str, token: str | None = None) -> int:
+    with world.agent_http(agent, token) as http:
+        return http.post(
+            f"/rest/api/3/issue/{issue}/transitions", json={"transition": {"id": "21"}}
+        ).status_code
+
+
+def read(world: JiraWorld, agent: Agent, issue: str, token: str | None = None) -> int:
+    with world.agent_http(agent, token) as http:
+        return http.get(f"/rest/api/3/issue/{issue}").status_code
+
+
+def comment(world: JiraWorld, agent: Agent, issue: str) -> int:
+    body = {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": "hi"}]}],
+    }
+    with world.agent_http(agent) as http:
+        return http.post(f"/rest/api/3/issue/{issue}/comment", json={"body": body}).status_code
+
+
+# -- grant and validation ------------------------------------------------------------
+
+
+def test_the_table_maps_every_friendly_scope_to_known_permissions_and_token_scopes() -> None:
+    from testing.jira.world import PROJECT_PERMISSIONS
+
+    for name, meaning in SCOPES.items():
+        assert set(meaning.permissions) <= set(PROJECT_PERMISSIONS), name
+        assert "BROWSE_PROJECTS" in meaning.permissions, name
+    assert project_permissions(PR_SCOPES) == ("BROWSE_PROJECTS", "TRANSITION_ISSUES")
+    assert token_scopes(["issue:read"]) == ("read:jira-user", "read:jira-work")
+    assert token_scopes(PR_SCOPES) == ("read:jira-user", "read:jira-work", "write:jira-work")
+
+
+def test_validate_suggests_the_scope_meant_and_changes_nothing(tmp_path: Any) -> None:
+    path = tmp_path / "agent.yaml"
+    expiry = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+    path.write_text(
+        "name: pr-review-agent\nowner: a@example.com\npurpose: reviews\n"
+        "permissions:\n  jira:\n    projects: [SEC]\n    scopes: [issue:raed, TRANSITION_ISSUES]\n"
+        f"execution_mode: autonomous\nexpiry: {expiry}\nkill_switch: /agents/x/disable\n",
+        encoding="utf-8",
+    )
+    report = load_contracts([path], today=datetime.now(UTC).date())
+    messages = [(f.code, f.message, f.line) for f in report.problems]
+    assert (
+        "unknown-scope",
+        "'issue:raed' is not a Jira scope: did you mean 'issue:read'?",
+        7,
+    ) in messages
+    assert any("'issue:transition'" in m for _, m, _ in messages)
+    assert not report.contracts
+
+
+def test_the_list_form_without_projects_is_a_warning_and_plan_refuses(
+    jira_world: JiraWorld,
+) -> None:
+    contract = contract_for("lister", PR_SCOPES)
+    agent = jira_world.service_account("lister")
+    register(jira_world, contract, agent)
+    provider = jira_world.provider()
+    with pytest.raises(ProviderError, match="names no projects"):
+        provider.plan(contract, provider.observe("lister"), expired=False)
+    # With default projects configured, the list form applies there.
+    provider = jira_world.provider(jira_world.config(default_projects="SEC"))
+    changes = provider.plan(contract, provider.observe("lister"), expired=False)
+    assert [c.kind for c in changes] == [ChangeKind.CREATE]
+    assert changes[0].payload is not None and changes[0].payload.add_projects == ("SEC",)
+
+
+# -- register ----------------------------------------------------------------------------
+
+
+def test_register_refuses_a_person_a_classic_token_and_a_wider_or_longer_token(
+    jira_world: JiraWorld,
+) -> None:
+    emu = jira_world.emu
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    provider = jira_world.provider()
+    person = emu.create_account("Amit", "amit@example.com")
+    _, person_token = emu.create_token(person, scopes=list(token_scopes(PR_SCOPES)))
+    with pytest.raises(ProviderError, match="is a person, not a service account"):
+        provider.register(contract, person, Secret(person_token))
+    with pytest.raises(ProviderError, match="no Jira account"):
+        provider.register(contract, "712020:nobody", Secret(person_token))
+
+    classic = jira_world.service_account("classic", scopes=None)
+    with pytest.raises(ProviderError, match="classic tokens are not accepted"):
+        provider.register(contract, classic.account_id, Secret(classic.token))
+
+    wide = jira_world.service_account(
+        "wide", scopes=[*token_scopes(PR_SCOPES), "manage:jira-configuration"]
+    )
+    with pytest.raises(ProviderError, match="also has manage:jira-configuration"):
+        provider.register(contract, wide.account_id, Secret(wide.token))
+
+    narrow = jira_world.service_account("narrow", friendly=["issue:read"])
+    with pytest.raises(ProviderError, match="lacks write:jira-work"):
+        provider.register(contract, narrow.account_id, Secret(narrow.token))
+
+    late = datetime.combine(contract.expiry + timedelta(days=2), time(), tzinfo=UTC)
+    long_lived = jira_world.service_account("long", expires=late)
+    with pytest.raises(ProviderError, match="after the contract"):
+        provider.register(contract, long_lived.account_id, Secret(long_lived.token))
+
+    with jira_world.open_state() as state:
+        assert state.get_resource("pr-review-agent", "jira") is None
+    assert jira_world.secrets().get(token_ref("pr-review-agent")) is None
+
+
+# -- the whole story --------------------------------------------------------------------
+
+
+def test_register_apply_exec_kill_through_the_cli(
+    jira_world: JiraWorld, capsys: pytest.CaptureFixture[str], leaks: Leaks
+) -> None:
+    world, emu = jira_world, jira_world.emu
+    contract = contract_for("pr-review-agent", SEC_ONLY, extra={"pagerduty": ["incident:read"]})
+    path = world.write_contract(contract)
+    agent = world.service_account("pr-review-agent")
+    leaks.secret(agent.token)
+    token_file = world.token_file("token", agent.token)
+
+    code, out = cli(
+        capsys,
+        leaks,
+        world,
+        "jira",
+        "register",
+        agent.name,
+        "--account-id",
+        agent.account_id,
+        "--token-file",
+        str(token_file),
+        "--contract",
+        str(path),
+        "-o",
+        "json",
+    )
+    assert code == 0, out
+    registered = json.loads(out)
+    assert registered["account_id"] == agent.account_id
+    assert registered["token_id"] == agent.token_id
+    assert registered["token_scopes"] == list(token_scopes(PR_SCOPES))
+
+    # Before apply the agent's token authenticates but it sees no project.
+    assert read(world, agent, world.issues["SEC"]) == 404
+
+    code, out = cli(capsys, leaks, world, "plan", str(path.parent))
+    assert code == 0, out
+    assert "create project role agentctl-pr-review-agent" in out
+    code, out = cli(capsys, leaks, world, "apply", str(path.parent), "--yes")
+    assert code == 0, out
+
+    state = emu.state()
+    role = "agentctl-pr-review-agent"
+    assert state["projects"]["SEC"]["actors"][role]["users"] == [agent.account_id]
+    assert role not in state["projects"]["OPS"]["actors"]
+    role_id = next(i for i, n in state["roles"].items() if n == role)
+    granted = sorted(
+        g["permission"]
+        for g in state["grants"]
+        if g["holder_type"] == "projectRole" and g["holder_parameter"] == role_id
+    )
+    assert granted == ["BROWSE_PROJECTS", "TRANSITION_ISSUES"]
+
+    # Re-apply changes nothing in Jira.
+    emu.clear_requests()
+    code, out = cli(capsys, leaks, world, "apply", str(path.parent), "--yes")
+    assert code == 0, out
+    assert emu.count_requests(mutating=True) == 0
+
+    # The agent reads and transitions in SEC, and nothing in OPS; no comment.
+    assert read(world, agent, world.issues["SEC"]) == 200
+    assert transition(world, agent, world.issues["SEC"]) == 204
+    assert emu.state()["issues"][world.issues["SEC"]]["status"] == "In Progress"
+    assert read(world, agent, world.issues["OPS"]) == 404
+    assert transition(world, agent, world.issues["OPS"]) == 404
+    assert comment(world, agent, world.issues["SEC"]) in (400, 401, 403)
+
+    # exec hands the agent its own account: base URL, user, token.
+    code, out = cli(
+        capsys,
+        leaks,
+        world,
+        "exec",
+        agent.name,
+        "--",
+        "python",
+        "-c",
+        "import os,sys; sys.exit(0 if os.environ['JIRA_USER'] and os.environ['JIRA_API_TOKEN'] and "
+        f"os.environ['JIRA_BASE_URL'] == {emu.gateway_url!r} else 3)",
+    )
+    assert code == 0, out
+
+    # The audit trail names what the run's credentials carry, and only that: the
+    # contract's undeclared-provider system is not scope.
+    with world.open_state() as store:
+        [issued] = [e for e in store.audit_events() if e.action == "credentials.issue"]
+    assert issued.scope == "jira:issue:read,issue:transition on SEC"
+
+    # kill: suspended, tokens revoked, out of every role and group — found by query.
+    emu.add_role_actor("OPS", "Member", user=agent.account_id)  # added by hand, out of band
+    emu.add_to_group("jira-software-users", agent.account_id)
+    code, out = cli(capsys, leaks, world, "kill", agent.name, "--reason", "test", "--yes")
+    # (AWS is not configured in this test: its line is a ✗, Jira's must be a ✓.)
+    assert (
+        "✓ jira: suspended its access; revoked 1 API token; removed from 2 project role(s) in OPS, SEC"
+        in out
+    )
+    after = emu.state()
+    assert after["accounts"][agent.account_id]["suspended"] is True
+    assert after["accounts"][agent.account_id]["groups"] == []
+    for project in after["projects"].values():
+        for actors in project["actors"].values():
+            assert agent.account_id not in actors["users"]
+    assert all(t["revoked"] for t in after["tokens"] if t["accountId"] == agent.account_id)
+    # Denied with the same token.
+    assert read(world, agent, world.issues["SEC"]) == 401
+    assert transition(world, agent, world.issues["SEC"]) == 401
+    assert world.secrets().get(token_ref(agent.name)) is None
+    # exec refuses a killed agent.
+    code, out = cli(capsys, leaks, world, "exec", agent.name, "--", "true")
+    assert code != 0
+
+
+def test_kill_works_with_state_and_contracts_gone(jira_world: JiraWorld) -> None:
+    world, emu = jira_world, jira_world.emu
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    agent = world.service_account("pr-review-agent")
+    register(world, contract, agent)
+    world.apply(contract)
+    assert read(world, agent, world.issues["SEC"]) == 200
+
+    report = world.engine(state_url=world.empty_state_url()).kill(agent.name, "lost state")
+    [result] = report.results
+    assert result.ok, result
+    assert result.resource_id == agent.account_id
+    assert "revoked 1 API token" in result.detail
+    assert read(world, agent, world.issues["SEC"]) == 401
+    state = emu.state()
+    assert (
+        agent.account_id
+        not in state["projects"]["SEC"]["actors"]["agentctl-pr-review-agent"]["users"]
+    )
+
+
+def test_kill_without_the_admin_api_is_honest_about_what_is_left(jira_world: JiraWorld) -> None:
+    world, emu = jira_world, jira_world.emu
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    agent = world.service_account("pr-review-agent")
+    register(world, contract, agent)
+    world.apply(contract)
+    world.secrets().delete(ADMIN_API_KEY_REF)
+
+    [result] = world.engine().kill(agent.name, "incident").results
+    assert not result.ok
+    assert "revoke the API tokens" in result.remaining
+    assert "suspend service account" in result.remaining
+    # What it could do, it did: the role is gone, so the live token sees nothing.
+    assert read(world, agent, world.issues["SEC"]) == 404
+    assert not emu.state()["accounts"][agent.account_id]["suspended"]
+
+
+def test_plan_reports_drift_and_apply_converges_membership(jira_world: JiraWorld) -> None:
+    world, emu = jira_world, jira_world.emu
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    agent = world.service_account("pr-review-agent")
+    register(world, contract, agent)
+    world.apply(contract)
+
+    role = "agentctl-pr-review-agent"
+    emu.add_role_actor("OPS", role, user=agent.account_id)  # an extra project
+    emu.add_role_actor("OPS", "Viewer", user=agent.account_id)  # a role agentctl does not own
+    emu.create_group("bots", members=[agent.account_id])
+    role_id = int(next(i for i, n in emu.state()["roles"].items() if n == role))
+    scheme = emu.state()["projects"]["SEC"]["scheme_id"]
+    emu.add_grant("ADD_COMMENTS", "projectRole", str(role_id), scheme_id=scheme)
+
+    provider = world.provider()
+    changes = provider.plan(contract, provider.observe(agent.name), expired=False)
+    kinds = [c.kind for c in changes]
+    assert kinds.count(ChangeKind.UPDATE) == 1
+    [update] = [c for c in changes if c.kind is ChangeKind.UPDATE]
+    assert "remove pr-review-agent from role agentctl-pr-review-agent in OPS" in update.summary
+    drift = [c.summary for c in changes if c.kind is ChangeKind.DRIFT]
+    assert any("Viewer in OPS" in d for d in drift)
+    assert any("group bots" in d for d in drift)
+
+    assert comment(world, agent, world.issues["SEC"]) == 201  # the widened grant works...
+    world.apply(contract)
+    assert comment(world, agent, world.issues["SEC"]) != 201  # ...until apply converges it
+    state = emu.state()
+    assert agent.account_id not in state["projects"]["OPS"]["actors"][role]["users"]
+    granted = sorted(
+        g["permission"]
+        for g in state["grants"]
+        if g["holder_type"] == "projectRole" and g["holder_parameter"] == str(role_id)
+    )
+    assert granted == ["BROWSE_PROJECTS", "TRANSITION_ISSUES"]
+
+
+def test_rotate_installs_a_verified_token_then_revokes_the_old_one(
+    jira_world: JiraWorld, capsys: pytest.CaptureFixture[str], leaks: Leaks
+) -> None:
+    world, _emu = jira_world, jira_world.emu
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    path = world.write_contract(contract)
+    agent = world.service_account("pr-review-agent")
+    leaks.secret(agent.token)
+    register(world, contract, agent)
+    world.apply(contract)
+
+    # A wrong token is refused and nothing changes.
+    bad_file = world.token_file("bad", "ATATT-not-a-token")
+    code, out = cli(
+        capsys,
+        leaks,
+        world,
+        "jira",
+        "rotate",
+        agent.name,
+        "--token-file",
+        str(bad_file),
+        "--contract",
+        str(path),
+    )
+    assert code != 0 and "refused" in out
+    assert read(world, agent, world.issues["SEC"]) == 200
+
+    new_id, new_token = world.new_token(agent.account_id, scopes=list(token_scopes(PR_SCOPES)))
+    leaks.secret(new_token)
+    new_file = world.token_file("new", new_token)
+    code, out = cli(
+        capsys,
+        leaks,
+        world,
+        "jira",
+        "rotate",
+        agent.name,
+        "--token-file",
+        str(new_file),
+        "--contract",
+        str(path),
+        "-o",
+        "json",
+    )
+    assert code == 0, out
+    rotated = json.loads(out)
+    assert rotated["token_id"] == new_id
+    assert rotated["revoked_tokens"] == [agent.token_id]
+    assert read(world, agent, world.issues["SEC"]) == 401
+    assert read(world, agent, world.issues["SEC"], new_token) == 200
+    assert world.secrets().get(token_ref(agent.name)) == Secret(new_token)
+
+    code, out = cli(capsys, leaks, world, "jira", "status", agent.name, "-o", "json")
+    assert code == 0, out
+    tokens = json.loads(out)["tokens"]
+    assert [t["live"] for t in tokens] == [False, True]
+
+
+def test_issue_credentials_give_the_agent_its_own_account(jira_world: JiraWorld) -> None:
+    world = jira_world
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    agent = world.service_account("pr-review-agent")
+    register(world, contract, agent)
+    world.apply(contract)
+    issued = world.provider().issue_credentials(contract, run_for(agent.name))
+    env = issued.environment
+    assert env["JIRA_USER"] == agent.email
+    assert env["JIRA_BASE_URL"] == world.emu.gateway_url
+    token = env["JIRA_API_TOKEN"]
+    assert isinstance(token, Secret) and token.reveal() == agent.token
+    assert agent.token not in repr(issued)
