@@ -180,6 +180,7 @@ def register_command(
 
     Example: agentctl jira register pr-review-agent --account-id 712020:... --token-file tok
     """
+    app_context(ctx).may_create_state = True  # registration may come before the first apply
     agent = _load_contract(ctx, name, contract)
     token = _read_token(token_file)
     provider = _provider(ctx, [str(contract)])
