@@ -15,80 +15,256 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from agentctl.audit_key import chain_key_name
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.errors import StateError
 from agentctl.secrets import check_no_secrets
-from agentctl.state.records import GENESIS_HASH, AuditEvent
-from agentctl.state.store import StateStore, normalize_detail
+from agentctl.state.records import GENESIS_HASH, AuditEvent, AuditHead
+from agentctl.state.store import AUDIT_BATCH_SIZE, StateStore, normalize_detail
+
+if TYPE_CHECKING:
+    from agentctl.audit_anchor import Anchor, AnchorStore
+    from agentctl.audit_key import ChainKey, ChainKeySource
 
 JOURNAL_IMPORT_ACTION = "audit.journal-import"
+SEAL_ACTION = "audit.seal"
 
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """What verification found.
+
+    ``ok``: no tampering found in what could be checked. ``keyed``: the MACs
+    were checked with the chain key (without it, only the plain hashes were,
+    which anyone with write access to the state can recompute). ``unsealed``:
+    events of an old unkeyed trail that ``agentctl audit seal`` has yet to seal.
+    """
+
     ok: bool
     checked: int
     first_bad_seq: int | None = None
     first_bad_id: str | None = None
     problem: str | None = None
+    keyed: bool = False
+    unsealed: int = 0
+    macs_seen: int = 0  # events that carry a MAC (checked or not)
+    last_seq: int = 0
+    anchor_seq: int | None = None
+    anchor_where: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """intact | tampered | unverifiable | unsealed | unkeyed: what matters first."""
+        if not self.ok:
+            return "tampered" if self.first_bad_seq is not None else "unverifiable"
+        if not self.keyed:
+            return "unkeyed"
+        if self.unsealed:
+            return "unsealed"
+        return "intact"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "checked": self.checked,
             "first_bad_seq": self.first_bad_seq,
             "first_bad_id": self.first_bad_id,
             "problem": self.problem,
+            "keyed": self.keyed,
+            "unsealed": self.unsealed,
+            "last_seq": self.last_seq,
+            "anchor_seq": self.anchor_seq,
+            "anchor": self.anchor_where,
         }
 
 
-def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None = None) -> VerifyResult:
-    """Check the chain link by link, in the order given (seq order).
+HeadLike = AuditHead | tuple[int, str]
+
+
+def verify_chain(
+    events: Iterable[AuditEvent],
+    head: HeadLike | None = None,
+    *,
+    key: ChainKey | None = None,
+    head_required: bool = False,
+    anchor: Anchor | None = None,
+    seq_of_hash: Callable[[str], int | None] | None = None,
+) -> VerifyResult:
+    """Check the chain link by link, in the order given (seq order), streaming.
 
     Stops at the first broken link and says how it broke: a gap (deleted
     events), a link to an event that now sits elsewhere (reordered), a link to
-    nothing (deleted or replaced), or contents that no longer match their hash
-    (edited). ``head`` is the chain head the appenders recorded; with it, a
-    deleted or replaced tail is detected too.
+    nothing (deleted or replaced), contents that no longer match their hash
+    (edited), or, with the chain ``key``, a hash whose MAC does not match
+    (edited and re-hashed, inserted, renumbered). Then the ``head`` the
+    appenders recorded (``head_required``: its row must exist) and the latest
+    external ``anchor`` are checked, so a deleted or replaced tail is found
+    too. ``seq_of_hash`` finds where a linked-to event went (diagnosis only).
+    Memory stays flat: nothing but the previous link is kept.
     """
-    chain = list(events)
-    by_hash = {event.hash: event for event in chain}
+    if isinstance(head, tuple):
+        head = AuditHead(seq=head[0], hash=head[1])
     expected_seq, prev_hash = 1, GENESIS_HASH
-    for checked, event in enumerate(chain):
-        broken = _broken_link(event, expected_seq, prev_hash, by_hash)
+    checked = unsealed = macs_seen = 0
+    last: AuditEvent | None = None
+    anchored: AuditEvent | None = None
+
+    def bad(seq: int, problem: str, event: AuditEvent | None = None) -> VerifyResult:
+        return VerifyResult(
+            False,
+            checked,
+            seq,
+            event.id if event is not None and event.seq == seq else None,
+            problem,
+            keyed=key is not None,
+            unsealed=unsealed,
+            macs_seen=macs_seen,
+            last_seq=last.seq if last else 0,
+            anchor_seq=anchor.seq if anchor else None,
+            anchor_where=anchor.where if anchor else None,
+        )
+
+    for event in events:
+        broken = _broken_link(event, expected_seq, prev_hash, seq_of_hash)
         if broken is not None:
-            bad_seq, problem = broken
-            bad_id = event.id if bad_seq == event.seq else None
-            return VerifyResult(False, checked, bad_seq, bad_id, problem)
+            return bad(*broken, event)
+        if event.mac is not None:
+            macs_seen += 1
+        if key is not None:
+            if event.mac is None and event.seq >= key.keyed_from:
+                return bad(
+                    event.seq,
+                    f"event seq {event.seq} carries no MAC, but the trail is keyed from seq "
+                    f"{key.keyed_from}: it was written or rewritten outside agentctl",
+                    event,
+                )
+            if event.mac is None:
+                unsealed += 1
+            elif not key.matches(key.event_mac(event.hash), event.mac):
+                return bad(event.seq, _mac_problem(event, key, head, anchor), event)
+        if anchor is not None and event.seq == anchor.seq:
+            anchored = event
         expected_seq, prev_hash = event.seq + 1, event.hash
-    last_seq = expected_seq - 1
-    if head is None or head == (last_seq, prev_hash):
-        return VerifyResult(True, len(chain))
-    head_seq, _ = head
-    if head_seq > last_seq:
-        problem = (
-            f"the chain ends at seq {last_seq} but its head records seq {head_seq}: "
-            f"the last {head_seq - last_seq} event(s) were deleted"
+        last = event
+        checked += 1
+    last_seq = last.seq if last else 0
+
+    if head is None and head_required:
+        gone = "the chain head record is gone (its row was deleted)"
+        cut = _anchor_finding(anchor, anchored, last_seq, key) if anchor is not None else None
+        if cut is not None:
+            return bad(cut[0], f"{cut[1]}; the chain head row was deleted too")
+        return bad(
+            last_seq,
+            f"{gone}: without it a cut tail cannot be told from an intact one; the trail "
+            f"ends at seq {last_seq}",
         )
-        return VerifyResult(False, len(chain), last_seq + 1, None, problem)
-    if head_seq < last_seq:
-        problem = (
-            f"events after seq {head_seq} are not covered by the chain head: added outside agentctl"
+    if head is not None:
+        finding = _head_finding(head, last, key)
+        if finding is not None:
+            return bad(*finding, last if last and last.seq == finding[0] else None)
+    if anchor is not None:
+        finding = _anchor_finding(anchor, anchored, last_seq, key)
+        if finding is not None:
+            return bad(*finding, anchored if anchored and anchored.seq == finding[0] else None)
+    return VerifyResult(
+        True,
+        checked,
+        keyed=key is not None,
+        unsealed=unsealed,
+        macs_seen=macs_seen,
+        last_seq=last_seq,
+        anchor_seq=anchor.seq if anchor else None,
+        anchor_where=anchor.where if anchor else None,
+    )
+
+
+def _mac_problem(
+    event: AuditEvent, key: ChainKey, head: AuditHead | None, anchor: Anchor | None
+) -> str:
+    problem = (
+        f"event seq {event.seq} does not match its MAC: it was changed and its hash "
+        "recomputed, or written by someone without the chain key"
+    )
+    recorded = (anchor.key_id if anchor else None) or (head.key_id if head else None)
+    if recorded and recorded != key.key_id:
+        problem += (
+            f"; the trail was sealed with key id {recorded} but the secret store holds key id "
+            f"{key.key_id}: the chain key was replaced"
         )
-        return VerifyResult(False, head_seq, head_seq + 1, chain[head_seq].id, problem)
-    problem = f"event seq {last_seq} is not the event recorded as the chain head: it was replaced"
-    return VerifyResult(False, len(chain) - 1, last_seq, chain[-1].id, problem)
+    return problem
+
+
+def _head_finding(
+    head: AuditHead, last: AuditEvent | None, key: ChainKey | None
+) -> tuple[int, str] | None:
+    last_seq = last.seq if last else 0
+    if (
+        key is not None
+        and head.seq > 0
+        and not key.matches(key.head_mac(head.seq, head.hash), head.mac)
+    ):
+        return min(head.seq, last_seq + 1), (
+            f"the chain head (seq {head.seq}) does not match its MAC: the head row was "
+            "rewritten outside agentctl"
+        )
+    if head.seq > last_seq:
+        return last_seq + 1, (
+            f"the chain ends at seq {last_seq} but its head records seq {head.seq}: "
+            f"the last {head.seq - last_seq} event(s) were deleted"
+        )
+    if head.seq < last_seq:
+        return head.seq + 1, (
+            f"events after seq {head.seq} are not covered by the chain head: added outside agentctl"
+        )
+    if last is not None and head.hash != last.hash:
+        return last_seq, (
+            f"event seq {last_seq} is not the event recorded as the chain head: it was replaced"
+        )
+    return None
+
+
+def _anchor_finding(
+    anchor: Anchor, anchored: AuditEvent | None, last_seq: int, key: ChainKey | None
+) -> tuple[int, str] | None:
+    if key is not None and not key.matches(key.anchor_mac(anchor.signed_fields()), anchor.mac):
+        return anchor.seq, (
+            f"the latest anchor in {anchor.where} (seq {anchor.seq}) does not match its MAC: "
+            "it was not written by agentctl"
+        )
+    if key is not None and anchor.key_id != key.key_id:
+        return anchor.seq, (
+            f"the latest anchor in {anchor.where} was written with key id {anchor.key_id}, "
+            f"but the secret store holds key id {key.key_id}: the chain key was replaced"
+        )
+    when = anchor.time
+    if anchor.seq > last_seq:
+        return last_seq + 1, (
+            f"the trail ends at seq {last_seq}, but {anchor.where} anchored seq {anchor.seq} "
+            f"at {when}: events {last_seq + 1}-{anchor.seq} were deleted (and the head "
+            "rewritten to match)"
+        )
+    if anchored is None or anchored.hash != anchor.hash or anchored.mac != anchor.event_mac:
+        return anchor.seq, (
+            f"event seq {anchor.seq} is not the event {anchor.where} anchored at {when}: "
+            "the trail was rewritten from there (or before)"
+        )
+    return None
 
 
 def _broken_link(
-    event: AuditEvent, expected_seq: int, prev_hash: str, by_hash: Mapping[str, AuditEvent]
+    event: AuditEvent,
+    expected_seq: int,
+    prev_hash: str,
+    seq_of_hash: Callable[[str], int | None] | None,
 ) -> tuple[int, str] | None:
     """(first bad seq, what happened) if ``event`` does not continue the chain."""
     if event.seq > expected_seq:
@@ -98,10 +274,10 @@ def _broken_link(
     if event.seq < expected_seq:
         return event.seq, f"seq {event.seq} appears again after seq {expected_seq - 1}"
     if event.prev_hash != prev_hash:
-        origin = by_hash.get(event.prev_hash)
-        if origin is not None and origin is not event:
+        origin = seq_of_hash(event.prev_hash) if seq_of_hash is not None else None
+        if origin is not None and origin != event.seq:
             return event.seq, (
-                f"event seq {event.seq} was chained after the event now at seq {origin.seq}, "
+                f"event seq {event.seq} was chained after the event now at seq {origin}, "
                 f"not after seq {event.seq - 1}: events were reordered"
             )
         return event.seq, (
@@ -111,6 +287,125 @@ def _broken_link(
     if event.compute_hash() != event.hash:
         return event.seq, f"event seq {event.seq} does not match its hash: a field was edited"
     return None
+
+
+def verify_trail(
+    store: StateStore,
+    keys: ChainKeySource | None = None,
+    anchors: AnchorStore | None = None,
+    *,
+    batch_size: int = AUDIT_BATCH_SIZE,
+) -> VerifyResult:
+    """``audit verify``: the store's whole trail, streamed, against its chain key
+    (from the secret store) and its latest anchor. Never raises for a damaged
+    trail: every kind of damage is a finding."""
+    with store.audit_trail(batch_size) as (head, events):
+        trail = head.trail if head is not None else _recover_trail(store, keys, anchors)
+        key = keys.current(trail) if keys is not None and trail else None
+        anchor = anchors.latest(trail) if anchors is not None and trail else None
+        result = verify_chain(
+            events,
+            head,
+            key=key,
+            head_required=True,
+            anchor=anchor,
+            seq_of_hash=store.audit_seq_of_hash,
+        )
+    if not result.ok or key is not None:
+        return result
+    keyed_by = head.key_id if head is not None and head.key_id else None
+    if keyed_by or result.macs_seen or (anchor is not None and anchor.key_id):
+        where = (
+            "no secret store is configured"
+            if keys is None or not keys.configured
+            else (f"the secret store has no key for it ({chain_key_name(trail or '?')})")
+        )
+        return replace(
+            result,
+            ok=False,
+            problem=f"the trail is keyed{f' (key id {keyed_by})' if keyed_by else ''} but "
+            f"{where}: its MACs cannot be checked",
+        )
+    return result
+
+
+def _recover_trail(
+    store: StateStore, keys: ChainKeySource | None, anchors: AnchorStore | None
+) -> str | None:
+    """The trail's name when its head row is gone: the anchored trail whose key
+    seals this store's events (so the MACs and the anchor still get checked)."""
+    if keys is None or anchors is None:
+        return None
+    for trail in anchors.trails():
+        key = keys.current(trail)
+        if key is None:
+            continue
+        event = store.audit_event_at(key.keyed_from)
+        if event is not None and key.matches(key.event_mac(event.hash), event.mac):
+            return trail
+    return None
+
+
+@dataclass(frozen=True)
+class SealResult:
+    sealed: int  # events that got their MAC now
+    verified_through: int
+    complete: bool  # every event up to the head carries a MAC
+    after: VerifyResult
+
+
+def seal_trail(
+    store: StateStore,
+    keys: ChainKeySource,
+    anchors: AnchorStore | None,
+    *,
+    operator: str,
+) -> SealResult:
+    """``audit seal``: verify an old (unkeyed or partly keyed) trail, then MAC its
+    unkeyed events, so from now on every event is checked with the key.
+
+    Nothing is sealed unless the plain chain verifies first: sealing vouches
+    for what it seals. The seal is recorded as an ``audit.seal`` event (which
+    creates the key on first use); then the events before the key's first
+    seq get their MACs in one transaction, and the key record in the secret
+    store is told the whole trail is keyed (``keyed_from`` 1), so stripped
+    MACs can never pass as "older than the key".
+    """
+    if not keys.configured:
+        raise StateError(
+            "cannot seal the audit trail: no secret store is configured to keep its key",
+            hint="set secrets.backend in agentctl.yaml (or the encrypted-file passphrase), "
+            "then run 'agentctl audit seal' again",
+        )
+    before = verify_trail(store, keys, anchors)
+    if not before.ok:
+        which = f" at seq {before.first_bad_seq}" if before.first_bad_seq else ""
+        raise StateError(
+            f"the audit trail does not verify{which}: {before.problem}",
+            hint="sealing would vouch for a damaged trail; investigate with 'agentctl audit "
+            "verify' and 'agentctl audit export' first",
+        )
+    if before.keyed and not before.unsealed:
+        return SealResult(0, before.last_seq, True, before)
+    store.append_audit(
+        actor="agentctl",
+        action=SEAL_ACTION,
+        target="audit-trail",
+        result="success",
+        operator=operator,
+        detail={"verified_through": before.last_seq, "unkeyed": before.unsealed or before.last_seq},
+    )
+    head = store.audit_head()
+    trail = head.trail if head is not None else None
+    key = keys.current(trail) if trail else None
+    if key is None:
+        raise StateError("the audit chain key was not created", hint="check the secret store")
+    through = min(before.last_seq, key.keyed_from - 1)
+    sealed = store.seal_audit(key, through)
+    complete = through == key.keyed_from - 1
+    if complete and key.keyed_from != 1:
+        keys.replace(trail or "", replace(key, keyed_from=1))
+    return SealResult(sealed, before.last_seq, complete, verify_trail(store, keys, anchors))
 
 
 def export_jsonl(events: Iterable[AuditEvent], fp: IO[str]) -> int:

@@ -131,6 +131,56 @@ class NotifySettings:
     )
 
 
+@dataclass(frozen=True)
+class AuditSettings:
+    anchor: str = field(
+        default="file",
+        metadata={
+            "description": "Where the audit chain head is anchored after each mutating command: "
+            "file (append-only local file), s3 (a bucket under S3 Object Lock) or off",
+            "enum": ["file", "s3", "off"],
+        },
+    )
+    anchor_file: str | None = field(
+        default=None,
+        metadata={
+            "description": "file: the anchor file (default: audit-anchors.jsonl in the user "
+            "state dir); make it append-only with chattr +a"
+        },
+    )
+    s3_bucket: str | None = field(
+        default=None,
+        metadata={"description": "s3: the bucket, created with Object Lock enabled"},
+    )
+    s3_prefix: str = field(
+        default="agentctl/audit-anchors/",
+        metadata={"description": "s3: key prefix of the anchor objects"},
+    )
+    s3_retention_days: int | None = field(
+        default=None,
+        metadata={
+            "description": "s3: retain each anchor this many days (default: the bucket's "
+            "default retention)"
+        },
+    )
+    s3_retention_mode: str = field(
+        default="COMPLIANCE",
+        metadata={
+            "description": "s3: Object Lock mode with s3_retention_days",
+            "enum": ["COMPLIANCE", "GOVERNANCE"],
+        },
+    )
+    s3_region: str | None = field(
+        default=None, metadata={"description": "s3: region (else the standard AWS configuration)"}
+    )
+    s3_profile: str | None = field(
+        default=None, metadata={"description": "s3: AWS profile (else the default chain)"}
+    )
+    s3_endpoint_url: str | None = field(
+        default=None, metadata={"description": "s3: endpoint (else AWS_ENDPOINT_URL)"}
+    )
+
+
 class SettingsSpec(Protocol[SettingsT_co]):
     """What names a provider's settings section (a ProviderSpec is one)."""
 
@@ -216,6 +266,7 @@ class Config:
     )
     secrets: SecretsSettings = field(default_factory=SecretsSettings, metadata=_NOT_A_SETTING)
     notify: NotifySettings = field(default_factory=NotifySettings, metadata=_NOT_A_SETTING)
+    audit: AuditSettings = field(default_factory=AuditSettings, metadata=_NOT_A_SETTING)
     # Provider name -> its settings dataclass (the provider spec's settings_type).
     provider_settings: Mapping[str, object] = field(default_factory=dict, metadata=_NOT_A_SETTING)
 
@@ -260,6 +311,7 @@ class Config:
 _SECTIONS: Mapping[str, tuple[type, str]] = {
     "secrets": (SecretsSettings, "Where agentctl keeps secrets (App keys, live tokens)."),
     "notify": (NotifySettings, "Who is told what `expiring --notify` finds (Apprise URLs)."),
+    "audit": (AuditSettings, "The audit trail's external anchor (see README, 'Audit trail')."),
 }
 _SEE = "see README, 'Configuration'"
 # JSON Schema types as the settings dataclasses spell them.
@@ -364,6 +416,7 @@ def parse_config(
         source=source,
         secrets=SecretsSettings(**_section(values, "secrets")),
         notify=NotifySettings(**_section(values, "notify")),
+        audit=AuditSettings(**_section(values, "audit")),
         provider_settings={
             name: spec.settings_type(**_section(values, name))
             for name, spec in specs.items()

@@ -63,15 +63,6 @@ def build_engine(
     state_factory: Callable[[], Any] | None = None,
     secrets_factory: Callable[[], Any] | None = None,
 ) -> Engine:
-    if state_factory is None:
-        url = config.resolved_state_url(state_url)
-
-        def open_configured_state() -> Any:
-            from agentctl.state import open_state
-
-            return open_state(url, clock=clock)
-
-        state_factory = open_configured_state
     if secrets_factory is None:
 
         def open_configured_secrets() -> Any:
@@ -80,8 +71,21 @@ def build_engine(
             return open_secret_store(config.secrets)
 
         secrets_factory = open_configured_secrets
-    shared_state = once(state_factory)
     shared_secrets = once(secrets_factory)
+    if state_factory is None:
+        url = config.resolved_state_url(state_url)
+
+        def open_configured_state() -> Any:
+            from agentctl.audit_key import key_source_for
+            from agentctl.state import open_state
+
+            store = open_state(url, clock=clock)
+            # The audit chain is keyed from the same secret store the providers use.
+            store.chain_keys = key_source_for(config.secrets, shared_secrets)
+            return store
+
+        state_factory = open_configured_state
+    shared_state = once(state_factory)
     who = config.resolved_operator(operator)
     context = ProviderContext(
         config=config,

@@ -349,6 +349,8 @@ def dataclass_schema(cls: type, *, description: str | None = None) -> JsonObject
         for bound in ("minimum", "maximum"):
             if bound in item.metadata:
                 prop[bound] = item.metadata[bound]
+        if item.metadata.get("enum"):
+            prop["enum"] = list(item.metadata["enum"])
         if item.default is not dataclasses.MISSING and item.default is not None:
             prop["default"] = item.default
         properties[str(item.metadata.get("key", item.name))] = prop

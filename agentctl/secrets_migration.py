@@ -140,7 +140,9 @@ def _move_one(
 
 def referenced_keys(engine: Engine) -> list[str]:
     """Every key the state says a value may exist under: what providers keep
-    (App keys, live tokens) and ``agentctl serve``'s signing keys."""
+    (App keys, live tokens), ``agentctl serve``'s signing keys and the audit
+    trail's chain key."""
+    from agentctl.audit_key import chain_key_name
     from agentctl.providers.base import HoldsSecrets
     from agentctl.serve_auth import signing_key_refs
 
@@ -149,4 +151,7 @@ def referenced_keys(engine: Engine) -> list[str]:
         if isinstance(provider, HoldsSecrets):
             keys.update(provider.secret_refs())
     keys.update(signing_key_refs(engine.state))
+    head = engine.state.audit_head()
+    if head is not None and head.trail:
+        keys.add(chain_key_name(head.trail))
     return sorted(keys)

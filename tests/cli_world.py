@@ -107,6 +107,7 @@ def cli(
                 },
                 "state": str(state_path),
                 "journal": str(tmp_path / "journal.jsonl"),
+                "audit": {"anchor_file": str(tmp_path / "audit-anchors.jsonl")},
             }
         ),
         "utf-8",

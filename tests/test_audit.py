@@ -25,6 +25,7 @@ from agentctl.audit import (
     import_journal,
     read_jsonl,
     verify_chain,
+    verify_trail,
 )
 from agentctl.cli.audit import app, parse_since
 from agentctl.cli.common import AppContext
@@ -62,8 +63,7 @@ def tamper(url: str, *statements: str) -> None:
 
 
 def verify(store: StateStore) -> VerifyResult:
-    events, head = store.audit_chain()
-    return verify_chain(events, head)
+    return verify_trail(store)
 
 
 @pytest.fixture
@@ -172,6 +172,7 @@ def test_export_round_trips_and_verifies(filled: StateStore) -> None:
         "seq",
         "prev_hash",
         "hash",
+        "mac",
     } == set(json.loads(lines[0]))
 
 
@@ -310,29 +311,184 @@ def cli(state_url: str) -> Iterator[tuple[CliRunner, AppContext]]:
     context.close()
 
 
-def test_cli_verify_exit_codes_and_json(
-    cli: tuple[CliRunner, AppContext], filled: StateStore, state_url: str
-) -> None:
-    runner, context = cli
-    ok = runner.invoke(app, ["verify"], obj=context)
-    assert ok.exit_code == 0 and "intact: 5 events" in ok.output
-    as_json = runner.invoke(app, ["verify", "--output", "json"], obj=context)
-    assert as_json.exit_code == 0
-    assert json.loads(as_json.output) == {
-        "ok": True,
-        "checked": 5,
-        "first_bad_seq": None,
-        "first_bad_id": None,
-        "problem": None,
-    }
+@pytest.fixture
+def keyed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """agentctl.yaml with a real keyring backend (encrypted file) and an anchor file."""
+    config = tmp_path / "agentctl.yaml"
+    config.write_text(
+        f"secrets:\n  backend: encrypted-file\n  path: {tmp_path / 'secrets.enc'}\n"
+        f"audit:\n  anchor: file\n  anchor_file: {tmp_path / 'anchors.jsonl'}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("AGENTCTL_KEYRING_PASSPHRASE", "cli-test-passphrase")
+    return str(config)
+
+
+def run_audit(state_url: str, config: str | None, *argv: str) -> tuple[int, str]:
+    """One command, as its own process would: a fresh context, closed (and anchored) after."""
+    context = AppContext(state_url=state_url, config_path=config)
+    try:
+        outcome = CliRunner().invoke(app, list(argv), obj=context)
+    finally:
+        context.close()
+    if outcome.exception and not isinstance(outcome.exception, SystemExit):
+        raise outcome.exception
+    return outcome.exit_code, outcome.output
+
+
+def fill_as_a_command(state_url: str, config: str, count: int = 5) -> None:
+    context = AppContext(state_url=state_url, config_path=config)
+    fill(context.state(), count)
+    context.close()  # anchors the head, as every mutating command does
+
+
+def test_cli_verify_exit_codes_and_json(state_url: str, keyed_config: str) -> None:
+    fill_as_a_command(state_url, keyed_config)
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 0, out
+    assert "intact: 5 events verified with the chain key, anchored at seq 5" in out
+    code, out = run_audit(state_url, keyed_config, "verify", "--output", "json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"] and report["verdict"] == "intact"
+    assert (report["checked"], report["keyed"], report["anchor_seq"]) == (5, True, 5)
 
     tamper(state_url, "UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2")
-    bad = runner.invoke(app, ["verify"], obj=context)
-    assert bad.exit_code == 1 and "TAMPERED" in bad.output and "seq 2" in bad.output
-    bad_json = runner.invoke(app, ["verify", "-o", "json"], obj=context)
-    assert bad_json.exit_code == 1
-    report = json.loads(bad_json.output)
-    assert report["ok"] is False and report["first_bad_seq"] == 2 and "edited" in report["problem"]
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 1 and "TAMPERED" in out and "seq 2" in out
+    code, out = run_audit(state_url, keyed_config, "verify", "-o", "json")
+    report = json.loads(out)
+    assert code == 1 and report["ok"] is False and report["first_bad_seq"] == 2
+    assert "edited" in report["problem"]
+
+
+def test_cli_verify_never_crashes_on_a_missing_head(state_url: str, keyed_config: str) -> None:
+    fill_as_a_command(state_url, keyed_config)
+    tamper(state_url, "DELETE FROM audit_head")
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 1 and "TAMPERED" in out and "head record is gone" in out
+    # appends do not crash either: the event is refused (and goes to the journal in commands)
+    with open_state(state_url) as store, pytest.raises(StateError, match=r"head .* is missing"):
+        store.append_audit(actor="a", action="x", target="a", result="ok", operator="o")
+
+
+def test_an_unkeyed_trail_does_not_pass_as_verified(
+    state_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AGENTCTL_KEYRING_PASSPHRASE", "AGENTCTL_SECRETS_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(f"audit:\n  anchor_file: {tmp_path / 'anchors.jsonl'}\n", encoding="utf-8")
+    fill_as_a_command(state_url, str(bare))
+    code, out = run_audit(state_url, str(bare), "verify")
+    assert code == 1 and "NOT KEYED: 5 events" in out and "secrets.backend" in out
+    with pytest.raises(StateError, match="no secret store is configured"):
+        run_audit(state_url, str(bare), "seal")
+
+
+def test_seal_migrates_an_old_unkeyed_trail(state_url: str, keyed_config: str) -> None:
+    with open_state(state_url) as old:  # an agentctl from before the keyed chain
+        fill(old, 5)
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 1 and "NOT KEYED" in out and "agentctl audit seal" in out
+    code, out = run_audit(state_url, keyed_config, "seal")
+    assert code == 0, out
+    assert "sealed 5 event(s) after verifying seq 1-5" in out
+    assert "intact: 6 events verified with the chain key" in out
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 0 and "intact: 6 events" in out and "anchored at seq 6" in out
+    code, out = run_audit(state_url, keyed_config, "seal")
+    assert code == 0 and "already sealed" in out
+    # and from now on, an edited old event is found at its own seq, hashes recomputed or not
+    with open_state(state_url) as store:
+        events = store.audit_events()
+    forged = replace(events[1], result="denied")
+    forged = replace(forged, hash=forged.compute_hash())
+    tamper(
+        state_url,
+        f"UPDATE audit_events SET result = 'denied', hash = '{forged.hash}' WHERE seq = 2",
+    )
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 1 and "first bad event seq 2" in out
+
+
+def test_a_trail_keyed_midway_is_unsealed_until_seal(state_url: str, keyed_config: str) -> None:
+    with open_state(state_url) as old:
+        fill(old, 3)
+    fill_as_a_command(state_url, keyed_config, 2)  # the upgraded agentctl keys from seq 4
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 1 and "NOT SEALED: 3 event(s)" in out
+    code, out = run_audit(state_url, keyed_config, "seal", "-o", "json")
+    report = json.loads(out)
+    assert code == 0 and report["sealed"] == 3 and report["complete"] is True
+    assert report["verify"]["verdict"] == "intact" and report["verify"]["checked"] == 6
+
+
+def test_seal_refuses_a_trail_that_does_not_verify(state_url: str, keyed_config: str) -> None:
+    with open_state(state_url) as old:
+        fill(old, 3)
+    fill_as_a_command(state_url, keyed_config, 2)
+    # the attacker rewrites an old event and re-hashes everything up to the keyed part
+    with open_state(state_url) as store:
+        events = store.audit_events()
+    edited = replace(events[1], result="denied")
+    edited = replace(edited, hash=edited.compute_hash())
+    third = replace(events[2], prev_hash=edited.hash)
+    third = replace(third, hash=third.compute_hash())
+    tamper(
+        state_url,
+        f"UPDATE audit_events SET result = 'denied', hash = '{edited.hash}' WHERE seq = 2",
+        f"UPDATE audit_events SET prev_hash = '{edited.hash}', hash = '{third.hash}' WHERE seq = 3",
+    )
+    context = AppContext(state_url=state_url, config_path=keyed_config)
+    try:
+        outcome = CliRunner().invoke(app, ["seal"], obj=context)
+    finally:
+        context.close()
+    assert isinstance(outcome.exception, StateError)
+    assert "does not verify at seq 4" in outcome.exception.message
+    with open_state(state_url) as store:
+        assert [e.mac is None for e in store.audit_events()] == [True] * 3 + [False] * 2
+
+
+def test_an_old_database_is_migrated_and_sealed(state_url: str, keyed_config: str) -> None:
+    """A state written by agentctl before the keyed chain (schema 4): upgrade, then seal."""
+    from agentctl.state import schema
+    from agentctl.state.records import GENESIS_HASH, AuditEvent
+
+    engine = create_state_engine(state_url)
+    prev = GENESIS_HASH
+    with engine.begin() as conn:
+        schema.migrate(conn, target=4)
+        for seq in range(1, 4):
+            event = AuditEvent(
+                seq=seq,
+                id=f"old-{seq}",
+                time=T0 + timedelta(minutes=seq),
+                actor="agentctl",
+                on_behalf_of=None,
+                action="apply.create",
+                scope=None,
+                trigger=None,
+                target=f"agent-{seq}",
+                result="success",
+                operator="ops",
+                detail={},
+                prev_hash=prev,
+            )
+            event = replace(event, hash=event.compute_hash())
+            row = {**event.hashed_fields(), "detail": "{}", "hash": event.hash}
+            conn.execute(sa.table("audit_events", *map(sa.column, row)).insert().values(row))
+            prev = event.hash
+        conn.execute(sa.text("UPDATE audit_head SET seq = 3, hash = :h"), {"h": prev})
+    engine.dispose()
+    with open_state(state_url) as store:
+        assert store.schema_version() >= 5
+        head = store.audit_head()
+        assert head is not None and head.seq == 3 and head.trail and head.key_id is None
+    code, out = run_audit(state_url, keyed_config, "seal")
+    assert code == 0 and "sealed 3 event(s)" in out, out
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 0 and "intact: 4 events" in out
 
 
 def test_cli_lists_with_filters(cli: tuple[CliRunner, AppContext], filled: StateStore) -> None:

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from aws_helpers import ACCOUNT, REGION
 
+from agentctl.audit import AuditJournal
+
 if TYPE_CHECKING:
     from cli_world import Cli
 
@@ -149,13 +151,16 @@ def test_secrets_migrate_moves_signing_keys_to_secrets_manager_and_is_idempotent
     with team_cli.server.unenforced():
         moved = team_cli("secrets", "migrate", "--to", "aws-secretsmanager", "-o", "json")
         assert moved.code == 0, moved.err
+        with team_cli.state() as state:
+            trail = state.audit_head()
+        assert trail is not None and trail.trail
+        # The audit chain key moves with the other secrets: the team's store keys the trail.
         assert moved.json()["secrets"] == [
-            {
-                "key": "serve/caller/siem/signing-key",
-                "outcome": "moved",
-                "already": False,
-                "detail": None,
-            }
+            {"key": key_name, "outcome": "moved", "already": False, "detail": None}
+            for key_name in (
+                f"audit/chain-key/{trail.trail}",
+                "serve/caller/siem/signing-key",
+            )
         ]
         assert key not in moved.out + moved.err
         stored = team_cli.server.client("secretsmanager").get_secret_value(
@@ -175,5 +180,12 @@ def test_secrets_migrate_moves_signing_keys_to_secrets_manager_and_is_idempotent
 
     audit = team_cli("audit", "-o", "json").json()["events"]
     migrations = [e for e in audit if e["action"] == "secrets.migrate"]
+    # The re-runs came before secrets.backend was switched: the trail's key is in
+    # Secrets Manager now, so their events wait in the journal (never unsealed).
+    journaled = AuditJournal(team_cli.config_path.parent / "journal.jsonl").events()
+    migrations += [e.as_dict() for e in journaled if e.action == "secrets.migrate"]
     assert len(migrations) == 2
-    assert migrations[0]["detail"]["moves"] == {"serve/caller/siem/signing-key": "moved"}
+    assert migrations[0]["detail"]["moves"] == {
+        f"audit/chain-key/{trail.trail}": "moved",
+        "serve/caller/siem/signing-key": "moved",
+    }

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stderr, stdout
+from agentctl.cli.common import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    app_context,
+    print_json,
+    stderr,
+    stdout,
+)
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import EXIT_FAILURE, UsageError
+
+if TYPE_CHECKING:
+    from agentctl.audit import VerifyResult
+    from agentctl.state.records import AuditEvent
 
 app = typer.Typer(
     help="Show, verify and export the audit trail (who did what, for whom, with which scopes).",
 )
 
-_UNBOUNDED_WIDTH = 100_000
 # More than any trail holds, and far below the databases' 64-bit LIMIT.
 MAX_EVENTS = 1_000_000_000
 
@@ -59,65 +71,185 @@ def show(
     ),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """List audit events, oldest first."""
+    """List audit events, oldest first (streamed: any length, flat memory)."""
     if ctx.invoked_subcommand is not None:
         return
     moment = parse_since(since) if since else None
     events = (
-        app_context(ctx).state().audit_events(agent=agent, since=moment, action=action, limit=limit)
+        app_context(ctx)
+        .state()
+        .iter_audit_events(agent=agent, since=moment, action=action, limit=limit)
     )
     if output is OutputFormat.JSON:
-        print_json({"events": [event.as_dict() for event in events]})
+        _write_json_events(events)
         return
-    if not events:
+    # A terminal gets tables; pipes, files and cron get one greppable line per event.
+    shown = _print_tables(events) if stdout.is_terminal else _write_lines(events)
+    if not shown:
         stderr.print("no audit events match")
-        return
-    table = Table(show_edge=False, pad_edge=False)
-    headers = ("seq", "time (UTC)", "actor", "for", "action", "target", "result", "trigger")
-    for column in (*headers, "scope", "operator"):
+
+
+_HEADERS = ("seq", "time (UTC)", "actor", "for", "action", "target", "result", "trigger")
+_COLUMNS = (*_HEADERS, "scope", "operator")
+_TABLE_ROWS = 500  # rows per table on a terminal: one screenful's worth of layout work
+
+
+def _cells(event: AuditEvent) -> tuple[str, ...]:
+    return (
+        str(event.seq),
+        event.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        event.actor,
+        event.on_behalf_of or "-",
+        event.action,
+        event.target,
+        event.result,
+        event.trigger or "-",
+        event.scope or "-",
+        event.operator,
+    )
+
+
+def _write_json_events(events: Iterable[AuditEvent]) -> None:
+    """``{"events": [...]}``, written event by event."""
+    out = sys.stdout
+    out.write('{"events": [')
+    for index, event in enumerate(events):
+        out.write(",\n  " if index else "\n  ")
+        out.write(json.dumps(event.as_dict(), sort_keys=False, ensure_ascii=False))
+    out.write("\n]}\n")
+    out.flush()
+
+
+_UNPRINTABLE = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _write_lines(events: Iterable[AuditEvent]) -> int:
+    """Off a terminal (pipes, files, cron): a header, then one tab-separated line per
+    event, never wrapped or cut, so grep/cut/awk see whole records."""
+    out = sys.stdout
+    count = 0
+    for event in events:
+        if not count:
+            out.write("\t".join(_COLUMNS) + "\n")
+        out.write("\t".join(cell.translate(_UNPRINTABLE) for cell in _cells(event)) + "\n")
+        count += 1
+    out.flush()
+    return count
+
+
+def _print_tables(events: Iterable[AuditEvent]) -> int:
+    """On a terminal: rich tables of a few hundred rows each, printed as they fill."""
+    count = 0
+    table = None
+    for event in events:
+        if table is None:
+            table = _new_table(header=count == 0)
+        # Text, not markup: recorded values are data ("[bold]" in a trigger stays literal).
+        table.add_row(*(Text(cell) for cell in _cells(event)))
+        count += 1
+        if count % _TABLE_ROWS == 0:
+            stdout.print(table)
+            table = None
+    if table is not None:
+        stdout.print(table)
+    return count
+
+
+def _new_table(*, header: bool) -> Table:
+    table = Table(show_edge=False, pad_edge=False, show_header=header)
+    for column in _COLUMNS:
         # fold, never "…": an audit view must not hide part of a value.
         table.add_column(column, overflow="fold", no_wrap=column in ("seq", "time (UTC)"))
-    for event in events:
-        cells = (
-            str(event.seq),
-            event.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            event.actor,
-            event.on_behalf_of or "-",
-            event.action,
-            event.target,
-            event.result,
-            event.trigger or "-",
-            event.scope or "-",
-            event.operator,
-        )
-        # Text, not markup: recorded values are data ("[bold]" in a trigger stays literal).
-        table.add_row(*(Text(cell) for cell in cells))
-    # Piped or redirected output has no width to fit: keep every row on one line.
-    console = stdout if stdout.is_terminal else Console(file=stdout.file, width=_UNBOUNDED_WIDTH)
-    console.print(table)
+    return table
 
 
 @app.command()
 def verify(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
-    """Check the hash chain: exit 0 if intact, 1 naming the first bad event and how."""
-    from agentctl.audit import verify_chain
+    """Check the keyed chain, its head and its latest anchor: exit 0 if intact, 1 naming
+    the first bad event and how (or saying why the trail cannot be vouched for)."""
+    from agentctl.audit import verify_trail
 
-    events, head = app_context(ctx).state().audit_chain()
-    result = verify_chain(events, head=head)
+    context = app_context(ctx)
+    keys = context.chain_keys()
+    result = verify_trail(context.state(), keys, context.anchors())
     if output is OutputFormat.JSON:
         print_json(result.as_dict())
-    elif result.ok:
-        stdout.print(f"audit trail intact: {result.checked} events verified")
     else:
+        for line in _verify_lines(result, can_key=keys.configured):
+            stdout.print(line, markup=False)
+    if result.verdict != "intact":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _verify_lines(result: VerifyResult, *, can_key: bool = True) -> list[str]:
+    anchored = (
+        f", anchored at seq {result.anchor_seq} in {result.anchor_where}"
+        if result.anchor_seq is not None
+        else ""
+    )
+    verdict = result.verdict
+    if verdict == "tampered":
         which = f"seq {result.first_bad_seq}"
         if result.first_bad_id:
             which += f" (id {result.first_bad_id})"
-        stdout.print(
-            f"audit trail TAMPERED: first bad event {which}: {result.problem}", markup=False
-        )
         intact = "1 event" if result.checked == 1 else f"{result.checked} events"
-        stdout.print(f"the {intact} before it verified", markup=False)
-    if not result.ok:
+        return [
+            f"audit trail TAMPERED: first bad event {which}: {result.problem}",
+            f"the {intact} before it verified",
+        ]
+    if verdict == "unverifiable":
+        return [f"audit trail CANNOT BE VERIFIED: {result.problem}"]
+    if verdict == "unkeyed":
+        todo = "run 'agentctl audit seal' to verify and key it"
+        if not can_key:
+            todo = (
+                "configure a secret store for the chain key (secrets.backend in agentctl.yaml), "
+                f"then {todo}"
+            )
+        return [
+            f"audit trail NOT KEYED: {result.checked} events hash-chained{anchored}, but "
+            "anyone who can write the state database could have rewritten them",
+            todo,
+        ]
+    if verdict == "unsealed":
+        return [
+            f"audit trail NOT SEALED: {result.unsealed} event(s) predate the chain key "
+            f"(the other {result.checked - result.unsealed} verified with it{anchored})",
+            "run 'agentctl audit seal' to verify and seal them",
+        ]
+    return [f"audit trail intact: {result.checked} events verified with the chain key{anchored}"]
+
+
+@app.command()
+def seal(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Migrate an old unkeyed trail: verify its hash chain, then MAC every event with the
+    chain key from the secret store (created if needed). Safe to re-run."""
+    from agentctl.audit import seal_trail
+
+    context = app_context(ctx)
+    keys = context.chain_keys()
+    outcome = seal_trail(
+        context.state(), keys, context.anchors(), operator=context.resolved_operator()
+    )
+    if output is OutputFormat.JSON:
+        print_json(
+            {
+                "sealed": outcome.sealed,
+                "verified_through": outcome.verified_through,
+                "complete": outcome.complete,
+                "verify": outcome.after.as_dict(),
+            }
+        )
+    elif outcome.sealed == 0 and outcome.complete:
+        stdout.print(f"audit trail already sealed: {outcome.after.checked} events keyed")
+    else:
+        stdout.print(
+            f"sealed {outcome.sealed} event(s) after verifying seq 1-{outcome.verified_through}",
+            markup=False,
+        )
+        for line in _verify_lines(outcome.after):
+            stdout.print(line, markup=False)
+    if outcome.after.verdict != "intact":
         raise typer.Exit(EXIT_FAILURE)
 
 
@@ -128,18 +260,19 @@ def export(
         None, "--output-file", "-f", help="Write here instead of stdout (created 0600)."
     ),
 ) -> None:
-    """Export every event as JSON Lines, with seq and hashes, verifiable elsewhere."""
+    """Export every event as JSON Lines, with seq, hashes and MACs (streamed)."""
     from agentctl.audit import export_jsonl
 
-    events, _ = app_context(ctx).state().audit_chain()
+    state = app_context(ctx).state()
     if output_file is None:
-        export_jsonl(events, sys.stdout)
+        with state.audit_trail() as (_, events):
+            export_jsonl(events, sys.stdout)
         sys.stdout.flush()
         return
     try:
         fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError as exc:
         raise UsageError(f"cannot write {output_file}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with os.fdopen(fd, "w", encoding="utf-8") as handle, state.audit_trail() as (_, events):
         count = export_jsonl(events, handle)
     stderr.print(f"exported {count} events to {output_file}", markup=False)

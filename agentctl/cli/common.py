@@ -21,6 +21,8 @@ from agentctl.clock import Clock, system_clock
 from agentctl.config import Config, load_config
 
 if TYPE_CHECKING:
+    from agentctl.audit_anchor import AnchorStore
+    from agentctl.audit_key import ChainKeySource
     from agentctl.engine import Engine
     from agentctl.secrets import SecretStore
     from agentctl.state import StateStore
@@ -84,6 +86,7 @@ class AppContext:
     _config: Config | None = None
     _state: StateStore | None = None
     _secrets: SecretStore | None = None
+    _chain_keys: ChainKeySource | None = None
     _closers: list[Any] = field(default_factory=list)
 
     def config(self, contract_paths: Sequence[str] = ()) -> Config:
@@ -134,8 +137,39 @@ class AppContext:
                 create=self.may_create_state or config.state_is_default(self.state_url),
                 clock=self.clock(),
             )
+            self._state.chain_keys = self.chain_keys()
             self._closers.append(self._state)
         return self._state
+
+    def chain_keys(self) -> ChainKeySource:
+        """The audit chain key, from the configured secret store (opened only when used)."""
+        if self._chain_keys is None:
+            from agentctl.audit_key import key_source_for
+
+            self._chain_keys = key_source_for(self.config().secrets, self.secrets)
+        return self._chain_keys
+
+    def anchors(self) -> AnchorStore | None:
+        from agentctl.audit_anchor import open_anchor_store
+
+        return open_anchor_store(self.config())
+
+    def _anchor_appended(self) -> None:
+        """After a command that appended audit events: anchor the last one outside
+        the state. A failure is a warning; the command itself already happened."""
+        if self._state is None or self._state.last_appended is None:
+            return
+        from rich.markup import escape
+
+        from agentctl.audit_anchor import anchor_appended
+        from agentctl.errors import AgentctlError
+
+        try:
+            anchor_appended(self._state, self.anchors(), self.chain_keys(), self.clock()())
+        except AgentctlError as exc:
+            stderr.print(
+                f"[yellow]warning[/yellow]: the audit head was not anchored: {escape(exc.message)}"
+            )
 
     def secrets(self) -> SecretStore:
         if self._secrets is None:
@@ -145,6 +179,7 @@ class AppContext:
         return self._secrets
 
     def close(self) -> None:
+        self._anchor_appended()
         for closer in reversed(self._closers):
             close = getattr(closer, "close", None)
             if close:

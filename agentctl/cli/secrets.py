@@ -62,6 +62,9 @@ def migrate_command(
     target_store = open_secret_store(config.secrets, backend=to)
     engine = app_ctx.engine()
     referenced = referenced_keys(engine)
+    # The audit chain key may be among what moves: hold it, so this command's own
+    # event is still sealed (later commands find it in the new backend).
+    engine.state.load_chain_key()
     result = migrate_secrets(source_store, target_store, referenced, keep_source=keep_source)
     engine.audit(
         actor=engine.operator,

@@ -135,7 +135,8 @@ class AuditEvent:
 
     ``hash`` is sha256 over the canonical JSON of every other field, including
     ``seq`` and ``prev_hash``: editing any field, deleting an event or moving
-    one breaks the chain at that point.
+    one breaks the chain at that point. ``mac`` keys the chain: without the
+    key from the secret store, a recomputed hash has no MAC to match.
     """
 
     seq: int
@@ -152,6 +153,10 @@ class AuditEvent:
     detail: dict[str, Any] = field(default_factory=dict)
     prev_hash: str = GENESIS_HASH
     hash: str = ""
+    # HMAC of ``hash`` under the chain key (agentctl.audit_key); None on events
+    # of an unkeyed trail. Not part of ``hash``: sealing an old trail adds MACs
+    # without changing a single hash.
+    mac: str | None = None
 
     def hashed_fields(self) -> dict[str, Any]:
         return {
@@ -178,7 +183,7 @@ class AuditEvent:
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON shape (``audit --output json``, ``audit export``)."""
-        return {**self.hashed_fields(), "hash": self.hash}
+        return {**self.hashed_fields(), "hash": self.hash, "mac": self.mac}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditEvent:
@@ -197,4 +202,19 @@ class AuditEvent:
             detail=dict(data.get("detail") or {}),
             prev_hash=data["prev_hash"],
             hash=data["hash"],
+            mac=data.get("mac"),
         )
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The chain head row: the last event's seq and hash, MAC'd under the chain key.
+
+    ``mac``/``key_id`` are None on a trail that was never keyed.
+    """
+
+    seq: int
+    hash: str
+    mac: str | None = None
+    key_id: str | None = None
+    trail: str | None = None  # the trail's name (its key and anchors are filed under it)

@@ -10,6 +10,7 @@ migration; append a new one.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -141,6 +142,8 @@ audit_events = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String, nullable=False),
     sa.Column("hash", sa.String, nullable=False),
+    # HMAC under the chain key from the secret store (NULL: an unkeyed event).
+    sa.Column("mac", sa.String),
     sa.Index("ix_audit_events_actor", "actor"),
     sa.Index("ix_audit_events_target", "target"),
     sa.Index("ix_audit_events_action", "action"),
@@ -155,6 +158,13 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String, nullable=False),
+    # The head's HMAC and the id of the key that made it (NULL: never keyed).
+    sa.Column("mac", sa.String),
+    sa.Column("key_id", sa.String),
+    # This trail's random name: its chain key in the secret store and its
+    # anchors are filed under it, so states sharing one secret store or one
+    # anchor file never mix.
+    sa.Column("trail", sa.String),
 )
 
 # Who holds the apply lock, for the waiting run's message. The lock itself is
@@ -340,12 +350,24 @@ def _v4_serve_callers(conn: Connection) -> None:
     history.create_all(conn)
 
 
+def _v5_keyed_audit(conn: Connection) -> None:
+    """The keyed audit chain: a MAC per event, and the head's MAC and key id."""
+    conn.exec_driver_sql("ALTER TABLE audit_events ADD COLUMN mac VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE audit_head ADD COLUMN mac VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE audit_head ADD COLUMN key_id VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE audit_head ADD COLUMN trail VARCHAR")
+    conn.execute(
+        sa.text("UPDATE audit_head SET trail = :trail WHERE id = 1"), {"trail": uuid.uuid4().hex}
+    )
+
+
 # Position N-1 holds the migration that brings the schema to version N.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
     _v2_rotation_and_lookups,
     _v3_applied_contract,
     _v4_serve_callers,
+    _v5_keyed_audit,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -39,16 +39,22 @@ from agentctl.state.records import (
     ApprovalRecord,
     ApprovalStatus,
     AuditEvent,
+    AuditHead,
     CredentialRecord,
     ResourceRecord,
     ServeCallerRecord,
     format_time,
 )
 
+if TYPE_CHECKING:
+    from agentctl.audit_key import ChainKey, ChainKeySource
+
 # How long a SQLite writer waits for another process's write transaction. Our
 # write transactions are milliseconds long; this only has to ride out bursts.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 PG_CONNECT_TIMEOUT_SECONDS = 10
+# Rows per fetch when streaming the audit trail: memory stays flat at any length.
+AUDIT_BATCH_SIZE = 2000
 _HINT_URL = "check the state URL (--state, AGENTCTL_STATE, or 'state:' in agentctl.yaml)"
 
 
@@ -253,12 +259,21 @@ class _HotStatements:
         # The head row lock (a no-op on SQLite, where BEGIN IMMEDIATE already
         # serializes writers) makes read-head/insert/advance atomic across
         # processes: the chain cannot fork.
-        self.audit_head = sa.select(head.seq, head.hash).where(head.id == 1).with_for_update()
+        self.audit_head = (
+            sa.select(head.seq, head.hash, head.key_id, head.trail)
+            .where(head.id == 1)
+            .with_for_update()
+        )
         self.append_audit = s.audit_events.insert()
         self.advance_audit_head = (
             s.audit_head.update()
             .where(head.id == 1)
-            .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+            .values(
+                seq=sa.bindparam("new_seq"),
+                hash=sa.bindparam("new_hash"),
+                mac=sa.bindparam("new_mac"),
+                key_id=sa.bindparam("new_key_id"),
+            )
         )
 
 
@@ -282,6 +297,14 @@ class StateStore:
         self.url = engine.url.render_as_string(hide_password=True)
         self.dialect = engine.dialect.name
         self._hot = _HotStatements(self.dialect)
+        # Where the audit chain key comes from (agentctl.audit_key). None: this
+        # store writes unkeyed events (tests of other parts, old callers).
+        self.chain_keys: ChainKeySource | None = None
+        # The last event this process appended, for the anchor written when
+        # the command ends (agentctl.audit_anchor).
+        self.last_appended: AuditEvent | None = None
+        self.trail: str | None = None  # the trail's name, from the head row
+        self._appended_lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------
 
@@ -746,19 +769,78 @@ class StateStore:
         check_no_secrets(event.hashed_fields(), "audit event")
         e = s.audit_events.c
         with self._write() as conn:
-            head = conn.execute(self._hot.audit_head).one()
+            head = conn.execute(self._hot.audit_head).first()
+            if head is None:
+                raise StateError(
+                    f"the audit chain head in {self.url} is missing: the trail was tampered with",
+                    hint="run 'agentctl audit verify' and investigate; events go to the "
+                    "fallback journal meanwhile",
+                )
             if id is not None:
                 existing = conn.execute(sa.select(s.audit_events).where(e.id == id)).mappings()
                 found = existing.first()
                 if found is not None:
                     return _audit(found)
+            key = self._key_for_append(head.trail, head.seq + 1, head.key_id)
             event = replace(event, seq=head.seq + 1, prev_hash=head.hash)
             event = replace(event, hash=event.compute_hash())
+            if key is not None:
+                event = replace(event, mac=key.event_mac(event.hash))
             conn.execute(self._hot.append_audit, _audit_row(event))
             conn.execute(
-                self._hot.advance_audit_head, {"new_seq": event.seq, "new_hash": event.hash}
+                self._hot.advance_audit_head,
+                {
+                    "new_seq": event.seq,
+                    "new_hash": event.hash,
+                    "new_mac": key.head_mac(event.seq, event.hash) if key else None,
+                    "new_key_id": key.key_id if key else None,
+                },
             )
+        with self._appended_lock:
+            self.trail = head.trail
+            if self.last_appended is None or event.seq > self.last_appended.seq:
+                self.last_appended = event
         return event
+
+    def load_chain_key(self) -> ChainKey | None:
+        """Load (and keep for this process) the trail's chain key now, e.g. before
+        ``secrets migrate`` moves it, so this command's own events are still sealed."""
+        head = self.audit_head()
+        if self.chain_keys is None or head is None or not head.trail:
+            return None
+        return self.chain_keys.current(head.trail)
+
+    def _key_for_append(
+        self, trail: str | None, next_seq: int, head_key_id: str | None
+    ) -> ChainKey | None:
+        """The chain key to seal the next event with (None: the trail stays unkeyed).
+
+        A trail that is keyed never takes an unkeyed event, nor one sealed with
+        another key (another operator's keyring): either would leave an event
+        that no longer verifies. The error sends the event to the journal.
+        """
+        key = None
+        if self.chain_keys is not None and trail:
+            key = self.chain_keys.for_append(trail, next_seq, create=head_key_id is None)
+        if head_key_id is not None and key is None:
+            where = (
+                f"the secret store has no 'audit/chain-key/{trail}'"
+                if self.chain_keys is not None and self.chain_keys.configured
+                else "no secret store is configured to hold its key"
+            )
+            raise StateError(
+                f"the audit trail in {self.url} is keyed (key id {head_key_id}), but {where}",
+                hint="configure the secret store that holds the trail's chain key "
+                "(secrets.backend in agentctl.yaml; moved by 'agentctl secrets migrate')",
+            )
+        if head_key_id is not None and key is not None and key.key_id != head_key_id:
+            raise StateError(
+                f"the audit trail in {self.url} is keyed with key id {head_key_id}, but the "
+                f"secret store holds key id {key.key_id}",
+                hint="use the secret store the trail was started with (a team's shared store, "
+                "e.g. aws-secretsmanager, when several operators share one state)",
+            )
+        return key
 
     def audit_events(
         self,
@@ -767,7 +849,23 @@ class StateStore:
         action: str | None = None,
         limit: int | None = None,
     ) -> list[AuditEvent]:
-        """Events in chain order; ``agent`` matches actor or target; ``limit`` keeps the latest."""
+        """Events in chain order, as a list (small trails; the CLI streams with
+        :meth:`iter_audit_events`)."""
+        return list(self.iter_audit_events(agent=agent, since=since, action=action, limit=limit))
+
+    def iter_audit_events(
+        self,
+        agent: str | None = None,
+        since: datetime | None = None,
+        action: str | None = None,
+        limit: int | None = None,
+        batch_size: int = AUDIT_BATCH_SIZE,
+    ) -> Iterator[AuditEvent]:
+        """Events in chain order, fetched ``batch_size`` rows at a time (flat memory).
+
+        ``agent`` matches actor or target; ``limit`` keeps the latest N (read
+        newest first from the index, then put back in chain order).
+        """
         e = s.audit_events.c
         query = sa.select(s.audit_events)
         if agent is not None:
@@ -777,13 +875,37 @@ class StateStore:
         if action is not None:
             query = query.where(e.action == action)
         if limit is not None:
-            query = query.order_by(e.seq.desc()).limit(limit)
-        else:
-            query = query.order_by(e.seq)
-        with self._read() as conn:
-            rows = conn.execute(query).mappings().all()
-        events = [_audit(row) for row in rows]
-        return events[::-1] if limit is not None else events  # latest N, back in chain order
+            with self._read() as conn:
+                rows = conn.execute(query.order_by(e.seq.desc()).limit(limit)).mappings().all()
+            yield from (_audit(row) for row in reversed(rows))
+            return
+        with self._snapshot() as conn:
+            yield from self._stream(conn, query.order_by(e.seq), batch_size)
+
+    def _stream(
+        self, conn: Connection, query: sa.Select[Any], batch_size: int
+    ) -> Iterator[AuditEvent]:
+        # A server-side cursor on PostgreSQL, SQLite's own stepping cursor:
+        # never more than one batch of rows in memory.
+        result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(query)
+        for row in result.mappings():
+            yield _audit(row)
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction that sees one moment of the database throughout
+        (the head and every event it is checked against, also while new
+        events are appended): SQLite's WAL read transaction, PostgreSQL's
+        REPEATABLE READ."""
+        if getattr(self._batch, "conn", None) is not None:
+            with self._read() as conn:
+                yield conn
+            return
+        with self._errors(), self._engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     def get_audit_event(self, id: str) -> AuditEvent | None:
         with self._read() as conn:
@@ -794,26 +916,86 @@ class StateStore:
             )
         return None if row is None else _audit(row)
 
-    def audit_chain(self) -> tuple[list[AuditEvent], tuple[int, str]]:
-        """Every event plus the recorded chain head ``(seq, hash)``, consistently.
-
-        The head is read first and only events up to it are returned: an event
-        appended meanwhile is not mistaken for a mismatch with the head.
-        """
+    def audit_event_at(self, seq: int) -> AuditEvent | None:
         with self._read() as conn:
-            head = conn.execute(
-                sa.select(s.audit_head.c.seq, s.audit_head.c.hash).where(s.audit_head.c.id == 1)
-            ).one()
-            rows = (
-                conn.execute(
-                    sa.select(s.audit_events)
-                    .where(s.audit_events.c.seq <= head.seq)
-                    .order_by(s.audit_events.c.seq)
-                )
+            row = (
+                conn.execute(sa.select(s.audit_events).where(s.audit_events.c.seq == seq))
                 .mappings()
-                .all()
+                .first()
             )
-        return [_audit(row) for row in rows], (int(head.seq), str(head.hash))
+        return None if row is None else _audit(row)
+
+    def audit_seq_of_hash(self, event_hash: str) -> int | None:
+        """The seq of the event whose hash is ``event_hash`` (verify's diagnosis of a
+        reordered trail; a scan, run only once a link is already broken)."""
+        with self._read() as conn:
+            seq = conn.execute(
+                sa.select(s.audit_events.c.seq)
+                .where(s.audit_events.c.hash == event_hash)
+                .order_by(s.audit_events.c.seq)
+                .limit(1)
+            ).scalar()
+        return None if seq is None else int(seq)
+
+    @contextlib.contextmanager
+    def audit_trail(
+        self, batch_size: int = AUDIT_BATCH_SIZE
+    ) -> Iterator[tuple[AuditHead | None, Iterator[AuditEvent]]]:
+        """The chain head (None: its row is gone) and every event in seq order,
+        streamed, from one snapshot: an event appended meanwhile is neither
+        seen nor mistaken for a mismatch with the head. Events after the head
+        are included (an insertion after the head is a finding)."""
+        with self._snapshot() as conn:
+            head = _head(conn.execute(_HEAD_QUERY).first())
+            query = sa.select(s.audit_events).order_by(s.audit_events.c.seq)
+            yield head, self._stream(conn, query, batch_size)
+
+    def audit_head(self) -> AuditHead | None:
+        with self._read() as conn:
+            return _head(conn.execute(_HEAD_QUERY).first())
+
+    def audit_chain(self) -> tuple[list[AuditEvent], tuple[int, str] | None]:
+        """Every event up to the recorded head, plus the head ``(seq, hash)``, as a list.
+
+        For small trails and tests; ``audit verify``/``export`` stream with
+        :meth:`audit_trail`. The head is None if its row was deleted.
+        """
+        with self.audit_trail() as (head, events):
+            if head is None:
+                return list(events), None
+            return [e for e in events if e.seq <= head.seq], (head.seq, head.hash)
+
+    def seal_audit(self, key: ChainKey, through_seq: int) -> int:
+        """MAC every unkeyed event up to ``through_seq`` (``audit seal``).
+
+        The caller verified the plain chain first; this only adds MACs, in one
+        write transaction, so a seal is all or nothing. Returns how many
+        events it sealed.
+        """
+        e = s.audit_events.c
+        update = (
+            s.audit_events.update()
+            .where(e.seq == sa.bindparam("at_seq"))
+            .values(mac=sa.bindparam("new_mac"))
+        )
+        sealed, after = 0, 0
+        with self._write() as conn:
+            while True:
+                batch = conn.execute(
+                    sa.select(e.seq, e.hash)
+                    .where(e.seq > after, e.seq <= through_seq, e.mac.is_(None))
+                    .order_by(e.seq)
+                    .limit(AUDIT_BATCH_SIZE)
+                ).all()
+                if not batch:
+                    break
+                conn.execute(
+                    update,
+                    [{"at_seq": seq, "new_mac": key.event_mac(hash_)} for seq, hash_ in batch],
+                )
+                sealed += len(batch)
+                after = batch[-1].seq
+        return sealed
 
     # -- callers of `agentctl serve` ------------------------------------------------
 
@@ -1041,8 +1223,23 @@ def _approval(row: RowMapping) -> ApprovalRecord:
 
 def _audit_row(event: AuditEvent) -> dict[str, Any]:
     row = event.hashed_fields()
-    row.update(detail=_dump(row["detail"]), hash=event.hash)
+    row.update(detail=_dump(row["detail"]), hash=event.hash, mac=event.mac)
     return row
+
+
+_HEAD_QUERY = sa.select(
+    s.audit_head.c.seq,
+    s.audit_head.c.hash,
+    s.audit_head.c.mac,
+    s.audit_head.c.key_id,
+    s.audit_head.c.trail,
+).where(s.audit_head.c.id == 1)
+
+
+def _head(row: Any) -> AuditHead | None:
+    if row is None:
+        return None
+    return AuditHead(int(row.seq), str(row.hash), row.mac, row.key_id, row.trail)
 
 
 def _audit(row: RowMapping) -> AuditEvent:
