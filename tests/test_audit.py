@@ -337,7 +337,7 @@ def run_audit(state_url: str, config: str | None, *argv: str) -> tuple[int, str]
 
 
 def fill_as_a_command(state_url: str, config: str, count: int = 5) -> None:
-    context = AppContext(state_url=state_url, config_path=config)
+    context = AppContext(state_url=state_url, config_path=config, may_create_state=True)
     fill(context.state(), count)
     context.close()  # anchors the head, as every mutating command does
 
