@@ -7,7 +7,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -466,9 +465,7 @@ def test_kill_touches_the_exact_name_only_in_four_round_trips(aws: MotoServer) -
     with aws.unenforced():
         before = {n: snapshot(aws, n) for n in ("agentctl-foo-bar", "agentctl-foo2")}
     world.iam.clear()
-    started = time.perf_counter()
     result = world.provider.kill("foo", "incident 4521")
-    assert time.perf_counter() - started < 2
     assert result.ok and not result.already
     # Look up; both denies at once; trust lock and tag at once; read back all three.
     names = world.iam.names

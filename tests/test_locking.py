@@ -85,14 +85,14 @@ def test_a_waiting_apply_names_the_holder_times_out_and_nothing_goes_stale(
             assert time.monotonic() < deadline
             time.sleep(0.05)
 
-        # Readers, kill's status write and audit appends do not wait for the apply lock.
-        started = time.monotonic()
+        # Readers, kill's status write and audit appends do not wait for the apply lock:
+        # they finish while the holder still holds it (it holds until killed below).
         store.list_agents()
         store.upsert_agent(
             "a", owner="o@x.io", purpose="p", execution_mode="autonomous", expiry=None
         )
         store.append_audit(actor="a", action="kill", target="a", result="ok", operator="o")
-        assert time.monotonic() - started < 2
+        assert holder.poll() is None, "the holder let go: the test proved nothing"
 
         messages: list[str] = []
         started = time.monotonic()
@@ -101,7 +101,7 @@ def test_a_waiting_apply_names_the_holder_times_out_and_nothing_goes_stale(
             store.apply_lock(timeout=1.5, on_wait=messages.append, poll_interval=0.05),
         ):
             pytest.fail("acquired a lock that another process holds")
-        assert 1.5 <= time.monotonic() - started < 5
+        assert time.monotonic() - started >= 1.5  # it waited its timeout before giving up
         assert len(messages) == 1
         for text in (messages[0], str(caught.value)):
             assert f"holder (pid {holder.pid} on " in text and "since" in text
