@@ -249,6 +249,14 @@ class Config:
             maximum=7 * 24 * 60,
         ),
     )
+    exec_kill_grace_seconds: float = field(
+        default=10.0,
+        metadata=_setting(
+            "exec_kill_grace_seconds",
+            "When its agent is killed, exec sends SIGTERM to the command's process group, "
+            "then SIGKILL after this many seconds",
+        ),
+    )
     lock_timeout_seconds: float = field(
         default=300.0,
         metadata=_setting(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from agentctl.providers.base import ActionResult, IssuedCredential, RunContext
 if TYPE_CHECKING:
     from agentctl.engine import Engine
     from agentctl.state.records import AgentRecord, ApprovalRecord
+    from agentctl.supervise import ChildOutcome
 
 MAX_DURATION_SECONDS = 12 * 3600
 MIN_DURATION_SECONDS = 900  # STS refuses shorter sessions
@@ -324,6 +325,53 @@ class Runs:
             },
         )
         return results
+
+    def run(
+        self,
+        grant: RunGrant,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        grace_seconds: float,
+        poll_seconds: float = 1.0,
+    ) -> ChildOutcome:
+        """Run ``command`` for ``grant``, ending it if the agent is killed meanwhile
+        (the state store is asked at most ``poll_seconds`` apart, so a kill from any
+        operator's machine reaches it). Raises CommandNotStarted (126/127)."""
+        from agentctl.supervise import run_watched
+
+        agent = grant.agent
+
+        def is_killed() -> bool:
+            record = self._state.get_agent(agent)
+            return record is not None and record.status.killed
+
+        outcome = run_watched(
+            command,
+            env,
+            is_killed=is_killed,
+            poll_seconds=min(1.0, poll_seconds),
+            grace_seconds=grace_seconds,
+        )
+        if outcome.killed:
+            self.engine.audit(
+                actor=agent,
+                on_behalf_of=grant.on_behalf_of,
+                action="exec.killed",
+                scope=grant.scope,
+                trigger=grant.trigger,
+                target=agent,
+                result="success",
+                detail={
+                    "run_id": grant.run_id,
+                    "command": _command_text(command),
+                    "signals": list(outcome.signals),
+                    "grace_seconds": grace_seconds,
+                    "noticed_after_seconds": round(outcome.noticed_after or 0.0, 3),
+                    "ended_after_seconds": round(outcome.ended_after or 0.0, 3),
+                },
+            )
+        return outcome
 
     # -- approvals ------------------------------------------------------------------
 

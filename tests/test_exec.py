@@ -396,3 +396,105 @@ def test_signals_reach_the_command_and_its_exit_code_is_agentctls(world: ExecWor
     assert got.read_text() == "TERM"
     (end,) = world.audit("exec.end")
     assert end.detail["exit_code"] == 42
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie waiting for a reaper (it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_kill_ends_the_running_command_and_everything_it_started(world: ExecWorld) -> None:
+    """exec watches the state store: another operator's kill ends the command's
+    whole process group, SIGTERM first, SIGKILL for what ignores it."""
+    import os
+    import subprocess
+    import time
+
+    pids = world.root / "pids"
+    child = textwrap.dedent(
+        f"""
+        import os, pathlib, signal, subprocess, sys, time
+        # A grandchild that ignores SIGTERM: only the group SIGKILL ends it.
+        stubborn = subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+        time.sleep(0.3)  # let it install its handler
+        pathlib.Path({str(pids)!r}).write_text(f"{{os.getpid()}} {{stubborn.pid}}")
+        time.sleep(120)
+        """
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ENTRY,
+            NOW.isoformat(),
+            "exec",
+            "reader-agent",
+            "--kill-grace",
+            "1",
+            "--",
+            sys.executable,
+            "-c",
+            child,
+        ],
+        env={**os.environ, "AGENTCTL_OPERATOR": "ops@company.com"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not pids.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert pids.exists(), process.stderr.read() if process.stderr else ""
+    leader, stubborn = map(int, pids.read_text().split())
+    assert not _gone(leader) and not _gone(stubborn)
+
+    # Someone else, elsewhere: the kill is recorded in the shared state store.
+    assert world.cli("kill", "reader-agent", "--reason", "INC-11", "--yes", operator="oncall") == 0
+    assert process.wait(timeout=60) == 3
+    err = process.stderr.read() if process.stderr else ""
+    assert "reader-agent was killed" in err and "SIGTERM then SIGKILL" in err
+    assert _gone(leader) and _gone(stubborn)
+    (killed,) = world.audit("exec.killed")
+    assert killed.actor == "reader-agent" and killed.result == "success"
+    assert killed.detail["signals"] == ["SIGTERM", "SIGKILL"]
+    assert killed.detail["grace_seconds"] == 1.0
+    (end,) = world.audit("exec.end")
+    assert end.detail["exit_code"] == 3
+
+
+def test_a_command_that_ends_on_sigterm_gets_no_sigkill(world: ExecWorld) -> None:
+    import os
+    import subprocess
+    import time
+
+    ready = world.root / "ready"
+    child = f"import pathlib, time; pathlib.Path({str(ready)!r}).write_text('r'); time.sleep(120)"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ENTRY,
+            NOW.isoformat(),
+            "exec",
+            "reader-agent",
+            "--",
+            sys.executable,
+            "-c",
+            child,
+        ],
+        env={**os.environ, "AGENTCTL_OPERATOR": "ops@company.com"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert world.cli("kill", "reader-agent", "--reason", "INC-12", "--yes") == 0
+    assert process.wait(timeout=60) == 3
+    (killed,) = world.audit("exec.killed")
+    assert killed.detail["signals"] == ["SIGTERM"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
-import subprocess
 import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -54,39 +52,6 @@ def child_environment(grant: RunGrant) -> dict[str, str]:
     return env
 
 
-def run_child(command: list[str], env: dict[str, str]) -> int:
-    """Run the command, forwarding signals; return its exit code shell-style."""
-    try:
-        child = subprocess.Popen(command, env=env)
-    except FileNotFoundError:
-        stderr.print(f"[red]error:[/red] command not found: {escape(command[0])}")
-        return 127
-    except PermissionError:
-        stderr.print(f"[red]error:[/red] permission denied: {escape(command[0])}")
-        return 126
-    forwarded = (
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-    )
-    previous = {}
-
-    def forward(signum: int, _frame: object) -> None:
-        child.send_signal(signum)
-
-    for signum in forwarded:
-        previous[signum] = signal.signal(signum, forward)
-    try:
-        code = child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return 128 - code if code < 0 else code
-
-
 def exec_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Agent name."),
@@ -105,13 +70,23 @@ def exec_command(
     duration: str = typer.Option(
         "1h", "--duration", help="Credential lifetime: 15m .. 12h (e.g. 45m, 1h30m)."
     ),
+    kill_grace: float | None = typer.Option(
+        None,
+        "--kill-grace",
+        min=0.0,
+        help="Seconds between SIGTERM and SIGKILL when the agent is killed during the run "
+        "(default: exec_kill_grace_seconds in agentctl.yaml, 10).",
+    ),
 ) -> None:
     """Run COMMAND with credentials minted for this run only.
 
     AWS: an assumed role session whose SourceIdentity is the user (or the
     agent when autonomous), tagged agent / on_behalf_of / trigger. GitHub: an
     installation token limited to the contract, revoked when COMMAND ends.
-    COMMAND's exit code is agentctl's.
+    COMMAND's exit code is agentctl's. If the agent is killed during the run
+    (from any machine: the state store is checked every second), COMMAND's
+    process group gets SIGTERM, then SIGKILL after the grace period, and exec
+    exits 3.
 
     Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com
     --trigger webhook/pr-opened/4521 -- python review.py
@@ -139,9 +114,23 @@ def exec_command(
         + (f" on behalf of {escape(on_behalf_of)}" if on_behalf_of else "")
         + f" (run {grant.run_id}; {escape(grant.scope) or 'no scopes'})[/dim]"
     )
+    from agentctl.supervise import CommandNotStarted
+
     code = 1
+    grace = kill_grace if kill_grace is not None else runs.engine.config.exec_kill_grace_seconds
     try:
-        code = run_child(list(command), child_environment(grant))
+        try:
+            outcome = runs.run(grant, command, child_environment(grant), grace_seconds=grace)
+            code = outcome.exit_code
+        except CommandNotStarted as exc:
+            stderr.print(f"[red]error:[/red] {escape(str(exc))}")
+            code = exc.exit_code
+        else:
+            if outcome.killed:
+                stderr.print(
+                    f"[red]agentctl: {escape(name)} was killed: the command was ended "
+                    f"({' then '.join(outcome.signals) or 'already gone'}); exit {code}[/red]"
+                )
     finally:
         results = runs.finish(grant, code, command)
         for result in results:
