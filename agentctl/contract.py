@@ -174,6 +174,13 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def blocking(self) -> tuple[Problem, ...]:
+        """Errors that stop plan, apply and expiring: every error but "expired"
+        (an expired contract is still acted on: apply disables its agent). A
+        half-valid folder must not prune agents whose files merely broke."""
+        return tuple(p for p in self.errors if p.code != "expired")
+
 
 # --------------------------------------------------------------------------- schema
 

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.errors import AgentctlError, NotFound, StateError, StateNotFound
-from agentctl.model import AgentStatus, Contract
+from agentctl.model import AgentStatus, Contract, JsonFields
 from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan, status_matches
 from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
 
@@ -37,48 +37,33 @@ class AgentApplyResult:
     error: str | None = None
     skipped: str | None = None  # e.g. killed meanwhile
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "agent": self.agent,
-            "ok": self.ok,
-            "error": self.error,
-            "skipped": self.skipped,
-            "actions": [_action_dict(r) for r in self.results],
-        }
-
-
-def _action_dict(result: ActionResult) -> dict[str, Any]:
-    return {
-        "provider": result.provider,
-        "action": result.action,
-        "ok": result.ok,
-        "already": result.already,
-        "detail": result.detail,
-        "resource_id": result.resource_id,
-        "remaining": result.remaining or None,
-        "verified": list(result.verified),
-        "undetermined": result.undetermined,
-    }
+    json_fields: ClassVar[JsonFields] = ("agent", "ok", "error", "skipped", ("actions", "results"))
 
 
 @dataclass(frozen=True)
 class ApplyReport:
     agents: tuple[AgentApplyResult, ...]
 
+    json_fields: ClassVar[JsonFields] = ("ok", "agents", "summary")
+
     @property
     def ok(self) -> bool:
         return all(a.ok for a in self.agents)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "agents": [a.as_dict() for a in self.agents],
-            "summary": {
-                "agents": len(self.agents),
-                "failed": sum(1 for a in self.agents if not a.ok),
-                "changed": sum(1 for a in self.agents if a.results),
-            },
-        }
+    @property
+    def summary(self) -> ApplySummary:
+        return ApplySummary(
+            agents=len(self.agents),
+            failed=sum(1 for a in self.agents if not a.ok),
+            changed=sum(1 for a in self.agents if a.results),
+        )
+
+
+@dataclass(frozen=True)
+class ApplySummary:
+    agents: int
+    failed: int
+    changed: int
 
 
 @dataclass(frozen=True)
@@ -93,21 +78,20 @@ class LifecycleReport:
     audit_recorded_in: str = "state"  # "state" | "journal"
     notes: tuple[str, ...] = ()
 
+    json_fields: ClassVar[JsonFields] = (
+        "agent",
+        "action",
+        "ok",
+        "already",
+        ("providers", "results"),
+        "state_recorded",
+        "audit_recorded_in",
+        "notes",
+    )
+
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "agent": self.agent,
-            "action": self.action,
-            "ok": self.ok,
-            "already": self.already,
-            "providers": [_action_dict(r) for r in self.results],
-            "state_recorded": self.state_recorded,
-            "audit_recorded_in": self.audit_recorded_in,
-            "notes": list(self.notes),
-        }
 
 
 @dataclass(frozen=True)
@@ -121,17 +105,6 @@ class ExpiringItem:
     detail: str
     file: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "agent": self.agent,
-            "owner": self.owner,
-            "kind": self.kind,
-            "due": self.due.isoformat(),
-            "days_left": self.days_left,
-            "detail": self.detail,
-            "file": self.file,
-        }
-
 
 @dataclass(frozen=True)
 class ExpiringReport:
@@ -139,22 +112,29 @@ class ExpiringReport:
     today: date
     items: tuple[ExpiringItem, ...]
 
+    json_fields: ClassVar[JsonFields] = ("today", "days", "due", "owners")
+
+    @property
+    def due(self) -> int:
+        return len(self.items)
+
     def by_owner(self) -> dict[str, list[ExpiringItem]]:
         grouped: dict[str, list[ExpiringItem]] = {}
         for item in sorted(self.items, key=lambda i: (i.owner, i.days_left, i.agent)):
             grouped.setdefault(item.owner, []).append(item)
         return grouped
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "today": self.today.isoformat(),
-            "days": self.days,
-            "due": len(self.items),
-            "owners": [
-                {"owner": owner, "items": [i.as_dict() for i in items]}
-                for owner, items in self.by_owner().items()
-            ],
-        }
+    @property
+    def owners(self) -> tuple[OwnerDue, ...]:
+        return tuple(OwnerDue(owner, tuple(items)) for owner, items in self.by_owner().items())
+
+
+@dataclass(frozen=True)
+class OwnerDue:
+    """What one owner has to act on."""
+
+    owner: str
+    items: tuple[ExpiringItem, ...]
 
 
 @dataclass(frozen=True)
@@ -170,19 +150,18 @@ class AgentView:
     status_reason: str | None = None
     drift: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "owner": self.owner,
-            "execution_mode": self.execution_mode,
-            "expiry": self.expiry.isoformat() if self.expiry else None,
-            "status": self.status,
-            "status_reason": self.status_reason,
-            "providers": list(self.providers),
-            "last_rotated_at": self.last_rotated_at.isoformat() if self.last_rotated_at else None,
-            "live_credentials": self.live_credentials,
-            "drift": list(self.drift),
-        }
+    json_fields: ClassVar[JsonFields] = (
+        "name",
+        "owner",
+        "execution_mode",
+        "expiry",
+        "status",
+        "status_reason",
+        "providers",
+        "last_rotated_at",
+        "live_credentials",
+        "drift",
+    )
 
 
 @dataclass
@@ -385,11 +364,7 @@ class Engine:
                 results.append(result)
                 pending = (change, result)
                 if not result.ok:
-                    failed = (
-                        result.detail
-                        if result.detail.startswith(f"{change.provider}:")
-                        else f"{change.provider}: {result.detail}"
-                    )
+                    failed = f"{change.provider}: {result.detail}"
                     break
             complete = failed is None and plan_errors is None
             if complete and not changes:
@@ -499,12 +474,11 @@ class Engine:
         try:
             return provider.apply(change)
         except AgentctlError as exc:
-            return ActionResult(
-                provider=change.provider,
-                agent=change.agent,
-                action=change.kind.value,
-                ok=False,
-                detail=exc.message,
+            return ActionResult.failed(
+                change.provider,
+                change.agent,
+                change.kind.value,
+                exc,
                 remaining=f"re-run apply to {change.kind.value} {change.agent} in {change.provider}",
             )
 
@@ -690,15 +664,11 @@ class Engine:
             try:
                 return fn(provider)
             except Exception as exc:  # one provider failing must never stop the others
-                message = (
-                    exc.explained() if isinstance(exc, AgentctlError) else exc.__class__.__name__
-                )
-                return ActionResult(
-                    provider=provider.name,
-                    agent=agent,
-                    action=action,
-                    ok=False,
-                    detail=message,
+                return ActionResult.failed(
+                    provider.name,
+                    agent,
+                    action,
+                    exc,
                     remaining=f"run `agentctl {action} {agent}` again once {provider.name} is reachable",
                 )
 
@@ -858,12 +828,11 @@ class Engine:
                     results.append(prov.rotate(name))
                 except AgentctlError as exc:
                     results.append(
-                        ActionResult(
-                            provider=prov.name,
-                            agent=name,
-                            action="rotate",
-                            ok=False,
-                            detail=exc.message,
+                        ActionResult.failed(
+                            prov.name,
+                            name,
+                            "rotate",
+                            exc,
                             remaining="old credentials were left in place",
                         )
                     )
@@ -1004,7 +973,7 @@ class Engine:
                 observed = provider.observe(record.name)
                 changes = provider.plan(contract, observed, expired=False)
             except AgentctlError as exc:
-                found.append(f"{resource.provider}: cannot observe ({exc.message})")
+                found.append(f"{resource.provider}: cannot observe ({exc.reason()})")
                 continue
             found.extend(
                 f"{c.provider}: {c.summary}"
@@ -1077,15 +1046,14 @@ def kill_undone(providers: Iterable[Provider], agent: str) -> tuple[str, ...]:
         try:
             result = provider.check_killed(agent)
         except AgentctlError as exc:
-            found.append(f"{provider.name}: cannot check ({exc.message})")
+            found.append(f"{provider.name}: cannot check ({exc.reason()})")
             continue
         if result.ok:
             continue
-        detail = result.detail.removeprefix(f"{provider.name}: ")
         if result.undetermined:
-            found.append(f"{provider.name}: {detail}")
+            found.append(f"{provider.name}: {result.detail}")
         else:
-            found.append(f"{KILL_UNDONE}: {provider.name}: {detail} ({result.remaining})")
+            found.append(f"{KILL_UNDONE}: {provider.name}: {result.detail} ({result.remaining})")
     return tuple(found)
 
 

@@ -8,6 +8,12 @@ one (still without leaking secrets).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentctl.model import Problem
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -34,6 +40,10 @@ class AgentctlError(Exception):
         """The message and what to do, for output that has one line per problem."""
         return f"{self.message} — {self.hint}" if self.hint else self.message
 
+    def reason(self) -> str:
+        """:meth:`explained` for a result that already names its provider."""
+        return self.explained()
+
 
 class UsageError(AgentctlError):
     """The command line or configuration asks for something impossible."""
@@ -48,7 +58,14 @@ class ConfigError(AgentctlError):
 
 
 class ContractError(AgentctlError):
-    """Contracts failed validation; the problems are attached."""
+    """Contracts failed validation; the problems are attached (at most the
+    first 20 are shown with the message)."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, problems: Sequence[Problem] = ()
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = tuple(problems)
 
 
 class StateError(AgentctlError):
@@ -71,9 +88,14 @@ class ProviderError(AgentctlError):
     """A provider (AWS, GitHub, ...) failed; ``provider`` names it."""
 
     def __init__(self, provider: str, message: str, *, hint: str | None = None) -> None:
-        # Prefixed once here; callers show ``message`` as is.
+        # Prefixed once here; callers show ``message`` as is. A result that
+        # names its provider itself takes :meth:`reason`, without the prefix.
         super().__init__(f"{provider}: {message}", hint=hint)
         self.provider = provider
+        self.unprefixed = message
+
+    def reason(self) -> str:
+        return f"{self.unprefixed} — {self.hint}" if self.hint else self.unprefixed
 
 
 class NotOwnedError(ProviderError):

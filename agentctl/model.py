@@ -17,6 +17,10 @@ from typing import Any, Protocol, TypeAlias, TypeVar, cast
 # A value as JSON (and the contract loader) knows it: what a grant is before
 # its provider parses it. Read-only (Sequence/Mapping), so any list or dict of
 # such values is one; JsonObject is a document being built.
+# The keys of a result's JSON (agentctl.render.json_data): attribute names, or
+# (key, attribute) pairs where the key differs or the attribute is a property.
+JsonFields: TypeAlias = tuple[str | tuple[str, str], ...]
+
 JsonValue: TypeAlias = (
     "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
 )
@@ -78,17 +82,6 @@ class Problem:
     severity: Severity
     code: str  # stable identifier, e.g. "unknown-key", "expired"
     message: str  # says what is wrong *and* what to do
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "path": self.path,
-            "severity": self.severity.value,
-            "code": self.code,
-            "message": self.message,
-        }
 
 
 def canonical_json(value: Any) -> str:

@@ -14,7 +14,7 @@ reach output, audit or exceptions; a delivery is described by its service
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import quote
@@ -180,16 +180,3 @@ class _quiet_apprise:
 
     def __exit__(self, *exc: object) -> None:
         self._logger.setLevel(self._level)
-
-
-def as_json(deliveries: Sequence[Delivery]) -> list[Mapping[str, object]]:
-    return [
-        {
-            "owner": d.owner,
-            "services": list(d.services),
-            "sent": d.sent,
-            "problem": d.problem,
-            "agents": list(d.agents),
-        }
-        for d in deliveries
-    ]

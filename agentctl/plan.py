@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from agentctl.errors import AgentctlError, ProviderError
-from agentctl.model import AgentStatus, Contract
+from agentctl.errors import AgentctlError
+from agentctl.model import AgentStatus, Contract, JsonFields
 from agentctl.providers.base import Change, ChangeKind, Observed, Provider
 
 if TYPE_CHECKING:
@@ -50,6 +50,17 @@ class AgentPlan:
     # (see engine.kill_undone); `agentctl kill NAME` restores it.
     kill_undone: tuple[str, ...] = ()
 
+    json_fields: ClassVar[JsonFields] = (
+        "agent",
+        "disposition",
+        "owner",
+        "changes",
+        ("declared_not_enforced", "declared"),
+        "errors",
+        "record",
+        "kill_undone",
+    )
+
     @property
     def mutating(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.mutating)
@@ -68,28 +79,6 @@ class AgentPlan:
     def failed_to_plan(self) -> bool:
         return bool(self.errors or self.conflicts)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "agent": self.agent,
-            "disposition": self.disposition,
-            "owner": self.owner,
-            "changes": [
-                {
-                    "provider": c.provider,
-                    "kind": c.kind.value,
-                    "summary": c.summary,
-                    "fields": [
-                        {"field": f.field, "before": f.before, "after": f.after} for f in c.fields
-                    ],
-                }
-                for c in self.changes
-            ],
-            "declared_not_enforced": list(self.declared),
-            "errors": list(self.errors),
-            "record": self.record,
-            "kill_undone": list(self.kill_undone),
-        }
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -97,6 +86,8 @@ class Plan:
     prune: bool = False
     refreshed: bool = True
     notes: tuple[str, ...] = field(default=())
+
+    json_fields: ClassVar[JsonFields] = ("agents", "summary", "prune", "refreshed", "notes")
 
     @property
     def has_changes(self) -> bool:
@@ -119,23 +110,26 @@ class Plan:
             return ()
         return agent.mutating
 
-    def as_dict(self) -> dict[str, Any]:
+    @property
+    def summary(self) -> PlanSummary:
         counts: dict[str, int] = {}
         for agent in self.agents:
             for change in self.applicable(agent):
                 counts[change.kind.value] = counts.get(change.kind.value, 0) + 1
-        return {
-            "agents": [a.as_dict() for a in self.agents],
-            "summary": {
-                "agents": len(self.agents),
-                "changes": counts,
-                "orphans": sum(1 for a in self.agents if a.disposition == AgentDisposition.ORPHAN),
-                "errors": sum(len(a.errors) + len(a.conflicts) for a in self.agents),
-            },
-            "prune": self.prune,
-            "refreshed": self.refreshed,
-            "notes": list(self.notes),
-        }
+        return PlanSummary(
+            agents=len(self.agents),
+            changes=counts,
+            orphans=sum(1 for a in self.agents if a.disposition == AgentDisposition.ORPHAN),
+            errors=sum(len(a.errors) + len(a.conflicts) for a in self.agents),
+        )
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    agents: int
+    changes: Mapping[str, int]  # change kind -> how many apply would make
+    orphans: int
+    errors: int
 
 
 def state_basis(
@@ -266,10 +260,7 @@ def compute_plan(
                     )
                 )
             except AgentctlError as exc:
-                prefixed = isinstance(exc, ProviderError)
-                errors.append(
-                    exc.explained() if prefixed else f"{provider_name}: {exc.explained()}"
-                )
+                errors.append(f"{provider_name}: {exc.reason()}")
         for system in declared:
             changes.append(
                 Change(

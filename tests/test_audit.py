@@ -28,7 +28,7 @@ from agentctl.audit import (
     verify_trail,
 )
 from agentctl.cli.audit import app, parse_since
-from agentctl.cli.common import AppContext
+from agentctl.commands import Session
 from agentctl.errors import StateError, UsageError
 from agentctl.secrets import SecretLeakError
 from agentctl.state import StateStore, create_state_engine, open_state
@@ -305,8 +305,8 @@ def test_an_unwritable_journal_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli(state_url: str) -> Iterator[tuple[CliRunner, AppContext]]:
-    context = AppContext(state_url=state_url)
+def cli(state_url: str) -> Iterator[tuple[CliRunner, Session]]:
+    context = Session(state_url=state_url)
     yield CliRunner(), context
     context.close()
 
@@ -326,7 +326,7 @@ def keyed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def run_audit(state_url: str, config: str | None, *argv: str) -> tuple[int, str]:
     """One command, as its own process would: a fresh context, closed (and anchored) after."""
-    context = AppContext(state_url=state_url, config_path=config)
+    context = Session(state_url=state_url, config_path=config)
     try:
         outcome = CliRunner().invoke(app, list(argv), obj=context)
     finally:
@@ -337,7 +337,7 @@ def run_audit(state_url: str, config: str | None, *argv: str) -> tuple[int, str]
 
 
 def fill_as_a_command(state_url: str, config: str, count: int = 5) -> None:
-    context = AppContext(state_url=state_url, config_path=config, may_create_state=True)
+    context = Session(state_url=state_url, config_path=config, may_create_state=True)
     fill(context.state(), count)
     context.close()  # anchors the head, as every mutating command does
 
@@ -439,7 +439,7 @@ def test_seal_refuses_a_trail_that_does_not_verify(state_url: str, keyed_config:
         f"UPDATE audit_events SET result = 'denied', hash = '{edited.hash}' WHERE seq = 2",
         f"UPDATE audit_events SET prev_hash = '{edited.hash}', hash = '{third.hash}' WHERE seq = 3",
     )
-    context = AppContext(state_url=state_url, config_path=keyed_config)
+    context = Session(state_url=state_url, config_path=keyed_config)
     try:
         outcome = CliRunner().invoke(app, ["seal"], obj=context)
     finally:
@@ -491,7 +491,7 @@ def test_an_old_database_is_migrated_and_sealed(state_url: str, keyed_config: st
     assert code == 0 and "intact: 4 events" in out
 
 
-def test_cli_lists_with_filters(cli: tuple[CliRunner, AppContext], filled: StateStore) -> None:
+def test_cli_lists_with_filters(cli: tuple[CliRunner, Session], filled: StateStore) -> None:
     runner, context = cli
     filled.append_audit(
         actor="alice",
@@ -524,7 +524,7 @@ def test_cli_lists_with_filters(cli: tuple[CliRunner, AppContext], filled: State
     assert isinstance(wrong.exception, UsageError)
 
 
-def test_cli_export(cli: tuple[CliRunner, AppContext], filled: StateStore, tmp_path: Path) -> None:
+def test_cli_export(cli: tuple[CliRunner, Session], filled: StateStore, tmp_path: Path) -> None:
     runner, context = cli
     to_stdout = runner.invoke(app, ["export"], obj=context)
     assert to_stdout.exit_code == 0

@@ -21,6 +21,7 @@ from github_helpers import OPERATOR, GitHubWorld
 
 from agentctl.contract import load_contracts
 from agentctl.execution import RunGrant, RunRequest, Runs
+from agentctl.render import json_data
 from agentctl.runtime import build_engine
 
 AGENTS = 50
@@ -105,7 +106,7 @@ def test_killing_one_of_fifty_running_agents_touches_no_other(
 
     victim = "agent-17"
     killed = engine.kill(victim, "blast-radius test")
-    assert killed.ok, killed.as_dict()
+    assert killed.ok, json_data(killed)
 
     after = probe_all()
     assert after.pop(victim) == (False, False)  # denied in AWS and in GitHub, same credentials

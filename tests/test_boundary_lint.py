@@ -32,6 +32,7 @@ from agentctl.providers.aws.grant import AwsGrant, parse_aws_grant
 from agentctl.providers.aws.lifecycle import AwsProvider
 from agentctl.providers.aws.policies import boundary_gaps
 from agentctl.providers.base import ChangeKind
+from agentctl.render import json_data
 from agentctl.runtime import build_engine
 
 WRITE = {"actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::bucket-a/*"]}
@@ -310,14 +311,14 @@ def test_plan_and_apply_through_the_engine_report_it_and_succeed(
     report = load_contracts([folder], today=TODAY)
 
     plan = engine.plan(report.contracts, report.expired)
-    by_agent = {a.agent: a.as_dict()["changes"] for a in plan.agents}
+    by_agent = {a.agent: json_data(a)["changes"] for a in plan.agents}
     assert [c["kind"] for c in by_agent["reader-agent"]] == ["create"]
     assert [c["kind"] for c in by_agent["writer-agent"]] == ["create", "drift"]
     assert "s3:PutObject is not allowed by" in by_agent["writer-agent"][1]["summary"]
     assert not plan.has_errors
 
     applied = engine.apply(plan)
-    assert applied.ok, applied.as_dict()
+    assert applied.ok, json_data(applied)
     assert {a.agent for a in applied.agents if a.results} == {"reader-agent", "writer-agent"}
 
 

@@ -23,6 +23,7 @@ from agentctl.contract import (
 )
 from agentctl.model import ExecutionMode, JsonValue, Severity
 from agentctl.providers.base import GrantFinding, ProviderSpec
+from agentctl.render import json_data
 
 NAME_MAX_LENGTH = name_max_length()
 
@@ -171,7 +172,7 @@ def test_strict_turns_warnings_into_errors_but_not_notes() -> None:
 def test_problem_carries_file_line_column_path_and_dict_form() -> None:
     report = load(DESIGN_EXAMPLE.replace("    - pull_request:comment", "    - pull_request:coment"))
     (problem,) = report.errors
-    assert problem.as_dict() == {
+    assert json_data(problem) == {
         "file": "contract.yaml",
         "line": 9,
         "column": 7,

@@ -27,6 +27,7 @@ from agentctl.contract import load_contracts
 from agentctl.engine import Engine
 from agentctl.model import AgentStatus
 from agentctl.plan import Plan
+from agentctl.render import json_data
 from agentctl.runtime import build_engine
 
 
@@ -95,7 +96,7 @@ def role(world: World, agent: str) -> dict[str, Any] | None:
 
 def test_apply_provisions_each_agent_and_records_it(world: World) -> None:
     report = world.apply()
-    assert report.ok, report.as_dict()
+    assert report.ok, json_data(report)
     for agent in ("alpha-agent", "beta-agent", "gamma-agent"):
         found = role(world, agent)
         assert found is not None
@@ -150,7 +151,7 @@ def test_expired_contract_is_disabled_like_a_kill(world: World) -> None:
     assert world.apply().ok
     write_contract(world.contracts, "gamma-agent", aws=s3_read("bucket-a"), expiry=TODAY)
     report = world.apply()
-    assert report.ok, report.as_dict()
+    assert report.ok, json_data(report)
     found = role(world, "gamma-agent")
     assert found is not None and "agentctl-kill" in found["Policies"]
     assert found["Tags"]["agentctl:status"] == "expired"

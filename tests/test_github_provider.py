@@ -34,6 +34,7 @@ from agentctl.errors import ProviderError
 from agentctl.model import AgentStatus
 from agentctl.providers.base import ChangeKind, ProviderContext
 from agentctl.providers.github.lifecycle import GitHubProvider, app_key_ref
+from agentctl.render import json_data
 from agentctl.secrets import Secret
 
 PR_GRANT = {"repositories": [f"{ORG}/api"], "scopes": ["repo:read", "pull_request:comment"]}
@@ -210,8 +211,8 @@ def test_register_install_apply_mint_kill(
 
     # Kill: the token is refused at once, no new one can be minted, the other works.
     killed = engine.kill(contract.name, "INC-1")
-    leaks.seen(killed.as_dict())
-    assert killed.ok, killed.as_dict()
+    leaks.seen(json_data(killed))
+    assert killed.ok, json_data(killed)
     assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
     assert world.installation(installation_id)["suspended_at"] is not None
     with pytest.raises(ProviderError, match="suspended") as refused:
@@ -322,7 +323,7 @@ def test_drift_is_reported_and_reapply_makes_no_writes(
     )
     (agent,) = engine.plan([contract]).agents
     drift = [c for c in agent.changes if c.kind == ChangeKind.DRIFT]
-    leaks.seen(agent.as_dict())
+    leaks.seen(json_data(agent))
     texts = " | ".join(c.summary for c in drift)
     assert "contents:write" in texts and "issues:write" in texts
     assert f"{ORG}/web" in texts
@@ -382,7 +383,7 @@ def test_expired_contract_disables_and_renewal_reenables(
     removal = engine.plan([], prune=True)
     assert [c.kind for c in removal.agents[0].changes] == [ChangeKind.REMOVE]
     report = engine.apply(removal)
-    leaks.seen(report.as_dict())
+    leaks.seen(json_data(report))
     assert report.ok and "never deletes an App" in report.agents[0].results[0].detail
     assert world.installation(installation_id)["suspended_at"] is not None
     assert world.http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
@@ -441,7 +442,7 @@ def test_shared_mode_down_scopes_and_never_suspends(
     assert refused.status_code == 403
 
     killed = engine.kill(reader.name, "INC-2")
-    leaks.seen(killed.as_dict())
+    leaks.seen(json_data(killed))
     assert killed.ok and "revoked 2 tokens" in killed.results[0].detail
     for token in (first, second):
         assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401

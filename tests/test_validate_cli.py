@@ -11,28 +11,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
-from agentctl.cli.common import AppContext
-from agentctl.cli.validate import validate
+from agentctl.cli.app import app
+from agentctl.commands import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
 CORPUS = Path(__file__).parent / "corpus"
 HEAVY = ("boto3", "botocore", "githubkit", "keyring")
 NOW = "2026-11-28T09:00:00+00:00"
-
-# The command as the main app registers it, next to another command so that
-# `validate` is a subcommand exactly as in `agentctl validate`.
-app = typer.Typer()
-app.command()(validate)
-
-
-@app.command()
-def other() -> None:
-    """Keeps `validate` a subcommand."""
-
 
 WILDCARD = """\
 agent:
@@ -60,9 +48,7 @@ def frozen() -> datetime:
 
 def run(*args: str | Path) -> Result:
     # The clock is handed over in-process, as `agentctl.cli.app.run(clock=)` does.
-    result = CliRunner().invoke(
-        app, ["validate", *map(str, args)], obj=AppContext(clock_source=frozen)
-    )
+    result = CliRunner().invoke(app, ["validate", *map(str, args)], obj=Session(clock=frozen))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     return result
@@ -248,10 +234,10 @@ def test_validate_imports_no_sdk_or_keyring() -> None:
         "import sys, json, typer\n"
         "from typer.testing import CliRunner\n"
         "from datetime import datetime\n"
-        "from agentctl.cli.common import AppContext\n"
+        "from agentctl.commands import Session\n"
         "from agentctl.cli.validate import validate\n"
         "app = typer.Typer(); app.command()(validate)\n"
-        f"now = AppContext(clock_source=lambda: datetime.fromisoformat({NOW!r}))\n"
+        f"now = Session(clock=lambda: datetime.fromisoformat({NOW!r}))\n"
         "result = CliRunner().invoke(app, ['contracts/pr-review-agent.yaml'], obj=now)\n"
         f"print(json.dumps([result.exit_code, [m for m in {HEAVY!r} if m in sys.modules]]))\n"
     )

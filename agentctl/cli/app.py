@@ -14,11 +14,13 @@ from collections.abc import Sequence
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from agentctl import __version__
 from agentctl.cli import audit, github, lifecycle, runs, schema, secrets, serve, state, validate
-from agentctl.cli.common import AppContext, reset_consoles, stderr
+from agentctl.cli.common import new_session, reset_consoles, stderr
 from agentctl.clock import Clock, system_clock
+from agentctl.commands import Session
 from agentctl.errors import EXIT_FAILURE, AgentctlError
 
 HELP = """\
@@ -37,7 +39,21 @@ permissions, an execution mode, an expiry date and a kill switch.
 Exit codes: 0 ok, 1 failure or findings that need action, 2 usage error.
 """
 
+
+class _Commands(TyperGroup):
+    """Every command's AgentctlError rendered as one message plus what to do,
+    with its exit code, also when the app is invoked without :func:`run`."""
+
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except AgentctlError as exc:
+            render_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="agentctl",
     help=HELP,
     no_args_is_help=True,
@@ -82,10 +98,8 @@ def _global_options(
     reset_consoles()
     # run(..., clock=...) hands an in-process clock over through ctx.obj; the
     # installed CLI always starts with the real one.
-    given = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
-    ctx.obj = AppContext(
-        config_path=config, state_url=state, operator=operator, clock_source=given.clock_source
-    )
+    given = ctx.obj.clock if isinstance(ctx.obj, Session) else system_clock
+    ctx.obj = new_session(config, state, operator, clock=given)
     # Close the state store (and anything else opened lazily) when the command ends.
     ctx.call_on_close(ctx.obj.close)
 
@@ -139,7 +153,7 @@ def run(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int
         app(
             args=list(argv) if argv is not None else None,
             prog_name="agentctl",
-            obj=AppContext(clock_source=clock or system_clock),
+            obj=Session(clock=clock or system_clock),
         )
     except SystemExit as exc:
         if exc.code is None:
@@ -163,6 +177,11 @@ def run(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int
 
 
 def render_error(exc: AgentctlError) -> None:
+    for problem in getattr(exc, "problems", ()):
+        stderr.print(
+            f"{escape(problem.file)}:{problem.line}:{problem.column}: "
+            f"[red]{problem.code}[/red] {escape(problem.message)}"
+        )
     stderr.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
     if exc.hint:
         stderr.print(f"[dim]hint:[/dim] {escape(exc.hint)}")

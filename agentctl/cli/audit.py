@@ -13,16 +13,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agentctl.cli.common import (
-    OUTPUT_OPTION,
-    OutputFormat,
-    app_context,
-    print_json,
-    stderr,
-    stdout,
-)
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stderr, stdout
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import EXIT_FAILURE, UsageError
+from agentctl.render import print_json
 
 if TYPE_CHECKING:
     from agentctl.audit import VerifyResult

@@ -12,8 +12,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stderr, stdout
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stderr, stdout
 from agentctl.errors import EXIT_OK, UsageError
+from agentctl.render import print_json
 
 if TYPE_CHECKING:
     from agentctl.execution import RunGrant, Runs

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stdout
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stdout
 from agentctl.errors import EXIT_FAILURE, UsageError
+from agentctl.render import print_json
 
 if TYPE_CHECKING:
     from agentctl.secrets_migration import SecretMigrationResult

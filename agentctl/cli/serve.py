@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stderr, stdout
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stderr, stdout
+from agentctl.render import print_json
 
 HELP = """\
 Serve the contracts' kill switch over HTTP for automation (paging, SIEM hooks).
@@ -57,7 +58,7 @@ def serve_command(
     context = app_context(ctx)
     engine = context.engine()
     authenticator = Authenticator(
-        engine.state, context.secrets, clock=context.clock(), window_seconds=signature_window
+        engine.state, context.secrets, clock=context.clock, window_seconds=signature_window
     )
     options = ServeOptions(
         max_body_bytes=max_body_bytes,
@@ -108,7 +109,7 @@ def token_create(
         name=name,
         kind=HMAC if hmac else TOKEN,
         created_by=engine.operator,
-        clock=context.clock(),
+        clock=context.clock,
     )
     record = issued.record
     engine.audit(
@@ -185,7 +186,7 @@ def token_revoke(
 
     context = app_context(ctx)
     engine = context.engine()
-    record = revoke_caller(context.state(), context.secrets, name, clock=context.clock())
+    record = revoke_caller(context.state(), context.secrets, name, clock=context.clock)
     engine.audit(
         actor=engine.operator,
         action="serve.caller.revoke",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import typer
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stdout
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stdout
+from agentctl.render import print_json
 
 app = typer.Typer(
     help="Create or upgrade the state store (SQLite file or PostgreSQL database).",

@@ -24,12 +24,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    runtime_checkable,
+)
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.errors import ConfigError, SecretStoreError, StateError
-from agentctl.model import Contract, JsonObject, JsonValue, Severity
+from agentctl.model import Contract, JsonFields, JsonObject, JsonValue, Severity
 
 if TYPE_CHECKING:
     from agentctl.secrets import Secret, SecretStore
@@ -144,6 +153,9 @@ class Change(Generic[PayloadT_co]):
     # makes itself (DECLARED) and for report-only ones that need none.
     payload: PayloadT_co | None = None
 
+    # The payload is the provider's business: it never reaches the output.
+    json_fields: ClassVar[JsonFields] = ("provider", "kind", "summary", "fields")
+
     @property
     def mutating(self) -> bool:
         return self.kind in MUTATING_KINDS
@@ -175,6 +187,34 @@ class ActionResult:
     # it as evidence that the agent exists (so a mistyped name is still
     # "not found" when the state store knows no such agent).
     undetermined: bool = False
+
+    json_fields: ClassVar[JsonFields] = (
+        "provider",
+        "action",
+        "ok",
+        "already",
+        "detail",
+        "resource_id",
+        ("remaining", "still_to_do"),
+        "verified",
+        "undetermined",
+    )
+
+    @property
+    def still_to_do(self) -> str | None:
+        return self.remaining or None
+
+    @classmethod
+    def failed(
+        cls, provider: str, agent: str, action: str, exc: BaseException, *, remaining: str
+    ) -> ActionResult:
+        """The one way an error becomes a result. The result names the provider,
+        so the detail does not repeat it; an error that is not an AgentctlError
+        is a bug whose message may hold data: only its type is shown."""
+        from agentctl.errors import AgentctlError
+
+        detail = exc.reason() if isinstance(exc, AgentctlError) else exc.__class__.__name__
+        return cls(provider, agent, action, ok=False, detail=detail, remaining=remaining)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,9 @@ class AuditEvent:
         """The stable JSON shape (``audit --output json``, ``audit export``)."""
         return {**self.hashed_fields(), "hash": self.hash, "mac": self.mac}
 
+    # Its JSON is its wire format (the hash chain covers it), also in `agentctl audit`.
+    __json__ = as_dict
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditEvent:
         return cls(

@@ -274,7 +274,7 @@ class RoleKiller:
             agent,
             action,
             ok=False,
-            detail=exc.explained(),
+            detail=exc.reason(),
             remaining=(
                 ("" if recorded else f"if role {role_name} exists: ")
                 + "; ".join(commands)
@@ -289,8 +289,8 @@ class RoleKiller:
         try:
             role_name = self._p.role_name(agent)
         except ProviderError as exc:
-            return self._result(
-                agent, action, ok=False, detail=exc.message, remaining="fix aws.role_prefix"
+            return ActionResult.failed(
+                PROVIDER, agent, action, exc, remaining="fix aws.role_prefix"
             )
         try:
             role_name, role = self.find(agent)
@@ -444,7 +444,7 @@ class RoleKiller:
                 action,
                 ok=False,
                 undetermined=True,
-                detail=f"cannot check: {exc.explained()}",
+                detail=f"cannot check: {exc.reason()}",
                 remaining="fix AWS access and run `agentctl status --refresh` again",
             )
         if role is None:

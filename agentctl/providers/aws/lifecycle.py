@@ -577,11 +577,11 @@ class AwsProvider:
         try:
             return handler(change)
         except ProviderError as exc:
-            return self._result(
+            return ActionResult.failed(
+                PROVIDER,
                 change.agent,
                 change.kind.value,
-                ok=False,
-                detail=exc.message,
+                exc,
                 remaining=f"re-run `agentctl apply` to {change.kind.value} role {_payload(change).get('role_name', change.agent)}",
             )
 

@@ -964,11 +964,11 @@ class GitHubProvider:
             if change.kind == ChangeKind.REMOVE:
                 return self._shut(change.agent, "remove", mode=self._payload(change).mode)
         except AgentctlError as exc:
-            return self._result(
+            return ActionResult.failed(
+                PROVIDER,
                 change.agent,
                 change.kind.value,
-                ok=False,
-                detail=exc.message,
+                exc,
                 remaining=f"re-run `agentctl apply` to {change.kind.value} {change.agent} in GitHub",
             )
         return self._result(
@@ -1025,11 +1025,11 @@ class GitHubProvider:
         try:
             return self._shut(agent, "kill", mode=None)
         except AgentctlError as exc:
-            return self._result(
+            return ActionResult.failed(
+                PROVIDER,
                 agent,
                 "kill",
-                ok=False,
-                detail=exc.message,
+                exc,
                 remaining=f"run `agentctl kill {agent}` again, or suspend the App's installation "
                 f"by hand at {self._org_settings_url(self._settings.organization)}",
             )
@@ -1267,7 +1267,7 @@ class GitHubProvider:
                     action,
                     ok=False,
                     undetermined=True,
-                    detail=f"cannot check: {exc.message}",
+                    detail=f"cannot check: {exc.reason()}",
                 )
             for installation in installations:
                 if installation.get("suspended_at") is None:

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, print_json, stdout
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stdout
 from agentctl.errors import AgentctlError, NotFound, UsageError
+from agentctl.render import print_json
 
 if TYPE_CHECKING:
     from agentctl.model import Contract
@@ -49,7 +50,7 @@ def _provider(ctx: typer.Context, contract_paths: list[str] | None = None) -> Ji
     return JiraProvider(
         ProviderContext(
             config=context.config(contract_paths or []),
-            clock=context.clock(),
+            clock=context.clock,
             state_factory=context.state,
             secrets_factory=context.secrets,
             operator=context.resolved_operator(),
@@ -63,7 +64,7 @@ def _load_contract(ctx: typer.Context, name: str, path: Path) -> Contract:
     context = app_context(ctx)
     config = context.config([str(path)])
     report = load_contracts(
-        [path], today=context.clock()().date(), max_lifetime_days=config.max_lifetime_days
+        [path], today=context.clock().date(), max_lifetime_days=config.max_lifetime_days
     )
     for contract in report.contracts:
         if contract.name == name:

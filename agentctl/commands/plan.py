@@ -1,0 +1,29 @@
+"""``agentctl plan``: what apply would change, per agent and provider."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentctl.commands.contracts import default_paths, load_valid_contracts
+
+if TYPE_CHECKING:
+    from agentctl.commands.session import Session
+    from agentctl.plan import Plan
+
+
+def plan(
+    session: Session,
+    paths: Sequence[Path] | None,
+    *,
+    refresh: bool = True,
+    prune: bool = False,
+    parallelism: int = 16,
+) -> Plan:
+    chosen = default_paths(paths)
+    report = load_valid_contracts(session, chosen)
+    engine = session.engine([str(p) for p in chosen])
+    return engine.plan(
+        report.contracts, report.expired, refresh=refresh, prune=prune, parallelism=parallelism
+    )

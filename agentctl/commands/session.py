@@ -1,0 +1,128 @@
+"""What a command runs against: config, clock, state, secrets and the engine,
+each opened on first use (a command that never needs the state never opens it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agentctl.clock import Clock, system_clock
+from agentctl.config import Config, load_config
+
+if TYPE_CHECKING:
+    from agentctl.audit_anchor import AnchorStore
+    from agentctl.audit_key import ChainKeySource
+    from agentctl.engine import Engine
+    from agentctl.secrets import SecretStore
+    from agentctl.state import StateStore
+
+
+def _ignore(_message: str) -> None:
+    return None
+
+
+@dataclass
+class Session:
+    config_path: str | None = None
+    state_url: str | None = None
+    operator: str | None = None
+    clock: Clock = system_clock
+    # Only commands that record something new (apply, registrations, `state
+    # init`) may create a state store that is not there yet; the others say so.
+    may_create_state: bool = False
+    # Told about things worth a warning that do not stop the command.
+    warn: Callable[[str], None] = _ignore
+    _config: Config | None = None
+    _state: StateStore | None = None
+    _secrets: SecretStore | None = None
+    _chain_keys: ChainKeySource | None = None
+    _closers: list[StateStore] = field(default_factory=list)
+
+    def config(self, contract_paths: Sequence[str] = ()) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path, contract_paths)
+        return self._config
+
+    def engine(
+        self, contract_paths: Sequence[str] = (), *, tolerate_config_errors: bool = False
+    ) -> Engine:
+        """The engine for this command. ``tolerate_config_errors`` is for kill:
+        during an incident a broken agentctl.yaml must not stop a revocation,
+        so it falls back to the defaults and says so."""
+        from agentctl.errors import ConfigError
+        from agentctl.runtime import build_engine
+
+        try:
+            config = self.config(contract_paths)
+        except ConfigError as exc:
+            if not tolerate_config_errors:
+                raise
+            self.warn(f"{exc.message}; using default settings")
+            config = self._config = Config()
+        return build_engine(
+            config,
+            state_url=self.state_url,
+            operator=self.operator,
+            clock=self.clock,
+            state_factory=self.state,
+            secrets_factory=self.secrets,
+        )
+
+    def resolved_operator(self) -> str:
+        return self.config().resolved_operator(self.operator)
+
+    def state(self) -> StateStore:
+        if self._state is None:
+            from agentctl.state import open_state
+
+            config = self.config()
+            # agentctl's own default store (nobody named one) is created on
+            # first use as before: it cannot be a typo.
+            self._state = open_state(
+                config.resolved_state_url(self.state_url),
+                create=self.may_create_state or config.state_is_default(self.state_url),
+                clock=self.clock,
+            )
+            self._state.chain_keys = self.chain_keys()
+            self._closers.append(self._state)
+        return self._state
+
+    def chain_keys(self) -> ChainKeySource:
+        """The audit chain key, from the configured secret store (opened only when used)."""
+        if self._chain_keys is None:
+            from agentctl.audit_key import key_source_for
+
+            self._chain_keys = key_source_for(self.config().secrets, self.secrets)
+        return self._chain_keys
+
+    def anchors(self) -> AnchorStore | None:
+        from agentctl.audit_anchor import open_anchor_store
+
+        return open_anchor_store(self.config())
+
+    def _anchor_appended(self) -> None:
+        """After a command that appended audit events: anchor the last one outside
+        the state. A failure is a warning; the command itself already happened."""
+        if self._state is None or self._state.last_appended is None:
+            return
+        from agentctl.audit_anchor import anchor_appended
+        from agentctl.errors import AgentctlError
+
+        try:
+            anchor_appended(self._state, self.anchors(), self.chain_keys(), self.clock())
+        except AgentctlError as exc:
+            self.warn(f"the audit head was not anchored: {exc.message}")
+
+    def secrets(self) -> SecretStore:
+        if self._secrets is None:
+            from agentctl.secrets import open_secret_store
+
+            self._secrets = open_secret_store(self.config().secrets)
+        return self._secrets
+
+    def close(self) -> None:
+        self._anchor_appended()
+        for closer in reversed(self._closers):
+            closer.close()
+        self._closers.clear()

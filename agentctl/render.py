@@ -1,0 +1,431 @@
+"""The one renderer: any command result as JSON or as text.
+
+Commands (``agentctl.commands``) return frozen dataclasses and never print.
+This module is the only place that turns them into output:
+
+- **JSON** (``--output json``): :func:`json_data` is the single encoder. A
+  dataclass becomes an object of its fields, in order; a class may name its
+  keys with a ``json_fields`` class attribute (an attribute name, or a
+  ``(key, attribute)`` pair, so a property such as ``ok`` or ``summary`` can be
+  a key too); a class with its own stable wire format (the audit event, whose
+  shape is part of its hash chain) provides ``__json__``. Dates are ISO 8601,
+  enums their value, tuples lists. A :class:`agentctl.secrets.Secret` is never
+  encoded: results that must reveal a value (a credential shown once) hold it
+  as a plain string, deliberately.
+- **Text**: one function per result type, registered with :func:`text_renderer`.
+  On a terminal it uses rich (colour, tables); off a terminal (a pipe, a file,
+  cron mail) every record is one plain line, never wrapped or cut, so
+  ``agentctl list | grep NAME`` finds the whole row.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from datetime import date, datetime
+from enum import Enum
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from agentctl.commands.apply import NothingToApply
+    from agentctl.commands.expiring import NotifyResult
+    from agentctl.commands.lifecycle import RotateResult
+    from agentctl.commands.status import StatusResult
+    from agentctl.commands.validate import ValidateResult
+    from agentctl.engine import ApplyReport, ExpiringReport, LifecycleReport
+    from agentctl.model import Problem
+    from agentctl.plan import Plan
+
+JsonData = None | bool | int | float | str | list["JsonData"] | dict[str, "JsonData"]
+
+R = TypeVar("R")
+
+
+# -- JSON --------------------------------------------------------------------------
+
+
+def json_data(value: object) -> JsonData:
+    """``value`` as plain JSON data (see the module docstring for the rules)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return json_data(value.value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    own = getattr(value, "__json__", None)
+    if own is not None and callable(own):
+        return json_data(own())
+    if is_dataclass(value) and not isinstance(value, type):
+        spec = getattr(type(value), "json_fields", None)
+        if spec is None:
+            spec = tuple(f.name for f in fields(value) if f.metadata.get("json", True))
+        data: dict[str, JsonData] = {}
+        for entry in spec:
+            key, attribute = (entry, entry) if isinstance(entry, str) else entry
+            data[key] = json_data(getattr(value, attribute))
+        return data
+    if isinstance(value, Mapping):
+        return {str(k): json_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_data(v) for v in value]
+    if type(value).__name__ == "Secret":
+        raise TypeError("a Secret is never rendered: put the revealed value in the result")
+    return str(value)
+
+
+def print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(json_data(value), indent=2, ensure_ascii=False))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+# -- text --------------------------------------------------------------------------
+
+Cell = str | tuple[str, str]  # plain text, or (plain text, rich style)
+
+
+class Output:
+    """Where a text renderer writes: lines of rich markup and tables.
+
+    On a terminal both are rich. Off a terminal a table is its header and then
+    one line per row, columns aligned with two spaces, nothing folded or
+    truncated; markup styles are dropped (rich writes no colour to a pipe).
+    """
+
+    def __init__(self, console: Console, errors: Console | None = None) -> None:
+        self.console = console
+        self.errors = errors or console
+
+    def error_line(self, markup: str) -> None:
+        """A line about something that failed: stderr, beside the command's errors."""
+        self.errors.print(markup)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.console.is_terminal
+
+    def line(self, markup: str = "") -> None:
+        self.console.print(markup)
+
+    def plain(self, text: str) -> None:
+        """A line of data printed as it is: no markup, no highlighting."""
+        self.console.print(text, markup=False, highlight=False)
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Cell]],
+        *,
+        title: str | None = None,
+        no_wrap: Iterable[str] = (),
+    ) -> None:
+        rows = [list(row) for row in rows]
+        if not rows:
+            return
+        if self.is_terminal:
+            keep = set(no_wrap)
+            table = Table(title=title)
+            for column in columns:
+                # fold, never "…": a table must not hide part of a value.
+                table.add_column(column, overflow="fold", no_wrap=column in keep)
+            for row in rows:
+                table.add_row(*(_rich_cell(cell) for cell in row))
+            self.console.print(table)
+            return
+        texts = [[_plain_cell(cell) for cell in row] for row in [list(columns), *rows]]
+        widths = [max(len(row[i]) for row in texts) for i in range(len(columns))]
+        for row in texts:
+            line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+            self.plain(line)
+
+
+def _plain_cell(cell: Cell) -> str:
+    text = cell if isinstance(cell, str) else cell[0]
+    # Values come from users and providers: never let them drive the terminal
+    # or break a record over two lines.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _rich_cell(cell: Cell) -> Text:
+    text = _plain_cell(cell)
+    return Text(text) if isinstance(cell, str) else Text(text, style=cell[1])
+
+
+def printable(text: str) -> str:
+    """User-supplied text for rich markup: escaped, control characters shown."""
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+
+
+# Renderers are keyed by the result's "module.QualName", so this module never
+# imports the core at import time (`agentctl --help` stays fast).
+_RENDERERS: dict[str, Callable[[Any, Output], None]] = {}
+
+
+def text_renderer(
+    result_type: str,
+) -> Callable[[Callable[[R, Output], None]], Callable[[R, Output], None]]:
+    """Register the text rendering of one result type, by its qualified name."""
+
+    def register(function: Callable[[R, Output], None]) -> Callable[[R, Output], None]:
+        _RENDERERS[result_type] = function
+        return function
+
+    return register
+
+
+def render_text(result: object, out: Output) -> None:
+    for klass in type(result).__mro__:
+        renderer = _RENDERERS.get(f"{klass.__module__}.{klass.__qualname__}")
+        if renderer is not None:
+            renderer(result, out)
+            return
+    raise TypeError(f"no text rendering for {type(result).__name__}")
+
+
+def render(
+    result: object, *, json_output: bool, console: Console, errors: Console | None = None
+) -> None:
+    """Show one command result: JSON on stdout, or text on ``console`` (and
+    lines about failures on ``errors``)."""
+    if json_output:
+        print_json(result)
+    else:
+        render_text(result, Output(console, errors))
+
+
+# -- the text of each result ---------------------------------------------------------
+
+KIND_STYLE = {
+    "create": "[green]+ create[/green]",
+    "update": "[yellow]~ update[/yellow]",
+    "disable": "[magenta]- disable[/magenta]",
+    "remove": "[red]- remove[/red]",
+    "conflict": "[red]! conflict[/red]",
+    "drift": "[yellow]! drift[/yellow]",
+    "declared": "[dim]· declared, not enforced[/dim]",
+}
+SHOWN_KINDS = ("conflict", "drift", "declared")
+
+
+@text_renderer("agentctl.plan.Plan")
+def _plan(plan: Plan, out: Output) -> None:
+    shown = 0
+    for agent in plan.agents:
+        changes = [c for c in agent.changes if c.mutating or c.kind.value in SHOWN_KINDS]
+        if not changes and not agent.errors and not agent.record and not agent.kill_undone:
+            continue
+        shown += 1
+        label = f"[bold]{escape(agent.agent)}[/bold]"
+        if agent.disposition != "active":
+            label += f" [dim]({agent.disposition})[/dim]"
+        out.line(label)
+        for change in changes:
+            note = ""
+            if agent.disposition == "orphan" and not plan.prune and change.mutating:
+                note = " [dim](only with --prune)[/dim]"
+            kind = KIND_STYLE.get(change.kind.value, change.kind.value)
+            out.line(f"  {kind} {escape(change.summary)}{note}")
+            # Field-by-field diffs say what an update changes; a create's fields are
+            # the whole contract and only bury the summary (--output json has them).
+            for field in change.fields if change.kind.value == "update" else ():
+                out.line(
+                    f"      {escape(field.field)}: [red]{escape(str(field.before))}[/red] → "
+                    f"[green]{escape(str(field.after))}[/green]"
+                )
+        if agent.record:
+            out.line(
+                "  [cyan]· record[/cyan] in the state: the providers already match the "
+                "contract (an earlier apply was interrupted)"
+            )
+        for undone in agent.kill_undone:
+            out.line(f"  [bold red]! {escape(undone)}[/bold red]")
+        for error in agent.errors:
+            out.line(f"  [red]error[/red] {escape(error)}")
+    summary = plan.summary
+    counts = ", ".join(f"{n} to {k}" for k, n in sorted(summary.changes.items())) or "no changes"
+    out.line(
+        f"\n{summary.agents} agents: {counts}"
+        + (f", {summary.orphans} orphaned" if summary.orphans else "")
+        + (f", [red]{summary.errors} errors[/red]" if summary.errors else "")
+    )
+    if shown == 0 and not plan.has_changes:
+        out.line("[green]Everything is up to date.[/green]")
+
+
+@text_renderer("agentctl.commands.apply.NothingToApply")
+def _nothing_to_apply(result: NothingToApply, out: Output) -> None:
+    out.line(f"[green]No changes.[/green] {result.agents} agents up to date.")
+
+
+@text_renderer("agentctl.engine.ApplyReport")
+def _apply(report: ApplyReport, out: Output) -> None:
+    rows: list[list[Cell]] = []
+    for agent in report.agents:
+        if not agent.results and agent.ok and not agent.skipped:
+            continue
+        result: Cell = ("ok", "green") if agent.ok else ("failed", "red")
+        if agent.skipped:
+            result = (f"skipped ({agent.skipped})", "yellow")
+        actions = "; ".join(
+            f"{r.provider} {r.action}{'' if r.ok else ' FAILED'}" for r in agent.results
+        )
+        if agent.error:
+            actions = (actions + "; " if actions else "") + agent.error
+        rows.append([agent.agent, result, (actions, "red") if agent.error else actions])
+    out.table(("agent", "result", "actions"), rows, title="apply")
+    summary = report.summary
+    out.line(
+        f"{summary.changed} agents changed, {summary.failed} failed, {summary.agents} in total."
+    )
+
+
+_DONE = {"kill": "killed", "revive": "revived", "rotate": "rotated"}
+
+
+@text_renderer("agentctl.engine.LifecycleReport")
+def _lifecycle(report: LifecycleReport, out: Output) -> None:
+    verb = _DONE[report.action]
+    if report.already:
+        out.line(f"{escape(report.agent)} was already {verb}.")
+    for result in report.results:
+        mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
+        detail = result.detail or ("already" if result.already else "done")
+        out.line(f"  {mark} {result.provider}: {escape(detail)}")
+        if not result.ok and result.remaining:
+            out.line(f"      [bold]still to do:[/bold] {escape(result.remaining)}")
+    for note in report.notes:
+        out.line(f"  [yellow]note[/yellow] {escape(note)}")
+    if report.ok and not report.already:
+        out.line(f"[bold]{escape(report.agent)} {verb}.[/bold]")
+    elif not report.ok and report.action == "kill":
+        out.line(
+            f"[bold red]{escape(report.agent)} only partly killed (status kill-incomplete): do "
+            f"what is still to do above, or fix it and run `agentctl kill {escape(report.agent)}` "
+            "again.[/bold red]"
+        )
+    elif not report.ok:
+        out.line(f"[bold red]{escape(report.agent)} only partly {verb}: see above.[/bold red]")
+
+
+@text_renderer("agentctl.commands.lifecycle.RotateResult")
+def _rotate(result: RotateResult, out: Output) -> None:
+    for report in result.reports:
+        out.line(f"[bold]{escape(report.agent)}[/bold]")
+        _lifecycle(report, out)
+    if not result.reports:
+        out.line("No active agents to rotate.")
+
+
+@text_renderer("agentctl.engine.ExpiringReport")
+def _expiring(report: ExpiringReport, out: Output) -> None:
+    # Nothing due prints nothing: cron mails only on output.
+    for owner in report.owners:
+        out.line(f"[bold]{escape(owner.owner)}[/bold]")
+        for item in owner.items:
+            out.line(f"  {escape(item.agent)}: {item.kind}: {escape(item.detail)}")
+
+
+@text_renderer("agentctl.commands.expiring.NotifyResult")
+def _notified(result: NotifyResult, out: Output) -> None:
+    for delivery in result.deliveries:
+        where = ", ".join(delivery.services) or "nowhere"
+        agents = ", ".join(delivery.agents)
+        if result.dry_run and delivery.problem is None:
+            out.line(f"would tell {escape(delivery.owner)} via {where}: {escape(agents)}")
+        elif delivery.sent:
+            out.line(f"told {escape(delivery.owner)} via {where}: {escape(agents)}")
+        else:
+            out.error_line(
+                f"[red]not told[/red] {escape(delivery.owner)} ({escape(agents)}): "
+                f"{escape(delivery.problem or 'failed')}"
+            )
+
+
+_STATUS_STYLE = {
+    "active": "green",
+    "killed": "red",
+    "kill-incomplete": "bold red",
+    "kill-undone": "bold red",
+    "expired": "magenta",
+    "drifted": "yellow",
+}
+
+
+@text_renderer("agentctl.commands.status.StatusResult")
+def _status(result: StatusResult, out: Output) -> None:
+    if not result.agents:
+        out.line("No agents recorded yet. Run `agentctl apply contracts/`.")
+        return
+    columns = (
+        "agent",
+        "owner",
+        "mode",
+        "expiry",
+        "status",
+        "providers",
+        "last rotated",
+        "live creds",
+    )
+    rows: list[list[Cell]] = [
+        [
+            view.name,
+            view.owner,
+            view.execution_mode,
+            view.expiry.isoformat() if view.expiry else "-",
+            (view.status, _STATUS_STYLE.get(view.status, "white")),
+            ", ".join(view.providers) or "-",
+            view.last_rotated_at.strftime("%Y-%m-%d %H:%M") if view.last_rotated_at else "never",
+            str(view.live_credentials),
+        ]
+        for view in result.agents
+    ]
+    out.table(columns, rows)
+    for view in result.agents:
+        for item in view.drift:
+            out.line(f"[yellow]drift[/yellow] {escape(view.name)}: {escape(item)}")
+
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@text_renderer("agentctl.commands.validate.ValidateResult")
+def _validate(result: ValidateResult, out: Output) -> None:
+    """Problems grouped by file, ``file:line:col  severity  code  message``, then a summary."""
+    report = result.report
+    by_file: dict[str, list[Problem]] = {}
+    for problem in report.problems:
+        by_file.setdefault(problem.file, []).append(problem)
+    for file, problems in by_file.items():
+        out.line(f"[bold]{printable(file)}[/bold]")
+        for p in problems:
+            where = f"{file}:{p.line}:{p.column}" if p.line else file
+            severity = p.severity.value
+            out.line(
+                f"  {printable(where)}  [{_SEVERITY_STYLE[severity]}]{severity:<7}[/]  "
+                f"{p.code}  {printable(p.message)}"
+            )
+        out.line()
+    parts = [
+        _plural(len(report.files), "file"),
+        _plural(len(report.contracts), "valid contract"),
+        *([f"{len(report.expired)} expired"] if report.expired else []),
+        _plural(len(report.errors), "error"),
+        _plural(len(report.warnings), "warning"),
+        *([_plural(len(report.notes), "note")] if report.notes else []),
+    ]
+    style = "bold green" if report.ok else "bold red"
+    out.line(f"[{style}]{'ok' if report.ok else 'failed'}[/]: {', '.join(parts)}")
