@@ -275,6 +275,14 @@ class Reply:
         return cls(503, _error_xml("Receiver", "ServiceUnavailable", "Service is unavailable"))
 
     @classmethod
+    def werkzeug_500(cls) -> Reply:
+        """What moto's threaded server answers when its backend raises (not an AWS
+        error document, and not the bare ``<html>`` page botocore knows)."""
+        from werkzeug.exceptions import InternalServerError
+
+        return cls(500, InternalServerError().get_body().encode(), "text/html; charset=utf-8")
+
+    @classmethod
     def internal_error_html(cls) -> Reply:
         return cls(
             500, b"<html><body><h1>500 Internal Server Error</h1></body></html>", "text/html"

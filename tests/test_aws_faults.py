@@ -97,14 +97,20 @@ def test_throttling_and_5xx_are_retried_with_backoff(
     aws: MotoServer, tmp_path: Path, proxy: FaultProxy
 ) -> None:
     world = make_world(aws, tmp_path, proxy, 12, max_attempts=4)
-    faults = [Reply.throttling(), Reply.service_unavailable(), Reply.internal_error_html()]
+    faults = [
+        Reply.throttling(),
+        Reply.service_unavailable(),
+        Reply.internal_error_html(),
+        Reply.werkzeug_500(),  # moto's own HTML 500: once not retried (issue 21)
+    ]
     answered: Counter[tuple[str, ...]] = Counter()
 
     def flaky(request: Request) -> Reply | None:
-        # Every call fails at first: a third twice with Throttling, a third
-        # once with 503, a third once with a bare 500 page; then it goes through.
+        # Every call fails at first: a quarter twice with Throttling, a quarter
+        # once with 503, a quarter once with a bare 500 page, a quarter once
+        # with werkzeug's 500 page; then it goes through.
         key = request_key(request)
-        kind = sum(map(ord, "".join(key))) % 3
+        kind = sum(map(ord, "".join(key))) % 4
         if answered[key] < (2 if kind == 0 else 1):
             answered[key] += 1
             return faults[kind]
@@ -118,6 +124,7 @@ def test_throttling_and_5xx_are_retried_with_backoff(
     assert all(a["ok"] for a in result.json()["agents"])
     injected = proxy.injected()
     assert {reply.status for _, reply in injected} == {400, 500, 503}
+    assert {reply.body for _, reply in injected} >= {Reply.werkzeug_500().body}
     # Each failed call was retried until it went through, after a backoff: the
     # gap between a fault and its retry is botocore's jittered exponential
     # backoff, not an immediate retry.

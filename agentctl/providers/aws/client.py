@@ -95,6 +95,14 @@ def provider_error(exc: Exception, doing: str) -> ProviderError:
             return ProviderError(
                 PROVIDER, f"AWS rejected the credentials ({code}) to {doing}", hint=CREDENTIALS_HINT
             )
+        if code.isdigit() and int(code) >= 500:  # a bare HTTP 5xx (see _generic_5xx), retried
+            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            return ProviderError(
+                PROVIDER,
+                f"the endpoint did not answer like AWS when asked to {doing} "
+                f"(HTTP {code}, {attempts} attempts)",
+                hint="retry; if it persists, " + ENDPOINT_HINT,
+            )
         return ProviderError(PROVIDER, f"{operation} to {doing} failed: {code}: {message}")
     from botocore.parsers import ResponseParserError
 
@@ -107,6 +115,22 @@ def provider_error(exc: Exception, doing: str) -> ProviderError:
             hint="retry; if it persists, " + ENDPOINT_HINT,
         )
     return ProviderError(PROVIDER, f"{doing} failed ({exc.__class__.__name__})")
+
+
+def _generic_5xx(response_dict: dict[str, Any], **_: Any) -> None:
+    """Let the retry mode see a 5xx that is not an AWS error document.
+
+    botocore retries a 5xx only once it has parsed it, and it parses an empty
+    body or one starting ``<html>`` as a generic error, but any other page
+    (werkzeug's ``<!doctype html>``, a proxy's plain text) raises
+    ResponseParserError, which is never retried. Such a body says nothing an
+    AWS error would, so it is dropped: the answer becomes the generic HTTP 5xx
+    it is, and the standard retry mode retries it with backoff."""
+    if int(response_dict.get("status_code") or 0) < 500:
+        return
+    body = response_dict.get("body") or b""
+    if isinstance(body, bytes) and b"<Code>" not in body and not body.lstrip().startswith(b"{"):
+        response_dict["body"] = b""
 
 
 class AwsClients:
@@ -193,7 +217,11 @@ class AwsClients:
             max_pool_connections=pool,
             user_agent_extra="agentctl",
         )
-        return session.client(service, region_name=self._region(session), config=config, **options)
+        client = session.client(
+            service, region_name=self._region(session), config=config, **options
+        )
+        client.meta.events.register("before-parse", _generic_5xx)
+        return client
 
     def call(
         self, service: str, operation: str, doing: str, *, absent: Iterable[str] = (), **params: Any
