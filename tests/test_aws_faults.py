@@ -321,3 +321,65 @@ def test_kill_with_the_state_store_down_revokes_and_journals_then_apply_imports(
         record = state.get_agent(victim)
     assert record is not None and record.status == AgentStatus.KILLED, record
     assert_converged(world, killed=[victim])
+
+
+def test_kill_holds_when_the_inline_deny_hits_the_size_quota(
+    aws: MotoServer, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    """A role's inline policies share 10,240 characters (moto does not enforce
+    it; https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html,
+    "Role policy size"): AWS answers PutRolePolicy with LimitExceeded. The
+    managed AWSDenyAll has no such quota and the trust lock is independent,
+    so the kill still holds, read back, and says what it could not do."""
+    world = make_world(aws, tmp_path, proxy, 2)
+    assert world.apply().returncode == 0
+    victim, other = world.names
+    quota = Reply(
+        409,
+        _limit_exceeded("Maximum policy size of 10240 bytes exceeded for role"),
+    )
+    proxy.rule = lambda r: quota if r.action == "PutRolePolicy" else None
+    kill = world.cli.run("kill", victim, "--reason", "INC-10", "--yes", "--output", "json")
+    proxy.rule = None
+    assert kill.returncode == 0, str(kill)
+    (aws_result,) = [p for p in kill.json()["providers"] if p["provider"] == "aws"]
+    assert aws_result["verified"] == ["AWSDenyAll attached", "trust policy locked"]
+    assert "LimitExceeded" in aws_result["detail"]
+    roles = roles_by_agent(world.iam, "flt-")
+    assert KILL_POLICY not in roles[victim]["Policies"]
+    assert roles[victim]["Tags"]["agentctl:status"] == "killed"
+    assert roles[other]["Tags"]["agentctl:status"] == "active"
+    attached = world.iam.list_attached_role_policies(RoleName=f"agentctl-{victim}")
+    assert [p["PolicyArn"] for p in attached["AttachedPolicies"]] == [
+        "arn:aws:iam::aws:policy/AWSDenyAll"
+    ]
+
+
+def test_kill_with_aws_down_is_incomplete_and_the_next_kill_finishes_it(
+    aws: MotoServer, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    world = make_world(aws, tmp_path, proxy, 2, max_attempts=2)
+    assert world.apply().returncode == 0
+    victim = world.names[0]
+    proxy.rule = lambda r: Reply.service_unavailable()
+    kill = world.cli.run("kill", victim, "--reason", "INC-11", "--yes")
+    proxy.rule = None
+    assert kill.returncode == 1, str(kill)
+    assert "✗ aws" in kill.stdout and "aws iam attach-role-policy --role-name" in kill.stdout
+    assert "kill-incomplete" in kill.stdout
+    status = world.cli.run("status", victim, "--output", "json")
+    assert status.json()["agents"][0]["status"] == "kill-incomplete"
+
+    again = world.cli.run("kill", victim, "--reason", "INC-11", "--yes", "--output", "json")
+    assert again.returncode == 0, str(again)
+    status = world.cli.run("status", victim, "--refresh", "--output", "json")
+    view = status.json()["agents"][0]
+    assert (view["status"], view["drift"]) == ("killed", [])
+
+
+def _limit_exceeded(message: str) -> bytes:
+    return (
+        '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+        f"<Error><Type>Sender</Type><Code>LimitExceeded</Code><Message>{message}</Message>"
+        "</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    ).encode()
