@@ -13,7 +13,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stderr, stdout
+from agentctl.cli.common import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    app_context,
+    complete_agent_name,
+    stderr,
+    stdout,
+)
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import EXIT_FAILURE, UsageError
 from agentctl.render import print_json
@@ -52,7 +59,10 @@ def parse_since(text: str, clock: Clock = system_clock) -> datetime:
 def show(
     ctx: typer.Context,
     agent: str | None = typer.Option(
-        None, "--agent", help="Only events where NAME is actor or target."
+        None,
+        "--agent",
+        help="Only events where NAME is actor or target.",
+        autocompletion=complete_agent_name,
     ),
     since: str | None = typer.Option(
         None,

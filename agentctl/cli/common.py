@@ -98,3 +98,14 @@ def show(result: object, output: OutputFormat = OutputFormat.TEXT) -> None:
 
 def is_interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def complete_agent_name(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of an agent NAME: recorded agents and ./contracts."""
+    from pathlib import Path
+
+    from agentctl.names import complete_names, state_url_for_completion
+
+    root = ctx.find_root().params
+    url = state_url_for_completion(root.get("config"), root.get("state"))
+    return complete_names(incomplete, state_url=url, cwd=Path.cwd())

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stdout
+from agentctl.cli.common import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    app_context,
+    complete_agent_name,
+    stdout,
+)
 from agentctl.errors import AgentctlError, NotFound, UsageError
 from agentctl.providers.github import SPEC as GITHUB
 from agentctl.render import print_json
@@ -154,7 +160,9 @@ def _write_form(name: str, page: str) -> Path:
 @app.command("register")
 def register_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name (its contract names the App)."),
+    name: str = typer.Argument(
+        ..., help="Agent name (its contract names the App).", autocompletion=complete_agent_name
+    ),
     contract: Path = typer.Option(
         Path("contracts"),
         "--contract",
@@ -291,7 +299,7 @@ def _start_registration(
 @app.command("rotate-key")
 def rotate_key_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name."),
+    name: str = typer.Argument(..., help="Agent name.", autocompletion=complete_agent_name),
     private_key: Path = typer.Option(
         ..., "--private-key", help="The new .pem generated on the App's settings page."
     ),
@@ -335,7 +343,7 @@ def rotate_key_command(
 @app.command("status")
 def status_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name."),
+    name: str = typer.Argument(..., help="Agent name.", autocompletion=complete_agent_name),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """The agent's App, its installation, whether it is suspended, live tokens.

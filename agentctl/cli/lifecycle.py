@@ -12,6 +12,7 @@ from agentctl.cli.common import (
     OUTPUT_OPTION,
     OutputFormat,
     app_context,
+    complete_agent_name,
     is_interactive,
     show,
     stderr,
@@ -115,7 +116,9 @@ def apply_command(
 
 def kill_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name (exact match)."),
+    name: str = typer.Argument(
+        ..., help="Agent name (exact match).", autocompletion=complete_agent_name
+    ),
     reason: str = typer.Option("", "--reason", "-r", help="Why (recorded in the audit trail)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     output: OutputFormat = OUTPUT_OPTION,
@@ -137,7 +140,7 @@ def kill_command(
 
 def revive_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name."),
+    name: str = typer.Argument(..., help="Agent name.", autocompletion=complete_agent_name),
     reason: str = typer.Option(..., "--reason", "-r", help="Why it is safe again (audited)."),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
@@ -154,7 +157,9 @@ def revive_command(
 
 def rotate_command(
     ctx: typer.Context,
-    name: str | None = typer.Argument(None, help="Agent name (or --all)."),
+    name: str | None = typer.Argument(
+        None, help="Agent name (or --all).", autocompletion=complete_agent_name
+    ),
     all_agents: bool = typer.Option(False, "--all", help="Rotate every active agent."),
     provider: str | None = typer.Option(None, "--provider", help="Only this provider."),
     output: OutputFormat = OUTPUT_OPTION,
@@ -212,7 +217,9 @@ def expiring_command(
 
 def status_command(
     ctx: typer.Context,
-    name: str | None = typer.Argument(None, help="One agent (default: all)."),
+    name: str | None = typer.Argument(
+        None, help="One agent (default: all).", autocompletion=complete_agent_name
+    ),
     refresh: bool = typer.Option(
         False, "--refresh", help="Ask the providers too, and show drifted agents."
     ),

@@ -12,7 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stderr, stdout
+from agentctl.cli.common import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    app_context,
+    complete_agent_name,
+    stderr,
+    stdout,
+)
 from agentctl.errors import EXIT_OK, UsageError
 from agentctl.render import print_json
 
@@ -55,7 +62,7 @@ def child_environment(grant: RunGrant) -> dict[str, str]:
 
 def exec_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name."),
+    name: str = typer.Argument(..., help="Agent name.", autocompletion=complete_agent_name),
     command: list[str] = typer.Argument(
         None, help="Command to run (after --).", show_default=False
     ),
@@ -144,7 +151,7 @@ def exec_command(
 
 def credentials_command(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Agent name."),
+    name: str = typer.Argument(..., help="Agent name.", autocompletion=complete_agent_name),
     on_behalf_of: str | None = typer.Option(
         None, "--on-behalf-of", "-u", help="The user the agent acts for."
     ),
