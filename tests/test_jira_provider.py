@@ -442,3 +442,17 @@ def test_issue_credentials_give_the_agent_its_own_account(jira_world: JiraWorld)
     token = env["JIRA_API_TOKEN"]
     assert isinstance(token, Secret) and token.reveal() == agent.token
     assert agent.token not in repr(issued)
+
+
+def test_validate_reads_the_default_projects_from_agentctl_yaml(
+    jira_world: JiraWorld, capsys: pytest.CaptureFixture[str], leaks: Leaks
+) -> None:
+    path = jira_world.write_contract(contract_for("lister", PR_SCOPES))
+    code, out = cli(capsys, leaks, jira_world, "validate", str(path), "-o", "json")
+    assert code == 0, out
+    assert [p["code"] for p in json.loads(out)["problems"]] == ["no-projects"]
+    config = jira_world.write_config(default_projects="SEC")
+    code = run(["--config", str(config), "validate", str(path), "-o", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert json.loads(out)["problems"] == []

@@ -34,7 +34,10 @@ def load_valid_contracts(session: Session, paths: Sequence[Path]) -> ValidationR
 
     config = session.config([str(p) for p in paths])
     report = load_contracts(
-        paths, today=session.clock().date(), max_lifetime_days=config.max_lifetime_days
+        paths,
+        today=session.clock().date(),
+        max_lifetime_days=config.max_lifetime_days,
+        config=config,
     )
     blocking = report.blocking
     if blocking:

@@ -89,8 +89,10 @@ def validate(
                 hint="agentctl validate contracts/  (files or directories)",
             )
         paths = [DEFAULT_PATH]
+    # Providers check grants against their settings (e.g. jira.default_projects).
+    config = session.config([str(p) for p in paths])
     if max_lifetime_days is None:
-        configured = session.config([str(p) for p in paths]).max_lifetime_days
+        configured = config.max_lifetime_days
         if isinstance(configured, bool) or not isinstance(configured, int) or configured < 1:
             raise UsageError(
                 "max_lifetime_days in agentctl.yaml must be a positive whole number, "
@@ -106,5 +108,6 @@ def validate(
         today=session.clock().date(),
         max_lifetime_days=max_lifetime_days,
         strict=strict,
+        config=config,
     )
     return ValidateResult(report)
