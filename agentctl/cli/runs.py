@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # Variables the child must never inherit: agentctl's own secrets and the
 # operator's credentials. The child gets the agent's minted ones instead.
-SCRUBBED_PREFIXES = ("AGENTCTL_", "AWS_", "GITHUB_", "GH_")
+SCRUBBED_PREFIXES = ("AGENTCTL_", "AWS_", "GITHUB_", "GH_", "JIRA_")
 
 RUN_HELP_EPILOG = "Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com --trigger webhook/pr-opened/4521 -- python review.py"
 
