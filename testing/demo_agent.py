@@ -2,16 +2,20 @@
 
     python -m testing.demo_agent review OWNER/REPO NUMBER
         comment on a pull request with GITHUB_TOKEN (GitHub names the author)
-    python -m testing.demo_agent watch STOP_FILE [--github OWNER/REPO] [--s3 BUCKET]
-        every half second, make one GitHub and/or AWS call with the credentials
-        it was started with and print "ok" or the refusal, until STOP_FILE
-        exists (at most a minute): the kill demo
+    python -m testing.demo_agent jira ISSUE [ISSUE...]
+        read each Jira issue and move it to In Progress, with JIRA_USER and
+        JIRA_API_TOKEN through JIRA_BASE_URL, and print what Jira answered
+    python -m testing.demo_agent watch STOP_FILE [--github OWNER/REPO] [--s3 BUCKET] [--jira ISSUE]
+        every half second, make one GitHub, AWS and/or Jira call with the
+        credentials it was started with and print "ok" or the refusal, until
+        STOP_FILE exists (at most a minute): the kill demo
 
 It never prints a credential.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -38,6 +42,40 @@ def _github(method: str, path: str, body: dict[str, Any] | None = None) -> tuple
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
+
+
+def _jira(method: str, path: str, body: dict[str, Any] | None = None) -> int:
+    """One Jira call as the agent's own service account; the HTTP status."""
+    pair = f"{os.environ['JIRA_USER']}:{os.environ['JIRA_API_TOKEN']}".encode()
+    request = urllib.request.Request(
+        os.environ["JIRA_BASE_URL"].rstrip("/") + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Authorization": "Basic " + base64.b64encode(pair).decode(),
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def jira(issues: list[str]) -> int:
+    for issue in issues:
+        read = _jira("GET", f"/rest/api/3/issue/{issue}")
+        moved = _jira(
+            "POST", f"/rest/api/3/issue/{issue}/transitions", {"transition": {"id": "21"}}
+        )
+        verdict = (
+            "read ok" if read == 200 else f"read DENIED ({read})",
+            "moved to In Progress" if moved == 204 else f"transition DENIED ({moved})",
+        )
+        print(f"jira {issue}: {', '.join(verdict)}")
+    return 0
 
 
 def review(repo: str, number: str) -> int:
@@ -70,7 +108,9 @@ def _aws_probe(bucket: str) -> str:
         return f"DENIED ({exc.response['Error']['Code']})"
 
 
-def watch(stop_file: Path, github_repo: str | None, bucket: str | None) -> int:
+def watch(
+    stop_file: Path, github_repo: str | None, bucket: str | None, issue: str | None = None
+) -> int:
     agent = os.environ.get("AGENTCTL_AGENT", "?")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not stop_file.exists():
@@ -80,6 +120,9 @@ def watch(stop_file: Path, github_repo: str | None, bucket: str | None) -> int:
             results.append("github ok" if status == 200 else f"github DENIED ({status})")
         if bucket:
             results.append(f"aws {_aws_probe(bucket)}")
+        if issue:
+            status = _jira("GET", f"/rest/api/3/issue/{issue}")
+            results.append("jira ok" if status == 200 else f"jira DENIED ({status})")
         print(f"[{agent}] {', '.join(results)}", flush=True)
         time.sleep(0.5)
     return 0
@@ -91,7 +134,10 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "watch":
         github_repo = argv[argv.index("--github") + 1] if "--github" in argv else None
         bucket = argv[argv.index("--s3") + 1] if "--s3" in argv else None
-        return watch(Path(argv[1]), github_repo, bucket)
+        issue = argv[argv.index("--jira") + 1] if "--jira" in argv else None
+        return watch(Path(argv[1]), github_repo, bucket, issue)
+    if len(argv) >= 2 and argv[0] == "jira":
+        return jira(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 

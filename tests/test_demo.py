@@ -34,6 +34,15 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert summary["killed_was_ok_before"] is True
     assert summary["killed_denied"] is True
     assert summary["other_still_ok"] is True
+    # Jira: the PR agent reads and transitions in its project, cannot touch another;
+    # after its kill the same token is refused and no role or token of it is left.
+    assert summary["jira_own_project"] == "read ok, moved to In Progress"
+    assert summary["jira_other_project"] == "read DENIED (404), transition DENIED (404)"
+    assert summary["audit_grant"]["scope"].endswith("; jira:issue:read,issue:transition")
+    assert summary["jira_ok_before_kill"] is True
+    assert summary["jira_denied_after_kill"] is True
+    assert summary["jira_roles_after_kill"] == []
+    assert summary["jira_live_tokens_after_kill"] == 0
     # Every step printed the command a user would type; nothing is left behind.
     assert "$ agentctl validate contracts/" in result.stdout
     assert "$ agentctl kill security-triage-agent" in result.stdout

@@ -5,9 +5,10 @@ this process, sets up a throw-away world (an operator holding only the shipped
 least-privilege policy, an org with repositories and a pull request), then runs
 the real CLI as a user would — every command is printed before it runs:
 
-    validate → github register → plan → apply → exec on behalf of a user →
-    audit → kill one agent: its running credentials are denied while another
-    agent keeps working → status → audit verify → expiring
+    validate → github register → jira register → plan → apply → exec on behalf
+    of a user (GitHub and Jira) → audit → kill one agent: its running
+    credentials are denied while another agent keeps working → status → audit
+    verify → expiring → kill the PR agent: its Jira token and role are gone
 
 The servers stop when it ends; nothing is left running. ``--summary FILE``
 writes the key outcomes as JSON (the end-to-end test reads it).
@@ -128,11 +129,14 @@ def register_app(
 
 
 def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
-    with local_servers() as (aws_url, github):
-        env = build_world(aws_url, github, workdir)
+    with local_servers() as (aws_url, github, jira):
+        env = build_world(aws_url, github, jira, workdir)
         demo = Demo(workdir, env, color)
         pull = env["DEMO_PULL_NUMBER"]
-        demo.note(f"local AWS (moto, IAM enforced): {aws_url}   local GitHub: {github.url}")
+        demo.note(
+            f"local AWS (moto, IAM enforced): {aws_url}   local GitHub: {github.url}   "
+            f"local Jira: {jira.url}"
+        )
         demo.note(
             f"working directory: {workdir}  (operator: alice@company.com, holding only "
             "policies/operator-policy.json)"
@@ -146,7 +150,24 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
         register_app(demo, github, "security-triage-agent", ["security-triage"])
         register_app(demo, github, "release-agent", ["api"])
 
-        demo.say("3. Plan, then apply: one IAM role per agent, Apps recorded")
+        demo.say("2b. Give the PR-review agent its own Jira service account")
+        demo.note(
+            "(admin.atlassian.com) an org admin created service account pr-review-agent and a "
+            "scoped API token for it, handed over in a file"
+        )
+        demo.agentctl(
+            "jira",
+            "register",
+            "pr-review-agent",
+            "--account-id",
+            env["DEMO_JIRA_ACCOUNT_ID"],
+            "--token-file",
+            env["DEMO_JIRA_TOKEN_FILE"],
+            "--contract",
+            "contracts/",
+        )
+
+        demo.say("3. Plan, then apply: one IAM role per agent, Apps recorded, Jira project roles")
         demo.agentctl("plan", "contracts/")
         demo.agentctl("apply", "contracts/", "--yes")
         demo.agentctl("apply", "contracts/", "--yes")
@@ -171,6 +192,25 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
         demo.summary["review_author"] = must_find(
             r" as (\S+) ", review.stdout, "the comment author"
         )
+
+        demo.say("4b. In Jira it works its own project (SEC) and cannot touch another (OPS)")
+        worked = demo.agentctl(
+            "exec",
+            "pr-review-agent",
+            "--on-behalf-of",
+            "amit@company.com",
+            "--trigger",
+            f"webhook/pr-opened/{pull}",
+            "--",
+            "python",
+            "-m",
+            "testing.demo_agent",
+            "jira",
+            "SEC-1",
+            "OPS-1",
+        )
+        demo.summary["jira_own_project"] = must_find(r"jira SEC-1: (.*)", worked.stdout, "SEC-1")
+        demo.summary["jira_other_project"] = must_find(r"jira OPS-1: (.*)", worked.stdout, "OPS-1")
 
         demo.say("5. The audit trail has both sides: the agent acted, for Amit")
         demo.agentctl("audit", "--agent", "pr-review-agent")
@@ -226,6 +266,8 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
             str(stop),
             "--github",
             f"{ORG}/api",
+            "--jira",
+            "SEC-1",
         )
         before = [first_report(triage), first_report(reviewer)]
         demo.note("both agents work with their own credentials:")
@@ -264,6 +306,46 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
             "10. From cron: what expires soon, grouped by owner (exit 1 when something is due)"
         )
         demo.agentctl("expiring", "--days", "90", "contracts/", expect=(1,))
+
+        demo.say("11. Kill the PR-review agent: its Jira token and project role go with it")
+        stop_again = workdir / "stop-jira-watcher"
+        watcher = demo.background(
+            "exec",
+            "pr-review-agent",
+            "--on-behalf-of",
+            "amit@company.com",
+            "--",
+            "python",
+            "-m",
+            "testing.demo_agent",
+            "watch",
+            str(stop_again),
+            "--jira",
+            "SEC-1",
+        )
+        first = first_report(watcher)
+        print(f"   {first}")
+        demo.agentctl("kill", "pr-review-agent", "--reason", "demo: the end", "--yes")
+        time.sleep(1.5)
+        stop_again.touch()
+        watcher_out, _ = watcher.communicate(timeout=60)
+        last = last_report(watcher_out)
+        demo.note("with the very same token, after the kill:")
+        print(f"   {last}")
+        world = jira.state()
+        account = env["DEMO_JIRA_ACCOUNT_ID"]
+        demo.summary["jira_ok_before_kill"] = "jira ok" in first
+        demo.summary["jira_denied_after_kill"] = "jira DENIED (401)" in last
+        demo.summary["jira_roles_after_kill"] = sorted(
+            f"{role} in {key}"
+            for key, project in world["projects"].items()
+            for role, actors in project["actors"].items()
+            if account in actors["users"]
+        )
+        demo.summary["jira_live_tokens_after_kill"] = sum(
+            1 for t in world["tokens"] if t["accountId"] == account and not t["revoked"]
+        )
+        demo.agentctl("jira", "status", "pr-review-agent")
         demo.summary["ok"] = True
         return demo.summary
 

@@ -1,6 +1,7 @@
-"""The demo's world: a local AWS (moto, IAM enforced) and the GitHub emulator,
-an operator holding only the shipped least-privilege policy, the resources the
-shipped contracts name, and an org with repositories and a pull request.
+"""The demo's world: a local AWS (moto, IAM enforced), the GitHub emulator and
+the Jira emulator, an operator holding only the shipped least-privilege policy,
+the resources the shipped contracts name, an org with repositories and a pull
+request, and a Jira site with projects SEC and OPS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from moto.server import ThreadedMotoServer
 
 from testing.github import GitHubEmulator
+from testing.jira import JiraEmulator
 
 REGION = "us-east-1"
 FINDINGS_BUCKET = "acme-security-findings"
@@ -44,18 +46,53 @@ def operator_policy() -> str:
 
 
 @contextmanager
-def local_servers() -> Iterator[tuple[str, GitHubEmulator]]:
+def local_servers() -> Iterator[tuple[str, GitHubEmulator, JiraEmulator]]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
     github = GitHubEmulator()
     github.start()
+    jira = JiraEmulator()
+    jira.start()
     try:
-        yield f"http://{host}:{port}", github
+        yield f"http://{host}:{port}", github, jira
     finally:
+        jira.stop()
         github.stop()
         moto.stop()
+
+
+# The friendly scopes the shipped pr-review-agent contract grants in Jira, as
+# the token scopes an organisation admin picks for its service account.
+PR_REVIEW_TOKEN_SCOPES = ["read:jira-user", "read:jira-work", "write:jira-work"]
+
+
+def build_jira(jira: JiraEmulator, workdir: Path, contract_expiry: date) -> dict[str, str]:
+    """Projects SEC and OPS with an issue each, and what an organisation admin does by
+    hand: a service account for pr-review-agent and its scoped token (in a file)."""
+    for key, summary in (("SEC", "Rotate the leaked staging key"), ("OPS", "Resize the db")):
+        jira.create_project(key, f"{key} project")
+        jira.create_issue(key, summary)
+    account_id, _ = jira.create_service_account("pr-review-agent")
+    expires = min(
+        datetime.now(UTC) + timedelta(days=90),
+        datetime.combine(contract_expiry, datetime.min.time(), tzinfo=UTC),
+    )
+    _, token = jira.create_token(
+        account_id, label="pr-review-agent", scopes=PR_REVIEW_TOKEN_SCOPES, expires=expires
+    )
+    handover = workdir / "handover"
+    handover.mkdir(mode=0o700)
+    fd = os.open(handover / "pr-review-agent.jira-token", os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return {
+        "DEMO_JIRA_ACCOUNT_ID": account_id,
+        "DEMO_JIRA_TOKEN_FILE": str(handover / "pr-review-agent.jira-token"),
+        "AGENTCTL_JIRA_ADMIN_TOKEN": jira.admin_token(),
+        "AGENTCTL_JIRA_ADMIN_API_KEY": jira.create_admin_key()[1],
+    }
 
 
 def shift_expiries(folder: Path, by: timedelta) -> None:
@@ -74,7 +111,9 @@ def shift_expiries(folder: Path, by: timedelta) -> None:
         )
 
 
-def build_world(aws_url: str, github: GitHubEmulator, workdir: Path) -> dict[str, str]:
+def build_world(
+    aws_url: str, github: GitHubEmulator, jira: JiraEmulator, workdir: Path
+) -> dict[str, str]:
     """An operator with only the shipped policy, a boundary, the resources the
     contracts name, an org with repositories; returns the CLI's environment."""
     admin = {"aws_access_key_id": "demo-admin", "aws_secret_access_key": "demo-admin"}
@@ -123,11 +162,20 @@ def build_world(aws_url: str, github: GitHubEmulator, workdir: Path) -> dict[str
             "permissions_boundary": boundary,
         },
         "github": {"base_url": github.url, "web_url": github.url, "organization": ORG},
+        "jira": {
+            "site_url": jira.url,
+            "api_url": jira.url,
+            "org_id": jira.org_id,
+            "admin_email": jira.admin_email,
+            "default_projects": "SEC",
+        },
         "secrets": {"backend": "encrypted-file", "path": str(workdir / "state" / "secrets.enc")},
     }
     (workdir / "agentctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
     shutil.copytree(shipped_contracts(), workdir / "contracts")
-    shift_expiries(workdir / "contracts", datetime.now(UTC).date() - CONTRACTS_WRITTEN)
+    shift = datetime.now(UTC).date() - CONTRACTS_WRITTEN
+    shift_expiries(workdir / "contracts", shift)
+    jira_env = build_jira(jira, workdir, date(2027, 3, 1) + shift)
     # From here on the local AWS checks every request against IAM policies.
     requests.post(f"{aws_url}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
 
@@ -149,4 +197,5 @@ def build_world(aws_url: str, github: GitHubEmulator, workdir: Path) -> dict[str
         }
     )
     env["DEMO_PULL_NUMBER"] = str(pull["number"])
+    env.update(jira_env)
     return env

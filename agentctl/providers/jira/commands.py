@@ -253,7 +253,7 @@ def status_command(
     rows = [
         ("account", f"{data['email']} ({data['account_id']})"),
         ("role", str(data["role"])),
-        ("projects", ", ".join(data["projects"]) or "none yet (run agentctl apply)"),
+        ("applied to", ", ".join(data["projects"]) or "no project yet (run agentctl apply)"),
         ("permissions", ", ".join(data["permissions"]) or "-"),
         ("token scopes", ", ".join(data["token_scopes"]) or "-"),
     ]
