@@ -266,20 +266,29 @@ class S3AnchorStore:
         """The newest anchor: the first key listed, also when a delete marker hides it."""
         prefix = f"{self.prefix}{trail}/"
         with self._errors("read"):
-            listed = self.client.list_object_versions(Bucket=self.bucket, Prefix=prefix, MaxKeys=10)
+            listed = self.client.list_object_versions(
+                Bucket=self.bucket, Prefix=prefix, MaxKeys=50
+            )
             versions = [v for v in listed.get("Versions", []) if v["Key"].startswith(prefix)]
             if not versions:
                 return None
             newest_key = min(v["Key"] for v in versions)
-            candidates = [v for v in versions if v["Key"] == newest_key]
-            chosen = min(candidates, key=lambda v: v["LastModified"])  # the first write wins
-            body = self.client.get_object(
-                Bucket=self.bucket, Key=newest_key, VersionId=chosen["VersionId"]
-            )["Body"].read()
-        try:
-            return Anchor.parse(json.loads(body), f"{self.where}{newest_key[len(self.prefix) :]}")
-        except ValueError:
-            return None
+            # S3 lists a key's versions newest first: the first write is the last
+            # listed. A later PUT over the same key (an older anchor's body copied
+            # there) is a new version and never replaces what verify reads.
+            for version in reversed([v for v in versions if v["Key"] == newest_key]):
+                body = self.client.get_object(
+                    Bucket=self.bucket, Key=newest_key, VersionId=version["VersionId"]
+                )["Body"].read()
+                try:
+                    anchor = Anchor.parse(
+                        json.loads(body), f"{self.where}{newest_key[len(self.prefix) :]}"
+                    )
+                except ValueError:
+                    continue
+                if anchor is not None and self.key(trail, anchor.seq) == newest_key:
+                    return anchor
+        return None
 
 
 def s3_client_factory(settings: AuditSettings) -> Callable[[], Any]:
