@@ -552,3 +552,104 @@ def test_cli_export(cli: tuple[CliRunner, Session], filled: StateStore, tmp_path
 )
 def test_since_forms(text: str, expected: datetime) -> None:
     assert parse_since(text, clock=lambda: T0) == expected
+
+
+# -- streaming and indexes (issue 19) -----------------------------------------------------
+
+
+def test_filters_are_served_by_indexes(filled: StateStore, state_url: str) -> None:
+    """--agent, --action and --since seek an index instead of reading every event."""
+    from agentctl.state import schema
+
+    e = schema.audit_events.c
+    engine = create_state_engine(state_url)
+    queries = {
+        "ix_audit_events_actor": sa.select(schema.audit_events)
+        .where(sa.or_(e.actor == "a", e.target == "a"))
+        .order_by(e.seq),
+        "ix_audit_events_action": sa.select(schema.audit_events)
+        .where(e.action == "kill")
+        .order_by(e.seq),
+        # iter_audit_events orders --since by seq + 0 (see there)
+        "ix_audit_events_time": sa.select(schema.audit_events)
+        .where(e.time >= "2026-11-02")
+        .order_by(e.seq + 0),
+    }
+    with engine.connect() as conn:
+        names = {
+            row[0]
+            for row in conn.execute(
+                sa.text(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_events'"
+                    if engine.dialect.name == "postgresql"
+                    else "SELECT name FROM sqlite_master WHERE tbl_name = 'audit_events'"
+                )
+            )
+        }
+        assert set(queries) <= names
+        if engine.dialect.name == "sqlite":
+            for index, query in queries.items():
+                sql = query.compile(engine, compile_kwargs={"literal_binds": True})
+                plan = " ".join(
+                    str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+                )
+                assert f"USING INDEX {index}" in plan, plan
+    engine.dispose()
+
+
+def test_listing_streams_lines_off_a_terminal(
+    cli: tuple[CliRunner, AppContext], filled: StateStore
+) -> None:
+    filled.append_audit(
+        actor="alice",
+        action="kill",
+        target="x",
+        result="ok",
+        operator="o",
+        trigger="two\tcolumns\nand lines",
+    )
+    runner, context = cli
+    listed = runner.invoke(app, [], obj=context)
+    lines = listed.stdout.splitlines()
+    assert lines[0].split("\t") == [
+        "seq",
+        "time (UTC)",
+        "actor",
+        "for",
+        "action",
+        "target",
+        "result",
+        "trigger",
+        "scope",
+        "operator",
+    ]
+    assert len(lines) == 7 and all(len(line.split("\t")) == 10 for line in lines)
+    assert lines[-1].split("\t")[7] == "two\\tcolumns\\nand lines"  # one record, one line
+    as_json = runner.invoke(app, ["-o", "json"], obj=context)
+    assert [e["seq"] for e in json.loads(as_json.stdout)["events"]] == [1, 2, 3, 4, 5, 6]
+    nothing = runner.invoke(app, ["-o", "json", "--agent", "nobody"], obj=context)
+    assert json.loads(nothing.stdout) == {"events": []}
+
+
+def test_streaming_reads_in_batches(filled: StateStore) -> None:
+    fill(filled, 20)
+    streamed = list(filled.iter_audit_events(batch_size=3))
+    assert [e.seq for e in streamed] == list(range(1, 26))
+    with filled.audit_trail(batch_size=4) as (head, events):
+        assert head is not None and head.seq == 25
+        assert verify_chain(events, head).ok
+
+
+def test_an_old_database_gets_the_time_index(state_url: str) -> None:
+    from agentctl.state import schema
+
+    engine = create_state_engine(state_url)
+    with engine.begin() as conn:
+        schema.migrate(conn, target=5)
+    engine.dispose()
+    with open_state(state_url) as store:
+        assert store.schema_version() == schema.LATEST_VERSION
+    engine = create_state_engine(state_url)
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("audit_events")}
+    engine.dispose()
+    assert "ix_audit_events_time" in indexes
