@@ -266,9 +266,7 @@ class S3AnchorStore:
         """The newest anchor: the first key listed, also when a delete marker hides it."""
         prefix = f"{self.prefix}{trail}/"
         with self._errors("read"):
-            listed = self.client.list_object_versions(
-                Bucket=self.bucket, Prefix=prefix, MaxKeys=50
-            )
+            listed = self.client.list_object_versions(Bucket=self.bucket, Prefix=prefix, MaxKeys=50)
             versions = [v for v in listed.get("Versions", []) if v["Key"].startswith(prefix)]
             if not versions:
                 return None
