@@ -598,7 +598,7 @@ def test_filters_are_served_by_indexes(filled: StateStore, state_url: str) -> No
 
 
 def test_listing_streams_lines_off_a_terminal(
-    cli: tuple[CliRunner, AppContext], filled: StateStore
+    cli: tuple[CliRunner, Session], filled: StateStore
 ) -> None:
     filled.append_audit(
         actor="alice",
