@@ -647,6 +647,15 @@ class StateStore:
             rows = conn.execute(query).mappings().all()
         return [CredentialRecord(**row) for row in rows]
 
+    def set_credential_fingerprint(self, id: str, fingerprint: str) -> bool:
+        """Fill in the fingerprint of a credential recorded before it was minted
+        (so that a crash in between cannot leave a live credential unrecorded)."""
+        check_no_secrets({"fingerprint": fingerprint}, f"credential {id}")
+        c = s.credentials.c
+        statement = s.credentials.update().where(c.id == id).values(fingerprint=fingerprint)
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
     def mark_credential_revoked(self, id: str, at: datetime) -> bool:
         """Record revocation; False if unknown or already revoked (first time wins)."""
         c = s.credentials.c

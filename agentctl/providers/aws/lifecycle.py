@@ -1016,14 +1016,36 @@ class AwsProvider:
                 hint="pass a --duration in that range, or raise aws.session_duration_seconds and apply",
             )
         issued_at = self._context.clock()
-        credentials = self._assume(
-            role["Arn"],
-            contract.name,
-            run.on_behalf_of,
-            run.trigger,
-            run.run_id,
-            run.duration_seconds,
-        )
+        credential_id = uuid.uuid4().hex
+        state = self._context.state if self._context.state_factory is not None else None
+        # Recorded before STS is asked, never after: a SIGKILL between the two must
+        # not leave a live session nobody knows of. Metadata only; the fingerprint
+        # follows once STS answered. (A provider used without a state just issues.)
+        if state is not None:
+            state.add_credential(
+                id=credential_id,
+                agent=contract.name,
+                provider=PROVIDER,
+                kind="session",
+                fingerprint="",
+                issued_at=issued_at,
+                expires_at=issued_at + timedelta(seconds=run.duration_seconds),
+                on_behalf_of=run.on_behalf_of,
+                trigger=run.trigger,
+            )
+        try:
+            credentials = self._assume(
+                role["Arn"],
+                contract.name,
+                run.on_behalf_of,
+                run.trigger,
+                run.run_id,
+                run.duration_seconds,
+            )
+        except BaseException:
+            if state is not None:  # none was issued: not live
+                state.mark_credential_revoked(credential_id, self._context.clock())
+            raise
         expires_at = credentials["Expiration"]
         if isinstance(expires_at, datetime):
             expires_at = expires_at.astimezone(UTC)
@@ -1041,26 +1063,12 @@ class AwsProvider:
         endpoint = self.endpoint_url()
         if endpoint:
             environment["AWS_ENDPOINT_URL"] = endpoint
-        credential_id = uuid.uuid4().hex
         # Access key ids identify a session in CloudTrail; keep only a hash.
         fingerprint = hashlib.sha256(credentials["AccessKeyId"].encode()).hexdigest()[:16]
         with self._lock:
             self._issued[credential_id] = expires_at
-        # Every provider records what it issued (metadata only), so status and
-        # expiring can count live sessions; the value itself is never kept.
-        # (A provider used on its own, without a state store, just issues.)
-        if self._context.state_factory is not None:
-            self._context.state.add_credential(
-                id=credential_id,
-                agent=contract.name,
-                provider=PROVIDER,
-                kind="session",
-                fingerprint=fingerprint,
-                issued_at=issued_at,
-                expires_at=expires_at,
-                on_behalf_of=run.on_behalf_of,
-                trigger=run.trigger,
-            )
+        if state is not None:
+            state.set_credential_fingerprint(credential_id, fingerprint)
         return IssuedCredential(
             provider=PROVIDER,
             credential_id=credential_id,
