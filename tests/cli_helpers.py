@@ -55,6 +55,7 @@ from agentctl.providers.aws.policies import (
     GRANT_POLICY,
     KILL_POLICY,
     LOCKED_TRUST,
+    REVOKE_OLDER_POLICY,
     grant_policy,
     normalise_policy,
 )
@@ -536,7 +537,8 @@ def role_problems(role: Mapping[str, Any], contract: Contract, cli: Cli, status:
         problems.append(f"grant policy {policies.get(GRANT_POLICY)} != {grant}")
     locked = status != "active"
     wanted_policies = {GRANT_POLICY, KILL_POLICY} if locked else {GRANT_POLICY}
-    if set(policies) != wanted_policies:
+    # A rotated role also carries the deny of sessions older than the rotation.
+    if set(policies) - {REVOKE_OLDER_POLICY} != wanted_policies:
         problems.append(f"inline policies {sorted(policies)}, want {sorted(wanted_policies)}")
     trust = normalise_policy(role["AssumeRolePolicyDocument"])
     want_trust = normalise_policy(LOCKED_TRUST) if locked else expected_trust(cli.runtime_principal)

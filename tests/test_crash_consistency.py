@@ -291,3 +291,130 @@ def test_sigkill_at_any_point_of_apply_converges(crash_worlds: dict[str, World])
         for world in crash_worlds.values():
             print("\n".join(world.log))
         print(f"crash harness: {time.monotonic() - started:.1f}s")
+
+
+# -- kill, revive, rotate and credentials (issue 21) -----------------------------------------
+
+COMMAND_AGENTS = 4
+
+
+def crash_command(world: World, args: tuple[str, ...], when: Callable[[Request], bool]) -> None:
+    """Run ``agentctl ARGS`` and SIGKILL it once moto answered the first request
+    ``when`` accepts (before agentctl hears back)."""
+    process = world.cli.start(*args)
+    fired = threading.Event()
+
+    def after_forward(request: Request) -> None:
+        if not fired.is_set() and when(request):
+            fired.set()
+            sigkill(process)
+
+    world.proxy.after_forward = after_forward
+    try:
+        result = world.cli.finish(process)
+    finally:
+        world.proxy.after_forward = None
+    assert fired.is_set(), f"the crash point was never reached:\n{result}"
+    assert result.returncode == -signal.SIGKILL, str(result)
+    world.note(f"{args[0]} killed after {len(world.proxy.since())} requests")
+
+
+def nth_write(count: int) -> Callable[[Request], bool]:
+    seen = 0
+    lock = threading.Lock()
+
+    def when(request: Request) -> bool:
+        nonlocal seen
+        if not request.mutating:
+            return False
+        with lock:
+            seen += 1
+            return seen == count
+
+    return when
+
+
+def audit_actions(world: World, since: int, agent: str) -> list[str]:
+    with world.cli.state() as state:
+        chain, _ = state.audit_chain()
+    return [e.action for e in chain if e.seq > since and agent in (e.actor, e.target)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_sigkill_during_kill_revive_rotate_and_credentials_converges(
+    aws: MotoServer, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Each command SIGKILLed right after its first (and for kill, also its
+    second) cloud write reached moto: the next run of the same command succeeds
+    at once, cloud, state and audit agree, and a credential minted by a killed
+    `agentctl credentials` is in the state (recorded before it was minted)."""
+    state_url = (
+        f"sqlite:///{tmp_path / 'state.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    operator = create_operator(aws)
+    boundary = create_boundary(aws)
+    auditor = create_auditor(aws, tmp_path)
+    aws.enforce_iam(0)
+    prefix = f"cmd{backend[0]}"
+    with fault_proxy(aws) as proxy:
+        cli = make_cli(
+            tmp_path / prefix, operator, proxy.url, boundary=boundary, state_url=state_url
+        )
+        world = World(
+            prefix,
+            cli,
+            proxy,
+            tmp_path / prefix / "contracts",
+            aws.client("iam", auditor.credentials),
+        )
+        try:
+            for index in range(COMMAND_AGENTS):
+                write_contract(world.contracts, world.agent(index), aws=s3_read(f"{prefix}-data"))
+            assert world.apply().returncode == 0
+            victim, rotated, minted = world.agent(0), world.agent(1), world.agent(2)
+            stays_killed = world.agent(3)
+
+            def check(killed: list[str]) -> None:
+                problems = converged(
+                    cli, world.iam, world.contracts, world.prefix, changed=[], killed=killed
+                )
+                assert not problems, "\n".join(problems)
+
+            for agent, point in ((victim, 1), (stays_killed, 2)):  # after its 1st / 2nd write
+                marker = audit_head(cli)
+                kill = ("kill", agent, "--reason", "INC-21", "--yes")
+                crash_command(world, kill, nth_write(point))
+                again = cli.run(*kill, "--output", "json")
+                assert again.returncode == 0 and again.json()["ok"], str(again)
+                assert "kill" in audit_actions(world, marker, agent)
+            check([victim, stays_killed])
+
+            marker = audit_head(cli)
+            crash_command(world, ("revive", victim, "--reason", "fixed"), nth_write(1))
+            again = cli.run("revive", victim, "--reason", "fixed")
+            assert again.returncode == 0, str(again)
+            check([stays_killed])
+            assert "revive" in audit_actions(world, marker, victim)
+
+            marker = audit_head(cli)
+            crash_command(world, ("rotate", rotated), nth_write(1))
+            again = cli.run("rotate", rotated)
+            assert again.returncode == 0, str(again)
+            check([stays_killed])
+            assert any(a.startswith("rotate") for a in audit_actions(world, marker, rotated))
+
+            # credentials: killed once STS minted the session, before agentctl heard back.
+            crash_command(world, ("credentials", minted), lambda r: r.action == "AssumeRole")
+            with cli.state() as state:
+                recorded = state.list_credentials(agent=minted)
+            assert len(recorded) == 1 and recorded[0].revoked_at is None, recorded
+            # ... so kill finds it, and the next credentials run is unaffected.
+            again = cli.run("credentials", minted, "--output", "json")
+            assert again.returncode == 0, str(again)
+        finally:
+            print("\n".join(world.log))
