@@ -1040,3 +1040,40 @@ def test_grant_policy_refuses_what_iam_would() -> None:
         grant_policy("a", parse_aws_grant([{"actions": ["s3:GetObject"]}]))
     with pytest.raises(ProviderError, match=r"role name agentctl-x+ is 70 characters"):
         AwsProvider(provider_context(AwsSettings())).role_name("x" * 61)
+
+
+def test_kill_finds_the_role_by_its_tag_when_this_machine_names_roles_otherwise(
+    aws: MotoServer,
+) -> None:
+    """Operator A applied with aws.role_prefix "team-"; B kills with the default
+    prefix and no state: the role is found by its agentctl:agent tag, exactly."""
+    world = make_world(aws, enforce=False, role_prefix="team-")
+    converge(world.provider, contract("a"))
+    converge(world.provider, contract("b"))
+    aws.client("iam").create_role(  # someone else's role whose name also ends in "a"
+        RoleName="data",
+        AssumeRolePolicyDocument=json.dumps(LOCKED_TRUST),
+        Tags=[{"Key": "agentctl:agent", "Value": "dat"}],
+    )
+    # (IAM enforcement stays off: the shipped operator policy manages only
+    # roles named agentctl-*, so a "team-" prefix needs a wider operator policy.)
+    other_machine = AwsProvider(
+        provider_context(
+            aws_settings(aws, runtime_principal=world.operator.arn),
+            world.operator.credentials,
+            clock=frozen_clock(),
+        )
+    )
+    result = other_machine.kill("a", "INC-1")
+    assert result.ok, result
+    assert result.resource_id and result.resource_id.endswith(":role/agentctl/team-a")
+    assert result.verified == (
+        "AWSDenyAll attached",
+        "inline deny agentctl-kill present",
+        "trust policy locked",
+    )
+    assert other_machine.check_killed("a").ok
+    assert other_machine.observe("b").exists is False  # b is "team-b": untouched, unknown here
+    assert world.provider.observe("b").attributes["tags"]["agentctl:status"] == "active"
+    missing = other_machine.kill("nobody", "x")
+    assert missing.ok and missing.detail == "no AWS role"

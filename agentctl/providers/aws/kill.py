@@ -167,6 +167,15 @@ class RoleKiller:
         except AgentctlError:
             return None
 
+    def _state_knows_without_role(self, agent: str) -> bool:
+        try:
+            state = self._p._context.state
+            return (
+                state.get_agent(agent) is not None and state.get_resource(agent, PROVIDER) is None
+            )
+        except AgentctlError:
+            return False
+
     def _discover_by_tag(self, agent: str) -> str | None:
         """A role tagged ``agentctl:agent=<agent>`` (and managed-by agentctl),
         found among roles whose name ends with the agent's name."""
@@ -200,6 +209,10 @@ class RoleKiller:
             role = self._p._get_role(name, f"look up role {name}")
             if role is not None and is_owned(tags_dict(role.get("Tags")), agent):
                 return name, role
+        if self._state_knows_without_role(agent):
+            # The state records every role agentctl creates: it knows this
+            # agent and records none, so there is nothing to search for.
+            return configured, None
         found = self._discover_by_tag(agent)
         if found is not None:
             role = self._p._get_role(found, f"look up role {found}")
