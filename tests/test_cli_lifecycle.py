@@ -435,3 +435,26 @@ def test_a_boundary_that_cuts_a_grant_is_drift_a_nightly_plan_reports(cli: Cli) 
     planned = cli("plan", cli.contracts, "--detailed-exitcode")
     assert planned.code == 2, planned.out + planned.err
     assert "sqs:SendMessage" in planned.out
+
+
+def test_quiet_prints_only_what_went_wrong(cli: Cli) -> None:
+    cli.write("alpha-agent")
+    applied = cli("-q", "apply", cli.contracts, "--yes")
+    assert (applied.code, applied.out) == (0, "")
+    assert cli("-q", "status").out == ""
+    # data a script asked for still prints
+    listed = cli("-q", "status", "--output", "json")
+    assert [a["name"] for a in listed.json()["agents"]] == ["alpha-agent"]
+    # and errors still reach stderr
+    unknown = cli("-q", "kill", "no-such-agent", "--yes")
+    assert unknown.code != 0 and unknown.out == "" and "no-such-agent" in unknown.err
+
+
+def test_kill_without_a_terminal_needs_no_yes_but_apply_does(cli: Cli) -> None:
+    cli.write("alpha-agent")
+    refused = cli("apply", cli.contracts)  # tests have no terminal
+    assert refused.code == 2 and "--yes" in refused.err
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    killed = cli("kill", "alpha-agent", "--reason", "automation")
+    assert killed.code == 0, killed.err
+    assert cli.state().get_agent("alpha-agent").status == AgentStatus.KILLED

@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 
 from agentctl import __version__
 from agentctl.cli import audit, github, lifecycle, runs, schema, secrets, serve, state, validate
-from agentctl.cli.common import new_session, reset_consoles, stderr
+from agentctl.cli.common import new_session, reset_consoles, stderr, stdout
 from agentctl.clock import Clock, system_clock
 from agentctl.commands import Session
 from agentctl.errors import EXIT_FAILURE, AgentctlError
@@ -94,8 +94,18 @@ def _global_options(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="For scripts: print nothing but errors and warnings (stderr); the exit code "
+        "says how it went. --output json and the values of `credentials` still print.",
+    ),
 ) -> None:
     reset_consoles()
+    # rich's quiet console drops every text result; JSON and credentials are
+    # written to sys.stdout directly because they are the data a script asked for.
+    stdout.console.quiet = quiet
     # run(..., clock=...) hands an in-process clock over through ctx.obj; the
     # installed CLI always starts with the real one.
     given = ctx.obj.clock if isinstance(ctx.obj, Session) else system_clock

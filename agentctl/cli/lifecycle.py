@@ -126,9 +126,14 @@ def kill_command(
     """Revoke ONE agent in every provider, at once. Nothing else is touched.
 
     Works without contracts and with the state store empty or unreachable.
+    On a terminal it asks first (unless --yes); without a terminal (a pager
+    hook, a SIEM playbook, `agentctl serve`) it kills without asking, because
+    a revocation that waits for a prompt nobody sees is no kill switch. apply
+    is the opposite: without a terminal it needs --yes, since it grants.
 
     Example: agentctl kill pr-review-agent --reason "INC-4521" --yes
     """
+    # The deliberate no-terminal rule (see the docstring and README).
     if not yes and is_interactive() and not typer.confirm(f"Kill agent {name}?", err=True):
         raise typer.Exit(EXIT_OK)
     from agentctl.commands.lifecycle import kill
