@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentctl.errors import AgentctlError, GateRefused, NotFound, UsageError
 from agentctl.model import AgentStatus, Contract, ExecutionMode
@@ -65,6 +65,18 @@ class RunGrant:
     scope: str
     credentials: tuple[IssuedCredential, ...] = field(default=())
 
+    json_fields: ClassVar[tuple[str, ...]] = (
+        "run_id",
+        "agent",
+        "execution_mode",
+        "on_behalf_of",
+        "trigger",
+        "approval_id",
+        "scope",
+        "expires_at",
+        "credentials",
+    )
+
     @property
     def expires_at(self) -> datetime | None:
         return min((c.expires_at for c in self.credentials), default=None)
@@ -77,31 +89,6 @@ class RunGrant:
             for key, value in credential.environment.items():
                 env[key] = value if isinstance(value, str) else value.reveal()
         return env
-
-    def as_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "run_id": self.run_id,
-            "agent": self.agent,
-            "execution_mode": self.execution_mode,
-            "on_behalf_of": self.on_behalf_of,
-            "trigger": self.trigger,
-            "approval_id": self.approval_id,
-            "scope": self.scope,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "credentials": [
-                {
-                    "provider": c.provider,
-                    "credential_id": c.credential_id,
-                    "fingerprint": c.fingerprint,
-                    "expires_at": c.expires_at.isoformat(),
-                    "description": c.description,
-                }
-                for c in self.credentials
-            ],
-        }
-        if include_secrets:
-            data["environment"] = self.child_environment()
-        return data
 
 
 def contract_from_record(record: AgentRecord) -> Contract:

@@ -36,6 +36,12 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from agentctl.commands.apply import NothingToApply
+    from agentctl.commands.exec import (
+        ApprovalDecision,
+        Credentials,
+        ExecResult,
+        PendingApprovals,
+    )
     from agentctl.commands.expiring import NotifyResult
     from agentctl.commands.lifecycle import RotateResult
     from agentctl.commands.status import StatusResult
@@ -429,3 +435,60 @@ def _validate(result: ValidateResult, out: Output) -> None:
     ]
     style = "bold green" if report.ok else "bold red"
     out.line(f"[{style}]{'ok' if report.ok else 'failed'}[/]: {', '.join(parts)}")
+
+
+@text_renderer("agentctl.commands.exec.ExecResult")
+def _exec(result: ExecResult, out: Output) -> None:
+    if result.not_started is not None:
+        out.line(f"[red]error:[/red] {escape(result.not_started)}")
+    elif result.killed_with is not None:
+        out.line(
+            f"[red]agentctl: {escape(result.agent)} was killed: the command was ended "
+            f"({' then '.join(result.killed_with) or 'already gone'}); "
+            f"exit {result.exit_code}[/red]"
+        )
+    for failed in result.not_revoked:
+        out.line(f"[yellow]warning[/yellow]: {failed.provider}: {escape(failed.detail)}")
+
+
+@text_renderer("agentctl.commands.exec.Credentials")
+def _credentials(result: Credentials, out: Output) -> None:
+    """``export K=V`` lines for ``eval``: exactly the values, nothing else."""
+    import shlex
+
+    for key, value in result.environment.items():
+        out.console.file.write(f"export {key}={shlex.quote(value)}\n")
+
+
+@text_renderer("agentctl.commands.exec.ApprovalDecision")
+def _decision(result: ApprovalDecision, out: Output) -> None:
+    record = result.approval
+    if result.approved:
+        out.line(
+            f"Approved {record.id} for {escape(record.agent)}: `{escape(record.command)}`. "
+            f"The requester re-runs with --approval {record.id} before "
+            f"{record.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
+    else:
+        out.line(f"Denied {record.id} for {escape(record.agent)}.")
+
+
+@text_renderer("agentctl.commands.exec.PendingApprovals")
+def _pending(result: PendingApprovals, out: Output) -> None:
+    if not result.pending:
+        out.line("No pending approvals.")
+        return
+    columns = ("id", "agent", "requested by", "on behalf of", "trigger", "command", "expires")
+    rows = [
+        (
+            a.id,
+            a.agent,
+            a.requester,
+            a.on_behalf_of or "-",
+            a.trigger or "-",
+            a.command,
+            f"{a.expires_at:%H:%M} UTC",
+        )
+        for a in result.pending
+    ]
+    out.table(columns, rows)

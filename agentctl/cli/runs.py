@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import shlex
 import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from agentctl.cli.common import (
     OUTPUT_OPTION,
     OutputFormat,
     app_context,
     complete_agent_name,
+    show,
     stderr,
-    stdout,
 )
-from agentctl.errors import EXIT_OK, UsageError
-from agentctl.render import print_json
+from agentctl.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from agentctl.execution import RunGrant, Runs
-
-# Variables the child must never inherit: agentctl's own secrets and the
-# operator's credentials. The child gets the agent's minted ones instead.
-SCRUBBED_PREFIXES = ("AGENTCTL_", "AWS_", "GITHUB_", "GH_", "JIRA_")
+    from agentctl.execution import RunGrant, RunRequest
 
 RUN_HELP_EPILOG = "Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com --trigger webhook/pr-opened/4521 -- python review.py"
 
@@ -38,26 +30,25 @@ class CredentialsFormat(StrEnum):
     ENV = "env"
 
 
-def _runs(ctx: typer.Context) -> Runs:
-    from agentctl.execution import Runs
+def _request(
+    name: str,
+    command: tuple[str, ...],
+    on_behalf_of: str | None,
+    trigger: str | None,
+    approval: str | None,
+    duration: str,
+) -> RunRequest:
+    from agentctl.commands.exec import parse_duration_seconds
+    from agentctl.execution import RunRequest
 
-    return Runs(app_context(ctx).engine())
-
-
-def _duration(text: str) -> int:
-    from agentctl.durations import parse_duration
-
-    return int(parse_duration(text, option="--duration").total_seconds())
-
-
-def child_environment(grant: RunGrant) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
-    env.update(grant.child_environment())
-    env["AGENTCTL_AGENT"] = grant.agent
-    env["AGENTCTL_RUN_ID"] = grant.run_id
-    if grant.on_behalf_of:
-        env["AGENTCTL_ON_BEHALF_OF"] = grant.on_behalf_of
-    return env
+    return RunRequest(
+        agent=name,
+        command=command,
+        on_behalf_of=on_behalf_of,
+        trigger=trigger,
+        approval_id=approval,
+        duration_seconds=parse_duration_seconds(duration),  # before anything is opened
+    )
 
 
 def exec_command(
@@ -82,6 +73,7 @@ def exec_command(
         None,
         "--kill-grace",
         min=0.0,
+        max=3600.0,  # an hour: a bound like every number (tests/test_hostile_input.py)
         help="Seconds between SIGTERM and SIGKILL when the agent is killed during the run "
         "(default: exec_kill_grace_seconds in agentctl.yaml, 10).",
     ),
@@ -99,54 +91,27 @@ def exec_command(
     Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com
     --trigger webhook/pr-opened/4521 -- python review.py
     """
-    from agentctl.execution import RunRequest
+    from agentctl.commands import exec as runs
+    from agentctl.errors import UsageError
+    from agentctl.render import render
 
     if not command:
         raise UsageError(
             "no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]"
         )
-    seconds = _duration(duration)  # a usage error before anything is opened
-    runs = _runs(ctx)
-    grant = runs.grant(
-        RunRequest(
-            agent=name,
-            command=tuple(command),
-            on_behalf_of=on_behalf_of,
-            trigger=trigger,
-            approval_id=approval,
-            duration_seconds=seconds,
-        )
-    )
-    stderr.print(
-        f"[dim]agentctl: running as {escape(name)}"
-        + (f" on behalf of {escape(on_behalf_of)}" if on_behalf_of else "")
-        + f" (run {grant.run_id}; {escape(grant.scope) or 'no scopes'})[/dim]"
-    )
-    from agentctl.supervise import CommandNotStarted
+    request = _request(name, tuple(command), on_behalf_of, trigger, approval, duration)
 
-    code = 1
-    grace = kill_grace if kill_grace is not None else runs.engine.config.exec_kill_grace_seconds
-    try:
-        try:
-            outcome = runs.run(grant, command, child_environment(grant), grace_seconds=grace)
-            code = outcome.exit_code
-        except CommandNotStarted as exc:
-            stderr.print(f"[red]error:[/red] {escape(str(exc))}")
-            code = exc.exit_code
-        else:
-            if outcome.killed:
-                stderr.print(
-                    f"[red]agentctl: {escape(name)} was killed: the command was ended "
-                    f"({' then '.join(outcome.signals) or 'already gone'}); exit {code}[/red]"
-                )
-    finally:
-        results = runs.finish(grant, code, command)
-        for result in results:
-            if not result.ok:
-                stderr.print(
-                    f"[yellow]warning[/yellow]: {result.provider}: {escape(result.detail)}"
-                )
-    raise typer.Exit(code)
+    def started(grant: RunGrant) -> None:
+        stderr.print(
+            f"[dim]agentctl: running as {escape(name)}"
+            + (f" on behalf of {escape(on_behalf_of)}" if on_behalf_of else "")
+            + f" (run {grant.run_id}; {escape(grant.scope) or 'no scopes'})[/dim]"
+        )
+
+    result = runs.run(app_context(ctx), request, kill_grace=kill_grace, on_start=started)
+    # stdout is the command's: what agentctl has to say goes to stderr.
+    render(result, json_output=False, console=stderr.console)
+    raise typer.Exit(result.exit_code)
 
 
 def credentials_command(
@@ -173,27 +138,13 @@ def credentials_command(
 
     Example: eval "$(agentctl credentials pr-review-agent -u amit@company.com)"
     """
-    from agentctl.execution import RunRequest
+    from agentctl.commands import exec as runs
 
-    seconds = _duration(duration)  # a usage error before anything is opened
-    runs = _runs(ctx)
-    grant = runs.grant(
-        RunRequest(
-            agent=name,
-            command=("credentials",),
-            on_behalf_of=on_behalf_of,
-            trigger=trigger,
-            approval_id=approval,
-            duration_seconds=seconds,
-        )
-    )
+    request = _request(name, ("credentials",), on_behalf_of, trigger, approval, duration)
+    result = runs.credentials(app_context(ctx), request)
     if sys.stdout.isatty():
         stderr.print("[yellow]warning[/yellow]: printing live credentials to a terminal")
-    if output == CredentialsFormat.JSON:
-        print_json(grant.as_dict(include_secrets=True))
-    else:
-        for key, value in grant.child_environment().items():
-            sys.stdout.write(f"export {key}={shlex.quote(value)}\n")
+    show(result, OutputFormat.JSON if output == CredentialsFormat.JSON else OutputFormat.TEXT)
     raise typer.Exit(EXIT_OK)
 
 
@@ -209,15 +160,9 @@ def approve_command(
 
     Example: agentctl approve apr-3f9c2a1b7d
     """
-    record = _runs(ctx).decide(approval_id, approve=True, reason=reason)
-    if output == OutputFormat.JSON:
-        print_json(_approval_dict(record))
-    else:
-        stdout.print(
-            f"Approved {record.id} for {escape(record.agent)}: `{escape(record.command)}`. "
-            f"The requester re-runs with --approval {record.id} before "
-            f"{record.expires_at:%Y-%m-%d %H:%M} UTC."
-        )
+    from agentctl.commands import exec as runs
+
+    show(runs.decide(app_context(ctx), approval_id, approve=True, reason=reason), output)
     raise typer.Exit(EXIT_OK)
 
 
@@ -231,19 +176,10 @@ def deny_command(
 
     Example: agentctl deny apr-3f9c2a1b7d --reason "not during the freeze"
     """
-    record = _runs(ctx).decide(approval_id, approve=False, reason=reason)
-    if output == OutputFormat.JSON:
-        print_json(_approval_dict(record))
-    else:
-        stdout.print(f"Denied {record.id} for {escape(record.agent)}.")
+    from agentctl.commands import exec as runs
+
+    show(runs.decide(app_context(ctx), approval_id, approve=False, reason=reason), output)
     raise typer.Exit(EXIT_OK)
-
-
-def _approval_dict(record: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    data = asdict(record)  # type: ignore[call-overload]
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
 
 
 def approvals_command(
@@ -255,27 +191,9 @@ def approvals_command(
 
     Example: agentctl approvals --agent release-agent
     """
-    pending = _runs(ctx).pending(agent)
-    if output == OutputFormat.JSON:
-        print_json({"pending": [_approval_dict(a) for a in pending]})
-        raise typer.Exit(EXIT_OK)
-    if not pending:
-        stdout.print("No pending approvals.")
-        raise typer.Exit(EXIT_OK)
-    table = Table()
-    for column in ("id", "agent", "requested by", "on behalf of", "trigger", "command", "expires"):
-        table.add_column(column)
-    for a in pending:
-        table.add_row(
-            a.id,
-            escape(a.agent),
-            escape(a.requester),
-            escape(a.on_behalf_of or "-"),
-            escape(a.trigger or "-"),
-            escape(a.command),
-            f"{a.expires_at:%H:%M} UTC",
-        )
-    stdout.print(table)
+    from agentctl.commands import exec as runs
+
+    show(runs.pending(app_context(ctx), agent), output)
     raise typer.Exit(EXIT_OK)
 
 

@@ -244,6 +244,15 @@ class IssuedCredential:
     environment: Mapping[str, Secret | str]
     description: str = ""
 
+    # Never the environment: its values are the secrets.
+    json_fields: ClassVar[JsonFields] = (
+        "provider",
+        "credential_id",
+        "fingerprint",
+        "expires_at",
+        "description",
+    )
+
 
 @runtime_checkable
 class Provider(Protocol[PayloadT]):

@@ -1,0 +1,148 @@
+"""``agentctl exec``, ``credentials``, ``approve``, ``deny``, ``approvals``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from agentctl.errors import UsageError
+from agentctl.model import JsonFields
+
+if TYPE_CHECKING:
+    from agentctl.commands.session import Session
+    from agentctl.execution import RunGrant, RunRequest, Runs
+    from agentctl.providers.base import ActionResult
+    from agentctl.state.records import ApprovalRecord
+
+# Variables the child must never inherit: agentctl's own secrets and the
+# operator's credentials. The child gets the agent's minted ones instead.
+SCRUBBED_PREFIXES = ("AGENTCTL_", "AWS_", "GITHUB_", "GH_", "JIRA_")
+
+
+def parse_duration_seconds(text: str) -> int:
+    """``--duration`` (15m .. 12h, e.g. 45m, 1h30m) in seconds."""
+    from agentctl.durations import parse_duration
+
+    return int(parse_duration(text, option="--duration").total_seconds())
+
+
+def child_environment(grant: RunGrant, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The command's environment: ours without agentctl's and the operator's
+    credentials, plus the agent's minted ones and who it runs as."""
+    base = os.environ if environ is None else environ
+    env = {k: v for k, v in base.items() if not k.startswith(SCRUBBED_PREFIXES)}
+    env.update(grant.child_environment())
+    env["AGENTCTL_AGENT"] = grant.agent
+    env["AGENTCTL_RUN_ID"] = grant.run_id
+    if grant.on_behalf_of:
+        env["AGENTCTL_ON_BEHALF_OF"] = grant.on_behalf_of
+    return env
+
+
+def _runs(session: Session) -> Runs:
+    from agentctl.execution import Runs
+
+    return Runs(session.engine())
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """How an ``exec`` run ended (its output went to the command's own streams)."""
+
+    agent: str
+    exit_code: int
+    not_started: str | None = None  # why the command could not start
+    killed_with: tuple[str, ...] | None = None  # the agent was killed: signals sent
+    not_revoked: tuple[ActionResult, ...] = ()
+
+
+def run(
+    session: Session,
+    request: RunRequest,
+    *,
+    kill_grace: float | None = None,
+    on_start: Callable[[RunGrant], None] | None = None,
+) -> ExecResult:
+    """Mint, run the command under supervision (ended if the agent is killed
+    meanwhile), revoke what can be revoked and audit the end, whatever happens."""
+    from agentctl.supervise import CommandNotStarted
+
+    if not request.command:
+        raise UsageError(
+            "no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]"
+        )
+    runs = _runs(session)
+    grant = runs.grant(request)
+    if on_start is not None:
+        on_start(grant)
+    grace = kill_grace if kill_grace is not None else runs.engine.config.exec_kill_grace_seconds
+    code = 1
+    not_started: str | None = None
+    killed_with: tuple[str, ...] | None = None
+    try:
+        try:
+            outcome = runs.run(
+                grant, request.command, child_environment(grant), grace_seconds=grace
+            )
+            code = outcome.exit_code
+            if outcome.killed:
+                killed_with = outcome.signals
+        except CommandNotStarted as exc:
+            not_started = str(exc)
+            code = exc.exit_code
+    finally:
+        results = runs.finish(grant, code, request.command)
+    return ExecResult(
+        agent=request.agent,
+        exit_code=code,
+        not_started=not_started,
+        killed_with=killed_with,
+        not_revoked=tuple(r for r in results if not r.ok),
+    )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Credentials minted for a runtime ``exec`` cannot wrap: the values are the
+    point of the command (shown once, on stdout, never logged)."""
+
+    grant: RunGrant
+    environment: Mapping[str, str]
+
+    def __json__(self) -> Mapping[str, object]:
+        grant = {key: getattr(self.grant, key) for key in self.grant.json_fields}
+        return {**grant, "environment": self.environment}
+
+
+def credentials(session: Session, request: RunRequest) -> Credentials:
+    grant = _runs(session).grant(request)
+    return Credentials(grant, grant.child_environment())
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    approval: ApprovalRecord
+    approved: bool
+
+    def __json__(self) -> ApprovalRecord:
+        return self.approval
+
+
+def decide(
+    session: Session, approval_id: str, *, approve: bool, reason: str | None
+) -> ApprovalDecision:
+    record = _runs(session).decide(approval_id, approve=approve, reason=reason)
+    return ApprovalDecision(record, approve)
+
+
+@dataclass(frozen=True)
+class PendingApprovals:
+    pending: tuple[ApprovalRecord, ...]
+
+    json_fields: ClassVar[JsonFields] = ("pending",)
+
+
+def pending(session: Session, agent: str | None = None) -> PendingApprovals:
+    return PendingApprovals(tuple(_runs(session).pending(agent)))
