@@ -456,3 +456,46 @@ def test_validate_reads_the_default_projects_from_agentctl_yaml(
     out = capsys.readouterr().out
     assert code == 0, out
     assert json.loads(out)["problems"] == []
+
+
+def test_check_killed_sees_a_kill_undone_behind_agentctls_back(jira_world: JiraWorld) -> None:
+    world, emu = jira_world, jira_world.emu
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    agent = world.service_account("pr-review-agent")
+    register(world, contract, agent)
+    world.apply(contract)
+    [killed] = world.engine().kill(agent.name, "incident").results
+    assert killed.ok and set(killed.verified) == {
+        "account suspended",
+        "no API token listed",
+        "in no project role, in no group",
+    }
+
+    provider = world.provider()
+    held = provider.check_killed(agent.name)
+    assert held.ok and held.action == "check-kill", held
+    requests = emu.count_requests(mutating=True)
+    # Someone puts the account back in a role and restores it.
+    emu.add_role_actor("SEC", "Member", user=agent.account_id)
+    emu.set_account_state(agent.account_id, suspended=False)
+    undone = world.provider().check_killed(agent.name)
+    assert not undone.ok
+    assert "back in role Member in SEC" in undone.detail
+    assert "account no longer suspended" in undone.detail
+    assert undone.remaining == f"run `agentctl kill {agent.name}` to restore the kill"
+    assert emu.count_requests(mutating=True) == requests  # read only
+
+
+def test_kill_where_jira_is_not_configured_never_claims_a_tick(jira_world: JiraWorld) -> None:
+    world = jira_world
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    agent = world.service_account("pr-review-agent")
+    register(world, contract, agent)
+    bare = world.config(site_url=None, admin_email=None)
+    recorded = world.provider(bare).kill(agent.name, "incident")
+    assert not recorded.ok and not recorded.undetermined
+    assert recorded.resource_id == agent.account_id
+    assert "admin.atlassian.com" in recorded.remaining
+    unknown = world.provider(bare, state_url=world.empty_state_url()).kill("someone-else", "x")
+    assert not unknown.ok and unknown.undetermined
+    assert "service account named someone-else" in unknown.remaining

@@ -40,12 +40,12 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agentctl.errors import AgentctlError, ProviderError, SecretStoreError, StateError
-from agentctl.model import AgentStatus, Contract
+from agentctl.model import Contract
 from agentctl.providers.base import (
     ActionResult,
     Change,
@@ -246,7 +246,7 @@ class JiraProvider:
             record = self._context.state.get_agent(agent)
         except StateError:
             return False
-        return record is not None and record.status == AgentStatus.KILLED
+        return record is not None and record.status.killed
 
     def _tokens_in_state(self, agent: str, *, live: bool = True) -> list[CredentialRecord]:
         return [
@@ -580,11 +580,11 @@ class JiraProvider:
             if change.kind in (ChangeKind.DISABLE, ChangeKind.REMOVE):
                 return self._shut(change.agent, change.kind.value, suspend=False)
         except AgentctlError as exc:
-            return self._result(
+            return ActionResult.failed(
+                PROVIDER,
                 change.agent,
                 change.kind.value,
-                ok=False,
-                detail=exc.message,
+                exc,
                 remaining=f"re-run `agentctl apply` to {change.kind.value} {change.agent} in Jira",
             )
         return self._result(change.agent, change.kind.value, ok=False, detail=change.summary)
@@ -648,19 +648,74 @@ class JiraProvider:
         try:
             return self._shut(agent, "kill", suspend=True)
         except AgentctlError as exc:
-            return self._result(
+            return ActionResult.failed(
+                PROVIDER,
                 agent,
                 "kill",
-                ok=False,
-                detail=exc.message,
+                exc,
                 remaining=f"run `agentctl kill {agent}` again, or suspend {agent}'s service "
                 f"account and revoke its API tokens by hand at {ADMIN_CONSOLE}",
             )
 
+    def _stored_identity(self, agent: str) -> bool:
+        try:
+            return self._context.secrets.get(account_ref(agent)) is not None
+        except SecretStoreError:
+            return False
+
+    def _agent_known(self, agent: str) -> bool:
+        try:
+            return self._context.state.get_agent(agent) is not None
+        except StateError:
+            return False
+
+    def _not_here(self, agent: str, action: str, record: ResourceRecord | None) -> ActionResult:
+        """Jira is not configured on this machine: never a ✓ for an agent that has,
+        or may have, a service account."""
+        has = record is not None or self._stored_identity(agent)
+        if not has and self._agent_known(agent):
+            # The state knows this agent and records no Jira account: it records
+            # every account agentctl registers (`jira register`).
+            return self._result(
+                agent,
+                action,
+                ok=True,
+                detail="no Jira service account recorded for it (Jira is not configured here)",
+            )
+        configure = (
+            "set jira.site_url and jira.admin_email in agentctl.yaml (and the administrator's "
+            f"token in {ENV_ADMIN_TOKEN}) and run `agentctl {action} {agent}` again"
+        )
+        if has:
+            account = record.resource_id if record is not None else f"of {agent}"
+            return self._result(
+                agent,
+                action,
+                ok=False,
+                resource_id=record.resource_id if record is not None else None,
+                detail=f"Jira is not configured here, so service account {account} could not "
+                "be suspended or taken out of its roles",
+                remaining=f"{configure}, or suspend service account {account} and revoke its "
+                f"API tokens at {ADMIN_CONSOLE} (Directory > Service accounts)",
+            )
+        return self._result(
+            agent,
+            action,
+            ok=False,
+            undetermined=True,
+            detail=f"Jira is not configured here and nothing here says whether {agent} has a "
+            "Jira service account",
+            remaining=f"{configure}; or look for a service account named {agent} at "
+            f"{ADMIN_CONSOLE} (Directory > Service accounts), suspend it and revoke its tokens",
+        )
+
     def _shut(self, agent: str, action: str, *, suspend: bool) -> ActionResult:
+        """kill (suspend=True), DISABLE and REMOVE: suspension, tokens, then roles and
+        groups, each read back. One failure never stops the rest."""
         notes: list[str] = []
         remaining: list[str] = []
         done: list[str] = []
+        verified: list[str] = []
         try:
             record = self._record(agent)
         except StateError:
@@ -668,28 +723,25 @@ class JiraProvider:
             notes.append(
                 "state store unreachable: the account was found by the secret store or name"
             )
-        if record is None and not self.configured():
-            try:
-                stored = self._context.secrets.get(account_ref(agent))
-            except SecretStoreError:
-                stored = None
-            if stored is None:
-                return self._result(agent, action, ok=True, detail="Jira not configured")
-            raise self._not_configured()
+        if not self.configured():
+            return self._not_here(agent, action, record)
         account_id = self._account_id(agent, record)
         if account_id is None:
             return self._result(
-                agent, action, ok=True, detail=f"no Jira service account recorded or named {agent}"
+                agent,
+                action,
+                ok=True,
+                detail=f"no Jira service account recorded for or named {agent}",
             )
         site = self.admin_site()
         admin = self.admin_api()
         # 1. Suspension: nothing the account holds authenticates any more.
         if suspend:
-            self._suspend(admin, account_id, done, remaining)
+            self._suspend(admin, account_id, done, remaining, verified)
         # 2. Its API tokens, found by asking the admin API (not only the state).
-        self._revoke_tokens(agent, admin, account_id, done, remaining)
+        self._revoke_tokens(agent, admin, account_id, done, remaining, verified)
         # 3. Every role in every project, and every group: found by querying Jira.
-        self._leave_everything(site, agent, account_id, done, remaining)
+        self._leave_everything(site, agent, account_id, done, remaining, verified)
         self._forget()
         attributes: dict[str, Any] = {}
         if action == "disable" and record is not None:
@@ -700,6 +752,8 @@ class JiraProvider:
             if done
             else "already " + ("killed" if action == "kill" else action + "d")
         )
+        if verified:
+            detail += "; read back: " + ", ".join(verified)
         return self._result(
             agent,
             action,
@@ -709,10 +763,16 @@ class JiraProvider:
             resource_id=account_id,
             attributes=attributes,
             remaining="; ".join(remaining),
+            verified=tuple(verified),
         )
 
     def _suspend(
-        self, admin: AtlassianAdmin | None, account_id: str, done: list[str], remaining: list[str]
+        self,
+        admin: AtlassianAdmin | None,
+        account_id: str,
+        done: list[str],
+        remaining: list[str],
+        verified: list[str],
     ) -> None:
         if admin is None:
             remaining.append(
@@ -727,13 +787,17 @@ class JiraProvider:
             directory, user = found
             if user.status != "suspended":
                 admin.set_suspended(directory, account_id, True)
-                after = admin.directory_user(account_id)
-                if after is None or after[1].status != "suspended":
-                    remaining.append(f"account {account_id} still reads as not suspended")
-                    return
                 done.append("suspended its access")
+            after = admin.directory_user(account_id)
         except JiraApiError as exc:
-            remaining.append(f"suspend account {account_id} at {ADMIN_CONSOLE} ({exc.message})")
+            remaining.append(f"suspend account {account_id} at {ADMIN_CONSOLE} ({exc.reason()})")
+            return
+        if after is None or after[1].status != "suspended":
+            remaining.append(
+                f"account {account_id} still reads as not suspended: suspend it at {ADMIN_CONSOLE}"
+            )
+            return
+        verified.append("account suspended")
 
     def _revoke_tokens(
         self,
@@ -742,6 +806,7 @@ class JiraProvider:
         account_id: str,
         done: list[str],
         remaining: list[str],
+        verified: list[str],
     ) -> None:
         now = self._context.clock()
         try:
@@ -749,11 +814,10 @@ class JiraProvider:
         except StateError:
             recorded = []
         if admin is None:
-            if recorded or self._has_token_value(agent):
-                remaining.append(
-                    f"revoke the API tokens of service account {account_id} at {ADMIN_CONSOLE} "
-                    f"({self._no_admin_api()})"
-                )
+            remaining.append(
+                f"revoke the API tokens of service account {account_id} at {ADMIN_CONSOLE} "
+                f"({self._no_admin_api()})"
+            )
             return
         try:
             tokens = admin.tokens_of(account_id)
@@ -761,7 +825,7 @@ class JiraProvider:
             left = admin.tokens_of(account_id)
         except JiraApiError as exc:
             remaining.append(
-                f"revoke the API tokens of {account_id} at {ADMIN_CONSOLE} ({exc.message})"
+                f"revoke the API tokens of {account_id} at {ADMIN_CONSOLE} ({exc.reason()})"
             )
             return
         if left:
@@ -770,6 +834,7 @@ class JiraProvider:
                 f"revoke them at {ADMIN_CONSOLE}"
             )
             return
+        verified.append("no API token listed")
         if revoked:
             done.append(f"revoked {len(revoked)} API token{'s' if len(revoked) != 1 else ''}")
         for credential in recorded:
@@ -785,7 +850,13 @@ class JiraProvider:
             return False
 
     def _leave_everything(
-        self, site: JiraSite, agent: str, account_id: str, done: list[str], remaining: list[str]
+        self,
+        site: JiraSite,
+        agent: str,
+        account_id: str,
+        done: list[str],
+        remaining: list[str],
+        verified: list[str],
     ) -> None:
         try:
             held = self._scan(site, fresh=True).get(account_id, [])
@@ -798,7 +869,7 @@ class JiraProvider:
             left_groups = site.groups_of(account_id)
         except JiraApiError as exc:
             remaining.append(
-                f"remove {account_id} from its Jira project roles and groups ({exc.message})"
+                f"remove {account_id} from its Jira project roles and groups ({exc.reason()})"
             )
             return
         if left_roles or left_groups:
@@ -808,13 +879,71 @@ class JiraProvider:
                     [f"role {r.name} in {p}" for p, r in left_roles]
                     + [f"group {g.name}" for g in left_groups]
                 )
+                + f": remove it in each project's People settings and at {ADMIN_CONSOLE}"
             )
             return
+        verified.append("in no project role, in no group")
         if held:
             projects = sorted({p for p, _ in held})
             done.append(f"removed from {len(held)} project role(s) in {', '.join(projects)}")
         if groups:
             done.append(f"removed from group(s) {', '.join(g.name for g in groups)}")
+
+    def check_killed(self, agent: str) -> ActionResult:
+        """Read only: is the account still suspended, token-less, in no role and no
+        group? (ChecksKill)"""
+        action = "check-kill"
+        try:
+            record = self._record(agent)
+        except StateError:
+            record = None
+        if record is None and not self._stored_identity(agent):
+            return self._result(agent, action, ok=True, detail="no Jira service account recorded")
+        if not self.configured():
+            result = self._not_here(agent, action, record)
+            return replace(result, undetermined=True, detail="cannot check: " + result.detail)
+        undone: list[str] = []
+        verified: list[str] = []
+        try:
+            account_id = self._account_id(agent, record)
+            if account_id is None:
+                return self._result(agent, action, ok=True, detail="no Jira service account found")
+            site = self.admin_site()
+            roles = self._scan(site, fresh=True).get(account_id, [])
+            groups = site.groups_of(account_id)
+            admin = self.admin_api()
+            tokens = admin.tokens_of(account_id) if admin is not None else None
+            found = admin.directory_user(account_id) if admin is not None else None
+        except JiraApiError as exc:
+            return self._result(
+                agent, action, ok=False, undetermined=True, detail=f"cannot check: {exc.reason()}"
+            )
+        if roles:
+            undone.append("back in " + ", ".join(f"role {r.name} in {p}" for p, r in roles))
+        if groups:
+            undone.append("back in group(s) " + ", ".join(g.name for g in groups))
+        if not roles and not groups:
+            verified.append("in no project role, in no group")
+        if tokens:
+            undone.append(f"{len(tokens)} API token(s) listed again")
+        elif tokens is not None:
+            verified.append("no API token listed")
+        if found is not None and found[1].status != "suspended":
+            undone.append("account no longer suspended")
+        elif found is not None:
+            verified.append("account suspended")
+        if undone:
+            return self._result(
+                agent,
+                action,
+                ok=False,
+                detail="; ".join(undone),
+                verified=tuple(verified),
+                remaining=f"run `agentctl kill {agent}` to restore the kill",
+            )
+        return self._result(
+            agent, action, ok=True, detail=", ".join(verified), verified=tuple(verified)
+        )
 
     # -- revive / rotate ------------------------------------------------------------------
 
@@ -914,7 +1043,7 @@ class JiraProvider:
         except JiraApiError as exc:
             raise ProviderError(
                 PROVIDER,
-                f"the token was refused through the API gateway ({exc.message}): it must be a "
+                f"the token was refused through the API gateway ({exc.reason()}): it must be a "
                 f"scoped API token of {email} (classic tokens are not accepted), not expired",
                 hint=f"create a scoped API token for the service account at {ADMIN_CONSOLE}",
             ) from None
