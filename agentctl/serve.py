@@ -147,8 +147,12 @@ class ServeApp:
         options: ServeOptions,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        after_kill: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
+        # Anchors the audit head after each kill (a long-running server would
+        # otherwise anchor only when it stops).
+        self._after_kill = after_kill
         self.auth = authenticator
         self.options = options
         self.clients = RateLimiter(options.requests_per_minute, options.burst, monotonic)
@@ -240,6 +244,8 @@ class ServeApp:
         status = "killed" if report.ok else "kill-incomplete"
         code = 200 if report.ok else 502
         await self._audit(request, "serve.disable", name, status, caller, code, None)
+        if self._after_kill is not None:
+            await run_in_threadpool(self._after_kill)
         return JSONResponse(
             {
                 "agent": name,
@@ -479,8 +485,11 @@ def create_app(
     options: ServeOptions | None = None,
     *,
     monotonic: Callable[[], float] = time.monotonic,
+    after_kill: Callable[[], None] | None = None,
 ) -> ASGIApp:
-    return ServeApp(engine, authenticator, options or ServeOptions(), monotonic=monotonic)
+    return ServeApp(
+        engine, authenticator, options or ServeOptions(), monotonic=monotonic, after_kill=after_kill
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -27,6 +27,7 @@ from aws_helpers import MotoServer, aws_settings, create_boundary, create_operat
 from contract_helpers import TODAY, frozen_now, s3_read, write_contract
 
 from agentctl.audit import verify_chain
+from agentctl.audit_anchor import LocalAnchorFile, anchor_appended
 from agentctl.config import Config, SecretsSettings
 from agentctl.contract import load_contracts
 from agentctl.engine import Engine
@@ -58,6 +59,7 @@ class Served:
     secrets: SecretStore
     # The rate limiter's clock: frozen unless a test moves it.
     ticks: list[float]
+    anchors: LocalAnchorFile
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
@@ -168,11 +170,15 @@ def served(aws: MotoServer, tmp_path: Path) -> Iterator[Served]:
     # The real clock: signed requests carry the real time.
     authenticator = Authenticator(state, secrets, window_seconds=300)
     ticks = [1000.0]
+    anchors = LocalAnchorFile(tmp_path / "audit-anchors.jsonl")
     app = create_app(
         engine,
         authenticator,
         ServeOptions(requests_per_minute=60, burst=15, max_body_bytes=1024),
         monotonic=lambda: ticks[0],
+        after_kill=lambda: anchor_appended(
+            engine.state, anchors, engine.state.chain_keys, frozen_now()
+        ),
     )
     server = uvicorn_server(app)
     sock = _free_socket()
@@ -184,11 +190,21 @@ def served(aws: MotoServer, tmp_path: Path) -> Iterator[Served]:
         time.sleep(0.02)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        yield Served(url, engine, aws, token, key, secrets(), ticks)
+        yield Served(url, engine, aws, token, key, secrets(), ticks, anchors)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def test_each_kill_over_http_anchors_the_audit_head(served: Served) -> None:
+    """A long-running server anchors after every kill, not only when it stops."""
+    response = served.post("/agents/beta-agent/disable", headers=served.bearer())
+    assert response.status_code == 200, response.text
+    head = served.engine.state.audit_head()
+    assert head is not None and head.trail and head.key_id  # keyed from the secret store
+    anchor = served.anchors.latest(head.trail)
+    assert anchor is not None and anchor.seq == head.seq and anchor.key_id == head.key_id
 
 
 def serve_events(served: Served) -> list[AuditEvent]:

@@ -67,7 +67,8 @@ def serve_command(
         signature_window_seconds=signature_window,
     )
     server = uvicorn_server(
-        create_app(engine, authenticator, options), forwarded_allow_ips=forwarded_allow_ips
+        create_app(engine, authenticator, options, after_kill=context.anchor_appended),
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     sock = bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host

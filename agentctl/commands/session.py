@@ -101,9 +101,9 @@ class Session:
 
         return open_anchor_store(self.config())
 
-    def _anchor_appended(self) -> None:
-        """After a command that appended audit events: anchor the last one outside
-        the state. A failure is a warning; the command itself already happened."""
+    def anchor_appended(self) -> None:
+        """After a command (or a `serve` kill) that appended audit events: anchor the
+        last one outside the state. A failure is a warning; what was done stands."""
         if self._state is None or self._state.last_appended is None:
             return
         from agentctl.audit_anchor import anchor_appended
@@ -122,7 +122,7 @@ class Session:
         return self._secrets
 
     def close(self) -> None:
-        self._anchor_appended()
+        self.anchor_appended()
         for closer in reversed(self._closers):
             closer.close()
         self._closers.clear()
