@@ -7,6 +7,7 @@ tests run it against real local servers with temporary state.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -280,11 +281,33 @@ class Engine:
             self.import_journal()
             with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
                 results = []
-                for outcome in pool.map(lambda a: self._apply_agent(plan, a), plan.agents):
+                for outcome in pool.map(lambda a: self._apply_and_rekill(plan, a), plan.agents):
                     results.append(outcome)
                     if progress:
                         progress(outcome)
         return ApplyReport(agents=tuple(results))
+
+    def _apply_and_rekill(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
+        """Apply one agent; a killed agent whose kill was undone behind agentctl's
+        back (the plan found it) is killed again, read back like any kill."""
+        outcome = self._apply_agent(plan, agent_plan)
+        if not agent_plan.kill_undone or agent_plan.disposition != AgentDisposition.KILLED:
+            return outcome
+        try:
+            report = self.kill(
+                agent_plan.agent,
+                "kill undone behind agentctl's back: restored by apply",
+                trigger=f"apply/{self.operator}",
+            )
+        except AgentctlError as exc:
+            return dataclasses.replace(outcome, ok=False, error=exc.message)
+        failed = "; ".join(f"{r.provider}: {r.detail}" for r in report.results if not r.ok)
+        return dataclasses.replace(
+            outcome,
+            ok=outcome.ok and report.ok,
+            results=outcome.results + tuple(r for r in report.results if not r.already),
+            error="; ".join(e for e in (outcome.error, failed) if e) or None,
+        )
 
     def import_journal(self) -> None:
         """Move audit events journaled while the state store was unreachable into

@@ -14,7 +14,7 @@ exit 1, never a ✓, and the agent is `kill-incomplete` until a kill from a
 configured machine finishes it; a kill undone behind agentctl's back (deny
 removed, trust reopened, installation unsuspended) is `kill-undone` in
 `status --refresh` and exits 2 from `plan --detailed-exitcode`; kill again
-restores it.
+restores it, and so does the next apply.
 """
 
 from __future__ import annotations
@@ -298,3 +298,16 @@ def test_any_operator_kills_an_agent_another_applied_verified_in_every_system(
     assert (view["status"], view["drift"]) == ("killed", [])
     assert probe(aws, github_world.emu.url, grants["triage-agent"])[0] is False
     assert probe(aws, github_world.emu.url, grants["other-agent"]) == (True, 200)
+
+    # Undone once more: a refreshing apply restores it too (its plan sees it, it re-kills).
+    with github_world.emu._lock:
+        github_world.emu._world.installations[installations["triage-agent"]].suspended_at = None
+    code, out = machine_b.cli("apply", str(folder), "--refresh", "--yes", "-o", "json")
+    assert code == 0, out
+    assert github_world.installation(installations["triage-agent"])["suspended_at"] is not None
+    code, out = machine_b.cli("status", "triage-agent", "--refresh", "-o", "json")
+    view = json.loads(out)["agents"][0]
+    assert (view["status"], view["drift"]) == ("killed", [])
+    code, out = machine_b.cli("audit", "-o", "json")
+    triggers = [e["trigger"] for e in json.loads(out)["events"] if e["action"] == "kill"]
+    assert triggers[-1] == "apply/operator-b", triggers
