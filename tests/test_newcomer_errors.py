@@ -111,3 +111,32 @@ def test_a_wrong_type_in_the_config_is_reported_where_it_is(
     assert run(["plan", "contracts/"]) == 2
     err = capsys.readouterr().err
     assert "agentctl.yaml:4: 'aws.max_attempts' must be int, not str" in err
+
+
+@pytest.mark.parametrize("style", ["sso-session", "legacy"])
+def test_an_sso_profile_without_a_sign_in_says_aws_sso_login(
+    bare: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, style: str
+) -> None:
+    """An IAM Identity Center profile whose sign-in is missing or expired is
+    what an SSO user meets every morning: the hint is `aws sso login`, not
+    access keys."""
+    start = "start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n"
+    if style == "sso-session":
+        profile = "sso_session = corp\n"
+        extra = f"[sso-session corp]\nsso_{start}"
+    else:
+        profile, extra = f"sso_{start}", ""
+    (bare / "no-aws-config").write_text(
+        "[profile dev]\n"
+        + profile
+        + "sso_account_id = 123456789012\nsso_role_name = Admin\nregion = us-east-1\n"
+        + extra,
+        "utf-8",
+    )
+    monkeypatch.setenv("AWS_PROFILE", "dev")
+    assert run(["plan", "contracts/"]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "SSO sign-in has expired or was never made" in text
+    assert "aws sso login --profile" in text
+    assert "Traceback" not in text and "SSOTokenLoadError" not in text

@@ -55,8 +55,19 @@ def provider_error(exc: Exception, doing: str) -> ProviderError:
         PartialCredentialsError,
         ProfileNotFound,
         ReadTimeoutError,
+        SSOError,
+        TokenRetrievalError,
     )
 
+    if isinstance(exc, (SSOError, TokenRetrievalError)):
+        # IAM Identity Center: the cached sign-in is missing or expired. The fix
+        # is a browser sign-in, not an access key.
+        return ProviderError(
+            PROVIDER,
+            f"the AWS SSO sign-in has expired or was never made ({doing})",
+            hint="run `aws sso login --profile PROFILE` for the profile agentctl uses "
+            "(aws.profile in agentctl.yaml, else AWS_PROFILE), then run this again",
+        )
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return ProviderError(
             PROVIDER, f"no usable AWS credentials to {doing}", hint=CREDENTIALS_HINT
