@@ -99,7 +99,8 @@ class LifecycleReport:
 class ExpiringItem:
     agent: str
     owner: str
-    # "contract-expired" | "contract-expiring" | "credential-rotation-due" | "kill-incomplete"
+    # "contract-expired" | "contract-expiring" | "credential-rotation-due"
+    # | "credential-expiring" | "kill-incomplete"
     kind: str
     due: date
     days_left: int
@@ -923,8 +924,60 @@ class Engine:
         owners = {c.name: c.owner for c in [*contracts, *expired]}
         if include_credentials:
             items.extend(self._rotation_due(today, owners))
+            items.extend(self._long_lived_credentials(today, horizon, owners))
         items.extend(self._kills_incomplete(today, owners))
         return ExpiringReport(days=days, today=today, items=tuple(items))
+
+    def _long_lived_credentials(
+        self, today: date, horizon: date, owners: Mapping[str, str]
+    ) -> list[ExpiringItem]:
+        """Credentials a provider holds for an agent across runs (a service
+        account's API token, not an hour-long session): each one's expiry and
+        age, when it expires within the horizon or is older than the rotation
+        age. Short-lived ones (under a day) renew themselves on every run."""
+        state = self.state
+        now = self.clock()
+        max_age = timedelta(days=self.config.rotation_max_age_days)
+        active = {r.name: r for r in state.list_agents() if r.status == AgentStatus.ACTIVE}
+        items = []
+        for credential in state.list_credentials(live_at=now):
+            record = active.get(credential.agent)
+            if record is None or credential.expires_at - credential.issued_at < timedelta(days=1):
+                continue
+            age = (now - credential.issued_at).days
+            expires = credential.expires_at.date()
+            what = (
+                f"{credential.provider} {credential.kind} {credential.id} "
+                f"(fingerprint {credential.fingerprint}, {age} days old)"
+            )
+            how = f"`agentctl rotate {credential.agent}` says how to replace it"
+            if expires <= horizon:
+                left = (expires - today).days
+                items.append(
+                    ExpiringItem(
+                        agent=credential.agent,
+                        owner=owners.get(credential.agent, record.owner),
+                        kind="credential-expiring",
+                        due=expires,
+                        days_left=left,
+                        detail=f"{what} expires in {left} day{'s' if left != 1 else ''} "
+                        f"({expires.isoformat()}): {how}",
+                    )
+                )
+            elif now - credential.issued_at >= max_age:
+                due = (credential.issued_at + max_age).date()
+                items.append(
+                    ExpiringItem(
+                        agent=credential.agent,
+                        owner=owners.get(credential.agent, record.owner),
+                        kind="credential-rotation-due",
+                        due=due,
+                        days_left=(due - today).days,
+                        detail=f"{what} is older than {self.config.rotation_max_age_days} days: "
+                        f"{how}",
+                    )
+                )
+        return items
 
     def _kills_incomplete(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
         """Kills not confirmed in every system: overdue from the day they began."""
