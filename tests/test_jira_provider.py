@@ -499,3 +499,29 @@ def test_kill_where_jira_is_not_configured_never_claims_a_tick(jira_world: JiraW
     unknown = world.provider(bare, state_url=world.empty_state_url()).kill("someone-else", "x")
     assert not unknown.ok and unknown.undetermined
     assert "service account named someone-else" in unknown.remaining
+
+
+def test_expiring_reports_the_tokens_expiry_and_rotate_says_how_to_replace_it(
+    jira_world: JiraWorld,
+) -> None:
+    world = jira_world
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    soon = datetime.combine(datetime.now(UTC).date() + timedelta(days=20), time(), tzinfo=UTC)
+    agent = world.service_account("pr-review-agent", expires=soon)
+    register(world, contract, agent)
+    world.apply(contract)
+    engine = world.engine()
+
+    report = engine.expiring([contract], [], days=30)
+    [item] = [i for i in report.items if i.kind == "credential-expiring"]
+    assert (item.agent, item.due, item.days_left) == (agent.name, soon.date(), 20)
+    assert f"jira api-token jira-{agent.token_id}" in item.detail
+    assert "0 days old" in item.detail
+    assert not [
+        i for i in engine.expiring([contract], [], days=10).items if i.kind == "credential-expiring"
+    ]
+
+    [rotated] = engine.rotate([agent.name])[0].results
+    assert not rotated.ok  # due: Atlassian mints no service-account token by API
+    assert f"agentctl jira rotate {agent.name} --token-file F" in rotated.remaining
+    assert "expires " + soon.date().isoformat() in rotated.detail
