@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import date, timedelta
 from pathlib import Path
@@ -499,3 +500,34 @@ def test_ci_services_never_prints_the_database_password(tmp_path: Path) -> None:
     assert env_file.stat().st_mode & 0o077 == 0
     assert password not in result.stdout and password not in result.stderr
     assert "AGENTCTL_TEST_POSTGRES_URL" in result.stderr  # it says where the URL went
+
+
+# -- 4. faults: a read-only state is still readable -----------------------------------------
+
+
+@pytest.fixture
+def small_mount(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of this test's own (root only: CI runs as root)."""
+    if os.getuid() != 0 or not Path("/proc/filesystems").read_text().count("tmpfs"):
+        pytest.skip("needs root to mount a tmpfs")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)])
+    if mounted.returncode != 0:
+        pytest.skip("mount is not permitted here")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_read_only_commands_work_on_a_read_only_state(tmp_path: Path, small_mount: Path) -> None:
+    url = f"sqlite:///{small_mount / 'state.db'}"
+    env = {"AGENTCTL_STATE": url}
+    assert run(tmp_path, "state", "init", env=env).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    for command in (("status",), ("list",), ("audit", "verify"), ("audit",)):
+        result = run(tmp_path, *command, env=env)
+        no_traceback(result)
+        assert "cannot create" not in result.stderr, (command, result.stderr)
+        assert result.returncode == 0 or "NOT KEYED" in result.stdout, (command, result)

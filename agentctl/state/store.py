@@ -86,6 +86,8 @@ def _parse_url(url: str) -> URL:
 
 def _prepare_sqlite_file(path: Path, shown: str) -> None:
     """Create the database file owner-only before SQLite does (with the umask)."""
+    if path.exists():
+        return  # an existing database is opened as it is (perhaps read-only: see below)
     try:
         if not path.parent.exists():
             path.parent.mkdir(mode=0o700, parents=True)
@@ -117,7 +119,17 @@ def create_state_engine(url: str) -> Engine:
             connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS},
         )
     assert parsed.database is not None  # checked by _parse_url
-    _prepare_sqlite_file(Path(parsed.database).expanduser(), shown)
+    path = Path(parsed.database).expanduser()
+    _prepare_sqlite_file(path, shown)
+    # On a read-only filesystem (a mounted backup, a locked-down host) SQLite
+    # cannot create the WAL's -shm file and would refuse even to read; opened
+    # immutable, the read-only commands (status, list, audit verify) work and
+    # a write fails as "attempt to write a readonly database".
+    read_only = not os.access(path.parent, os.W_OK) and not os.access(path, os.W_OK)
+    if read_only:
+        parsed = parsed.set(
+            database=f"file:{path.resolve()}?mode=ro&immutable=1"
+        ).update_query_dict({"uri": "true"})
     engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
 
     @sa.event.listens_for(engine, "connect")
@@ -125,6 +137,8 @@ def create_state_engine(url: str) -> Engine:
         # Take transaction control away from the sqlite3 module (which only
         # BEGINs lazily before DML) so _begin below decides how to begin.
         dbapi_connection.isolation_level = None
+        if read_only:
+            return
         cursor = dbapi_connection.cursor()
         # WAL: readers never wait for a writer, and a writer never for readers.
         cursor.execute("PRAGMA journal_mode=WAL")
