@@ -63,7 +63,6 @@ from agentctl.contract import load_contracts  # noqa: E402
 from agentctl.providers.aws.settings import AwsSettings  # noqa: E402
 from agentctl.runtime import build_engine  # noqa: E402
 
-OPERATOR_POLICY = ROOT / "policies" / "operator-policy.json"
 AGENTCTL = Path(sys.executable).parent / "agentctl"
 POLL_INTERVAL = 0.002  # seconds between the victim's calls
 
@@ -77,6 +76,7 @@ class World:
     operator: dict[str, str]  # aws_access_key_id / aws_secret_access_key
     operator_arn: str
     agents: int
+    runtime: dict[str, str]  # the runtime principal's keys: it starts agent sessions
 
 
 def client(endpoint: str, service: str, credentials: dict[str, str]) -> Any:
@@ -100,22 +100,29 @@ def bucket(i: int) -> str:
     return f"bench-bucket-{i}"
 
 
+def _policy(kind: str, boundary: str) -> str:
+    from agentctl.providers.aws.access import generate
+
+    return json.dumps(generate(kind, AwsSettings(permissions_boundary=boundary)))
+
+
+def _user(iam: Any, name: str, document: str) -> tuple[dict[str, Any], dict[str, str]]:
+    user = iam.create_user(UserName=name)["User"]
+    policy = iam.create_policy(PolicyName=name, PolicyDocument=document)["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=name, PolicyArn=policy)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return user, {
+        "aws_access_key_id": key["AccessKeyId"],
+        "aws_secret_access_key": key["SecretAccessKey"],
+    }
+
+
 def provision(endpoint: str, workdir: Path, n_agents: int, victims: list[int]) -> World:
     """A fresh moto and state: operator, boundary, victims' buckets, N agents applied."""
     reset(endpoint)
     enforce_iam(endpoint, False)
     admin = CREDENTIALS
     iam = client(endpoint, "iam", admin)
-    user = iam.create_user(UserName="agentctl-operator")["User"]
-    policy = iam.create_policy(
-        PolicyName="agentctl-operator", PolicyDocument=OPERATOR_POLICY.read_text("utf-8")
-    )["Policy"]["Arn"]
-    iam.attach_user_policy(UserName="agentctl-operator", PolicyArn=policy)
-    key = iam.create_access_key(UserName="agentctl-operator")["AccessKey"]
-    operator = {
-        "aws_access_key_id": key["AccessKeyId"],
-        "aws_secret_access_key": key["SecretAccessKey"],
-    }
     boundary = iam.create_policy(
         PolicyName="agentctl-boundary",
         PolicyDocument=json.dumps(
@@ -125,6 +132,9 @@ def provision(endpoint: str, workdir: Path, n_agents: int, victims: list[int]) -
             }
         ),
     )["Policy"]["Arn"]
+    # The operator and the runtime principal, each with only its generated policy.
+    user, operator = _user(iam, "agentctl-operator", _policy("operator", boundary))
+    runtime_user, runtime = _user(iam, "agentctl-runtime", _policy("runtime", boundary))
     s3 = client(endpoint, "s3", admin)
     for i in victims:
         s3.create_bucket(Bucket=bucket(i))
@@ -138,7 +148,7 @@ def provision(endpoint: str, workdir: Path, n_agents: int, victims: list[int]) -
     settings = {
         "endpoint_url": endpoint,
         "region": REGION,
-        "runtime_principal": user["Arn"],
+        "runtime_principal": runtime_user["Arn"],
         "permissions_boundary": boundary,
     }
     config = Config(
@@ -167,12 +177,12 @@ def provision(endpoint: str, workdir: Path, n_agents: int, victims: list[int]) -
         raise SystemExit(f"provisioning failed for {len(failed)} agents: {failed[0].error}")
     engine.state.close()
     enforce_iam(endpoint, True)
-    return World(endpoint, workdir, config, config_file, operator, user["Arn"], n_agents)
+    return World(endpoint, workdir, config, config_file, operator, user["Arn"], n_agents, runtime)
 
 
 def victim_session(world: World, i: int) -> Any:
     """An S3 client with a live session of agent ``i``'s role, as exec would issue it."""
-    sts = client(world.endpoint, "sts", world.operator)
+    sts = client(world.endpoint, "sts", world.runtime)
     name = agent_name(i)
     credentials = sts.assume_role(
         RoleArn=f"arn:aws:iam::123456789012:role/agentctl/agentctl-{name}",

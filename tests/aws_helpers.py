@@ -33,6 +33,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -60,7 +61,24 @@ ADMIN_CREDENTIALS: Mapping[str, str] = {
     "aws_access_key_id": "testing",
     "aws_secret_access_key": "testing",
 }
-OPERATOR_POLICY = Path(__file__).resolve().parent.parent / "policies" / "operator-policy.json"
+# create_boundary()'s default: the operator policy names it before it exists.
+DEFAULT_BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/agentctl-boundary"
+# The profile, in the credentials file the ``aws`` fixture points AWS at, of
+# the runtime principal create_operator() makes: agent sessions start with it.
+RUNTIME_PROFILE = "agentctl-test-runtime"
+
+
+def generated_policy(kind: str, boundary: str = DEFAULT_BOUNDARY, **overrides: Any) -> str:
+    """``agentctl policy KIND`` for the test account: what a real account attaches."""
+    from agentctl.providers.aws.access import generate
+
+    return json.dumps(
+        generate(
+            kind,
+            AwsSettings(permissions_boundary=boundary, **overrides),
+            secrets_prefix="agentctl/",
+        )
+    )
 
 
 @dataclass
@@ -161,8 +179,12 @@ def moto_server() -> Iterator[MotoServer]:
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer) -> Iterator[MotoServer]:
-    """The moto server, empty and unenforced for this test (and left that way)."""
+def aws(
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[MotoServer]:
+    """The moto server, empty and unenforced for this test (and left that way);
+    AWS profiles come from a credentials file of this test's own."""
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     moto_server.reset()
     yield moto_server
     moto_server.reset()
@@ -175,6 +197,7 @@ def aws_settings(server: MotoServer, **overrides: Any) -> AwsSettings:
         "endpoint_url": server.url,
         "region": REGION,
         "max_attempts": 2,
+        "runtime_profile": RUNTIME_PROFILE,
     }
     values.update(overrides)
     return AwsSettings(**values)
@@ -200,10 +223,22 @@ def provider_context(
 
 @dataclass(frozen=True)
 class Operator:
+    """The operator user; ``runtime_arn`` is the separate runtime principal
+    made with it (its keys are in the ``RUNTIME_PROFILE`` profile)."""
+
     user_name: str
     arn: str
     access_key_id: str
     secret_access_key: str
+    runtime_arn: str = ""
+    runtime_key: tuple[str, str] = ("", "")
+
+    @property
+    def runtime_credentials(self) -> dict[str, str]:
+        return {
+            "aws_access_key_id": self.runtime_key[0],
+            "aws_secret_access_key": self.runtime_key[1],
+        }
 
     @property
     def credentials(self) -> dict[str, str]:
@@ -213,20 +248,53 @@ class Operator:
         }
 
 
-def create_operator(
-    server: MotoServer, user_name: str = "agentctl-operator", policy_file: Path = OPERATOR_POLICY
-) -> Operator:
-    """An IAM user whose only permission is ``policy_file`` (a managed policy:
-    the operator policy is longer than IAM's 2048-character inline user limit).
-    Call before ``enforce_iam``."""
+def _user_with_policy(server: MotoServer, user_name: str, document: str) -> tuple[str, str, str]:
     iam = server.client("iam")
     user = iam.create_user(UserName=user_name)["User"]
-    policy_arn = iam.create_policy(
-        PolicyName=f"{user_name}-policy", PolicyDocument=policy_file.read_text(encoding="utf-8")
-    )["Policy"]["Arn"]
+    policy_arn = iam.create_policy(PolicyName=f"{user_name}-policy", PolicyDocument=document)[
+        "Policy"
+    ]["Arn"]
     iam.attach_user_policy(UserName=user_name, PolicyArn=policy_arn)
     key = iam.create_access_key(UserName=user_name)["AccessKey"]
-    return Operator(user_name, user["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+    return user["Arn"], key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def create_operator(
+    server: MotoServer,
+    user_name: str = "agentctl-operator",
+    policy_file: Path | None = None,
+    boundary: str = DEFAULT_BOUNDARY,
+) -> Operator:
+    """An IAM user whose only permission is ``policy_file`` (default: the
+    generated operator policy for ``boundary``; a managed policy, as the
+    operator policy is longer than IAM's inline user limit), and a separate
+    runtime user holding only the generated runtime policy, written to the
+    credentials file as profile ``RUNTIME_PROFILE``. Call before ``enforce_iam``."""
+    document = (
+        policy_file.read_text(encoding="utf-8")
+        if policy_file is not None
+        else generated_policy("operator", boundary)
+    )
+    arn, key_id, secret = _user_with_policy(server, user_name, document)
+    if policy_file is not None:  # an auditor or an older policy: no runtime of its own
+        return Operator(user_name, arn, key_id, secret)
+    runtime_arn, runtime_id, runtime_secret = _user_with_policy(
+        server, f"{user_name}-runtime", generated_policy("runtime", boundary)
+    )
+    credentials_file = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    if credentials_file and credentials_file != os.devnull:
+        path = Path(credentials_file)
+        if f"[{RUNTIME_PROFILE}]" in (path.read_text("utf-8") if path.exists() else ""):
+            # The first operator's runtime is the profile; later ones pass their keys.
+            return Operator(
+                user_name, arn, key_id, secret, runtime_arn, (runtime_id, runtime_secret)
+            )
+        with open(credentials_file, "a", encoding="utf-8") as handle:
+            handle.write(
+                f"[{RUNTIME_PROFILE}]\naws_access_key_id = {runtime_id}\n"
+                f"aws_secret_access_key = {runtime_secret}\n"
+            )
+    return Operator(user_name, arn, key_id, secret, runtime_arn, (runtime_id, runtime_secret))
 
 
 def create_boundary(

@@ -38,13 +38,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
-from aws_helpers import IAM_MUTATING, REGION, MotoServer, Operator, create_operator
+from aws_helpers import IAM_MUTATING, REGION, RUNTIME_PROFILE, MotoServer, Operator, create_operator
 from contract_helpers import TODAY
 
 from agentctl.audit import verify_chain
@@ -129,6 +130,7 @@ class Cli:
             "endpoint_url": self.endpoint_url,
             "region": REGION,
             "runtime_principal": self.runtime_principal,
+            "runtime_profile": RUNTIME_PROFILE,
             "max_attempts": self.max_attempts,
         }
         if self.boundary:
@@ -157,7 +159,10 @@ class Cli:
             "AWS_ACCESS_KEY_ID": self.operator.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.operator.secret_access_key,
             "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            # The runtime principal's profile (create_operator writes it there).
+            "AWS_SHARED_CREDENTIALS_FILE": os.environ.get(
+                "AWS_SHARED_CREDENTIALS_FILE", os.devnull
+            ),
             "AWS_EC2_METADATA_DISABLED": "true",
             "AGENTCTL_CONFIG": str(self.config_path),
             "AGENTCTL_OPERATOR": OPERATOR_NAME,
@@ -217,7 +222,7 @@ def make_cli(
     return Cli(
         root=root,
         operator=operator,
-        runtime_principal=operator.arn,
+        runtime_principal=operator.runtime_arn,
         boundary=boundary,
         endpoint_url=endpoint_url,
         state_url=state_url or f"sqlite:///{root / 'state.db'}",
@@ -491,20 +496,18 @@ def _roles_by_agent(iam: Any, agent_prefix: str, role_prefix: str) -> dict[str, 
         params["Marker"] = page["Marker"]
 
 
-def expected_trust(principal: str) -> dict[str, Any]:
-    return normalise_policy(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AgentctlRuntime",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": principal},
-                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
-                }
-            ],
+def expected_trust(principal: str, expiry: date | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Sid": "AgentctlRuntime",
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+    }
+    if expiry is not None:
+        statement["Condition"] = {
+            "DateLessThan": {"aws:CurrentTime": f"{expiry.isoformat()}T00:00:00Z"}
         }
-    )
+    return normalise_policy({"Version": "2012-10-17", "Statement": [statement]})
 
 
 def role_problems(role: Mapping[str, Any], contract: Contract, cli: Cli, status: str) -> list[str]:
@@ -532,7 +535,13 @@ def role_problems(role: Mapping[str, Any], contract: Contract, cli: Cli, status:
         if tags.get(key) != value:
             problems.append(f"tag {key}={tags.get(key)!r}, want {value!r}")
     policies = role["Policies"]
-    grant = grant_policy(contract.name, contract.grant(AWS))
+    # An expired agent's role keeps the documents (and expiry) it last ran under.
+    ran_until = (
+        date.fromisoformat(tags["agentctl:expiry"])
+        if status == "expired" and "agentctl:expiry" in tags
+        else contract.expiry
+    )
+    grant = grant_policy(contract.name, contract.grant(AWS), ran_until)
     if policies.get(GRANT_POLICY) != grant:
         problems.append(f"grant policy {policies.get(GRANT_POLICY)} != {grant}")
     locked = status != "active"
@@ -541,7 +550,11 @@ def role_problems(role: Mapping[str, Any], contract: Contract, cli: Cli, status:
     if set(policies) - {REVOKE_OLDER_POLICY} != wanted_policies:
         problems.append(f"inline policies {sorted(policies)}, want {sorted(wanted_policies)}")
     trust = normalise_policy(role["AssumeRolePolicyDocument"])
-    want_trust = normalise_policy(LOCKED_TRUST) if locked else expected_trust(cli.runtime_principal)
+    want_trust = (
+        normalise_policy(LOCKED_TRUST)
+        if locked
+        else expected_trust(cli.runtime_principal, contract.expiry)
+    )
     if trust != want_trust:
         problems.append(f"trust policy {trust} != {want_trust}")
     boundary = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")

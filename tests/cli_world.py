@@ -23,7 +23,14 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_helpers import REGION, MotoServer, Operator, create_boundary, create_operator
+from aws_helpers import (
+    REGION,
+    RUNTIME_PROFILE,
+    MotoServer,
+    Operator,
+    create_boundary,
+    create_operator,
+)
 from contract_helpers import NOW, s3_read, write_contract
 
 from agentctl.cli.app import run
@@ -101,7 +108,8 @@ def cli(
                 "aws": {
                     "endpoint_url": aws.url,
                     "region": REGION,
-                    "runtime_principal": operator.arn,
+                    "runtime_principal": operator.runtime_arn,
+                    "runtime_profile": RUNTIME_PROFILE,
                     "permissions_boundary": boundary,
                     "max_attempts": 2,
                 },

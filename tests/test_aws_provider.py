@@ -102,7 +102,8 @@ class World:
 
 def make_world(server: MotoServer, *, enforce: bool = True, **overrides: Any) -> World:
     """Bootstrap as admin (operator user, boundary, buckets), then switch to
-    the operator — whose only permissions are policies/operator-policy.json."""
+    the operator — whose only permissions are `agentctl policy operator`'s —
+    and a separate runtime principal (`agentctl policy runtime`) for sessions."""
     operator = create_operator(server)
     boundary = create_boundary(server)
     s3 = server.client("s3")
@@ -111,7 +112,7 @@ def make_world(server: MotoServer, *, enforce: bool = True, **overrides: Any) ->
         for agent in ("a", "b", "pr-review-agent"):
             s3.put_object(Bucket=bucket, Key=f"{agent}/report.txt", Body=b"ok")
     settings = aws_settings(
-        server, runtime_principal=operator.arn, permissions_boundary=boundary, **overrides
+        server, runtime_principal=operator.runtime_arn, permissions_boundary=boundary, **overrides
     )
     provider = AwsProvider(provider_context(settings, operator.credentials, clock=frozen_clock()))
     world = World(
@@ -120,7 +121,7 @@ def make_world(server: MotoServer, *, enforce: bool = True, **overrides: Any) ->
         boundary,
         provider,
         record_calls(provider.client("iam"), "iam"),
-        record_calls(provider.client("sts"), "sts"),
+        record_calls(provider.runtime_client("sts"), "sts"),
     )
     if enforce:
         server.enforce_iam(0)
@@ -234,8 +235,10 @@ def test_apply_creates_exactly_what_the_contract_says(aws: MotoServer) -> None:
             {
                 "Sid": "AgentctlRuntime",
                 "Effect": "Allow",
-                "Principal": {"AWS": [world.operator.arn]},
+                "Principal": {"AWS": [world.operator.runtime_arn]},
                 "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+                # AWS itself refuses the agent from its expiry date on.
+                "Condition": UNTIL_EXPIRY,
             }
         ],
     }
@@ -248,17 +251,22 @@ def test_apply_creates_exactly_what_the_contract_says(aws: MotoServer) -> None:
                     "Effect": "Allow",
                     "Action": ["s3:ListAllMyBuckets"],
                     "Resource": ["*"],
+                    "Condition": UNTIL_EXPIRY,
                 },
                 {
                     "Sid": "ReadReports",
                     "Effect": "Allow",
                     "Action": ["s3:GetObject"],
                     "Resource": ["arn:aws:s3:::bucket-a/pr-review-agent/*"],
+                    "Condition": UNTIL_EXPIRY,
                 },
             ],
         }
     }
     assert got["attached"] == []
+
+
+UNTIL_EXPIRY = {"DateLessThan": {"aws:CurrentTime": "2027-03-01T00:00:00Z"}}
 
 
 def test_reapply_makes_zero_mutating_calls(aws: MotoServer) -> None:
@@ -317,11 +325,15 @@ def test_a_changed_contract_updates_only_that_role_and_field(aws: MotoServer) ->
         "PutRolePermissionsBoundary",
         "UpdateRole",
     ]
+    # Dropping the boundary from the settings: the operator policy never lets
+    # a boundary go (explicit Deny of DeleteRolePermissionsBoundary).
     unbounded = world.provider_with(permissions_boundary=None, session_duration_seconds=7200)
     (change,) = unbounded.plan(new_owner, unbounded.observe("a"), expired=False)
     assert [f.field for f in change.fields] == ["permissions_boundary"]
-    assert unbounded.apply(change).ok
-    assert unbounded.plan(new_owner, unbounded.observe("a"), expired=False) == []
+    refused = unbounded.apply(change)
+    assert not refused.ok
+    assert "access denied: DeleteRolePermissionsBoundary" in (refused.detail or "")
+    assert moved.plan(new_owner, moved.observe("a"), expired=False) == []
 
     with aws.unenforced():
         assert snapshot(aws, "agentctl-b") == b_before
@@ -444,8 +456,12 @@ def test_a_role_agentctl_does_not_own_is_never_touched(aws: MotoServer) -> None:
         assert not world.provider.revive(name, "x").ok
         with pytest.raises(NotOwnedError):
             world.provider.rotate(name)
-        with pytest.raises(NotOwnedError):
-            world.provider.issue_credentials(c, run(name))
+        if name == "ci":
+            # The runtime principal reads no IAM: AWS refuses it, as the role's
+            # trust policy is not agentctl's. (agentctl-legacy is at another
+            # path: the derived ARN names no role; AWS refuses, moto does not.)
+            with pytest.raises(ProviderError, match="AWS refused a session of role agentctl-ci"):
+                world.provider.issue_credentials(c, run(name))
         # A CREATE planned before someone else took the name: EntityAlreadyExists, not ours.
         create = world.provider.plan(c, replace(observed, exists=False), expired=False)[0]
         result = world.provider.apply(create)
@@ -529,29 +545,18 @@ def test_kill_denies_the_live_session_at_once_and_spares_the_others(aws: MotoSer
     assert denied(sessions["a"].list_buckets)
     assert sessions["b"].get_object(Bucket="bucket-a", Key="b/report.txt")["Body"].read() == b"ok"
 
-    with pytest.raises(ProviderError, match="killed"):
-        p.issue_credentials(contract("a"), run("a"))
     # No new session: AWS refuses AssumeRole on the deny-all trust lock. moto
     # does evaluate trust principals (see the next test) but counts every trust
     # statement as Allow whatever its Effect, so here we check the lock itself
-    # and that a session moto lets through anyway can do nothing.
+    # and that a session moto lets through anyway can do nothing. (The runtime
+    # principal reads no IAM, so the provider cannot refuse it first; the
+    # engine refuses a killed agent from its state before asking.)
     with aws.unenforced():
         trust = aws.client("iam").get_role(RoleName="agentctl-a")["Role"][
             "AssumeRolePolicyDocument"
         ]
     assert normalise_policy(trust) == normalise_policy(LOCKED_TRUST)
-    sts = aws.client("sts", world.operator.credentials)
-    fresh = sts.assume_role(
-        RoleArn="arn:aws:iam::123456789012:role/agentctl/agentctl-a", RoleSessionName="probe"
-    )["Credentials"]
-    late = aws.client(
-        "s3",
-        {
-            "aws_access_key_id": fresh["AccessKeyId"],
-            "aws_secret_access_key": fresh["SecretAccessKey"],
-            "aws_session_token": fresh["SessionToken"],
-        },
-    )
+    late = aws.session_client("s3", p.issue_credentials(contract("a"), run("a")).environment)
     assert denied(late.list_buckets)
 
     assert p.revive("a", "false alarm").ok
@@ -573,8 +578,14 @@ def test_trust_policy_admits_only_the_runtime_principal(aws: MotoServer) -> None
         RoleArn=role_arn,
         RoleSessionName="probe",
     )
-    assert aws.client("sts", world.operator.credentials).assume_role(
-        RoleArn=role_arn, RoleSessionName="probe"
+    runtime = world.operator.runtime_credentials
+    assert aws.client("sts", runtime).assume_role(RoleArn=role_arn, RoleSessionName="probe")
+    # The operator writes the trust policy but may not start an agent session,
+    # even if that trust policy named it (an explicit Deny in its own policy).
+    assert denied(
+        aws.client("sts", world.operator.credentials).assume_role,
+        RoleArn=role_arn,
+        RoleSessionName="probe",
     )
 
 
@@ -586,7 +597,7 @@ def test_rotate_verifies_a_new_session_then_revokes_older_ones(aws: MotoServer) 
     assert old.list_buckets()["Buckets"]
     order = CallRecorder()
     p.client("iam").meta.events.register("provide-client-params.iam.*", order)
-    p.client("sts").meta.events.register("provide-client-params.sts.*", order)
+    p.runtime_client("sts").meta.events.register("provide-client-params.sts.*", order)
 
     result = p.rotate("a")
     assert result.ok, result
@@ -627,8 +638,10 @@ def test_expired_contract_is_disabled_and_a_renewal_enables_it(aws: MotoServer) 
     assert observed.disabled and not observed.killed
     assert observed.attributes["tags"]["agentctl:killed-reason"] == "expired"
     assert p.plan(c, observed, expired=True) == []
-    with pytest.raises(ProviderError, match="expired"):
-        p.issue_credentials(c, run("a"))
+    # AWS refuses a new session (trust locked, and past the trust policy's
+    # expiry condition); moto issues one, which can do nothing.
+    late = aws.session_client("s3", p.issue_credentials(c, run("a")).environment)
+    assert denied(late.list_buckets)
     # An expired contract is never provisioned.
     assert p.plan(contract("new"), p.observe("new"), expired=True) == []
 
@@ -636,9 +649,16 @@ def test_expired_contract_is_disabled_and_a_renewal_enables_it(aws: MotoServer) 
     (change,) = p.plan(renewed, observed, expired=False)
     assert {f.field for f in change.fields} >= {
         "tags.agentctl:status",
+        "tags.agentctl:expiry",
         "trust_policy",
+        "grant_policy",
         "kill_policy",
     }
+    # The new expiry reaches both documents AWS enforces it with.
+    until = {"DateLessThan": {"aws:CurrentTime": "2027-06-01T00:00:00Z"}}
+    fields = {f.field: f.after for f in change.fields}
+    assert fields["trust_policy"]["Statement"][0]["Condition"] == until
+    assert all(st["Condition"] == until for st in fields["grant_policy"]["Statement"])
     assert p.apply(change).ok
     assert p.plan(renewed, p.observe("a"), expired=False) == []
     assert aws.session_client(
@@ -958,18 +978,40 @@ def test_assume_role_carries_both_sides(aws: MotoServer) -> None:
     )
 
 
-def test_issue_credentials_refuses_what_it_must(aws: MotoServer) -> None:
+def test_exec_needs_nothing_but_the_runtime_policy(aws: MotoServer) -> None:
     world = make_world(aws)
     p = world.provider
-    with pytest.raises(ProviderError, match="has no IAM role") as missing:
-        p.issue_credentials(contract("a"), run("a"))
-    assert "agentctl apply" in (missing.value.hint or "")
     converge(p, contract("a"))
+    world.iam.clear()
+    world.sts.clear()
+    credential = p.issue_credentials(contract("a"), run("a"))
+    # One AssumeRole as the runtime principal (whose only policy is
+    # `agentctl policy runtime`), the role ARN derived: no IAM read at all.
+    assert world.iam.names == []
+    assert world.sts.names == ["AssumeRole"]
+    assert world.sts.calls[0][1]["RoleArn"] == (
+        "arn:aws:iam::123456789012:role/agentctl/agentctl-a"
+    )
+    assert aws.session_client("s3", credential.environment).list_buckets()["Buckets"]
     with pytest.raises(ProviderError, match=r"outside 900\.\.3600s"):
         p.issue_credentials(contract("a"), run("a", duration=7200))
-    p.kill("a", "x")
-    with pytest.raises(ProviderError, match="killed"):
-        p.issue_credentials(contract("a"), run("a"))
+    assert world.sts.names == ["AssumeRole"]  # refused before asking AWS
+
+    # A host whose principal the role does not trust: AWS refuses, and the
+    # error says what to check, never a traceback or a key.
+    with aws.unenforced():
+        stranger = create_operator(aws, "stranger")
+    elsewhere = AwsProvider(
+        provider_context(
+            replace(p._settings, runtime_profile=None),
+            stranger.runtime_credentials,
+            clock=frozen_clock(),
+        )
+    )
+    with pytest.raises(ProviderError, match="AWS refused a session of role agentctl-a") as refused:
+        elsewhere.issue_credentials(contract("a"), run("a"))
+    assert "aws.runtime_principal" in (refused.value.hint or "")
+    assert stranger.runtime_key[1] not in str(refused.value)
 
 
 # -- value shaping (no server) ----------------------------------------------------------

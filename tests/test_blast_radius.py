@@ -75,7 +75,7 @@ def test_killing_one_of_fifty_running_agents_touches_no_other(
         github_config,
         provider_settings={
             **github_config.provider_settings,
-            "aws": aws_settings(aws, runtime_principal=operator.arn),
+            "aws": aws_settings(aws, runtime_principal=operator.runtime_arn),
             "jira": jira_world.settings(),
         },
     )

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from aws_helpers import (
-    OPERATOR_POLICY,
     MotoServer,
     aws_settings,
     create_boundary,
     create_operator,
     frozen_clock,
+    generated_policy,
     provider_context,
     record_calls,
 )
@@ -140,7 +140,10 @@ def provider(
 ) -> AwsProvider:
     operator = create_operator(aws)
     boundary = create_boundary(aws, actions=boundary_actions)
-    values: dict[str, Any] = {"runtime_principal": operator.arn, "permissions_boundary": boundary}
+    values: dict[str, Any] = {
+        "runtime_principal": operator.runtime_arn,
+        "permissions_boundary": boundary,
+    }
     values.update(settings)
     made = AwsProvider(
         provider_context(aws_settings(aws, **values), operator.credentials, clock=frozen_clock())
@@ -218,7 +221,9 @@ def test_an_explicit_deny_in_the_boundary_is_named(aws: MotoServer) -> None:
     )["Policy"]["Arn"]
     p = AwsProvider(
         provider_context(
-            aws_settings(aws, runtime_principal=operator.arn, permissions_boundary=boundary),
+            aws_settings(
+                aws, runtime_principal=operator.runtime_arn, permissions_boundary=boundary
+            ),
             operator.credentials,
             clock=frozen_clock(),
         )
@@ -246,7 +251,7 @@ def test_the_default_version_of_the_boundary_is_the_one_checked(aws: MotoServer)
 
 def test_an_unreadable_boundary_is_reported_not_fatal(aws: MotoServer, tmp_path: Path) -> None:
     # An operator policy from before the boundary lint: no iam:GetPolicy.
-    shipped = json.loads(OPERATOR_POLICY.read_text(encoding="utf-8"))
+    shipped = json.loads(generated_policy("operator"))
     shipped["Statement"] = [
         s for s in shipped["Statement"] if "iam:GetPolicy" not in json.dumps(s.get("Action"))
     ]
@@ -273,15 +278,15 @@ def test_an_unreadable_boundary_is_reported_not_fatal(aws: MotoServer, tmp_path:
     assert all(p.apply(ch).ok for ch in changes if ch.mutating)
 
 
-def test_the_shipped_operator_policy_reads_only_agentctl_policies() -> None:
-    statements = {s["Sid"]: s for s in json.loads(OPERATOR_POLICY.read_text())["Statement"]}
+def test_the_operator_policy_reads_only_the_configured_boundary() -> None:
+    statements = {s["Sid"]: s for s in json.loads(generated_policy("operator"))["Statement"]}
     reads = ["iam:GetPolicy", "iam:GetPolicyVersion"]
-    assert statements["ReadThePermissionsBoundary"]["Action"] == reads
-    assert statements["ReadOnlyAgentctlPolicies"] == {
-        "Sid": "ReadOnlyAgentctlPolicies",
+    assert statements["ReadTheBoundary"]["Action"] == reads
+    assert statements["ReadOnlyTheBoundary"] == {
+        "Sid": "ReadOnlyTheBoundary",
         "Effect": "Deny",
         "Action": reads,
-        "NotResource": "arn:aws:iam::*:policy/agentctl-*",
+        "NotResource": "arn:aws:iam::123456789012:policy/agentctl-boundary",
     }
 
 
@@ -292,7 +297,9 @@ def test_plan_and_apply_through_the_engine_report_it_and_succeed(
     boundary = create_boundary(aws, actions=("s3:Get*", "s3:List*"))
     config = Config(
         provider_settings={
-            "aws": aws_settings(aws, runtime_principal=operator.arn, permissions_boundary=boundary)
+            "aws": aws_settings(
+                aws, runtime_principal=operator.runtime_arn, permissions_boundary=boundary
+            )
         },
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
         journal_path=str(tmp_path / "journal.jsonl"),

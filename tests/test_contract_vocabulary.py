@@ -266,6 +266,7 @@ def test_star_action_is_a_wildcard_and_an_escalation() -> None:
     assert found == {
         ("wildcard-action", Severity.WARNING),
         ("privilege-escalation", Severity.ERROR),
+        ("unkillable-credentials", Severity.ERROR),
     }
 
 
@@ -308,13 +309,93 @@ def test_identity_borrowing_only_on_wildcard_resources(action: str) -> None:
         "ssm": "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0",
         "ecs": "arn:aws:ecs:us-east-1:123456789012:task-definition/report:3",
     }[service]
-    assert findings(statement([action], [specific])) == []
+    # (Role chaining and shells are their own error: see the tests below.)
+    assert [f for f in findings(statement([action], [specific])) if f[1] != UNKILLABLE] == []
     wildcard = (
         specific.rsplit("/", 1)[0] + "/*" if "/" in specific else specific.rsplit(":", 1)[0] + ":*"
     )
     assert ((0, "actions", 0), "privilege-escalation", Severity.ERROR) in findings(
         statement([action], [wildcard])
     )
+
+
+UNKILLABLE = "unkillable-credentials"
+RELEASE_ROLE = "arn:aws:iam::123456789012:role/release-deployer"
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "sts:AssumeRole",
+        "sts:assumerole",
+        "sts:AssumeRole*",
+        "sts:*",
+        "sts:GetFederationToken",
+        "sts:GetWebIdentityToken",
+        "iam:UploadSSHPublicKey",
+        "ssm:StartSession",
+        "ec2-instance-connect:SendSSHPublicKey",  # a service with no table: still caught
+    ],
+)
+def test_credentials_out_of_the_kills_reach_are_errors(action: str) -> None:
+    found = findings(statement([action], [RELEASE_ROLE]))
+    assert ((0, "actions", 0), UNKILLABLE, Severity.ERROR) in found
+
+
+def test_role_chaining_message_says_why_and_how_to_opt_in() -> None:
+    (finding,) = [
+        f
+        for f in check_aws_grant(statement(["sts:AssumeRole"], [RELEASE_ROLE]))
+        if f.code == UNKILLABLE
+    ]
+    assert "role chaining" in finding.message and "outlives this agent's kill" in finding.message
+    assert "exception" in finding.message and "sid" in finding.message
+
+
+def test_a_named_exception_opts_in_and_is_reported() -> None:
+    grant = [
+        {
+            "sid": "DeployViaRelease",
+            "actions": ["sts:AssumeRole"],
+            "resources": [RELEASE_ROLE],
+            "exception": "deploys through the release role; sessions of 15 minutes",
+        }
+    ]
+    (note,) = check_aws_grant(grant)
+    assert (note.path, note.code, note.severity) == (
+        (0, "exception"),
+        "kill-exception",
+        Severity.INFO,
+    )
+    assert note.message == (
+        "exception DeployViaRelease: sts:AssumeRole outlive(s) this agent's kill "
+        "(deploys through the release role; sessions of 15 minutes)"
+    )
+    # Unnamed: an error. Needless: a warning.
+    del grant[0]["sid"]
+    assert [(f.code, f.severity) for f in check_aws_grant(grant)] == [
+        ("unnamed-exception", Severity.ERROR)
+    ]
+    needless = [
+        {**grant[0], "sid": "X", "actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}
+    ]
+    assert [(f.code, f.severity) for f in check_aws_grant(needless)] == [
+        ("unused-exception", Severity.WARNING)
+    ]
+
+
+def test_an_exception_never_excuses_escalation() -> None:
+    grant = [
+        {
+            "sid": "ChainAnything",
+            "actions": ["sts:AssumeRole"],
+            "resources": ["arn:aws:iam::123456789012:role/*"],
+            "exception": "wants to assume whatever it finds",
+        }
+    ]
+    codes = {(f.code, f.severity) for f in check_aws_grant(grant)}
+    assert ("privilege-escalation", Severity.ERROR) in codes
+    assert ("self-escalation", Severity.ERROR) in codes
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,9 @@ def world(aws: MotoServer, tmp_path: Path) -> Iterator[World]:
     operator = create_operator(aws)
     boundary = create_boundary(aws)
     aws.client("s3").create_bucket(Bucket="bucket-a")
-    settings = aws_settings(aws, runtime_principal=operator.arn, permissions_boundary=boundary)
+    settings = aws_settings(
+        aws, runtime_principal=operator.runtime_arn, permissions_boundary=boundary
+    )
     config = Config(
         provider_settings={"aws": settings},
         state_url=f"sqlite:///{tmp_path / 'state.db'}",

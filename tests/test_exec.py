@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_helpers import MotoServer, create_operator, record_calls
+from aws_helpers import RUNTIME_PROFILE, MotoServer, create_operator, record_calls
 from cli_helpers import ENTRY
 from contract_helpers import NOW, s3_read, write_contract
 
@@ -86,7 +86,12 @@ def world(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     config = {
         "state": state_url,
         "journal": str(tmp_path / "journal.jsonl"),
-        "aws": {"endpoint_url": aws.url, "region": "us-east-1", "runtime_principal": operator.arn},
+        "aws": {
+            "endpoint_url": aws.url,
+            "region": "us-east-1",
+            "runtime_principal": operator.runtime_arn,
+            "runtime_profile": RUNTIME_PROFILE,
+        },
     }
     (tmp_path / "agentctl.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     contracts = tmp_path / "contracts"
@@ -154,7 +159,10 @@ def test_assume_role_request_names_agent_user_and_trigger(world: ExecWorld) -> N
         Config(
             provider_settings={
                 "aws": AwsSettings(
-                    endpoint_url=world.server.url, region="us-east-1", runtime_principal="unused"
+                    endpoint_url=world.server.url,
+                    region="us-east-1",
+                    runtime_principal="unused",
+                    runtime_profile=RUNTIME_PROFILE,
                 )
             },
             state_url=world.state_url,
@@ -162,7 +170,7 @@ def test_assume_role_request_names_agent_user_and_trigger(world: ExecWorld) -> N
         clock=lambda: NOW,
         provider_names=["aws"],
     )
-    calls = record_calls(engine.providers["aws"].client("sts"), "sts")  # type: ignore[attr-defined]
+    calls = record_calls(engine.providers["aws"].runtime_client("sts"), "sts")  # type: ignore[attr-defined]
     grant = Runs(engine).grant(
         RunRequest(
             agent="helper-agent",

@@ -40,7 +40,14 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_helpers import ACCOUNT, REGION, MotoServer, create_boundary, create_operator
+from aws_helpers import (
+    ACCOUNT,
+    REGION,
+    RUNTIME_PROFILE,
+    MotoServer,
+    create_boundary,
+    create_operator,
+)
 from contract_helpers import NOW, write_contract
 from github_helpers import ORG, PASSPHRASE, PASSPHRASE_ENV, GitHubWorld
 from secret_scan import SecretValues, not_secret, scan_files
@@ -154,7 +161,8 @@ def lifecycle(
         "aws": {
             "endpoint_url": aws.url,
             "region": REGION,
-            "runtime_principal": operator.arn,
+            "runtime_principal": operator.runtime_arn,
+            "runtime_profile": RUNTIME_PROFILE,
             "permissions_boundary": boundary,
         },
         "github": {
@@ -172,7 +180,7 @@ def lifecycle(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "home" / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "home" / "none"))
+    # AWS_SHARED_CREDENTIALS_FILE: the aws fixture's, holding the runtime profile.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")

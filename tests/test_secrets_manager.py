@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_helpers import ACCOUNT, REGION, MotoServer, record_calls
+from aws_helpers import ACCOUNT, REGION, MotoServer, generated_policy, record_calls
 from botocore.config import Config as BotoConfig
 
 from agentctl.config import SecretsSettings
@@ -32,7 +32,6 @@ PEM = (
 )
 TOKEN = "ghs_" + "Tk7" * 12
 PASSPHRASE = "correct horse battery staple"
-POLICY = Path(__file__).resolve().parent.parent / "policies" / "operator-policy.json"
 
 
 def client_factory(
@@ -229,7 +228,7 @@ def test_every_call_the_store_makes_is_granted_by_the_operator_policy_and_only_u
 ) -> None:
     statements = [
         s
-        for s in json.loads(POLICY.read_text("utf-8"))["Statement"]
+        for s in json.loads(generated_policy("operator"))["Statement"]
         if s["Sid"].startswith("AgentctlSecrets")
     ]
     assert statements, "the operator policy lost its AgentctlSecrets statements"

@@ -138,7 +138,9 @@ def served(aws: MotoServer, tmp_path: Path) -> Iterator[Served]:
     secrets_settings = SecretsSettings(backend="encrypted-file", path=str(tmp_path / "secrets.enc"))
     config = Config(
         provider_settings={
-            "aws": aws_settings(aws, runtime_principal=operator.arn, permissions_boundary=boundary)
+            "aws": aws_settings(
+                aws, runtime_principal=operator.runtime_arn, permissions_boundary=boundary
+            )
         },
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
         journal_path=str(tmp_path / "journal.jsonl"),

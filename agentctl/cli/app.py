@@ -17,7 +17,18 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from agentctl import __version__
-from agentctl.cli import audit, github, lifecycle, runs, schema, secrets, serve, state, validate
+from agentctl.cli import (
+    audit,
+    github,
+    lifecycle,
+    policy,
+    runs,
+    schema,
+    secrets,
+    serve,
+    state,
+    validate,
+)
 from agentctl.cli.common import new_session, reset_consoles, stderr, stdout
 from agentctl.clock import Clock, system_clock
 from agentctl.commands import Session
@@ -115,6 +126,7 @@ def _global_options(
 
 
 app.command(help=validate.HELP)(validate.validate)
+app.command(help=policy.HELP)(policy.policy)
 lifecycle.register(app)
 runs.register(app)
 app.add_typer(audit.app, name="audit")

@@ -139,7 +139,8 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
         )
         demo.note(
             f"working directory: {workdir}  (operator: alice@company.com, holding only "
-            "policies/operator-policy.json)"
+            "`agentctl policy operator`; exec runs as a runtime principal holding only "
+            "`agentctl policy runtime`)"
         )
 
         demo.say("1. Validate the contracts (what CI runs on every pull request)")

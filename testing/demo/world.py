@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import requests
@@ -41,8 +42,20 @@ def shipped_contracts() -> Path:
     return repo_root() / "contracts"
 
 
-def operator_policy() -> str:
-    return (repo_root() / "policies" / "operator-policy.json").read_text(encoding="utf-8")
+def generated_policy(kind: str, boundary: str) -> str:
+    """`agentctl policy KIND` for the demo account: what a real account attaches."""
+    from agentctl.providers.aws.access import generate
+    from agentctl.providers.aws.settings import AwsSettings
+
+    return json.dumps(generate(kind, AwsSettings(permissions_boundary=boundary)))
+
+
+def _user(iam: Any, name: str, document: str) -> tuple[str, dict[str, str]]:
+    user = iam.create_user(UserName=name)["User"]
+    policy = iam.create_policy(PolicyName=name, PolicyDocument=document)
+    iam.attach_user_policy(UserName=name, PolicyArn=policy["Policy"]["Arn"])
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return str(user["Arn"]), key
 
 
 @contextmanager
@@ -118,10 +131,6 @@ def build_world(
     contracts name, an org with repositories; returns the CLI's environment."""
     admin = {"aws_access_key_id": "demo-admin", "aws_secret_access_key": "demo-admin"}
     iam = boto3.client("iam", endpoint_url=aws_url, region_name=REGION, **admin)
-    user = iam.create_user(UserName="agentctl-operator")["User"]
-    policy = iam.create_policy(PolicyName="agentctl-operator", PolicyDocument=operator_policy())
-    iam.attach_user_policy(UserName="agentctl-operator", PolicyArn=policy["Policy"]["Arn"])
-    key = iam.create_access_key(UserName="agentctl-operator")["AccessKey"]
     boundary = iam.create_policy(
         PolicyName="agentctl-agent-boundary",
         PolicyDocument=json.dumps(
@@ -143,6 +152,16 @@ def build_world(
             }
         ),
     )["Policy"]["Arn"]
+    # The operator (apply, kill, ...) and the runtime principal (exec) are two
+    # identities, each holding only its generated policy.
+    _, key = _user(iam, "agentctl-operator", generated_policy("operator", boundary))
+    runtime_arn, runtime_key = _user(iam, "agentctl-runtime", generated_policy("runtime", boundary))
+    credentials_file = workdir / "aws-credentials"
+    credentials_file.write_text(
+        f"[agentctl-runtime]\naws_access_key_id = {runtime_key['AccessKeyId']}\n"
+        f"aws_secret_access_key = {runtime_key['SecretAccessKey']}\n",
+        "utf-8",
+    )
     s3 = boto3.client("s3", endpoint_url=aws_url, region_name=REGION, **admin)
     for bucket in ("acme-api-releases", FINDINGS_BUCKET):
         s3.create_bucket(Bucket=bucket)
@@ -158,7 +177,8 @@ def build_world(
         "aws": {
             "endpoint_url": aws_url,
             "region": REGION,
-            "runtime_principal": user["Arn"],
+            "runtime_principal": runtime_arn,
+            "runtime_profile": "agentctl-runtime",
             "permissions_boundary": boundary,
         },
         "github": {"base_url": github.url, "web_url": github.url, "organization": ORG},
@@ -187,6 +207,7 @@ def build_world(
             "AGENTCTL_KEYRING_PASSPHRASE": "demo-only-passphrase",
             "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            "AWS_SHARED_CREDENTIALS_FILE": str(credentials_file),
             "COLUMNS": "160",
             # `python` in the commands below is this interpreter, with agentctl installed.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),

@@ -27,7 +27,7 @@ ENDPOINT_HINT = (
     "check the network, or AWS_ENDPOINT_URL / aws.endpoint_url in agentctl.yaml "
     "if you use a local or private endpoint"
 )
-OPERATOR_HINT = "the operator needs the permissions in policies/operator-policy.json"
+OPERATOR_HINT = "`agentctl policy operator` prints the permissions the operator needs"
 THROTTLE_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 )
@@ -175,6 +175,28 @@ class AwsClients:
                 self._clients[service] = self._make_client(service, {})
             return self._clients[service]
 
+    def runtime_client(self, service: str) -> Any:
+        """The client that starts agent sessions: the runtime principal's.
+
+        With ``aws.runtime_profile`` it signs with that profile (the operator
+        may not start agent sessions); else it is :meth:`client`'s — on the
+        runtime host the standard AWS environment *is* the runtime principal.
+        """
+        profile = self._settings.runtime_profile
+        if not profile:
+            return self.client(service)
+        key = f"runtime:{service}"
+        with self._lock:
+            if key not in self._clients:
+                import boto3
+
+                try:
+                    session = boto3.session.Session(profile_name=profile)
+                except Exception as exc:
+                    raise provider_error(exc, f"open the AWS profile {profile}") from None
+                self._clients[key] = self._make_client(service, {}, session=session)
+            return self._clients[key]
+
     def _base_session(self) -> Any:
         # Caller holds self._lock.
         if self._session is None:
@@ -211,12 +233,19 @@ class AwsClients:
         with self._lock:
             return self._make_client(service, credentials)
 
-    def _make_client(self, service: str, credentials: Mapping[str, str]) -> Any:
+    def _make_client(
+        self, service: str, credentials: Mapping[str, str], session: Any = None
+    ) -> Any:
         # Caller holds self._lock.
         from botocore.config import Config as BotoConfig
 
-        session = self._base_session()
         options = dict(self._client_options)
+        if session is None:
+            session = self._base_session()
+        else:
+            # Another principal's session: none of the default principal's keys.
+            for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+                options.pop(key, None)
         pool = int(options.pop("max_pool_connections", DEFAULT_POOL_CONNECTIONS))
         options.update(credentials)
         if self._settings.endpoint_url:
@@ -235,14 +264,23 @@ class AwsClients:
         return client
 
     def call(
-        self, service: str, operation: str, doing: str, *, absent: Iterable[str] = (), **params: Any
+        self,
+        service: str,
+        operation: str,
+        doing: str,
+        *,
+        absent: Iterable[str] = (),
+        runtime: bool = False,
+        **params: Any,
     ) -> Any:
-        """Call one API operation; ``absent`` error codes return None (e.g. NoSuchEntity)."""
+        """Call one API operation; ``absent`` error codes return None (e.g.
+        NoSuchEntity); ``runtime`` signs as the runtime principal."""
         from botocore.exceptions import BotoCoreError, ClientError
         from botocore.parsers import ResponseParserError
 
+        client = self.runtime_client(service) if runtime else self.client(service)
         try:
-            return getattr(self.client(service), operation)(**params)
+            return getattr(client, operation)(**params)
         except ClientError as exc:
             if error_code(exc) in set(absent):
                 return None

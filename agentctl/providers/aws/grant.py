@@ -21,6 +21,9 @@ class AwsStatement:
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     sid: str | None = None
+    # Why this statement may mint credentials the kill cannot reach (role
+    # chaining, ...): the contract's named, printed opt-in; None: it may not.
+    exception: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,13 @@ def parse_aws_grant(raw: JsonValue) -> AwsGrant:
         if not isinstance(entry, dict):
             continue
         sid = entry.get("sid")
+        exception = entry.get("exception")
         statements.append(
             AwsStatement(
                 actions=_strings(entry.get("actions")),
                 resources=_strings(entry.get("resources")),
                 sid=str(sid) if sid is not None else None,
+                exception=str(exception) if exception is not None else None,
             )
         )
     return AwsGrant(tuple(statements))
@@ -80,6 +85,12 @@ SCHEMA_DEFS: dict[str, JsonObject] = {
                 "type": "string",
                 "pattern": "^[A-Za-z0-9]+$",
                 "maxLength": 128,
+            },
+            "exception": {
+                "description": "Opt-in, with the reason, for actions that mint credentials a kill cannot reach (sts:AssumeRole role chaining, sts:GetFederationToken, ...): without it they are errors. Needs a sid, which names the exception; plan prints it.",
+                "type": "string",
+                "minLength": 10,
+                "maxLength": 300,
             },
             "actions": {
                 "description": "IAM actions, service:Action (e.g. s3:GetObject); wildcards must match known actions and are lint warnings.",

@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, canonical_json
 from agentctl.providers.aws import PROVIDER, SPEC
-from agentctl.providers.aws.client import AwsClients, provider_error
+from agentctl.providers.aws.client import AwsClients, error_code, provider_error
 from agentctl.providers.aws.kill import DENY_ALL_NAME, RoleKiller, deny_all_arn
 from agentctl.providers.aws.policies import (
     GRANT_POLICY,
@@ -64,6 +65,7 @@ from agentctl.providers.aws.policies import (
     TAG_STATUS,
     boundary_gaps,
     compact_policy,
+    expiry_condition,
     grant_policy,
     is_owned,
     normalise_policy,
@@ -92,6 +94,13 @@ if TYPE_CHECKING:
 # -- the provider ------------------------------------------------------------------
 
 
+# The resource attribute (in state) recording when agentctl last changed who
+# may use the role: create, a trust or permission change, enable, revive.
+ACCESS_CHANGED_AT = "access_changed_at"
+# AssumeRole retry while IAM propagates such a change: 0.25 s, doubling, at most 4 s apart.
+PROPAGATION_FIRST_DELAY = 0.25
+PROPAGATION_MAX_DELAY = 4.0
+
 # What a role change carries from plan to apply: the desired role (CREATE) or
 # the fields that differ (UPDATE), plus the role name (never secret).
 RolePayload = Mapping[str, Any]
@@ -99,6 +108,13 @@ RolePayload = Mapping[str, Any]
 
 def _payload(change: Change[RolePayload]) -> RolePayload:
     return change.payload or {}
+
+
+def _tagged_expiry(tags: Mapping[str, str]) -> date | None:
+    try:
+        return date.fromisoformat(tags[TAG_EXPIRY])
+    except (KeyError, ValueError):
+        return None
 
 
 class AwsProvider:
@@ -125,12 +141,17 @@ class AwsProvider:
         # fetched once per run (one provider per command) for the boundary lint.
         self._boundaries: dict[str, dict[str, Any] | ProviderError] = {}
         self._boundary_lock = threading.Lock()  # held while reading: one read per run
+        self._account: tuple[str, str] | None = None  # (partition, account), found once
 
     # -- clients ---------------------------------------------------------------
 
     def client(self, service: str) -> Any:
         """The shared client for ``service`` ("iam", "sts"); tests hook its events."""
         return self._clients.client(service)
+
+    def runtime_client(self, service: str) -> Any:
+        """The client that starts agent sessions (aws.runtime_profile, else :meth:`client`'s)."""
+        return self._clients.runtime_client(service)
 
     def region(self) -> str:
         return self._clients.region()
@@ -166,7 +187,10 @@ class AwsProvider:
             )
         return path
 
-    def trust_policy(self) -> dict[str, Any]:
+    def trust_policy(self, expiry: date | None = None) -> dict[str, Any]:
+        """Only the runtime principal may start sessions, and (with ``expiry``)
+        only before the contract's expiry date: AWS itself refuses the agent
+        afterwards, even if agentctl never runs again."""
         principal = self._settings.runtime_principal
         if not principal or not principal.startswith("arn:"):
             raise ProviderError(
@@ -186,6 +210,7 @@ class AwsProvider:
                         "Effect": "Allow",
                         "Principal": {"AWS": principal},
                         "Action": list(SESSION_ACTIONS),
+                        **({"Condition": expiry_condition(expiry)} if expiry else {}),
                     }
                 ],
             }
@@ -211,8 +236,8 @@ class AwsProvider:
             "path": self._role_path(),
             "tags": tags,
             "boundary": self._settings.permissions_boundary,
-            "trust": self.trust_policy(),
-            "grant": grant_policy(contract.name, contract.grant(SPEC)),
+            "trust": self.trust_policy(contract.expiry),
+            "grant": grant_policy(contract.name, contract.grant(SPEC), contract.expiry),
             # The owner is a tag, not part of the description: changing owners
             # should show as one field, not two.
             "description": role_description(f"agentctl agent {contract.name}: {contract.purpose}"),
@@ -323,7 +348,36 @@ class AwsProvider:
         self, contract: Contract | None, observed: Observed, *, expired: bool
     ) -> list[Change[RolePayload]]:
         changes = self._plan_role(contract, observed, expired=expired)
-        return changes + self._boundary_drift(contract, observed, expired=expired)
+        return (
+            changes
+            + self._boundary_drift(contract, observed, expired=expired)
+            + self._kill_exceptions(contract, expired=expired)
+        )
+
+    def _kill_exceptions(
+        self, contract: Contract | None, *, expired: bool
+    ) -> list[Change[RolePayload]]:
+        """Every plan names the contract's opt-ins to credentials a kill cannot
+        reach (validate has checked each is named and needed)."""
+        grant = contract.grant(SPEC) if contract is not None else None
+        if grant is None or expired:
+            return []
+        assert contract is not None
+        return [
+            Change(
+                provider=PROVIDER,
+                agent=contract.name,
+                kind=ChangeKind.DECLARED,
+                summary=(
+                    f"exception {statement.sid or index}: {', '.join(statement.actions)} on "
+                    f"{', '.join(statement.resources)} mint(s) credentials that outlive "
+                    f"`agentctl kill {contract.name}` ({statement.exception})"
+                ),
+                payload={"lint": "kill-exception", "sid": statement.sid},
+            )
+            for index, statement in enumerate(grant.statements)
+            if statement.exception is not None
+        ]
 
     def _boundary_document(self, arn: str) -> dict[str, Any] | ProviderError:
         """The boundary's default policy version, read once per run."""
@@ -488,11 +542,15 @@ class AwsProvider:
             status, locked = (STATUS_EXPIRED, True) if expired else (STATUS_ACTIVE, False)
         else:
             status, locked = STATUS_ACTIVE, False
-        fields, payload = self._diff(attributes, self.desired(contract, status), locked=locked)
+        desired = self.desired(contract, status)
+        fields, payload = self._diff(attributes, desired, locked=locked)
         if not fields:
             return []
         if observed.disabled and not locked:
             payload["enable"] = True
+            # Enable re-opens the trust even when it already reads open (an
+            # enable interrupted after that write): with this contract's expiry.
+            payload.setdefault("trust", desired["trust"])
             fields.append(FieldChange("kill_policy", KILL_POLICY, None))
         summary = f"update IAM role {role_name}: " + ", ".join(f.field for f in fields)
         if locked:
@@ -589,19 +647,28 @@ class AwsProvider:
         return ActionResult(provider=PROVIDER, agent=agent, action=action, **kwargs)
 
     def _role_result(
-        self, agent: str, action: str, role: Mapping[str, Any], detail: str
+        self,
+        agent: str,
+        action: str,
+        role: Mapping[str, Any],
+        detail: str,
+        *,
+        access_changed: bool = False,
     ) -> ActionResult:
+        attributes = {
+            "arn": role.get("arn"),
+            "role_name": role.get("role_name"),
+            "role_id": role.get("role_id"),
+        }
+        if access_changed:
+            attributes[ACCESS_CHANGED_AT] = utc_stamp(self._context.clock())
         return self._result(
             agent,
             action,
             ok=True,
             detail=detail,
             resource_id=role.get("arn"),
-            attributes={
-                "arn": role.get("arn"),
-                "role_name": role.get("role_name"),
-                "role_id": role.get("role_id"),
-            },
+            attributes=attributes,
         )
 
     def _create(self, change: Change[RolePayload]) -> ActionResult:
@@ -630,7 +697,9 @@ class AwsProvider:
         role = response["Role"]
         self._put_policy(role_name, GRANT_POLICY, desired["grant"])
         info = {"arn": role["Arn"], "role_name": role_name, "role_id": role["RoleId"]}
-        return self._role_result(change.agent, "create", info, f"created role {role_name}")
+        return self._role_result(
+            change.agent, "create", info, f"created role {role_name}", access_changed=True
+        )
 
     def _converge_existing(self, change: Change[RolePayload]) -> ActionResult:
         observed = self.observe(change.agent)
@@ -693,7 +762,7 @@ class AwsProvider:
         if payload.get("enable"):
             # Renewed after expiry: open the trust first, then drop the deny,
             # so a crash in between still reads as disabled (deny present).
-            self._set_trust(role_name, payload.get("trust") or self.trust_policy())
+            self._set_trust(role_name, payload["trust"])
             RoleKiller(self).detach_deny_all(role_name, payload.get("arn"))
             self._delete_policy(role_name, KILL_POLICY)
             self._call(
@@ -744,7 +813,10 @@ class AwsProvider:
                 Description=payload["role"]["description"],
                 MaxSessionDuration=payload["role"]["max_session_duration"],
             )
-        return self._role_result(change.agent, "update", payload, f"updated role {role_name}")
+        changed = any(key in payload for key in ("enable", "trust", "grant", "boundary"))
+        return self._role_result(
+            change.agent, "update", payload, f"updated role {role_name}", access_changed=changed
+        )
 
     def _remove(self, change: Change[RolePayload]) -> ActionResult:
         role_name = _payload(change)["role_name"]
@@ -845,7 +917,8 @@ class AwsProvider:
                 detail=f"role {role_name} exists but is not managed by agentctl; not touched",
                 remaining="nothing agentctl can revive in AWS",
             )
-        trust = self.trust_policy()
+        # The expiry a trust policy carries is the contract's, as apply tagged it.
+        trust = self.trust_policy(_tagged_expiry(tags))
         open_trust = canonical_json(
             normalise_policy(role["AssumeRolePolicyDocument"])
         ) == canonical_json(trust)
@@ -876,8 +949,13 @@ class AwsProvider:
             RoleName=role_name,
             TagKeys=[TAG_KILLED_REASON, TAG_KILLED_AT],
         )
+        self._record_access_change(agent)
         return self._role_result(
-            agent, "revive", info, f"revived role {role_name} ({tag_value(reason)})"
+            agent,
+            "revive",
+            info,
+            f"revived role {role_name} ({tag_value(reason)})",
+            access_changed=True,
         )
 
     # -- rotate ----------------------------------------------------------------------
@@ -957,6 +1035,36 @@ class AwsProvider:
 
     # -- credentials -------------------------------------------------------------------
 
+    def agent_role_arn(self, agent: str) -> str:
+        """The ARN of ``agent``'s role, derived, never looked up: the runtime
+        principal needs no IAM read permission (only the three STS actions)."""
+        partition, account = self._partition_and_account()
+        return f"arn:{partition}:iam::{account}:role{self._role_path()}{self.role_name(agent)}"
+
+    def _partition_and_account(self) -> tuple[str, str]:
+        """From aws.account_id, else the boundary's ARN, else who we are
+        (sts:GetCallerIdentity needs no permission)."""
+        with self._lock:
+            if self._account is not None:
+                return self._account
+        settings = self._settings
+        partition = account = None
+        for arn in (settings.permissions_boundary, settings.runtime_principal):
+            parts = (arn or "").split(":")
+            if len(parts) >= 6 and parts[0] == "arn" and parts[4].isdigit():
+                partition = partition or parts[1]
+                account = account or parts[4]
+        account = settings.account_id or (account if settings.permissions_boundary else None)
+        if account is None or partition is None:
+            identity = self._call(
+                "sts", "get_caller_identity", "find the AWS account", runtime=True
+            )
+            partition = partition or str(identity["Arn"]).split(":")[1]
+            account = account or str(identity["Account"])
+        with self._lock:
+            self._account = (partition, account)
+        return partition, account
+
     def _assume(
         self,
         role_arn: str,
@@ -966,6 +1074,11 @@ class AwsProvider:
         run_id: str,
         duration: int,
     ) -> dict[str, Any]:
+        """Start a session as the runtime principal, retrying a refusal while a
+        change agentctl just made to the role may still be propagating."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.parsers import ResponseParserError
+
         params: dict[str, Any] = {
             "RoleArn": role_arn,
             "RoleSessionName": session_field(f"agentctl-{agent}-{run_id[:8]}"),
@@ -981,34 +1094,96 @@ class AwsProvider:
             # Transitive: a chained session cannot drop or rewrite who it is for.
             "TransitiveTagKeys": list(SESSION_TAG_KEYS),
         }
-        response = self._call(
-            "sts", "assume_role", f"assume role {role_arn.rsplit('/', 1)[-1]}", **params
+        role_name = role_arn.rsplit("/", 1)[-1]
+        doing = f"assume role {role_name}"
+        client = self._clients.runtime_client("sts")
+        # A monotonic deadline: the bound holds whatever the wall clock does.
+        deadline = time.monotonic() + self._propagation_remaining(agent)
+        delay = PROPAGATION_FIRST_DELAY
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return dict(client.assume_role(**params)["Credentials"])
+            except ClientError as exc:
+                left = deadline - time.monotonic()
+                if error_code(exc) == "AccessDenied" and left > 0:
+                    time.sleep(min(delay, left))
+                    delay = min(delay * 2, PROPAGATION_MAX_DELAY)
+                    continue
+                raise self._assume_error(exc, doing, role_name, attempts) from None
+            except (BotoCoreError, ResponseParserError) as exc:
+                raise provider_error(exc, doing) from None
+
+    def _assume_error(
+        self, exc: Exception, doing: str, role_name: str, attempts: int
+    ) -> ProviderError:
+        code = error_code(exc)
+        if code == "AccessDenied":
+            message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
+            tried = (
+                f" ({attempts} attempts while IAM propagated a recent change)"
+                if attempts > 1
+                else ""
+            )
+            return ProviderError(
+                PROVIDER,
+                f"AWS refused a session of role {role_name}{tried}: {message}",
+                hint="the agent may be killed or expired (its trust policy is locked or past its "
+                "expiry), its role may not exist yet (`agentctl apply`), or these credentials "
+                "are not aws.runtime_principal (`agentctl policy runtime` prints what it needs)",
+            )
+        if code == "ValidationError":
+            return ProviderError(
+                PROVIDER,
+                f"AWS refused the session parameters for role {role_name}: "
+                + getattr(exc, "response", {}).get("Error", {}).get("Message", ""),
+                hint="pass a --duration within the role's maximum (aws.session_duration_seconds)",
+            )
+        return provider_error(exc, doing)
+
+    def _propagation_remaining(self, agent: str) -> float:
+        """Seconds during which a refusal may still be IAM propagating a change
+        agentctl made to this role (its time is recorded in state); 0: no retry."""
+        seconds = self._settings.propagation_seconds
+        if seconds <= 0 or self._context.state_factory is None:
+            return 0.0
+        record = self._context.state.get_resource(agent, PROVIDER)
+        stamp = record.attributes.get(ACCESS_CHANGED_AT) if record is not None else None
+        if not isinstance(stamp, str):
+            return 0.0
+        try:
+            changed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return 0.0
+        elapsed = (self._context.clock() - changed).total_seconds()
+        # A change stamped in the future (clock skew) still gets only one window.
+        return max(0.0, min(seconds, seconds - elapsed))
+
+    def _record_access_change(self, agent: str) -> None:
+        """Note in state that agentctl just changed who may use this role (for
+        :meth:`_propagation_window_end`). Apply records it from the result's
+        attributes; revive, which records no resource, writes it here."""
+        if self._context.state_factory is None:
+            return
+        state = self._context.state
+        record = state.get_resource(agent, PROVIDER)
+        if record is None:
+            return
+        state.put_resource(
+            agent=agent,
+            provider=PROVIDER,
+            resource_id=record.resource_id,
+            attributes={**record.attributes, ACCESS_CHANGED_AT: utc_stamp(self._context.clock())},
+            applied_hash=record.applied_hash,
         )
-        return dict(response["Credentials"])
 
     def issue_credentials(self, contract: Contract, run: RunContext) -> IssuedCredential:
         from agentctl.secrets import Secret
 
         role_name = self.role_name(contract.name)
-        role = self._get_role(role_name, f"look up role {role_name}")
-        if role is None:
-            raise ProviderError(
-                PROVIDER,
-                f"agent {contract.name} has no IAM role {role_name}",
-                hint="run `agentctl apply` first",
-            )
-        tags = tags_dict(role.get("Tags"))
-        if not is_owned(tags, contract.name):
-            raise NotOwnedError(
-                PROVIDER, f"role {role_name} is not managed by agentctl; no credentials issued"
-            )
-        if tags.get(TAG_STATUS) in {STATUS_KILLED, STATUS_EXPIRED}:
-            raise ProviderError(
-                PROVIDER,
-                f"agent {contract.name} is {tags[TAG_STATUS]} in AWS; no credentials issued",
-                hint=f"`agentctl revive {contract.name} --reason ...` if it should run again",
-            )
-        limit = int(role.get("MaxSessionDuration", MIN_ROLE_SESSION))
+        # The role's limit is what apply set from settings; AWS checks it too.
+        limit = self.max_session_duration()
         if not MIN_SESSION <= run.duration_seconds <= limit:
             raise ProviderError(
                 PROVIDER,
@@ -1035,7 +1210,7 @@ class AwsProvider:
             )
         try:
             credentials = self._assume(
-                role["Arn"],
+                self.agent_role_arn(contract.name),
                 contract.name,
                 run.on_behalf_of,
                 run.trigger,

@@ -11,7 +11,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -150,11 +150,18 @@ def compact_policy(document: Mapping[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"), sort_keys=True)
 
 
-def grant_policy(agent: str, grant: AwsGrant | None) -> dict[str, Any]:
+def expiry_condition(expiry: date) -> dict[str, Any]:
+    """AWS refuses from the start (00:00 UTC) of the expiry date on: the grant
+    ends *on* that date, as agentctl's own expiry check says."""
+    return {"DateLessThan": {"aws:CurrentTime": f"{expiry.isoformat()}T00:00:00Z"}}
+
+
+def grant_policy(agent: str, grant: AwsGrant | None, expiry: date | None = None) -> dict[str, Any]:
     """The inline policy for a contract's ``aws`` statements.
 
     Validation has checked the vocabulary; this only shapes the document (and
-    refuses what IAM would, for a contract that skipped validation).
+    refuses what IAM would, for a contract that skipped validation). With
+    ``expiry`` every statement holds only before that date.
     """
     if grant is None or not grant.statements:
         raise ProviderError(
@@ -177,6 +184,7 @@ def grant_policy(agent: str, grant: AwsGrant | None) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": _as_sorted_list(entry.actions),
                 "Resource": _as_sorted_list(entry.resources),
+                **({"Condition": expiry_condition(expiry)} if expiry else {}),
             }
         )
     sids = [statement["Sid"] for statement in statements]

@@ -22,6 +22,20 @@ class AwsSettings:
     runtime_principal: str | None = field(
         default=None, metadata=_about("ARN of who may assume agent roles (the exec host)")
     )
+    runtime_profile: str | None = field(
+        default=None,
+        metadata=_about(
+            "AWS profile of the runtime principal: exec, credentials and rotate start agent "
+            "sessions with it; else the same credentials as everything else"
+        ),
+    )
+    account_id: str | None = field(
+        default=None,
+        metadata=_about(
+            "AWS account of the agent roles; else taken from permissions_boundary, or from "
+            "the caller (sts:GetCallerIdentity)"
+        ),
+    )
     region: str | None = field(
         default=None, metadata=_about("AWS region; else the standard AWS environment")
     )
@@ -39,5 +53,14 @@ class AwsSettings:
         default=8,
         metadata=_about(
             "Attempts per AWS call (standard retry mode, with backoff)", minimum=1, maximum=100
+        ),
+    )
+    # IAM is eventually consistent: a role agentctl just created or changed may
+    # refuse AssumeRole for a few seconds on real AWS.
+    propagation_seconds: float = field(
+        default=30.0,
+        metadata=_about(
+            "How long exec retries AssumeRole refused with AccessDenied after agentctl "
+            "created or changed the role (IAM propagation); 0 turns the retry off"
         ),
     )

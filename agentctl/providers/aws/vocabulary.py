@@ -35,6 +35,17 @@ code                      severity  rule
                                     sts:AssumeRole on ``*``,
                                     lambda:UpdateFunctionCode on any function,
                                     ssm:SendCommand on any instance, ...)
+``unkillable-credentials`` error    an action that mints credentials, sessions
+                                    or shells the kill cannot reach
+                                    (:data:`UNKILLABLE_CREDENTIALS`:
+                                    sts:AssumeRole role chaining,
+                                    sts:GetFederationToken, an SSH key, ...)
+                                    unless the statement opts in with a sid
+                                    and ``exception: <why>``
+``kill-exception``        info      such an opt-in (plan prints it too)
+``unnamed-exception``     error     an ``exception`` without a ``sid``
+``unused-exception``      warning   an ``exception`` on a statement that
+                                    mints no such credentials
 ``self-escalation``       error     a mutating IAM action, or sts:AssumeRole,
                                     on agentctl's own surface: roles and
                                     policies named ``agentctl-*`` or under the
@@ -52,7 +63,7 @@ import re
 from functools import lru_cache
 
 from agentctl.model import Severity
-from agentctl.providers.aws.grant import AwsGrant
+from agentctl.providers.aws.grant import AwsGrant, AwsStatement
 from agentctl.providers.base import GrantFinding
 from agentctl.suggest import did_you_mean
 
@@ -1056,6 +1067,28 @@ ESCALATION_ON_WILDCARD: dict[str, str] = {
     "ecs:RunTask": "runs any task definition, with that task's role",
 }
 
+# Actions that mint credentials, sessions or shells which live on after the
+# agent's kill: the kill denies the agent's own role, not a chained role's
+# session, a federation token, an SSH key or an open shell. Errors unless the
+# statement carries a named ``exception``.
+UNKILLABLE_CREDENTIALS: dict[str, str] = {
+    "sts:AssumeRole": "starts a session of another role (role chaining) that outlives this agent's kill",
+    "sts:AssumeRoleWithSAML": "starts a SAML session of a role that outlives this agent's kill",
+    "sts:AssumeRoleWithWebIdentity": "starts a web-identity session of a role that outlives this agent's kill",
+    "sts:AssumeRoot": "starts a root session of a member account that outlives this agent's kill",
+    "sts:GetFederationToken": "mints federated-user credentials that outlive this agent's kill",
+    "sts:GetSessionToken": "mints session credentials that outlive this agent's kill",
+    "sts:GetWebIdentityToken": "mints a signed identity token for outside services that outlives this agent's kill",
+    "iam:CreateServiceSpecificCredential": "creates a service password (CodeCommit, Keyspaces) that outlives this agent's kill",
+    "iam:UploadSSHPublicKey": "registers an SSH key that outlives this agent's kill",
+    "ec2-instance-connect:SendSSHPublicKey": "pushes an SSH key to an instance: a shell the kill does not end",
+    "ec2-instance-connect:SendSerialConsoleSSHPublicKey": "opens a serial console the kill does not end",
+    "ssm:StartSession": "opens a shell on an instance that the kill does not close",
+    "cognito-identity:GetCredentialsForIdentity": "mints Cognito identity credentials that outlive this agent's kill",
+    "sso:GetRoleCredentials": "mints IAM Identity Center role credentials that outlive this agent's kill",
+}
+_UNKILLABLE_LOWER = {name.lower(): name for name in UNKILLABLE_CREDENTIALS}
+
 # Reading IAM is not managing it; everything else on agentctl's roles is.
 _READ_ONLY_PREFIXES = ("Get", "List", "Generate", "Simulate")
 _SELF_SENSITIVE = frozenset(
@@ -1255,6 +1288,7 @@ def check_aws_grant(
             resources.append(resource)
         wildcard = [r for r in resources if _resource_is_wildcard(r)]
         own = [r for r in resources if _touches_agentctl(r, role_prefix, role_path)]
+        minting: list[str] = []
         for j, action in enumerate(statement.actions):
             path = (i, "actions", j)
             matched, action_findings = _check_action(action, path)
@@ -1282,6 +1316,27 @@ def check_aws_grant(
                         "name the exact resource ARN instead of a wildcard",
                     )
                 )
+            unkillable = sorted(
+                {a for a in matched if a in UNKILLABLE_CREDENTIALS}
+                | (
+                    {_UNKILLABLE_LOWER[action.lower()]}
+                    if action.lower() in _UNKILLABLE_LOWER
+                    else set()
+                )
+            )
+            if unkillable:
+                minting.extend(unkillable)
+                if statement.exception is None:
+                    findings.append(
+                        _finding(
+                            path,
+                            Severity.ERROR,
+                            "unkillable-credentials",
+                            f"{_naming(action, unkillable)} {UNKILLABLE_CREDENTIALS[unkillable[0]]}: "
+                            "remove it, or opt in with a sid and "
+                            "'exception: <why this agent needs it>' (plan prints it)",
+                        )
+                    )
             if own and matched & _SELF_SENSITIVE:
                 findings.append(
                     _finding(
@@ -1293,4 +1348,39 @@ def check_aws_grant(
                         "scope the resources to ARNs outside agentctl's",
                     )
                 )
+        findings += _exception_findings(statement, i, minting)
     return findings
+
+
+def _exception_findings(statement: AwsStatement, i: int, minting: list[str]) -> list[GrantFinding]:
+    """An ``exception`` is named (its sid), and used (it covers such an action)."""
+    if statement.exception is None:
+        return []
+    path: tuple[str | int, ...] = (i, "exception")
+    if not minting:
+        return [
+            _finding(
+                path,
+                Severity.WARNING,
+                "unused-exception",
+                "this statement mints no credentials the kill cannot reach: remove 'exception'",
+            )
+        ]
+    if not statement.sid:
+        return [
+            _finding(
+                path,
+                Severity.ERROR,
+                "unnamed-exception",
+                "an exception needs a name: give the statement a sid (letters and digits)",
+            )
+        ]
+    return [
+        _finding(
+            path,
+            Severity.INFO,
+            "kill-exception",
+            f"exception {statement.sid}: {', '.join(dict.fromkeys(minting))} "
+            f"outlive(s) this agent's kill ({statement.exception})",
+        )
+    ]
