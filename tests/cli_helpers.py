@@ -541,7 +541,12 @@ def role_problems(role: Mapping[str, Any], contract: Contract, cli: Cli, status:
         if status == "expired" and "agentctl:expiry" in tags
         else contract.expiry
     )
-    grant = grant_policy(contract.name, contract.grant(AWS), ran_until)
+    grant = grant_policy(
+        contract.name,
+        contract.grant(AWS),
+        ran_until,
+        session_check=f"arn:aws:iam::*:role/agentctl/agentctl-{contract.name}",
+    )
     if policies.get(GRANT_POLICY) != grant:
         problems.append(f"grant policy {policies.get(GRANT_POLICY)} != {grant}")
     locked = status != "active"

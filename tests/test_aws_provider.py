@@ -260,6 +260,14 @@ def test_apply_creates_exactly_what_the_contract_says(aws: MotoServer) -> None:
                     "Resource": ["arn:aws:s3:::bucket-a/pr-review-agent/*"],
                     "Condition": UNTIL_EXPIRY,
                 },
+                {
+                    # Added by agentctl: rotate's proof that a new session works.
+                    "Sid": "AgentctlSessionCheck",
+                    "Effect": "Allow",
+                    "Action": ["iam:ListRoleTags"],
+                    "Resource": ["arn:aws:iam::*:role/agentctl/agentctl-pr-review-agent"],
+                    "Condition": UNTIL_EXPIRY,
+                },
             ],
         }
     }
@@ -598,6 +606,25 @@ def test_rotate_verifies_a_new_session_then_revokes_older_ones(aws: MotoServer) 
     order = CallRecorder()
     p.client("iam").meta.events.register("provide-client-params.iam.*", order)
     p.runtime_client("sts").meta.events.register("provide-client-params.sts.*", order)
+
+    # The check is a call IAM can deny: without its Allow, rotate revokes nothing.
+    with aws.unenforced():
+        iam = aws.client("iam")
+        grant = iam.get_role_policy(RoleName="agentctl-a", PolicyName=GRANT_POLICY)
+        document = grant["PolicyDocument"]
+        stripped = {
+            **document,
+            "Statement": [s for s in document["Statement"] if s["Sid"] != "AgentctlSessionCheck"],
+        }
+        iam.put_role_policy(
+            RoleName="agentctl-a", PolicyName=GRANT_POLICY, PolicyDocument=json.dumps(stripped)
+        )
+    with pytest.raises(ProviderError, match="was refused iam:ListRoleTags") as refused:
+        p.rotate("a")
+    assert "nothing revoked" in str(refused.value)
+    assert REVOKE_OLDER_POLICY not in p.observe("a").attributes["inline_policies"]
+    assert [r.ok for r in converge(p, contract("a"))] == [True]  # apply restores it
+    order.clear()
 
     result = p.rotate("a")
     assert result.ok, result

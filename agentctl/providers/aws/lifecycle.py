@@ -49,6 +49,7 @@ from agentctl.providers.aws.policies import (
     POLICY_VERSION,
     REVOKE_OLDER_POLICY,
     SESSION_ACTIONS,
+    SESSION_CHECK_ACTION,
     SESSION_TAG_KEYS,
     STATUS_ACTIVE,
     STATUS_EXPIRED,
@@ -216,6 +217,17 @@ class AwsProvider:
             }
         )
 
+    def _own_role_pattern(self, agent: str) -> str:
+        """The role's own ARN, any account (it is the role's own policy): known
+        without a network call, so plan stays offline-cheap."""
+        partition = "aws"
+        for arn in (self._settings.permissions_boundary, self._settings.runtime_principal):
+            parts = (arn or "").split(":")
+            if len(parts) >= 6 and parts[0] == "arn":
+                partition = parts[1]
+                break
+        return f"arn:{partition}:iam::*:role{self._role_path()}{self.role_name(agent)}"
+
     def max_session_duration(self) -> int:
         return min(MAX_ROLE_SESSION, max(MIN_ROLE_SESSION, self._settings.session_duration_seconds))
 
@@ -237,7 +249,12 @@ class AwsProvider:
             "tags": tags,
             "boundary": self._settings.permissions_boundary,
             "trust": self.trust_policy(contract.expiry),
-            "grant": grant_policy(contract.name, contract.grant(SPEC), contract.expiry),
+            "grant": grant_policy(
+                contract.name,
+                contract.grant(SPEC),
+                contract.expiry,
+                session_check=self._own_role_pattern(contract.name),
+            ),
             # The owner is a tag, not part of the description: changing owners
             # should show as one field, not two.
             "description": role_description(f"agentctl agent {contract.name}: {contract.purpose}"),
@@ -990,21 +1007,32 @@ class AwsProvider:
         run_id = uuid.uuid4().hex
         credentials = self._assume(role["Arn"], agent, None, "agentctl-rotate", run_id, MIN_SESSION)
         verifier = self._clients.session_client(
-            "sts",
+            "iam",
             {
                 "aws_access_key_id": credentials["AccessKeyId"],
                 "aws_secret_access_key": credentials["SecretAccessKey"],
                 "aws_session_token": credentials["SessionToken"],
             },
         )
+        # A call IAM evaluates against the role's policies (GetCallerIdentity is
+        # never denied, so it would prove nothing): the grant allows it on the
+        # role itself; a kill, a boundary or a revocation would refuse it.
         try:
-            identity = verifier.get_caller_identity()
+            tags = tags_dict(verifier.list_role_tags(RoleName=role_name).get("Tags"))
         except Exception as exc:
+            if error_code(exc) in {"AccessDenied", "AccessDeniedException"}:
+                raise ProviderError(
+                    PROVIDER,
+                    f"a new session of {role_name} was refused {SESSION_CHECK_ACTION} on its own "
+                    "role; nothing revoked",
+                    hint="`agentctl apply` restores the grant's session check; the permissions "
+                    f"boundary must allow {SESSION_CHECK_ACTION} on agent roles",
+                ) from None
             raise provider_error(exc, f"verify a new session of role {role_name}") from None
-        if f"/{role_name}/" not in identity.get("Arn", ""):
+        if not is_owned(tags, agent):
             raise ProviderError(
                 PROVIDER,
-                f"a new session of {role_name} did not identify as that role; nothing revoked",
+                f"a new session of {role_name} did not read that role's tags; nothing revoked",
             )
         cutoff = credentials["Expiration"] - timedelta(seconds=MIN_SESSION)
         stamp = utc_stamp(cutoff)

@@ -156,12 +156,26 @@ def expiry_condition(expiry: date) -> dict[str, Any]:
     return {"DateLessThan": {"aws:CurrentTime": f"{expiry.isoformat()}T00:00:00Z"}}
 
 
-def grant_policy(agent: str, grant: AwsGrant | None, expiry: date | None = None) -> dict[str, Any]:
+SESSION_CHECK_SID = "AgentctlSessionCheck"
+# The one call agentctl adds to every grant, on the role itself: rotate proves a
+# new session works with it. Unlike sts:GetCallerIdentity it needs an Allow, so
+# the kill's Deny (or a boundary, or a revoked session) stops it; it reads only
+# the role's own tags.
+SESSION_CHECK_ACTION = "iam:ListRoleTags"
+
+
+def grant_policy(
+    agent: str,
+    grant: AwsGrant | None,
+    expiry: date | None = None,
+    session_check: str | None = None,
+) -> dict[str, Any]:
     """The inline policy for a contract's ``aws`` statements.
 
     Validation has checked the vocabulary; this only shapes the document (and
     refuses what IAM would, for a contract that skipped validation). With
-    ``expiry`` every statement holds only before that date.
+    ``expiry`` every statement holds only before that date; ``session_check``
+    (the role's own ARN) adds :data:`SESSION_CHECK_ACTION` on it.
     """
     if grant is None or not grant.statements:
         raise ProviderError(
@@ -184,6 +198,16 @@ def grant_policy(agent: str, grant: AwsGrant | None, expiry: date | None = None)
                 "Effect": "Allow",
                 "Action": _as_sorted_list(entry.actions),
                 "Resource": _as_sorted_list(entry.resources),
+                **({"Condition": expiry_condition(expiry)} if expiry else {}),
+            }
+        )
+    if session_check is not None:
+        statements.append(
+            {
+                "Sid": SESSION_CHECK_SID,
+                "Effect": "Allow",
+                "Action": [SESSION_CHECK_ACTION],
+                "Resource": [session_check],
                 **({"Condition": expiry_condition(expiry)} if expiry else {}),
             }
         )
