@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from aws_helpers import (
     IAM_MUTATING,
-    OPERATOR_POLICY,
     CallRecorder,
     MotoServer,
     Operator,
@@ -25,6 +24,7 @@ from aws_helpers import (
     create_boundary,
     create_operator,
     frozen_clock,
+    generated_policy,
     provider_context,
     record_calls,
     throttling_proxy,
@@ -793,7 +793,7 @@ def test_whole_lifecycle_runs_as_the_least_privilege_operator(aws: MotoServer) -
     # list_awsidentityandaccessmanagementiam.html (AttachRolePolicy: iam:PolicyARN).
     attach = [
         s
-        for s in json.loads(OPERATOR_POLICY.read_text())["Statement"]
+        for s in json.loads(generated_policy("operator"))["Statement"]
         if "iam:AttachRolePolicy" in s["Action"]
     ]
     assert [s["Effect"] for s in attach] == ["Allow"]
