@@ -61,6 +61,8 @@ class AwsSettings:
         default=30.0,
         metadata=_about(
             "How long exec retries AssumeRole refused with AccessDenied after agentctl "
-            "created or changed the role (IAM propagation); 0 turns the retry off"
+            "created or changed the role (IAM propagation); 0 turns the retry off",
+            minimum=0,
+            maximum=600,
         ),
     )
