@@ -28,7 +28,13 @@ import botocore.exceptions
 import httpx
 import pytest
 import yaml
-from aws_helpers import OPERATOR_POLICY, REGION, MotoServer, aws_settings, create_operator
+from aws_helpers import (
+    REGION,
+    MotoServer,
+    aws_settings,
+    create_operator,
+    generated_policy,
+)
 from contract_helpers import TODAY, frozen_now, s3_read, write_contract
 from github_helpers import ORG, GitHubWorld
 from state_helpers import postgres_url  # noqa: F401  (fixture)
@@ -79,7 +85,7 @@ def moto_secrets_resource_star(aws: MotoServer, user_name: str) -> None:
     actions are allowed on ``*`` so the rest of the operator policy is
     enforced live.
     """
-    statements = json.loads(OPERATOR_POLICY.read_text())["Statement"]
+    statements = json.loads(generated_policy("operator"))["Statement"]
     actions = sorted(
         {a for s in statements if s["Sid"].startswith("AgentctlSecrets") for a in s["Action"]}
     )
@@ -167,7 +173,7 @@ def test_any_operator_kills_an_agent_another_applied_verified_in_every_system(
         github_world.config(),
         provider_settings={
             "github": github_world.settings(),
-            "aws": aws_settings(aws, runtime_principal=operator_a.arn),
+            "aws": aws_settings(aws, runtime_principal=operator_a.runtime_arn),
         },
         secrets=SecretsSettings(backend="aws-secretsmanager", endpoint_url=aws.url, region=REGION),
         state_url=postgres_url,
@@ -208,7 +214,7 @@ def test_any_operator_kills_an_agent_another_applied_verified_in_every_system(
     machine_b = Machine(
         "operator-b",
         tmp_path / "b",
-        machine_config(tmp_path / "b", aws, operator_a.arn, postgres_url, github),
+        machine_config(tmp_path / "b", aws, operator_a.runtime_arn, postgres_url, github),
         operator_b.credentials,
         monkeypatch,
         capsys,
@@ -241,7 +247,7 @@ def test_any_operator_kills_an_agent_another_applied_verified_in_every_system(
     machine_c = Machine(
         "operator-c",
         tmp_path / "c",
-        machine_config(tmp_path / "c", aws, operator_a.arn, postgres_url, None),
+        machine_config(tmp_path / "c", aws, operator_a.runtime_arn, postgres_url, None),
         operator_b.credentials,
         monkeypatch,
         capsys,

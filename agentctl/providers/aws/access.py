@@ -229,14 +229,14 @@ def operator_policy(values: PolicyValues) -> dict[str, Any]:
         {
             "Sid": "CreateAgentRolesOnlyWithTheBoundary",
             "Effect": "Allow",
-            "Action": "iam:CreateRole",
+            "Action": ["iam:CreateRole"],
             "Resource": "*",
             "Condition": with_boundary,
         },
         {
             "Sid": "CreateRolesOnlyOnTheAgentPath",
             "Effect": "Deny",
-            "Action": "iam:CreateRole",
+            "Action": ["iam:CreateRole"],
             "NotResource": roles,
         },
         {
@@ -245,7 +245,7 @@ def operator_policy(values: PolicyValues) -> dict[str, Any]:
             # works even on a role created before the boundary was configured.
             "Sid": "AttachOnlyAWSDenyAll",
             "Effect": "Allow",
-            "Action": "iam:AttachRolePolicy",
+            "Action": ["iam:AttachRolePolicy"],
             "Resource": roles,
             "Condition": {"ArnEquals": {"iam:PolicyARN": values.deny_all_policy}},
         },
@@ -262,13 +262,13 @@ def operator_policy(values: PolicyValues) -> dict[str, Any]:
             # conflict, not an AccessDenied.
             "Sid": "LookUpAgentRoleNames",
             "Effect": "Allow",
-            "Action": "iam:GetRole",
+            "Action": ["iam:GetRole"],
             "Resource": "*",
         },
         {
             "Sid": "LookUpOnlyAgentRoleNames",
             "Effect": "Deny",
-            "Action": "iam:GetRole",
+            "Action": ["iam:GetRole"],
             "NotResource": path_roles,
         },
         {
@@ -324,7 +324,7 @@ def _secrets_statements(values: PolicyValues) -> list[dict[str, Any]]:
             # ListSecrets has no resource-level permissions; it returns names, never values.
             "Sid": "AgentctlSecretsList",
             "Effect": "Allow",
-            "Action": "secretsmanager:ListSecrets",
+            "Action": ["secretsmanager:ListSecrets"],
             "Resource": "*",
         },
         {
