@@ -411,6 +411,15 @@ def test_seal_migrates_an_old_unkeyed_trail(state_url: str, keyed_config: str) -
     assert code == 1 and "first bad event seq 2" in out
 
 
+def test_seal_on_an_empty_trail_keys_it(state_url: str, keyed_config: str) -> None:
+    with open_state(state_url):
+        pass  # `agentctl state init`
+    code, out = run_audit(state_url, keyed_config, "seal")
+    assert code == 0 and "keyed from its first event" in out, out
+    code, out = run_audit(state_url, keyed_config, "verify")
+    assert code == 0 and "intact: 1 events" in out
+
+
 def test_a_trail_keyed_midway_is_unsealed_until_seal(state_url: str, keyed_config: str) -> None:
     with open_state(state_url) as old:
         fill(old, 3)

@@ -244,6 +244,10 @@ def seal(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
                 "verify": outcome.after.as_dict(),
             }
         )
+    elif outcome.verified_through == 0:
+        stdout.print(
+            "audit trail keyed from its first event (the chain key is in the secret store)"
+        )
     elif outcome.sealed == 0 and outcome.complete:
         stdout.print(f"audit trail already sealed: {outcome.after.checked} events keyed")
     else:
