@@ -44,11 +44,13 @@ if TYPE_CHECKING:
     )
     from agentctl.commands.expiring import NotifyResult
     from agentctl.commands.lifecycle import RotateResult
+    from agentctl.commands.serve import Callers, IssuedCaller, RevokedCaller
     from agentctl.commands.status import StatusResult
     from agentctl.commands.validate import ValidateResult
     from agentctl.engine import ApplyReport, ExpiringReport, LifecycleReport
     from agentctl.model import Problem
     from agentctl.plan import Plan
+    from agentctl.secrets_migration import SecretMigrationResult
 
 JsonData = None | bool | int | float | str | list["JsonData"] | dict[str, "JsonData"]
 
@@ -492,3 +494,70 @@ def _pending(result: PendingApprovals, out: Output) -> None:
         for a in result.pending
     ]
     out.table(columns, rows)
+
+
+@text_renderer("agentctl.commands.serve.IssuedCaller")
+def _issued_caller(result: IssuedCaller, out: Output) -> None:
+    what = "signing key" if result.kind == "hmac" else "bearer token"
+    out.error_line(
+        f"Created caller [bold]{escape(result.name)}[/bold] ({what}, fingerprint "
+        f"{result.fingerprint}). It is shown once, now:"
+    )
+    # The credential alone on stdout, so `... > file` captures exactly it.
+    out.plain(result.credential)
+
+
+@text_renderer("agentctl.commands.serve.Callers")
+def _callers(result: Callers, out: Output) -> None:
+    if not result.callers:
+        out.line("No callers. Create one with `agentctl serve token create --name NAME`.")
+        return
+    for row in result.callers:
+        style = "green" if row.status == "live" else "dim"
+        out.line(
+            f"[{style}]{escape(row.name)}[/{style}]  {row.kind}  {row.status}  "
+            f"fingerprint {row.fingerprint}  created {row.created_at} by "
+            f"{escape(row.created_by)}  last used {row.last_used_at or 'never'}"
+        )
+
+
+@text_renderer("agentctl.commands.serve.RevokedCaller")
+def _revoked_caller(result: RevokedCaller, out: Output) -> None:
+    out.line(f"Revoked caller [bold]{escape(result.name)}[/bold].")
+
+
+_MOVE_STYLE = {
+    "moved": "[green]✓ moved[/green]",
+    "copied": "[green]✓ copied[/green]",
+    "conflict": "[red]✗ conflict[/red]",
+    "failed": "[red]✗ failed[/red]",
+}
+
+
+@text_renderer("agentctl.secrets_migration.SecretMigrationResult")
+def _secrets_migrated(result: SecretMigrationResult, out: Output) -> None:
+    for move in result.moves:
+        note = " [dim](already there)[/dim]" if move.already else ""
+        detail = f": {escape(move.detail)}" if move.detail else ""
+        out.line(f"{_MOVE_STYLE[move.outcome.value]} {escape(move.key)}{note}{detail}")
+    if not result.source_listed:
+        out.line(
+            f"[dim]{escape(result.source)} cannot list its entries: keys were taken from the "
+            "state (App keys, live tokens, serve signing keys)[/dim]"
+        )
+    moved = sum(1 for m in result.moves if m.outcome.value in ("moved", "copied"))
+    verb = "copied" if result.keep_source else "moved"
+    out.line(
+        f"\n{moved} secret{'s' if moved != 1 else ''} {verb} from {escape(result.source)} "
+        f"to {escape(result.target)}"
+        + (
+            f", [red]{len(result.moves) - moved} not moved[/red]"
+            if moved != len(result.moves)
+            else ""
+        )
+    )
+    if result.ok and moved:
+        out.line(
+            f"Next: set [bold]secrets.backend: {escape(result.target)}[/bold] in agentctl.yaml "
+            "on every operator's machine."
+        )

@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from agentctl.errors import SecretStoreError
+from agentctl.model import JsonFields
 from agentctl.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -45,6 +46,12 @@ class SecretMove:
     already: bool = False
     detail: str = ""
 
+    json_fields: ClassVar[JsonFields] = ("key", "outcome", "already", ("detail", "shown_detail"))
+
+    @property
+    def shown_detail(self) -> str | None:
+        return self.detail or None
+
 
 @dataclass(frozen=True)
 class SecretMigrationResult:
@@ -53,6 +60,15 @@ class SecretMigrationResult:
     moves: tuple[SecretMove, ...]
     source_listed: bool  # False: keys came from the state only
     keep_source: bool
+
+    json_fields: ClassVar[JsonFields] = (
+        "ok",
+        ("from", "source"),
+        ("to", "target"),
+        "source_listed",
+        "keep_source",
+        ("secrets", "moves"),
+    )
 
     @property
     def ok(self) -> bool:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stderr, stdout
-from agentctl.render import print_json
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, show, stderr
 
 HELP = """\
 Serve the contracts' kill switch over HTTP for automation (paging, SIEM hooks).
@@ -99,81 +98,17 @@ def token_create(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Issue a caller's credential. It is shown once: store it where the caller runs."""
-    from agentctl.serve_auth import HMAC, TOKEN, create_caller
+    from agentctl.commands import serve
 
-    context = app_context(ctx)
-    context.may_create_state = True  # a first caller may come before the first apply
-    engine = context.engine()
-    issued = create_caller(
-        context.state(),
-        context.secrets,
-        name=name,
-        kind=HMAC if hmac else TOKEN,
-        created_by=engine.operator,
-        clock=context.clock,
-    )
-    record = issued.record
-    engine.audit(
-        actor=engine.operator,
-        action="serve.caller.create",
-        target=record.name,
-        result="success",
-        trigger=f"operator/{engine.operator}",
-        detail={"kind": record.kind, "fingerprint": record.fingerprint},
-    )
-    if output == OutputFormat.JSON:
-        print_json(
-            {
-                "name": record.name,
-                "kind": record.kind,
-                "fingerprint": record.fingerprint,
-                # Shown once: only its hash (token) or the secret store (key) keeps it.
-                "credential": issued.credential.reveal(),
-            }
-        )
-        return
-    what = "signing key" if record.kind == HMAC else "bearer token"
-    stderr.print(
-        f"Created caller [bold]{escape(record.name)}[/bold] ({what}, fingerprint "
-        f"{record.fingerprint}). It is shown once, now:"
-    )
-    # The credential alone on stdout, so `... > file` captures exactly it.
-    stdout.print(issued.credential.reveal(), markup=False, highlight=False)
+    show(serve.create(app_context(ctx), name, hmac=hmac), output)
 
 
 @token_app.command("list")
 def token_list(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Callers, live and revoked (never their credentials)."""
-    context = app_context(ctx)
-    callers = context.state().list_serve_callers()
-    rows = [
-        {
-            "name": c.name,
-            "kind": c.kind,
-            "status": "live" if c.live else "revoked",
-            "fingerprint": c.fingerprint,
-            "created_at": c.created_at.isoformat(timespec="seconds"),
-            "created_by": c.created_by,
-            "last_used_at": c.last_used_at.isoformat(timespec="seconds")
-            if c.last_used_at
-            else None,
-            "revoked_at": c.revoked_at.isoformat(timespec="seconds") if c.revoked_at else None,
-        }
-        for c in callers
-    ]
-    if output == OutputFormat.JSON:
-        print_json({"callers": rows})
-        return
-    if not rows:
-        stdout.print("No callers. Create one with `agentctl serve token create --name NAME`.")
-        return
-    for row in rows:
-        style = "green" if row["status"] == "live" else "dim"
-        stdout.print(
-            f"[{style}]{escape(str(row['name']))}[/{style}]  {row['kind']}  {row['status']}  "
-            f"fingerprint {row['fingerprint']}  created {row['created_at']} by "
-            f"{escape(str(row['created_by']))}  last used {row['last_used_at'] or 'never'}"
-        )
+    from agentctl.commands import serve
+
+    show(serve.callers(app_context(ctx)), output)
 
 
 @token_app.command("revoke")
@@ -183,20 +118,6 @@ def token_revoke(
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Revoke a caller: its next request is refused, by every running serve."""
-    from agentctl.serve_auth import revoke_caller
+    from agentctl.commands import serve
 
-    context = app_context(ctx)
-    engine = context.engine()
-    record = revoke_caller(context.state(), context.secrets, name, clock=context.clock)
-    engine.audit(
-        actor=engine.operator,
-        action="serve.caller.revoke",
-        target=record.name,
-        result="success",
-        trigger=f"operator/{engine.operator}",
-        detail={"kind": record.kind, "fingerprint": record.fingerprint},
-    )
-    if output == OutputFormat.JSON:
-        print_json({"name": record.name, "status": "revoked"})
-        return
-    stdout.print(f"Revoked caller [bold]{escape(record.name)}[/bold].")
+    show(serve.revoke(app_context(ctx), name), output)
