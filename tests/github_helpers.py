@@ -135,14 +135,20 @@ class GitHubWorld:
     # -- core objects ------------------------------------------------------------
 
     def context(
-        self, config: Config | None = None, *, state_url: str | None = None
+        self,
+        config: Config | None = None,
+        *,
+        state_url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> ProviderContext:
         url = state_url or self.state_url
+        extra: dict[str, Any] = {} if clock is None else {"clock": clock}
         return ProviderContext(
             config=config or self.config(),
             state_factory=lambda: self.open_state(url),
             secrets_factory=self.secrets,
             operator=OPERATOR,
+            **extra,
         )
 
     def provider(
@@ -151,11 +157,12 @@ class GitHubWorld:
         *,
         state_url: str | None = None,
         sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
         **options: Any,
     ) -> GitHubProvider:
         if sleep is not None:
             options["sleep"] = sleep
-        return GitHubProvider(self.context(config, state_url=state_url), **options)
+        return GitHubProvider(self.context(config, state_url=state_url, clock=clock), **options)
 
     def engine(self, config: Config | None = None, *, state_url: str | None = None) -> Engine:
         from agentctl.runtime import build_engine

@@ -1027,29 +1027,102 @@ def test_server_error_fault_then_success(faulty_world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "retry_after", "expected"),
+    ("kind", "status", "retry_after", "reset_in", "expected"),
     [
-        (429, 2, SecondaryRateLimitExceeded),
-        (403, 2, SecondaryRateLimitExceeded),
-        (403, None, PrimaryRateLimitExceeded),
+        # Primary: remaining 0 and the reset, no retry-after.
+        ("primary", 403, None, None, PrimaryRateLimitExceeded),
+        ("primary", 429, None, 120, PrimaryRateLimitExceeded),
+        # Secondary: GitHub's message; retry-after when GitHub sends one, the real
+        # counters (remaining not 0) unless it also says to wait for the reset.
+        ("secondary", 403, 30, None, SecondaryRateLimitExceeded),
+        ("secondary", 429, 7, None, SecondaryRateLimitExceeded),
+        # githubkit 0.16 does not recognise this documented variant (no retry-after,
+        # remaining not 0): a plain RequestFailed. agentctl reads the message itself.
+        ("secondary", 403, None, None, RequestFailed),
+        ("secondary", 403, None, 90, SecondaryRateLimitExceeded),
     ],
 )
 def test_rate_limit_faults_look_like_github(
-    faulty_world: World, status: int, retry_after: int | None, expected: type[Exception]
+    faulty_world: World,
+    operations: dict[str, tuple[str, str, dict[str, Any]]],
+    kind: str,
+    status: int,
+    retry_after: int | None,
+    reset_in: int | None,
+    expected: type[Exception],
 ) -> None:
-    faulty_world.emu.inject_fault(status, rate_limit=True, count=2, retry_after=retry_after)
-    response = faulty_world.http.get("/rate_limit")
-    assert response.status_code == status
-    assert response.headers["x-ratelimit-remaining"] == "0"
-    assert int(response.headers["x-ratelimit-reset"]) > time.time()
-    assert response.headers.get("retry-after") == (None if retry_after is None else "2")
-
-    gh = githubkit_client(
-        faulty_world.emu, AppAuthStrategy(faulty_world.app["id"], faulty_world.app["pem"])
+    w = faulty_world
+    endpoint = f"/app/installations/{w.installation_id}/access_tokens"
+    w.emu.inject_fault(
+        status,
+        rate_limit=kind,
+        count=2,
+        retry_after=retry_after,
+        reset_in=reset_in,
+        path_prefix=endpoint,
     )
-    with pytest.raises(expected):
-        gh.rest.apps.get_authenticated()
-    assert gh.rest.apps.get_authenticated().status_code == 200
+    response = w.http.post(endpoint, headers=w.as_app(), json={})
+    assert response.status_code == status
+    headers = response.headers
+    assert headers.get("retry-after") == (None if retry_after is None else str(retry_after))
+    message = response.json()["message"]
+    if kind == "primary":
+        assert message == f"API rate limit exceeded for integration ID {w.app['id']}."
+    else:
+        assert message.startswith("You have exceeded a secondary rate limit.")
+        assert headers["x-github-request-id"] in message
+    if kind == "primary" or reset_in is not None:
+        assert headers["x-ratelimit-remaining"] == "0"
+        wait = int(headers["x-ratelimit-reset"]) - time.time()
+        assert (reset_in or 60) - 5 < wait <= (reset_in or 60)
+    else:
+        assert int(headers["x-ratelimit-remaining"]) > 0
+    # The error body is GitHub's "Basic Error", as the description documents it
+    # (403 is documented for this operation; 429 shares the same body).
+    documented = httpx.Response(403, headers=dict(headers), content=response.content)
+    documented.request = response.request
+    assert_conforms(operations["apps/create-installation-access-token"], documented)
+
+    gh = githubkit_client(w.emu, AppAuthStrategy(w.app["id"], w.app["pem"]))
+    with pytest.raises(expected) as raised:
+        gh.rest.apps.create_installation_access_token(w.installation_id)
+    assert type(raised.value) is expected
+    assert gh.rest.apps.create_installation_access_token(w.installation_id).status_code == 201
+
+
+def test_the_primary_limit_is_enforced_until_the_reset() -> None:
+    clock = FakeClock()
+    with GitHubEmulator(clock=clock) as emu:
+        emu.create_org("acme")
+        emu.create_repo("acme", "api")
+        app = emu.create_app("limited-app", owner="acme", permissions={"contents": "read"})
+        emu.set_rate_limit(3)
+        key = serialization.load_pem_private_key(app["pem"].encode(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+
+        def get_app() -> httpx.Response:
+            now = int(clock().timestamp())
+            bearer = sign({"iss": app["id"], "iat": now - 60, "exp": now + 540}, key)
+            return httpx.get(f"{emu.url}/app", headers={"Authorization": f"Bearer {bearer}"})
+
+        answers = [get_app() for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 403]
+        assert [a.headers["x-ratelimit-remaining"] for a in answers[:3]] == ["2", "1", "0"]
+        limited = answers[3]
+        assert (
+            limited.json()["message"] == f"API rate limit exceeded for integration ID {app['id']}."
+        )
+        assert (
+            limited.headers["x-ratelimit-remaining"] == "0" and "retry-after" not in limited.headers
+        )
+        reset = int(limited.headers["x-ratelimit-reset"])
+        # /rate_limit itself is never limited and tells the same reset.
+        status = httpx.get(f"{emu.url}/rate_limit").json()
+        assert status["rate"]["limit"] == 60  # anonymous: counted, not enforced by default
+        clock.advance(timedelta(seconds=reset - int(clock().timestamp()) - 1))
+        assert get_app().status_code == 403
+        clock.advance(timedelta(seconds=1))
+        assert get_app().status_code == 200
 
 
 def test_control_api_builds_a_world_over_http() -> None:

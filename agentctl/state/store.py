@@ -670,6 +670,20 @@ class StateStore:
         with self._write() as conn:
             return conn.execute(statement).rowcount == 1
 
+    def settle_credential(
+        self, id: str, *, fingerprint: str, expires_at: datetime | None = None
+    ) -> bool:
+        """Complete a credential recorded as an intent before it was requested: its
+        fingerprint (or what became of the request) and, once known, its real expiry.
+        False if unknown."""
+        values: dict[str, Any] = {"fingerprint": fingerprint}
+        if expires_at is not None:
+            values["expires_at"] = expires_at
+        check_no_secrets(values, f"credential {id}")
+        statement = s.credentials.update().where(s.credentials.c.id == id).values(**values)
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
     def mark_credential_revoked(self, id: str, at: datetime) -> bool:
         """Record revocation; False if unknown or already revoked (first time wins)."""
         c = s.credentials.c

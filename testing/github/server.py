@@ -38,7 +38,6 @@ from testing.github.rendering import Renderer
 from testing.github.routes import ROUTES, Call, GitHubApi, Route, json_object, rule_path
 from testing.github.validation import check_permission_levels
 from testing.github.world import (
-    AUTHENTICATED_LIMIT,
     DEFAULT_USER,
     TOKEN_FORMATS,
     RateLimits,
@@ -62,16 +61,30 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+RateLimitKind = Literal["primary", "secondary"]
+
+# GitHub's wording (docs.github.com, "Rate limits for the REST API").
+MSG_PRIMARY_LIMIT = "API rate limit exceeded for {who}."
+MSG_SECONDARY_LIMIT = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+    "again. If you reach out to GitHub Support for help, please include the request ID {request_id}."
+)
+
+
 @dataclass
 class _Fault:
     status: int
     remaining: int
     path_prefix: str
     method: str | None
-    rate_limit: bool
-    # Seconds; None sends no `retry-after` (GitHub's primary limit), a number
-    # sends one (GitHub's secondary limit).
+    rate_limit: RateLimitKind | None
+    # Seconds GitHub asks a client to wait (`retry-after`), or None: no header.
     retry_after: int | None
+    # Seconds until `x-ratelimit-reset`, sent with `x-ratelimit-remaining: 0`;
+    # None (secondary limits only): the real counters, remaining not 0.
+    reset_in: int | None
+    # Carry the request out, then answer with the fault: a lost response.
+    after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return path.startswith(self.path_prefix) and self.method in (None, method)
@@ -79,6 +92,12 @@ class _Fault:
 
 # github.com's page an organization's App manifest is POSTed to (not the REST API).
 _NEW_APP_PAGE = re.compile(r"/organizations/([A-Za-z0-9-]{1,39})/settings/apps/new")
+
+
+def _who(identity: str) -> str:
+    kind, _, ident = identity.partition(":")
+    names = {"installation": "installation ID", "app": "integration ID"}
+    return f"{names[kind]} {ident}" if kind in names else "127.0.0.1"
 
 
 def _rate_headers(status: Mapping[str, int]) -> dict[str, str]:
@@ -349,20 +368,40 @@ class GitHubEmulator:
         count: int = 1,
         path_prefix: str = "/",
         method: str | None = None,
-        rate_limit: bool = False,
-        retry_after: int | None = 1,
+        rate_limit: RateLimitKind | bool | None = None,
+        retry_after: int | None = None,
+        reset_in: int | None = None,
+        after: bool = False,
     ) -> None:
         """Answer the next ``count`` matching API requests with ``status``.
 
-        With ``rate_limit`` (status 403 or 429) the response carries
-        ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset``, plus
-        ``retry-after`` unless ``retry_after`` is None, like GitHub's primary
-        and secondary rate limits.
+        ``rate_limit`` makes it one of GitHub's rate limits (status 403 or 429),
+        with its documented message and headers:
+
+        * ``"primary"``: ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset``
+          ``reset_in`` seconds away (default 60); ``retry-after`` only if given;
+        * ``"secondary"``: the real ``x-ratelimit-*`` counters (remaining not 0),
+          ``retry-after`` only if given; with ``reset_in``, remaining 0 until then.
+
+        (``True`` is the older spelling: primary without ``retry_after``, else
+        secondary.) ``after``: the request is carried out first and only its
+        answer replaced — a response lost on the way back.
         """
         if status not in _ERROR_STATUSES or count < 1:
             raise ApiError(422, "status must be a 4xx/5xx HTTP status and count at least 1")
-        if rate_limit and status not in (403, 429):
+        kind: RateLimitKind | None
+        if rate_limit is True:
+            kind = "primary" if retry_after is None else "secondary"
+        elif rate_limit in ("primary", "secondary"):
+            kind = rate_limit
+        elif rate_limit in (None, False):
+            kind = None
+        else:
+            raise ApiError(422, "rate_limit is primary or secondary")
+        if kind is not None and status not in (403, 429):
             raise ApiError(422, "a rate-limit fault has status 403 or 429")
+        if kind == "primary" and reset_in is None:
+            reset_in = 60
         with self._lock:
             self._faults.append(
                 _Fault(
@@ -370,10 +409,23 @@ class GitHubEmulator:
                     count,
                     path_prefix,
                     method.upper() if method else None,
-                    rate_limit,
+                    kind,
                     retry_after,
+                    reset_in,
+                    after,
                 )
             )
+
+    def set_rate_limit(self, limit: int, *, anonymous: int | None = None) -> None:
+        """The primary limit, per hour: ``limit`` requests for every App and
+        installation (GitHub: 5000), ``anonymous`` for unauthenticated requests
+        (GitHub: 60 per IP address; reported but not enforced unless set, so a
+        long test does not trip on it). Past it: 403, remaining 0, until the reset."""
+        with self._lock:
+            self._rate_limits.authenticated_limit = limit
+            if anonymous is not None:
+                self._rate_limits.anonymous_limit = anonymous
+                self._rate_limits.enforce_anonymous = True
 
     def reset_faults(self) -> None:
         with self._lock:
@@ -451,19 +503,19 @@ class GitHubEmulator:
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)
-                reply = self._fault_reply(fault)
-            elif route is not None:
+            if route is not None and (fault is None or fault.after):
                 call = Call(request, args)
                 try:
                     reply = self._dispatch(route, call)
                 except ApiError as error:
                     reply = error.reply()
-            identity = call.identity() if call is not None else "anonymous"
-            if fault is None or not fault.rate_limit:
-                is_rate_limit_call = route is not None and route.template == "/rate_limit"
-                limits = self._rate_limits
-                status = limits.status(identity) if is_rate_limit_call else limits.spend(identity)
-                headers.update(_rate_headers(status))
+            identity = call.identity() if call is not None else self._identity(route, request)
+            is_rate_limit_call = route is not None and route.template == "/rate_limit"
+            limits = self._rate_limits
+            status = limits.status(identity) if is_rate_limit_call else limits.spend(identity)
+            headers.update(_rate_headers(status))
+            if fault is not None:
+                reply = self._fault_reply(fault, identity, request_id, status)
             self._requests.append(
                 {
                     "method": request.method,
@@ -481,29 +533,51 @@ class GitHubEmulator:
     def _dispatch(self, route: Route, call: Call) -> Reply:
         api = GitHubApi(self._world, self._render(), self._rate_limits)
         api.authenticate(route.auth, call)
+        if route.template != "/rate_limit":  # GitHub never limits the limit's own endpoint
+            current = self._rate_limits.status(call.identity())
+            if current["remaining"] == 0 and self._rate_limits.enforced(call.identity()):
+                raise ApiError(
+                    403,
+                    MSG_PRIMARY_LIMIT.format(who=_who(call.identity())),
+                    headers=_rate_headers(current),
+                )
         return route.handler(api, call)
 
-    def _fault_reply(self, fault: _Fault) -> Reply:
-        if not fault.rate_limit:
+    def _identity(self, route: Route | None, request: Request) -> str:
+        """Whose limit a request spends when it was not dispatched (a fault)."""
+        if route is None:
+            return "anonymous"
+        call = Call(request, {})
+        try:
+            GitHubApi(self._world, self._render(), self._rate_limits).authenticate(route.auth, call)
+        except (ApiError, KeyError):
+            return "anonymous"
+        return call.identity()
+
+    def _fault_reply(
+        self, fault: _Fault, identity: str, request_id: str, counters: Mapping[str, int]
+    ) -> Reply:
+        if fault.rate_limit is None:
             return ApiError(fault.status, HTTPStatus(fault.status).phrase).reply()
-        now = int(self._clock().timestamp())
-        wait = fault.retry_after if fault.retry_after is not None else 60
-        headers = _rate_headers(
-            {
-                "limit": AUTHENTICATED_LIMIT,
-                "remaining": 0,
-                "reset": now + wait,
-                "used": AUTHENTICATED_LIMIT,
-            }
-        )
-        if fault.retry_after is None:
-            message = "API rate limit exceeded. Wait for the reset time before retrying."
-        else:
-            headers["retry-after"] = str(fault.retry_after)
-            message = (
-                "You have exceeded a secondary rate limit. "
-                "Please wait a few minutes before you try again."
+        headers = _rate_headers(counters)
+        if fault.reset_in is not None:
+            now = int(self._clock().timestamp())
+            headers.update(
+                _rate_headers(
+                    {
+                        "limit": counters["limit"],
+                        "remaining": 0,
+                        "reset": now + fault.reset_in,
+                        "used": counters["limit"],
+                    }
+                )
             )
+        if fault.retry_after is not None:
+            headers["retry-after"] = str(fault.retry_after)
+        if fault.rate_limit == "primary":
+            message = MSG_PRIMARY_LIMIT.format(who=_who(identity))
+        else:
+            message = MSG_SECONDARY_LIMIT.format(request_id=request_id)
         return ApiError(fault.status, message, headers=headers).reply()
 
     # -- github.com's "new App" page ------------------------------------------------
@@ -650,8 +724,10 @@ class GitHubEmulator:
             count=body.get("count", 1),
             path_prefix=body.get("path_prefix", "/"),
             method=body.get("method"),
-            rate_limit=bool(body.get("rate_limit", False)),
-            retry_after=body.get("retry_after", 1),
+            rate_limit=body.get("rate_limit"),
+            retry_after=body.get("retry_after"),
+            reset_in=body.get("reset_in"),
+            after=bool(body.get("after", False)),
         )
         with self._lock:
             pending = [dataclasses.asdict(f) for f in self._faults]

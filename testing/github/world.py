@@ -735,14 +735,15 @@ def new_private_key() -> rsa.RSAPrivateKey:
 
 
 class RateLimits:
-    """Hourly primary-limit counters per identity, reported in x-ratelimit-* headers.
-
-    The emulator reports usage but never enforces the limit; tests that need a
-    limit response inject a fault instead.
-    """
+    """Hourly primary-limit counters per identity, reported in x-ratelimit-* headers
+    and enforced (see GitHubEmulator.set_rate_limit: 5000 per App or installation,
+    as on github.com)."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self.authenticated_limit = AUTHENTICATED_LIMIT
+        self.anonymous_limit = _ANONYMOUS_LIMIT
+        self.enforce_anonymous = False
         self.windows: dict[str, tuple[int, int]] = {}  # identity -> (reset epoch, used)
 
     def status(self, identity: str) -> dict[str, int]:
@@ -751,8 +752,11 @@ class RateLimits:
         if now >= reset:
             reset, used = now + _RATE_WINDOW, 0
             self.windows[identity] = (reset, used)
-        limit = _ANONYMOUS_LIMIT if identity == "anonymous" else AUTHENTICATED_LIMIT
+        limit = self.anonymous_limit if identity == "anonymous" else self.authenticated_limit
         return {"limit": limit, "remaining": max(limit - used, 0), "reset": reset, "used": used}
+
+    def enforced(self, identity: str) -> bool:
+        return identity != "anonymous" or self.enforce_anonymous
 
     def spend(self, identity: str) -> dict[str, int]:
         self.status(identity)

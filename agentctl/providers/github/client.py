@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,15 +37,52 @@ HTTP_TIMEOUT_SECONDS = 30.0
 JWT_BACKDATE_SECONDS = 60
 JWT_LIFETIME_SECONDS = 540
 _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times", 5: "five times"}
+# GitHub: without retry-after or reset, wait "at least one minute" after a
+# secondary rate limit, and exponentially longer while it persists.
+SECONDARY_MIN_WAIT_SECONDS = 60
+MAX_RATE_LIMIT_WAITS = 8
+# The documented wording of secondary limits (and its older name).
+_SECONDARY_MARKERS = ("secondary rate limit", "abuse detection")
+
+
+def _says_secondary(response: Any) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    message = str(body.get("message") or "") if isinstance(body, Mapping) else ""
+    return any(marker in message.lower() for marker in _SECONDARY_MARKERS)
+
+
+def _to_stderr(line: str) -> None:
+    # Progress, not a result: stderr, so `--output json` stays clean.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def httpx_connect_timeout() -> type[Exception]:
+    import httpx
+
+    return httpx.ConnectTimeout
+
+
+def _never_sent(exc: Any) -> bool:
+    """Whether a transport failure happened before the request left (safe to report
+    as "not done"): the connection was never made."""
+    import httpx
+
+    return isinstance(getattr(exc, "exc", None), httpx.ConnectError | httpx.ConnectTimeout)
 
 
 class GitHubApiError(ProviderError):
     """GitHub answered with an error (after retries); ``status`` is the HTTP status,
-    None when GitHub could not be reached at all."""
+    None when GitHub could not be reached at all. ``outcome_unknown``: a request
+    that creates something failed in a way that leaves open whether it did."""
 
     def __init__(self, message: str, *, status: int | None, hint: str | None = None) -> None:
         super().__init__(PROVIDER, message, hint=hint)
         self.status = status
+        self.outcome_unknown = False
 
     @property
     def suspended(self) -> bool:
@@ -79,15 +117,18 @@ def _authorization_class() -> type[Any]:
     from githubkit.auth.base import BaseAuthStrategy
 
     class _HeaderAuth(httpx.Auth):
-        def __init__(self, value: Secret) -> None:
+        def __init__(self, value: Secret | Callable[[], Secret]) -> None:
             self._value = value
 
         def auth_flow(self, request: httpx.Request) -> Any:
-            request.headers["Authorization"] = self._value.reveal()
+            # A callable is asked at every request: an App JWT is signed afresh, so
+            # a retry after a long rate-limit wait never sends an expired one.
+            value = self._value if isinstance(self._value, Secret) else self._value()
+            request.headers["Authorization"] = value.reveal()
             yield request
 
     class AuthorizationHeader(BaseAuthStrategy):
-        def __init__(self, value: Secret) -> None:
+        def __init__(self, value: Secret | Callable[[], Secret]) -> None:
             self._value = value
 
         def get_auth_flow(self, github: Any) -> httpx.Auth:
@@ -113,9 +154,16 @@ class GitHubHttp:
         sleep: Callable[[float], None],
         backoff_seconds: float,
         max_backoff_seconds: float,
+        now: Callable[[], float] = time.time,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
+        """``sleep``, ``now`` (epoch seconds, GitHub's clock: rate limits reset on
+        it) and ``notify`` (where waits are announced; default stderr) are
+        injectable so tests never wait for real."""
         self._settings = settings
         self._sleep = sleep
+        self._now = now
+        self._notify = notify or _to_stderr
         self._backoff = backoff_seconds
         self._max_backoff = max_backoff_seconds
         self._lock = threading.Lock()
@@ -126,7 +174,7 @@ class GitHubHttp:
     def _base_url(self) -> str:
         return self._settings.base_url.rstrip("/")
 
-    def client(self, authorization: Secret | None) -> GitHub[Any]:
+    def client(self, authorization: Secret | Callable[[], Secret] | None) -> GitHub[Any]:
         from githubkit import GitHub, UnauthAuthStrategy
         from githubkit.cache import MemCacheStrategy
 
@@ -162,9 +210,12 @@ class GitHubHttp:
             return self._tls
 
     def as_app(self, app: AppIdentity) -> GitHub[Any]:
+        return self.client(functools.partial(self._app_jwt, app))
+
+    def _app_jwt(self, app: AppIdentity) -> Secret:
         import jwt
 
-        now = int(time.time())  # real time: GitHub judges the JWT, not agentctl's clock
+        now = int(self._now())  # GitHub's (real) time: it judges the JWT, not agentctl's clock
         token = jwt.encode(
             {
                 "iat": now - JWT_BACKDATE_SECONDS,
@@ -174,7 +225,7 @@ class GitHubHttp:
             app.key,
             algorithm="RS256",
         )
-        return self.client(Secret(f"Bearer {token}"))
+        return Secret(f"Bearer {token}")
 
     def as_token(self, token: Secret) -> GitHub[Any]:
         return self.client(Secret(f"token {token.reveal()}"))
@@ -186,28 +237,55 @@ class GitHubHttp:
         path = str(URL(str(url)).path)
         return path[len(base) :] if base and path.startswith(base) else path
 
-    def call(self, doing: str, send: Callable[[], Response[Any]]) -> Response[Any]:
-        """``send()`` with agentctl's retry policy; failures become GitHubApiError."""
-        from githubkit.exception import (
-            RateLimitExceeded,
-            RequestError,
-            RequestFailed,
-            RequestTimeout,
-        )
+    def call(
+        self, doing: str, send: Callable[[], Response[Any]], *, idempotent: bool = True
+    ) -> Response[Any]:
+        """``send()`` with agentctl's retry policy; failures become GitHubApiError.
+
+        Rate limits are waited out as GitHub documents (:meth:`_rate_limit_wait`),
+        within ``github.rate_limit_max_wait_seconds`` in all, each wait announced.
+        5xx answers and timeouts are retried only when ``idempotent``: a request
+        that creates something (a token) may have succeeded before its answer was
+        lost, so it fails with ``outcome_unknown`` instead, for the caller to settle.
+        """
+        from githubkit.exception import RequestError, RequestFailed, RequestTimeout
 
         attempts = max(1, self._settings.max_attempts)
-        for attempt in range(1, attempts + 1):
+        attempt = limited = backoffs = 0
+        waited = 0.0
+        while True:
+            attempt += 1
             try:
                 return send()
             except RequestFailed as exc:
-                status = exc.response.status_code
-                limited = isinstance(exc, RateLimitExceeded) or status == 429
-                if not (limited or status >= 500) or attempt == attempts:
-                    raise self._failure(exc, doing, attempt, limited) from None
-                wait = exc.retry_after.total_seconds() if isinstance(exc, RateLimitExceeded) else 0
-                self._sleep(self._delay(attempt, wait))
+                status = int(exc.response.status_code)
+                wait, exponential = self._rate_limit_wait(exc.response, backoffs)
+                if wait is not None:
+                    limited += 1
+                    backoffs += exponential
+                    if limited > MAX_RATE_LIMIT_WAITS or waited + wait > self._max_wait:
+                        raise self._limited(exc, doing, limited, wait, waited) from None
+                    self._announce(doing, wait)
+                    self._sleep(wait)
+                    waited += wait
+                    attempt -= 1  # a rate limit is GitHub's pacing, not a failure
+                    continue
+                if status < 500 or attempt >= attempts:
+                    raise self._failure(exc, doing, attempt) from None
+                if not idempotent:
+                    raise self._unknown_outcome(
+                        doing, f"GitHub answered {status} to {self._endpoint(exc.request)}"
+                    ) from None
+                self._sleep(self._delay(attempt, 0))
             except RequestTimeout as exc:
-                if attempt == attempts:
+                sent = not isinstance(exc.exc, httpx_connect_timeout())
+                if not idempotent and sent:
+                    raise self._unknown_outcome(
+                        doing,
+                        f"GitHub did not answer {self._endpoint(exc.request)} within "
+                        f"{HTTP_TIMEOUT_SECONDS:g}s",
+                    ) from None
+                if attempt >= attempts:
                     raise GitHubApiError(
                         f"{doing}: GitHub did not answer {exc.request.method} "
                         f"{self._path(exc.request.url)} within {HTTP_TIMEOUT_SECONDS:g}s, "
@@ -216,18 +294,92 @@ class GitHubHttp:
                     ) from None
                 self._sleep(self._delay(attempt, 0))
             except RequestError as exc:
+                if not idempotent and not _never_sent(exc):
+                    raise self._unknown_outcome(
+                        doing, f"the connection failed ({type(exc.exc).__name__})"
+                    ) from None
                 raise self._unreachable(exc, doing) from None
-        raise AssertionError("the loop returns or raises")
+
+    @property
+    def _max_wait(self) -> float:
+        return float(max(0, self._settings.rate_limit_max_wait_seconds))
+
+    def _rate_limit_wait(self, response: Any, earlier: int) -> tuple[float | None, bool]:
+        """Seconds to wait before retrying, if ``response`` is a rate limit (else
+        None), and whether that is the exponential backoff (``earlier`` of them
+        before in this call).
+
+        GitHub's rules (docs.github.com, "Rate limits for the REST API"): a 403
+        or 429 is a rate limit when ``x-ratelimit-remaining`` is 0 (the primary
+        limit: wait until ``x-ratelimit-reset``) or when it says so (a secondary
+        limit): then honour ``retry-after``; else, with ``remaining`` 0, wait for
+        the reset; else wait at least a minute, exponentially longer each time.
+        """
+        status = int(response.status_code)
+        if status not in (403, 429):
+            return None, False
+        headers = response.headers
+        remaining = headers.get("x-ratelimit-remaining", "")
+        retry_after = headers.get("retry-after", "")
+        secondary = status == 429 or _says_secondary(response)
+        if retry_after.strip().isdigit() and (secondary or remaining == "0"):
+            return float(int(retry_after)), False
+        if remaining == "0":
+            reset = headers.get("x-ratelimit-reset", "")
+            if reset.isdigit():
+                return max(0.0, int(reset) - self._now()) + 1.0, False
+            secondary = True
+        if secondary:
+            return float(SECONDARY_MIN_WAIT_SECONDS * 2 ** min(earlier, 6)), True
+        return None, False  # a 403 that is not a limit: a permission, a suspension
+
+    def _announce(self, doing: str, wait: float) -> None:
+        if wait < 1:
+            return
+        until = datetime.fromtimestamp(self._now() + wait, UTC)
+        self._notify(
+            f"waiting for GitHub's rate limit until {utc_text(until)} ({wait:.0f} s; {doing}; "
+            f"at most {self._max_wait:.0f} s in all, github.rate_limit_max_wait_seconds)"
+        )
+
+    def _limited(
+        self, exc: Any, doing: str, count: int, wait: float, waited: float
+    ) -> GitHubApiError:
+        endpoint = self._endpoint(exc.request)
+        until = utc_text(datetime.fromtimestamp(self._now() + wait, UTC))
+        why = (
+            f"it would wait {wait:.0f} s more (until {until}) after {waited:.0f} s, beyond "
+            f"github.rate_limit_max_wait_seconds ({self._max_wait:.0f} s)"
+            if count <= MAX_RATE_LIMIT_WAITS
+            else f"still limited after {MAX_RATE_LIMIT_WAITS} waits ({waited:.0f} s)"
+        )
+        return GitHubApiError(
+            f"{doing}: GitHub rate-limited {endpoint} ({exc.response.status_code}); {why}",
+            status=int(exc.response.status_code),
+            hint=f"retry after {until}, raise github.rate_limit_max_wait_seconds, or lower "
+            "--parallelism",
+        )
+
+    def _unknown_outcome(self, doing: str, what: str) -> GitHubApiError:
+        error = GitHubApiError(
+            f"{doing}: {what}; GitHub may have done it anyway, so agentctl did not retry",
+            status=None,
+        )
+        error.outcome_unknown = True
+        return error
+
+    def _endpoint(self, request: Any) -> str:
+        return f"{request.method} {self._path(request.url)}"
 
     def _delay(self, attempt: int, wait: float) -> float:
-        """Seconds before the next attempt: what GitHub asked for, capped, else
-        exponential backoff with jitter (so parallel agents do not retry in step)."""
+        """Seconds before the next attempt after a 5xx or a timeout: exponential
+        backoff with jitter (so parallel agents do not retry in step)."""
         if wait > 0:
             return min(wait, self._max_backoff)
         ceiling = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _failure(self, exc: Any, doing: str, attempts: int, limited: bool) -> GitHubApiError:
+    def _failure(self, exc: Any, doing: str, attempts: int) -> GitHubApiError:
         status = int(exc.response.status_code)
         endpoint = f"{exc.request.method} {self._path(exc.request.url)}"
         message = ""
@@ -237,18 +389,6 @@ class GitHubHttp:
                 message = " ".join(str(body.get("message") or "").split())[:200]
         except ValueError:
             pass
-        if limited:
-            reset = exc.response.headers.get("x-ratelimit-reset", "")
-            when = (
-                f"; the limit resets at {utc_text(datetime.fromtimestamp(int(reset), UTC))}"
-                if reset.isdigit()
-                else ""
-            )
-            return GitHubApiError(
-                f"{doing}: GitHub rate-limited {endpoint} ({status}) {times(attempts)}{when}",
-                status=status,
-                hint="wait for the reset and retry, or lower --parallelism",
-            )
         if status >= 500:
             return GitHubApiError(
                 f"{doing}: GitHub answered {status} {times(attempts)} for {endpoint}; "

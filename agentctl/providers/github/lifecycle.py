@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from agentctl.errors import AgentctlError, ProviderError, SecretStoreError, StateError
@@ -140,6 +140,25 @@ def manifest_state_ref(agent: str) -> str:
     return f"github/app/{agent}/manifest-state"
 
 
+# A token's record before its value is known: requested (the process may have
+# died since), or requested and the answer lost. Neither value is in the secret
+# store, so only a suspension (dedicated mode) or expiry ends such a token.
+PENDING = "pending"
+UNCONFIRMED = "unconfirmed"
+NOT_MINTED = "not-minted"
+GITHUB_TOKEN_LIFETIME = timedelta(hours=1)  # fixed by GitHub
+_EXPIRY_MARGIN = timedelta(minutes=5)  # clock drift between this host and GitHub
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    credential_id: str
+    token: Secret
+    data: dict[str, Any]
+    issued_at: datetime
+    expires_at: datetime
+
+
 def app_key_ref(agent: str) -> str:
     return f"github/app/{agent}/private-key"
 
@@ -206,8 +225,11 @@ class GitHubProvider:
         sleep: Callable[[float], None] = time.sleep,
         backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 30.0,
+        now: Callable[[], float] = time.time,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
-        """``sleep`` and the backoff bounds are injectable so tests retry fast."""
+        """``sleep``, ``now`` and the backoff bounds are injectable so tests never
+        wait for real; ``notify`` gets the rate-limit waits (default: stderr)."""
         self._context = context
         self._settings = context.config.settings(SPEC)
         self._http = GitHubHttp(
@@ -215,6 +237,8 @@ class GitHubProvider:
             sleep=sleep,
             backoff_seconds=backoff_seconds,
             max_backoff_seconds=max_backoff_seconds,
+            now=now,
+            notify=notify,
         )
 
     # -- configuration ---------------------------------------------------------
@@ -394,7 +418,7 @@ class GitHubProvider:
         return installations[0] if len(installations) == 1 else None
 
     def _installation_repositories(
-        self, app: AppIdentity, installation_id: int, doing: str
+        self, agent: str, app: AppIdentity, installation_id: int, doing: str
     ) -> list[str]:
         """Full names of what a "selected" installation reaches.
 
@@ -402,9 +426,17 @@ class GitHubProvider:
         token and revokes it at once: two writes, made only when the
         installation changed since it was last recorded (see observe).
         """
-        token, _ = self._mint(app, installation_id, {"metadata": "read"}, None, doing)
+        minted = self._mint(
+            agent,
+            app,
+            installation_id,
+            {"metadata": "read"},
+            None,
+            doing,
+            purpose="agentctl:list-installation-repositories",
+        )
         try:
-            client = self._http.as_token(token)
+            client = self._http.as_token(minted.token)
             names: list[str] = []
             page = 1
             while True:
@@ -421,24 +453,54 @@ class GitHubProvider:
                     return sorted(names)
                 page += 1
         finally:
-            # It holds metadata:read only and expires within the hour.
+            # Recorded: if this revocation fails, kill and revive still find it.
             with contextlib.suppress(GitHubApiError):
-                self._revoke_value(token, f"{doing} (revoke the listing token)")
+                self._retire(minted, f"{doing} (revoke the listing token)")
 
     # -- GitHub writes -----------------------------------------------------------
 
     def _mint(
         self,
+        agent: str,
         app: AppIdentity,
         installation_id: int,
         permissions: Mapping[str, str],
         repositories: list[str] | None,
         doing: str,
-    ) -> tuple[Secret, dict[str, Any]]:
+        *,
+        purpose: str,
+        on_behalf_of: str | None = None,
+    ) -> MintedToken:
+        """``POST /app/installations/{id}/access_tokens``, never unrecorded.
+
+        The token is recorded as an intent (state) before the request, and settled
+        after it: its fingerprint and expiry, its value in the secret store. A
+        request whose answer is lost (5xx, timeout) is not retried — GitHub may
+        have minted a token nobody holds — and stays recorded as unconfirmed until
+        it would expire: kill's suspension blocks it, and revive waits it out.
+        """
         body: dict[str, Any] = {"permissions": dict(permissions)}
         if repositories is not None:
             body["repositories"] = [name.rpartition("/")[2] for name in repositories]
+        credential_id = uuid.uuid4().hex
+        ref = token_ref(credential_id)
+        issued_at = self._context.clock()
+        state = self._context.state
+        state.add_credential(
+            id=credential_id,
+            agent=agent,
+            provider=PROVIDER,
+            kind=TOKEN_KIND,
+            fingerprint=PENDING,
+            issued_at=issued_at,
+            # The longest a token GitHub mints now can live.
+            expires_at=issued_at + GITHUB_TOKEN_LIFETIME + _EXPIRY_MARGIN,
+            on_behalf_of=on_behalf_of,
+            trigger=purpose,
+            secret_ref=ref,
+        )
         client = self._http.as_app(app)
+        real_now = datetime.now(UTC)
         try:
             response = self._http.call(
                 doing,
@@ -447,37 +509,98 @@ class GitHubProvider:
                 lambda: client.rest.apps.create_installation_access_token(
                     installation_id, data=cast(Any, body)
                 ),
+                idempotent=False,
             )
         except GitHubApiError as exc:
-            if exc.suspended:
-                raise GitHubApiError(
-                    f"{doing}: installation {installation_id} is suspended (the agent is "
-                    "killed or disabled): no token issued",
-                    status=exc.status,
-                    hint="`agentctl revive NAME --reason ...` if it should run again",
-                ) from None
-            if exc.status == 422:
-                raise GitHubApiError(
-                    f"{exc.message.removeprefix('github: ')}: installation {installation_id} "
-                    f"does not grant {_permission_text(permissions)}"
-                    + (f" on {', '.join(repositories)}" if repositories else ""),
-                    status=422,
-                    hint="run `agentctl plan` to see what the installation lacks",
-                ) from None
+            if exc.outcome_unknown:
+                state.settle_credential(credential_id, fingerprint=UNCONFIRMED)
+                raise self._lost_token(agent, credential_id, issued_at, exc) from None
+            state.settle_credential(credential_id, fingerprint=NOT_MINTED)
+            state.mark_credential_revoked(credential_id, self._context.clock())
+            raise self._mint_refused(
+                exc, doing, installation_id, permissions, repositories
+            ) from None
+        except AgentctlError:
+            # Failed before anything was sent (a key that cannot sign, ...).
+            state.settle_credential(credential_id, fingerprint=NOT_MINTED)
+            state.mark_credential_revoked(credential_id, self._context.clock())
             raise
         data: dict[str, Any] = response.json()
         token = Secret(str(data["token"]))
-        granted = data.get("permissions") or {}
-        excess = _excess_permissions(granted, permissions)
+        # Recorded on agentctl's clock (which tests and rehearsals may pin), for
+        # as long as GitHub says the token lives.
+        expires_at = issued_at + (datetime.fromisoformat(str(data["expires_at"])) - real_now)
+        try:
+            self._context.secrets.put(ref, token)
+            state.settle_credential(
+                credential_id, fingerprint=token.fingerprint(), expires_at=expires_at
+            )
+        except AgentctlError:
+            # Unrecorded means unrevocable by kill: take it back before failing.
+            self._revoke_value(token, f"revoke an unrecorded token of {agent}")
+            with contextlib.suppress(AgentctlError):
+                state.mark_credential_revoked(credential_id, self._context.clock())
+            with contextlib.suppress(SecretStoreError):
+                self._context.secrets.delete(ref)
+            raise
+        minted = MintedToken(credential_id, token, data, issued_at, expires_at)
+        excess = _excess_permissions(data.get("permissions") or {}, permissions)
         if excess:
             # Never hand out more than asked, whatever GitHub did.
-            self._revoke_value(token, f"{doing} (revoke an over-wide token)")
+            self._retire(minted, f"{doing} (revoke an over-wide token)")
             raise ProviderError(
                 PROVIDER,
                 f"{doing}: GitHub minted a token with {_permission_text(excess)} beyond the "
                 "request; it was revoked",
             )
-        return token, data
+        return minted
+
+    def _mint_refused(
+        self,
+        exc: GitHubApiError,
+        doing: str,
+        installation_id: int,
+        permissions: Mapping[str, str],
+        repositories: list[str] | None,
+    ) -> GitHubApiError:
+        if exc.suspended:
+            return GitHubApiError(
+                f"{doing}: installation {installation_id} is suspended (the agent is "
+                "killed or disabled): no token issued",
+                status=exc.status,
+                hint="`agentctl revive NAME --reason ...` if it should run again",
+            )
+        if exc.status == 422:
+            return GitHubApiError(
+                f"{exc.message.removeprefix('github: ')}: installation {installation_id} "
+                f"does not grant {_permission_text(permissions)}"
+                + (f" on {', '.join(repositories)}" if repositories else ""),
+                status=422,
+                hint="run `agentctl plan` to see what the installation lacks",
+            )
+        return exc
+
+    def _lost_token(
+        self, agent: str, credential_id: str, issued_at: datetime, exc: GitHubApiError
+    ) -> ProviderError:
+        until = utc_text(issued_at + GITHUB_TOKEN_LIFETIME + _EXPIRY_MARGIN)
+        return ProviderError(
+            PROVIDER,
+            f"{exc.message.removeprefix('github: ')}. If GitHub minted a token, nobody "
+            f"received it; it is recorded as unconfirmed token {credential_id} (live at most "
+            f"until {until}): `agentctl kill {agent}` blocks it by suspending the agent's "
+            "installation (dedicated mode), and revive waits until it has expired",
+            hint=f"retry the run; `agentctl github status {agent}` shows unconfirmed tokens",
+        )
+
+    def _retire(self, minted: MintedToken, doing: str) -> str:
+        """Revoke a token agentctl minted for its own use (listing, verification) and
+        settle its record; failures are left recorded for kill."""
+        outcome = self._revoke_value(minted.token, doing)
+        if outcome != "suspended":
+            self._context.state.mark_credential_revoked(minted.credential_id, self._context.clock())
+            self._context.secrets.delete(token_ref(minted.credential_id))
+        return outcome
 
     def _revoke_value(self, token: Secret, doing: str) -> str:
         """``DELETE /installation/token``: "revoked", "invalid" (already revoked or
@@ -585,7 +708,10 @@ class GitHubProvider:
                     live["installation_updated_at"] = recorded["installation_updated_at"]
                 elif not suspended:
                     live["repositories"] = self._installation_repositories(
-                        app, chosen["id"], f"list the repositories of installation {chosen['id']}"
+                        agent,
+                        app,
+                        chosen["id"],
+                        f"list the repositories of installation {chosen['id']}",
                     )
                     live["installation_updated_at"] = chosen["updated_at"]
         expired_disable = recorded.get("disabled") == "expired"
@@ -1131,7 +1257,7 @@ class GitHubProvider:
             return self._not_here(agent, action, evidence)
         remaining: list[str] = []
         verified: list[str] = []
-        revoked, blocked, dead = self._revoke_all(agent, live or [], mode, remaining)
+        revoked, blocked, dead, unheld = self._revoke_all(agent, live or [], mode, remaining)
         if dead:
             verified.append(f"{dead} token(s) answer 401")
         resource_id = record.resource_id if record is not None else None
@@ -1183,12 +1309,17 @@ class GitHubProvider:
             parts.append(f"revoked {revoked} token{'s' if revoked != 1 else ''}")
         if blocked:
             parts.append(f"{blocked} token(s) refused while suspended (revive revokes them)")
+        if unheld:
+            parts.append(
+                f"{unheld} token(s) whose value agentctl never received (an answer lost): "
+                "held by the suspension until they expire; revive waits for that"
+            )
         if suspended:
             parts.append(f"suspended installation {', '.join(map(str, suspended))}")
         if mode == SHARED and (revoked or resource_id):
             parts.append("shared installation left running")
         found = resource_id is not None or bool(live)
-        already = found and not (revoked or blocked or suspended or remaining)
+        already = found and not (revoked or blocked or unheld or suspended or remaining)
         if already:
             if mode == DEDICATED and not installed:
                 parts.insert(0, "App not installed and no live tokens: nothing to revoke")
@@ -1359,15 +1490,17 @@ class GitHubProvider:
 
     def _revoke_all(
         self, agent: str, live: list[CredentialRecord], mode: str, remaining: list[str]
-    ) -> tuple[int, int, int]:
+    ) -> tuple[int, int, int, int]:
         """Revoke each live token, then read it back; one failure never stops the others.
 
-        Returns (revoked, refused-while-suspended, read back dead). A token
-        refused because its installation is suspended is harmless in
+        Returns (revoked, refused-while-suspended, read back dead, never received).
+        A token refused because its installation is suspended is harmless in
         dedicated mode (revive revokes it right after unsuspending); in shared
-        mode it is left for a human.
+        mode it is left for a human. One whose value agentctl never received (its
+        answer was lost) is held by a dedicated installation's suspension until
+        it expires; revive waits for that.
         """
-        revoked = blocked = dead = 0
+        revoked = blocked = dead = unheld = 0
         for credential in live:
             label = f"token {credential.id} (fingerprint {credential.fingerprint})"
             expires = utc_text(credential.expires_at)
@@ -1386,6 +1519,10 @@ class GitHubProvider:
                 )
             elif outcome == "suspended" and mode == DEDICATED:
                 blocked += 1
+            elif outcome == "missing" and mode == DEDICATED:
+                # Its answer was lost (or the process died): no value to revoke, but
+                # the suspension holds it until it expires; revive waits for that.
+                unheld += 1
             elif outcome == "suspended":
                 remaining.append(
                     f"revoke {label}: GitHub refuses to while the shared installation is "
@@ -1396,7 +1533,7 @@ class GitHubProvider:
                     f"revoke {label}: its value is not in the secret store, so agentctl cannot; "
                     f"it expires at {expires}"
                 )
-        return revoked, blocked, dead
+        return revoked, blocked, dead, unheld
 
     def _revoke_credential_record(self, credential: CredentialRecord) -> str:
         """Revoke one recorded token and settle state and secret store.
@@ -1444,6 +1581,25 @@ class GitHubProvider:
                 f"the private key of {agent}'s App is not in the secret store ({app_key_ref(agent)})",
                 hint=f"unsuspend it by hand at {self._org_settings_url(self._settings.organization)}",
             )
+        # A token whose value agentctl never received (its answer was lost) cannot
+        # be revoked: unsuspending would bring it back, so revive waits it out.
+        unheld = [
+            t
+            for t in self._live_tokens(agent)
+            if self._context.secrets.get(t.secret_ref or token_ref(t.id)) is None
+        ]
+        if unheld:
+            latest = max(t.expires_at for t in unheld)
+            return self._result(
+                agent,
+                "revive",
+                ok=False,
+                detail=f"{len(unheld)} token(s) minted before the kill were never received by "
+                f"agentctl ({', '.join(t.id for t in unheld)}): they cannot be revoked, and "
+                "unsuspending the installation would bring them back",
+                resource_id=str(app.app_id),
+                remaining=f"revive {agent} after {utc_text(latest)}, when they have expired",
+            )
         unsuspended = []
         for installation in self._installations(app, f"find the installations of {agent}'s App"):
             if installation.get("suspended_at") is not None:
@@ -1457,7 +1613,7 @@ class GitHubProvider:
         # Tokens minted before the kill could not be revoked while suspended:
         # they must not come back to life with the installation.
         remaining: list[str] = []
-        revoked, _, _ = self._revoke_all(agent, self._live_tokens(agent), DEDICATED, remaining)
+        revoked, _, _, _ = self._revoke_all(agent, self._live_tokens(agent), DEDICATED, remaining)
         parts = (
             [f"unsuspended installation {', '.join(map(str, unsuspended))}"] if unsuspended else []
         )
@@ -1485,16 +1641,18 @@ class GitHubProvider:
         attrs = dict(record.attributes)
         older = self._live_tokens(agent)
         app, installation_id = self._app_and_installation(agent, record)
-        token, _ = self._mint(
+        minted = self._mint(
+            agent,
             app,
             installation_id,
             attrs.get("grant_permissions") or {"metadata": "read"},
             attrs.get("grant_repositories"),
             f"mint a token to verify {agent}'s App",
+            purpose="agentctl:rotate-verification",
         )
         remaining: list[str] = []
         try:
-            client = self._http.as_token(token)
+            client = self._http.as_token(minted.token)
             self._http.call(
                 f"use a new token of {agent}",
                 functools.partial(
@@ -1503,13 +1661,14 @@ class GitHubProvider:
             )
         finally:
             try:
-                self._revoke_value(token, f"revoke the verification token of {agent}")
+                self._retire(minted, f"revoke the verification token of {agent}")
             except GitHubApiError as exc:
                 remaining.append(
-                    f"the verification token (fingerprint {token.fingerprint()}) could not be "
-                    f"revoked ({exc.message}); it expires within the hour"
+                    f"the verification token {minted.credential_id} (fingerprint "
+                    f"{minted.token.fingerprint()}) could not be revoked ({exc.message}); it "
+                    "stays recorded for kill and expires within the hour"
                 )
-        revoked, _, _ = self._revoke_all(
+        revoked, _, _, _ = self._revoke_all(
             agent, older, str(attrs.get("mode") or self.mode), remaining
         )
         self._drop_expired_values(agent)
@@ -1585,37 +1744,18 @@ class GitHubProvider:
             )
         app, installation_id = self._app_and_installation(agent, record)
         permissions, repositories = self._grant(contract)
-        real_now = datetime.now(UTC)
-        token, data = self._mint(
-            app, installation_id, permissions, repositories, f"mint a GitHub token for {agent}"
+        minted = self._mint(
+            agent,
+            app,
+            installation_id,
+            permissions,
+            repositories,
+            f"mint a GitHub token for {agent}",
+            purpose=run.trigger or "agentctl:run",
+            on_behalf_of=run.on_behalf_of,
         )
-        credential_id = uuid.uuid4().hex
-        ref = token_ref(credential_id)
-        issued_at = self._context.clock()
-        # Recorded on agentctl's clock (which tests and rehearsals may pin), for
-        # as long as GitHub says the token lives.
-        lifetime = datetime.fromisoformat(str(data["expires_at"])) - real_now
-        expires_at = issued_at + lifetime
-        try:
-            self._context.secrets.put(ref, token)
-            self._context.state.add_credential(
-                id=credential_id,
-                agent=agent,
-                provider=PROVIDER,
-                kind=TOKEN_KIND,
-                fingerprint=token.fingerprint(),
-                issued_at=issued_at,
-                expires_at=expires_at,
-                on_behalf_of=run.on_behalf_of,
-                trigger=run.trigger,
-                secret_ref=ref,
-            )
-        except AgentctlError:
-            # Unrecorded means unrevocable by kill: take it back before failing.
-            self._revoke_value(token, f"revoke an unrecorded token of {agent}")
-            with contextlib.suppress(SecretStoreError):
-                self._context.secrets.delete(ref)
-            raise
+        token, credential_id = minted.token, minted.credential_id
+        issued_at, expires_at = minted.issued_at, minted.expires_at
         where = f" on {', '.join(repositories)}" if repositories else ""
         return IssuedCredential(
             provider=PROVIDER,

@@ -34,7 +34,8 @@ class GitHubSettings:
     token_ttl_seconds: int = field(
         default=3600,
         metadata=_about(
-            "Lifetime of the installation tokens agentctl mints (GitHub caps them at an hour)",
+            "Not a GitHub setting: GitHub installation tokens always live 1 hour; agentctl "
+            "revokes them when the run ends (exec) or on kill",
             minimum=60,
             maximum=3600,
         ),
@@ -42,6 +43,17 @@ class GitHubSettings:
     max_attempts: int = field(
         default=5,
         metadata=_about(
-            "Attempts per GitHub call (5xx, 429 and rate limits retried)", minimum=1, maximum=100
+            "Attempts per GitHub call after 5xx answers and timeouts (reads only)",
+            minimum=1,
+            maximum=100,
+        ),
+    )
+    rate_limit_max_wait_seconds: int = field(
+        default=900,
+        metadata=_about(
+            "At most this long in all waiting out GitHub's rate limits in one call "
+            "(announced on stderr), then fail saying when to retry",
+            minimum=0,
+            maximum=86400,
         ),
     )
