@@ -31,6 +31,8 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from testing.demo.world import FINDINGS_BUCKET, ORG, build_world, local_servers
 from testing.github import GitHubEmulator
 
@@ -119,9 +121,17 @@ def register_app(
     manifest = json.loads(
         unescape(must_find(r"name='manifest' value='([^']*)'", page, "a manifest"))
     )
-    code = github.create_manifest_code(manifest, owner=ORG)
-    demo.note(f"(browser) the page posts the manifest to GitHub; you click Create; code={code}")
-    second = demo.agentctl("github", "register", agent, "--contract", "contracts/", "--code", code)
+    action = unescape(must_find(r"action='([^']*)'", page, "the form's address"))
+    # The browser: the page posts the manifest, the person clicks "Create GitHub
+    # App", GitHub redirects with ?code=...&state=... (the address bar's URL).
+    created = httpx.post(action, data={"manifest": json.dumps(manifest)}, timeout=30)
+    redirect = created.headers.get("location", "")
+    if created.status_code != 302 or "code=" not in redirect:
+        raise SystemExit(f"demo: GitHub's new-App page answered {created.status_code}")
+    demo.note("(browser) the page posts the manifest to GitHub; you click Create; GitHub redirects")
+    second = demo.agentctl(
+        "github", "register", agent, "--contract", "contracts/", "--code", redirect
+    )
     app_id = int(must_find(r"\(id (\d+)\)", second.stdout, "the App id"))
     github.install_app(app_id, ORG, repositories=repositories)
     where = ", ".join(repositories) if repositories else "all repositories"
