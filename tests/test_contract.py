@@ -83,7 +83,11 @@ def codes(report: Any) -> set[str]:
 
 def test_design_example_validates_as_written() -> None:
     report = load(DESIGN_EXAMPLE)
-    assert report.ok and not report.warnings
+    # Valid; its GitHub grant lists no repositories, which the lint points out
+    # (tokens would reach every repository the App is installed on).
+    assert report.ok and [(w.code, w.path) for w in report.warnings] == [
+        ("all-repositories", "permissions.github")
+    ]
     (contract,) = report.contracts
     assert contract.name == "pr-review-agent"
     assert contract.owner == "platform-team@company.com"
@@ -161,10 +165,11 @@ def test_strict_turns_warnings_into_errors_but_not_notes() -> None:
         "    - pull_request:comment\n", "    - pull_request:comment\n    - administration:write\n"
     )
     relaxed = load(text)
-    assert relaxed.ok and [p.code for p in relaxed.warnings] == ["privileged-scope"]
+    codes = ["all-repositories", "privileged-scope"]
+    assert relaxed.ok and sorted(p.code for p in relaxed.warnings) == codes
     assert len(relaxed.contracts) == 1
     strict = load(text, strict=True)
-    assert not strict.ok and [p.code for p in strict.errors] == ["privileged-scope"]
+    assert not strict.ok and sorted(p.code for p in strict.errors) == codes
     assert [p.code for p in strict.notes] == ["no-projects"]
     assert strict.contracts == ()
 

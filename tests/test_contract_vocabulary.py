@@ -56,12 +56,26 @@ ROLE = "arn:aws:iam::123456789012:role/app"
 
 
 def findings(grant: Any) -> list[tuple[tuple[str | int, ...], str, Severity]]:
+    """Findings other than the list form's all-repositories warning (tested on its own)."""
     check = (
         check_github_grant
         if not isinstance(grant, list) or not grant or isinstance(grant[0], str)
         else check_aws_grant
     )
-    return [(f.path, f.code, f.severity) for f in check(grant)]
+    return [(f.path, f.code, f.severity) for f in check(grant) if f.code != "all-repositories"]
+
+
+def test_a_github_grant_without_repositories_is_a_warning_naming_the_fix() -> None:
+    (finding,) = check_github_grant(["repo:read", "issue:write"])
+    assert (finding.path, finding.code, finding.severity) == (
+        (),
+        "all-repositories",
+        Severity.WARNING,
+    )
+    assert "every repository" in finding.message and "--strict" in finding.message
+    assert "{repositories: [owner/name], scopes: [repo:read, issue:write]}" in finding.message
+    limited = {"repositories": ["acme/api"], "scopes": ["repo:read"]}
+    assert check_github_grant(limited) == []
 
 
 # ------------------------------------------------------------------------ GitHub
@@ -123,15 +137,15 @@ def test_repositories() -> None:
 
 
 def test_unknown_scope_did_you_mean() -> None:
-    (finding,) = check_github_grant(["repo:read", "pul_request:coment"])
+    _, finding = check_github_grant(["repo:read", "pul_request:coment"])
     assert (finding.path, finding.code, finding.severity) == ((1,), "unknown-scope", Severity.ERROR)
     assert "did you mean 'pull_request:comment'?" in finding.message
-    (case,) = check_github_grant(["Repo:Read"])
+    _, case = check_github_grant(["Repo:Read"])
     assert "did you mean 'repo:read'?" in case.message
 
 
 def test_level_github_does_not_offer() -> None:
-    (finding,) = check_github_grant(["workflows:read"])
+    _, finding = check_github_grant(["workflows:read"])
     assert finding.code == "unknown-scope" and "workflows:write" in finding.message
 
 

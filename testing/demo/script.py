@@ -157,7 +157,7 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
         demo.agentctl("validate", "contracts/")
 
         demo.say("2. Give the agents that use GitHub their own GitHub App")
-        register_app(demo, github, "pr-review-agent", None)
+        register_app(demo, github, "pr-review-agent", ["api"])
         register_app(demo, github, "security-triage-agent", ["security-triage"])
         register_app(demo, github, "release-agent", ["api"])
 

@@ -29,6 +29,9 @@ code                   severity  rule
                                  under ``--strict``
 ``invalid-repository`` error     a ``repositories`` entry that is not
                                  ``owner/name``
+``all-repositories``   warning   no ``repositories``: tokens reach every
+                                 repository the installation does; an error
+                                 under ``--strict``
 =====================  ========  ==============================================
 """
 
@@ -237,6 +240,19 @@ def check_github_grant(grant: GitHubGrant) -> list[GrantFinding]:
     form, ``("scopes", 1)`` in the mapping form).
     """
     findings: list[GrantFinding] = []
+    if grant.repositories is None:
+        scopes = ", ".join(grant.scopes[:3]) + (", ..." if len(grant.scopes) > 3 else "")
+        findings.append(
+            GrantFinding(
+                (),
+                Severity.WARNING,
+                "all-repositories",
+                "no repositories listed: the agent's tokens reach every repository its GitHub "
+                "App is installed on (all of the organization's, if installed on all); list "
+                f"them: `github: {{repositories: [owner/name], scopes: [{scopes}]}}` "
+                "(an error under --strict)",
+            )
+        )
     for index, repository in enumerate(grant.repositories or ()):
         if not _REPOSITORY.fullmatch(repository):
             findings.append(
