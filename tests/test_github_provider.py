@@ -725,7 +725,7 @@ def test_constructing_the_provider_imports_no_github_client() -> None:
         "from agentctl.providers.github.lifecycle import GitHubProvider\n"
         "provider = GitHubProvider(ProviderContext())\n"
         "from agentctl.providers.github import SPEC\n"
-        "grant = SPEC.parse_grant(['repo:read'])\n"
+        "grant = SPEC.parse_grant({'repositories': ['acme/api'], 'scopes': ['repo:read']})\n"
         "assert SPEC.check_grant(grant, provider._settings) == []\n"
         "loaded = {'githubkit', 'httpx', 'jwt'} & {m.split('.')[0] for m in sys.modules}\n"
         "assert not loaded, loaded\n"
