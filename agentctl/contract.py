@@ -636,6 +636,37 @@ def _check_permissions(
     return issues
 
 
+def _check_name_for_providers(
+    name: str, grants: dict[str, object], options: _Options
+) -> list[Issue]:
+    """Each granting provider's own rules for the agent's name (``check_name``)."""
+    issues: list[Issue] = []
+    for system in grants:
+        spec = options.specs.get(system)
+        if spec is None or spec.check_name is None:
+            continue
+        settings = (
+            options.config.settings(spec) if options.config is not None else spec.settings_type()
+        )
+        try:
+            found = spec.check_name(name, settings)
+        except Exception as exc:  # a third-party provider's bug must not become a traceback
+            issues.append(
+                Issue(
+                    ("agent", "name"),
+                    "provider-check-failed",
+                    f"the {system} provider failed to check the name ({type(exc).__name__}): "
+                    "report it to the provider's authors",
+                )
+            )
+            continue
+        issues += [
+            Issue(("agent", "name", *f.path), f.code, f.message, Severity(f.severity))
+            for f in found
+        ]
+    return issues
+
+
 @dataclass
 class _Semantic:
     issues: list[Issue]
@@ -683,6 +714,8 @@ def _semantic(
     permissions = doc.get("permissions")
     if isinstance(permissions, dict):
         issues += _check_permissions(permissions, options, invalid, grants)
+        if name_ok and isinstance(agent, dict):
+            issues += _check_name_for_providers(str(agent["name"]), grants, options)
     expiry: date | None = None
     if "expiry" in doc:
         expiry, expiry_issue = _parse_expiry(doc["expiry"], options.today)

@@ -25,7 +25,8 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     summary = json.loads(summary_file.read_text())
 
     # GitHub names the agent, and the audit trail keeps both sides.
-    assert summary["review_author"] == "pr-review-agent[bot]"
+    # github.app_name_template's default, {org}-{name}: App names are global on github.com.
+    assert summary["review_author"] == "acme-pr-review-agent[bot]"
     assert summary["audit_grant"]["actor"] == "pr-review-agent"
     assert summary["audit_grant"]["on_behalf_of"] == "amit@company.com"
     assert summary["audit_grant"]["trigger"].startswith("webhook/pr-opened/")

@@ -114,7 +114,8 @@ def test_register_install_apply_mint_kill(
     assert code == 0, out
     started = json.loads(out)
     manifest = started["manifest"]
-    assert manifest["name"] == contract.name
+    # Named from github.app_name_template ({org}-{name}): App names are global on github.com.
+    assert manifest["name"] == f"{ORG}-{contract.name}"
     assert manifest["default_permissions"] == {
         "contents": "read",
         "metadata": "read",
@@ -157,7 +158,8 @@ def test_register_install_apply_mint_kill(
     record = state.get_resource(contract.name, "github")
     assert record is not None
     app_id = int(record.attributes["app_id"])
-    assert record.attributes["slug"] == contract.name and record.attributes["owner"] == ORG
+    assert record.attributes["slug"] == f"{ORG}-{contract.name}"
+    assert record.attributes["owner"] == ORG
     key = world.secrets().get(app_key_ref(contract.name))
     assert key is not None
     leaks.secret(key.reveal())
@@ -194,7 +196,7 @@ def test_register_install_apply_mint_kill(
         json={"body": "Looks good"},
     )
     assert comment.status_code == 201, comment.text
-    assert comment.json()["user"]["login"] == f"{contract.name}[bot]"
+    assert comment.json()["user"]["login"] == f"{ORG}-{contract.name}[bot]"
     assert http.get(f"/repos/{ORG}/web", headers=token_headers(token)).status_code == 404
     denied = http.patch(
         f"/repos/{ORG}/api", headers=token_headers(token), json={"description": "x"}
@@ -350,7 +352,8 @@ def test_drift_is_reported_and_reapply_makes_no_writes(
     app_drift = [c for c in changed.changes if "update the App's permissions" in c.summary]
     assert (
         app_drift
-        and f"/organizations/{ORG}/settings/apps/drift-agent/permissions" in app_drift[0].summary
+        and f"/organizations/{ORG}/settings/apps/{ORG}-drift-agent/permissions"
+        in app_drift[0].summary
     )
     assert any(c.kind == ChangeKind.UPDATE for c in changed.changes)
 
@@ -733,3 +736,66 @@ def test_constructing_the_provider_imports_no_github_client() -> None:
     subprocess.run(
         [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1]
     )
+
+
+# -- App names: github.app_name_template ----------------------------------------------------
+
+
+def test_app_names_come_from_the_template_and_are_checked_at_validate_time() -> None:
+    from agentctl.config import Config
+    from agentctl.contract import load_contract_text
+    from agentctl.providers.github.settings import GitHubSettings
+
+    def problems(name: str, **settings: Any) -> list[tuple[str, str, str]]:
+        text = (
+            f"agent: {{name: {name}, owner: a@example.com, purpose: test}}\n"
+            "permissions: {github: {repositories: [acme/api], scopes: [repo:read]}}\n"
+            f"execution_mode: autonomous\nexpiry: 2027-01-01\nkill_switch: /agents/{name}/disable\n"
+        )
+        config = Config(provider_settings={"github": GitHubSettings(**settings)})
+        report = load_contract_text(
+            text, "contract.yaml", today=datetime(2026, 12, 1).date(), config=config
+        )
+        return [(p.path, p.code, p.message) for p in report.problems]
+
+    # 34 characters with the organization's prefix fit; 35 do not.
+    assert problems("a" * 29, organization="acme") == []
+    ((path, code, message),) = problems("a" * 30, organization="acme")
+    assert (path, code) == ("agent.name", "github-app-name")
+    assert f"'acme-{'a' * 30}' (35 characters" in message and "GitHub allows 34" in message
+    assert "github.app_name_template" in message
+    assert problems("a" * 30, organization="acme", app_name_template="{name}") == []
+    ((_, code, message),) = problems("x-agent", app_name_template="agents-{team}")
+    assert code == "github-app-name" and "only {org} and {name}" in message
+    ((_, _, message),) = problems("x-agent", app_name_template="agentctl")
+    assert "has no {name}" in message
+    # Shared mode registers no App per agent: nothing to name.
+    assert problems("a" * 30, organization="acme", mode="shared") == []
+
+
+def test_a_lost_state_finds_the_app_again_by_its_slug(github_world: GitHubWorld) -> None:
+    world = github_world
+    contract = contract_for("durable-agent", PR_GRANT)
+    app = world.register(contract)
+    assert app["slug"] == f"{ORG}-durable-agent" == world.provider().app_slug(contract.name)
+    world.install(int(app["app_id"]), repositories=["api"])
+    assert world.engine().apply(world.engine().plan([contract])).ok
+
+    # A new, empty state: the secret store's App is confirmed by GitHub and recorded.
+    empty = world.empty_state_url()
+    engine = world.engine(state_url=empty)
+    plan = engine.plan([contract])
+    (agent_plan,) = plan.agents
+    (change,) = [c for c in agent_plan.changes if c.kind == ChangeKind.UPDATE]
+    assert f"record GitHub App {ORG}-durable-agent" in change.summary
+    assert engine.apply(plan).ok
+    record = world.open_state(empty).get_resource(contract.name, "github")
+    assert record is not None and record.attributes["slug"] == f"{ORG}-durable-agent"
+    assert not engine.plan([contract]).has_changes
+
+    # A key for some other App under this agent's name is never adopted.
+    other = world.emu.create_app("someone-else", owner=ORG, permissions={"contents": "read"})
+    world.secrets().put(f"github/app/{contract.name}/app-id", Secret(str(other["id"])))
+    world.secrets().put(app_key_ref(contract.name), Secret(other["pem"]))
+    with pytest.raises(ProviderError, match="does not adopt it"):
+        world.provider(state_url=world.empty_state_url()).observe(contract.name)

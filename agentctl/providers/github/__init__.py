@@ -21,8 +21,8 @@ from agentctl.providers.github.grant import (
 from agentctl.providers.github.settings import GitHubSettings
 
 PROVIDER = "github"
-# github.com limits App names to 34 characters, and a dedicated App is named
-# after its agent.
+# github.com limits App names to 34 characters; a dedicated App's name contains
+# its agent's (github.app_name_template, checked per contract by _check_name).
 APP_NAME_MAX = 34
 
 
@@ -30,6 +30,19 @@ def _check(grant: GitHubGrant, settings: GitHubSettings) -> list[GrantFinding]:
     from agentctl.providers.github.scopes import check_github_grant
 
     return check_github_grant(grant)
+
+
+def _check_name(agent: str, settings: GitHubSettings) -> list[GrantFinding]:
+    """Dedicated mode: the App name the template gives this agent must fit GitHub."""
+    from agentctl.model import Severity
+    from agentctl.providers.github.naming import name_problem
+
+    if settings.mode != "dedicated":
+        return []
+    problem = name_problem(settings.app_name_template, settings.organization, agent)
+    if problem is None:
+        return []
+    return [GrantFinding((), Severity.ERROR, "github-app-name", problem)]
 
 
 SPEC: ProviderSpec[GitHubGrant, GitHubSettings] = ProviderSpec(
@@ -52,4 +65,5 @@ SPEC: ProviderSpec[GitHubGrant, GitHubSettings] = ProviderSpec(
     name_limit=NameLimit(
         APP_NAME_MAX, f"GitHub App names are limited to {APP_NAME_MAX} characters"
     ),
+    check_name=_check_name,
 )

@@ -65,6 +65,7 @@ from agentctl.providers.github.manifest import (
     build_manifest,
     manifest_form,
 )
+from agentctl.providers.github.naming import app_name, app_slug, name_problem
 from agentctl.providers.github.scopes import resolve_github_permissions
 from agentctl.secrets import Secret
 
@@ -635,8 +636,32 @@ class GitHubProvider:
                 return self._absent(agent, record)
             return self._observe_shared(agent, record)
         if record is None:
-            return Observed(provider=PROVIDER, agent=agent, exists=False)
+            return self._rediscover(agent)
         return self._observe_dedicated(agent, record)
+
+    def _rediscover(self, agent: str) -> Observed:
+        """No App recorded: the state may have been lost. The secret store keeps
+        every registered App's id and key under the agent's name; GitHub confirms
+        the App is the one github.app_name_template names (by slug), and plan
+        records it again."""
+        absent = Observed(provider=PROVIDER, agent=agent, exists=False)
+        try:
+            app = self._dedicated_app(agent, None)
+        except SecretStoreError:
+            return absent
+        if app is None:
+            return absent
+        info = self._get_app(app, f"look up the GitHub App of {agent} in the secret store")
+        # Apps registered before the template named the App after the agent alone.
+        expected = {self.app_slug(agent), app_slug(agent)}
+        if info["slug"] not in expected:
+            raise ProviderError(
+                PROVIDER,
+                f"the secret store holds App {info['slug']} (id {app.app_id}) for {agent}, "
+                f"but {agent}'s App is {self.app_slug(agent)}: agentctl does not adopt it",
+                hint=f"check {app_id_ref(agent)} in the secret store, or register {agent} again",
+            )
+        return self._observe_dedicated(agent, None, app=app)
 
     def _absent(self, agent: str, record: ResourceRecord | None) -> Observed:
         return Observed(
@@ -647,10 +672,12 @@ class GitHubProvider:
             attributes={"recorded": dict(record.attributes) if record else None},
         )
 
-    def _observe_dedicated(self, agent: str, record: ResourceRecord) -> Observed:
-        recorded = dict(record.attributes)
+    def _observe_dedicated(
+        self, agent: str, record: ResourceRecord | None, *, app: AppIdentity | None = None
+    ) -> Observed:
+        recorded = dict(record.attributes) if record is not None else {}
         doing = f"look up the GitHub App of {agent}"
-        app = self._dedicated_app(agent, record)
+        app = app or self._dedicated_app(agent, record)
         if app is None:
             raise ProviderError(
                 PROVIDER,
@@ -1863,11 +1890,29 @@ class GitHubProvider:
         return build_manifest(
             contract,
             permissions,
+            name=self.app_name(contract.name),
             owner_url=f"{self.web_url}/{org}",
             events=events,
             webhook_url=webhook_url,
             redirect_url=redirect_url,
         )
+
+    def app_name(self, agent: str) -> str:
+        """The name ``agent``'s dedicated App gets (github.app_name_template);
+        refused when GitHub would refuse it."""
+        template, org = self._settings.app_name_template, self._settings.organization
+        problem = name_problem(template, org, agent)
+        if problem:
+            raise ProviderError(
+                PROVIDER,
+                f"{agent}: {problem}",
+                hint="`agentctl validate` checks every contract's App name",
+            )
+        return app_name(template, org, agent)
+
+    def app_slug(self, agent: str) -> str:
+        """The slug GitHub gives ``agent``'s App (``<slug>[bot]`` in its logs)."""
+        return app_slug(self.app_name(agent))
 
     def start_registration(self, agent: str, manifest: Mapping[str, Any]) -> ManifestForm:
         """The page that POSTs ``manifest`` to the organization's "new App" page; its
@@ -1958,11 +2003,12 @@ class GitHubProvider:
                 },
             )
         wanted = manifest["default_permissions"]
-        if info["name"] != agent or not _same(info["app_permissions"], wanted):
+        if info["name"] != manifest["name"] or not _same(info["app_permissions"], wanted):
             raise ProviderError(
                 PROVIDER,
                 f"the App created from this code is {info['name']!r} with "
-                f"{_permission_text(info['app_permissions'])}; the contract needs {agent!r} with "
+                f"{_permission_text(info['app_permissions'])}; the contract needs "
+                f"{manifest['name']!r} with "
                 f"{_permission_text(wanted)}: its key was not stored",
                 hint=f"delete it at {settings_url}/advanced and register again without editing "
                 "the name or permissions",

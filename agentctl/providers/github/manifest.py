@@ -56,14 +56,16 @@ def build_manifest(
     permissions: Mapping[str, str],
     *,
     owner_url: str,
+    name: str | None = None,
     events: Iterable[str] = (),
     webhook_url: str | None = None,
     redirect_url: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest of ``contract``'s App: named after the agent, its permissions
-    exactly ``permissions``, private, no webhook or events unless asked for."""
+    """The manifest of ``contract``'s App: named ``name`` (github.app_name_template;
+    default the agent's name), its permissions exactly ``permissions``, private, no
+    webhook or events unless asked for."""
     manifest: dict[str, Any] = {
-        "name": contract.name,
+        "name": name or contract.name,
         "url": owner_url,
         "description": (
             f"agentctl agent {contract.name}: {contract.purpose} "

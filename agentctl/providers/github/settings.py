@@ -23,6 +23,13 @@ class GitHubSettings:
     organization: str | None = field(
         default=None, metadata=_about("The organization that owns the agents' Apps")
     )
+    app_name_template: str = field(
+        default="{org}-{name}",
+        metadata=_about(
+            "Dedicated mode: each App's name, from {org} and {name}; App names are global on "
+            "github.com and at most 34 characters"
+        ),
+    )
     app_id: int | None = field(default=None, metadata=_about("Shared mode: the App's id"))
     installation_id: int | None = field(
         default=None, metadata=_about("Shared mode: the App's installation id")
