@@ -56,6 +56,8 @@ def name_problem(template: str, organization: str | None, agent: str) -> str | N
     problem = template_problem(template)
     if problem:
         return problem
+    if organization is None and "{org}" in template:
+        return None  # unknown until github.organization is set (registration needs it)
     name = app_name(template, organization, agent)
     if len(name) > APP_NAME_MAX:
         return (
