@@ -48,6 +48,7 @@ from agentctl.render import print_json
 if TYPE_CHECKING:
     from agentctl.model import Contract
     from agentctl.providers.github.lifecycle import GitHubProvider
+    from agentctl.providers.github.manifest import RegisteredApp
 
 app = typer.Typer(
     help="GitHub Apps: one per agent, so GitHub's audit log names the agent.",
@@ -102,6 +103,24 @@ def _load_contract(ctx: typer.Context, name: str, path: Path) -> Contract:
 def _audit(ctx: typer.Context, **fields: Any) -> None:
     context = app_context(ctx)
     context.state().append_audit(operator=context.resolved_operator(), **fields)
+
+
+def _audit_registered(ctx: typer.Context, name: str, registered: RegisteredApp) -> None:
+    _audit(
+        ctx,
+        actor=name,
+        action="github.register",
+        target=f"github:app/{registered.slug}",
+        scope=",".join(f"{k}:{v}" for k, v in sorted(registered.permissions.items())),
+        result="success",
+        detail={
+            "app_id": registered.app_id,
+            "slug": registered.slug,
+            "owner": registered.owner,
+            "html_url": registered.html_url,
+            "secret_refs": list(registered.secret_refs),
+        },
+    )
 
 
 @contextlib.contextmanager
@@ -210,21 +229,7 @@ def register_command(
     with _audit_failure(ctx, name, "github.register"):
         registered = provider.complete_registration(agent, the_code, the_state)
     _remove_forms(name)
-    _audit(
-        ctx,
-        actor=name,
-        action="github.register",
-        target=f"github:app/{registered.slug}",
-        scope=",".join(f"{k}:{v}" for k, v in sorted(registered.permissions.items())),
-        result="success",
-        detail={
-            "app_id": registered.app_id,
-            "slug": registered.slug,
-            "owner": registered.owner,
-            "html_url": registered.html_url,
-            "secret_refs": list(registered.secret_refs),
-        },
-    )
+    _audit_registered(ctx, name, registered)
     data = {
         "agent": name,
         "app_id": registered.app_id,
@@ -294,6 +299,147 @@ def _start_registration(
         "checks its state)"
     )
     stdout.print(f"3. {escape(finish)}")
+
+
+@app.command("register-pending")
+def register_pending_command(
+    ctx: typer.Context,
+    contracts: Path = typer.Argument(Path("contracts"), help="A contracts folder or file."),
+    codes: list[str] = typer.Option(
+        [], "--code", help="Step 2: a redirect URL GitHub sent you to (repeatable)."
+    ),
+    codes_file: Path | None = typer.Option(
+        None, "--codes", help="Step 2: a file of redirect URLs, one per line ('-': stdin)."
+    ),
+    redirect_url: str = typer.Option(
+        DEFAULT_REDIRECT_URL, "--redirect-url", help="Where GitHub sends each code."
+    ),
+    open_browser: bool = typer.Option(False, "--open", help="Open the registration page."),
+    output: OutputFormat = OUTPUT_OPTION,
+) -> None:
+    """Register every agent still without its own GitHub App: one page, codes in one go.
+
+    Example: agentctl github register-pending contracts/ --open
+    Then:    agentctl github register-pending contracts/ --codes urls.txt
+    """
+    import sys
+
+    from agentctl.contract import load_contracts
+    from agentctl.providers.github.manifest import forms_page, parse_code
+
+    context = app_context(ctx)
+    config = context.config([str(contracts)])
+    report = load_contracts(
+        [contracts], today=context.clock()().date(), max_lifetime_days=config.max_lifetime_days
+    )
+    provider = _provider(ctx, [str(contracts)])
+    urls = list(codes)
+    if codes_file is not None:
+        text = sys.stdin.read() if str(codes_file) == "-" else codes_file.read_text("utf-8")
+        urls += [line.strip() for line in text.splitlines() if line.strip()]
+    if not urls:
+        pending = [c for c in report.contracts if provider.needs_app(c)]
+        room = max(0, 100 - provider.dedicated_apps())
+        chosen, over = pending[:room], pending[room:]
+        forms = [
+            (
+                c.name,
+                provider.start_registration(
+                    c.name, provider.app_manifest(c, redirect_url=redirect_url)
+                ),
+            )
+            for c in chosen
+        ]
+        path = _write_form("pending", forms_page(forms))
+        if open_browser and forms:
+            import webbrowser
+
+            webbrowser.open(path.as_uri())
+        finish = f"agentctl github register-pending {contracts} --codes FILE"
+        data: dict[str, Any] = {
+            "form": str(path),
+            "agents": [{"agent": a, "app_name": f.manifest["name"]} for a, f in forms],
+            "over_limit": [c.name for c in over],
+            "next": finish,
+        }
+        if output == OutputFormat.JSON:
+            print_json(data)
+            return
+        if not forms:
+            stdout.print("Every agent in dedicated mode already has its GitHub App.")
+        else:
+            stdout.print(
+                f"{len(forms)} GitHub App(s) to create: open {escape(str(path))}"
+                f"{' (opened)' if open_browser else ' (or pass --open)'}, click each button, "
+                'then on GitHub "Create GitHub App".'
+            )
+            stdout.print(
+                "Copy every address GitHub redirects to into a file, one per line, then: "
+                f"{escape(finish)}"
+            )
+        if over:
+            stdout.print(
+                f"[yellow]warning[/yellow]: {len(over)} agent(s) would pass GitHub's 100 Apps per "
+                f"organization ({escape(', '.join(c.name for c in over))}): give them "
+                "`mode: shared` in their github grant"
+            )
+        return
+    by_name = {c.name: c for c in report.contracts}
+    results: list[dict[str, Any]] = []
+    for url in urls:
+        try:
+            the_code, the_state = parse_code(url, None)
+        except UsageError as exc:
+            results.append({"url": url[:80], "ok": False, "error": exc.message})
+            continue
+        name = provider.pending_agent(by_name, the_state)
+        if name is None:
+            results.append(
+                {"ok": False, "error": "no pending registration has this state (refused unused)"}
+            )
+            _audit(
+                ctx,
+                actor="unknown",
+                action="github.register",
+                target="github:unknown",
+                result="failure",
+                detail={"reason": "state-mismatch", "error": "no pending registration"},
+            )
+            continue
+        try:
+            with _audit_failure(ctx, name, "github.register"):
+                registered = provider.complete_registration(by_name[name], the_code, the_state)
+        except AgentctlError as exc:
+            results.append({"agent": name, "ok": False, "error": exc.message})
+            continue
+        _audit_registered(ctx, name, registered)
+        results.append(
+            {
+                "agent": name,
+                "ok": True,
+                "slug": registered.slug,
+                "app_id": registered.app_id,
+                "install_url": registered.install_url,
+            }
+        )
+    if all(r["ok"] for r in results):
+        _remove_forms("pending")  # the page holds the registrations' states
+    if output == OutputFormat.JSON:
+        print_json({"results": results})
+    else:
+        for result in results:
+            if result["ok"]:
+                stdout.print(
+                    f"{escape(result['agent'])}: registered {escape(result['slug'])} "
+                    f"(id {result['app_id']}); install it at {escape(result['install_url'])}"
+                )
+            else:
+                stdout.print(
+                    f"[red]{escape(result.get('agent', 'refused'))}[/red]: "
+                    f"{escape(result['error'])}"
+                )
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)
 
 
 @app.command("rotate-key")

@@ -16,6 +16,8 @@ class GitHubGrant:
     scopes: tuple[str, ...]
     # None: the list form, limited to no repository list.
     repositories: tuple[str, ...] | None = None
+    # "dedicated" | "shared": this agent's GitHub mode; None: github.mode.
+    mode: str | None = None
 
     @property
     def scope_path(self) -> tuple[str, ...]:
@@ -30,7 +32,12 @@ def _strings(value: JsonValue) -> tuple[str, ...]:
 def parse_github_grant(raw: JsonValue) -> GitHubGrant:
     """The typed grant of a schema-valid ``github`` grant."""
     if isinstance(raw, dict):
-        return GitHubGrant(_strings(raw.get("scopes")), _strings(raw.get("repositories")))
+        mode = raw.get("mode")
+        return GitHubGrant(
+            _strings(raw.get("scopes")),
+            _strings(raw.get("repositories")),
+            str(mode) if isinstance(mode, str) else None,
+        )
     return GitHubGrant(_strings(raw))
 
 
@@ -69,6 +76,10 @@ SCHEMA_DEFS: dict[str, JsonObject] = {
             "scopes": {
                 "description": "Friendly scopes or GitHub App permissions, as in the list form.",
                 "$ref": "#/$defs/scopes",
+            },
+            "mode": {
+                "description": "dedicated: the agent's own GitHub App (GitHub's logs name it); shared: tokens from the shared App, down-scoped to this grant. Default: github.mode in agentctl.yaml.",
+                "enum": ["dedicated", "shared"],
             },
         },
     }

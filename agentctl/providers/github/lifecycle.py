@@ -74,6 +74,9 @@ if TYPE_CHECKING:
 
 DEDICATED = "dedicated"
 SHARED = "shared"
+# GitHub: "An organization can own up to 100 GitHub Apps"; plan warns from 90.
+ORG_APP_LIMIT = 100
+ORG_APP_WARN_AT = 90
 TOKEN_KIND = "installation-token"
 SHARED_KEY_REF = "github/shared-app/private-key"
 _LEVEL_RANK = {"read": 1, "write": 2, "admin": 3}
@@ -255,13 +258,55 @@ class GitHubProvider:
             )
         return mode
 
-    def configured(self) -> bool:
-        if self.mode == SHARED:
+    def configured(self, mode: str | None = None) -> bool:
+        if (mode or self.mode) == SHARED:
             return self._settings.app_id is not None
         return bool(self._settings.organization)
 
-    def _not_configured(self) -> ProviderError:
-        if self.mode == SHARED:
+    def mode_of(self, contract: Contract | None, record: ResourceRecord | None = None) -> str:
+        """An agent's mode: as recorded, else its contract's ``github.mode``, else github.mode."""
+        if record is not None and record.attributes.get("mode") in (DEDICATED, SHARED):
+            return str(record.attributes["mode"])
+        grant = contract.grant(SPEC) if contract is not None else None
+        if grant is not None and grant.mode in (DEDICATED, SHARED):
+            return grant.mode
+        return self.mode
+
+    def dedicated_apps(self) -> int:
+        """Apps the organization holds for agentctl's agents (dedicated mode, recorded)
+        plus ``github.other_apps``: what counts toward GitHub's 100 per organization."""
+        recorded = sum(
+            1
+            for resource in self._context.state.list_resources()
+            if resource.provider == PROVIDER and resource.attributes.get("mode") == DEDICATED
+        )
+        return recorded + max(0, self._settings.other_apps)
+
+    def app_room(self, agent: str) -> str | None:
+        """Why ``agent`` cannot get a new dedicated App (the organization holds GitHub's
+        maximum), or a warning as it nears it; None when there is room to spare."""
+        held = self.dedicated_apps()
+        org = self._settings.organization
+        choice = (
+            "dedicated Apps for the agents that need their own identity in GitHub's logs; "
+            "for the rest, `mode: shared` in the contract's github grant (tokens from the "
+            "shared App, down-scoped to each contract; set github.app_id and "
+            "github.installation_id)"
+        )
+        if held >= ORG_APP_LIMIT:
+            return (
+                f"the organization {org} holds {held} GitHub Apps, GitHub's limit of "
+                f"{ORG_APP_LIMIT}: {agent} cannot get its own App. Choose: {choice}"
+            )
+        if held >= ORG_APP_WARN_AT:
+            return (
+                f"the organization {org} holds {held} of GitHub's {ORG_APP_LIMIT} Apps per "
+                f"organization. Choose: {choice}"
+            )
+        return None
+
+    def _not_configured(self, mode: str | None = None) -> ProviderError:
+        if (mode or self.mode) == SHARED:
             hint = (
                 "set github.app_id and github.installation_id in agentctl.yaml, and "
                 "github.private_key_file (or store the key as secret "
@@ -274,7 +319,7 @@ class GitHubProvider:
                 "`agentctl github register NAME`"
             )
         # The plan shows only the message, so it says what is missing.
-        missing = "github.app_id" if self.mode == SHARED else "github.organization"
+        missing = "github.app_id" if (mode or self.mode) == SHARED else "github.organization"
         return ProviderError(
             PROVIDER, f"GitHub is not configured ({missing} is not set in agentctl.yaml)", hint=hint
         )
@@ -800,12 +845,17 @@ class GitHubProvider:
         mode = recorded.get("mode") or observed.attributes.get("mode") or self.mode
         if contract is None:
             return self._plan_remove(agent, observed, mode)
+        if not recorded.get("mode"):
+            mode = self.mode_of(contract)
         if mode == SHARED:
-            if not self.configured():
-                raise self._not_configured()
+            if not self.configured(SHARED):
+                raise self._not_configured(SHARED)
+            if observed.attributes.get("mode") != SHARED:
+                # Observed as github.mode says; this contract asks for the shared App.
+                observed = self._observe_shared(agent, self._record(agent))
             return self._plan_shared(contract, observed, expired=expired)
-        if not observed.exists and not self.configured():
-            raise self._not_configured()
+        if not observed.exists and not self.configured(DEDICATED):
+            raise self._not_configured(DEDICATED)
         return self._plan_dedicated(contract, observed, expired=expired)
 
     def _plan_remove(self, agent: str, observed: Observed, mode: str) -> list[Change[GitHubChange]]:
@@ -852,11 +902,15 @@ class GitHubProvider:
         if not observed.exists:
             if expired:
                 return []  # an expired contract is never provisioned
+            room = self.app_room(agent)
+            if room is not None and self.dedicated_apps() >= ORG_APP_LIMIT:
+                raise ProviderError(PROVIDER, room, hint="agentctl github register --help")
             raise ProviderError(
                 PROVIDER,
                 f"no GitHub App is registered for {agent}: run "
                 f"`agentctl github register {agent}` (then install the App on "
-                f"{self._settings.organization} and apply again)",
+                f"{self._settings.organization} and apply again)"
+                + (f". Note: {room}" if room else ""),
                 hint=f"agentctl github register {agent} --contract PATH",
             )
         if expired:
@@ -1717,12 +1771,12 @@ class GitHubProvider:
     # -- credentials -------------------------------------------------------------------
 
     def _app_and_installation(
-        self, agent: str, record: ResourceRecord | None
+        self, agent: str, record: ResourceRecord | None, mode: str | None = None
     ) -> tuple[AppIdentity, int]:
         recorded = dict(record.attributes) if record is not None else {}
-        if (recorded.get("mode") or self.mode) == SHARED:
-            if not self.configured():
-                raise self._not_configured()
+        if (recorded.get("mode") or mode or self.mode) == SHARED:
+            if not self.configured(SHARED):
+                raise self._not_configured(SHARED)
             return self._shared_app(), int(self._settings.installation_id or 0)
         if record is None:
             if not self.configured():
@@ -1760,7 +1814,7 @@ class GitHubProvider:
         if not contract.grants_to(PROVIDER):
             raise ProviderError(PROVIDER, f"the contract of {agent} grants nothing in GitHub")
         record = self._record(agent)
-        shared = (record.attributes.get("mode") if record else self.mode) == SHARED
+        shared = self.mode_of(contract, record) == SHARED
         if shared and self._killed_in_state(agent):
             # Dedicated: GitHub refuses a suspended installation itself. Shared: a
             # kill suspends nothing, so the recorded status is the only guard here.
@@ -1769,7 +1823,9 @@ class GitHubProvider:
                 f"{agent} is killed: no GitHub token issued",
                 hint=f"`agentctl revive {agent} --reason ...` if it should run again",
             )
-        app, installation_id = self._app_and_installation(agent, record)
+        app, installation_id = self._app_and_installation(
+            agent, record, SHARED if shared else DEDICATED
+        )
         permissions, repositories = self._grant(contract)
         minted = self._mint(
             agent,
@@ -1871,15 +1927,17 @@ class GitHubProvider:
                 "webhook events need a webhook",
                 hint="pass --webhook-url URL together with --event",
             )
-        if self.mode != DEDICATED:
+        if self.mode_of(contract) != DEDICATED:
             raise ProviderError(
                 PROVIDER,
-                "github register is for dedicated mode (github.mode is shared: the shared "
-                "App is configured, not registered per agent)",
+                f"{contract.name} uses the shared GitHub App (github mode shared): the shared "
+                "App is configured, not registered per agent",
             )
         org = self._settings.organization
         if not org:
             raise self._not_configured()
+        if self.dedicated_apps() >= ORG_APP_LIMIT and self._record(contract.name) is None:
+            raise ProviderError(PROVIDER, str(self.app_room(contract.name)))
         if not contract.grants_to(PROVIDER):
             raise ProviderError(
                 PROVIDER,
@@ -1923,6 +1981,25 @@ class GitHubProvider:
         # Only its digest is kept: the state itself is in the page and the URL.
         self._context.secrets.put(manifest_state_ref(agent), Secret(_state_digest(form.state)))
         return form
+
+    def pending_agent(self, agents: Iterable[str], state: str) -> str | None:
+        """Which of ``agents`` has a registration pending with ``state`` (the codes of
+        a multi-agent registration come back in any order)."""
+        digest = _state_digest(state)
+        for agent in agents:
+            pending = self._context.secrets.get(manifest_state_ref(agent))
+            if pending is not None and hmac.compare_digest(pending.reveal(), digest):
+                return agent
+        return None
+
+    def needs_app(self, contract: Contract) -> bool:
+        """Whether ``contract``'s agent should get a dedicated App it does not have yet."""
+        return (
+            contract.grants_to(PROVIDER)
+            and self.mode_of(contract, self._record(contract.name)) == DEDICATED
+            and self._record(contract.name) is None
+            and self._context.secrets.get(app_id_ref(contract.name)) is None
+        )
 
     def _check_state(self, agent: str, state: str) -> None:
         """Refuse a code that does not come back with the state of the registration

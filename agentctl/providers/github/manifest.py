@@ -143,3 +143,26 @@ def manifest_form(
         "</body></html>\n"
     )
     return ManifestForm(dict(manifest), url, state, page)
+
+
+def forms_page(forms: Iterable[tuple[str, ManifestForm]]) -> str:
+    """One page for many registrations: a form per agent, each opening GitHub's
+    "create App" page in its own tab (one person clicks through them in a row)."""
+    rows = []
+    for agent, form in forms:
+        value = html.escape(json.dumps(form.manifest, sort_keys=True), quote=True)
+        name = html.escape(str(form.manifest["name"]))
+        rows.append(
+            f"<li><form method='post' target='_blank' "
+            f"action='{html.escape(form.url, quote=True)}'>\n"
+            f"<input type='hidden' name='manifest' value='{value}'>\n"
+            f"<button type='submit'>Create {name}</button> for agent "
+            f"{html.escape(agent)}</form></li>"
+        )
+    return (
+        "<!doctype html>\n<html><head><meta charset='utf-8'>"
+        "<title>Register GitHub Apps</title></head>\n<body>\n"
+        '<p>Click each button; on GitHub click "Create GitHub App", then copy the address '
+        "GitHub redirects to. Paste all of them into <code>agentctl github register-pending "
+        "--codes FILE</code>.</p>\n<ol>\n" + "\n".join(rows) + "\n</ol>\n</body></html>\n"
+    )

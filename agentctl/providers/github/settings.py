@@ -30,6 +30,13 @@ class GitHubSettings:
             "github.com and at most 34 characters"
         ),
     )
+    other_apps: int = field(
+        default=0,
+        metadata=_about(
+            "Apps the organization owns that agentctl does not manage: they count toward "
+            "GitHub's limit of 100 Apps per organization"
+        ),
+    )
     app_id: int | None = field(default=None, metadata=_about("Shared mode: the App's id"))
     installation_id: int | None = field(
         default=None, metadata=_about("Shared mode: the App's installation id")
