@@ -649,7 +649,7 @@ def _check_name_for_providers(
             options.config.settings(spec) if options.config is not None else spec.settings_type()
         )
         try:
-            found = spec.check_name(name, settings)
+            found = spec.check_name(name, grants[system], settings)
         except Exception as exc:  # a third-party provider's bug must not become a traceback
             issues.append(
                 Issue(

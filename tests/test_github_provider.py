@@ -746,10 +746,11 @@ def test_app_names_come_from_the_template_and_are_checked_at_validate_time() -> 
     from agentctl.contract import load_contract_text
     from agentctl.providers.github.settings import GitHubSettings
 
-    def problems(name: str, **settings: Any) -> list[tuple[str, str, str]]:
+    def problems(name: str, grant_mode: str = "", **settings: Any) -> list[tuple[str, str, str]]:
+        mode = f", mode: {grant_mode}" if grant_mode else ""
         text = (
             f"agent: {{name: {name}, owner: a@example.com, purpose: test}}\n"
-            "permissions: {github: {repositories: [acme/api], scopes: [repo:read]}}\n"
+            f"permissions: {{github: {{repositories: [acme/api], scopes: [repo:read]{mode}}}}}\n"
             f"execution_mode: autonomous\nexpiry: 2027-01-01\nkill_switch: /agents/{name}/disable\n"
         )
         config = Config(provider_settings={"github": GitHubSettings(**settings)})
@@ -771,6 +772,8 @@ def test_app_names_come_from_the_template_and_are_checked_at_validate_time() -> 
     assert "has no {name}" in message
     # Shared mode registers no App per agent: nothing to name.
     assert problems("a" * 30, organization="acme", mode="shared") == []
+    assert problems("a" * 30, "shared", organization="acme") == []
+    assert problems("a" * 30, "dedicated", organization="acme", mode="shared") != []
 
 
 def test_a_lost_state_finds_the_app_again_by_its_slug(github_world: GitHubWorld) -> None:

@@ -370,8 +370,8 @@ class ProviderSpec(Generic[GrantT, SettingsT]):
     - ``provider``: ``"module:attr"`` of a :data:`ProviderFactory`.
     - ``commands``: optional ``"module:attr"`` of a Typer app mounted as
       ``agentctl <name> ...``.
-    - ``check_name``: optional check of an agent's name under the settings, for
-      agents with a grant of this provider; findings are placed at ``agent.name``.
+    - ``check_name``: optional check of an agent's name given its (parsed) grant
+      and the settings; findings are placed at ``agent.name``.
     """
 
     name: str
@@ -388,7 +388,7 @@ class ProviderSpec(Generic[GrantT, SettingsT]):
     commands: str | None = None
     # Checks of the agent's name under the settings, for an agent this provider
     # serves (e.g. a GitHub App name built from a template must fit GitHub's limit).
-    check_name: Callable[[str, SettingsT], Sequence[GrantFinding]] | None = None
+    check_name: Callable[[str, GrantT, SettingsT], Sequence[GrantFinding]] | None = None
 
     def create(self, context: ProviderContext) -> AnyProvider:
         """The provider itself (imports its lifecycle module, and so its SDK's wrapper)."""

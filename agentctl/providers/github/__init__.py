@@ -32,12 +32,12 @@ def _check(grant: GitHubGrant, settings: GitHubSettings) -> list[GrantFinding]:
     return check_github_grant(grant)
 
 
-def _check_name(agent: str, settings: GitHubSettings) -> list[GrantFinding]:
+def _check_name(agent: str, grant: GitHubGrant, settings: GitHubSettings) -> list[GrantFinding]:
     """Dedicated mode: the App name the template gives this agent must fit GitHub."""
     from agentctl.model import Severity
     from agentctl.providers.github.naming import name_problem
 
-    if settings.mode != "dedicated":
+    if (grant.mode or settings.mode) != "dedicated":
         return []
     problem = name_problem(settings.app_name_template, settings.organization, agent)
     if problem is None:

@@ -65,7 +65,12 @@ from agentctl.providers.github.manifest import (
     build_manifest,
     manifest_form,
 )
-from agentctl.providers.github.naming import app_name, app_slug, name_problem
+from agentctl.providers.github.naming import (
+    app_name,
+    app_slug,
+    name_problem,
+    template_problem,
+)
 from agentctl.providers.github.scopes import resolve_github_permissions
 from agentctl.secrets import Secret
 
@@ -1316,7 +1321,7 @@ class GitHubProvider:
             detail="GitHub is not configured here and nothing here says whether "
             f"{agent} has a GitHub App"
             + (f" ({'; '.join(evidence.notes)})" if evidence.notes else ""),
-            remaining=f"{configure}; or look for an App named {agent} at "
+            remaining=f"{configure}; or look for an App named {self._named(agent)} at "
             f"{self.web_url}/organizations/ORG/settings/apps and suspend its installation "
             f"at {self.web_url}/organizations/ORG/settings/installations",
         )
@@ -1379,7 +1384,7 @@ class GitHubProvider:
                 undetermined=True,
                 detail=f"this state store does not know {agent} and the secret store here is "
                 "not the team's: its GitHub App, if any, could not be looked up",
-                remaining=f"look for an App named {agent} at "
+                remaining=f"look for an App named {self._named(agent)} at "
                 f"{self.web_url}/organizations/{org}/settings/apps and suspend its installation "
                 f"at {self._org_settings_url(org)}, or use the team's state and secret store "
                 "(see README: running agentctl as a team)",
@@ -1967,6 +1972,13 @@ class GitHubProvider:
                 hint="`agentctl validate` checks every contract's App name",
             )
         return app_name(template, org, agent)
+
+    def _named(self, agent: str) -> str:
+        """The App name to look for by hand (``ORG`` when the organization is unknown)."""
+        template, org = self._settings.app_name_template, self._settings.organization
+        if template_problem(template):
+            return agent
+        return template.format(org=org.lower() if org else "ORG", name=agent)
 
     def app_slug(self, agent: str) -> str:
         """The slug GitHub gives ``agent``'s App (``<slug>[bot]`` in its logs)."""
