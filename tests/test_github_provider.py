@@ -802,3 +802,36 @@ def test_a_lost_state_finds_the_app_again_by_its_slug(github_world: GitHubWorld)
     world.secrets().put(app_key_ref(contract.name), Secret(other["pem"]))
     with pytest.raises(ProviderError, match="does not adopt it"):
         world.provider(state_url=world.empty_state_url()).observe(contract.name)
+
+
+def test_register_pending_matches_codes_by_state_and_refuses_a_stranger(
+    github_world: GitHubWorld, capsys: pytest.CaptureFixture[str], leaks: Leaks
+) -> None:
+    world = github_world
+    for name in ("first-agent", "second-agent"):
+        world.write_contract(contract_for(name, PR_GRANT))
+    folder = str(world.root / "contracts")
+    code, out = cli(capsys, leaks, world, "github", "register-pending", folder, "-o", "json")
+    assert code == 0, out
+    page = Path(json.loads(out)["form"]).read_text("utf-8")
+    forms = page.split("<form ")[1:]
+    assert len(forms) == 2 and all("target='_blank'" in f for f in forms)
+    redirects = []
+    for form in forms:
+        action = html.unescape(form.split("action='", 1)[1].split("'", 1)[0])
+        manifest = html.unescape(form.split("value='", 1)[1].split("'>", 1)[0])
+        created = world.http.post(action, data={"manifest": manifest})
+        redirects.append(created.headers["location"])
+    stranger = world.emu.create_manifest_code(json.loads(manifest), owner=ORG)
+    forged = f"http://127.0.0.1/agentctl/github/registered?code={stranger}&state=forged"
+    args = ["--code", redirects[1], "--code", forged, "--code", redirects[0]]
+    code, out = cli(capsys, leaks, world, "github", "register-pending", folder, *args)
+    assert code == 1, out
+    assert "second-agent: registered acme-second-agent" in out
+    assert "first-agent: registered acme-first-agent" in out
+    assert "no pending registration has this state" in out
+    events = world.open_state().audit_events(action="github.register")
+    assert sorted(e.result for e in events) == ["failure", "success", "success"]
+    # Nothing left to register.
+    code, out = cli(capsys, leaks, world, "github", "register-pending", folder)
+    assert code == 0 and "already has its GitHub App" in out

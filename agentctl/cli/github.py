@@ -328,6 +328,7 @@ def register_pending_command(
     from agentctl.providers.github.manifest import forms_page, parse_code
 
     context = app_context(ctx)
+    context.may_create_state = True  # registration may come before the first apply
     config = context.config([str(contracts)])
     report = load_contracts(
         [contracts], today=context.clock()().date(), max_lifetime_days=config.max_lifetime_days
