@@ -121,7 +121,11 @@ class GitHubWorld:
     # -- stores ----------------------------------------------------------------
 
     def open_state(self, url: str | None = None) -> StateStore:
+        from agentctl.audit_key import key_source_for
+
         store = open_state(url or self.state_url)
+        # Keyed like the CLI's: the audit chain key comes from the same secret store.
+        store.chain_keys = key_source_for(self.secrets_settings, self.secrets)
         self._opened.append(store)
         return store
 
