@@ -331,7 +331,7 @@ def register_pending_command(
     context.may_create_state = True  # registration may come before the first apply
     config = context.config([str(contracts)])
     report = load_contracts(
-        [contracts], today=context.clock()().date(), max_lifetime_days=config.max_lifetime_days
+        [contracts], today=context.clock().date(), max_lifetime_days=config.max_lifetime_days
     )
     provider = _provider(ctx, [str(contracts)])
     urls = list(codes)
