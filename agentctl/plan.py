@@ -91,13 +91,18 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
+        """Whether apply has work: a change in a system, a state record to
+        write, or a kill undone behind agentctl's back to restore."""
+        return any(self.applicable(a) or a.record or a.kill_undone for a in self.agents)
+
+    @property
+    def needs_attention(self) -> bool:
         """What `plan --detailed-exitcode` exits 2 on: a change apply would make
-        in a system, a kill undone behind agentctl's back, or drift apply
-        cannot repair (an installation wider than the contract, a boundary
-        that cuts a grant) — a nightly check must alert on all of them. A
-        record-only difference (the systems are right, the state will learn
-        it at the next apply) is not a change: right after an apply that said
-        "No changes", this is False."""
+        in a system, a kill undone, or drift apply cannot repair (an
+        installation wider than the contract, a boundary that cuts a grant) —
+        a nightly check must alert on all of them. A record-only difference
+        (the systems are right; the state learns it at the next apply) is not
+        one: right after an apply that said "No changes", this is False."""
         return any(self.applicable(a) or a.kill_undone or a.drift for a in self.agents)
 
     @property

@@ -51,7 +51,7 @@ def plan_command(
     show(plan, output)
     if plan.has_errors:
         raise typer.Exit(EXIT_FAILURE)
-    if detailed_exitcode and plan.has_changes:
+    if detailed_exitcode and plan.needs_attention:
         raise typer.Exit(2)
     raise typer.Exit(EXIT_OK)
 
