@@ -63,6 +63,7 @@ def build_engine(
     state_factory: Callable[[], Any] | None = None,
     secrets_factory: Callable[[], Any] | None = None,
 ) -> Engine:
+    secrets_given = secrets_factory is not None
     if secrets_factory is None:
 
         def open_configured_secrets() -> Any:
@@ -76,16 +77,30 @@ def build_engine(
         url = config.resolved_state_url(state_url)
 
         def open_configured_state() -> Any:
-            from agentctl.audit_key import key_source_for
             from agentctl.state import open_state
 
-            store = open_state(url, clock=clock)
-            # The audit chain is keyed from the same secret store the providers use.
-            store.chain_keys = key_source_for(config.secrets, shared_secrets)
-            return store
+            return open_state(url, clock=clock)
 
         state_factory = open_configured_state
-    shared_state = once(state_factory)
+    opened = state_factory
+
+    def keyed_state() -> Any:
+        from agentctl.audit_key import ChainKeySource, key_source_for
+
+        store = opened()
+        # The audit chain is keyed from the same secret store the providers
+        # use, whoever opened the state (a caller's own factory included): an
+        # engine that appended without the key would find a keyed trail it
+        # cannot extend.
+        if getattr(store, "chain_keys", False) is None:
+            store.chain_keys = (
+                ChainKeySource(shared_secrets, configured=True)
+                if secrets_given
+                else key_source_for(config.secrets, shared_secrets)
+            )
+        return store
+
+    shared_state = once(keyed_state)
     who = config.resolved_operator(operator)
     context = ProviderContext(
         config=config,
