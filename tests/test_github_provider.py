@@ -185,7 +185,7 @@ def test_register_install_apply_mint_kill(
     # Only drift apply cannot repair (the installation covers every repository):
     # --detailed-exitcode still alerts on it, but apply has nothing to do.
     assert not [c for a in again.agents for c in a.mutating]
-    assert again.has_changes and again.agents[0].drift
+    assert not again.has_changes and again.needs_attention and again.agents[0].drift
     assert engine.apply(again).ok
     assert emu.count_requests(mutating=True) == 0
 
@@ -342,7 +342,8 @@ def test_drift_is_reported_and_reapply_makes_no_writes(
     # Nothing changed since: drift still reported, no write of any kind.
     emu.clear_requests()
     plan = engine.plan([contract])
-    assert not plan.agents[0].mutating and plan.has_changes  # drift only: it alerts
+    assert not plan.agents[0].mutating and not plan.has_changes  # nothing to apply
+    assert plan.needs_attention  # but drift: a nightly plan alerts
     assert [c.kind for c in plan.agents[0].changes] == [ChangeKind.DRIFT] * len(drift)
     assert engine.apply(plan).ok
     assert emu.count_requests(mutating=True) == 0
