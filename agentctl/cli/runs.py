@@ -28,6 +28,7 @@ RUN_HELP_EPILOG = "Example: agentctl exec pr-review-agent --on-behalf-of amit@co
 class CredentialsFormat(StrEnum):
     JSON = "json"
     ENV = "env"
+    AWS_PROCESS = "aws-process"
 
 
 def _request(
@@ -128,7 +129,13 @@ def credentials_command(
         "1h", "--duration", help="Credential lifetime: 15m .. 12h (e.g. 45m, 1h30m)."
     ),
     output: CredentialsFormat = typer.Option(
-        CredentialsFormat.ENV, "--output", "-o", help="env: `export K=V` lines; json: an object."
+        CredentialsFormat.ENV,
+        "--output",
+        "-o",
+        "--format",
+        help="env: `export K=V` lines; json: an object; aws-process: the AWS SDKs' "
+        "credential_process JSON (AWS only), for `credential_process = agentctl credentials NAME "
+        "--format aws-process` in an AWS profile: the SDK refreshes through agentctl's gates.",
     ),
 ) -> None:
     """Mint credentials for runtimes that cannot be wrapped by `exec` (same gates, same audit).
@@ -141,6 +148,10 @@ def credentials_command(
     from agentctl.commands import exec as runs
 
     request = _request(name, ("credentials",), on_behalf_of, trigger, approval, duration)
+    if output == CredentialsFormat.AWS_PROCESS:
+        # The SDK reads stdout and shows stderr on failure: no terminal warning here.
+        show(runs.aws_process_credentials(app_context(ctx), request), OutputFormat.JSON)
+        raise typer.Exit(EXIT_OK)
     result = runs.credentials(app_context(ctx), request)
     if sys.stdout.isatty():
         stderr.print("[yellow]warning[/yellow]: printing live credentials to a terminal")

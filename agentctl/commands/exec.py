@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from agentctl.errors import UsageError
@@ -119,6 +120,56 @@ class Credentials:
 def credentials(session: Session, request: RunRequest) -> Credentials:
     grant = _runs(session).grant(request)
     return Credentials(grant, grant.child_environment())
+
+
+@dataclass(frozen=True)
+class AwsProcessCredentials:
+    """One AWS session in the shape of the AWS SDKs' ``credential_process``
+    contract (Version 1): the SDK runs the command again before Expiration, so
+    every refresh is a new gated, audited issue."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: datetime
+
+    def __json__(self) -> Mapping[str, object]:
+        # Key names and Version are fixed by the SDKs, not ours to choose:
+        # https://docs.aws.amazon.com/sdkref/latest/guide/feature-process-credentials.html
+        return {
+            "Version": 1,
+            "AccessKeyId": self.access_key_id,
+            "SecretAccessKey": self.secret_access_key,
+            "SessionToken": self.session_token,
+            "Expiration": self.expiration.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+
+def aws_process_credentials(session: Session, request: RunRequest) -> AwsProcessCredentials:
+    """Only the AWS session (an SDK refresh must not mint GitHub or Jira
+    credentials nobody will use), through the same gates and audit as
+    :func:`credentials`."""
+    from dataclasses import replace
+
+    grant = _runs(session).grant(replace(request, providers=("aws",)))
+    aws = [c for c in grant.credentials if c.provider == "aws"]
+    if not aws:
+        raise UsageError(
+            f"{request.agent} has no AWS role to take credentials for",
+            hint="grant it `aws:` in its contract and `agentctl apply`, or use --output env",
+        )
+    env = aws[0].environment
+
+    def value(key: str) -> str:
+        item = env[key]
+        return item if isinstance(item, str) else item.reveal()
+
+    return AwsProcessCredentials(
+        access_key_id=value("AWS_ACCESS_KEY_ID"),
+        secret_access_key=value("AWS_SECRET_ACCESS_KEY"),
+        session_token=value("AWS_SESSION_TOKEN"),
+        expiration=aws[0].expires_at,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""`agentctl credentials NAME --format aws-process` as an AWS SDK's
+``credential_process``: a boto3 Session that knows nothing but an AWS config
+file profile calls AWS as the agent, every (re)fetch is a gated, audited issue,
+and after `agentctl kill` the SDK gets a refusal instead of credentials.
+
+The real CLI runs as the SDK's child process (botocore spawns it), against moto
+with IAM enforcement on and a real SQLite state."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+import yaml
+from aws_helpers import RUNTIME_PROFILE, MotoServer, create_operator
+from cli_helpers import ENTRY
+from contract_helpers import NOW, s3_read, write_contract
+
+from agentctl.cli.app import run
+from agentctl.state import open_state
+
+OPERATOR = "ops@company.com"
+
+
+@dataclass
+class ProcessWorld:
+    server: MotoServer
+    root: Path
+    state_url: str
+    operator_keys: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch
+
+    def cli(self, *argv: str) -> int:
+        # The operator's keys only for the operator's own commands: the agent's
+        # SDK session below must not be able to fall back on them.
+        with self.monkeypatch.context() as patch:
+            for key, value in self.operator_keys.items():
+                patch.setenv(key, value)
+            return run(["--operator", OPERATOR, *argv], clock=lambda: NOW)
+
+    def agent_profile(self, agent: str, *extra: str) -> Path:
+        """An AWS config file whose only credentials are agentctl's credential_process."""
+        command = shlex.join(
+            [
+                sys.executable,
+                "-c",
+                ENTRY,
+                NOW.isoformat(),
+                "credentials",
+                agent,
+                "--format",
+                "aws-process",
+                *extra,
+            ]
+        )
+        config = self.root / f"aws-config-{agent}"
+        config.write_text(
+            f"[profile agent]\nregion = us-east-1\ncredential_process = {command}\n",
+            encoding="utf-8",
+        )
+        return config
+
+    def sdk_session(self, config: Path) -> Any:
+        self.monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        return boto3.Session(profile_name="agent")
+
+    def client(self, session: Any, service: str) -> Any:
+        return session.client(
+            service,
+            endpoint_url=self.server.url,
+            config=botocore.config.Config(retries={"total_max_attempts": 1}),
+        )
+
+    def audit(self, action: str) -> list[Any]:
+        store = open_state(self.state_url)
+        try:
+            return store.audit_events(action=action)
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def world(
+    aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ProcessWorld]:
+    operator = create_operator(aws)
+    s3 = aws.client("s3")
+    for bucket in ("bucket-a", "bucket-b"):
+        s3.create_bucket(Bucket=bucket)
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    config = {
+        "state": state_url,
+        "journal": str(tmp_path / "journal.jsonl"),
+        "aws": {
+            "endpoint_url": aws.url,
+            "region": "us-east-1",
+            "runtime_principal": operator.runtime_arn,
+            "runtime_profile": RUNTIME_PROFILE,
+        },
+    }
+    (tmp_path / "agentctl.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    contracts = tmp_path / "contracts"
+    write_contract(contracts, "reader-agent", aws=s3_read("bucket-a"))
+    write_contract(contracts, "helper-agent", aws=s3_read("bucket-a"), mode="on_behalf_of_user")
+    # What the SDK's child inherits: where agentctl's config is, who operates,
+    # and no AWS keys at all (agentctl mints through its runtime profile).
+    monkeypatch.setenv("AGENTCTL_CONFIG", str(tmp_path / "agentctl.yaml"))
+    monkeypatch.setenv("AGENTCTL_OPERATOR", OPERATOR)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    aws.enforce_iam(0)
+    world = ProcessWorld(
+        aws,
+        tmp_path,
+        state_url,
+        {
+            "AWS_ACCESS_KEY_ID": operator.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": operator.secret_access_key,
+        },
+        monkeypatch,
+    )
+    assert world.cli("apply", str(contracts), "--yes") == 0
+    yield world
+
+
+@pytest.mark.reveals_secrets  # the SDK's child prints them to the SDK: its job
+def test_sdk_profile_calls_as_the_agent_and_is_refused_after_kill(
+    world: ProcessWorld,
+) -> None:
+    session = world.sdk_session(world.agent_profile("reader-agent"))
+    identity = world.client(session, "sts").get_caller_identity()
+    assert ":assumed-role/agentctl-reader-agent/" in identity["Arn"], identity
+    s3 = world.client(session, "s3")
+    assert s3.list_objects_v2(Bucket="bucket-a")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        s3.list_objects_v2(Bucket="bucket-b")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+    # The SDK got its keys through the same gate and audit as `credentials`.
+    (issued,) = world.audit("credentials.issue")
+    assert issued.actor == "reader-agent"
+    frozen = session.get_credentials().get_frozen_credentials()
+    assert frozen.secret_key not in json.dumps(issued.detail)
+    assert frozen.access_key not in json.dumps(issued.detail)
+    # Only AWS is minted for an SDK refresh.
+    assert [c["provider"] for c in issued.detail["credentials"]] == ["aws"]
+
+    assert world.cli("kill", "reader-agent", "--reason", "INC-22", "--yes") == 0
+    fresh = world.sdk_session(world.agent_profile("reader-agent"))
+    with pytest.raises(botocore.exceptions.CredentialRetrievalError) as refused:
+        world.client(fresh, "sts").get_caller_identity()
+    assert "killed" in str(refused.value)
+    assert len(world.audit("credentials.issue")) == 1
+
+
+@pytest.mark.reveals_secrets
+def test_aws_process_output_is_the_sdk_shape_and_gated(
+    world: ProcessWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert world.cli("credentials", "reader-agent", "--format", "aws-process") == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert set(data) == {
+        "Version",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    }
+    assert data["Version"] == 1
+    assert data["Expiration"].endswith("Z")
+    # The gates of `credentials`: on_behalf_of_user needs its user, stdout stays empty.
+    assert world.cli("credentials", "helper-agent", "--output", "aws-process") == 1
+    refused = capsys.readouterr()
+    assert refused.out == ""
+    assert "--on-behalf-of is required" in refused.err
+    assert "Traceback" not in refused.err
