@@ -125,6 +125,10 @@ class NotifySettings:
         default=(),
         metadata={"description": "Apprise URLs for owners matched by neither owners nor domains"},
     )
+    on_kill: bool = field(
+        default=False,
+        metadata={"description": "Also tell an agent's owner when `agentctl kill` kills it"},
+    )
     timeout_seconds: float = field(
         default=15.0,
         metadata={"description": "How long one notification may take before it counts as failed"},

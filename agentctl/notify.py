@@ -93,6 +93,17 @@ def messages_for_expiring(items: Iterable[_DueItem], *, days: int, today: str) -
     return messages
 
 
+def kill_message(agent: str, owner: str, reason: str, *, ok: bool) -> Message:
+    outcome = "killed" if ok else "only partly killed (`agentctl kill` again finishes it)"
+    return Message(
+        owner=owner,
+        title=f"agentctl: your agent {agent} was {'killed' if ok else 'partly killed'}",
+        body=f"The agent {agent}, which you own, was {outcome}.\nReason: {reason or 'none given'}"
+        "\n\n— agentctl kill",
+        agents=(agent,),
+    )
+
+
 def check_routes(settings: NotifySettings) -> None:
     """Every configured URL is one Apprise understands (else a ConfigError
     naming the route by owner/domain and service, never the URL)."""

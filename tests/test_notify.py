@@ -218,3 +218,24 @@ def test_routes_prefer_the_address_then_the_domain_then_the_default() -> None:
     assert routes_for("dave@company.com", settings) == ("mailto://relay?to=dave@company.com",)
     assert routes_for("x@other.org", settings) == ("json://fallback",)
     assert routes_for("x@other.org", NotifySettings()) == ()
+
+
+def test_kill_tells_the_owner_after_the_revocation(
+    cli: Any, webhook: tuple[int, list[dict[str, Any]]]
+) -> None:
+    port, posted = webhook
+    cli.write("alpha-agent", owner="alice@company.com")
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    config = yaml.safe_load(cli.config_path.read_text("utf-8"))
+    config["notify"] = {"default": [f"json://127.0.0.1:{port}/owners"], "on_kill": True}
+    cli.config_path.write_text(yaml.safe_dump(config), "utf-8")
+
+    killed = cli("kill", "alpha-agent", "--yes", "--reason", "INC-7", "--output", "json")
+
+    assert killed.code == 0, killed.err
+    assert "owner alice@company.com told via json" in killed.json()["notes"]
+    (message,) = posted
+    assert "alpha-agent" in message["title"] and "INC-7" in message["message"]
+    # a kill again is "already killed": nobody is told twice
+    assert cli("kill", "alpha-agent", "--yes").code == 0
+    assert len(posted) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from agentctl.errors import UsageError
@@ -11,14 +11,41 @@ from agentctl.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
-    from agentctl.engine import LifecycleReport
+    from agentctl.engine import Engine, LifecycleReport
 
 
 def kill(session: Session, name: str, reason: str) -> LifecycleReport:
     """Revoke ONE agent everywhere. Works without contracts, with the state
     store empty or unreachable, and with a broken agentctl.yaml (defaults)."""
     engine = session.engine([], tolerate_config_errors=True)
-    return engine.kill(name, reason or "no reason given")
+    report = engine.kill(name, reason or "no reason given")
+    if engine.config.notify.on_kill and not report.already:
+        # After the revocation, never before it: telling the owner must not
+        # delay the kill, and a notification that fails does not undo it.
+        report = replace(report, notes=(*report.notes, _tell_owner(engine, report, reason)))
+    return report
+
+
+def _tell_owner(engine: Engine, report: LifecycleReport, reason: str) -> str:
+    from agentctl.errors import AgentctlError
+    from agentctl.notify import kill_message, send
+
+    try:
+        record = engine.state.get_agent(report.agent)
+    except AgentctlError:
+        record = None
+    if record is None:
+        return "owner not told: the state store does not name the agent's owner"
+    try:
+        (delivery,) = send(
+            [kill_message(report.agent, record.owner, reason, ok=report.ok)],
+            engine.config.notify,
+        )
+    except AgentctlError as exc:
+        return f"owner not told: {exc.message}"
+    if delivery.problem is not None:
+        return f"owner {record.owner} not told: {delivery.problem}"
+    return f"owner {record.owner} told via {', '.join(delivery.services)}"
 
 
 def revive(session: Session, name: str, reason: str) -> LifecycleReport:
