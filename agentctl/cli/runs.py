@@ -159,6 +159,42 @@ def credentials_command(
     raise typer.Exit(EXIT_OK)
 
 
+class GitCredentialOperation(StrEnum):
+    GET = "get"
+    STORE = "store"
+    ERASE = "erase"
+
+
+def git_credential_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Agent name.", autocompletion=complete_agent_name),
+    operation: GitCredentialOperation = typer.Argument(
+        ..., help="What git asks: get, store or erase."
+    ),
+    on_behalf_of: str | None = typer.Option(
+        None, "--on-behalf-of", "-u", help="The user the agent acts for."
+    ),
+    trigger: str | None = typer.Option(None, "--trigger", "-t", help="What triggered the run."),
+) -> None:
+    """git credential helper: a fresh, contract-scoped GitHub installation token per `get`.
+
+    Each `get` is a gated, audited issue (a killed or expired agent gets a refusal). `store`
+    and `erase` read git's request and do nothing: agentctl keeps no token to store or
+    forget (each one expires within the hour; `agentctl kill` revokes them).
+
+    Example: git config credential.helper '!agentctl git-credential pr-review-agent'
+    """
+    from agentctl.commands import exec as runs
+
+    fields = runs.parse_git_credential_request(sys.stdin.read())
+    if operation != GitCredentialOperation.GET:
+        raise typer.Exit(EXIT_OK)
+    request = _request(name, ("git-credential",), on_behalf_of, trigger, None, "1h")
+    answer = runs.git_credential(app_context(ctx), request, fields)
+    sys.stdout.write(answer.lines())
+    raise typer.Exit(EXIT_OK)
+
+
 def approve_command(
     ctx: typer.Context,
     approval_id: str = typer.Argument(
@@ -211,6 +247,7 @@ def approvals_command(
 def register(app: typer.Typer) -> None:
     app.command("exec")(exec_command)
     app.command("credentials")(credentials_command)
+    app.command("git-credential")(git_credential_command)
     app.command("approve")(approve_command)
     app.command("deny")(deny_command)
     app.command("approvals")(approvals_command)

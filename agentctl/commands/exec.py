@@ -197,3 +197,73 @@ class PendingApprovals:
 
 def pending(session: Session, agent: str | None = None) -> PendingApprovals:
     return PendingApprovals(tuple(_runs(session).pending(agent)))
+
+
+@dataclass(frozen=True)
+class GitCredential:
+    """git's credential-helper answer (``key=value`` lines). ``password`` is
+    None when the request is not for the configured GitHub host: git then asks
+    its next helper, as the protocol intends."""
+
+    password: str | None = None
+    expires_at: datetime | None = None
+
+    def __json__(self) -> Mapping[str, object]:
+        return {"answered": self.password is not None}
+
+    def lines(self) -> str:
+        if self.password is None:
+            return ""
+        text = f"username=x-access-token\npassword={self.password}\n"
+        if self.expires_at is not None:
+            # git >= 2.41 drops the token from its caches once it has expired.
+            text += f"password_expiry_utc={int(self.expires_at.timestamp())}\n"
+        return text
+
+
+def parse_git_credential_request(text: str) -> dict[str, str]:
+    """git's ``key=value`` lines up to a blank line (git-credential(1))."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise UsageError(
+                f"git sent a credential line without '=': {line[:40]!r}",
+                hint="use this as a git credential helper: git config credential.helper "
+                "'!agentctl git-credential NAME'",
+            )
+        fields[key] = value
+    return fields
+
+
+def git_credential(
+    session: Session, request: RunRequest, fields: Mapping[str, str]
+) -> GitCredential:
+    """``get``: a fresh installation token scoped by the contract, through the
+    same gates and audit as ``credentials`` (GitHub only), for the configured
+    GitHub host; any other host gets no answer."""
+    from dataclasses import replace
+    from urllib.parse import urlsplit
+
+    from agentctl.providers.github import SPEC as GITHUB
+
+    web = urlsplit(session.config().settings(GITHUB).web_url)
+    if (
+        fields.get("host", "").lower() != web.netloc.lower()
+        or fields.get("protocol", web.scheme) != web.scheme
+    ):
+        return GitCredential()
+    grant = _runs(session).grant(replace(request, providers=("github",)))
+    github = [c for c in grant.credentials if c.provider == "github"]
+    if not github:
+        raise UsageError(
+            f"{request.agent} has no GitHub access to take a token for",
+            hint="grant it `github:` in its contract and `agentctl apply`",
+        )
+    token = github[0].environment["GITHUB_TOKEN"]
+    return GitCredential(
+        password=token if isinstance(token, str) else token.reveal(),
+        expires_at=github[0].expires_at,
+    )
