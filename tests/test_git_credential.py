@@ -78,8 +78,10 @@ def test_git_credential_fill_gets_a_scoped_token_and_is_refused_after_kill(
 
     config = world.write_config()
     killed = run(
-        ["--config", str(config), "--state", world.state_url]
-        + ["kill", "pr-review-agent", "--reason", "INC-22", "--yes"]
+        [
+            *("--config", str(config), "--state", world.state_url),
+            *("kill", "pr-review-agent", "--reason", "INC-22", "--yes"),
+        ]
     )
     # This world has no AWS, so the kill reports that part undone (exit 1); GitHub's is done.
     assert killed in (0, 1)
