@@ -184,3 +184,22 @@ def test_aws_process_output_is_the_sdk_shape_and_gated(
     assert refused.out == ""
     assert "--on-behalf-of is required" in refused.err
     assert "Traceback" not in refused.err
+
+
+@pytest.mark.reveals_secrets
+def test_the_sdk_refreshes_through_agentctl_as_expiry_nears(world: ProcessWorld) -> None:
+    """botocore refreshes process credentials with less than 15 minutes left
+    (its advisory refresh window); a 15m session is inside it from the start,
+    so every call fetches again: each fetch is its own gated, audited issue."""
+    session = world.sdk_session(world.agent_profile("reader-agent", "--duration", "15m"))
+    sts = world.client(session, "sts")
+    first = sts.get_caller_identity()["Arn"]
+    keys = {session.get_credentials().get_frozen_credentials().access_key}
+    second = sts.get_caller_identity()["Arn"]
+    keys.add(session.get_credentials().get_frozen_credentials().access_key)
+    assert ":assumed-role/agentctl-reader-agent/" in first
+    assert ":assumed-role/agentctl-reader-agent/" in second
+    issued = world.audit("credentials.issue")
+    assert len(issued) >= 2
+    assert len(keys) >= 2
+    assert len({e.detail["run_id"] for e in issued}) == len(issued)
