@@ -8,7 +8,9 @@
     python -m testing.demo_agent watch STOP_FILE [--github OWNER/REPO] [--s3 BUCKET] [--jira ISSUE]
         every half second, make one GitHub, AWS and/or Jira call with the
         credentials it was started with and print "ok" or the refusal, until
-        STOP_FILE exists (at most a minute): the kill demo
+        STOP_FILE exists (at most five minutes), or until `agentctl exec`
+        ends it because the agent was killed: then it makes one last round of
+        calls first, so the demo shows the very same credentials refused
 
 It never prints a credential.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -112,8 +115,15 @@ def watch(
     stop_file: Path, github_repo: str | None, bucket: str | None, issue: str | None = None
 ) -> int:
     agent = os.environ.get("AGENTCTL_AGENT", "?")
-    deadline = time.monotonic() + 60
+    # `agentctl exec` sends SIGTERM once the kill is recorded, and the kill is
+    # recorded only after every provider revoked: a round of calls started
+    # after the signal is made with revoked credentials. Without this, a loaded
+    # machine could end the watcher before it ever called again after the kill.
+    ending: list[int] = []
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: ending.append(1))
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not stop_file.exists():
+        signalled_before_round = bool(ending)
         results = []
         if github_repo:
             status, _ = _github("GET", f"/repos/{github_repo}")
@@ -124,7 +134,10 @@ def watch(
             status = _jira("GET", f"/rest/api/3/issue/{issue}")
             results.append("jira ok" if status == 200 else f"jira DENIED ({status})")
         print(f"[{agent}] {', '.join(results)}", flush=True)
-        time.sleep(0.5)
+        if signalled_before_round:
+            return 0
+        if not ending:
+            time.sleep(0.5)
     return 0
 
 

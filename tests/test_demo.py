@@ -34,6 +34,8 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     # credentials; the other agent kept working.
     assert summary["killed_was_ok_before"] is True
     assert summary["killed_denied"] is True
+    # ...and the run that held them was ended by its own `exec` (exit 3).
+    assert summary["killed_run_ended"] is True
     assert summary["other_still_ok"] is True
     # Jira: the PR agent reads and transitions in its project, cannot touch another;
     # after its kill the same token is refused and no role or token of it is left.

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from agentctl.supervise import EXIT_KILLED
 from testing.demo.world import FINDINGS_BUCKET, ORG, build_world, local_servers
 from testing.github import GitHubEmulator
 
@@ -108,6 +109,11 @@ def first_report(process: subprocess.Popen[str]) -> str:
 
 def last_report(output: str) -> str:
     return [line for line in output.splitlines() if line.startswith("[")][-1]
+
+
+def ended_line(output: str) -> str:
+    """What `agentctl exec` said when it ended a killed agent's command."""
+    return must_find(r"(?m)^(agentctl: .* was killed: .*)$", output, "exec's line about the kill")
 
 
 def register_app(
@@ -293,16 +299,20 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
             "--yes",
         )
         demo.summary["kill_seconds"] = round(time.monotonic() - started, 2)
-        time.sleep(1.5)  # a few more calls each, with the credentials they already hold
+        # The killed agent's `exec` notices the kill and ends its process; the
+        # watcher makes one last round of calls first, with what it holds.
+        triage_out, _ = triage.communicate(timeout=120)
         stop.touch()
-        triage_out, _ = triage.communicate(timeout=60)
-        reviewer_out, _ = reviewer.communicate(timeout=60)
+        reviewer_out, _ = reviewer.communicate(timeout=120)
         after = [last_report(triage_out), last_report(reviewer_out)]
         demo.note("after the kill, with the very same credentials:")
         for line in after:
             print(f"   {line}")
         demo.summary["killed_was_ok_before"] = "DENIED" not in before[0]
         demo.summary["killed_denied"] = after[0].count("DENIED") == 2
+        demo.summary["killed_run_ended"] = triage.returncode == EXIT_KILLED
+        demo.note(f"the triage agent's exec ended its process (exit {triage.returncode}):")
+        print("   " + ended_line(triage_out))
         demo.summary["other_still_ok"] = "DENIED" not in after[1] and "DENIED" not in reviewer_out
 
         demo.say("8. A killed agent stays killed: apply does not revive it; exec refuses it")
@@ -337,9 +347,8 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
         first = first_report(watcher)
         print(f"   {first}")
         demo.agentctl("kill", "pr-review-agent", "--reason", "demo: the end", "--yes")
-        time.sleep(1.5)
+        watcher_out, _ = watcher.communicate(timeout=120)  # exec ends it (see step 7)
         stop_again.touch()
-        watcher_out, _ = watcher.communicate(timeout=60)
         last = last_report(watcher_out)
         demo.note("with the very same token, after the kill:")
         print(f"   {last}")
