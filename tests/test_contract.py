@@ -129,14 +129,35 @@ def test_design_example_with_the_articles_date_is_expired() -> None:
 
 
 @pytest.mark.skipif(not DESIGN.is_file(), reason="DESIGN.md is not beside the repository")
-def test_shipped_example_is_the_designs() -> None:
+def test_design_example_is_designs_section_one() -> None:
     block = re.search(r"```yaml\n(.*?)```", DESIGN.read_text(encoding="utf-8"), re.S)
     assert block is not None
     assert block.group(1) == DESIGN_EXAMPLE
+
+
+# The shipped contract is the design's, with the repository its GitHub grant is
+# scoped to: a grant without `repositories` reaches every repository the App is
+# installed on, which the no-repositories lint reports (an error under --strict).
+DESIGN_GITHUB_GRANT = """\
+  github:
+    - repo:read
+    - pull_request:comment
+"""
+SHIPPED_GITHUB_GRANT = """\
+  github:
+    repositories: [acme/api]    # without it, every repository the App is installed on
+    scopes:
+      - repo:read
+      - pull_request:comment
+"""
+
+
+def test_shipped_example_is_the_designs_scoped_to_its_repository() -> None:
     shipped = (CONTRACTS / "pr-review-agent.yaml").read_text(encoding="utf-8")
     schema_line, rest = shipped.split("\n", 1)
     assert schema_line == f"# yaml-language-server: $schema={SCHEMA_ID}"
-    assert rest == DESIGN_EXAMPLE
+    assert DESIGN_GITHUB_GRANT in DESIGN_EXAMPLE
+    assert rest == DESIGN_EXAMPLE.replace(DESIGN_GITHUB_GRANT, SHIPPED_GITHUB_GRANT)
 
 
 def test_shipped_contracts_are_valid_without_warnings() -> None:
