@@ -103,7 +103,8 @@ class SecretsSettings:
 
 @dataclass(frozen=True)
 class NotifySettings:
-    """Who hears about what `expiring --notify` (and kill) finds: Apprise URLs
+    """Who hears about what `expiring --notify` (and kill, and apply's
+    disabling at expiry) finds: Apprise URLs
     (https://github.com/caronc/apprise/wiki) per owner address, per owner
     domain, or for everyone else. ``{owner}`` in a URL becomes the owner's
     address (URL-quoted). The URLs carry credentials: agentctl never prints
@@ -128,6 +129,13 @@ class NotifySettings:
     on_kill: bool = field(
         default=False,
         metadata={"description": "Also tell an agent's owner when `agentctl kill` kills it"},
+    )
+    on_expiry: bool = field(
+        default=False,
+        metadata={
+            "description": "Also tell an agent's owner when `agentctl apply` disables it "
+            "because its contract expired"
+        },
     )
     timeout_seconds: float = field(
         default=15.0,

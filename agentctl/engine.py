@@ -44,8 +44,9 @@ class AgentApplyResult:
 @dataclass(frozen=True)
 class ApplyReport:
     agents: tuple[AgentApplyResult, ...]
+    notes: tuple[str, ...] = ()  # e.g. whether owners were told (notify.on_expiry)
 
-    json_fields: ClassVar[JsonFields] = ("ok", "agents", "summary")
+    json_fields: ClassVar[JsonFields] = ("ok", "agents", "summary", "notes")
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
 from urllib.parse import quote
 
@@ -101,6 +102,74 @@ def kill_message(agent: str, owner: str, reason: str, *, ok: bool) -> Message:
         body=f"The agent {agent}, which you own, was {outcome}.\nReason: {reason or 'none given'}"
         "\n\n— agentctl kill",
         agents=(agent,),
+    )
+
+
+@dataclass(frozen=True)
+class Disabled:
+    """One agent ``apply`` disabled because its contract expired."""
+
+    agent: str
+    owner: str
+    expiry: date | None
+    ok: bool  # False: some provider could not be disabled (apply again finishes it)
+
+
+def expiry_messages(disabled: Iterable[Disabled]) -> list[Message]:
+    """One message per owner naming each of their agents ``apply`` disabled at expiry."""
+    grouped: dict[str, list[Disabled]] = {}
+    for item in disabled:
+        grouped.setdefault(item.owner, []).append(item)
+    messages = []
+    for owner in sorted(grouped):
+        items = sorted(grouped[owner], key=lambda d: d.agent)
+        lines = [
+            f"- {d.agent}: contract expired"
+            + (f" on {d.expiry.isoformat()}" if d.expiry else "")
+            + (
+                "; disabled, it can no longer get credentials"
+                if d.ok
+                else "; NOT disabled everywhere yet (`agentctl apply` again finishes it)"
+            )
+            for d in items
+        ]
+        names = ", ".join(d.agent for d in items)
+        partly = any(not d.ok for d in items)
+        messages.append(
+            Message(
+                owner=owner,
+                title=f"agentctl: your agent{'s' if len(items) > 1 else ''} {names} "
+                f"{'were' if len(items) > 1 else 'was'} {'partly ' if partly else ''}disabled "
+                "(contract expired)",
+                body="Agents you own were disabled because their contract expired:\n\n"
+                + "\n".join(lines)
+                + "\n\nTo bring one back, extend `expiry` in its contract and run "
+                "`agentctl apply`.\n\n— agentctl apply",
+                agents=tuple(d.agent for d in items),
+            )
+        )
+    return messages
+
+
+def tell_owners(messages: Sequence[Message], settings: NotifySettings) -> tuple[str, ...]:
+    """Send ``messages`` and say, one note per owner, whether each was told.
+    Never raises for a route problem: telling the owner comes after the real
+    work (a kill, a disable), and failing to tell must not undo or hide it."""
+    from agentctl.errors import AgentctlError
+
+    if not messages:
+        return ()
+    try:
+        deliveries = send(messages, settings)
+    except AgentctlError as exc:
+        owners = ", ".join(sorted({m.owner for m in messages}))
+        return (f"owner {owners} not told: {exc.message}",)
+    return tuple(
+        f"owner {d.owner} not told: {d.problem}"
+        if d.problem is not None
+        else f"owner {d.owner} told via {', '.join(d.services)}"
+        + (f" ({', '.join(d.agents)})" if len(messages) > 1 else "")
+        for d in deliveries
     )
 
 

@@ -295,6 +295,8 @@ def _apply(report: ApplyReport, out: Output) -> None:
     out.line(
         f"{summary.changed} agents changed, {summary.failed} failed, {summary.agents} in total."
     )
+    for note in report.notes:
+        out.line(f"  [yellow]note[/yellow] {escape(note)}")
 
 
 _DONE = {"kill": "killed", "revive": "revived", "rotate": "rotated"}

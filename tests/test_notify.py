@@ -239,3 +239,69 @@ def test_kill_tells_the_owner_after_the_revocation(
     # a kill again is "already killed": nobody is told twice
     assert cli("kill", "alpha-agent", "--yes").code == 0
     assert len(posted) == 1
+
+
+def test_apply_tells_owners_once_when_it_disables_their_agents_at_expiry(
+    cli: Any, smtp: tuple[int, Mailbox], webhook: tuple[int, list[dict[str, Any]]]
+) -> None:
+    smtp_port, mailbox = smtp
+    hook_port, posted = webhook
+    cli.write("alpha-agent", owner="alice@company.com", expiry=TODAY + timedelta(days=5))
+    cli.write("beta-agent", owner="alice@company.com", expiry=TODAY + timedelta(days=6))
+    cli.write("gamma-agent", owner="bob@partner.org", expiry=TODAY + timedelta(days=5))
+    cli.write("delta-agent", owner="carol@company.com", expiry=TODAY + timedelta(days=200))
+    config = yaml.safe_load(cli.config_path.read_text("utf-8"))
+    mail = f"mailto://127.0.0.1:{smtp_port}?from=agentctl@company.com&to={{owner}}&mode=insecure"
+    config["notify"] = {
+        "domains": {"company.com": [mail]},
+        "owners": {"bob@partner.org": [f"json://127.0.0.1:{hook_port}/bob"]},
+        "on_expiry": True,
+    }
+    cli.config_path.write_text(yaml.safe_dump(config), "utf-8")
+    applied = cli("apply", cli.contracts, "--yes", "-o", "json")
+    assert applied.code == 0, applied.err
+    assert applied.json()["notes"] == []  # nothing expired: nobody told
+    assert mailbox.messages == [] and posted == []
+
+    cli.now = cli.now + timedelta(days=7)  # alpha, beta and gamma are past their expiry
+    disabled = cli("apply", cli.contracts, "--yes")
+
+    assert disabled.code == 0, disabled.err
+    assert "owner alice@company.com told via mailto (alpha-agent, beta-agent)" in disabled.out
+    assert "owner bob@partner.org told via json (gamma-agent)" in disabled.out
+    assert str(smtp_port) not in disabled.out + disabled.err
+    # the disable is real: AWS has the roles tagged expired
+    for name in ("alpha-agent", "beta-agent", "gamma-agent"):
+        assert cli.role(name)["Tags"]["agentctl:status"] == "expired"
+    assert cli.role("delta-agent")["Tags"]["agentctl:status"] == "active"
+    ((_, rcpt, content),) = mailbox.messages  # alice: ONE message naming both agents
+    assert rcpt == ["alice@company.com"]
+    assert "alpha-agent" in content and "beta-agent" in content and "delta-agent" not in content
+    assert "extend `expiry`" in content
+    (bob,) = posted
+    assert "gamma-agent" in bob["title"] and "expired" in bob["message"]
+
+    # Already disabled: the next apply tells nobody again.
+    again = cli("apply", cli.contracts, "--yes", "--refresh", "-o", "json")
+    assert again.code == 0 and again.json().get("notes", []) == []
+    assert len(mailbox.messages) == 1 and len(posted) == 1
+
+
+def test_apply_disables_at_expiry_even_when_the_owner_cannot_be_told(
+    cli: Any,
+) -> None:
+    cli.write("alpha-agent", owner="alice@company.com", expiry=TODAY + timedelta(days=5))
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    config = yaml.safe_load(cli.config_path.read_text("utf-8"))
+    config["notify"] = {"default": [f"json://127.0.0.1:{free_port()}/down"], "on_expiry": True}
+    config["notify"]["timeout_seconds"] = 2
+    cli.config_path.write_text(yaml.safe_dump(config), "utf-8")
+
+    cli.now = cli.now + timedelta(days=6)
+    disabled = cli("apply", cli.contracts, "--yes", "-o", "json")
+
+    assert disabled.code == 0, disabled.err  # the disable is apply's job, and it was done
+    assert disabled.json()["notes"] == [
+        "owner alice@company.com not told: not delivered through json"
+    ]
+    assert cli.role("alpha-agent")["Tags"]["agentctl:status"] == "expired"

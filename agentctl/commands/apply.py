@@ -1,4 +1,5 @@
-"""``agentctl apply``: provision and update agents, disable expired ones.
+"""``agentctl apply``: provision and update agents, disable expired ones
+(and, with ``notify.on_expiry``, tell their owners).
 
 Two steps, so the caller can show the plan and ask before anything changes:
 :func:`prepare` plans, :func:`execute` applies exactly that plan.
@@ -7,7 +8,7 @@ Two steps, so the caller can show the plan and ask before anything changes:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -17,6 +18,7 @@ from agentctl.model import JsonFields
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
     from agentctl.engine import AgentApplyResult, ApplyReport, Engine
+    from agentctl.notify import Disabled
     from agentctl.plan import Plan
 
 
@@ -85,6 +87,52 @@ def execute(
     progress: Callable[[AgentApplyResult], None] | None = None,
     on_lock_wait: Callable[[str], None] | None = None,
 ) -> ApplyReport:
-    return prepared.engine.apply(
+    report = prepared.engine.apply(
         prepared.plan, parallelism=parallelism, progress=progress, on_lock_wait=on_lock_wait
     )
+    if prepared.engine.config.notify.on_expiry:
+        # After the disabling, never before it: a notification that fails
+        # does not undo it (the note says who was not told).
+        notes = tell_owners_disabled(prepared.plan, report, prepared.engine)
+        if notes:
+            report = replace(report, notes=(*report.notes, *notes))
+    return report
+
+
+def disabled_at_expiry(plan: Plan, report: ApplyReport) -> list[Disabled]:
+    """The agents this apply disabled because their contract expired: live
+    (recorded active) when the plan was made, expired in it, and applied
+    (not skipped). An agent already recorded expired is not disabled again,
+    so its owner is told once."""
+    from agentctl.model import AgentStatus
+    from agentctl.notify import Disabled
+    from agentctl.plan import AgentDisposition
+
+    outcomes = {a.agent: a for a in report.agents}
+    disabled = []
+    for agent_plan in plan.agents:
+        outcome = outcomes.get(agent_plan.agent)
+        if (
+            agent_plan.disposition != AgentDisposition.EXPIRED
+            or agent_plan.contract is None
+            or agent_plan.basis is None
+            or agent_plan.basis[0] != AgentStatus.ACTIVE.value
+            or outcome is None
+            or outcome.skipped
+        ):
+            continue
+        disabled.append(
+            Disabled(
+                agent=agent_plan.agent,
+                owner=agent_plan.contract.owner,
+                expiry=agent_plan.contract.expiry,
+                ok=outcome.ok,
+            )
+        )
+    return disabled
+
+
+def tell_owners_disabled(plan: Plan, report: ApplyReport, engine: Engine) -> tuple[str, ...]:
+    from agentctl.notify import expiry_messages, tell_owners
+
+    return tell_owners(expiry_messages(disabled_at_expiry(plan, report)), engine.config.notify)

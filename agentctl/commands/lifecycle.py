@@ -28,7 +28,7 @@ def kill(session: Session, name: str, reason: str) -> LifecycleReport:
 
 def _tell_owner(engine: Engine, report: LifecycleReport, reason: str) -> str:
     from agentctl.errors import AgentctlError
-    from agentctl.notify import kill_message, send
+    from agentctl.notify import kill_message, tell_owners
 
     try:
         record = engine.state.get_agent(report.agent)
@@ -36,16 +36,10 @@ def _tell_owner(engine: Engine, report: LifecycleReport, reason: str) -> str:
         record = None
     if record is None:
         return "owner not told: the state store does not name the agent's owner"
-    try:
-        (delivery,) = send(
-            [kill_message(report.agent, record.owner, reason, ok=report.ok)],
-            engine.config.notify,
-        )
-    except AgentctlError as exc:
-        return f"owner not told: {exc.message}"
-    if delivery.problem is not None:
-        return f"owner {record.owner} not told: {delivery.problem}"
-    return f"owner {record.owner} told via {', '.join(delivery.services)}"
+    (note,) = tell_owners(
+        [kill_message(report.agent, record.owner, reason, ok=report.ok)], engine.config.notify
+    )
+    return note
 
 
 def revive(session: Session, name: str, reason: str) -> LifecycleReport:
