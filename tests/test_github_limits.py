@@ -132,7 +132,7 @@ def test_reads_are_retried_on_5xx_but_a_lost_mint_is_recorded_not_retried(
 
     # Reads are retried with backoff.
     emu.inject_fault(502, count=2, path_prefix="/app/installations", method="GET")
-    assert provider.status(contract.name)["installation_id"] == installation_id
+    assert provider.status(contract.name).installation_id == installation_id
     assert len(waits.sleeps) == 2 and 0.1 <= waits.sleeps[0] <= 0.2
 
     # GitHub minted the token, and the answer was lost on the way back.
@@ -149,7 +149,7 @@ def test_reads_are_retried_on_5xx_but_a_lost_mint_is_recorded_not_retried(
     (record,) = world.open_state().list_credentials(agent=contract.name)
     assert record.fingerprint == UNCONFIRMED and record.revoked_at is None
     assert record.expires_at > datetime.now(UTC) + timedelta(minutes=59)
-    assert provider.status(contract.name)["live_tokens"] == 1
+    assert provider.status(contract.name).live_tokens == 1
 
     # Kill blocks it the only way GitHub allows: suspending the installation.
     killed = provider.kill(contract.name, "INC-9")

@@ -3,8 +3,9 @@ each opened on first use (a command that never needs the state never opens it)."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentctl.clock import Clock, system_clock
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from agentctl.audit_anchor import AnchorStore
     from agentctl.audit_key import ChainKeySource
     from agentctl.engine import Engine
+    from agentctl.model import Contract
+    from agentctl.providers.base import AnyProvider
     from agentctl.secrets import SecretStore
     from agentctl.state import StateStore
 
@@ -71,6 +74,83 @@ class Session:
 
     def resolved_operator(self) -> str:
         return self.config().resolved_operator(self.operator)
+
+    def provider(self, name: str, contract_paths: Sequence[str] = ()) -> AnyProvider:
+        """The installed provider ``name`` on this session's config, clock, state
+        and secrets: what a provider's own commands (``agentctl github|jira ...``)
+        act through."""
+        from agentctl.errors import NotFound
+        from agentctl.providers.base import ProviderContext
+        from agentctl.providers.registry import provider_specs
+
+        specs = provider_specs()
+        if name not in specs:
+            raise NotFound(f"no provider named {name!r} is installed")
+        return specs[name].create(
+            ProviderContext(
+                config=self.config(contract_paths),
+                clock=self.clock,
+                state_factory=self.state,
+                secrets_factory=self.secrets,
+                operator=self.resolved_operator(),
+            )
+        )
+
+    def contract(
+        self,
+        name: str,
+        path: Path,
+        *,
+        gets: str,
+        system: str | None = None,
+        system_title: str | None = None,
+    ) -> Contract:
+        """The valid contract named ``name`` in ``path`` (a file or a folder), for a
+        command that gives the agent ``gets`` ("a GitHub App"). An expired
+        contract, or one that grants nothing in ``system``, is refused with what
+        to do."""
+        from agentctl.contract import load_contracts
+        from agentctl.errors import NotFound, UsageError
+
+        config = self.config([str(path)])
+        report = load_contracts(
+            [path], today=self.clock().date(), max_lifetime_days=config.max_lifetime_days
+        )
+        for contract in report.contracts:
+            if contract.name != name:
+                continue
+            if system is not None and not contract.grants_to(system):
+                raise UsageError(
+                    f"the contract of {name} grants nothing in {system_title or system}",
+                    hint=f"add permissions.{system} to {contract.source}",
+                )
+            return contract
+        for contract in report.expired:
+            if contract.name == name:
+                raise UsageError(
+                    f"the contract of {name} expired on {contract.expiry.isoformat()}: "
+                    f"an expired agent gets no {gets}",
+                    hint=f"extend `expiry` in {contract.source}",
+                )
+        raise NotFound(
+            f"no valid contract named {name!r} in {path}",
+            hint=f"`agentctl validate {path}` shows every contract and what is wrong with it",
+        )
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        scope: str | None = None,
+        detail: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record what a command did, through the engine (state, else the journal)."""
+        self.engine().audit(
+            actor=actor, action=action, target=target, result=result, scope=scope, detail=detail
+        )
 
     def state(self) -> StateStore:
         if self._state is None:

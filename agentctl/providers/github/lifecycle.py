@@ -203,6 +203,37 @@ def _contract_repositories(grant: GitHubGrant) -> list[str] | None:
     return None if repositories is None else sorted(set(repositories))
 
 
+@dataclass(frozen=True)
+class RotatedKey:
+    """A new App private key GitHub accepted and the secret store now holds
+    (``agentctl github rotate-key``); never the key itself."""
+
+    agent: str
+    app_id: int
+    slug: str
+    secret_ref: str
+    key_fingerprint: str
+    settings_url: str
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    """The agent's App as GitHub and the state see it (``agentctl github status``)."""
+
+    agent: str
+    mode: str
+    registered: bool
+    app_id: int | None
+    slug: str | None
+    html_url: str | None
+    installation_id: int | None
+    account: str | None
+    installation_html_url: str | None
+    suspended: bool
+    live_tokens: int
+    drift: tuple[str, ...]
+
+
 @dataclass
 class _Evidence:
     """What this machine knows about an agent's GitHub App and tokens (kill)."""
@@ -2134,7 +2165,7 @@ class GitHubProvider:
             attributes=attributes,
         )
 
-    def rotate_key(self, agent: str, pem: Secret) -> dict[str, Any]:
+    def rotate_key(self, agent: str, pem: Secret) -> RotatedKey:
         """Install a new private key for ``agent``'s App, only after a JWT signed with
         it is accepted by ``GET /app`` for the same App."""
         record = self._record(agent)
@@ -2154,37 +2185,37 @@ class GitHubProvider:
         self._context.secrets.put(app_key_ref(agent), pem)
         self._context.secrets.put(app_id_ref(agent), Secret(str(app_id)))
         public = app.key.public_key().public_numbers()
-        return {
-            "agent": agent,
-            "app_id": app_id,
-            "slug": info["slug"],
-            "secret_ref": app_key_ref(agent),
+        return RotatedKey(
+            agent=agent,
+            app_id=app_id,
+            slug=info["slug"],
+            secret_ref=app_key_ref(agent),
             # Identifies the key without revealing it (sha256 of the public modulus).
-            "key_fingerprint": hashlib.sha256(str(public.n).encode()).hexdigest()[:16],
-            "settings_url": self._app_settings_url(
+            key_fingerprint=hashlib.sha256(str(public.n).encode()).hexdigest()[:16],
+            settings_url=self._app_settings_url(
                 {
                     "owner": info["owner"]["login"],
                     "owner_type": info["owner"].get("type"),
                     "slug": info["slug"],
                 }
             ),
-        }
+        )
 
-    def status(self, agent: str) -> dict[str, Any]:
+    def status(self, agent: str) -> AppStatus:
         """What ``agentctl github status`` shows: App, installation, suspended, live tokens."""
         observed = self.observe(agent)
         attrs = observed.attributes
-        return {
-            "agent": agent,
-            "mode": attrs.get("mode") or self.mode,
-            "registered": observed.exists,
-            "app_id": attrs.get("app_id"),
-            "slug": attrs.get("slug"),
-            "html_url": attrs.get("html_url"),
-            "installation_id": attrs.get("installation_id"),
-            "account": attrs.get("account"),
-            "installation_html_url": attrs.get("installation_html_url"),
-            "suspended": bool(attrs.get("suspended")),
-            "live_tokens": len(self._live_tokens(agent)),
-            "drift": list(observed.drift),
-        }
+        return AppStatus(
+            agent=agent,
+            mode=attrs.get("mode") or self.mode,
+            registered=observed.exists,
+            app_id=attrs.get("app_id"),
+            slug=attrs.get("slug"),
+            html_url=attrs.get("html_url"),
+            installation_id=attrs.get("installation_id"),
+            account=attrs.get("account"),
+            installation_html_url=attrs.get("installation_html_url"),
+            suspended=bool(attrs.get("suspended")),
+            live_tokens=len(self._live_tokens(agent)),
+            drift=tuple(observed.drift),
+        )
