@@ -14,6 +14,8 @@ reach output, audit or exceptions; a delivery is described by its service
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,14 +45,52 @@ class Delivery:
     agents: tuple[str, ...] = field(default=())
 
 
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_environment(url: str, where: str) -> str:
+    """``${NAME}`` in a route becomes the environment variable NAME (URL-quoted,
+    so a password holding ``@`` or ``/`` works): route secrets stay out of
+    agentctl.yaml. An unset variable is a ConfigError naming it, not the URL."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name)
+        if found is None:
+            raise ConfigError(
+                f"{where}: a {service_of(url)}:// URL uses ${{{name}}}, which is not set "
+                "in the environment",
+                hint=f"export {name} for agentctl (in the crontab line or the service's "
+                "environment), or write the value into the URL",
+            )
+        return quote(found, safe="")
+
+    return _ENV_REFERENCE.sub(value, url)
+
+
+def _route_groups(settings: NotifySettings) -> list[tuple[str, Sequence[str]]]:
+    return [
+        *((f"notify.owners.{k}", v) for k, v in settings.owners.items()),
+        *((f"notify.domains.{k}", v) for k, v in settings.domains.items()),
+        ("notify.default", settings.default),
+    ]
+
+
 def routes_for(owner: str, settings: NotifySettings) -> tuple[str, ...]:
     """The owner's Apprise URLs: by address, else by domain, else the default;
-    ``{owner}`` filled in."""
+    ``{owner}`` and ``${NAME}`` (environment) filled in."""
     domain = owner.rpartition("@")[2].lower()
-    owners = {k.lower(): v for k, v in settings.owners.items()}
-    domains = {k.lower(): v for k, v in settings.domains.items()}
-    chosen = owners.get(owner.lower()) or domains.get(domain) or settings.default
-    return tuple(url.replace("{owner}", quote(owner, safe="@")) for url in chosen)
+    by_owner = [
+        (f"notify.owners.{k}", v) for k, v in settings.owners.items() if k.lower() == owner.lower()
+    ]
+    by_domain = [
+        (f"notify.domains.{k}", v) for k, v in settings.domains.items() if k.lower() == domain
+    ]
+    candidates = [*by_owner, *by_domain, ("notify.default", settings.default)]
+    where, chosen = next(((w, v) for w, v in candidates if v), ("notify.default", ()))
+    return tuple(
+        expand_environment(url, where).replace("{owner}", quote(owner, safe="@")) for url in chosen
+    )
 
 
 def service_of(url: str) -> str:
@@ -178,14 +218,10 @@ def check_routes(settings: NotifySettings) -> None:
     naming the route by owner/domain and service, never the URL)."""
     import apprise
 
-    groups: list[tuple[str, Sequence[str]]] = [
-        *((f"notify.owners.{k}", v) for k, v in settings.owners.items()),
-        *((f"notify.domains.{k}", v) for k, v in settings.domains.items()),
-        ("notify.default", settings.default),
-    ]
-    for where, urls in groups:
+    for where, urls in _route_groups(settings):
         for url in urls:
-            if apprise.Apprise.instantiate(url.replace("{owner}", "owner@example.com")) is None:
+            filled = expand_environment(url, where).replace("{owner}", "owner@example.com")
+            if apprise.Apprise.instantiate(filled) is None:
                 raise ConfigError(
                     f"{where}: a {service_of(url)}:// URL that Apprise does not understand",
                     hint="see https://github.com/caronc/apprise/wiki for each service's URL form",

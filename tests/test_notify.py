@@ -4,6 +4,7 @@ server and a real local HTTP webhook receiver (Apprise's ``mailto://`` and
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -56,7 +57,9 @@ def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
-            received.append(json.loads(self.rfile.read(length)))
+            body = json.loads(self.rfile.read(length))
+            body["_authorization"] = self.headers.get("Authorization")
+            received.append(body)
             self.send_response(200)
             self.end_headers()
 
@@ -305,3 +308,33 @@ def test_apply_disables_at_expiry_even_when_the_owner_cannot_be_told(
         "owner alice@company.com not told: not delivered through json"
     ]
     assert cli.role("alpha-agent")["Tags"]["agentctl:status"] == "expired"
+
+
+def test_route_secrets_come_from_the_environment_and_are_never_printed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    webhook: tuple[int, list[dict[str, Any]]],
+) -> None:
+    port, posted = webhook
+    # user:password in the URL, as an SMTP relay or a webhook with basic auth needs
+    route = f"json://agentctl:${{HOOK_PASSWORD}}@127.0.0.1:{port}/hooks"
+    folder = world(tmp_path, {"default": [route]}, monkeypatch)
+    capsys.readouterr()
+
+    monkeypatch.delenv("HOOK_PASSWORD", raising=False)
+    code = run(["expiring", "--notify", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "notify.default" in err and "${HOOK_PASSWORD}" in err and "not set" in err
+    assert "export HOOK_PASSWORD" in err
+    assert posted == []
+
+    monkeypatch.setenv("HOOK_PASSWORD", "s3cr@t/pw")  # characters a URL must quote
+    code = run(["expiring", "--notify", str(folder)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert len(posted) == 3  # alice, bob, carol
+    expected = "Basic " + base64.b64encode(b"agentctl:s3cr@t/pw").decode()
+    assert {p["_authorization"] for p in posted} == {expected}  # the password, intact
+    assert "s3cr@t" not in out + err
