@@ -72,6 +72,14 @@ class StateError(AgentctlError):
     """The state store is unreachable, locked, or inconsistent."""
 
 
+class StateUrlError(StateError):
+    """The state URL itself is wrong (not a URL, a backend agentctl does not
+    speak): a usage error (exit 2), yet a StateError, so kill still goes on
+    without the state."""
+
+    exit_code = EXIT_USAGE
+
+
 class StateNotFound(StateError):
     """The configured state database does not exist and this command may not create it."""
 

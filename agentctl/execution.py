@@ -209,7 +209,8 @@ class Runs:
         if not MIN_DURATION_SECONDS <= request.duration_seconds <= MAX_DURATION_SECONDS:
             raise UsageError(
                 f"--duration must be between {MIN_DURATION_SECONDS // 60} minutes and "
-                f"{MAX_DURATION_SECONDS // 3600} hours"
+                f"{MAX_DURATION_SECONDS // 3600} hours",
+                hint="e.g. --duration 45m or --duration 1h30m",
             )
         _, contract = self._check_gates(request)
         approval_id = self._consume_approval(request, contract)

@@ -322,7 +322,10 @@ def _lifecycle(report: LifecycleReport, out: Output) -> None:
         out.line(f"{escape(report.agent)} was already {verb}.")
     for result in report.results:
         mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
-        detail = result.detail or ("already" if result.already else "done")
+        # A failure never reads "done", whatever a provider left in detail.
+        detail = result.detail or (
+            "already" if result.already else "done" if result.ok else "failed (no detail given)"
+        )
         out.line(f"  {mark} {result.provider}: {escape(detail)}")
         if not result.ok and result.remaining:
             out.line(f"      [bold]still to do:[/bold] {escape(result.remaining)}")

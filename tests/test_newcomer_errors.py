@@ -138,5 +138,5 @@ def test_an_sso_profile_without_a_sign_in_says_aws_sso_login(
     out = capsys.readouterr()
     text = out.out + out.err
     assert "SSO sign-in has expired or was never made" in text
-    assert "aws sso login --profile" in text
+    assert "aws sso login --profile dev`" in text  # the profile in use: pasteable
     assert "Traceback" not in text and "SSOTokenLoadError" not in text

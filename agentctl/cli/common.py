@@ -8,8 +8,9 @@ line from ``typer.Context.obj`` (:func:`app_context`), call a command in
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -63,6 +64,19 @@ stderr = _CommandConsole(stderr=True)
 def reset_consoles() -> None:
     stdout.reset()
     stderr.reset()
+
+
+def fail(what: str, problems: Sequence[str], code: int = 1) -> NoReturn:
+    """Exit ``code`` with ONE line on stderr saying why (the result itself is
+    on stdout): cron mails stderr, ``-q`` and ``>/dev/null`` keep it, so a run
+    that could not do its whole job is never silent."""
+    first = problems[0] if problems else ""
+    more = f" (and {len(problems) - 1} more: see above)" if len(problems) > 1 else ""
+    stderr.print(
+        f"[bold red]error:[/bold red] {escape(what)}"
+        + (f": {escape(first)}{more}" if first else "")
+    )
+    raise typer.Exit(code)
 
 
 def _warn(message: str) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -13,12 +14,16 @@ from agentctl.cli.common import (
     OutputFormat,
     app_context,
     complete_agent_name,
+    fail,
     is_interactive,
     show,
     stderr,
 )
 from agentctl.durations import MAX_DAYS
 from agentctl.errors import EXIT_FAILURE, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from agentctl.engine import LifecycleReport
 
 PATHS_ARGUMENT = typer.Argument(
     None, help="Contract files or directories (default: ./contracts).", show_default=False
@@ -50,7 +55,15 @@ def plan_command(
     plan = make_plan(app_context(ctx), paths, refresh=refresh, prune=prune, parallelism=parallelism)
     show(plan, output)
     if plan.has_errors:
-        raise typer.Exit(EXIT_FAILURE)
+        failed = [a for a in plan.agents if a.failed_to_plan]
+        fail(
+            f"{len(failed)} agent{'s' if len(failed) != 1 else ''} could not be planned",
+            [
+                f"{a.agent}: {problem}"
+                for a in failed
+                for problem in (*a.errors, *(c.summary for c in a.conflicts))
+            ],
+        )
     if detailed_exitcode and plan.needs_attention:
         raise typer.Exit(2)
     raise typer.Exit(EXIT_OK)
@@ -111,7 +124,13 @@ def apply_command(
             ),
         )
     show(result, output)
-    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILURE)
+    if not result.ok:
+        failed = [a for a in result.agents if not a.ok]
+        fail(
+            f"{len(failed)} of {len(result.agents)} agents not applied",
+            [f"{a.agent}: {a.error or 'failed'}" for a in failed],
+        )
+    raise typer.Exit(EXIT_OK)
 
 
 def kill_command(
@@ -140,7 +159,9 @@ def kill_command(
 
     report = kill(app_context(ctx), name, reason)
     show(report, output)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
+    if not report.ok:
+        fail(f"{name} only partly killed (status kill-incomplete)", _not_done(report))
+    raise typer.Exit(EXIT_OK)
 
 
 def revive_command(
@@ -157,7 +178,9 @@ def revive_command(
 
     report = revive(app_context(ctx), name, reason)
     show(report, output)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILURE)
+    if not report.ok:
+        fail(f"{name} only partly revived", _not_done(report))
+    raise typer.Exit(EXIT_OK)
 
 
 def rotate_command(
@@ -177,7 +200,19 @@ def rotate_command(
 
     result = rotate(app_context(ctx), name, all_agents=all_agents, provider=provider)
     show(result, output)
-    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILURE)
+    if not result.ok:
+        failed = [r for r in result.reports if not r.ok]
+        fail(
+            f"{len(failed)} agent{'s' if len(failed) != 1 else ''} not rotated",
+            [problem for r in failed for problem in _not_done(r)],
+        )
+    raise typer.Exit(EXIT_OK)
+
+
+def _not_done(report: LifecycleReport) -> list[str]:
+    return [
+        f"{report.agent}: {r.provider}: {r.detail or 'failed'}" for r in report.results if not r.ok
+    ]
 
 
 def expiring_command(

@@ -25,8 +25,13 @@ SCRUBBED_PREFIXES = ("AGENTCTL_", "AWS_", "GITHUB_", "GH_", "JIRA_")
 def parse_duration_seconds(text: str) -> int:
     """``--duration`` (15m .. 12h, e.g. 45m, 1h30m) in seconds."""
     from agentctl.durations import parse_duration
+    from agentctl.execution import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS
 
-    return int(parse_duration(text, option="--duration").total_seconds())
+    # The range is checked here, where the hint can name the forms too.
+    duration = parse_duration(
+        text, option="--duration", minimum=MIN_DURATION_SECONDS, maximum=MAX_DURATION_SECONDS
+    )
+    return int(duration.total_seconds())
 
 
 def child_environment(grant: RunGrant, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -109,9 +109,15 @@ class Session:
         command that gives the agent ``gets`` ("a GitHub App"). An expired
         contract, or one that grants nothing in ``system``, is refused with what
         to do."""
+        from agentctl.commands.contracts import contract_not_found
         from agentctl.contract import load_contracts
         from agentctl.errors import NotFound, UsageError
 
+        if not path.exists():
+            raise NotFound(
+                f"no contract for {name}: {path} does not exist here ({Path.cwd()})",
+                hint="pass --contract PATH (the contract file, or the folder of contracts)",
+            )
         config = self.config([str(path)])
         report = load_contracts(
             [path], today=self.clock().date(), max_lifetime_days=config.max_lifetime_days
@@ -132,10 +138,7 @@ class Session:
                     f"an expired agent gets no {gets}",
                     hint=f"extend `expiry` in {contract.source}",
                 )
-        raise NotFound(
-            f"no valid contract named {name!r} in {path}",
-            hint=f"`agentctl validate {path}` shows every contract and what is wrong with it",
-        )
+        raise contract_not_found(name, path, report)
 
     def audit(
         self,

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.engine.url import URL
 
 from agentctl.clock import Clock, system_clock
-from agentctl.errors import LockTimeout, StateError, StateNotFound
+from agentctl.errors import LockTimeout, StateError, StateNotFound, StateUrlError
 from agentctl.model import AgentStatus
 from agentctl.secrets import check_no_secrets
 from agentctl.state import schema as s
@@ -62,7 +62,7 @@ def _parse_url(url: str) -> URL:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        raise StateError(
+        raise StateUrlError(
             "the state URL is not a valid URL",
             hint="use sqlite:///path/to/state.db or postgresql://user@host/db",
         ) from None
@@ -72,12 +72,12 @@ def _parse_url(url: str) -> URL:
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite" and driver in ("", "pysqlite"):
         if parsed.database in (None, "", ":memory:"):
-            raise StateError(
+            raise StateUrlError(
                 "an in-memory SQLite state would be lost at exit and not shared between runs",
                 hint="give a file path: sqlite:////var/lib/agentctl/state.db",
             )
         return parsed
-    raise StateError(
+    raise StateUrlError(
         f"unsupported state backend '{parsed.drivername}' in "
         f"{parsed.render_as_string(hide_password=True)}",
         hint="use sqlite:///path/to/state.db or postgresql://user@host/db",

@@ -7,6 +7,7 @@ never pays for it.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -41,7 +42,36 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
-def provider_error(exc: Exception, doing: str) -> ProviderError:
+_DENIED_CALLER = re.compile(r"\b(?:User|Principal): (arn:[^\s]+) is not authorized")
+
+
+def denied_caller(exc: BaseException) -> str | None:
+    """The ARN an AccessDenied names as the caller (``User: arn:... is not
+    authorized to perform ...``), if it names one."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, Mapping):
+        return None
+    found = _DENIED_CALLER.search(str(response.get("Error", {}).get("Message", "")))
+    return found.group(1) if found else None
+
+
+def same_principal(caller: str, configured: str) -> bool:
+    """``caller`` (as STS reports it) is the ``configured`` principal: equal,
+    or a session of the configured role (``arn:aws:sts::A:assumed-role/NAME/S``
+    is ``arn:aws:iam::A:role/[path/]NAME``)."""
+    if caller == configured:
+        return True
+    partition, _, rest = caller.removeprefix("arn:").partition(":sts::")
+    account, _, resource = rest.partition(":assumed-role/")
+    if not resource:
+        return False
+    role = resource.split("/")[0]
+    return configured.startswith(f"arn:{partition}:iam::{account}:role/") and (
+        configured.rsplit("/", 1)[-1] == role
+    )
+
+
+def provider_error(exc: Exception, doing: str, *, profile: str | None = None) -> ProviderError:
     """Map a botocore failure to a ProviderError that says what to do.
 
     AWS error messages name ARNs and actions, never credentials, so they may be
@@ -65,7 +95,9 @@ def provider_error(exc: Exception, doing: str) -> ProviderError:
         return ProviderError(
             PROVIDER,
             f"the AWS SSO sign-in has expired or was never made ({doing})",
-            hint="run `aws sso login --profile PROFILE` for the profile agentctl uses "
+            hint=f"run `aws sso login --profile {profile}`, then run this again"
+            if profile
+            else "run `aws sso login --profile PROFILE` for the profile agentctl uses "
             "(aws.profile in agentctl.yaml, else AWS_PROFILE), then run this again",
         )
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
@@ -193,9 +225,24 @@ class AwsClients:
                 try:
                     session = boto3.session.Session(profile_name=profile)
                 except Exception as exc:
-                    raise provider_error(exc, f"open the AWS profile {profile}") from None
+                    raise provider_error(
+                        exc, f"open the AWS profile {profile}", profile=profile
+                    ) from None
                 self._clients[key] = self._make_client(service, {}, session=session)
             return self._clients[key]
+
+    def profile_name(self, *, runtime: bool = False) -> str:
+        """The AWS profile a client signs with (what `aws sso login --profile`
+        needs): aws.runtime_profile for runtime clients, else aws.profile, else
+        the standard environment's."""
+        if runtime and self._settings.runtime_profile:
+            return self._settings.runtime_profile
+        return (
+            self._settings.profile
+            or os.environ.get("AWS_PROFILE")
+            or os.environ.get("AWS_DEFAULT_PROFILE")
+            or "default"
+        )
 
     def _base_session(self) -> Any:
         # Caller holds self._lock.
@@ -205,7 +252,9 @@ class AwsClients:
             try:
                 self._session = boto3.session.Session(profile_name=self._settings.profile)
             except Exception as exc:
-                raise provider_error(exc, "open the AWS session") from None
+                raise provider_error(
+                    exc, "open the AWS session", profile=self.profile_name()
+                ) from None
         return self._session
 
     def region(self) -> str:
@@ -284,6 +333,6 @@ class AwsClients:
         except ClientError as exc:
             if error_code(exc) in set(absent):
                 return None
-            raise provider_error(exc, doing) from None
+            raise provider_error(exc, doing, profile=self.profile_name(runtime=runtime)) from None
         except (BotoCoreError, ResponseParserError) as exc:
-            raise provider_error(exc, doing) from None
+            raise provider_error(exc, doing, profile=self.profile_name(runtime=runtime)) from None

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, canonical_json
 from agentctl.providers.aws import PROVIDER, SPEC
-from agentctl.providers.aws.client import AwsClients, error_code, provider_error
+from agentctl.providers.aws.client import (
+    AwsClients,
+    denied_caller,
+    error_code,
+    provider_error,
+    same_principal,
+)
 from agentctl.providers.aws.kill import DENY_ALL_NAME, RoleKiller, deny_all_arn
 from agentctl.providers.aws.policies import (
     GRANT_POLICY,
@@ -1135,18 +1141,42 @@ class AwsProvider:
                 return dict(client.assume_role(**params)["Credentials"])
             except ClientError as exc:
                 left = deadline - time.monotonic()
+                if self._not_the_runtime_principal(exc) is not None:
+                    left = 0  # no IAM change makes a wrong caller right: say so at once
                 if error_code(exc) == "AccessDenied" and left > 0:
                     time.sleep(min(delay, left))
                     delay = min(delay * 2, PROPAGATION_MAX_DELAY)
                     continue
                 raise self._assume_error(exc, doing, role_name, attempts) from None
             except (BotoCoreError, ResponseParserError) as exc:
-                raise provider_error(exc, doing) from None
+                raise provider_error(
+                    exc, doing, profile=self._clients.profile_name(runtime=True)
+                ) from None
+
+    def _not_the_runtime_principal(self, exc: Exception) -> str | None:
+        """The caller AWS refused, when it is not aws.runtime_principal (the
+        only principal agent roles trust): e.g. exec run as the operator."""
+        runtime = self._settings.runtime_principal
+        caller = denied_caller(exc) if error_code(exc) == "AccessDenied" else None
+        if caller is None or not runtime or same_principal(caller, runtime):
+            return None
+        return caller
 
     def _assume_error(
         self, exc: Exception, doing: str, role_name: str, attempts: int
     ) -> ProviderError:
         code = error_code(exc)
+        caller = self._not_the_runtime_principal(exc)
+        if caller is not None:
+            return ProviderError(
+                PROVIDER,
+                f"AWS refused a session of role {role_name}: these credentials ({caller}) "
+                "are not the runtime principal",
+                hint=f"{role_name} trusts only the runtime principal "
+                f"{self._settings.runtime_principal} (aws.runtime_principal): run this on the "
+                "runtime host, or set aws.runtime_profile to an AWS profile of that principal "
+                "(`agentctl policy runtime` prints what it needs)",
+            )
         if code == "AccessDenied":
             message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
             tried = (
@@ -1158,8 +1188,13 @@ class AwsProvider:
                 PROVIDER,
                 f"AWS refused a session of role {role_name}{tried}: {message}",
                 hint="the agent may be killed or expired (its trust policy is locked or past its "
-                "expiry), its role may not exist yet (`agentctl apply`), or these credentials "
-                "are not aws.runtime_principal (`agentctl policy runtime` prints what it needs)",
+                "expiry; `agentctl status` says), or its role may not exist yet (`agentctl apply`)"
+                + (
+                    ""
+                    if denied_caller(exc)
+                    else "; only aws.runtime_principal may start sessions "
+                    "(`agentctl policy runtime` prints what it needs)"
+                ),
             )
         if code == "ValidationError":
             return ProviderError(
@@ -1168,7 +1203,7 @@ class AwsProvider:
                 + getattr(exc, "response", {}).get("Error", {}).get("Message", ""),
                 hint="pass a --duration within the role's maximum (aws.session_duration_seconds)",
             )
-        return provider_error(exc, doing)
+        return provider_error(exc, doing, profile=self._clients.profile_name(runtime=True))
 
     def _propagation_remaining(self, agent: str) -> float:
         """Seconds during which a refusal may still be IAM propagating a change

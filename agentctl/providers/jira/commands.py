@@ -61,6 +61,11 @@ def _provider(ctx: typer.Context, contract_paths: list[str] | None = None) -> Ji
 def _load_contract(ctx: typer.Context, name: str, path: Path) -> Contract:
     from agentctl.contract import load_contracts
 
+    if not path.exists():
+        raise NotFound(
+            f"no contract for {name}: {path} does not exist here ({Path.cwd()})",
+            hint="pass --contract PATH (the contract file, or the folder of contracts)",
+        )
     context = app_context(ctx)
     config = context.config([str(path)])
     report = load_contracts(
@@ -81,10 +86,9 @@ def _load_contract(ctx: typer.Context, name: str, path: Path) -> Contract:
                 "an expired agent gets no Jira token",
                 hint=f"extend `expiry` in {contract.source}",
             )
-    raise NotFound(
-        f"no valid contract named {name!r} in {path}",
-        hint=f"`agentctl validate {path}` shows every contract and what is wrong with it",
-    )
+    from agentctl.commands.contracts import contract_not_found
+
+    raise contract_not_found(name, path, report)
 
 
 def _read_token(path: Path | None) -> Secret:
