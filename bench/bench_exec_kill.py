@@ -66,13 +66,20 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             world = provision(endpoint, workdir, args.runs, [])
+            env = {**os.environ, "AGENTCTL_CONFIG": str(world.config_file)}
+            env.pop("AWS_PROFILE", None)
+            # exec runs on the runtime host (the only principal the agent roles
+            # trust); the kill comes from an operator's machine, as in an incident.
+            runtime_env = {
+                **env,
+                "AWS_ACCESS_KEY_ID": world.runtime["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": world.runtime["aws_secret_access_key"],
+            }
             env = {
-                **os.environ,
-                "AGENTCTL_CONFIG": str(world.config_file),
+                **env,
                 "AWS_ACCESS_KEY_ID": world.operator["aws_access_key_id"],
                 "AWS_SECRET_ACCESS_KEY": world.operator["aws_secret_access_key"],
             }
-            env.pop("AWS_PROFILE", None)
             child = workdir / "child.py"
             child.write_text(CHILD, "utf-8")
             rows = []
@@ -91,7 +98,7 @@ def main() -> None:
                         str(child),
                         str(pids),
                     ],
-                    env={**env, "AGENTCTL_OPERATOR": "runner@company.com"},
+                    env={**runtime_env, "AGENTCTL_OPERATOR": "runner@company.com"},
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,
