@@ -123,7 +123,8 @@ def messages_for_expiring(items: Iterable[_DueItem], *, days: int, today: str) -
         messages.append(
             Message(
                 owner=owner,
-                title=f"agentctl: {count} item{'s' if count != 1 else ''} need your attention",
+                title=f"agentctl: {count} item{'s' if count != 1 else ''} "
+                f"need{'' if count != 1 else 's'} your attention",
                 body=(
                     f"As of {today} (looking {days} days ahead), agents you own need "
                     "attention:\n\n" + "\n".join(lines) + "\n\n— agentctl expiring"

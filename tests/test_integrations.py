@@ -189,3 +189,37 @@ def test_version_names_the_contract_schema_version(capsys: pytest.CaptureFixture
         capsys.readouterr().out.strip()
         == f"agentctl {__version__} (contract schema {SCHEMA_VERSION})"
     )
+
+
+def test_the_readmes_offline_editor_set_up_validates_the_contracts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: `agentctl schema --write .agentctl/`, then point each contract's
+    first line at `../.agentctl/agent-contract.schema.json`. That path, resolved
+    from the contract as yaml-language-server resolves it, is a schema that
+    accepts the shipped contracts and rejects a broken one, with no network
+    (no $ref leaves the file)."""
+    import jsonschema
+
+    monkeypatch.chdir(tmp_path)
+    assert run(["schema", "--write", ".agentctl/"]) == 0
+    readme = (REPO / "README.md").read_text("utf-8")
+    line = "# yaml-language-server: $schema=../.agentctl/agent-contract.schema.json"
+    assert line.partition(": ")[2] in readme
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    for shipped in sorted((REPO / "contracts").glob("*.yaml")):
+        body = shipped.read_text("utf-8").splitlines()[1:]  # its own first line replaced
+        (contracts / shipped.name).write_text("\n".join([line, *body]) + "\n", "utf-8")
+    for contract in sorted(contracts.glob("*.yaml")):
+        reference = contract.read_text("utf-8").splitlines()[0].partition("$schema=")[2]
+        schema_path = (contract.parent / reference).resolve()
+        schema_text = schema_path.read_text("utf-8")
+        assert '"$ref": "http' not in schema_text  # usable offline
+        schema = json.loads(schema_text)
+        document = yaml.safe_load(contract.read_text("utf-8"))
+        document["expiry"] = str(document["expiry"])  # an editor sees YAML text, not a date
+        jsonschema.Draft202012Validator(schema).validate(document)
+        broken = {**document, "execution_mode": "whenever"}
+        assert list(jsonschema.Draft202012Validator(schema).iter_errors(broken))
+    assert run(["validate", str(contracts)]) == 0  # agentctl agrees: the first line is a comment

@@ -338,3 +338,33 @@ def test_route_secrets_come_from_the_environment_and_are_never_printed(
     expected = "Basic " + base64.b64encode(b"agentctl:s3cr@t/pw").decode()
     assert {p["_authorization"] for p in posted} == {expected}  # the password, intact
     assert "s3cr@t" not in out + err
+
+
+def test_expiring_tells_owners_of_a_kill_left_incomplete_and_rotation_due(
+    cli: Any, webhook: tuple[int, list[dict[str, Any]]]
+) -> None:
+    port, posted = webhook
+    cli.write("alpha-agent", owner="alice@company.com")
+    cli.write("beta-agent", owner="bob@partner.org")
+    assert cli("apply", cli.contracts, "--yes").code == 0
+    config = yaml.safe_load(cli.config_path.read_text("utf-8"))
+    endpoint = config["aws"]["endpoint_url"]
+    config["aws"]["endpoint_url"] = f"http://127.0.0.1:{free_port()}"  # AWS unreachable
+    config["rotation_max_age_days"] = 10
+    config["notify"] = {"default": [f"json://127.0.0.1:{port}/owners"]}
+    cli.config_path.write_text(yaml.safe_dump(config), "utf-8")
+    assert cli("kill", "alpha-agent", "--yes").code == 1  # kill-incomplete
+    config["aws"]["endpoint_url"] = endpoint
+    cli.config_path.write_text(yaml.safe_dump(config), "utf-8")
+    cli.now = cli.now + timedelta(days=11)
+
+    told = cli("expiring", "--days", "30", "--notify", cli.contracts)
+
+    assert told.code == 0, told.err
+    assert len(posted) == 2, posted  # one message per owner
+    assert {m["title"] for m in posted} == {"agentctl: 1 item needs your attention"}
+    alice = next(m["message"] for m in posted if "alpha-agent" in m["message"])
+    bob = next(m["message"] for m in posted if "beta-agent" in m["message"])
+    assert "kill-incomplete" in alice and "agentctl kill alpha-agent" in alice
+    assert "credential-rotation-due" in bob and "agentctl rotate beta-agent" in bob
+    assert "beta-agent" not in alice and "alpha-agent" not in bob

@@ -174,3 +174,30 @@ def test_status_of_an_unknown_agent(cli: Cli) -> None:
     assert result.code == 1
     assert result.out == ""
     assert "no agent named 'alpha'" in result.err
+
+
+@pytest.mark.postgres
+def test_an_empty_postgresql_database_is_refused_by_reads_until_state_migrate(
+    cli: Cli, postgres_url: str
+) -> None:
+    """A team's new PostgreSQL database (or a URL naming the wrong one): reads
+    say it has no agentctl tables and create none; `state migrate` creates
+    them, and running it again changes nothing."""
+    cli.write("alpha-agent")
+    for read_only in (("status",), ("expiring", "--days", "30", str(cli.contracts)), ("audit",)):
+        refused = cli("--state", postgres_url, *read_only)
+        assert refused.code == 1, read_only
+        assert "has no agentctl tables" in refused.err
+        assert "`agentctl state init`" in refused.err
+        assert "password" not in refused.err.lower()
+    assert cli("--state", postgres_url, "status").code == 1  # still nothing created
+
+    migrated = cli("--state", postgres_url, "state", "migrate", "-o", "json")
+    assert migrated.code == 0, migrated.err
+    first = migrated.json()
+    assert first["dialect"] == "postgresql" and first["schema_version"] >= 1
+    again = cli("--state", postgres_url, "state", "migrate", "-o", "json")
+    assert again.code == 0 and again.json() == first
+    assert cli("--state", postgres_url, "apply", cli.contracts, "--yes").code == 0
+    listed = cli("--state", postgres_url, "list", "-o", "json")
+    assert [a["name"] for a in listed.json()["agents"]] == ["alpha-agent"]
