@@ -47,6 +47,13 @@ class ExecutionMode(StrEnum):
     ON_BEHALF_OF_USER = "on_behalf_of_user"
 
 
+class OutputFormat(StrEnum):
+    """``--output``: text for people, JSON (a stable shape) for machines."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"

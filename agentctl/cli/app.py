@@ -138,8 +138,10 @@ app.command(name="schema", help=schema.HELP)(schema.schema)
 
 
 def _mount_provider_commands() -> None:
-    """``agentctl <provider> ...`` for each installed provider whose spec names a
-    Typer app (``ProviderSpec.commands``)."""
+    """``agentctl <provider> ...`` for each installed provider whose spec names its
+    commands (``ProviderSpec.commands``): a factory given the CLI's
+    :class:`~agentctl.cli.common.ProviderCommandLine`, or a Typer app."""
+    from agentctl.cli.common import ProviderCommandLine
     from agentctl.providers.base import load_object
     from agentctl.providers.registry import provider_specs
 
@@ -152,6 +154,8 @@ def _mount_provider_commands() -> None:
             continue
         try:
             commands = load_object(spec.commands, f"the {name} commands")
+            if not isinstance(commands, typer.Typer) and callable(commands):
+                commands = commands(ProviderCommandLine())
         except AgentctlError:
             continue
         if isinstance(commands, typer.Typer):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from enum import StrEnum
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,12 +17,7 @@ from rich.markup import escape
 
 from agentctl.clock import Clock, system_clock
 from agentctl.commands.session import Session
-
-
-class OutputFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-
+from agentctl.model import OutputFormat
 
 OUTPUT_OPTION = typer.Option(
     OutputFormat.TEXT, "--output", "-o", help="text for people, json for machines (stable shape)."
@@ -123,3 +117,28 @@ def complete_agent_name(ctx: typer.Context, incomplete: str) -> list[str]:
     root = ctx.find_root().params
     url = state_url_for_completion(root.get("config"), root.get("state"))
     return complete_names(incomplete, state_url=url, cwd=Path.cwd())
+
+
+class ProviderCommandLine:
+    """The :class:`agentctl.providers.base.CommandLine` handed to a provider's
+    sub-commands (``ProviderSpec.commands``): they parse their own options and
+    reach the session, the renderer and ``--output`` only through it."""
+
+    output_option = OUTPUT_OPTION
+
+    def session(self, ctx: typer.Context) -> Session:
+        return app_context(ctx)
+
+    def show(self, result: object, output: OutputFormat) -> None:
+        show(result, output)
+
+    def text_renderer(self, result_type: str) -> Any:
+        from agentctl.render import text_renderer
+
+        return text_renderer(result_type)
+
+
+if TYPE_CHECKING:
+    from agentctl.providers.base import CommandLine
+
+    _IS_A_COMMAND_LINE: CommandLine = ProviderCommandLine()

@@ -38,9 +38,13 @@ from typing import (
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.errors import ConfigError, SecretStoreError, StateError
-from agentctl.model import Contract, JsonFields, JsonObject, JsonValue, Severity
+from agentctl.model import Contract, JsonFields, JsonObject, JsonValue, OutputFormat, Severity
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import typer
+
     from agentctl.secrets import Secret, SecretStore
     from agentctl.state import StateStore
 
@@ -368,8 +372,9 @@ class ProviderSpec(Generic[GrantT, SettingsT]):
     - ``settings_type``: the frozen dataclass of its ``agentctl.yaml``
       section (every field defaulted); the config schema is derived from it.
     - ``provider``: ``"module:attr"`` of a :data:`ProviderFactory`.
-    - ``commands``: optional ``"module:attr"`` of a Typer app mounted as
-      ``agentctl <name> ...``.
+    - ``commands``: optional ``"module:attr"`` of a :data:`ProviderCommands`
+      (called with the CLI's :class:`CommandLine`, returns a Typer app) mounted
+      as ``agentctl <name> ...``; a Typer app itself is mounted as it is.
     - ``check_name``: optional check of an agent's name given its (parsed) grant
       and the settings; findings are placed at ``agent.name``.
     """
@@ -435,3 +440,69 @@ class HoldsSecrets(Protocol):
     def secret_refs(self) -> list[str]:
         """Every secret-store key this provider may hold a value under, from the state."""
         ...
+
+
+# -- a provider's own sub-commands (``agentctl <provider> ...``) ----------------------
+
+
+class CommandSession(Protocol):
+    """What a provider's command runs against (``agentctl.commands.Session``
+    is one): the provider, the agent's contract and the audit trail, each
+    opened on first use."""
+
+    may_create_state: bool
+
+    def provider(self, name: str, contract_paths: Sequence[str] = ()) -> AnyProvider: ...
+
+    def contract(
+        self,
+        name: str,
+        path: Path,
+        *,
+        gets: str,
+        system: str | None = None,
+        system_title: str | None = None,
+    ) -> Contract: ...
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        result: str,
+        scope: str | None = None,
+        detail: Mapping[str, object] | None = None,
+    ) -> None: ...
+
+
+class TextOutput(Protocol):
+    """Where a text renderer writes (``agentctl.render.Output`` is one)."""
+
+    def line(self, markup: str = "") -> None: ...
+
+
+ResultT = TypeVar("ResultT")
+
+
+class CommandLine(Protocol):
+    """What agentctl's CLI hands a provider's sub-commands, so a provider package
+    never imports the CLI: the session of a command line, the shared
+    ``--output`` option, the one renderer and a way to register a text
+    rendering for the provider's own results."""
+
+    output_option: Any  # typer's OptionInfo of --output/-o (text|json)
+
+    def session(self, ctx: typer.Context) -> CommandSession: ...
+
+    def show(self, result: object, output: OutputFormat) -> None: ...
+
+    def text_renderer(
+        self, result_type: str
+    ) -> Callable[
+        [Callable[[ResultT, TextOutput], None]], Callable[[ResultT, TextOutput], None]
+    ]: ...
+
+
+# ``ProviderSpec.commands`` names one of these.
+ProviderCommands: TypeAlias = "Callable[[CommandLine], typer.Typer]"

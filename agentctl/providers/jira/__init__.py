@@ -5,7 +5,7 @@ This package exports :data:`SPEC` (registered as the ``jira`` entry point of
 ``settings`` (agentctl.yaml's ``jira:``), ``grant`` (the grant's schema and
 typed value), ``scopes`` (the one table of friendly scopes), ``client``
 (HTTP, retries, errors and typed answers), ``lifecycle`` (the Provider) and
-``commands`` (``agentctl jira ...``).
+``commands`` (what ``agentctl jira ...`` does) and ``cli`` (its command line).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ SPEC: ProviderSpec[JiraGrant, JiraSettings] = ProviderSpec(
     describe_grant=describe_jira_grant,
     settings_type=JiraSettings,
     provider="agentctl.providers.jira.lifecycle:JiraProvider",
-    commands="agentctl.providers.jira.commands:app",
+    commands="agentctl.providers.jira.cli:build",
     hints=SchemaHints(
         unknown_key={
             "project": "write 'projects:' (a list of project keys)",

@@ -125,6 +125,39 @@ class RegisteredAccount:
     token_scopes: tuple[str, ...]
     secret_ref: str
     revoked_tokens: tuple[str, ...] = ()
+    # A rotation (the old tokens revoked) rather than a first registration.
+    rotated: bool = field(default=False, metadata={"json": False})
+
+
+_OMIT_NONE = {"omit_none": True}
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """One of the agent's API tokens as the state knows it (never its value)."""
+
+    id: str
+    fingerprint: str
+    issued_at: datetime
+    expires_at: datetime
+    age_days: int
+    live: bool
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """What ``agentctl jira status`` shows; an unregistered agent has only
+    ``agent`` and ``registered``."""
+
+    agent: str
+    registered: bool
+    account_id: str | None = field(default=None, metadata=_OMIT_NONE)
+    email: str | None = field(default=None, metadata=_OMIT_NONE)
+    role: str | None = field(default=None, metadata=_OMIT_NONE)
+    projects: tuple[str, ...] | None = field(default=None, metadata=_OMIT_NONE)
+    permissions: tuple[str, ...] | None = field(default=None, metadata=_OMIT_NONE)
+    token_scopes: tuple[str, ...] | None = field(default=None, metadata=_OMIT_NONE)
+    tokens: tuple[TokenView, ...] | None = field(default=None, metadata=_OMIT_NONE)
 
 
 @dataclass
@@ -1214,6 +1247,7 @@ class JiraProvider:
             token_scopes=info.scopes,
             secret_ref=token_ref(agent),
             revoked_tokens=tuple(revoked),
+            rotated=revoke_others,
         )
 
     # -- credentials ---------------------------------------------------------------------
@@ -1277,31 +1311,31 @@ class JiraProvider:
             f"(`agentctl kill {agent}` revokes it)",
         )
 
-    def status(self, agent: str) -> dict[str, Any]:
+    def status(self, agent: str) -> AccountStatus:
         record = self._record(agent)
         if record is None:
-            return {"agent": agent, "registered": False}
+            return AccountStatus(agent=agent, registered=False)
         attrs = record.attributes
         now = self._context.clock()
-        tokens = [
-            {
-                "id": c.id,
-                "fingerprint": c.fingerprint,
-                "issued_at": c.issued_at.isoformat(),
-                "expires_at": c.expires_at.isoformat(),
-                "age_days": (now - c.issued_at).days,
-                "live": c.is_live(now),
-            }
+        tokens = tuple(
+            TokenView(
+                id=c.id,
+                fingerprint=c.fingerprint,
+                issued_at=c.issued_at,
+                expires_at=c.expires_at,
+                age_days=(now - c.issued_at).days,
+                live=c.is_live(now),
+            )
             for c in self._tokens_in_state(agent, live=False)
-        ]
-        return {
-            "agent": agent,
-            "registered": True,
-            "account_id": attrs.get("account_id"),
-            "email": attrs.get("email"),
-            "role": attrs.get("role"),
-            "projects": attrs.get("projects") or [],
-            "permissions": attrs.get("permissions") or [],
-            "token_scopes": attrs.get("token_scopes") or [],
-            "tokens": tokens,
-        }
+        )
+        return AccountStatus(
+            agent=agent,
+            registered=True,
+            account_id=attrs.get("account_id"),
+            email=attrs.get("email"),
+            role=attrs.get("role"),
+            projects=tuple(attrs.get("projects") or ()),
+            permissions=tuple(attrs.get("permissions") or ()),
+            token_scopes=tuple(attrs.get("token_scopes") or ()),
+            tokens=tokens,
+        )
