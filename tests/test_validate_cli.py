@@ -100,6 +100,28 @@ def test_json_shape() -> None:
     )
 
 
+def test_notes_off_a_terminal_are_one_line_per_code(tmp_path: Path) -> None:
+    """A note on each of many files would bury the errors in a CI log: off a
+    terminal notes are summarised per code (JSON still lists each), while every
+    error keeps its own located line."""
+    source = (CONTRACTS / "pr-review-agent.yaml").read_text()
+    for n in range(5):
+        name = f"noted-agent-{n}"
+        text = source.replace("pr-review-agent", name)
+        (tmp_path / f"{name}.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text(source.replace("  owner:", "  ownr:"), encoding="utf-8")
+    result = run(tmp_path)
+    assert result.exit_code == 1
+    notes = [line for line in result.stdout.splitlines() if "no-projects" in line]
+    assert len(notes) == 1, result.stdout
+    assert "info" in notes[0] and "(and 5 more: --output json lists each)" in notes[0]
+    assert f"{tmp_path / 'bad.yaml'}:" in result.stdout and "unknown-key" in result.stdout
+    assert "6 notes" in result.stdout
+    code, data = run_json(tmp_path)
+    assert code == 1
+    assert sum(p["code"] == "no-projects" for p in data["problems"]) == 6
+
+
 def test_errors_exit_1_with_located_problems(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(
