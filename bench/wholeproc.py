@@ -7,6 +7,10 @@ work, rendering, exit. Every figure here is one child process, started with
 comparison runs its sides in turn, A B A B ..., so drift of a shared, noisy
 machine hits both alike, and reports medians and the median of the per-round
 ratios A/B.
+
+Peak RSS caveat: a child's ``ru_maxrss`` starts from what its parent had when
+it forked, so the benches keep agentctl out of the measuring process (state
+building runs in a child of its own).
 """
 
 from __future__ import annotations
