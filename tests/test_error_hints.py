@@ -102,6 +102,11 @@ def powerless_operator(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", weak.secret_access_key)
 
 
+def approval_agent(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli.write("release-agent", mode="approval_required")
+    assert cli("apply", cli.contracts, "--yes").code == 0
+
+
 def no_boundary(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     edit_config(cli, lambda c: c["aws"].pop("permissions_boundary"))
 
@@ -301,6 +306,40 @@ CASES = [
         2,
         ("agentctl policy boundary", "aws.permissions_boundary"),
         no_boundary,
+    ),
+    Case(
+        "exec of an approval_required agent records a request and says who approves",
+        ("exec", "release-agent", "--", "true"),
+        1,
+        ("agentctl approve", "--approval"),
+        approval_agent,
+        error=("needs approval to run",),
+    ),
+    Case(
+        "plan with no contracts given where ./contracts is not",
+        ("plan",),
+        2,
+        ("agentctl plan contracts/",),
+        elsewhere,
+    ),
+    Case(
+        "revoke a serve caller that does not exist",
+        ("serve", "token", "revoke", "pager"),
+        1,
+        ("agentctl serve token list",),
+    ),
+    Case(
+        "a secret backend that does not exist",
+        ("secrets", "migrate", "--from", "encrypted-file", "--to", "vault"),
+        1,
+        ("aws-secretsmanager", "encrypted-file"),
+        error=("unknown secret backend 'vault'",),
+    ),
+    Case(
+        "policy writes to a folder that is not there",
+        ("policy", "runtime", "--output", "{tmp}/nowhere/runtime.json"),
+        2,
+        ("writable --output",),
     ),
     # Other systems, not configured.
     Case(

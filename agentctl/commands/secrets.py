@@ -26,8 +26,10 @@ def migrate(
             "no source backend: secrets.backend is not set",
             hint="name the backend the secrets are in now with --from",
         )
-    source_store = open_secret_store(config.secrets, backend=chosen_source)
+    # The target first: a mistyped --to is reported before the source asks
+    # for its passphrase or is touched.
     target_store = open_secret_store(config.secrets, backend=to)
+    source_store = open_secret_store(config.secrets, backend=chosen_source)
     engine = session.engine()
     referenced = referenced_keys(engine)
     # The audit chain key may be among what moves: hold it, so this command's own
