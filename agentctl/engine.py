@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.errors import AgentctlError, NotFound, StateError, StateNotFound
+from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
 from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan, status_matches
 from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
@@ -895,55 +896,88 @@ class Engine:
         today = self.today()
         horizon = today + timedelta(days=check_days(days))
         items: list[ExpiringItem] = []
-        for contract in expired:
+
+        def due(agent: str, owner: str, kind: str, when: date, detail: str, **more: Any) -> None:
             items.append(
-                ExpiringItem(
-                    agent=contract.name,
-                    owner=contract.owner,
-                    kind="contract-expired",
-                    due=contract.expiry,
-                    days_left=(contract.expiry - today).days,
-                    detail=f"expired on {contract.expiry.isoformat()}: renew the contract or remove it",
-                    file=contract.source or None,
-                )
+                ExpiringItem(agent, owner, kind, when, (when - today).days, detail, **more)
+            )
+
+        for contract in expired:
+            due(
+                contract.name,
+                contract.owner,
+                "contract-expired",
+                contract.expiry,
+                f"expired on {contract.expiry.isoformat()}: renew the contract or remove it",
+                file=contract.source or None,
             )
         for contract in contracts:
             if contract.expiry <= horizon:
                 left = (contract.expiry - today).days
-                items.append(
-                    ExpiringItem(
-                        agent=contract.name,
-                        owner=contract.owner,
-                        kind="contract-expiring",
-                        due=contract.expiry,
-                        days_left=left,
-                        detail=f"expires in {left} day{'s' if left != 1 else ''} "
-                        f"({contract.expiry.isoformat()}): extend the expiry or let it lapse",
-                        file=contract.source or None,
-                    )
+                due(
+                    contract.name,
+                    contract.owner,
+                    "contract-expiring",
+                    contract.expiry,
+                    f"expires in {_days(left)} ({contract.expiry.isoformat()}): "
+                    "extend the expiry or let it lapse",
+                    file=contract.source or None,
                 )
         owners = {c.name: c.owner for c in [*contracts, *expired]}
+        # Cron runs this: a state store that cannot be read fails the run (exit
+        # 1, one line), never reports "nothing due". Only a state that does not
+        # exist yet (nothing applied, so nothing issued or killed) is empty.
+        try:
+            records = self.state.list_agents()
+        except StateNotFound:
+            if include_credentials:
+                raise
+            records = []
         if include_credentials:
-            items.extend(self._rotation_due(today, owners))
-            items.extend(self._long_lived_credentials(today, horizon, owners))
-        items.extend(self._kills_incomplete(today, owners))
+            for kind, record, when, detail in self._credentials_due(records, today, horizon):
+                due(record.name, owners.get(record.name, record.owner), kind, when, detail)
+        for record in records:
+            if record.status == AgentStatus.KILL_INCOMPLETE:
+                since = (record.killed_at or record.updated_at).date()
+                due(
+                    record.name,
+                    owners.get(record.name, record.owner),
+                    "kill-incomplete",
+                    since,
+                    f"killed on {since.isoformat()} but not confirmed in every system: "
+                    f"run `agentctl kill {record.name}` again (it says what is left to do)",
+                )
         return ExpiringReport(days=days, today=today, items=tuple(items))
 
-    def _long_lived_credentials(
-        self, today: date, horizon: date, owners: Mapping[str, str]
-    ) -> list[ExpiringItem]:
-        """Credentials a provider holds for an agent across runs (a service
-        account's API token, not an hour-long session): each one's expiry and
-        age, when it expires within the horizon or is older than the rotation
-        age. Short-lived ones (under a day) renew themselves on every run."""
+    def _credentials_due(
+        self, records: Sequence[AgentRecord], today: date, horizon: date
+    ) -> Iterator[tuple[str, AgentRecord, date, str]]:
+        """(kind, agent, due, detail) for each active agent whose credentials are
+        older than the rotation age, then for each credential a provider holds
+        across runs (a service account's API token, not an hour-long session)
+        that expires within the horizon or is older than the rotation age.
+        Short-lived ones (under a day) renew themselves on every run."""
         state = self.state
         now = self.clock()
-        max_age = timedelta(days=self.config.rotation_max_age_days)
-        active = {r.name: r for r in state.list_agents() if r.status == AgentStatus.ACTIVE}
-        items = []
+        max_days = self.config.rotation_max_age_days
+        max_age = timedelta(days=max_days)
+        active = {r.name: r for r in records if r.status == AgentStatus.ACTIVE}
+        for record in active.values():
+            since = record.last_rotated_at or record.created_at
+            when = (since + max_age).date()
+            if when <= today and state.list_resources(record.name):
+                yield (
+                    "credential-rotation-due",
+                    record,
+                    when,
+                    f"credentials last rotated {since.date().isoformat()} "
+                    f"(older than {max_days} days): run `agentctl rotate {record.name}`",
+                )
         for credential in state.list_credentials(live_at=now):
-            record = active.get(credential.agent)
-            if record is None or credential.expires_at - credential.issued_at < timedelta(days=1):
+            holder = active.get(credential.agent)
+            if holder is None:
+                continue
+            if credential.expires_at - credential.issued_at < timedelta(days=1):
                 continue
             age = (now - credential.issued_at).days
             expires = credential.expires_at.date()
@@ -954,84 +988,19 @@ class Engine:
             how = f"`agentctl rotate {credential.agent}` says how to replace it"
             if expires <= horizon:
                 left = (expires - today).days
-                items.append(
-                    ExpiringItem(
-                        agent=credential.agent,
-                        owner=owners.get(credential.agent, record.owner),
-                        kind="credential-expiring",
-                        due=expires,
-                        days_left=left,
-                        detail=f"{what} expires in {left} day{'s' if left != 1 else ''} "
-                        f"({expires.isoformat()}): {how}",
-                    )
+                yield (
+                    "credential-expiring",
+                    holder,
+                    expires,
+                    f"{what} expires in {_days(left)} ({expires.isoformat()}): {how}",
                 )
             elif now - credential.issued_at >= max_age:
-                due = (credential.issued_at + max_age).date()
-                items.append(
-                    ExpiringItem(
-                        agent=credential.agent,
-                        owner=owners.get(credential.agent, record.owner),
-                        kind="credential-rotation-due",
-                        due=due,
-                        days_left=(due - today).days,
-                        detail=f"{what} is older than {self.config.rotation_max_age_days} days: "
-                        f"{how}",
-                    )
+                yield (
+                    "credential-rotation-due",
+                    holder,
+                    (credential.issued_at + max_age).date(),
+                    f"{what} is older than {max_days} days: {how}",
                 )
-        return items
-
-    def _kills_incomplete(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
-        """Kills not confirmed in every system: overdue from the day they began."""
-        state = self._try_state()
-        if state is None:
-            return []
-        items = []
-        for record in state.list_agents():
-            if record.status != AgentStatus.KILL_INCOMPLETE:
-                continue
-            since = (record.killed_at or record.updated_at).date()
-            items.append(
-                ExpiringItem(
-                    agent=record.name,
-                    owner=owners.get(record.name, record.owner),
-                    kind="kill-incomplete",
-                    due=since,
-                    days_left=(since - today).days,
-                    detail=f"killed on {since.isoformat()} but not confirmed in every system: "
-                    f"run `agentctl kill {record.name}` again (it says what is left to do)",
-                )
-            )
-        return items
-
-    def _rotation_due(self, today: date, owners: Mapping[str, str]) -> list[ExpiringItem]:
-        # Cron runs this: a state store that cannot be read must fail the run
-        # (exit 1, one line), never report "nothing due".
-        state = self.state
-        max_age = timedelta(days=self.config.rotation_max_age_days)
-        items = []
-        for record in state.list_agents():
-            if record.status != AgentStatus.ACTIVE:
-                continue
-            if not state.list_resources(record.name):
-                continue
-            since = record.last_rotated_at or record.created_at
-            due = (since + max_age).date()
-            if due <= today:
-                items.append(
-                    ExpiringItem(
-                        agent=record.name,
-                        owner=owners.get(record.name, record.owner),
-                        kind="credential-rotation-due",
-                        due=due,
-                        days_left=(due - today).days,
-                        detail=(
-                            f"credentials last rotated {since.date().isoformat()} "
-                            f"(older than {self.config.rotation_max_age_days} days): "
-                            f"run `agentctl rotate {record.name}`"
-                        ),
-                    )
-                )
-        return items
 
     def drift(self, record: AgentRecord) -> tuple[str, ...]:
         """What differs between the agent's providers and its applied contract;
@@ -1104,34 +1073,8 @@ class Engine:
         return views
 
 
-KILL_UNDONE = "kill-undone"
-
-
-def kill_undone(providers: Iterable[Provider], agent: str) -> tuple[str, ...]:
-    """Ask every provider that can whether the kill of ``agent`` still holds.
-
-    Entries start with ``kill-undone: <provider>:`` when a revocation was
-    undone (a deny removed, an installation unsuspended), or name the
-    provider and say it ``cannot check``.
-    """
-    from agentctl.providers.base import ChecksKill
-
-    found: list[str] = []
-    for provider in providers:
-        if not isinstance(provider, ChecksKill):
-            continue
-        try:
-            result = provider.check_killed(agent)
-        except AgentctlError as exc:
-            found.append(f"{provider.name}: cannot check ({exc.reason()})")
-            continue
-        if result.ok:
-            continue
-        if result.undetermined:
-            found.append(f"{provider.name}: {result.detail}")
-        else:
-            found.append(f"{KILL_UNDONE}: {provider.name}: {result.detail} ({result.remaining})")
-    return tuple(found)
+def _days(count: int) -> str:
+    return f"{count} day{'s' if count != 1 else ''}"
 
 
 def new_run_id() -> str:

@@ -13,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentctl.errors import AgentctlError
+from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
 from agentctl.providers.base import Change, ChangeKind, Observed, Provider
 
@@ -47,7 +48,7 @@ class AgentPlan:
     # the agent meanwhile, this plan is stale for it and is not applied.
     basis: tuple[Any, ...] | None = None
     # Killed agents only (refreshing plan): what of the kill no longer holds
-    # (see engine.kill_undone); `agentctl kill NAME` restores it.
+    # (see kills.kill_undone); `agentctl kill NAME` restores it.
     kill_undone: tuple[str, ...] = ()
 
     json_fields: ClassVar[JsonFields] = (
@@ -277,8 +278,6 @@ def compute_plan(
             )
         undone: tuple[str, ...] = ()
         if refresh and disposition == AgentDisposition.KILLED:
-            from agentctl.engine import KILL_UNDONE, kill_undone
-
             undone = tuple(
                 d for d in kill_undone(providers.values(), name) if d.startswith(KILL_UNDONE)
             )

@@ -542,3 +542,37 @@ def test_cli_fails_loudly_when_the_state_cannot_be_read(
     assert out == ""
     assert err.startswith("error: ") and "Traceback" not in err
     assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("include_credentials", [True, False])
+def test_an_unreadable_state_fails_expiring_even_without_credentials(
+    include_credentials: bool, tmp_path: Path
+) -> None:
+    """Kills not confirmed everywhere come from the state: a state that cannot be
+    read fails the report instead of hiding them (only a state that does not
+    exist yet, when credentials are not asked for, reports contracts alone)."""
+    from agentctl.errors import StateError, StateNotFound
+
+    def broken() -> StateStore:
+        raise StateError("the state database refused the connection")
+
+    def missing() -> StateStore:
+        raise StateNotFound("no state store at sqlite:///nowhere.db")
+
+    contract = contract_document("lone-0", expiry=TODAY + timedelta(days=3), aws=s3_read("b"))
+    (tmp_path / "lone-0.yaml").write_text(yaml.safe_dump(contract), "utf-8")
+    report = load_contracts([tmp_path], today=TODAY).contracts
+    for factory in (broken, missing):
+        engine = Engine(
+            config=Config(rotation_max_age_days=MAX_AGE),
+            providers={},
+            state_factory=factory,
+            operator="test",
+            clock=lambda: NOW,
+        )
+        if factory is missing and not include_credentials:
+            result = engine.expiring(report, [], days=30, include_credentials=False)
+            assert [(i.agent, i.kind) for i in result.items] == [("lone-0", "contract-expiring")]
+            continue
+        with pytest.raises(StateError):
+            engine.expiring(report, [], days=30, include_credentials=include_credentials)
