@@ -1042,11 +1042,22 @@ class Engine:
                 found = pool.map(lambda r: (r.name, self.drift(r)), [r for r in records if r])
                 drift = dict(found)
         now = self.clock()
+        # Three queries whatever the number of agents (10,000 agents took two
+        # queries each, 37 s): resources and live credential counts in bulk.
+        if name:
+            resources = state.list_resources(name)
+            live_counts = {name: len(state.list_credentials(agent=name, live_at=now))}
+        else:
+            resources = state.list_resources()
+            live_counts = state.live_credential_counts(now)
+        providers_of: dict[str, list[str]] = {}
+        for resource in resources:
+            providers_of.setdefault(resource.agent, []).append(resource.provider)
         views = []
         for record in records:
             assert record is not None
-            providers = tuple(sorted(r.provider for r in state.list_resources(record.name)))
-            live = len(state.list_credentials(agent=record.name, live_at=now))
+            providers = tuple(sorted(providers_of.get(record.name, ())))
+            live = live_counts.get(record.name, 0)
             agent_drift = drift.get(record.name, ())
             status = record.status.value
             if record.status.killed and any(d.startswith(KILL_UNDONE) for d in agent_drift):

@@ -370,6 +370,12 @@ def test_credentials_live_filter_and_revocation(store: StateStore) -> None:
     revoked = next(c for c in store.list_credentials() if c.id == "c1")
     assert revoked.revoked_at == at and not revoked.is_live(at)
     assert store.list_credentials(agent="a", provider="aws")[1].on_behalf_of == "amit@company.com"
+    # status of every agent counts them in one query: the same answer per agent
+    counts = store.live_credential_counts(at)
+    assert counts == {"a": 1, "b": 1}
+    for agent in ("a", "b"):
+        assert counts[agent] == len(store.list_credentials(agent=agent, live_at=at))
+    assert store.live_credential_counts(T0 + timedelta(hours=2)) == {}
 
 
 def test_credentials_are_metadata_only(store: StateStore) -> None:
