@@ -269,6 +269,16 @@ class Config:
             "then SIGKILL after this many seconds",
         ),
     )
+    exec_refresh_margin_seconds: int = field(
+        default=1200,
+        metadata=_setting(
+            "exec_refresh_margin_seconds",
+            "exec mints a running command's next AWS session and GitHub token this long before "
+            "the current ones expire (the AWS SDKs re-read 15 minutes before expiry)",
+            minimum=60,
+            maximum=3000,
+        ),
+    )
     lock_timeout_seconds: float = field(
         default=300.0,
         metadata=_setting(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -111,7 +111,17 @@ class Runs:
     def _state(self) -> Any:
         return self.engine.state
 
-    def _refuse(self, request: RunRequest, reason: str, hint: str | None = None) -> GateRefused:
+    def _refuse(
+        self,
+        request: RunRequest,
+        reason: str,
+        hint: str | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> GateRefused:
+        detail = {"reason": reason, "command": _command_text(request.command)}
+        if run_id is not None:  # a refused refresh of a running run
+            detail["run_id"] = run_id
         self.engine.audit(
             actor=request.agent,
             on_behalf_of=request.on_behalf_of,
@@ -119,23 +129,27 @@ class Runs:
             target=request.agent,
             trigger=request.trigger,
             result="denied",
-            detail={"reason": reason, "command": _command_text(request.command)},
+            detail=detail,
         )
         return GateRefused(reason, hint=hint)
 
-    def _check_gates(self, request: RunRequest) -> tuple[AgentRecord, Contract]:
+    def _check_gates(
+        self, request: RunRequest, *, run_id: str | None = None
+    ) -> tuple[AgentRecord, Contract]:
         record = self._state.get_agent(request.agent)
         if record is None or record.status == AgentStatus.REMOVED:
             raise self._refuse(
                 request,
                 f"{request.agent} has never been provisioned",
                 hint="add its contract and run `agentctl apply`",
+                run_id=run_id,
             )
         if record.status.killed:
             raise self._refuse(
                 request,
                 f"{request.agent} is killed ({record.status_reason or 'no reason recorded'})",
                 hint=f"only `agentctl revive {request.agent} --reason ...` brings it back",
+                run_id=run_id,
             )
         today: date = self.engine.today()
         if record.status == AgentStatus.EXPIRED or (
@@ -145,6 +159,7 @@ class Runs:
                 request,
                 f"{request.agent}'s contract expired on {record.expiry}",
                 hint="extend `expiry` in its contract and run `agentctl apply`",
+                run_id=run_id,
             )
         contract = contract_from_record(record)
         mode = contract.execution_mode
@@ -153,6 +168,7 @@ class Runs:
                 request,
                 f"{request.agent} acts on behalf of a user: --on-behalf-of is required",
                 hint="pass --on-behalf-of USER (the person the agent acts for)",
+                run_id=run_id,
             )
         return record, contract
 
@@ -263,18 +279,64 @@ class Runs:
                 "run_id": run.run_id,
                 "command": _command_text(request.command),
                 "approval_id": approval_id,
-                "credentials": [
-                    {
-                        "provider": c.provider,
-                        "id": c.credential_id,
-                        "fingerprint": c.fingerprint,
-                        "expires_at": c.expires_at.isoformat(),
-                    }
-                    for c in issued
-                ],
+                "credentials": _credential_facts(issued),
             },
         )
         return grant
+
+    def refresh(
+        self,
+        grant: RunGrant,
+        command: Sequence[str],
+        providers: Sequence[str],
+        *,
+        duration_seconds: int,
+    ) -> tuple[IssuedCredential, ...]:
+        """New credentials from ``providers`` for a running run, through the same
+        gates as its start (killed, expired, on-behalf-of; the run's approval
+        covers the whole run) and audited as ``credentials.refresh`` with the
+        run id. Raises GateRefused (audited as ``exec.refused``) otherwise."""
+        request = RunRequest(
+            agent=grant.agent,
+            command=tuple(command),
+            on_behalf_of=grant.on_behalf_of,
+            trigger=grant.trigger,
+            duration_seconds=duration_seconds,
+        )
+        _, contract = self._check_gates(request, run_id=grant.run_id)
+        run = RunContext(
+            agent=grant.agent,
+            on_behalf_of=grant.on_behalf_of,
+            trigger=grant.trigger,
+            duration_seconds=duration_seconds,
+            run_id=grant.run_id,
+        )
+        issued: list[IssuedCredential] = []
+        try:
+            for name in providers:
+                provider = self.engine.providers.get(name)
+                if provider is not None:
+                    issued.append(provider.issue_credentials(contract, run))
+        except AgentctlError as exc:
+            for credential in issued:
+                self._revoke(grant.agent, credential)
+            raise self._refuse(
+                request,
+                f"could not refresh credentials: {exc.message}",
+                exc.hint,
+                run_id=grant.run_id,
+            ) from None
+        self.engine.audit(
+            actor=grant.agent,
+            on_behalf_of=grant.on_behalf_of,
+            action="credentials.refresh",
+            scope=grant.scope,
+            trigger=grant.trigger,
+            target=grant.agent,
+            result="success",
+            detail={"run_id": grant.run_id, "credentials": _credential_facts(issued)},
+        )
+        return tuple(issued)
 
     def _revoke(self, agent: str, credential: IssuedCredential) -> ActionResult:
         provider = self.engine.providers[credential.provider]
@@ -293,10 +355,16 @@ class Runs:
         return result
 
     def finish(
-        self, grant: RunGrant, exit_code: int, command: Sequence[str]
+        self,
+        grant: RunGrant,
+        exit_code: int,
+        command: Sequence[str],
+        refreshed: Sequence[IssuedCredential] = (),
     ) -> tuple[ActionResult, ...]:
-        """End of an exec run: revoke what can be revoked, audit the outcome."""
-        results = tuple(self._revoke(grant.agent, c) for c in grant.credentials)
+        """End of an exec run: revoke what can be revoked (what the run started
+        with and every refresh), audit the outcome."""
+        held = (*grant.credentials, *refreshed)
+        results = tuple(self._revoke(grant.agent, c) for c in held)
         self.engine.audit(
             actor=grant.agent,
             on_behalf_of=grant.on_behalf_of,
@@ -322,6 +390,7 @@ class Runs:
         *,
         grace_seconds: float,
         poll_seconds: float = 1.0,
+        tick: Callable[[], None] | None = None,
     ) -> ChildOutcome:
         """Run ``command`` for ``grant``, ending it if the agent is killed meanwhile
         (the state store is asked at most ``poll_seconds`` apart, so a kill from any
@@ -340,6 +409,7 @@ class Runs:
             is_killed=is_killed,
             poll_seconds=min(1.0, poll_seconds),
             grace_seconds=grace_seconds,
+            tick=tick,
         )
         if outcome.killed:
             self.engine.audit(
@@ -427,6 +497,19 @@ class Runs:
 
 def _approval_id() -> str:
     return "apr-" + uuid.uuid4().hex[:10]
+
+
+def _credential_facts(issued: Sequence[IssuedCredential]) -> list[dict[str, str]]:
+    """What the audit says of issued credentials (never their values)."""
+    return [
+        {
+            "provider": c.provider,
+            "id": c.credential_id,
+            "fingerprint": c.fingerprint,
+            "expires_at": c.expires_at.isoformat(),
+        }
+        for c in issued
+    ]
 
 
 def _command_text(command: Sequence[str]) -> str:

@@ -78,12 +78,14 @@ def run_watched(
     poll_seconds: float = 1.0,
     grace_seconds: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
+    tick: Callable[[], None] | None = None,
 ) -> ChildOutcome:
     """Run ``command`` until it ends or the agent is killed (see the module docstring).
 
     ``is_killed`` is asked at most ``poll_seconds`` apart; an exception from it
     (state store unreachable) is not a kill: the command goes on, and it is
-    asked again at the next poll.
+    asked again at the next poll. ``tick`` (exec's credential refresh) runs
+    after each poll that found no kill; it handles its own failures.
     """
     try:
         child = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
@@ -111,6 +113,8 @@ def run_watched(
                 killed = False
             if killed:
                 return _end_group(child, pgid, grace_seconds, clock, noticed=clock() - started)
+            if tick is not None:
+                tick()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

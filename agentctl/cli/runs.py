@@ -82,8 +82,11 @@ def exec_command(
     """Run COMMAND with credentials minted for this run only.
 
     AWS: an assumed role session whose SourceIdentity is the user (or the
-    agent when autonomous), tagged agent / on_behalf_of / trigger. GitHub: an
-    installation token limited to the contract, revoked when COMMAND ends.
+    agent when autonomous), tagged agent / on_behalf_of / trigger, through an
+    AWS profile (AWS_CONFIG_FILE, AWS_PROFILE). GitHub: an installation token
+    limited to the contract (GITHUB_TOKEN for at most an hour; fresh in
+    AGENTCTL_GITHUB_TOKEN_FILE and git's credential helper). exec mints new
+    ones before they expire (gated, audited) and revokes all when COMMAND ends.
     COMMAND's exit code is agentctl's. If the agent is killed during the run
     (from any machine: the state store is checked every second), COMMAND's
     process group gets SIGTERM, then SIGKILL after the grace period, and exec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from agentctl.errors import UsageError
@@ -14,7 +14,8 @@ from agentctl.model import JsonFields
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
     from agentctl.execution import RunGrant, RunRequest, Runs
-    from agentctl.providers.base import ActionResult
+    from agentctl.providers.base import ActionResult, IssuedCredential
+    from agentctl.run_supply import RunSupply
     from agentctl.state.records import ApprovalRecord
 
 # Variables the child must never inherit: agentctl's own secrets and the
@@ -73,6 +74,7 @@ def run(
 ) -> ExecResult:
     """Mint, run the command under supervision (ended if the agent is killed
     meanwhile), revoke what can be revoked and audit the end, whatever happens."""
+    from agentctl.run_supply import AWS_SECRET_KEYS
     from agentctl.supervise import CommandNotStarted
 
     if not request.command:
@@ -80,18 +82,28 @@ def run(
             "no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]"
         )
     runs = _runs(session)
-    grant = runs.grant(request)
+    # Each AWS session lives at most an hour; exec mints the next one before it
+    # ends, until the run's --duration is up (see agentctl.run_supply).
+    grant = runs.grant(
+        replace(request, duration_seconds=min(request.duration_seconds, SESSION_SECONDS))
+    )
     if on_start is not None:
         on_start(grant)
     grace = kill_grace if kill_grace is not None else runs.engine.config.exec_kill_grace_seconds
     code = 1
     not_started: str | None = None
     killed_with: tuple[str, ...] | None = None
+    supply = _supply(session, grant)
+    refreshed: list[IssuedCredential] = []
     try:
         try:
-            outcome = runs.run(
-                grant, request.command, child_environment(grant), grace_seconds=grace
-            )
+            env = child_environment(grant)
+            for key in AWS_SECRET_KEYS:  # the profile supplies them, refreshed
+                env.pop(key, None)
+            env.update(supply.child_environment(grant.credentials, env))
+            supply.hold(grant.credentials)
+            tick = _refresher(runs, grant, request, supply, refreshed)
+            outcome = runs.run(grant, request.command, env, grace_seconds=grace, tick=tick)
             code = outcome.exit_code
             if outcome.killed:
                 killed_with = outcome.signals
@@ -99,7 +111,8 @@ def run(
             not_started = str(exc)
             code = exc.exit_code
     finally:
-        results = runs.finish(grant, code, request.command)
+        supply.close()
+        results = runs.finish(grant, code, request.command, refreshed)
     return ExecResult(
         agent=request.agent,
         exit_code=code,
@@ -107,6 +120,63 @@ def run(
         killed_with=killed_with,
         not_revoked=tuple(r for r in results if not r.ok),
     )
+
+
+SESSION_SECONDS = 3600
+RETRY_SECONDS = 30  # after a failed (not refused) refresh: the old credentials still work
+
+
+def _supply(session: Session, grant: RunGrant) -> RunSupply:
+    from urllib.parse import urlsplit
+
+    from agentctl.run_supply import RunSupply
+
+    github_host = None
+    if any(c.provider == "github" for c in grant.credentials):
+        from agentctl.providers.github import SPEC as GITHUB
+
+        web = urlsplit(session.config().settings(GITHUB).web_url)
+        github_host = f"{web.scheme}://{web.netloc}"
+    margin = timedelta(seconds=session.engine().config.exec_refresh_margin_seconds)
+    return RunSupply(agent=grant.agent, github_host=github_host, margin=margin)
+
+
+def _refresher(
+    runs: Runs,
+    grant: RunGrant,
+    request: RunRequest,
+    supply: RunSupply,
+    refreshed: list[IssuedCredential],
+) -> Callable[[], None]:
+    """exec's tick: mint what is due (gated, audited with the run id) and hand
+    it to the child's files; a refusal cuts the child off."""
+    from agentctl.errors import AgentctlError, GateRefused
+    from agentctl.execution import MIN_DURATION_SECONDS
+
+    deadline = supply.wall() + timedelta(seconds=request.duration_seconds)
+
+    def tick() -> None:
+        due = supply.due()
+        if not due:
+            return
+        left = int((deadline - supply.wall()).total_seconds())
+        if left < MIN_DURATION_SECONDS:
+            supply.stop_refreshing()  # --duration is the run's credential horizon
+            return
+        try:
+            new = runs.refresh(
+                grant, request.command, due, duration_seconds=min(left, SESSION_SECONDS)
+            )
+        except GateRefused as exc:
+            supply.cut_off(exc.message)
+            return
+        except (AgentctlError, OSError) as exc:  # GitHub/AWS blinked: try again soon
+            supply.retry_later(due, timedelta(seconds=RETRY_SECONDS), str(exc))
+            return
+        refreshed.extend(new)
+        supply.hold(new)
+
+    return tick
 
 
 @dataclass(frozen=True)
@@ -154,8 +224,6 @@ def aws_process_credentials(session: Session, request: RunRequest) -> AwsProcess
     """Only the AWS session (an SDK refresh must not mint GitHub or Jira
     credentials nobody will use), through the same gates and audit as
     :func:`credentials`."""
-    from dataclasses import replace
-
     grant = _runs(session).grant(replace(request, providers=("aws",)))
     aws = [c for c in grant.credentials if c.provider == "aws"]
     if not aws:
@@ -249,7 +317,6 @@ def git_credential(
     """``get``: a fresh installation token scoped by the contract, through the
     same gates and audit as ``credentials`` (GitHub only), for the configured
     GitHub host; any other host gets no answer."""
-    from dataclasses import replace
     from urllib.parse import urlsplit
 
     from agentctl.providers.github import SPEC as GITHUB

@@ -21,7 +21,7 @@ import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -131,9 +131,11 @@ class GitHubEmulator:
         clock: Clock = _wall_clock,
         state_file: Path | None = None,
         token_format: TokenFormat = "stateless",
+        token_lifetime: timedelta | None = None,
     ) -> None:
         """``token_format``: what installation tokens look like by default,
-        ``stateless`` (github.com since April 2026) or ``opaque`` (the 40-character form)."""
+        ``stateless`` (github.com since April 2026) or ``opaque`` (the 40-character form).
+        ``token_lifetime``: how long installation tokens live (GitHub: one hour)."""
         self._host = host
         self._port = port
         self._clock = clock
@@ -141,6 +143,8 @@ class GitHubEmulator:
         self._lock = threading.RLock()
         self._world = World(clock)
         self._world.token_format = token_format
+        if token_lifetime is not None:
+            self._world.token_lifetime = token_lifetime
         if state_file is not None and state_file.exists():
             self._world.load(json.loads(state_file.read_text()))
         self._faults: list[_Fault] = []
@@ -195,6 +199,11 @@ class GitHubEmulator:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def set_token_lifetime(self, lifetime: timedelta) -> None:
+        """Installation tokens minted from now on live ``lifetime`` (GitHub: one hour)."""
+        with self._lock:
+            self._world.token_lifetime = lifetime
 
     @property
     def url(self) -> str:

@@ -292,6 +292,8 @@ class World:
         # What POST .../access_tokens mints unless the request's
         # X-GitHub-Stateless-S2S-Token header picks the other format.
         self.token_format: TokenFormat = "stateless"
+        # GitHub's is one hour; tests of long runs shorten it.
+        self.token_lifetime: timedelta = _TOKEN_LIFETIME
         self.create_account(DEFAULT_USER, "User")
 
     # -- persistence ------------------------------------------------------
@@ -622,7 +624,7 @@ class World:
         if (token_format or self.token_format) == "opaque":
             value = "ghs_" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
         else:
-            value = _stateless_token(installation, now, now + _TOKEN_LIFETIME)
+            value = _stateless_token(installation, now, now + self.token_lifetime)
         token = Token(
             id=self.new_id(),
             digest=_digest(value),
@@ -632,7 +634,7 @@ class World:
             repository_ids=sorted(wanted) if wanted else None,
             repository_selection="selected" if wanted else installation.repository_selection,
             created_at=now,
-            expires_at=now + _TOKEN_LIFETIME,
+            expires_at=now + self.token_lifetime,
         )
         self.tokens[token.id] = token
         return value, token
