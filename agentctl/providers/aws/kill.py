@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentctl.errors import AgentctlError, ProviderError
 from agentctl.model import canonical_json
@@ -52,7 +52,30 @@ from agentctl.providers.aws.policies import (
 from agentctl.providers.base import ActionResult
 
 if TYPE_CHECKING:
-    from agentctl.providers.aws.lifecycle import AwsProvider
+    from agentctl.providers.base import ProviderContext
+
+
+class RoleAccess(Protocol):
+    """What the kill path uses of the AWS provider (``AwsProvider`` is one): its
+    IAM calls and context. A protocol, so this module does not import the
+    provider that imports it."""
+
+    _context: ProviderContext
+
+    def role_name(self, agent: str) -> str: ...
+
+    def _call(
+        self, service: str, operation: str, doing: str, *, absent: Iterable[str] = (), **params: Any
+    ) -> Any: ...
+
+    def _get_role(self, role_name: str, doing: str) -> dict[str, Any] | None: ...
+
+    def _get_policy(self, role_name: str, policy: str) -> dict[str, Any] | None: ...
+
+    def _put_policy(self, role_name: str, policy: str, document: Mapping[str, Any]) -> None: ...
+
+    def _tag(self, role_name: str, tags: Mapping[str, str]) -> None: ...
+
 
 DENY_ALL_NAME = "AWSDenyAll"
 
@@ -145,7 +168,7 @@ def _together(calls: list[Callable[[], None]]) -> None:
 class RoleKiller:
     """Kill, DISABLE, read-back and revive of one provider's roles."""
 
-    def __init__(self, provider: AwsProvider) -> None:
+    def __init__(self, provider: RoleAccess) -> None:
         self._p = provider
 
     # -- finding the role --------------------------------------------------------
