@@ -53,7 +53,9 @@ if TYPE_CHECKING:
         RegistrationStarted,
     )
     from agentctl.commands.lifecycle import RotateResult
+    from agentctl.commands.schema import Schemas
     from agentctl.commands.serve import Callers, IssuedCaller, RevokedCaller
+    from agentctl.commands.state import StateReady
     from agentctl.commands.status import StatusResult
     from agentctl.commands.validate import ValidateResult
     from agentctl.engine import ApplyReport, ExpiringReport, LifecycleReport
@@ -740,3 +742,18 @@ def _github_status(result: AppStatus, out: Output) -> None:
         out.line(f"{label:>13}: {escape(str(value))}")
     for line in result.drift:
         out.line(f"[yellow]drift[/yellow] {escape(line)}")
+
+
+@text_renderer("agentctl.commands.state.StateReady")
+def _state_ready(result: StateReady, out: Output) -> None:
+    out.plain(f"state store {result.url} ready (schema version {result.schema_version})")
+
+
+@text_renderer("agentctl.commands.schema.Schemas")
+def _schemas(result: Schemas, out: Output) -> None:
+    for path in result.written:
+        out.plain(f"wrote {path}")
+    if result.text is not None:
+        # Raw text, not rich: the output is piped into files and tools.
+        out.console.file.write(result.text)
+        out.console.file.flush()

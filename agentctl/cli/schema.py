@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from agentctl.cli.common import stdout
+from agentctl.cli.common import show
 
 HELP = (
     "Print the contract (or agentctl.yaml) JSON Schema of this installation, "
@@ -32,13 +32,6 @@ def schema(
         file_okay=False,
     ),
 ) -> None:
-    from agentctl.schema import CONFIG_SCHEMA_FILE, CONTRACT_SCHEMA_FILE, generated, write_schemas
+    from agentctl.commands.schema import schemas
 
-    if write is not None:
-        for path in write_schemas(write):
-            stdout.print(f"wrote {path}", highlight=False, soft_wrap=True)
-        if not print_:
-            return
-    text = generated()[CONFIG_SCHEMA_FILE if config else CONTRACT_SCHEMA_FILE]
-    # Raw text, not rich: the output is piped into files and tools.
-    typer.echo(text, nl=False)
+    show(schemas(config=config, write=write, print_=print_))

@@ -1,32 +1,16 @@
-"""`agentctl state init|migrate`: create or upgrade the state store on purpose.
-
-Only `apply`, registrations and this command create a state store; every
-other command reports a missing one (a typo in --state must not become a new,
-empty store that tells cron "no agents").
-"""
+"""`agentctl state init|migrate`: parses and renders :mod:`agentctl.commands.state`."""
 
 from __future__ import annotations
 
 import typer
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, stdout
-from agentctl.render import print_json
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, show
+from agentctl.commands import state
 
 app = typer.Typer(
     help="Create or upgrade the state store (SQLite file or PostgreSQL database).",
     no_args_is_help=True,
 )
-
-
-def _init(ctx: typer.Context, output: OutputFormat) -> None:
-    context = app_context(ctx)
-    context.may_create_state = True
-    store = context.state()
-    version = store.migrate()
-    if output == OutputFormat.JSON:
-        print_json({"state": store.url, "dialect": store.dialect, "schema_version": version})
-        return
-    stdout.print(f"state store {store.url} ready (schema version {version})", highlight=False)
 
 
 @app.command("init")
@@ -37,10 +21,10 @@ def init_command(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> No
     for this command; day-to-day commands need only SELECT, INSERT, UPDATE and
     DELETE on agentctl's tables (see README, "Running agentctl as a team").
     """
-    _init(ctx, output)
+    show(state.init(app_context(ctx)), output)
 
 
 @app.command("migrate")
 def migrate_command(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Upgrade the state store's tables to this agentctl version (creates it if missing)."""
-    _init(ctx, output)
+    show(state.init(app_context(ctx)), output)
