@@ -26,12 +26,12 @@ from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.errors import StateError
 from agentctl.secrets import check_no_secrets
-from agentctl.state.records import GENESIS_HASH, AuditEvent, AuditHead
-from agentctl.state.store import AUDIT_BATCH_SIZE, StateStore, normalize_detail
+from agentctl.state.records import AUDIT_BATCH_SIZE, GENESIS_HASH, AuditEvent, AuditHead
 
 if TYPE_CHECKING:
     from agentctl.audit_anchor import Anchor, AnchorStore
     from agentctl.audit_key import ChainKey, ChainKeySource
+    from agentctl.state.store import StateStore
 
 JOURNAL_IMPORT_ACTION = "audit.journal-import"
 SEAL_ACTION = "audit.seal"
@@ -474,6 +474,10 @@ class AuditJournal:
         detail: Mapping[str, Any] | None = None,
         time: datetime | None = None,
     ) -> AuditEvent:
+        # Here, not at the top: opening the journal (every command that may
+        # audit does) must not import SQLAlchemy; appending to it is rare.
+        from agentctl.state.store import normalize_detail
+
         event = AuditEvent(
             seq=0,
             id=uuid.uuid4().hex,

@@ -19,7 +19,7 @@ from agentctl.commands import Session
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
 CORPUS = Path(__file__).parent / "corpus"
-HEAVY = ("boto3", "botocore", "githubkit", "keyring")
+HEAVY = ("boto3", "botocore", "githubkit", "keyring", "sqlalchemy")
 NOW = "2026-11-28T09:00:00+00:00"
 
 WILDCARD = """\

@@ -15,6 +15,9 @@ from typing import Any
 
 from agentctl.model import AgentStatus
 
+# Rows per fetch when streaming the audit trail: memory stays flat at any length.
+AUDIT_BATCH_SIZE = 2000
+
 # prev_hash of the first event: the chain has to start somewhere fixed, so that
 # deleting the first event is as visible as deleting any other.
 GENESIS_HASH = "0" * 64

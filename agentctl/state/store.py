@@ -35,6 +35,7 @@ from agentctl.secrets import check_no_secrets
 from agentctl.state import schema as s
 from agentctl.state.locking import AdvisoryLock, FileLock, LockHolder, LockPrimitive
 from agentctl.state.records import (
+    AUDIT_BATCH_SIZE,
     AgentRecord,
     ApprovalRecord,
     ApprovalStatus,
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 # write transactions are milliseconds long; this only has to ride out bursts.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 PG_CONNECT_TIMEOUT_SECONDS = 10
-# Rows per fetch when streaming the audit trail: memory stays flat at any length.
-AUDIT_BATCH_SIZE = 2000
 _HINT_URL = "check the state URL (--state, AGENTCTL_STATE, or 'state:' in agentctl.yaml)"
 
 
