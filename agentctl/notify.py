@@ -43,6 +43,8 @@ class Delivery:
     sent: bool
     problem: str | None = None
     agents: tuple[str, ...] = field(default=())
+    # Dry run only: the message that would be sent (title, then body).
+    preview: str | None = None
 
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -254,7 +256,16 @@ def send(
             )
             continue
         if dry_run:
-            deliveries.append(Delivery(message.owner, services, False, None, message.agents))
+            deliveries.append(
+                Delivery(
+                    message.owner,
+                    services,
+                    False,
+                    None,
+                    message.agents,
+                    preview=f"{message.title}\n\n{message.body}",
+                )
+            )
             continue
         failed = [
             service_of(url) for url in urls if not _send_one(url, message, settings.timeout_seconds)

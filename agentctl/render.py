@@ -412,6 +412,8 @@ def _notified(result: NotifyResult, out: Output) -> None:
         agents = ", ".join(delivery.agents)
         if result.dry_run and delivery.problem is None:
             out.line(f"would tell {escape(delivery.owner)} via {where}: {escape(agents)}")
+            for line in (delivery.preview or "").splitlines():
+                out.line(f"    {escape(line)}")
         elif delivery.sent:
             out.line(f"told {escape(delivery.owner)} via {where}: {escape(agents)}")
         else:

@@ -163,6 +163,15 @@ def test_dry_run_names_owners_and_services_and_sends_nothing(
         "carol@elsewhere.io": ["json"],
     }
     assert not any(n["sent"] for n in document["notifications"])
+    (alice,) = [n for n in document["notifications"] if n["owner"] == "alice@company.com"]
+    assert "your attention" in alice["preview"]
+    assert "- alpha-agent: contract-" in alice["preview"]  # what would be sent
+    assert posted == []
+    text = run(["expiring", "--notify", "--dry-run", str(folder)])
+    out = capsys.readouterr().out
+    assert text == 0 and "would tell alice@company.com via json: alpha-agent" in out
+    assert "    - alpha-agent: contract-" in out
+    assert str(port) not in out
     assert posted == []
 
 
