@@ -279,6 +279,16 @@ class Config:
             maximum=3000,
         ),
     )
+    rotation_overlap_seconds: float = field(
+        default=30.0,
+        metadata=_setting(
+            "rotation_overlap_seconds",
+            "rotate hands new credentials to the agent's running exec runs and waits up to "
+            "this long for them to take them before revoking the old ones (a kill never waits)",
+            minimum=0,
+            maximum=600,
+        ),
+    )
     lock_timeout_seconds: float = field(
         default=300.0,
         metadata=_setting(

@@ -8,6 +8,7 @@ tests run it against real local servers with temporary state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,13 @@ from agentctl.errors import AgentctlError, NotFound, StateError, StateNotFound
 from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
 from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan, status_matches
-from agentctl.providers.base import ActionResult, Change, ChangeKind, Provider
+from agentctl.providers.base import (
+    ActionResult,
+    Change,
+    ChangeKind,
+    Provider,
+    RotatesInSteps,
+)
 
 if TYPE_CHECKING:
     from agentctl.audit import AuditJournal
@@ -848,20 +855,25 @@ class Engine:
             chosen = [
                 p for n, p in self.providers.items() if n in involved and provider in (None, n)
             ]
-            results = []
+            results: list[ActionResult] = []
+            # First every provider mints and verifies the new credentials and fixes
+            # which old ones go; running runs then take new credentials (exec's
+            # refresh); only then are the old ones revoked.
+            steps: list[tuple[Provider, Callable[[], ActionResult]]] = []
             for prov in chosen:
                 try:
-                    results.append(prov.rotate(name))
+                    if isinstance(prov, RotatesInSteps):
+                        steps.append((prov, prov.begin_rotate(name)))
+                    else:
+                        steps.append((prov, functools.partial(prov.rotate, name)))
                 except AgentctlError as exc:
-                    results.append(
-                        ActionResult.failed(
-                            prov.name,
-                            name,
-                            "rotate",
-                            exc,
-                            remaining="old credentials were left in place",
-                        )
-                    )
+                    results.append(_rotate_failed(prov, name, exc))
+            handed, missed = self._hand_over(name) if steps else ((), ())
+            for prov, finish in steps:
+                try:
+                    results.append(finish())
+                except AgentctlError as exc:
+                    results.append(_rotate_failed(prov, name, exc))
             ok = all(r.ok for r in results)
             if ok and results:
                 state.mark_rotated(name, self.clock())
@@ -872,14 +884,84 @@ class Engine:
                 scope=",".join(r.provider for r in results) or None,
                 result="success" if ok else "failure",
                 trigger=f"operator/{self.operator}",
-                detail={r.provider: r.detail for r in results},
+                detail={
+                    **{r.provider: r.detail for r in results},
+                    "runs_handed_over": list(handed),
+                    "runs_not_handed_over": list(missed),
+                },
                 state=state,
             )
-            notes = () if results else ("no provisioned resources to rotate",)
+            notes: tuple[str, ...] = () if results else ("no provisioned resources to rotate",)
+            notes += tuple(
+                f"run {run} took the new credentials before the old ones went" for run in handed
+            )
+            notes += tuple(
+                f"run {run} did not take new credentials within "
+                f"{self.config.rotation_overlap_seconds:g}s: its old ones are revoked now"
+                for run in missed
+            )
             reports.append(
                 LifecycleReport(agent=name, action="rotate", results=tuple(results), notes=notes)
             )
         return reports
+
+    def _running_runs(self, name: str) -> list[str]:
+        """exec runs of ``name`` that started (within the longest run) and have
+        not ended, by the audit trail (a crashed exec counts until then)."""
+        from agentctl.execution import MAX_DURATION_SECONDS
+
+        state = self.state
+        since = self.clock() - timedelta(seconds=MAX_DURATION_SECONDS)
+        started = [
+            str(e.detail["run_id"])
+            for e in state.audit_events(agent=name, since=since, action="credentials.issue")
+            if e.actor == name
+            and e.detail.get("run_id")
+            and e.detail.get("command") not in ONE_OFF_ISSUES
+        ]
+        ended = {
+            str(e.detail.get("run_id"))
+            for e in state.audit_events(agent=name, since=since, action="exec.end")
+        }
+        return [run for run in started if run not in ended]
+
+    def _hand_over(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Ask running exec runs of ``name`` to take new credentials now (an
+        audited ``rotate.handoff`` they watch for) and wait up to
+        ``rotation_overlap_seconds`` until each has; returns (took, did not)."""
+        import time
+
+        running = self._running_runs(name)
+        if not running:
+            return (), ()
+        handoff = uuid.uuid4().hex[:12]
+        overlap = self.config.rotation_overlap_seconds
+        self.audit(
+            actor=name,
+            action=HANDOFF_ACTION,
+            target=name,
+            result="pending",
+            trigger=f"operator/{self.operator}",
+            detail={"handoff": handoff, "runs": running, "overlap_seconds": overlap},
+        )
+        deadline = time.monotonic() + overlap
+        waiting = set(running)
+        while True:
+            took = {
+                str(e.detail.get("run_id"))
+                for e in self.state.audit_events(
+                    agent=name, action="credentials.refresh", limit=10 * len(running) + 10
+                )
+                if e.detail.get("handoff") == handoff
+            }
+            waiting -= took
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        return (
+            tuple(r for r in running if r not in waiting),
+            tuple(r for r in running if r in waiting),
+        )
 
     # -- expiring / status --------------------------------------------------------
 
@@ -1090,3 +1172,15 @@ def _days(count: int) -> str:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+# The audit action running exec runs watch for: take new credentials now.
+HANDOFF_ACTION = "rotate.handoff"
+# credentials.issue commands that are one-off fetches, not running exec runs.
+ONE_OFF_ISSUES = ("credentials", "git-credential")
+
+
+def _rotate_failed(provider: Provider, agent: str, exc: AgentctlError) -> ActionResult:
+    return ActionResult.failed(
+        provider.name, agent, "rotate", exc, remaining="old credentials were left in place"
+    )

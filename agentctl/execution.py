@@ -291,6 +291,7 @@ class Runs:
         providers: Sequence[str],
         *,
         duration_seconds: int,
+        handoff: str | None = None,
     ) -> tuple[IssuedCredential, ...]:
         """New credentials from ``providers`` for a running run, through the same
         gates as its start (killed, expired, on-behalf-of; the run's approval
@@ -334,7 +335,12 @@ class Runs:
             trigger=grant.trigger,
             target=grant.agent,
             result="success",
-            detail={"run_id": grant.run_id, "credentials": _credential_facts(issued)},
+            detail={
+                "run_id": grant.run_id,
+                "credentials": _credential_facts(issued),
+                # rotate's handoff this refresh answers (rotate waits for it).
+                "handoff": handoff,
+            },
         )
         return tuple(issued)
 
@@ -532,3 +538,12 @@ def _scope_text(contract: Contract, enforced: Sequence[str]) -> str:
             continue
         parts.append(f"{system}:{spec.describe_grant(grant)}")
     return "; ".join(parts)
+
+
+def latest_handoff(state: Any, agent: str) -> str | None:
+    """The id of the latest ``rotate.handoff`` for ``agent`` (running exec runs
+    take new credentials when it changes)."""
+    from agentctl.engine import HANDOFF_ACTION
+
+    events = state.audit_events(agent=agent, action=HANDOFF_ACTION, limit=1)
+    return str(events[-1].detail.get("handoff")) if events else None

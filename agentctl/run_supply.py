@@ -166,6 +166,10 @@ class RunSupply:
             )
         (self.directory / REFUSED_FILE).unlink(missing_ok=True)
 
+    def held(self) -> tuple[str, ...]:
+        """Providers whose credentials the files hold and exec keeps fresh."""
+        return tuple(sorted(self._held))
+
     def due(self) -> tuple[str, ...]:
         """Providers whose credentials are due for a refresh."""
         now = self.wall()

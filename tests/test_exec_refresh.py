@@ -156,3 +156,90 @@ def test_a_killed_agents_refresh_is_refused_and_audited_with_the_run(
     assert refused.detail["run_id"] == grant.run_id
     (refreshed,) = state.audit_events(action="credentials.refresh")
     assert refreshed.detail["run_id"] == grant.run_id
+
+
+@pytest.mark.reveals_secrets  # the test reads the run's token file to try it
+def test_rotate_hands_a_running_run_the_new_token_before_revoking_the_old(
+    github_world: GitHubWorld,
+) -> None:
+    """`rotate` during a run: the run continues on a new token (taken through
+    exec's refresh before the old ones went), the old token is 401."""
+    import time
+
+    world = github_world
+    _applied(world)
+    config = world.write_config()
+    ready, stop = world.root / "ready", world.root / "stop"
+    child = textwrap.dedent(
+        f"""
+        import os, time
+        path = os.environ["AGENTCTL_GITHUB_TOKEN_FILE"]
+        with open({str(ready)!r}, "w") as out:
+            out.write(path)
+        while not os.path.exists({str(stop)!r}):
+            time.sleep(0.2)
+        """
+    )
+    running = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "agentctl", "--config", str(config)),
+            *("--state", world.state_url, "exec", "pr-review-agent", "--"),
+            *(sys.executable, "-c", child),
+        ],
+        env=_env(world),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            if ready.exists() and ready.read_text():
+                break
+            assert running.poll() is None, running.communicate()
+            time.sleep(0.1)
+        token_file = Path(ready.read_text())
+        first = token_file.read_text()
+        assert world.http.get(f"/repos/{ORG}/api", headers=token_headers(first)).status_code == 200
+
+        (report,) = world.engine().rotate(["pr-review-agent"])
+        assert report.ok, report
+        current = token_file.read_text()
+        assert current != first
+        assert world.http.get(f"/repos/{ORG}/api", headers=token_headers(first)).status_code == 401
+        assert (
+            world.http.get(f"/repos/{ORG}/api", headers=token_headers(current)).status_code == 200
+        )
+        state = world.open_state()
+        (start,) = state.audit_events(action="credentials.issue")
+        run_id = start.detail["run_id"]
+        assert any(run_id in note and "took the new credentials" in note for note in report.notes)
+        (handoff,) = state.audit_events(action="rotate.handoff")
+        (took,) = state.audit_events(action="credentials.refresh")
+        assert took.detail["handoff"] == handoff.detail["handoff"]
+        assert took.detail["run_id"] == run_id
+        (rotated,) = state.audit_events(action="rotate")
+        assert rotated.detail["runs_handed_over"] == [run_id]
+    finally:
+        stop.write_text("")
+        out, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+
+
+def test_rotate_names_a_run_that_did_not_take_new_credentials(github_world: GitHubWorld) -> None:
+    """A run that never answers (here: started, never ended, nothing refreshing
+    it, like a crashed exec) is named; its old token is revoked after the overlap."""
+    import dataclasses
+
+    world = github_world
+    _applied(world)
+    runs = Runs(world.engine())
+    grant = runs.grant(RunRequest(agent="pr-review-agent", command=("review",)))
+    token = grant.child_environment()["GITHUB_TOKEN"]
+    config = dataclasses.replace(world.config(), rotation_overlap_seconds=0.5)
+    (report,) = world.engine(config).rotate(["pr-review-agent"])
+    assert any(
+        grant.run_id in note and "did not take new credentials" in note for note in report.notes
+    ), report.notes
+    assert world.http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
+    (rotated,) = world.open_state().audit_events(action="rotate")
+    assert rotated.detail["runs_not_handed_over"] == [grant.run_id]

@@ -154,9 +154,16 @@ def _refresher(
     from agentctl.execution import MIN_DURATION_SECONDS
 
     deadline = supply.wall() + timedelta(seconds=request.duration_seconds)
+    handoffs = [_handoff(runs, grant.agent)]  # rotate's latest, as this run last saw it
 
     def tick() -> None:
         due = supply.due()
+        handoff = _handoff(runs, grant.agent)
+        answering: str | None = None
+        if handoff is not None and handoff != handoffs[-1]:
+            # rotate is waiting to revoke the old credentials: take new ones now.
+            handoffs.append(handoff)
+            due, answering = supply.held(), handoff
         if not due:
             return
         left = int((deadline - supply.wall()).total_seconds())
@@ -165,7 +172,11 @@ def _refresher(
             return
         try:
             new = runs.refresh(
-                grant, request.command, due, duration_seconds=min(left, SESSION_SECONDS)
+                grant,
+                request.command,
+                due,
+                duration_seconds=min(left, SESSION_SECONDS),
+                handoff=answering,
             )
         except GateRefused as exc:
             supply.cut_off(exc.message)
@@ -177,6 +188,15 @@ def _refresher(
         supply.hold(new)
 
     return tick
+
+
+def _handoff(runs: Runs, agent: str) -> str | None:
+    from agentctl.execution import latest_handoff
+
+    try:
+        return latest_handoff(runs.engine.state, agent)
+    except Exception:  # the state store blinked: no news, ask again at the next poll
+        return None
 
 
 @dataclass(frozen=True)

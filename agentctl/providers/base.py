@@ -412,6 +412,21 @@ AnySpec: TypeAlias = "ProviderSpec[Any, Any]"
 
 
 @runtime_checkable
+class RotatesInSteps(Protocol):
+    """A provider whose ``rotate`` can pause between minting the new
+    credentials and revoking the old ones, so running runs of the agent can
+    take new credentials first (``rotate``'s overlap; see agentctl.run_supply).
+
+    ``begin_rotate`` mints and verifies the new credentials and fixes which
+    old ones go (those issued so far); the returned callable revokes them and
+    returns what ``rotate`` would have. Credentials issued in between survive.
+    ``rotate(agent)`` stays ``begin_rotate(agent)()``.
+    """
+
+    def begin_rotate(self, agent: str) -> Callable[[], ActionResult]: ...
+
+
+@runtime_checkable
 class ChecksKill(Protocol):
     """A provider that can tell, read-only, whether a kill still holds.
 

@@ -23,6 +23,7 @@ constructs every provider to check grants and must not pay for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -984,7 +985,11 @@ class AwsProvider:
     # -- rotate ----------------------------------------------------------------------
 
     def rotate(self, agent: str) -> ActionResult:
-        """Revoke every session issued before a freshly verified one.
+        return self.begin_rotate(agent)()
+
+    def begin_rotate(self, agent: str) -> Callable[[], ActionResult]:
+        """Verify a fresh session; the returned step revokes every session issued
+        before it (sessions running runs take in between are spared).
 
         The cut-off is the verified session's own issue time as AWS computed it
         (its expiry minus its duration), so skew between this host's clock and
@@ -993,7 +998,8 @@ class AwsProvider:
         role_name = self.role_name(agent)
         role = self._get_role(role_name, f"look up role {role_name}")
         if role is None:
-            return self._result(agent, "rotate", ok=True, already=True, detail="no AWS role")
+            done = self._result(agent, "rotate", ok=True, already=True, detail="no AWS role")
+            return lambda: done
         tags = tags_dict(role.get("Tags"))
         if not is_owned(tags, agent):
             raise NotOwnedError(
@@ -1001,7 +1007,7 @@ class AwsProvider:
             )
         info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
         if tags.get(TAG_STATUS) in {STATUS_KILLED, STATUS_EXPIRED}:
-            return self._result(
+            done = self._result(
                 agent,
                 "rotate",
                 ok=True,
@@ -1010,6 +1016,7 @@ class AwsProvider:
                 attributes=info,
                 detail=f"{tags[TAG_STATUS]}: every session is already denied",
             )
+            return lambda: done
         run_id = uuid.uuid4().hex
         credentials = self._assume(role["Arn"], agent, None, "agentctl-rotate", run_id, MIN_SESSION)
         verifier = self._clients.session_client(
@@ -1041,7 +1048,10 @@ class AwsProvider:
                 f"a new session of {role_name} did not read that role's tags; nothing revoked",
             )
         cutoff = credentials["Expiration"] - timedelta(seconds=MIN_SESSION)
-        stamp = utc_stamp(cutoff)
+        return functools.partial(self._revoke_older, agent, role["Arn"], info, utc_stamp(cutoff))
+
+    def _revoke_older(self, agent: str, arn: str, info: dict[str, Any], stamp: str) -> ActionResult:
+        role_name = info["role_name"]
         self._put_policy(
             role_name,
             REVOKE_OLDER_POLICY,
@@ -1062,7 +1072,7 @@ class AwsProvider:
             agent,
             "rotate",
             ok=True,
-            resource_id=role["Arn"],
+            resource_id=arn,
             attributes={**info, "rotated_at": stamp, "mechanism": "revoke-older-sessions"},
             detail=f"sessions of {role_name} issued before {stamp} are denied; a new session was verified first",
         )

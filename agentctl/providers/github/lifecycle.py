@@ -1747,16 +1747,27 @@ class GitHubProvider:
         )
 
     def rotate(self, agent: str) -> ActionResult:
-        """Mint a token with the recorded grant and use it (the App, its key and the
-        installation still work), then revoke every older live token; stored values
-        of expired tokens are dropped too."""
+        return self.begin_rotate(agent)()
+
+    def begin_rotate(self, agent: str) -> Callable[[], ActionResult]:
+        """Fix which tokens go (every live one so far); the returned step mints a
+        token with the recorded grant and uses it (the App, its key and the
+        installation still work), then revokes those older tokens; stored values
+        of expired tokens are dropped too. Tokens minted in between (running
+        runs taking new ones during rotate's overlap) are spared."""
         record = self._record(agent)
         if record is None:
-            return self._result(
+            done = self._result(
                 agent, "rotate", ok=True, already=True, detail="no GitHub grant recorded"
             )
-        attrs = dict(record.attributes)
+            return lambda: done
         older = self._live_tokens(agent)
+        return functools.partial(self._finish_rotate, agent, record, older)
+
+    def _finish_rotate(
+        self, agent: str, record: ResourceRecord, older: list[CredentialRecord]
+    ) -> ActionResult:
+        attrs = dict(record.attributes)
         app, installation_id = self._app_and_installation(agent, record)
         minted = self._mint(
             agent,
