@@ -221,7 +221,7 @@ def test_rotate_hands_a_running_run_the_new_token_before_revoking_the_old(
         assert rotated.detail["runs_handed_over"] == [run_id]
     finally:
         stop.write_text("")
-        out, err = running.communicate(timeout=120)
+        _out, err = running.communicate(timeout=120)
     assert running.returncode == 0, err
 
 
