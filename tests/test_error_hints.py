@@ -28,6 +28,7 @@ from contract_helpers import s3_read
 
 from agentctl.cli.common import show
 from agentctl.engine import LifecycleReport
+from agentctl.providers.aws.client import same_principal
 from agentctl.providers.aws.policies import LOCKED_TRUST, normalise_policy
 from agentctl.providers.base import ActionResult
 
@@ -473,3 +474,31 @@ def test_a_failed_provider_never_reads_done(capsys: pytest.CaptureFixture[str]) 
     assert "✗ github: failed (no detail given)" in out
     assert "✓ aws: done" in out
     assert "✗ github: done" not in out
+
+
+@pytest.mark.parametrize(
+    ("caller", "configured", "same"),
+    [
+        ("arn:aws:iam::123456789012:user/runtime", "arn:aws:iam::123456789012:user/runtime", True),
+        # a session of the configured role (the runtime host's instance or task role)
+        (
+            "arn:aws:sts::123456789012:assumed-role/agent-runtime/i-0abc",
+            "arn:aws:iam::123456789012:role/hosts/agent-runtime",
+            True,
+        ),
+        (
+            "arn:aws:sts::123456789012:assumed-role/agent-runtime/i-0abc",
+            "arn:aws:iam::999999999999:role/agent-runtime",
+            False,
+        ),
+        (
+            "arn:aws:sts::123456789012:assumed-role/ops-admin/alice",
+            "arn:aws:iam::123456789012:role/agent-runtime",
+            False,
+        ),
+        ("arn:aws:iam::123456789012:user/ops", "arn:aws:iam::123456789012:user/runtime", False),
+    ],
+)
+def test_who_counts_as_the_runtime_principal(caller: str, configured: str, same: bool) -> None:
+    """The exec hint blames the caller only when it really is another principal."""
+    assert same_principal(caller, configured) is same
