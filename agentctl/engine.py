@@ -1127,14 +1127,11 @@ class Engine:
         # Three queries whatever the number of agents (10,000 agents took two
         # queries each, 37 s): resources and live credential counts in bulk.
         if name:
-            resources = state.list_resources(name)
+            providers_of = {name: [r.provider for r in state.list_resources(name)]}
             live_counts = {name: len(state.list_credentials(agent=name, live_at=now))}
         else:
-            resources = state.list_resources()
+            providers_of = state.providers_by_agent()
             live_counts = state.live_credential_counts(now)
-        providers_of: dict[str, list[str]] = {}
-        for resource in resources:
-            providers_of.setdefault(resource.agent, []).append(resource.provider)
         views = []
         for record in records:
             assert record is not None

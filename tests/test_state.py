@@ -326,6 +326,7 @@ def test_resources_one_row_per_agent_and_provider(store: StateStore) -> None:
         ("b", "aws"),
     ]
     assert [r.provider for r in store.list_resources("a")] == ["aws", "github"]
+    assert store.providers_by_agent() == {"a": ["aws", "github"], "b": ["aws"]}
     assert store.delete_resource("a", "github") and not store.delete_resource("a", "github")
     assert store.get_resource("a", "github") is None
 

@@ -660,6 +660,17 @@ class StateStore:
             rows = conn.execute(query).mappings().all()
         return [CredentialRecord(**row) for row in rows]
 
+    def providers_by_agent(self) -> dict[str, list[str]]:
+        """Each agent's recorded providers, sorted: the resource rows without
+        their attributes (`status` of 10,000 agents decoded every one)."""
+        r = s.resources.c
+        query = sa.select(r.agent, r.provider).order_by(r.agent, r.provider)
+        found: dict[str, list[str]] = {}
+        with self._read() as conn:
+            for agent, provider in conn.execute(query):
+                found.setdefault(agent, []).append(provider)
+        return found
+
     def live_credential_counts(self, live_at: datetime) -> dict[str, int]:
         """Per agent, how many credentials are neither revoked nor expired at
         ``live_at`` (agents with none are absent): one query for `status` of
