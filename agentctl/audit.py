@@ -23,7 +23,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from agentctl.audit_key import chain_key_name
 from agentctl.clock import Clock, system_clock
-from agentctl.config import Config
 from agentctl.errors import StateError
 from agentctl.secrets import check_no_secrets
 from agentctl.state.records import AUDIT_BATCH_SIZE, GENESIS_HASH, AuditEvent, AuditHead
@@ -575,7 +574,7 @@ def import_journal(
             action=JOURNAL_IMPORT_ACTION,
             target=str(journal.path),
             result="failed" if problem else "ok",
-            operator=operator or Config().resolved_operator(),
+            operator=operator or "agentctl",
             detail={"imported": imported, "skipped": skipped, "problem": problem},
         )
         handle.truncate(0)

@@ -27,6 +27,7 @@ import yaml
 from yaml.nodes import Node
 
 from agentctl.errors import ConfigError
+from agentctl.identity import IdentitySources, PersonRule
 from agentctl.model import JsonObject, JsonValue
 from agentctl.suggest import did_you_mean
 from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate, show
@@ -40,7 +41,6 @@ SettingsT_co = TypeVar("SettingsT_co", covariant=True)
 CONFIG_FILENAME = "agentctl.yaml"
 ENV_CONFIG = "AGENTCTL_CONFIG"
 ENV_STATE = "AGENTCTL_STATE"
-ENV_OPERATOR = "AGENTCTL_OPERATOR"
 
 
 def default_state_url() -> str:
@@ -193,6 +193,46 @@ class AuditSettings:
     )
 
 
+@dataclass(frozen=True)
+class IdentitySettings:
+    source: str = field(
+        default="auto",
+        metadata={
+            "description": "Who is acting is verified with: aws (sts:GetCallerIdentity) | github "
+            "(GET /user with GH_TOKEN) | auto: aws when AWS is configured, else github"
+        },
+    )
+
+
+PEOPLE_SCHEMA: JsonObject = {
+    "description": "Who a verified principal is, first match wins (see README, 'Who is acting'). "
+    "Without a match: an IAM user's name, an IAM Identity Center session's name, a GitHub login. "
+    "Names people in the audit trail and output; approvals never rely on it.",
+    "type": ["array", "null"],
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["principal", "person"],
+        "properties": {
+            "principal": {
+                "description": "A glob over the principal: an ARN as sts:GetCallerIdentity "
+                "gives it (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION) or github:user/LOGIN",
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 2048,
+            },
+            "person": {
+                "description": "The person recorded, e.g. an e-mail; {name} is the principal's "
+                "own name (user name, session name or login)",
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 254,
+            },
+        },
+    },
+}
+
+
 class SettingsSpec(Protocol[SettingsT_co]):
     """What names a provider's settings section (a ProviderSpec is one)."""
 
@@ -229,10 +269,6 @@ class Config:
             "State store: a SQLAlchemy URL (postgresql://...) or a SQLite file path; "
             "default: SQLite in the user state dir",
         ),
-    )
-    operator: str | None = field(
-        default=None,
-        metadata=_setting("operator", "Who runs agentctl; default: the login user"),
     )
     max_lifetime_days: int = field(
         default=365,
@@ -307,6 +343,9 @@ class Config:
     secrets: SecretsSettings = field(default_factory=SecretsSettings, metadata=_NOT_A_SETTING)
     notify: NotifySettings = field(default_factory=NotifySettings, metadata=_NOT_A_SETTING)
     audit: AuditSettings = field(default_factory=AuditSettings, metadata=_NOT_A_SETTING)
+    identity: IdentitySettings = field(default_factory=IdentitySettings, metadata=_NOT_A_SETTING)
+    # people: principal pattern -> person (agentctl.identity.PersonRule).
+    people: tuple[PersonRule, ...] = field(default=(), metadata=_NOT_A_SETTING)
     # Provider name -> its settings dataclass (the provider spec's settings_type).
     provider_settings: Mapping[str, object] = field(default_factory=dict, metadata=_NOT_A_SETTING)
 
@@ -332,26 +371,20 @@ class Config:
             url = f"sqlite:///{Path(url).expanduser().resolve()}"
         return url
 
-    def resolved_operator(self, override: str | None = None) -> str:
-        import getpass
-
-        if override:
-            return override
-        env = os.environ.get(ENV_OPERATOR)
-        if env:
-            return env
-        if self.operator:
-            return self.operator
-        try:
-            return getpass.getuser()
-        except (OSError, KeyError):
-            return "unknown"
+    def identity_sources(self) -> IdentitySources:
+        """Where the caller's identity is verified (agentctl.identity)."""
+        return IdentitySources(
+            source=self.identity.source,
+            aws=self.provider_settings.get("aws"),
+            github=self.provider_settings.get("github"),
+        )
 
 
 _SECTIONS: Mapping[str, tuple[type, str]] = {
     "secrets": (SecretsSettings, "Where agentctl keeps secrets (App keys, live tokens)."),
     "notify": (NotifySettings, "Who is told what `expiring --notify` finds (Apprise URLs)."),
     "audit": (AuditSettings, "The audit trail's external anchor (see README, 'Audit trail')."),
+    "identity": (IdentitySettings, "How agentctl verifies who is acting."),
 }
 _SEE = "see README, 'Configuration'"
 # JSON Schema types as the settings dataclasses spell them.
@@ -362,7 +395,11 @@ def config_json_schema(specs: Mapping[str, AnySpec]) -> JsonObject:
     """The agentctl.yaml JSON Schema with ``specs``' sections."""
     from agentctl.schema import config_schema
 
-    return config_schema(specs, Config, _SECTIONS)
+    schema = config_schema(specs, Config, _SECTIONS)
+    properties: Any = schema["properties"]
+    properties["identity"]["properties"]["source"]["enum"] = ["auto", "aws", "github"]
+    properties["people"] = PEOPLE_SCHEMA
+    return schema
 
 
 @cache
@@ -457,6 +494,8 @@ def parse_config(
         secrets=SecretsSettings(**_section(values, "secrets")),
         notify=NotifySettings(**_section(values, "notify")),
         audit=AuditSettings(**_section(values, "audit")),
+        identity=IdentitySettings(**_section(values, "identity")),
+        people=_people(values.get("people"), source, root),
         provider_settings={
             name: spec.settings_type(**_section(values, name))
             for name, spec in specs.items()
@@ -479,6 +518,22 @@ def _refuse_non_finite(
     if isinstance(value, dict):
         for key, item in value.items():
             _refuse_non_finite(item, source, root, (*path, str(key)))
+
+
+def _people(raw: JsonValue, source: Path | None, root: Node | None) -> tuple[PersonRule, ...]:
+    if not isinstance(raw, list):
+        return ()
+    rules = []
+    for index, entry in enumerate(raw):
+        assert isinstance(entry, dict)  # schema-valid
+        rules.append(
+            PersonRule(
+                principal=str(entry["principal"]),
+                person=str(entry["person"]),
+                where=_position(source, root, ("people", index)),
+            )
+        )
+    return tuple(rules)
 
 
 def _section(values: Mapping[str, JsonValue], key: str) -> dict[str, Any]:

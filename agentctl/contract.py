@@ -723,6 +723,29 @@ def _semantic(
             expiry_issue = _check_expiry(expiry, options.today, options.max_lifetime_days)
         if expiry_issue:
             issues.append(expiry_issue)
+    if doc.get("execution_mode") == ExecutionMode.APPROVAL_REQUIRED.value and not doc.get(
+        "approvers"
+    ):
+        issues.append(
+            Issue(
+                ("execution_mode",),
+                "missing-approvers",
+                "execution_mode is approval_required but the contract names no approvers: add "
+                "`approvers:` with the people who may approve its runs, e.g. "
+                "[release-lead@company.com]",
+            )
+        )
+    acts_for = doc.get("acts_for")
+    for index, pattern in enumerate(acts_for if isinstance(acts_for, list) else ()):
+        if isinstance(pattern, str) and not _ACTS_FOR.fullmatch(pattern):
+            issues.append(
+                Issue(
+                    ("acts_for", index),
+                    "invalid-acts-for",
+                    f"acts_for[{index}] {show(pattern)} is not an e-mail address or pattern: the "
+                    "agent acts for people, e.g. '*@company.com' or 'amit@company.com'",
+                )
+            )
     kill_switch = doc.get("kill_switch")
     if (
         isinstance(agent, dict)
@@ -891,7 +914,13 @@ def _build_contract(doc: dict[str, Any], semantic: _Semantic, file: str) -> Cont
         permissions=doc["permissions"],
         source=file,
         grants=semantic.grants,
+        approvers=_strings(doc.get("approvers")),
+        acts_for=_strings(doc.get("acts_for")),
     )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 def _load_one(data: bytes | str, file: str, options: _Options) -> _FileResult:
@@ -993,8 +1022,11 @@ _REPLACES_SCHEMA = frozenset(
         "kill-switch-mismatch",
         "control-char",
         "misplaced-key",
+        "invalid-acts-for",
     }
 )
+# An e-mail address, or a glob over them: one @, a domain part, no spaces.
+_ACTS_FOR = re.compile(r"^[^\s@]*@[^\s@]+$")
 
 
 def _merge(

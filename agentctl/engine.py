@@ -7,6 +7,7 @@ tests run it against real local servers with temporary state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import uuid
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
-from agentctl.errors import AgentctlError, NotFound, StateError, StateNotFound
+from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, StateNotFound
+from agentctl.identity import Actor
 from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
 from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan, status_matches
@@ -180,10 +182,48 @@ class Engine:
     config: Config
     providers: Mapping[str, Provider]
     state_factory: Callable[[], StateStore]
-    operator: str
+    # Who is acting, verified on first use (agentctl.identity); the CLI passes
+    # a memoised resolver, so a command asks AWS or GitHub at most once.
+    identify: Callable[[], Actor]
     clock: Clock = system_clock
     journal: AuditJournal | None = None
     _state: StateStore | None = field(default=None, init=False, repr=False)
+
+    # -- who is acting ------------------------------------------------------------
+
+    def actor(self) -> Actor:
+        return self.identify()
+
+    @property
+    def operator(self) -> str:
+        """The verified person acting (recorded in every audit event)."""
+        return self.actor().person
+
+    def require_person(self, command: str, target: str) -> Actor:
+        """The verified person running a mutating ``command``; an agent's own
+        session is refused (and the refusal audited): an agent never manages
+        agents. Raises IdentityError when nobody could be verified."""
+        actor = self.actor()
+        if actor.agent is not None:
+            reason = (
+                f"{actor.principal.arn} is a session of agent {actor.agent}: "
+                "an agent never manages agents"
+            )
+            # Refusing matters more than recording the refusal.
+            with contextlib.suppress(StateError):
+                self.audit(
+                    actor=actor.agent,
+                    action="refused",
+                    target=target,
+                    result="denied",
+                    detail={"command": command, "reason": reason},
+                )
+            raise GateRefused(
+                f"refused: {reason}",
+                hint=f"run `agentctl {command}` as a person (your own AWS or GitHub credentials), "
+                "not from inside an agent run",
+            )
+        return actor
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -219,6 +259,7 @@ class Engine:
 
         Returns where the event went ("state" or "journal").
         """
+        who = self.actor()
         fields: dict[str, Any] = {
             "actor": actor,
             "on_behalf_of": on_behalf_of,
@@ -227,8 +268,14 @@ class Engine:
             "trigger": trigger,
             "target": target,
             "result": result,
-            "operator": self.operator,
-            "detail": dict(detail or {}),
+            "operator": who.person,
+            # The principal that proved who the operator is (an ARN, github:user/LOGIN),
+            # and the rule that named the person (a people: rule is the caller's own file).
+            "detail": {
+                **dict(detail or {}),
+                "principal": who.principal.arn,
+                "identified_by": who.via,
+            },
         }
         store = state if state is not None else self._try_state()
         if store is not None:
@@ -284,6 +331,7 @@ class Engine:
         progress: Callable[[AgentApplyResult], None] | None = None,
         on_lock_wait: Callable[[str], None] | None = None,
     ) -> ApplyReport:
+        self.require_person("apply", "contracts")
         state = self.state
         with state.apply_lock(
             self.config.lock_timeout_seconds, on_wait=on_lock_wait, operator=self.operator
@@ -329,6 +377,7 @@ class Engine:
         """
         if self.journal is None:
             return
+        self.require_person("apply", "contracts")
         from agentctl.audit import import_journal
 
         state = self.state
@@ -715,6 +764,7 @@ class Engine:
         """Revoke one agent everywhere. Never takes the apply lock; works with no
         contract and with the state store empty or unreachable. ``trigger``
         says what asked for it (default: the operator)."""
+        self.require_person("kill", name)
         notes: list[str] = []
 
         def look_up() -> tuple[StateStore | None, AgentRecord | None]:
@@ -805,6 +855,7 @@ class Engine:
         )
 
     def revive(self, name: str, reason: str) -> LifecycleReport:
+        self.require_person("revive", name)
         state = self.state
         record = state.get_agent(name)
         if record is None:
@@ -837,11 +888,13 @@ class Engine:
     def rotate(
         self, names: Iterable[str] | None, provider: str | None = None
     ) -> list[LifecycleReport]:
+        given = list(names) if names is not None else None
+        self.require_person("rotate", ",".join(given) if given is not None else "--all")
         state = self.state
-        if names is None:
+        if given is None:
             targets = [a.name for a in state.list_agents() if a.status == AgentStatus.ACTIVE]
         else:
-            targets = list(names)
+            targets = given
         reports = []
         for name in targets:
             record = state.get_agent(name)

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentctl.errors import AgentctlError, GateRefused, NotFound, UsageError
+from agentctl.identity import Actor, acts_for_problem, matches_person
 from agentctl.model import AgentStatus, Contract, ExecutionMode
 from agentctl.providers.base import ActionResult, IssuedCredential, RunContext
 
@@ -170,6 +171,21 @@ class Runs:
                 hint="pass --on-behalf-of USER (the person the agent acts for)",
                 run_id=run_id,
             )
+        if request.on_behalf_of is not None:
+            # It becomes the AWS SourceIdentity and the audit's on_behalf_of: a
+            # person's e-mail, one the contract allows (acts_for), never "root".
+            problem = acts_for_problem(request.on_behalf_of, contract.acts_for)
+            if problem:
+                raise self._refuse(
+                    request,
+                    problem,
+                    hint="pass the e-mail of the person the agent acts for"
+                    + (
+                        f" (acts_for in its contract: {', '.join(contract.acts_for)})"
+                        if contract.acts_for
+                        else ""
+                    ),
+                )
         return record, contract
 
     def _consume_approval(self, request: RunRequest, contract: Contract) -> str | None:
@@ -211,6 +227,11 @@ class Runs:
             problem = f"approval {approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC"
         elif approval.command != command or approval.on_behalf_of != request.on_behalf_of:
             problem = f"approval {approval.id} was given for a different command or user"
+        elif approval.requester != self.engine.operator:
+            problem = (
+                f"approval {approval.id} was requested by {approval.requester}; "
+                f"only they can use it, not {self.engine.operator}"
+            )
         elif not state.transition_approval(approval.id, "approved", "used", used_at=now):
             problem = f"approval {approval.id} has already been used"
         if problem:
@@ -228,6 +249,10 @@ class Runs:
                 f"{MAX_DURATION_SECONDS // 3600} hours",
                 hint="e.g. --duration 45m or --duration 1h30m",
             )
+        # Who asks is verified first; an agent's own session is refused.
+        self.engine.require_person(
+            "credentials" if request.command == ("credentials",) else "exec", request.agent
+        )
         _, contract = self._check_gates(request)
         approval_id = self._consume_approval(request, contract)
         state = self._state
@@ -440,13 +465,14 @@ class Runs:
     # -- approvals ------------------------------------------------------------------
 
     def decide(self, approval_id: str, *, approve: bool, reason: str | None) -> ApprovalRecord:
+        verb = "approve" if approve else "deny"
+        actor = self.engine.require_person(verb, approval_id)
+        who = actor.person
         state = self._state
         approval = state.get_approval(approval_id)
         if approval is None:
             raise NotFound(f"no approval request {approval_id}", hint="see `agentctl approvals`")
-        who = self.engine.operator
         now = self.engine.clock()
-        verb = "approve" if approve else "deny"
         if approval.status != "pending":
             raise AgentctlError(f"approval {approval_id} is {approval.status}, not pending")
         if approval.expires_at <= now:
@@ -455,20 +481,19 @@ class Runs:
                 f"approval {approval_id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC",
                 hint="the requester runs exec again to ask anew",
             )
-        if approve and who == approval.requester:
+        refusal = self._approver_refusal(approval, actor)
+        if refusal is not None:
+            reason, hint = refusal
             self.engine.audit(
                 actor=approval.agent,
                 on_behalf_of=approval.on_behalf_of,
-                action="approval.approve",
+                action=f"approval.{verb}",
                 target=approval_id,
                 trigger=approval.trigger,
                 result="denied",
-                detail={"reason": "requester cannot approve their own request", "approver": who},
+                detail={"reason": reason, "approver": who},
             )
-            raise GateRefused(
-                f"{who} requested {approval_id} and cannot also approve it",
-                hint="another owner of the agent must approve it",
-            )
+            raise GateRefused(reason, hint=hint)
         changed = state.transition_approval(
             approval_id,
             "pending",
@@ -491,6 +516,35 @@ class Runs:
         updated = state.get_approval(approval_id)
         assert updated is not None
         return updated
+
+    def _approver_refusal(self, approval: ApprovalRecord, actor: Actor) -> tuple[str, str] | None:
+        """Why ``actor`` may not decide ``approval`` (None: they may): they asked
+        for the run, or the agent's applied contract does not name them."""
+        requested_by = self._requester_principal(approval)
+        if actor.person.casefold() == approval.requester.casefold() or (
+            requested_by is not None and requested_by == actor.arn
+        ):
+            return (
+                f"{actor.person} requested {approval.id} and cannot also approve or deny it",
+                "another of the agent's approvers decides it",
+            )
+        record = self._state.get_agent(approval.agent)
+        approvers = contract_from_record(record).approvers if record is not None else ()
+        if matches_person(actor, approvers) is None:
+            listed = ", ".join(approvers) or "nobody (its contract names no approvers)"
+            return (
+                f"{actor.person} ({actor.arn}) is not an approver of {approval.agent}",
+                f"its contract's approvers: {listed}",
+            )
+        return None
+
+    def _requester_principal(self, approval: ApprovalRecord) -> str | None:
+        """The verified principal that asked for ``approval``, as its audit event recorded it."""
+        for event in self._state.audit_events(agent=approval.id, action="approval.request"):
+            if event.target == approval.id:
+                principal = event.detail.get("principal")
+                return str(principal) if principal else None
+        return None
 
     def pending(self, agent: str | None = None) -> list[ApprovalRecord]:
         now = self.engine.clock()

@@ -114,19 +114,28 @@ class Contract:
     kill_switch: str
     permissions: Mapping[str, JsonValue] = field(default_factory=dict)
     source: str = ""
+    # Who may approve a run (approval_required), and whom the agent may act for.
+    approvers: tuple[str, ...] = ()
+    acts_for: tuple[str, ...] = ()
     # system -> the parsed grant (its provider's frozen dataclass). Not part of
     # equality: it is derived from ``permissions``.
     grants: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def document(self) -> dict[str, Any]:
-        """The contract as a plain document (what the hash covers)."""
-        return {
+        """The contract as a plain document (what the hash covers). Optional
+        keys appear only when set, so older contracts keep their digests."""
+        document: dict[str, Any] = {
             "agent": {"name": self.name, "owner": self.owner, "purpose": self.purpose},
             "permissions": dict(self.permissions),
             "execution_mode": self.execution_mode.value,
             "expiry": self.expiry.isoformat(),
             "kill_switch": self.kill_switch,
         }
+        if self.approvers:
+            document["approvers"] = list(self.approvers)
+        if self.acts_for:
+            document["acts_for"] = list(self.acts_for)
+        return document
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], *, source: str = "") -> Contract:
@@ -142,6 +151,8 @@ class Contract:
             kill_switch=document["kill_switch"],
             permissions=dict(document.get("permissions") or {}),
             source=source,
+            approvers=tuple(document.get("approvers") or ()),
+            acts_for=tuple(document.get("acts_for") or ()),
         )
 
     @property

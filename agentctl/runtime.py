@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.engine import Engine
+from agentctl.identity import Actor
 from agentctl.providers.base import ProviderContext
 from agentctl.providers.registry import load_providers
 
@@ -52,11 +53,35 @@ def open_journal(config: Config) -> AuditJournal:
     return AuditJournal(default_journal_path(config))
 
 
+def verified_actor(config: Config, state_factory: Callable[[], Any] | None = None) -> Actor:
+    """Who the credentials of this process belong to, verified with AWS or GitHub
+    (agentctl.identity); ``state_factory`` lets it recognise agents' sessions."""
+    from agentctl.errors import AgentctlError
+    from agentctl.identity import resolve_actor
+
+    def is_recorded_agent(name: str) -> bool:
+        if state_factory is None:
+            return False
+        try:
+            return state_factory().get_agent(name) is not None
+        except AgentctlError:  # state unreachable: the session name still tells
+            return False
+
+    aws = config.provider_settings.get("aws")
+    return resolve_actor(
+        config.identity_sources(),
+        config.people,
+        role_prefix=str(getattr(aws, "role_prefix", "agentctl-")),
+        is_agent=is_recorded_agent,
+    )
+
+
 def build_engine(
     config: Config,
     *,
     state_url: str | None = None,
-    operator: str | None = None,
+    operator: str | None = None,  # in-process callers: a person they vouch for
+    identify: Callable[[], Actor] | None = None,  # default: verified from the credentials
     clock: Clock = system_clock,
     client_options: Mapping[str, Any] | None = None,
     provider_names: Iterable[str] | None = None,
@@ -101,13 +126,16 @@ def build_engine(
         return store
 
     shared_state = once(keyed_state)
-    who = config.resolved_operator(operator)
+    if identify is None and operator is not None:
+        declared = Actor.declared(operator)
+        identify = lambda: declared  # noqa: E731
+    elif identify is None:
+        identify = once(lambda: verified_actor(config, shared_state))
     context = ProviderContext(
         config=config,
         clock=clock,
         state_factory=shared_state,
         secrets_factory=shared_secrets,
-        operator=who,
         client_options=dict(client_options or {}),
     )
     providers = load_providers(context, provider_names)
@@ -115,7 +143,7 @@ def build_engine(
         config=config,
         providers=providers,
         state_factory=shared_state,
-        operator=who,
+        identify=identify,
         clock=clock,
         journal=open_journal(config),
     )

@@ -98,7 +98,7 @@ def main() -> None:
                         str(child),
                         str(pids),
                     ],
-                    env={**runtime_env, "AGENTCTL_OPERATOR": "runner@company.com"},
+                    env=runtime_env,  # the runtime principal is who runs exec (verified)
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,
@@ -115,7 +115,7 @@ def main() -> None:
                 started = time.perf_counter()
                 kill = subprocess.Popen(
                     [str(AGENTCTL), "kill", name, "--yes", "--reason", "bench"],
-                    env={**env, "AGENTCTL_OPERATOR": "oncall@company.com"},
+                    env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,

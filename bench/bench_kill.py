@@ -271,7 +271,6 @@ def measure(world: World, i: int, mode: str) -> Sample:
         env = {
             **os.environ,
             "AGENTCTL_CONFIG": str(world.config_file),
-            "AGENTCTL_OPERATOR": "bench@company.com",
             "AWS_ACCESS_KEY_ID": world.operator["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": world.operator["aws_secret_access_key"],
         }

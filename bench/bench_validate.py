@@ -62,6 +62,7 @@ permissions:
     - issue:read
 
 execution_mode: {mode}
+approvers: [release-lead@company.com]
 expiry: 2027-0{month}-1{day}
 kill_switch: /agents/{name}/disable
 """

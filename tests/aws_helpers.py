@@ -297,6 +297,15 @@ def create_operator(
     return Operator(user_name, arn, key_id, secret, runtime_arn, (runtime_id, runtime_secret))
 
 
+def create_person(server: MotoServer, user_name: str) -> Operator:
+    """An IAM user with an access key and no permissions at all (call before
+    ``enforce_iam``): sts:GetCallerIdentity still names it."""
+    iam = server.client("iam")
+    user = iam.create_user(UserName=user_name)["User"]
+    key = iam.create_access_key(UserName=user_name)["AccessKey"]
+    return Operator(user_name, user["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+
+
 def create_boundary(
     server: MotoServer, name: str = "agentctl-boundary", actions: tuple[str, ...] = ("s3:*",)
 ) -> str:

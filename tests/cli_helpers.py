@@ -141,6 +141,8 @@ class Cli:
             "journal": str(self.journal_path),
             "lock_timeout_seconds": self.lock_timeout_seconds,
             "aws": aws,
+            # Who runs agentctl is verified (sts:GetCallerIdentity), then named here.
+            "people": [{"principal": self.operator.arn, "person": OPERATOR_NAME}],
         }
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False), "utf-8")
 
@@ -165,7 +167,6 @@ class Cli:
             ),
             "AWS_EC2_METADATA_DISABLED": "true",
             "AGENTCTL_CONFIG": str(self.config_path),
-            "AGENTCTL_OPERATOR": OPERATOR_NAME,
             "NO_COLOR": "1",
             "TERM": "dumb",
             "COLUMNS": "250",

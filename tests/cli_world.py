@@ -2,7 +2,8 @@
 (fixture ``cli`` for test_cli_lifecycle.py and test_status_cli.py).
 
 ``cli`` writes an ``agentctl.yaml`` (endpoint, region, runtime principal,
-boundary, a SQLite state and a journal in the test's tmp dir), points
+boundary, a SQLite state and a journal in the test's tmp dir, and a ``people:``
+rule naming the operator's IAM user ops@company.com), points
 ``AGENTCTL_CONFIG`` at it, gives the operator's keys through the standard
 ``AWS_*`` variables, pins the clock in-process (``run(..., clock=)``; a test
 moves it with ``cli.now = ...``) and turns moto's IAM
@@ -35,6 +36,8 @@ from contract_helpers import NOW, s3_read, write_contract
 
 from agentctl.cli.app import run
 from agentctl.state import StateStore, open_state
+
+OPERATOR_PERSON = "ops@company.com"
 
 
 @dataclass(frozen=True)
@@ -116,15 +119,24 @@ def cli(
                 "state": str(state_path),
                 "journal": str(tmp_path / "journal.jsonl"),
                 "audit": {"anchor_file": str(tmp_path / "audit-anchors.jsonl")},
+                # The operator is verified (sts:GetCallerIdentity) and named here.
+                "people": [{"principal": operator.arn, "person": OPERATOR_PERSON}],
             }
         ),
         "utf-8",
     )
     monkeypatch.setenv("AGENTCTL_CONFIG", str(config_path))
-    monkeypatch.setenv("AGENTCTL_OPERATOR", "ops@company.com")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)
-    for name in ("AGENTCTL_STATE", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    for name in (
+        "AGENTCTL_STATE",
+        "AGENTCTL_AGENT",
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "GH_TOKEN",
+        "GITHUB_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     aws.enforce_iam(0)
     contracts = tmp_path / "contracts"

@@ -27,6 +27,8 @@ def contract_document(
     extra: dict[str, Any] | None = None,
     mode: str = "autonomous",
     expiry: date = date(2027, 3, 1),
+    approvers: list[str] | None = None,
+    acts_for: list[str] | None = None,
 ) -> dict[str, Any]:
     permissions: dict[str, Any] = {}
     if github is not None:
@@ -34,13 +36,20 @@ def contract_document(
     if aws is not None:
         permissions["aws"] = aws
     permissions.update(extra or {})
-    return {
+    document: dict[str, Any] = {
         "agent": {"name": name, "owner": owner, "purpose": purpose},
         "permissions": permissions,
         "execution_mode": mode,
         "expiry": expiry,
         "kill_switch": f"/agents/{name}/disable",
     }
+    if approvers is None and mode == "approval_required":
+        approvers = ["lead@company.com"]
+    if approvers is not None:
+        document["approvers"] = approvers
+    if acts_for is not None:
+        document["acts_for"] = acts_for
+    return document
 
 
 def write_contract(folder: Path, name: str, **kwargs: Any) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from aws_helpers import MotoServer, create_person
 
 from agentctl.config import Config, SecretsSettings
 from agentctl.engine import Engine
@@ -94,7 +95,6 @@ class GitHubWorld:
 
     def config(self, **github: Any) -> Config:
         return Config(
-            operator=OPERATOR,
             provider_settings={"github": self.settings(**github)},
             secrets=self.secrets_settings,
             journal_path=str(self.root / "journal.jsonl"),
@@ -109,7 +109,6 @@ class GitHubWorld:
             if value != getattr(GitHubSettings(), key)
         }
         document = {
-            "operator": OPERATOR,
             "journal": str(self.root / "journal.jsonl"),
             "github": github,
             "secrets": {"backend": "encrypted-file", "path": self.secrets_settings.path},
@@ -151,7 +150,6 @@ class GitHubWorld:
             config=config or self.config(),
             state_factory=lambda: self.open_state(url),
             secrets_factory=self.secrets,
-            operator=OPERATOR,
             **extra,
         )
 
@@ -225,9 +223,23 @@ class GitHubWorld:
 
 
 @pytest.fixture
-def github_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubWorld]:
-    """A fresh emulator and stores; the CLI finds the passphrase in the environment."""
+def github_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: MotoServer
+) -> Iterator[GitHubWorld]:
+    """A fresh emulator and stores; the CLI finds the passphrase in the environment.
+
+    Who runs the CLI is verified like anywhere else: the operator is an IAM user
+    named OPERATOR on the moto server (AWS_ENDPOINT_URL), which agentctl asks
+    with sts:GetCallerIdentity; agentctl.yaml configures no AWS provider.
+    """
     monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
+    person = create_person(aws, OPERATOR)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", person.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", person.secret_access_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.url)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AGENTCTL_AGENT", "GH_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
     for variable in (
         "AGENTCTL_CONFIG",
         "AGENTCTL_STATE",

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from aws_helpers import MotoServer, create_person
 
 from agentctl.config import Config, SecretsSettings
 from agentctl.engine import Engine
@@ -97,7 +98,6 @@ class JiraWorld:
 
     def config(self, **jira: Any) -> Config:
         return Config(
-            operator=OPERATOR,
             provider_settings={"jira": self.settings(**jira)},
             secrets=self.secrets_settings,
             journal_path=str(self.root / "journal.jsonl"),
@@ -111,7 +111,6 @@ class JiraWorld:
             if value != getattr(JiraSettings(), key)
         }
         document = {
-            "operator": OPERATOR,
             "journal": str(self.root / "journal.jsonl"),
             "jira": section,
             "secrets": {"backend": "encrypted-file", "path": self.secrets_settings.path},
@@ -139,7 +138,6 @@ class JiraWorld:
             config=config or self.config(),
             state_factory=lambda: self.open_state(url),
             secrets_factory=self.secrets,
-            operator=OPERATOR,
         )
 
     def provider(
@@ -231,9 +229,18 @@ class JiraWorld:
 
 @pytest.fixture
 def jira_world(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret_values: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret_values: Any, aws: MotoServer
 ) -> Iterator[JiraWorld]:
     monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
+    # Who runs the CLI is verified: an IAM user named OPERATOR on the moto server
+    # (AWS_ENDPOINT_URL), asked with sts:GetCallerIdentity.
+    person = create_person(aws, OPERATOR)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", person.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", person.secret_access_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.url)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AGENTCTL_AGENT", "GH_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
     # Where tests put the token files an admin hands over (secret on purpose).
     (tmp_path / "handover").mkdir()
     secret_values.exempt(tmp_path / "handover")

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_helpers import RUNTIME_PROFILE, MotoServer, create_operator, record_calls
+from aws_helpers import (
+    RUNTIME_PROFILE,
+    MotoServer,
+    Operator,
+    create_operator,
+    create_person,
+    record_calls,
+)
 from cli_helpers import ENTRY
 from contract_helpers import NOW, s3_read, write_contract
 
@@ -58,9 +65,16 @@ class ExecWorld:
     root: Path
     state_url: str
     operator_key: str
+    people: dict[str, Operator]  # IAM users, named by e-mail
+    monkeypatch: pytest.MonkeyPatch
 
     def cli(self, *argv: str, operator: str = "ops@company.com") -> int:
-        return run(["--operator", operator, *argv], clock=lambda: NOW)
+        """The CLI in this process, with ``operator``'s AWS keys: who runs it is
+        whatever sts:GetCallerIdentity says those keys belong to."""
+        person = self.people[operator]
+        self.monkeypatch.setenv("AWS_ACCESS_KEY_ID", person.access_key_id)
+        self.monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", person.secret_access_key)
+        return run(list(argv), clock=lambda: NOW)
 
     def child(self, code: int = 0) -> tuple[list[str], Path]:
         script = self.root / "child.py"
@@ -78,7 +92,14 @@ class ExecWorld:
 
 @pytest.fixture
 def world(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExecWorld]:
-    operator = create_operator(aws)
+    # IAM user names may be e-mail addresses: the built-in rule names each person.
+    operator = create_operator(aws, "ops@company.com")
+    people = {
+        "ops@company.com": operator,
+        # No permissions at all: approving needs nothing but a verifiable identity.
+        "lead@company.com": create_person(aws, "lead@company.com"),
+        "dev@company.com": create_person(aws, "dev@company.com"),
+    }
     s3 = aws.client("s3")
     for bucket in ("bucket-a", "bucket-b"):
         s3.create_bucket(Bucket=bucket)
@@ -104,7 +125,7 @@ def world(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("OPERATOR_KEY_FOR_TEST", operator.access_key_id)
     monkeypatch.setenv("AGENTCTL_KEYRING_PASSPHRASE", "not-for-the-child")
     aws.enforce_iam(0)
-    world = ExecWorld(aws, tmp_path, state_url, operator.access_key_id)
+    world = ExecWorld(aws, tmp_path, state_url, operator.access_key_id, people, monkeypatch)
     assert world.cli("apply", str(contracts), "--yes") == 0
     yield world
 
@@ -240,7 +261,7 @@ def test_approval_required_flow(world: ExecWorld, capsys: pytest.CaptureFixture[
     command, report = world.child()
 
     # 1. No approval: a pending request, its id, and the command an owner runs.
-    assert world.cli("exec", "release-agent", "--", *command, operator="dev@company.com") == 1
+    assert world.cli("exec", "release-agent", "--", *command) == 1
     err = capsys.readouterr().err
     assert "needs approval" in err and "agentctl approve apr-" in err
     approval_id = err.split("agentctl approve ")[1].split("`")[0].strip()
@@ -251,7 +272,7 @@ def test_approval_required_flow(world: ExecWorld, capsys: pytest.CaptureFixture[
     assert [p["id"] for p in pending] == [approval_id]
 
     # 2. The requester cannot approve their own request.
-    assert world.cli("approve", approval_id, operator="dev@company.com") == 1
+    assert world.cli("approve", approval_id, operator="ops@company.com") == 1
     assert "cannot also approve" in capsys.readouterr().err
 
     # 3. Someone else approves; the run goes through once.
@@ -264,7 +285,6 @@ def test_approval_required_flow(world: ExecWorld, capsys: pytest.CaptureFixture[
             approval_id,
             "--",
             *command,
-            operator="dev@company.com",
         )
         == 0
     )
@@ -280,7 +300,6 @@ def test_approval_required_flow(world: ExecWorld, capsys: pytest.CaptureFixture[
             approval_id,
             "--",
             *command,
-            operator="dev@company.com",
         )
         == 1
     )
@@ -295,9 +314,7 @@ def test_approval_required_flow(world: ExecWorld, capsys: pytest.CaptureFixture[
 def test_an_approval_is_for_one_command_and_can_be_denied(
     world: ExecWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        world.cli("exec", "release-agent", "--", "echo", "release", operator="dev@company.com") == 1
-    )
+    assert world.cli("exec", "release-agent", "--", "echo", "release") == 1
     approval_id = capsys.readouterr().err.split("agentctl approve ")[1].split("`")[0].strip()
     assert world.cli("approve", approval_id, operator="lead@company.com") == 0
     capsys.readouterr()
@@ -311,15 +328,12 @@ def test_an_approval_is_for_one_command_and_can_be_denied(
             "rm",
             "-rf",
             "/tmp/x",
-            operator="dev@company.com",
         )
         == 1
     )
     assert "different command" in capsys.readouterr().err
 
-    assert (
-        world.cli("exec", "release-agent", "--", "echo", "again", operator="dev@company.com") == 1
-    )
+    assert world.cli("exec", "release-agent", "--", "echo", "again") == 1
     second = capsys.readouterr().err.split("agentctl approve ")[1].split("`")[0].strip()
     assert world.cli("deny", second, "--reason", "freeze", operator="lead@company.com") == 0
     capsys.readouterr()
@@ -332,7 +346,6 @@ def test_an_approval_is_for_one_command_and_can_be_denied(
             "--",
             "echo",
             "again",
-            operator="dev@company.com",
         )
         == 1
     )
@@ -390,7 +403,7 @@ def test_signals_reach_the_command_and_its_exit_code_is_agentctls(world: ExecWor
             "-c",
             child,
         ],
-        env={**os.environ, "AGENTCTL_OPERATOR": "ops@company.com"},
+        env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -449,7 +462,7 @@ def test_a_kill_ends_the_running_command_and_everything_it_started(world: ExecWo
             "-c",
             child,
         ],
-        env={**os.environ, "AGENTCTL_OPERATOR": "ops@company.com"},
+        env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -495,7 +508,7 @@ def test_a_command_that_ends_on_sigterm_gets_no_sigkill(world: ExecWorld) -> Non
             "-c",
             child,
         ],
-        env={**os.environ, "AGENTCTL_OPERATOR": "ops@company.com"},
+        env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

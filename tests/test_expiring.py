@@ -63,6 +63,7 @@ from agentctl.cli import app
 from agentctl.config import Config
 from agentctl.contract import load_contracts
 from agentctl.engine import Engine
+from agentctl.identity import Actor
 from agentctl.model import AgentStatus
 from agentctl.render import json_data
 from agentctl.state import StateStore, open_state
@@ -311,7 +312,7 @@ def engine_for(url: str) -> Iterator[Engine]:
             config=Config(rotation_max_age_days=MAX_AGE),
             providers={},
             state_factory=lambda: store,
-            operator="test",
+            identify=lambda: Actor.declared("test"),
             clock=lambda: NOW,
         )
     finally:

@@ -62,7 +62,6 @@ def run(
             "XDG_STATE_HOME": str(home / "state"),
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
             "AGENTCTL_STATE": f"sqlite:///{tmp_path / 'state.db'}",
-            "AGENTCTL_OPERATOR": "ops@company.com",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aws_helpers import MotoServer, create_person
 from contract_helpers import NOW
 
 from agentctl.cli import app
@@ -57,10 +58,30 @@ def test_no_config_and_no_aws_credentials(bare: Path, capsys: pytest.CaptureFixt
     assert "Traceback" not in text
 
 
-def test_no_keyring_backend(bare: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_credentials_at_all_for_a_mutating_command(
+    bare: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["kill", "pr-review-agent", "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot verify who you are: no AWS credentials and no GitHub token" in err
+    assert "aws sso login" in err and "GH_TOKEN" in err  # what to do
+    assert "Traceback" not in err
+
+
+def test_no_keyring_backend(
+    bare: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    aws: MotoServer,
+) -> None:
     (bare / "agentctl.yaml").write_text(
         yaml.safe_dump({"github": {"organization": "acme"}}), encoding="utf-8"
     )
+    # The newcomer has AWS credentials (an IAM user on the local AWS), nothing else.
+    person = create_person(aws, "newcomer@company.com")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", person.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", person.secret_access_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.url)
     redirect = "http://127.0.0.1/agentctl/github/registered?code=abc123&state=s"
     code = run(["github", "register", "pr-review-agent", "--code", redirect])
     err = capsys.readouterr().err
@@ -70,7 +91,10 @@ def test_no_keyring_backend(bare: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_github_unreachable(
-    bare: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    bare: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    aws: MotoServer,
 ) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     (bare / "agentctl.yaml").write_text(
@@ -83,6 +107,11 @@ def test_github_unreachable(
         encoding="utf-8",
     )
     monkeypatch.setenv("AGENTCTL_KEYRING_PASSPHRASE", "newcomer-passphrase")
+    # The newcomer's AWS credentials (an IAM user on the local AWS) say who they are.
+    person = create_person(aws, "newcomer@company.com")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", person.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", person.secret_access_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.url)
     assert run(["github", "register", "pr-review-agent", "-o", "json"]) == 0
     state = json.loads(capsys.readouterr().out)["state"]
     code = run(["github", "register", "pr-review-agent", "--code", "abc123", "--state", state])

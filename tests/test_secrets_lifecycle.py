@@ -157,7 +157,7 @@ def lifecycle(
     config = {
         "state": f"sqlite:///{tmp_path / 'state' / 'state.db'}",
         "journal": str(tmp_path / "journal.jsonl"),
-        "operator": "ops@company.com",
+        "people": [{"principal": operator.arn, "person": "ops@company.com"}],
         "aws": {
             "endpoint_url": aws.url,
             "region": REGION,
@@ -173,7 +173,7 @@ def lifecycle(
         "secrets": {"backend": "encrypted-file", "path": str(tmp_path / "secrets.enc")},
     }
     (tmp_path / "agentctl.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    for variable in ("AGENTCTL_STATE", "AGENTCTL_OPERATOR", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    for variable in ("AGENTCTL_STATE", "AGENTCTL_AGENT", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AGENTCTL_CONFIG", str(tmp_path / "agentctl.yaml"))
     monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)

@@ -144,7 +144,7 @@ class Machine:
             env.setenv("AWS_SECRET_ACCESS_KEY", self.credentials["aws_secret_access_key"])
             env.delenv("AGENTCTL_KEYRING_PASSPHRASE", raising=False)
             self.capsys.readouterr()
-            code = run(["--operator", self.name, *argv], clock=frozen_now)
+            code = run(list(argv), clock=frozen_now)  # who: the IAM user behind the keys
             return code, self.capsys.readouterr().out
 
 

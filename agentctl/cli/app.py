@@ -95,13 +95,6 @@ def _global_options(
         help="State store: a SQLite path or a postgresql:// URL.",
         show_envvar=True,
     ),
-    operator: str | None = typer.Option(
-        None,
-        "--operator",
-        envvar="AGENTCTL_OPERATOR",
-        help="Who is running agentctl (recorded in every audit event).",
-        show_envvar=True,
-    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
@@ -120,7 +113,7 @@ def _global_options(
     # run(..., clock=...) hands an in-process clock over through ctx.obj; the
     # installed CLI always starts with the real one.
     given = ctx.obj.clock if isinstance(ctx.obj, Session) else system_clock
-    ctx.obj = new_session(config, state, operator, clock=given)
+    ctx.obj = new_session(config, state, clock=given)
     # Close the state store (and anything else opened lazily) when the command ends.
     ctx.call_on_close(ctx.obj.close)
 

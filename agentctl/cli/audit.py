@@ -231,10 +231,9 @@ def seal(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     from agentctl.audit import seal_trail
 
     context = app_context(ctx)
+    who = context.require_person("audit seal", "audit")
     keys = context.chain_keys()
-    outcome = seal_trail(
-        context.state(), keys, context.anchors(), operator=context.resolved_operator()
-    )
+    outcome = seal_trail(context.state(), keys, context.anchors(), operator=who.person)
     if output is OutputFormat.JSON:
         print_json(
             {

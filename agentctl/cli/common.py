@@ -77,17 +77,15 @@ def _warn(message: str) -> None:
     stderr.print(f"[yellow]warning[/yellow]: {escape(message)}")
 
 
-def new_session(
-    config: str | None, state: str | None, operator: str | None, *, clock: Clock = system_clock
-) -> Session:
-    return Session(config_path=config, state_url=state, operator=operator, clock=clock, warn=_warn)
+def new_session(config: str | None, state: str | None, *, clock: Clock = system_clock) -> Session:
+    return Session(config_path=config, state_url=state, clock=clock, warn=_warn)
 
 
 def app_context(ctx: typer.Context) -> Session:
     """The session of this command line (made by the global options)."""
     obj = ctx.find_root().obj
     if not isinstance(obj, Session):
-        obj = new_session(None, None, None)
+        obj = new_session(None, None)
         ctx.find_root().obj = obj
     return obj
 

@@ -206,7 +206,9 @@ def approve_command(
     reason: str | None = typer.Option(None, "--reason", "-r", help="Why (audited)."),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
-    """Approve a pending run (someone other than the requester). Single-use; it expires.
+    """Approve a pending run: only an approver named in the agent's contract, never the requester.
+
+    The approval is single-use, for that command and that requester, and it expires.
 
     Example: agentctl approve apr-3f9c2a1b7d
     """

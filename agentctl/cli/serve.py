@@ -56,6 +56,8 @@ def serve_command(
 
     context = app_context(ctx)
     engine = context.engine()
+    # Kills over HTTP are recorded as this host's verified principal (and the caller).
+    engine.require_person("serve", "http")
     authenticator = Authenticator(
         engine.state, context.secrets, clock=context.clock, window_seconds=signature_window
     )

@@ -174,6 +174,7 @@ def start_registration(
 ) -> RegistrationStarted:
     agent = _contract(session, name, contract_path)
     session.may_create_state = True  # registration may come before the first apply
+    session.require_person("github register", name)  # verified person, never an agent
     provider = _provider(session, [str(contract_path)])
     manifest = provider.app_manifest(
         agent, webhook_url=webhook_url, events=list(events), redirect_url=redirect_url
@@ -217,6 +218,7 @@ def complete_registration(
 
     agent = _contract(session, name, contract_path)
     session.may_create_state = True  # registration may come before the first apply
+    session.require_person("github register", name)  # verified person, never an agent
     provider = _provider(session, [str(contract_path)])
     the_code, the_state = parse_code(code, state)
     with _audit_failure(session, name, "github.register"):
@@ -265,6 +267,7 @@ def start_pending(
     from agentctl.providers.github.manifest import forms_page
 
     session.may_create_state = True  # registration may come before the first apply
+    session.require_person("github register-pending", str(contracts))
     config = session.config([str(contracts)])
     report = load_contracts(
         [contracts], today=session.clock().date(), max_lifetime_days=config.max_lifetime_days
@@ -331,6 +334,7 @@ def complete_pending(session: Session, contracts: Path, urls: Sequence[str]) -> 
     from agentctl.providers.github.manifest import parse_code
 
     session.may_create_state = True
+    session.require_person("github register-pending", str(contracts))
     config = session.config([str(contracts)])
     report = load_contracts(
         [contracts], today=session.clock().date(), max_lifetime_days=config.max_lifetime_days
@@ -395,6 +399,7 @@ def rotate_key(session: Session, name: str, private_key: Path) -> RotatedKey:
             f"cannot read {private_key} ({type(exc).__name__})",
             hint="pass the .pem file GitHub generated",
         ) from None
+    session.require_person("github rotate-key", name)
     provider = _provider(session)
     with _audit_failure(session, name, "github.rotate-key"):
         rotated = provider.rotate_key(name, pem)

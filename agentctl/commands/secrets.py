@@ -20,6 +20,7 @@ def migrate(
     from agentctl.secrets_migration import migrate_secrets, referenced_keys
 
     config = session.config()
+    session.require_person("secrets migrate", to)
     chosen_source = source or config.secrets.backend
     if not chosen_source:
         raise UsageError(

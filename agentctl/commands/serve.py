@@ -29,6 +29,7 @@ def create(session: Session, name: str, *, hmac: bool = False) -> IssuedCaller:
 
     session.may_create_state = True  # a first caller may come before the first apply
     engine = session.engine()
+    engine.require_person("serve token create", name)
     issued = create_caller(
         session.state(),
         session.secrets,
@@ -100,6 +101,7 @@ def revoke(session: Session, name: str) -> RevokedCaller:
     from agentctl.serve_auth import revoke_caller
 
     engine = session.engine()
+    engine.require_person("serve token revoke", name)
     record = revoke_caller(session.state(), session.secrets, name, clock=session.clock)
     engine.audit(
         actor=engine.operator,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from agentctl.audit_anchor import AnchorStore
     from agentctl.audit_key import ChainKeySource
     from agentctl.engine import Engine
+    from agentctl.identity import Actor
     from agentctl.model import Contract
     from agentctl.providers.base import AnyProvider
     from agentctl.secrets import SecretStore
@@ -29,7 +30,6 @@ def _ignore(_message: str) -> None:
 class Session:
     config_path: str | None = None
     state_url: str | None = None
-    operator: str | None = None
     clock: Clock = system_clock
     # Only commands that record something new (apply, registrations, `state
     # init`) may create a state store that is not there yet; the others say so.
@@ -37,6 +37,7 @@ class Session:
     # Told about things worth a warning that do not stop the command.
     warn: Callable[[str], None] = _ignore
     _config: Config | None = None
+    _actor: Actor | None = None
     _state: StateStore | None = None
     _secrets: SecretStore | None = None
     _chain_keys: ChainKeySource | None = None
@@ -66,14 +67,26 @@ class Session:
         return build_engine(
             config,
             state_url=self.state_url,
-            operator=self.operator,
+            identify=self.actor,
             clock=self.clock,
             state_factory=self.state,
             secrets_factory=self.secrets,
         )
 
-    def resolved_operator(self) -> str:
-        return self.config().resolved_operator(self.operator)
+    def actor(self) -> Actor:
+        """Who runs this command, verified (agentctl.identity): one call to AWS
+        or GitHub on first use, then remembered for the rest of the command.
+        Read-only commands never ask."""
+        if self._actor is None:
+            from agentctl.runtime import verified_actor
+
+            config = self._config if self._config is not None else self.config()
+            self._actor = verified_actor(config, self.state)
+        return self._actor
+
+    def require_person(self, command: str, target: str) -> Actor:
+        """The verified person running a mutating command (agents refused, audited)."""
+        return self.engine(tolerate_config_errors=True).require_person(command, target)
 
     def provider(self, name: str, contract_paths: Sequence[str] = ()) -> AnyProvider:
         """The installed provider ``name`` on this session's config, clock, state
@@ -92,7 +105,6 @@ class Session:
                 clock=self.clock,
                 state_factory=self.state,
                 secrets_factory=self.secrets,
-                operator=self.resolved_operator(),
             )
         )
 

@@ -467,6 +467,12 @@ class CommandSession(Protocol):
 
     may_create_state: bool
 
+    def require_person(self, command: str, target: str) -> object:
+        """The verified person running ``command`` (agentctl.identity.Actor);
+        raises before anything changes if nobody is verified or it is an agent.
+        Every command that changes something calls it first."""
+        ...
+
     def provider(self, name: str, contract_paths: Sequence[str] = ()) -> AnyProvider: ...
 
     def contract(

@@ -1250,9 +1250,14 @@ class StateStore:
 
 
 def _default_operator() -> str:
-    from agentctl.config import Config
+    """A lock holder's label when the caller names none: the OS user (shown
+    to whoever waits for the lock; the audit trail records the verified person)."""
+    import getpass
 
-    return Config().resolved_operator()
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def _describe(holder: LockHolder | None) -> str:

@@ -149,6 +149,8 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
         env = build_world(aws_url, github, jira, workdir)
         demo = Demo(workdir, env, color)
         pull = env["DEMO_PULL_NUMBER"]
+        # bob's keys stay out of the environment every command (and agent) inherits.
+        bob_keys = (env.pop("DEMO_BOB_ACCESS_KEY_ID"), env.pop("DEMO_BOB_SECRET_ACCESS_KEY"))
         demo.note(
             f"local AWS (moto, IAM enforced): {aws_url}   local GitHub: {github.url}   "
             f"local Jira: {jira.url}"
@@ -245,9 +247,13 @@ def run_demo(workdir: Path, color: bool) -> dict[str, Any]:
         request = demo.agentctl("exec", "release-agent", "--", "true", expect=(1,))
         approval = must_find(r"agentctl approve (apr-\w+)", request.stderr, "an approval id")
         demo.agentctl("approvals")
-        demo.env["AGENTCTL_OPERATOR"] = "bob@company.com"
+        demo.agentctl("approve", approval, expect=(1,))
+        demo.note("alice asked for the run, so she cannot approve it; bob (an approver) can")
+        alice_keys = (demo.env["AWS_ACCESS_KEY_ID"], demo.env["AWS_SECRET_ACCESS_KEY"])
+        demo.env["AWS_ACCESS_KEY_ID"], demo.env["AWS_SECRET_ACCESS_KEY"] = bob_keys
+        demo.note("(bob's AWS credentials: agentctl asks AWS who is calling)")
         demo.agentctl("approve", approval)
-        demo.env["AGENTCTL_OPERATOR"] = "alice@company.com"
+        demo.env["AWS_ACCESS_KEY_ID"], demo.env["AWS_SECRET_ACCESS_KEY"] = alice_keys
         demo.agentctl("exec", "release-agent", "--approval", approval, "--", "true")
 
         demo.say("7. Incident: the triage agent misbehaves. Two agents are running right now")

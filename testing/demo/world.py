@@ -131,6 +131,10 @@ def build_world(
     contracts name, an org with repositories; returns the CLI's environment."""
     admin = {"aws_access_key_id": "demo-admin", "aws_secret_access_key": "demo-admin"}
     iam = boto3.client("iam", endpoint_url=aws_url, region_name=REGION, **admin)
+    # bob approves release runs: an IAM user with no permissions at all, whose
+    # name agentctl verifies with sts:GetCallerIdentity.
+    iam.create_user(UserName="bob@company.com")
+    bob = iam.create_access_key(UserName="bob@company.com")["AccessKey"]
     boundary = iam.create_policy(
         PolicyName="agentctl-agent-boundary",
         PolicyDocument=json.dumps(
@@ -154,7 +158,7 @@ def build_world(
     )["Policy"]["Arn"]
     # The operator (apply, kill, ...) and the runtime principal (exec) are two
     # identities, each holding only its generated policy.
-    _, key = _user(iam, "agentctl-operator", generated_policy("operator", boundary))
+    operator_arn, key = _user(iam, "agentctl-operator", generated_policy("operator", boundary))
     runtime_arn, runtime_key = _user(iam, "agentctl-runtime", generated_policy("runtime", boundary))
     credentials_file = workdir / "aws-credentials"
     credentials_file.write_text(
@@ -190,6 +194,8 @@ def build_world(
             "default_projects": "SEC",
         },
         "secrets": {"backend": "encrypted-file", "path": str(workdir / "state" / "secrets.enc")},
+        # agentctl verifies who runs it (sts:GetCallerIdentity); this names the operator.
+        "people": [{"principal": operator_arn, "person": "alice@company.com"}],
     }
     (workdir / "agentctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
     shutil.copytree(shipped_contracts(), workdir / "contracts")
@@ -203,7 +209,6 @@ def build_world(
     env.update(
         {
             "AGENTCTL_CONFIG": str(workdir / "agentctl.yaml"),
-            "AGENTCTL_OPERATOR": "alice@company.com",
             "AGENTCTL_KEYRING_PASSPHRASE": "demo-only-passphrase",
             "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
@@ -219,4 +224,6 @@ def build_world(
     )
     env["DEMO_PULL_NUMBER"] = str(pull["number"])
     env.update(jira_env)
+    env["DEMO_BOB_ACCESS_KEY_ID"] = bob["AccessKeyId"]
+    env["DEMO_BOB_SECRET_ACCESS_KEY"] = bob["SecretAccessKey"]
     return env

@@ -106,6 +106,7 @@ def register(
     """Record the agent's service account and install its scoped API token."""
     session.may_create_state = True  # registration may come before the first apply
     agent = _contract(session, name, contract_path)
+    session.require_person("jira register", name)  # a verified person, never an agent
     token = read_token(token_file)
     provider = _provider(session, [str(contract_path)])
     with _audit_failure(session, name, "jira.register"):
@@ -119,6 +120,7 @@ def rotate(
 ) -> RegisteredAccount:
     """Install a new API token after verifying it, then revoke the old ones."""
     agent = _contract(session, name, contract_path)
+    session.require_person("jira rotate", name)  # a verified person, never an agent
     token = read_token(token_file)
     provider = _provider(session, [str(contract_path)])
     with _audit_failure(session, name, "jira.rotate"):
