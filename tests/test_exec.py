@@ -99,6 +99,8 @@ def world(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         # No permissions at all: approving needs nothing but a verifiable identity.
         "lead@company.com": create_person(aws, "lead@company.com"),
         "dev@company.com": create_person(aws, "dev@company.com"),
+        # Another operator (the on-call engineer): the shipped operator policy too.
+        "oncall@company.com": create_operator(aws, "oncall@company.com"),
     }
     s3 = aws.client("s3")
     for bucket in ("bucket-a", "bucket-b"):
@@ -475,7 +477,12 @@ def test_a_kill_ends_the_running_command_and_everything_it_started(world: ExecWo
     assert not _gone(leader) and not _gone(stubborn)
 
     # Someone else, elsewhere: the kill is recorded in the shared state store.
-    assert world.cli("kill", "reader-agent", "--reason", "INC-11", "--yes", operator="oncall") == 0
+    assert (
+        world.cli(
+            "kill", "reader-agent", "--reason", "INC-11", "--yes", operator="oncall@company.com"
+        )
+        == 0
+    )
     assert process.wait(timeout=60) == 3
     err = process.stderr.read() if process.stderr else ""
     assert "reader-agent was killed" in err and "SIGTERM then SIGKILL" in err

@@ -443,7 +443,6 @@ def test_read_only_commands_need_no_identity(world: World) -> None:
         ("list", "-o", "json"),
         ("approvals",),
         ("audit",),
-        ("audit", "verify"),
         ("validate", str(world.contracts)),
     ):
         code, _, err = world.cli("", *argv)
