@@ -232,6 +232,20 @@ def world(
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[World]:
     alice = create_operator(aws, "alice")
+    # alice is also the runtime principal (exec): she may start agent sessions.
+    runtime = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+                "Resource": "*",
+            }
+        ],
+    }
+    aws.client("iam").put_user_policy(
+        UserName="alice", PolicyName="runtime", PolicyDocument=json.dumps(runtime)
+    )
     bob = create_person(aws, "bob")
     dave = create_person(aws, "dave")
     _, carol = sso_session(aws, "carol@company.com")
