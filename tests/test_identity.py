@@ -26,7 +26,14 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from aws_helpers import ACCOUNT, MotoServer, Operator, create_operator, create_person
+from aws_helpers import (
+    ACCOUNT,
+    RUNTIME_PROFILE,
+    MotoServer,
+    Operator,
+    create_operator,
+    create_person,
+)
 from contract_helpers import s3_read, write_contract
 
 from agentctl.cli.app import run
@@ -232,20 +239,9 @@ def world(
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[World]:
     alice = create_operator(aws, "alice")
-    # alice is also the runtime principal (exec): she may start agent sessions.
-    runtime = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
-                "Resource": "*",
-            }
-        ],
-    }
-    aws.client("iam").put_user_policy(
-        UserName="alice", PolicyName="runtime", PolicyDocument=json.dumps(runtime)
-    )
+    # exec and credentials start agent sessions as the runtime principal made
+    # beside alice (its keys in the RUNTIME_PROFILE profile); the operator
+    # policy itself may not start them (issue 16).
     bob = create_person(aws, "bob")
     dave = create_person(aws, "dave")
     _, carol = sso_session(aws, "carol@company.com")
@@ -254,7 +250,12 @@ def world(
     config = {
         "state": state_url,
         "journal": str(tmp_path / "journal.jsonl"),
-        "aws": {"endpoint_url": aws.url, "region": "us-east-1", "runtime_principal": alice.arn},
+        "aws": {
+            "endpoint_url": aws.url,
+            "region": "us-east-1",
+            "runtime_principal": alice.runtime_arn,
+            "runtime_profile": RUNTIME_PROFILE,
+        },
         "people": [{"principal": alice.arn, "person": "alice@company.com"}],
     }
     (tmp_path / "agentctl.yaml").write_text(yaml.safe_dump(config), "utf-8")
@@ -276,7 +277,9 @@ def world(
             monkeypatch.delenv(name)
     monkeypatch.setenv("AGENTCTL_CONFIG", str(tmp_path / "agentctl.yaml"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    # Only the runtime principal's profile (written by create_operator): every
+    # person's own keys come from the environment of their command.
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws.enforce_iam(0)
     people = {"alice": keys(alice), "bob": keys(bob), "dave": keys(dave), "carol": carol}
@@ -303,7 +306,7 @@ def test_two_iam_users_and_an_sso_session_are_three_verified_people(world: World
         (
             "alice@company.com",
             f"arn:aws:iam::{ACCOUNT}:user/alice",
-            f"{world.root / 'agentctl.yaml'}:7 (arn:aws:iam::{ACCOUNT}:user/alice)",
+            f"{world.root / 'agentctl.yaml'}:8 (arn:aws:iam::{ACCOUNT}:user/alice)",
         ),
         (
             "carol@company.com",
