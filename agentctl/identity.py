@@ -225,11 +225,11 @@ def verify_principal(sources: IdentitySources) -> Principal:
     return _github_caller(sources.github, sources.environ)
 
 
-def _aws_credentials_present() -> bool:
+def _aws_credentials_present(profile: str | None = None) -> bool:
     try:
         import botocore.session
 
-        return botocore.session.Session().get_credentials() is not None
+        return botocore.session.Session(profile=profile).get_credentials() is not None
     except Exception:  # a broken profile is "not configured" here; the AWS path says more
         return False
 
@@ -240,6 +240,11 @@ def _aws_caller(settings: Any) -> Principal:
     from botocore.exceptions import BotoCoreError, ClientError
 
     profile = getattr(settings, "profile", None)
+    runtime_profile = getattr(settings, "runtime_profile", None)
+    if runtime_profile and not _aws_credentials_present(profile):
+        # A runtime host (exec, credentials, an SDK's credential_process) may
+        # hold only the runtime principal's profile: that principal is who acts.
+        profile = runtime_profile
     region = getattr(settings, "region", None) or os.environ.get("AWS_REGION") or None
     endpoint = getattr(settings, "endpoint_url", None)
     attempts = max(1, int(getattr(settings, "max_attempts", 3) or 3))

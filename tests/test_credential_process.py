@@ -27,8 +27,6 @@ from contract_helpers import NOW, s3_read, write_contract
 from agentctl.cli.app import run
 from agentctl.state import open_state
 
-OPERATOR = "ops@company.com"
-
 
 @dataclass
 class ProcessWorld:
@@ -44,7 +42,7 @@ class ProcessWorld:
         with self.monkeypatch.context() as patch:
             for key, value in self.operator_keys.items():
                 patch.setenv(key, value)
-            return run(["--operator", OPERATOR, *argv], clock=lambda: NOW)
+            return run(list(argv), clock=lambda: NOW)  # the operator is who the keys prove
 
     def agent_profile(self, agent: str, *extra: str) -> Path:
         """An AWS config file whose only credentials are agentctl's credential_process."""
@@ -113,7 +111,6 @@ def world(
     # What the SDK's child inherits: where agentctl's config is, who operates,
     # and no AWS keys at all (agentctl mints through its runtime profile).
     monkeypatch.setenv("AGENTCTL_CONFIG", str(tmp_path / "agentctl.yaml"))
-    monkeypatch.setenv("AGENTCTL_OPERATOR", OPERATOR)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     aws.enforce_iam(0)

@@ -28,7 +28,8 @@ def git_fill(world: GitHubWorld, helper_args: str, host: str) -> subprocess.Comp
     home = world.root / "git-home"
     home.mkdir(exist_ok=True)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "AWS_"))},
+        # The host's own AWS identity stays: agentctl verifies who asks for a token.
+        **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
         "HOME": str(home),
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,

@@ -16,6 +16,7 @@ on the real clock (contracts are dated from the real day). The cast:
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -443,7 +444,10 @@ def test_an_unverifiable_caller_changes_nothing(world: World) -> None:
     assert code == 1
     assert "cannot verify who you are: AWS rejected the credentials" in err
     assert len(err.strip().splitlines()) <= 2, err
-    code, _, err = world.cli("", "kill", "reader-agent", "--yes")  # no credentials at all
+    # no credentials at all (not even the runtime principal's profile)
+    code, _, err = world.cli(
+        "", "kill", "reader-agent", "--yes", env={"AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    )
     assert code == 1 and "cannot verify who you are" in err
     assert len(world.events()) == before
     role = world.server.client("iam")
