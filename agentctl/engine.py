@@ -188,10 +188,15 @@ class Engine:
     clock: Clock = system_clock
     journal: AuditJournal | None = None
     _state: StateStore | None = field(default=None, init=False, repr=False)
+    # Set only while a kill runs whose caller could not be verified because
+    # the identity service was unreachable (see kill).
+    _unverified: Actor | None = field(default=None, init=False, repr=False)
 
     # -- who is acting ------------------------------------------------------------
 
     def actor(self) -> Actor:
+        if self._unverified is not None:
+            return self._unverified
         return self.identify()
 
     @property
@@ -763,9 +768,39 @@ class Engine:
     def kill(self, name: str, reason: str, *, trigger: str | None = None) -> LifecycleReport:
         """Revoke one agent everywhere. Never takes the apply lock; works with no
         contract and with the state store empty or unreachable. ``trigger``
-        says what asked for it (default: the operator)."""
-        self.require_person("kill", name)
+        says what asked for it (default: the operator).
+
+        Kill is the emergency brake, so it alone is not stopped by an identity
+        service that cannot be asked (STS or GitHub down, no network): it goes
+        on and its events name the operator ``unverified (<why>)``. A caller
+        who *is* verified and not allowed (an agent's session) is refused, and
+        so are rejected or missing credentials."""
+        from agentctl.identity import IdentityError
+
+        try:
+            self.require_person("kill", name)
+        except IdentityError as exc:
+            if exc.unreachable is None or self._inside_agent_run():
+                raise
+            self._unverified = Actor.unverified(exc.unreachable)
+        try:
+            return self._kill(name, reason, trigger=trigger)
+        finally:
+            self._unverified = None
+
+    def _inside_agent_run(self) -> bool:
+        # `agentctl exec` sets AGENTCTL_AGENT in its child. A child can unset
+        # it, so this is no boundary; it only keeps an agent that merely cut
+        # itself off from STS from being let through as "unverified".
+        return bool(self.config.identity_sources().environ.get("AGENTCTL_AGENT"))
+
+    def _kill(self, name: str, reason: str, *, trigger: str | None) -> LifecycleReport:
         notes: list[str] = []
+        if self._unverified is not None:
+            notes.append(
+                f"operator {self._unverified.person}: kill is the emergency brake, so it "
+                "went ahead, and its audit event says nobody was verified"
+            )
 
         def look_up() -> tuple[StateStore | None, AgentRecord | None]:
             state = self._try_state()

@@ -47,6 +47,19 @@ SSO_ROLE_PREFIX = "AWSReservedSSO_"
 # provider's issue_credentials): agentctl-<agent>-<run id>.
 AGENT_SESSION_PREFIX = "agentctl-"
 SOURCES = ("auto", "aws", "github")
+# STS error codes that say "ask again later", not "these credentials are bad".
+_STS_DOWN_CODES = frozenset(
+    {
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 
 _AWS_ARN = re.compile(
     r"^arn:(?P<partition>[\w-]+):(?P<service>iam|sts)::(?P<account>\d{12}):(?P<rest>.+)$"
@@ -54,7 +67,20 @@ _AWS_ARN = re.compile(
 
 
 class IdentityError(AgentctlError):
-    """Who is calling could not be verified: nothing was done."""
+    """Who is calling could not be verified: nothing was done.
+
+    ``unreachable`` is set (e.g. ``"sts unreachable: ServiceUnavailable"``)
+    only when the identity service itself could not be asked: a network error,
+    a timeout, a 5xx or throttling answer. Credentials that were rejected,
+    missing or unusable leave it None. ``agentctl kill`` alone goes on without
+    a verified caller in the first case (see Engine.kill).
+    """
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, unreachable: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,19 @@ class Actor:
             ),
             via="declared in-process",
             verified_name=person,
+        )
+
+    @classmethod
+    def unverified(cls, unreachable: str) -> Actor:
+        """Nobody verified, because the identity service could not be asked
+        (``unreachable``, e.g. ``"sts unreachable: ServiceUnavailable"``).
+        Only ``agentctl kill`` acts as this: the emergency brake must work while
+        STS or GitHub is down, and its audit event says nobody was verified."""
+        label = f"unverified ({unreachable})"
+        return cls(
+            person=label,
+            principal=Principal(arn="unverified", source="none", kind="unverified", name=label),
+            via="not verified: the identity service was unreachable during a kill",
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -237,7 +276,8 @@ def _aws_credentials_present(profile: str | None = None) -> bool:
 def _aws_caller(settings: Any) -> Principal:
     import boto3
     from botocore.config import Config as BotoConfig
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     profile = getattr(settings, "profile", None)
     runtime_profile = getattr(settings, "runtime_profile", None)
@@ -261,10 +301,25 @@ def _aws_caller(settings: Any) -> Principal:
         )
         arn = str(client.get_caller_identity()["Arn"])
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
+        code = str(exc.response.get("Error", {}).get("Code") or "error")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500 or code in _STS_DOWN_CODES:
+            # STS answered, but only to say it cannot answer now: nothing is
+            # known about the credentials either way.
+            raise IdentityError(
+                f"cannot verify who you are: STS is unavailable ({code})",
+                hint="check the AWS service health and the network, and run again",
+                unreachable=f"sts unreachable: {code}",
+            ) from None
         raise IdentityError(
             f"cannot verify who you are: AWS rejected the credentials ({code})",
             hint="refresh them (`aws sso login`, a new session) and run again",
+        ) from None
+    except (BotoConnectionError, HTTPClientError) as exc:
+        raise IdentityError(
+            f"cannot verify who you are: sts:GetCallerIdentity failed ({exc.__class__.__name__})",
+            hint="check the network (and aws.endpoint_url in agentctl.yaml), then run again",
+            unreachable=f"sts unreachable: {exc.__class__.__name__}",
         ) from None
     except BotoCoreError as exc:
         raise IdentityError(
@@ -310,6 +365,12 @@ def _github_caller(settings: Any, environ: Mapping[str, str]) -> Principal:
         with urllib.request.urlopen(request, timeout=15) as response:
             body = json.loads(response.read().decode("utf-8"))
     except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code == 429:  # down or throttling: says nothing of the token
+            raise IdentityError(
+                f"cannot verify who you are: GitHub answered {exc.code}",
+                hint="check githubstatus.com and the network, and run again",
+                unreachable=f"github unreachable: HTTP {exc.code}",
+            ) from None
         why = {
             401: "GitHub rejected the token",
             403: "the token cannot read its user (an App installation token is not a person)",
@@ -318,7 +379,13 @@ def _github_caller(settings: Any, environ: Mapping[str, str]) -> Principal:
             f"cannot verify who you are: {why}",
             hint="use a GitHub user token (`gh auth token`) in GH_TOKEN",
         ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError) as exc:
+        raise IdentityError(
+            f"cannot verify who you are: GET {base}/user failed ({exc.__class__.__name__})",
+            hint="check the network and github.base_url in agentctl.yaml",
+            unreachable=f"github unreachable: {exc.__class__.__name__}",
+        ) from None
+    except ValueError as exc:  # an answer that is not JSON: not GitHub's API
         raise IdentityError(
             f"cannot verify who you are: GET {base}/user failed ({exc.__class__.__name__})",
             hint="check the network and github.base_url in agentctl.yaml",

@@ -20,12 +20,14 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_helpers import MotoServer, Operator, create_boundary, create_operator
 from cli_helpers import (
+    OPERATOR_NAME,
     Cli,
     CliResult,
     FaultProxy,
@@ -43,6 +45,7 @@ from contract_helpers import s3_read, write_contract
 from agentctl.audit import JOURNAL_IMPORT_ACTION, verify_chain
 from agentctl.model import AgentStatus
 from agentctl.providers.aws.policies import KILL_POLICY
+from agentctl.state import open_state
 
 
 @dataclass
@@ -375,6 +378,98 @@ def test_kill_with_aws_down_is_incomplete_and_the_next_kill_finishes_it(
     status = world.cli.run("status", victim, "--refresh", "--output", "json")
     view = status.json()["agents"][0]
     assert (view["status"], view["drift"]) == ("killed", [])
+    # STS was down too during the first kill: nobody could be verified, and
+    # the trail says so; the second kill names the verified operator.
+    first, second = kill_events(world)
+    assert (first.operator, first.detail["principal"]) == (
+        "unverified (sts unreachable: ServiceUnavailable)",
+        "unverified",
+    )
+    assert (second.operator, second.detail["principal"]) == (OPERATOR_NAME, world.cli.operator.arn)
+
+
+def kill_events(world: World) -> list[Any]:
+    with open_state(world.cli.state_url) as state:
+        return state.audit_events(action="kill")
+
+
+def sts_down(request: Request) -> Reply | None:
+    """Only the identity service is down; IAM answers as usual."""
+    return Reply.service_unavailable() if request.action == "GetCallerIdentity" else None
+
+
+def test_kill_goes_on_when_only_sts_is_down_and_says_nobody_was_verified(
+    aws: MotoServer, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    """Kill is the emergency brake: an unreachable STS does not block it."""
+    world = make_world(aws, tmp_path, proxy, 2, max_attempts=2)
+    assert world.apply().returncode == 0
+    victim = world.names[0]
+    proxy.rule = sts_down
+    kill = world.cli.run("kill", victim, "--reason", "INC-12", "--yes")
+    proxy.rule = None
+    assert kill.returncode == 0, str(kill)
+    assert "operator unverified (sts unreachable: ServiceUnavailable)" in kill.stdout + kill.stderr
+    assert any(r.action == "GetCallerIdentity" for r, _ in proxy.injected())
+    with aws.unenforced():
+        attached = world.iam.list_attached_role_policies(RoleName=f"agentctl-{victim}")
+    assert "arn:aws:iam::aws:policy/AWSDenyAll" in {
+        p["PolicyArn"] for p in attached["AttachedPolicies"]
+    }
+    (event,) = kill_events(world)
+    assert (event.operator, event.result, event.trigger) == (
+        "unverified (sts unreachable: ServiceUnavailable)",
+        "success",
+        "operator/unverified (sts unreachable: ServiceUnavailable)",
+    )
+    assert event.detail["identified_by"].startswith("not verified")
+
+
+def test_with_sts_down_only_kill_goes_on(
+    aws: MotoServer, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    """revive, apply and approve are not the brake: they refuse, nothing changes.
+    Credentials AWS rejects, and a process inside an agent run, get no
+    exception for kill either."""
+    world = make_world(aws, tmp_path, proxy, 2, max_attempts=2)
+    assert world.apply().returncode == 0
+    victim, other = world.names
+    assert world.cli.run("kill", victim, "--reason", "INC-13", "--yes").returncode == 0
+    with open_state(world.cli.state_url) as state:
+        approval = state.create_approval(
+            agent=other,
+            requester="someone@company.com",
+            command="true",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        before = len(state.audit_chain())
+
+    proxy.rule = sts_down
+    refused = [
+        world.cli.run("revive", victim, "--reason", "back"),
+        world.cli.run("apply", str(world.contracts), "--yes"),
+        world.cli.run("approve", approval.id),
+    ]
+    # Inside `agentctl exec` (AGENTCTL_AGENT set) an unreachable STS is no excuse.
+    world.cli.extra_env["AGENTCTL_AGENT"] = victim
+    refused.append(world.cli.run("kill", other, "--reason", "x", "--yes"))
+    del world.cli.extra_env["AGENTCTL_AGENT"]
+    proxy.rule = None
+    for result in refused:
+        assert result.returncode == 1, str(result)
+        assert "cannot verify who you are: STS is unavailable (ServiceUnavailable)" in result.stderr
+    # Keys AWS rejects are not "unreachable": kill refuses them too.
+    world.cli.extra_env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-of-this-key-000000000000"
+    rejected = world.cli.run("kill", other, "--reason", "x", "--yes")
+    del world.cli.extra_env["AWS_SECRET_ACCESS_KEY"]
+    assert rejected.returncode == 1 and "AWS rejected the credentials" in rejected.stderr
+
+    with open_state(world.cli.state_url) as state:
+        assert len(state.audit_chain()) == before
+        statuses = {a.name: a.status.value for a in state.list_agents()}
+        record = state.get_approval(approval.id)
+    assert statuses == {victim: "killed", other: "active"}
+    assert record is not None and record.status == "pending"
 
 
 def _limit_exceeded(message: str) -> bytes:
