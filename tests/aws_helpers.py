@@ -87,9 +87,13 @@ class MotoServer:
 
     url: str
     _stop: Callable[[], None] = field(repr=False)
+    # IAM users made by create_person since the last reset, by name: an access
+    # key's secret cannot be read back, so a second ask gets the same keys.
+    people: dict[str, Operator] = field(default_factory=dict, repr=False)
 
     def reset(self) -> None:
         """Empty every backend and turn IAM enforcement off."""
+        self.people.clear()
         self.enforce_iam(None)
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
         install_aws_deny_all()
@@ -299,11 +303,18 @@ def create_operator(
 
 def create_person(server: MotoServer, user_name: str) -> Operator:
     """An IAM user with an access key and no permissions at all (call before
-    ``enforce_iam``): sts:GetCallerIdentity still names it."""
+    ``enforce_iam``): sts:GetCallerIdentity still names it.
+
+    Idempotent within a test: fixtures that each need the same person (the
+    jira and github worlds both verify "tester@example.com") share one user."""
+    if user_name in server.people:
+        return server.people[user_name]
     iam = server.client("iam")
     user = iam.create_user(UserName=user_name)["User"]
     key = iam.create_access_key(UserName=user_name)["AccessKey"]
-    return Operator(user_name, user["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+    person = Operator(user_name, user["Arn"], key["AccessKeyId"], key["SecretAccessKey"])
+    server.people[user_name] = person
+    return person
 
 
 def create_boundary(
