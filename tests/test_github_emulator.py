@@ -39,7 +39,7 @@ from githubkit.exception import (
     RequestFailed,
     SecondaryRateLimitExceeded,
 )
-from githubkit_schemas.latest.models import SimpleUser
+from githubkit_schemas.latest.models import PublicUser, SimpleUser
 from openapi_schema_validator import OAS30Validator
 
 from testing.github import GitHubEmulator
@@ -828,6 +828,23 @@ def test_issues_write_token_on_one_repo_comments_there_and_nothing_more(world: W
     assert world.http.get("/repos/acme/web", headers=auth).status_code == 404
     assert world.http.get("/repos/acme/api", headers=auth).status_code == 200
     assert world.http.get("/repos/acme/api/pulls/2", headers=auth).status_code == 403
+
+
+def test_get_user_names_a_persons_token_and_refuses_an_installation_token(world: World) -> None:
+    """GET /user (what agentctl asks to verify who is acting where AWS is not
+    configured). The stored OpenAPI copy covers the Apps paths only, so the body
+    is checked with githubkit's PublicUser model (from GitHub's description)."""
+    token = world.emu.create_user_token("octo-lead")
+    response = world.http.get("/user", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    user = PublicUser.model_validate(response.json())
+    assert (user.login, user.type) == ("octo-lead", "User")
+    # An App installation token is valid, but it is not a person.
+    installation = world.http.get("/user", headers={"Authorization": f"token {world.mint()}"})
+    assert installation.status_code == 403
+    assert installation.json()["message"] == "Resource not accessible by integration"
+    for headers in ({"Authorization": "Bearer gho_not-a-token"}, {}):
+        assert world.http.get("/user", headers=headers).status_code == 401
 
 
 def test_bearer_scheme_also_carries_installation_tokens(world: World) -> None:

@@ -51,6 +51,7 @@ from testing.github.validation import (
 )
 from testing.github.world import (
     REPO_DEFAULTS,
+    Account,
     App,
     Comment,
     Installation,
@@ -70,7 +71,7 @@ _JWT_MAX_LIFETIME = 600
 _JWT_CLOCK_SKEW = 60
 
 
-Auth = Literal["app", "installation", "none", "optional"]
+Auth = Literal["app", "installation", "user", "none", "optional"]
 
 
 def json_object(request: Request) -> dict[str, Any]:
@@ -95,6 +96,7 @@ class Call:
     args: Mapping[str, Any]
     app: App | None = None
     token: Token | None = None
+    user: Account | None = None  # a person's own token (auth "user")
 
     def json(self) -> dict[str, Any]:
         return json_object(self.request)
@@ -105,6 +107,8 @@ class Call:
             return f"installation:{self.token.installation_id}"
         if self.app is not None:
             return f"app:{self.app.id}"
+        if self.user is not None:
+            return f"user:{self.user.id}"
         return "anonymous"
 
     def authenticated_app(self) -> App:
@@ -159,6 +163,9 @@ class GitHubApi:
             raise ApiError(401, MSG_REQUIRES_AUTH)
         scheme, _, credential = header.partition(" ")
         credential = credential.strip()
+        if auth == "user":
+            call.user = self.verify_user_token(scheme, credential)
+            return
         if auth == "app":
             if scheme.lower() != "bearer":
                 raise ApiError(401, MSG_JWT_UNDECODABLE)
@@ -211,6 +218,18 @@ class GitHubApi:
         if self.world.installations[token.installation_id].suspended_at is not None:
             raise ApiError(403, MSG_SUSPENDED)
         return token
+
+    def verify_user_token(self, scheme: str, credential: str) -> Account:
+        """A person's token. An installation token is valid but is no user:
+        GitHub answers GET /user with 403 "Resource not accessible by integration"."""
+        if scheme.lower() not in ("token", "bearer"):
+            raise ApiError(401, MSG_BAD_CREDENTIALS)
+        if self.world.live_token(credential) is not None:
+            raise ApiError(403, MSG_NOT_ACCESSIBLE)
+        account_id = self.world.user_tokens.get(credential)
+        if account_id is None:
+            raise ApiError(401, MSG_BAD_CREDENTIALS)
+        return self.world.accounts[account_id]
 
     # -- helpers ----------------------------------------------------------
 
@@ -527,6 +546,29 @@ class GitHubApi:
         issue.updated_at = now
         return Reply(200, self.render.pull(repo, issue))
 
+    def get_authenticated_user(self, call: Call) -> Reply:
+        """GET /user: the public-user fields of the token's person (what
+        agentctl reads to verify who is acting is ``login`` and ``type``)."""
+        assert call.user is not None, "route declared without user auth"
+        created = call.user.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            **self.render.user(call.user),
+            "name": None,
+            "company": None,
+            "blog": "",
+            "location": None,
+            "email": None,
+            "hireable": None,
+            "bio": None,
+            "public_repos": 0,
+            "public_gists": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": created,
+            "updated_at": created,
+        }
+        return Reply(200, body)
+
     def rate_limit(self, call: Call) -> Reply:
         core = self.rate_limits.status(call.identity())
 
@@ -594,4 +636,5 @@ ROUTES: tuple[Route, ...] = (
         GitHubApi.update_pull,
     ),
     Route("GET", "/rate_limit", "optional", GitHubApi.rate_limit),
+    Route("GET", "/user", "user", GitHubApi.get_authenticated_user),
 )

@@ -238,6 +238,13 @@ class GitHubEmulator:
         with self._lock:
             return self._render().user(self._world.create_account(login, "User"))
 
+    def create_user_token(self, login: str) -> str:
+        """A person's own GitHub token (``gho_...``) for the user ``login``."""
+        with self._lock:
+            token = self._world.create_user_token(login)
+            self._save()
+            return token
+
     def create_repo(
         self,
         owner: str,

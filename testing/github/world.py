@@ -294,6 +294,9 @@ class World:
         self.token_format: TokenFormat = "stateless"
         # GitHub's is one hour; tests of long runs shorten it.
         self.token_lifetime: timedelta = _TOKEN_LIFETIME
+        # A person's own tokens (what `gh auth token` gives): value -> account id.
+        # GET /user answers them; an App installation token is not a person.
+        self.user_tokens: dict[str, int] = {}
         self.create_account(DEFAULT_USER, "User")
 
     # -- persistence ------------------------------------------------------
@@ -317,6 +320,7 @@ class World:
         data["manifest_codes"] = [
             _encode(dataclasses.asdict(row)) for row in self.manifest_codes.values()
         ]
+        data["user_tokens"] = dict(self.user_tokens)
         return data
 
     def load(self, data: Mapping[str, Any]) -> None:
@@ -326,6 +330,7 @@ class World:
             setattr(self, name, {row.id: row for row in rows})
         codes = [_decode_record(ManifestCode, row) for row in data["manifest_codes"]]
         self.manifest_codes = {row.code: row for row in codes}
+        self.user_tokens = {str(k): int(v) for k, v in data.get("user_tokens", {}).items()}
 
     # -- lookups ----------------------------------------------------------
 
@@ -425,6 +430,16 @@ class World:
         account = Account(self.new_id(), login, kind, self.clock())
         self.accounts[account.id] = account
         return account
+
+    def create_user_token(self, login: str) -> str:
+        """A user access token for ``login`` (created as a User if new), like the
+        ``gho_`` token `gh auth login` stores."""
+        account = self.create_account(login, "User")
+        value = "gho_" + "".join(
+            secrets.choice(string.ascii_letters + string.digits) for _ in range(36)
+        )
+        self.user_tokens[value] = account.id
+        return value
 
     def create_repo(
         self,
