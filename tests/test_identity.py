@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
@@ -36,6 +36,7 @@ from aws_helpers import (
     create_person,
 )
 from contract_helpers import s3_read, write_contract
+from github_helpers import ORG, GitHubWorld, contract_for
 
 from agentctl.cli.app import run
 from agentctl.contract import load_contract_text
@@ -52,6 +53,7 @@ from agentctl.identity import (
 )
 from agentctl.model import Contract
 from agentctl.state import open_state
+from testing.github import GitHubEmulator
 
 SSO_ROLE = "AWSReservedSSO_ReleaseApprovers_0123456789abcdef"
 
@@ -399,6 +401,71 @@ def test_an_agents_own_session_is_refused_for_every_mutating_command(world: Worl
         assert record is not None and record.status == "pending"
 
 
+# What an agent tries from the shell agentctl exec gives it: the real CLI, with
+# the agent's own credentials in its environment; "$1" = python, "$2" = the
+# agentctl.yaml it found on the host, "$3" = a pending approval, "$4" = the
+# contracts folder, "$5" = where each attempt's exit code and error go.
+INSIDE_AGENT_SHELL = r"""
+try() { py=$1 cfg=$2; shift 5; "$py" -m agentctl --config "$cfg" "$@" >/dev/null 2>>"$OUT.err"; echo $? >>"$OUT"; }
+OUT=$5
+try "$@" approve "$3"
+try "$@" revive release-agent --reason "back to work"
+try "$@" apply "$4" --yes
+# Claiming to be someone else, and not to be inside an agent run:
+AGENTCTL_OPERATOR=bob env -u AGENTCTL_AGENT sh -c 'exec "$0" -m agentctl --config "$1" approve "$2"' "$1" "$2" "$3" >/dev/null 2>>"$OUT.err"
+echo $? >>"$OUT"
+"""
+
+
+def test_inside_an_agent_shell_approve_revive_apply_are_refused(world: World) -> None:
+    """`agentctl exec reader-agent -- sh`: the shell holds the agent's session.
+    Whatever it sets in its environment, AWS names the caller the agent's role
+    session, so agentctl refuses and records the agent, never a person."""
+    approval = world.request_approval()
+    assert world.cli("alice", "kill", "release-agent", "--reason", "INC-7", "--yes")[0] == 0
+    before = len(world.events())
+    out = world.root / "attempts"
+    code, _, err = world.cli(
+        "alice",
+        "exec",
+        "reader-agent",
+        "--",
+        "sh",
+        "-c",
+        INSIDE_AGENT_SHELL,
+        "sh",  # $0
+        sys.executable,
+        str(world.root / "agentctl.yaml"),
+        approval,
+        str(world.contracts),
+        str(out),
+    )
+    assert code == 0, err
+    assert out.read_text().split() == ["1", "1", "1", "1"]
+    errors = out.with_suffix(".err").read_text()
+    assert errors.count("an agent never manages agents") == 4, errors
+    assert "Traceback" not in errors
+
+    refused = world.events("refused")
+    assert [e.detail["command"] for e in refused] == ["approve", "revive", "apply", "approve"]
+    # AGENTCTL_OPERATOR=bob and an unset AGENTCTL_AGENT changed nothing recorded.
+    assert {(e.actor, e.operator) for e in refused} == {("reader-agent", "agent:reader-agent")}
+    assert all(
+        e.detail["principal"].startswith(
+            f"arn:aws:sts::{ACCOUNT}:assumed-role/agentctl-reader-agent/agentctl-reader-agent-"
+        )
+        for e in refused
+    )
+    with open_state(world.state_url) as state:
+        record = state.get_approval(approval)
+        statuses = {a.name: a.status.value for a in state.list_agents()}
+    assert record is not None and record.status == "pending"
+    assert statuses == {"reader-agent": "active", "release-agent": "killed"}
+    # Besides the refusals only the exec run itself was recorded.
+    others = {e.action for e in world.events()[before:]} - {"refused"}
+    assert not {a for a in others if a.startswith(("approval.", "revive", "apply"))}, others
+
+
 def test_agentctl_operator_and_agentctl_now_change_nothing(world: World) -> None:
     approval = world.request_approval()
     forged = {"AGENTCTL_OPERATOR": "bob", "AGENTCTL_NOW": "2031-01-01T00:00:00+00:00"}
@@ -471,47 +538,16 @@ def test_read_only_commands_need_no_identity(world: World) -> None:
 # -- GitHub as the verifier where AWS is not configured ---------------------------------------
 
 
-class FakeGitHubUsers(BaseHTTPRequestHandler):
-    """GET /user as GitHub answers it (OpenAPI: private-user; an installation
-    token gets 403 "Resource not accessible by integration")."""
-
-    tokens: ClassVar[dict[str, str]] = {"gho_alice_user_token": "octo-alice"}
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if self.path != "/user":
-            status, body = 404, {"message": "Not Found"}
-        elif token.startswith("ghs_"):
-            status, body = 403, {"message": "Resource not accessible by integration"}
-        elif token in self.tokens:
-            status, body = 200, {"login": self.tokens[token], "id": 1, "type": "User"}
-        else:
-            status, body = 401, {"message": "Bad credentials"}
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
 @pytest.fixture
-def github_users() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHubUsers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def github_users() -> Iterator[GitHubEmulator]:
+    """The GitHub emulator: GET /user answers a person's own token with its
+    login, an installation token with 403, anything else with 401."""
+    with GitHubEmulator() as emu:
+        yield emu
 
 
 def test_without_aws_a_github_user_token_names_the_person(
-    github_users: str,
+    github_users: GitHubEmulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -529,7 +565,7 @@ def test_without_aws_a_github_user_token_names_the_person(
             {
                 "state": state_url,
                 "journal": str(tmp_path / "j.jsonl"),
-                "github": {"base_url": github_users},
+                "github": {"base_url": github_users.url},
             }
         ),
         "utf-8",
@@ -541,14 +577,98 @@ def test_without_aws_a_github_user_token_names_the_person(
             agent="ghost-agent", requester="someone@company.com", command="true", expires_at=expires
         )
 
-    monkeypatch.setenv("GH_TOKEN", "ghs_an_installation_token")
+    monkeypatch.setenv("GH_TOKEN", "gho_" + "x" * 36)  # no such token
     assert run(["deny", approval.id]) == 1
-    assert "an App installation token is not a person" in capsys.readouterr().err
+    assert "cannot verify who you are: GitHub rejected the token" in capsys.readouterr().err
 
-    monkeypatch.setenv("GH_TOKEN", "gho_alice_user_token")
+    monkeypatch.setenv("GH_TOKEN", github_users.create_user_token("octo-alice"))
     assert run(["deny", approval.id]) == 1  # verified, but not an approver of ghost-agent
     err = capsys.readouterr().err
     assert "octo-alice (github:user/octo-alice) is not an approver of ghost-agent" in err
     with open_state(state_url) as state:
         (event,) = state.audit_events(action="approval.deny")
     assert (event.operator, event.detail["principal"]) == ("octo-alice", "github:user/octo-alice")
+
+
+# -- the GitHub emulator: an agent's installation token is no person ------------------------
+
+GITHUB_AGENT_SHELL = r"""
+py=$1 cfg=$2 state=$3 approval=$4 out=$5
+for attempt in "approve $approval" "deny $approval" "revive pr-review-agent --reason back" \
+        "kill pr-review-agent --yes" "rotate pr-review-agent"; do
+    # The agent says it is the operator: agentctl asks GitHub instead.
+    AGENTCTL_OPERATOR=tester@example.com "$py" -m agentctl --config "$cfg" --state "$state" \
+        $attempt >/dev/null 2>>"$out.err"
+    echo $? >>"$out"
+done
+"""
+
+
+def test_inside_a_github_agents_shell_its_installation_token_is_refused(
+    github_world: GitHubWorld, tmp_path: Path
+) -> None:
+    """`agentctl exec pr-review-agent -- sh` on a host without AWS: the shell
+    holds GH_TOKEN = the agent's installation token, which GitHub's GET /user
+    (the emulator) refuses as no person; every mutating command is refused."""
+    world = github_world
+    contract = contract_for("pr-review-agent", {"repositories": [f"{ORG}/api"]})
+    world.install(int(world.register(contract)["app_id"]))
+    engine = world.engine()
+    assert engine.apply(engine.plan([contract])).ok
+    config = world.write_config()
+    state = world.open_state()
+    approval = state.create_approval(
+        agent="pr-review-agent",
+        requester="someone@example.com",
+        command="true",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    before = {e.id for e in state.audit_events()}
+    out = tmp_path / "attempts"
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentctl",
+            "--config",
+            str(config),
+            "--state",
+            world.state_url,
+            "exec",
+            "pr-review-agent",
+            "--",
+            "sh",
+            "-c",
+            GITHUB_AGENT_SHELL,
+            "sh",
+            sys.executable,
+            str(config),
+            world.state_url,
+            approval.id,
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        # The operator running exec is verified by moto's STS (the world's IAM
+        # user); exec hands the shell none of those AWS variables.
+        env={**os.environ, "HOME": str(home), "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().split() == ["1"] * 5
+    errors = out.with_suffix(".err").read_text()
+    assert errors.count("an App installation token is not a person") == 5, errors
+    assert "Traceback" not in errors
+
+    state = world.open_state()
+    record = state.get_approval(approval.id)
+    assert record is not None and record.status == "pending"
+    agent = state.get_agent("pr-review-agent")
+    assert agent is not None and agent.status.value == "active"
+    # Only the exec run itself was recorded, under the verified operator.
+    runs = [e for e in state.audit_events() if e.id not in before]
+    assert runs and {e.operator for e in runs} == {"tester@example.com"}
+    assert not [e for e in runs if e.action.startswith(("approval.", "kill", "revive", "rotate"))]
