@@ -177,6 +177,11 @@ class AgentView:
     )
 
 
+# What the runtime principal (aws.runtime_principal, the host agent runs start
+# on) may do: start agent sessions, and kill.
+RUNTIME_COMMANDS = frozenset({"exec", "credentials", "kill"})
+
+
 @dataclass
 class Engine:
     config: Config
@@ -209,15 +214,25 @@ class Engine:
         session is refused (and the refusal audited): an agent never manages
         agents. Raises IdentityError when nobody could be verified."""
         actor = self.actor()
+        reason = None
         if actor.agent is not None:
             reason = (
                 f"{actor.principal.arn} is a session of agent {actor.agent}: "
                 "an agent never manages agents"
             )
+        elif command not in RUNTIME_COMMANDS and self._is_runtime_principal(actor):
+            # Agent runs share the runtime host: a shell inside one that drops
+            # the agent's keys falls back to the runtime profile, so that
+            # principal may start sessions and pull the brake, nothing more.
+            reason = (
+                f"{actor.principal.arn} is the runtime principal (aws.runtime_principal): "
+                "it starts agent sessions and manages nothing"
+            )
+        if reason is not None:
             # Refusing matters more than recording the refusal.
             with contextlib.suppress(StateError):
                 self.audit(
-                    actor=actor.agent,
+                    actor=actor.agent or actor.person,
                     action="refused",
                     target=target,
                     result="denied",
@@ -226,9 +241,15 @@ class Engine:
             raise GateRefused(
                 f"refused: {reason}",
                 hint=f"run `agentctl {command}` as a person (your own AWS or GitHub credentials), "
-                "not from inside an agent run",
+                "not from inside an agent run or as the runtime host",
             )
         return actor
+
+    def _is_runtime_principal(self, actor: Actor) -> bool:
+        from agentctl.identity import is_principal
+
+        aws = self.config.provider_settings.get("aws")
+        return is_principal(actor.principal, getattr(aws, "runtime_principal", None))
 
     # -- plumbing -----------------------------------------------------------------
 

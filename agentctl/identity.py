@@ -235,6 +235,24 @@ def agent_of(
     return None
 
 
+def is_principal(principal: Principal, arn: str | None) -> bool:
+    """Whether ``principal`` is the IAM user or role ``arn`` names (a role's
+    sessions included: GetCallerIdentity names a session, not its role)."""
+    if not arn or principal.source != "aws":
+        return False
+    if principal.arn == arn:
+        return True
+    match = _AWS_ARN.match(arn)
+    if (
+        principal.kind != "assumed-role"
+        or match is None
+        or match.group("account") != principal.account
+    ):
+        return False
+    kind, _, path = match.group("rest").partition("/")
+    return kind == "role" and path.rsplit("/", 1)[-1] == principal.role
+
+
 # -- the verifying calls ------------------------------------------------------------
 
 

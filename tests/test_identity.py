@@ -179,6 +179,7 @@ class World:
     people: dict[str, dict[str, str]]  # who -> AWS environment
     monkeypatch: pytest.MonkeyPatch
     capsys: pytest.CaptureFixture[str]
+    runtime_arn: str = ""  # the runtime principal (aws.runtime_principal)
 
     def cli(self, who: str, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
@@ -286,7 +287,9 @@ def world(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws.enforce_iam(0)
     people = {"alice": keys(alice), "bob": keys(bob), "dave": keys(dave), "carol": carol}
-    world = World(aws, tmp_path, contracts, state_url, people, monkeypatch, capsys)
+    world = World(
+        aws, tmp_path, contracts, state_url, people, monkeypatch, capsys, alice.runtime_arn
+    )
     code, _, err = world.cli("alice", "apply", str(contracts), "--yes")
     assert code == 0, err
     yield world
@@ -464,6 +467,32 @@ def test_inside_an_agent_shell_approve_revive_apply_are_refused(world: World) ->
     # Besides the refusals only the exec run itself was recorded.
     others = {e.action for e in world.events()[before:]} - {"refused"}
     assert not {a for a in others if a.startswith(("approval.", "revive", "apply"))}, others
+
+
+def test_the_runtime_principal_starts_runs_and_manages_nothing(world: World) -> None:
+    """A shell inside an agent run that drops the agent's keys falls back to the
+    runtime host's profile: that principal may exec (and kill), nothing more."""
+    approval = world.request_approval()
+    before = len(world.events())
+    attempts = [
+        ("approve", approval),
+        ("revive", "reader-agent", "--reason", "x"),
+        ("apply", str(world.contracts), "--yes"),
+        ("rotate", "reader-agent"),
+    ]
+    for argv in attempts:
+        code, _, err = world.cli("", *argv)  # no keys: the runtime profile answers
+        assert code == 1 and "is the runtime principal" in err, (argv, err)
+    refused = world.events("refused")
+    assert [e.detail["command"] for e in refused] == [a[0] for a in attempts]
+    assert {e.detail["principal"] for e in refused} == {world.runtime_arn}
+    assert len(world.events()) == before + len(attempts)
+    with open_state(world.state_url) as state:
+        record = state.get_approval(approval)
+    assert record is not None and record.status == "pending"
+    # What the runtime host is for still works.
+    code, _, err = world.cli("", "exec", "reader-agent", "--", "true")
+    assert code == 0, err
 
 
 def test_agentctl_operator_and_agentctl_now_change_nothing(world: World) -> None:
