@@ -137,7 +137,7 @@ def main() -> int:
         work / "home",
         **ADMIN_KEYS,
         AGENTCTL_CONFIG=str(config),
-        AGENTCTL_OPERATOR="bench@company.com",
+        # No AGENTCTL_OPERATOR: who acts is verified (moto names the admin keys\' user).
     )
     print(f"{args.agents} new agents, parallelism {args.parallelism}; {load_average()}")
     try:

@@ -95,7 +95,7 @@ def main() -> int:
                 work / "home",
                 **ADMIN_KEYS,
                 AGENTCTL_CONFIG=str(config),
-                AGENTCTL_OPERATOR="bench@company.com",
+                # No AGENTCTL_OPERATOR: who acts is verified (moto names the admin keys\' user).
             )
             run([AGENTCTL, "apply", str(work / "contracts"), "--yes"], env=env, cwd=work)
             print(f"agent {name}; {load_average()}")
