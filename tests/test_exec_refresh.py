@@ -64,6 +64,9 @@ def _env(world: GitHubWorld) -> dict[str, str]:
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_TERMINAL_PROMPT": "0",
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        # No AWS here: whoever runs exec is verified by GitHub's GET /user with
+        # their own user token (the emulator's); exec hands the child none of it.
+        "GH_TOKEN": world.emu.create_user_token("octo-runner"),
     }
 
 
