@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from agentctl.audit_key import chain_key_name
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import StateError
+from agentctl.model import JsonFields
 from agentctl.secrets import check_no_secrets
 from agentctl.state.records import AUDIT_BATCH_SIZE, GENESIS_HASH, AuditEvent, AuditHead
 
@@ -57,6 +58,23 @@ class VerifyResult:
     last_seq: int = 0
     anchor_seq: int | None = None
     anchor_where: str | None = None
+    # Whether a secret store is configured to hold a chain key (what an
+    # unkeyed trail's remedy starts with).
+    can_key: bool = True
+
+    json_fields: ClassVar[JsonFields] = (
+        "ok",
+        ("verdict", "verdict"),
+        "checked",
+        "first_bad_seq",
+        "first_bad_id",
+        "problem",
+        "keyed",
+        "unsealed",
+        "last_seq",
+        "anchor_seq",
+        ("anchor", "anchor_where"),
+    )
 
     @property
     def verdict(self) -> str:
@@ -68,21 +86,6 @@ class VerifyResult:
         if self.unsealed:
             return "unsealed"
         return "intact"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "verdict": self.verdict,
-            "checked": self.checked,
-            "first_bad_seq": self.first_bad_seq,
-            "first_bad_id": self.first_bad_id,
-            "problem": self.problem,
-            "keyed": self.keyed,
-            "unsealed": self.unsealed,
-            "last_seq": self.last_seq,
-            "anchor_seq": self.anchor_seq,
-            "anchor": self.anchor_where,
-        }
 
 
 HeadLike = AuditHead | tuple[int, str]
@@ -351,6 +354,13 @@ class SealResult:
     verified_through: int
     complete: bool  # every event up to the head carries a MAC
     after: VerifyResult
+
+    json_fields: ClassVar[JsonFields] = (
+        "sealed",
+        "verified_through",
+        "complete",
+        ("verify", "after"),
+    )
 
 
 def seal_trail(

@@ -22,6 +22,7 @@ This module is the only place that turns them into output:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +39,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from agentctl.audit import SealResult, VerifyResult
     from agentctl.commands.apply import NothingToApply
     from agentctl.commands.exec import (
         ApprovalDecision,
@@ -759,3 +761,65 @@ def _schemas(result: Schemas, out: Output) -> None:
         # Raw text, not rich: the output is piped into files and tools.
         out.console.file.write(result.text)
         out.console.file.flush()
+
+
+# -- agentctl audit verify|seal
+
+
+def _verify_lines(result: VerifyResult) -> list[str]:
+    anchored = (
+        f", anchored at seq {result.anchor_seq} in {result.anchor_where}"
+        if result.anchor_seq is not None
+        else ""
+    )
+    verdict = result.verdict
+    if verdict == "tampered":
+        which = f"seq {result.first_bad_seq}"
+        if result.first_bad_id:
+            which += f" (id {result.first_bad_id})"
+        intact = "1 event" if result.checked == 1 else f"{result.checked} events"
+        return [
+            f"audit trail TAMPERED: first bad event {which}: {result.problem}",
+            f"the {intact} before it verified",
+        ]
+    if verdict == "unverifiable":
+        return [f"audit trail CANNOT BE VERIFIED: {result.problem}"]
+    if verdict == "unkeyed":
+        todo = "run 'agentctl audit seal' to verify and key it"
+        if not result.can_key:
+            todo = (
+                "configure a secret store for the chain key (secrets.backend in agentctl.yaml), "
+                f"then {todo}"
+            )
+        return [
+            f"audit trail NOT KEYED: {result.checked} events hash-chained{anchored}, but "
+            "anyone who can write the state database could have rewritten them",
+            todo,
+        ]
+    if verdict == "unsealed":
+        return [
+            f"audit trail NOT SEALED: {result.unsealed} event(s) predate the chain key "
+            f"(the other {result.checked - result.unsealed} verified with it{anchored})",
+            "run 'agentctl audit seal' to verify and seal them",
+        ]
+    return [f"audit trail intact: {result.checked} events verified with the chain key{anchored}"]
+
+
+@text_renderer("agentctl.audit.VerifyResult")
+def _audit_verified(result: VerifyResult, out: Output) -> None:
+    for line in _verify_lines(result):
+        out.plain(line)
+
+
+@text_renderer("agentctl.audit.SealResult")
+def _audit_sealed(outcome: SealResult, out: Output) -> None:
+    if outcome.verified_through == 0:
+        out.line("audit trail keyed from its first event (the chain key is in the secret store)")
+    elif outcome.sealed == 0 and outcome.complete:
+        out.line(f"audit trail already sealed: {outcome.after.checked} events keyed")
+    else:
+        out.plain(
+            f"sealed {outcome.sealed} event(s) after verifying seq 1-{outcome.verified_through}"
+        )
+        for line in _verify_lines(dataclasses.replace(outcome.after, can_key=True)):
+            out.plain(line)

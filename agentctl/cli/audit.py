@@ -21,13 +21,12 @@ from agentctl.cli.common import (
     stderr,
     stdout,
 )
+from agentctl.cli.common import show as show_result
 from agentctl.clock import Clock, system_clock
+from agentctl.commands import audit
 from agentctl.errors import EXIT_FAILURE, UsageError
-from agentctl.render import print_json
 
 if TYPE_CHECKING:
-    from agentctl.audit import VerifyResult
-    from agentctl.commands.session import Session
     from agentctl.state.records import AuditEvent
 
 app = typer.Typer(
@@ -172,107 +171,18 @@ def _new_table(*, header: bool) -> Table:
 def verify(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Check the keyed chain, its head and its latest anchor: exit 0 if intact, 1 naming
     the first bad event and how (or saying why the trail cannot be vouched for)."""
-    from agentctl.audit import verify_trail
-
-    context = app_context(ctx)
-    keys = context.chain_keys()
-    result = verify_trail(context.state(), keys, context.anchors())
-    if output is OutputFormat.JSON:
-        print_json(result.as_dict())
-    else:
-        for line in _verify_lines(result, can_key=keys.configured):
-            stdout.print(line, markup=False)
+    result = audit.verify(app_context(ctx))
+    show_result(result, output)
     if result.verdict != "intact":
         raise typer.Exit(EXIT_FAILURE)
-
-
-def _verify_lines(result: VerifyResult, *, can_key: bool = True) -> list[str]:
-    anchored = (
-        f", anchored at seq {result.anchor_seq} in {result.anchor_where}"
-        if result.anchor_seq is not None
-        else ""
-    )
-    verdict = result.verdict
-    if verdict == "tampered":
-        which = f"seq {result.first_bad_seq}"
-        if result.first_bad_id:
-            which += f" (id {result.first_bad_id})"
-        intact = "1 event" if result.checked == 1 else f"{result.checked} events"
-        return [
-            f"audit trail TAMPERED: first bad event {which}: {result.problem}",
-            f"the {intact} before it verified",
-        ]
-    if verdict == "unverifiable":
-        return [f"audit trail CANNOT BE VERIFIED: {result.problem}"]
-    if verdict == "unkeyed":
-        todo = "run 'agentctl audit seal' to verify and key it"
-        if not can_key:
-            todo = (
-                "configure a secret store for the chain key (secrets.backend in agentctl.yaml), "
-                f"then {todo}"
-            )
-        return [
-            f"audit trail NOT KEYED: {result.checked} events hash-chained{anchored}, but "
-            "anyone who can write the state database could have rewritten them",
-            todo,
-        ]
-    if verdict == "unsealed":
-        return [
-            f"audit trail NOT SEALED: {result.unsealed} event(s) predate the chain key "
-            f"(the other {result.checked - result.unsealed} verified with it{anchored})",
-            "run 'agentctl audit seal' to verify and seal them",
-        ]
-    return [f"audit trail intact: {result.checked} events verified with the chain key{anchored}"]
-
-
-def _sealer(context: Session) -> str:
-    """Who seals: the verified person when there is one. Sealing changes no agent,
-    approval or event (it adds MACs and one seal event), so a host without AWS or
-    GitHub credentials may still seal; the event then says it was not verified."""
-    import getpass
-
-    from agentctl.identity import IdentityError
-
-    try:
-        return context.require_person("audit seal", "audit").person
-    except IdentityError:
-        try:
-            return f"unverified:{getpass.getuser()}"
-        except (OSError, KeyError):
-            return "unverified"
 
 
 @app.command()
 def seal(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Migrate an old unkeyed trail: verify its hash chain, then MAC every event with the
     chain key from the secret store (created if needed). Safe to re-run."""
-    from agentctl.audit import seal_trail
-
-    context = app_context(ctx)
-    keys = context.chain_keys()
-    outcome = seal_trail(context.state(), keys, context.anchors(), operator=_sealer(context))
-    if output is OutputFormat.JSON:
-        print_json(
-            {
-                "sealed": outcome.sealed,
-                "verified_through": outcome.verified_through,
-                "complete": outcome.complete,
-                "verify": outcome.after.as_dict(),
-            }
-        )
-    elif outcome.verified_through == 0:
-        stdout.print(
-            "audit trail keyed from its first event (the chain key is in the secret store)"
-        )
-    elif outcome.sealed == 0 and outcome.complete:
-        stdout.print(f"audit trail already sealed: {outcome.after.checked} events keyed")
-    else:
-        stdout.print(
-            f"sealed {outcome.sealed} event(s) after verifying seq 1-{outcome.verified_through}",
-            markup=False,
-        )
-        for line in _verify_lines(outcome.after):
-            stdout.print(line, markup=False)
+    outcome = audit.seal(app_context(ctx))
+    show_result(outcome, output)
     if outcome.after.verdict != "intact":
         raise typer.Exit(EXIT_FAILURE)
 
