@@ -568,7 +568,7 @@ def test_an_unreadable_state_fails_expiring_even_without_credentials(
             config=Config(rotation_max_age_days=MAX_AGE),
             providers={},
             state_factory=factory,
-            operator="test",
+            identify=lambda: Actor.declared("test"),
             clock=lambda: NOW,
         )
         if factory is missing and not include_credentials:
