@@ -11,6 +11,7 @@ is tamper-evident with its own local hash chain.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -518,9 +519,23 @@ class AuditJournal:
                 line = "\n" + line  # a crash cut the last line short: do not glue onto it
             # One write of a whole line on an O_APPEND descriptor, then fsync:
             # the event is durable before the caller reports the kill done.
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+            data = line.encode("utf-8")
+            try:
+                written = os.write(handle.fileno(), data)  # unbuffered: nothing left to flush
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(handle.fileno())
+            except OSError as exc:
+                # A full disk wrote part of the line, or none: cut back to
+                # what was there, so the journal holds whole events only.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(handle.fileno(), size)
+                raise StateError(
+                    f"cannot write the audit journal {self.path}: {exc.strerror}",
+                    hint=f"free space on the filesystem holding {self.path.parent} "
+                    f"(df -h {self.path.parent}), or set 'journal:' in agentctl.yaml to "
+                    "a file elsewhere",
+                ) from None
         return event
 
     def events(self) -> list[AuditEvent]:

@@ -87,7 +87,7 @@ class LifecycleReport:
     results: tuple[ActionResult, ...]
     already: bool = False
     state_recorded: bool = True
-    audit_recorded_in: str = "state"  # "state" | "journal"
+    audit_recorded_in: str = "state"  # "state" | "journal" | "nowhere" (kill only)
     notes: tuple[str, ...] = ()
 
     json_fields: ClassVar[JsonFields] = (
@@ -104,6 +104,10 @@ class LifecycleReport:
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
+
+    @property
+    def recorded(self) -> bool:
+        return self.audit_recorded_in != "nowhere"
 
 
 @dataclass(frozen=True)
@@ -359,6 +363,7 @@ class Engine:
     ) -> ApplyReport:
         self.require_person("apply", "contracts")
         state = self.state
+        state.require_room()
         with state.apply_lock(
             self.config.lock_timeout_seconds, on_wait=on_lock_wait, operator=self.operator
         ):
@@ -881,12 +886,45 @@ class Engine:
                 elif record.status != status:
                     state.set_agent_status(name, status, reason)
                 state_recorded = True
-            except StateError:
+            except StateError as exc:
                 notes.append(
-                    "state store unreachable: the kill is recorded in the audit journal only"
+                    f"the state store did not take the kill ({exc.message}): "
+                    "the audit event goes to the journal"
                 )
         ok = all(r.ok for r in results)
-        where = self.audit(
+        # The revocation stands whatever happens to its record (a kill switch
+        # that a full disk could stop is none); an event nothing would take is
+        # reported, and the next `agentctl kill` records it.
+        try:
+            where = self._audit_kill(name, reason, trigger, already, ok, status, results, state)
+        except StateError as exc:
+            where = "nowhere"
+            notes.append(
+                f"the kill is NOT in the audit trail: {exc.message} ({exc.hint}); "
+                f"then run `agentctl kill {name}` again to record it"
+            )
+        return LifecycleReport(
+            agent=name,
+            action="kill",
+            results=results,
+            already=already,
+            state_recorded=state_recorded,
+            audit_recorded_in=where,
+            notes=tuple(notes),
+        )
+
+    def _audit_kill(
+        self,
+        name: str,
+        reason: str,
+        trigger: str | None,
+        already: bool,
+        ok: bool,
+        status: AgentStatus,
+        results: Sequence[ActionResult],
+        state: StateStore | None,
+    ) -> str:
+        return self.audit(
             actor=name,
             action="kill",
             target=name,
@@ -900,15 +938,6 @@ class Engine:
             },
             state=state,
         )
-        return LifecycleReport(
-            agent=name,
-            action="kill",
-            results=results,
-            already=already,
-            state_recorded=state_recorded,
-            audit_recorded_in=where,
-            notes=tuple(notes),
-        )
 
     def revive(self, name: str, reason: str) -> LifecycleReport:
         self.require_person("revive", name)
@@ -921,6 +950,7 @@ class Engine:
                 f"{name} is {record.status.value}, not killed: nothing to revive",
                 hint="revive only undoes `agentctl kill`",
             )
+        state.require_room()
         results = self._for_each_provider(lambda p: p.revive(name, reason), "revive", name)
         ok = all(r.ok for r in results)
         if ok:
@@ -947,6 +977,7 @@ class Engine:
         given = list(names) if names is not None else None
         self.require_person("rotate", ",".join(given) if given is not None else "--all")
         state = self.state
+        state.require_room()
         if given is None:
             targets = [a.name for a in state.list_agents() if a.status == AgentStatus.ACTIVE]
         else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from agentctl.errors import AgentctlError, GateRefused, NotFound, UsageError
+from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, UsageError
 from agentctl.identity import Actor, acts_for_problem, matches_person
 from agentctl.model import AgentStatus, Contract, ExecutionMode
 from agentctl.providers.base import ActionResult, IssuedCredential, RunContext
@@ -123,6 +123,14 @@ class Runs:
         detail = {"reason": reason, "command": _command_text(request.command)}
         if run_id is not None:  # a refused refresh of a running run
             detail["run_id"] = run_id
+        try:
+            self._audit_refusal(request, detail)
+        except StateError as exc:
+            # Refused all the same: a gate never opens because its record failed.
+            reason = f"{reason} (this refusal is not in the audit trail: {exc.message})"
+        return GateRefused(reason, hint=hint)
+
+    def _audit_refusal(self, request: RunRequest, detail: dict[str, str]) -> None:
         self.engine.audit(
             actor=request.agent,
             on_behalf_of=request.on_behalf_of,
@@ -132,7 +140,6 @@ class Runs:
             result="denied",
             detail=detail,
         )
-        return GateRefused(reason, hint=hint)
 
     def _check_gates(
         self, request: RunRequest, *, run_id: str | None = None
@@ -254,8 +261,9 @@ class Runs:
             "credentials" if request.command == ("credentials",) else "exec", request.agent
         )
         _, contract = self._check_gates(request)
-        approval_id = self._consume_approval(request, contract)
         state = self._state
+        state.require_room()  # before an approval is used or anything minted
+        approval_id = self._consume_approval(request, contract)
         run = RunContext(
             agent=request.agent,
             on_behalf_of=request.on_behalf_of,
@@ -292,6 +300,24 @@ class Runs:
             scope=scope,
             credentials=tuple(issued),
         )
+        try:
+            self._audit_issue(request, run, scope, approval_id, issued)
+        except StateError:
+            # No credential lives without its audit event: take back what can
+            # be taken back (AWS sessions are in the state, which kill reads).
+            for credential in issued:
+                self._revoke(request.agent, credential)
+            raise
+        return grant
+
+    def _audit_issue(
+        self,
+        request: RunRequest,
+        run: RunContext,
+        scope: str,
+        approval_id: str | None,
+        issued: Sequence[IssuedCredential],
+    ) -> None:
         self.engine.audit(
             actor=request.agent,
             on_behalf_of=request.on_behalf_of,
@@ -307,7 +333,6 @@ class Runs:
                 "credentials": _credential_facts(issued),
             },
         )
-        return grant
 
     def refresh(
         self,
@@ -352,21 +377,26 @@ class Runs:
                 exc.hint,
                 run_id=grant.run_id,
             ) from None
-        self.engine.audit(
-            actor=grant.agent,
-            on_behalf_of=grant.on_behalf_of,
-            action="credentials.refresh",
-            scope=grant.scope,
-            trigger=grant.trigger,
-            target=grant.agent,
-            result="success",
-            detail={
-                "run_id": grant.run_id,
-                "credentials": _credential_facts(issued),
-                # rotate's handoff this refresh answers (rotate waits for it).
-                "handoff": handoff,
-            },
-        )
+        try:
+            self.engine.audit(
+                actor=grant.agent,
+                on_behalf_of=grant.on_behalf_of,
+                action="credentials.refresh",
+                scope=grant.scope,
+                trigger=grant.trigger,
+                target=grant.agent,
+                result="success",
+                detail={
+                    "run_id": grant.run_id,
+                    "credentials": _credential_facts(issued),
+                    # rotate's handoff this refresh answers (rotate waits for it).
+                    "handoff": handoff,
+                },
+            )
+        except StateError:
+            for credential in issued:  # no credential lives without its event
+                self._revoke(grant.agent, credential)
+            raise
         return tuple(issued)
 
     def _revoke(self, agent: str, credential: IssuedCredential) -> ActionResult:

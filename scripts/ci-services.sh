@@ -92,6 +92,8 @@ if [[ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" != 
     # On stdin, not in psql's arguments: those are in the process list.
     psql_admin -f - <<<"CREATE ROLE $DB_USER LOGIN PASSWORD '$PG_PASSWORD'"
 fi
+# CREATEROLE: tests make a role that may only read the state (a throwaway server).
+psql_admin -c "ALTER ROLE $DB_USER CREATEROLE"
 if [[ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" != 1 ]]; then
     psql_admin -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
 fi

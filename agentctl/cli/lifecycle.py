@@ -161,7 +161,8 @@ def kill_command(
     show(report, output)
     if not report.ok:
         fail(f"{name} only partly killed (status kill-incomplete)", _not_done(report))
-    raise typer.Exit(EXIT_OK)
+    # Revoked, but its audit event went nowhere (a full disk): not a success.
+    raise typer.Exit(EXIT_OK if report.recorded else EXIT_FAILURE)
 
 
 def revive_command(

@@ -55,6 +55,35 @@ if TYPE_CHECKING:
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 PG_CONNECT_TIMEOUT_SECONDS = 10
 _HINT_URL = "check the state URL (--state, AGENTCTL_STATE, or 'state:' in agentctl.yaml)"
+# A mutating command refuses to start when the SQLite state's filesystem has
+# less free space than this: a 1,000-agent apply grows the WAL to its
+# checkpoint size (1,000 pages, 4 MiB) and the database by as much again. The
+# refusal comes before any cloud write, so nothing is changed half-way.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+# Below this SQLite cannot even create the WAL index (-shm, 32 KiB) that a
+# reader of a WAL database needs: the state is opened immutable instead.
+FULL_BYTES = 1024 * 1024
+# PostgreSQL SQLSTATEs a user can act on (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_PG_READ_ONLY = "25006"  # read_only_sql_transaction
+_PG_DISK_FULL = "53100"  # disk_full
+_PG_NO_PRIVILEGE = "42501"  # insufficient_privilege
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space an unprivileged writer may use on ``folder``'s filesystem."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def _full_filesystem(folder: Path, floor: int = MIN_FREE_BYTES) -> str | None:
+    """Why a write to ``folder`` fails for lack of space, if it does."""
+    free = free_bytes(folder)
+    if free is None or free >= floor:
+        return None
+    return f"the filesystem holding {folder} is full ({free // 1024} KiB free)"
 
 
 def _parse_url(url: str) -> URL:
@@ -125,11 +154,22 @@ def create_state_engine(url: str) -> Engine:
     # immutable, the read-only commands (status, list, audit verify) work and
     # a write fails as "attempt to write a readonly database".
     read_only = not os.access(path.parent, os.W_OK) and not os.access(path, os.W_OK)
+    # On a full filesystem SQLite cannot create the WAL index (-shm) either,
+    # and every command, reads too, failed with "disk I/O error". When the last
+    # writer closed cleanly (no -shm, the WAL absent or empty) the database
+    # file alone is the whole state: read it immutable, and a write fails with
+    # "the filesystem ... is full" (see StateStore._errors).
+    full = None if read_only else _full_filesystem(path.parent, FULL_BYTES)
+    if full and not _wal_in_use(path):
+        read_only = True
+    else:
+        full = None
     if read_only:
         parsed = parsed.set(
             database=f"file:{path.resolve()}?mode=ro&immutable=1"
         ).update_query_dict({"uri": "true"})
     engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    engine.info_agentctl = {"folder": path.parent, "full": full}  # type: ignore[attr-defined]
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -154,6 +194,12 @@ def create_state_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _wal_in_use(path: Path) -> bool:
+    shm = path.with_name(path.name + "-shm")
+    wal = path.with_name(path.name + "-wal")
+    return shm.exists() or (wal.exists() and wal.stat().st_size > 0)
 
 
 def open_state(url: str, *, clock: Clock = system_clock, create: bool = True) -> StateStore:
@@ -343,6 +389,10 @@ class StateStore:
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             orig = getattr(exc, "orig", None) or exc
             first_line = (str(orig).strip().splitlines() or [""])[0]
+            known = self._known_cause(orig, first_line)
+            if known is not None:
+                message, hint = known
+                raise StateError(f"state store {self.url}: {message}", hint=hint) from None
             if isinstance(exc, sa.exc.IntegrityError):
                 hint = "the record already exists (recorded by a concurrent run?); retry"
             elif "database is locked" in first_line:
@@ -358,6 +408,73 @@ class StateStore:
             raise StateError(
                 f"state store {self.url}: {type(orig).__name__}: {first_line}", hint=hint
             ) from None
+
+    def _known_cause(self, orig: object, first_line: str) -> tuple[str, str] | None:
+        """(message, hint) for a database failure whose real cause we can name:
+        a full disk, a read-only database, a role that may not write."""
+        nothing = "nothing was recorded by the failed write"
+        info = getattr(self._engine, "info_agentctl", None) or {}
+        folder = info.get("folder")
+        name = str(getattr(orig, "sqlite_errorname", "") or "")
+        if self.dialect == "sqlite" and folder is not None:
+            full = info.get("full") or _full_filesystem(folder, FULL_BYTES)
+            if full and (
+                name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY"))
+                or "disk" in first_line
+            ):
+                return (
+                    f"{full}: {first_line}",
+                    f"free space there (df -h {folder}) and run the command again; {nothing}",
+                )
+            if name.startswith("SQLITE_READONLY") or "readonly database" in first_line:
+                return (
+                    f"the state database is read-only here ({first_line})",
+                    f"make {folder} and the database writable for this user, or run the "
+                    "command where the state is writable; status, list and audit still work",
+                )
+        sqlstate = getattr(orig, "sqlstate", None)
+        if sqlstate == _PG_READ_ONLY:
+            return (
+                "the PostgreSQL state is read-only (a hot standby, or "
+                "default_transaction_read_only is on for this role or database)",
+                "point --state / AGENTCTL_STATE at the primary with a role that may write; "
+                f"status, list and audit work on a read-only state; {nothing}",
+            )
+        if sqlstate == _PG_DISK_FULL:
+            return (
+                "the PostgreSQL server is out of disk space",
+                f"free space on the database server and run the command again; {nothing}",
+            )
+        if sqlstate == _PG_NO_PRIVILEGE:
+            return (
+                f"the database role may not do this: {first_line}",
+                "grant the role SELECT, INSERT, UPDATE, DELETE on agentctl's tables (or use "
+                f"the role that ran `agentctl state init`); {nothing}",
+            )
+        return None
+
+    def require_room(self) -> None:
+        """Refuse a mutating command up front when a SQLite state cannot take
+        what it would record (see MIN_FREE_BYTES): before any cloud write."""
+        if self.dialect == "postgresql":
+            # A hot standby, default_transaction_read_only or a role that may
+            # only read would let the command change the cloud and then fail
+            # to record it: lock the audit head for update (needs a writable
+            # transaction and UPDATE) and let go at once.
+            with self._write() as conn:
+                conn.execute(sa.select(s.audit_head.c.id).with_for_update())
+            return
+        info = getattr(self._engine, "info_agentctl", None) or {}
+        folder = info.get("folder")
+        if folder is None:
+            return
+        full = info.get("full") or _full_filesystem(folder)
+        if full:
+            raise StateError(
+                f"{full}; agentctl needs {MIN_FREE_BYTES // (1024 * 1024)} MiB there to record "
+                "what this command would change, so it changed nothing",
+                hint=f"free space there (df -h {folder}) and run the command again",
+            )
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
