@@ -35,6 +35,7 @@ nothing to change.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -344,7 +345,7 @@ def audit_actions(world: World, since: int, agent: str) -> list[str]:
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def test_sigkill_during_kill_revive_rotate_and_credentials_converges(
+def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
     aws: MotoServer, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     """Each command SIGKILLed right after its first (and for kill, also its
@@ -430,5 +431,36 @@ def test_sigkill_during_kill_revive_rotate_and_credentials_converges(
             # ... so kill finds it, and the next credentials run is unaffected.
             again = cli.run("credentials", minted, "--output", "json")
             assert again.returncode == 0, str(again)
+
+            # exec, killed once STS minted its session: recorded, and the next
+            # exec runs its command at once.
+            with cli.state() as state:
+                before = {c.id for c in state.list_credentials(agent=minted)}
+            run_args = ("exec", minted, "--", sys.executable, "-c", "pass")
+            crash_command(world, run_args, lambda r: r.action == "AssumeRole")
+            with cli.state() as state:
+                new = [c for c in state.list_credentials(agent=minted) if c.id not in before]
+            assert len(new) == 1 and new[0].revoked_at is None, new
+            again = cli.run(*run_args)
+            assert again.returncode == 0, str(again)
+
+            # exec, killed while its command runs (after the grant was audited):
+            # the run's credential is recorded and audited; the next exec runs.
+            marker = audit_head(cli)
+            started = tmp_path / "child-started"
+            child = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(5)"
+            process = cli.start("exec", minted, "--", sys.executable, "-c", child)
+            for _ in range(600):
+                if started.exists() or process.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert started.exists(), str(cli.finish(process))
+            sigkill(process)
+            assert cli.finish(process).returncode == -signal.SIGKILL
+            issued = [a for a in audit_actions(world, marker, minted) if a == "credentials.issue"]
+            assert issued, audit_actions(world, marker, minted)
+            again = cli.run(*run_args)
+            assert again.returncode == 0, str(again)
+            check([stays_killed])
         finally:
             print("\n".join(world.log))
