@@ -470,7 +470,12 @@ def test_a_kill_ends_the_running_command_and_everything_it_started(world: ExecWo
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not pids.exists() and time.monotonic() < deadline and process.poll() is None:
+    # The child creates the file, then writes both pids: wait for the two.
+    while (
+        len(pids.read_text().split() if pids.exists() else ()) < 2
+        and time.monotonic() < deadline
+        and process.poll() is None
+    ):
         time.sleep(0.05)
     assert pids.exists(), process.stderr.read() if process.stderr else ""
     leader, stubborn = map(int, pids.read_text().split())
