@@ -81,9 +81,19 @@ CHILD = textwrap.dedent(
         github = urllib.request.urlopen(request, timeout=10).status
     except urllib.error.HTTPError as exc:
         github = exc.code
-    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
+    # AWS keys come through exec's credential_process profile (kept fresh), not
+    # the environment: report what the SDK actually resolved and used.
+    used = boto3.Session().get_credentials().get_frozen_credentials()
+    secrets = {
+        "AWS_ACCESS_KEY_ID": used.access_key,
+        "AWS_SECRET_ACCESS_KEY": used.secret_key,
+        "AWS_SESSION_TOKEN": used.token,
+        "GITHUB_TOKEN": os.environ.get("GITHUB_TOKEN"),
+        "GH_TOKEN": os.environ.get("GH_TOKEN"),
+        "AGENTCTL_GITHUB_TOKEN_FILE": open(os.environ["AGENTCTL_GITHUB_TOKEN_FILE"]).read(),
+    }
     with open(sys.argv[1], "w") as out:
-        json.dump({"aws": aws, "github": github, "secrets": {n: os.environ.get(n) for n in names}}, out)
+        json.dump({"aws": aws, "github": github, "secrets": secrets}, out)
     print("ok")
     """
 )
