@@ -296,6 +296,7 @@ def _aws_caller(settings: Any) -> Principal:
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import ProfileNotFound
 
     profile = getattr(settings, "profile", None)
     runtime_profile = getattr(settings, "runtime_profile", None)
@@ -338,6 +339,19 @@ def _aws_caller(settings: Any) -> Principal:
             f"cannot verify who you are: sts:GetCallerIdentity failed ({exc.__class__.__name__})",
             hint="check the network (and aws.endpoint_url in agentctl.yaml), then run again",
             unreachable=f"sts unreachable: {exc.__class__.__name__}",
+        ) from None
+    except ProfileNotFound:
+        named = profile or os.environ.get("AWS_PROFILE") or "default"
+        if profile and profile == runtime_profile:
+            where = "aws.runtime_profile in agentctl.yaml"
+        elif profile:
+            where = "aws.profile in agentctl.yaml"
+        else:
+            where = "AWS_PROFILE"
+        raise IdentityError(
+            f"cannot verify who you are: the AWS profile {named!r} is not configured on this host",
+            hint=f"create it (`aws configure --profile {named}` or `aws configure sso`) "
+            f"or correct {where}",
         ) from None
     except BotoCoreError as exc:
         raise IdentityError(

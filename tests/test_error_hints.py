@@ -118,6 +118,13 @@ def elsewhere(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(away)
 
 
+def runtime_profile_missing(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A runtime host whose agentctl.yaml names a profile this host does not have.
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    edit_config(cli, lambda c: c["aws"].update(runtime_profile="no-such-profile"))
+
+
 def state_down(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTCTL_STATE", f"postgresql://nobody@127.0.0.1:{closed_port()}/x")
 
@@ -141,6 +148,14 @@ CASES = [
         ("trusts only the runtime principal", "agentctl-operator-runtime", "aws.runtime_profile"),
         exec_as_the_operator,
         error=("are not the runtime principal", "agentctl-operator"),
+    ),
+    Case(
+        "a runtime profile this host does not have is named, with where it is set",
+        ("exec", "alpha-agent", "--", "true"),
+        1,
+        ("aws configure --profile no-such-profile", "aws.runtime_profile"),
+        runtime_profile_missing,
+        error=("'no-such-profile' is not configured",),
     ),
     Case(
         "apply without a terminal needs --yes",
