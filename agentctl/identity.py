@@ -294,9 +294,8 @@ def _aws_credentials_present(profile: str | None = None) -> bool:
 def _aws_caller(settings: Any) -> Principal:
     import boto3
     from botocore.config import Config as BotoConfig
-    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+    from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ProfileNotFound
     from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import ProfileNotFound
 
     profile = getattr(settings, "profile", None)
     runtime_profile = getattr(settings, "runtime_profile", None)
