@@ -48,6 +48,16 @@ if ((${#need_packages[@]})); then
     apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >&2
 fi
 
+# The AWS CLI (tests/test_credential_process.py drives it through a
+# credential_process profile). In its own venv: awscli pins botocore exactly,
+# which must not move the project's boto3/botocore.
+if ! command -v aws >/dev/null; then
+    log "installing the AWS CLI (awscli, own venv in /opt/awscli)"
+    python3 -m venv /opt/awscli >&2
+    /opt/awscli/bin/pip install -q awscli >&2
+    ln -sf /opt/awscli/bin/aws /usr/local/bin/aws
+fi
+
 # The newest installed major version; Debian keeps the binaries off PATH.
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 as_postgres() { runuser -u postgres -- "$@"; }

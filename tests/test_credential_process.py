@@ -200,3 +200,52 @@ def test_the_sdk_refreshes_through_agentctl_as_expiry_nears(world: ProcessWorld)
     assert len(issued) >= 2
     assert len(keys) >= 2
     assert len({e.detail["run_id"] for e in issued}) == len(issued)
+
+
+def aws_cli(world: ProcessWorld, config: Path, *argv: str) -> Any:
+    """The real AWS CLI, configured only by ``config``'s credential_process profile."""
+    import os
+    import shutil
+    import subprocess
+
+    aws = shutil.which("aws")
+    assert aws, "the AWS CLI is missing: scripts/ci-services.sh installs it (awscli)"
+    # No keys; the shared credentials file holds only agentctl's runtime profile
+    # (which agentctl, the credential_process, mints through), no "agent" one.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") or k == "AWS_SHARED_CREDENTIALS_FILE"
+    }
+    env |= {"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "agent"}
+    return subprocess.run(
+        [aws, "--endpoint-url", world.server.url, "--region", "us-east-1", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.mark.reveals_secrets  # the CLI's child prints them to the CLI: its job
+def test_the_aws_cli_calls_as_the_agent_through_the_profile_and_is_refused_after_kill(
+    world: ProcessWorld,
+) -> None:
+    config = world.agent_profile("reader-agent")
+    identity = aws_cli(world, config, "sts", "get-caller-identity")
+    assert identity.returncode == 0, identity.stderr
+    assert ":assumed-role/agentctl-reader-agent/" in json.loads(identity.stdout)["Arn"]
+    allowed = aws_cli(world, config, "s3api", "list-objects-v2", "--bucket", "bucket-a")
+    assert allowed.returncode == 0, allowed.stderr
+    denied = aws_cli(world, config, "s3api", "list-objects-v2", "--bucket", "bucket-b")
+    assert denied.returncode != 0 and "AccessDenied" in denied.stderr
+    issued = world.audit("credentials.issue")
+    assert len(issued) >= 3  # each CLI process fetched through agentctl's gate
+    assert {e.actor for e in issued} == {"reader-agent"}
+
+    assert world.cli("kill", "reader-agent", "--reason", "INC-22", "--yes") == 0
+    refused = aws_cli(world, config, "sts", "get-caller-identity")
+    assert refused.returncode != 0
+    assert "killed" in refused.stderr
+    assert len(world.audit("credentials.issue")) == len(issued)
