@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,45 @@ def suspend_by_hand(world: GitHubWorld, agent: str, app_id: int, installation_id
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 204
+
+
+def test_a_token_expired_only_by_this_hosts_clock_is_still_revoked(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    """GitHub's expires_at is second-truncated and this host's clock may run
+    ahead of GitHub's: a token agentctl believes expired by less than the
+    drift margin may still work, so the end of a run revokes it anyway (the
+    race that let a just-refreshed token outlive exec)."""
+    world, http = github_world, github_world.http
+    contract = contract_for("clock-ahead-agent", ["repo:read"])
+    provider = world.provider()
+    app = world.register(contract, provider)
+    world.install(int(app["app_id"]))
+    token = mint(world, leaks, provider, contract)
+    (credential,) = world.open_state().list_credentials(agent=contract.name)
+
+    # This host's clock, a minute past the recorded expiry; GitHub's says the
+    # token is fresh.
+    ahead = credential.expires_at + timedelta(minutes=1)
+    late = world.provider(clock=lambda: ahead)
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 200
+    ended = late.revoke_credential(contract.name, credential.id)
+    assert ended.ok and not ended.already, ended
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(token)).status_code == 401
+    assert world.secrets().get(f"github/token/{credential.id}") is None
+
+    # Well past any drift, nothing is asked of GitHub: already expired.
+    second = mint(world, leaks, provider, contract)
+    (later,) = [
+        c
+        for c in world.open_state().list_credentials(agent=contract.name)
+        if c.id != credential.id
+    ]
+    long_after = later.expires_at + timedelta(hours=1)
+    gone = world.provider(clock=lambda: long_after).revoke_credential(contract.name, later.id)
+    assert gone.ok and gone.already and gone.detail == "already revoked or expired"
+    assert world.secrets().get(f"github/token/{later.id}") is None
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(second)).status_code == 200
 
 
 def test_revive_unsuspends_and_old_tokens_stay_dead(

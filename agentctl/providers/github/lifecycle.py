@@ -159,6 +159,15 @@ GITHUB_TOKEN_LIFETIME = timedelta(hours=1)  # fixed by GitHub
 _EXPIRY_MARGIN = timedelta(minutes=5)  # clock drift between this host and GitHub
 
 
+def _surely_expired(expires_at: datetime, now: datetime) -> bool:
+    """Whether GitHub has certainly stopped accepting a token recorded to
+    expire at ``expires_at``: GitHub's expiry is second-truncated and read
+    against this host's clock, so a token "expired" here by less than the drift
+    margin may still work there. Until then it is revoked (a 401 answer means
+    already dead) and its value kept for that."""
+    return expires_at + _EXPIRY_MARGIN <= now
+
+
 @dataclass(frozen=True)
 class MintedToken:
     credential_id: str
@@ -1812,7 +1821,7 @@ class GitHubProvider:
     def _drop_expired_values(self, agent: str) -> None:
         now = self._context.clock()
         for credential in self._context.state.list_credentials(agent=agent, provider=PROVIDER):
-            if credential.revoked_at is None and credential.expires_at <= now:
+            if credential.revoked_at is None and _surely_expired(credential.expires_at, now):
                 self._context.secrets.delete(credential.secret_ref or token_ref(credential.id))
 
     # -- credentials -------------------------------------------------------------------
@@ -1918,7 +1927,9 @@ class GitHubProvider:
                 remaining=f"`agentctl kill {agent}` revokes every token of {agent}",
             )
         credential = matches[0]
-        if credential.revoked_at is not None or credential.expires_at <= self._context.clock():
+        if credential.revoked_at is not None or _surely_expired(
+            credential.expires_at, self._context.clock()
+        ):
             self._context.secrets.delete(credential.secret_ref or token_ref(credential_id))
             return self._result(
                 agent, "revoke", ok=True, already=True, detail="already revoked or expired"
