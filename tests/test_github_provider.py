@@ -283,9 +283,7 @@ def test_a_token_expired_only_by_this_hosts_clock_is_still_revoked(
     # Well past any drift, nothing is asked of GitHub: already expired.
     second = mint(world, leaks, provider, contract)
     (later,) = [
-        c
-        for c in world.open_state().list_credentials(agent=contract.name)
-        if c.id != credential.id
+        c for c in world.open_state().list_credentials(agent=contract.name) if c.id != credential.id
     ]
     long_after = later.expires_at + timedelta(hours=1)
     gone = world.provider(clock=lambda: long_after).revoke_credential(contract.name, later.id)
