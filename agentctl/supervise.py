@@ -87,20 +87,32 @@ def run_watched(
     asked again at the next poll. ``tick`` (exec's credential refresh) runs
     after each poll that found no kill; it handles its own failures.
     """
-    try:
-        child = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
-    except FileNotFoundError:
-        raise CommandNotStarted(f"command not found: {command[0]}", 127) from None
-    except PermissionError:
-        raise CommandNotStarted(f"permission denied: {command[0]}", 126) from None
-    pgid = child.pid  # start_new_session: the child leads its own group
-    started = clock()
+    # The handlers go in before the command starts: a SIGTERM in between would
+    # otherwise end agentctl and leave the command running, unwatched, with its
+    # credentials. One that arrives before the group exists is sent to it as
+    # soon as it does.
+    group: list[int] = []
+    pending: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
-        _signal_group(pgid, signum)
+        if group:
+            _signal_group(group[0], signum)
+        else:
+            pending.append(signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
     try:
+        try:
+            child = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
+        except FileNotFoundError:
+            raise CommandNotStarted(f"command not found: {command[0]}", 127) from None
+        except PermissionError:
+            raise CommandNotStarted(f"permission denied: {command[0]}", 126) from None
+        pgid = child.pid  # start_new_session: the child leads its own group
+        group.append(pgid)
+        for signum in pending:  # a handler running from here on forwards by itself
+            _signal_group(pgid, signum)
+        started = clock()
         while True:
             try:
                 code = child.wait(timeout=poll_seconds)
@@ -118,6 +130,9 @@ def run_watched(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if not group:  # the command never started: the signal was agentctl's own
+            for signum in pending:
+                signal.raise_signal(signum)
 
 
 def _end_group(
