@@ -437,14 +437,20 @@ def test_a_kill_ends_the_running_command_and_everything_it_started(world: ExecWo
     import subprocess
     import time
 
-    pids = world.root / "pids"
+    pids, ignoring = world.root / "pids", world.root / "ignoring"
+    stubborn = (
+        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(ignoring)!r}).touch(); time.sleep(120)"
+    )
     child = textwrap.dedent(
         f"""
-        import os, pathlib, signal, subprocess, sys, time
+        import os, pathlib, subprocess, sys, time
         # A grandchild that ignores SIGTERM: only the group SIGKILL ends it.
-        stubborn = subprocess.Popen([sys.executable, "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
-        time.sleep(0.3)  # let it install its handler
+        # The pids are written once it says it ignores SIGTERM (a loaded machine
+        # may take seconds to start it; a SIGTERM before that would end it).
+        stubborn = subprocess.Popen([sys.executable, "-c", {stubborn!r}])
+        while not pathlib.Path({str(ignoring)!r}).exists() and stubborn.poll() is None:
+            time.sleep(0.05)
         pathlib.Path({str(pids)!r}).write_text(f"{{os.getpid()}} {{stubborn.pid}}")
         time.sleep(120)
         """
@@ -498,6 +504,63 @@ def test_a_kill_ends_the_running_command_and_everything_it_started(world: ExecWo
     assert killed.detail["grace_seconds"] == 1.0
     (end,) = world.audit("exec.end")
     assert end.detail["exit_code"] == 3
+
+
+# A SIGTERM that arrives while exec is starting the command (after the fork,
+# before exec has the command's process group): here raised from inside
+# Popen, the only way to hit that moment every time. In its own process, so
+# that a SIGTERM exec fails to handle ends that process, not the test run.
+SIGNAL_WHILE_STARTING = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys
+    from agentctl import supervise
+    real_popen = subprocess.Popen
+    def starting(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_popen(*args, **kwargs)
+    subprocess.Popen = starting
+    outcome = supervise.run_watched(
+        sys.argv[1:], dict(os.environ), is_killed=lambda: False, poll_seconds=0.2
+    )
+    print(outcome.exit_code)
+    """
+)
+
+
+def test_a_signal_while_the_command_starts_reaches_the_command() -> None:
+    """Not agentctl dying on it and leaving the command running unwatched."""
+    import signal
+    import subprocess
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SIGNAL_WHILE_STARTING,
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, str(128 + signal.SIGTERM)), done.stderr
+
+
+def test_a_signal_while_a_command_fails_to_start_is_agentctls_own() -> None:
+    import signal
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_STARTING, "/nonexistent/agent-command"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
 
 
 def test_a_command_that_ends_on_sigterm_gets_no_sigkill(world: ExecWorld) -> None:
