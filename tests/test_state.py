@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import stat
 import threading
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -94,6 +95,60 @@ def test_an_old_database_is_migrated_forward(state_url: str) -> None:
         indexes = {index["name"] for index in inspector.get_indexes(table.name)}
         assert {index.name for index in table.indexes} <= indexes, table.name
     engine.dispose()
+
+
+def test_github_app_keys_stored_before_schema_7_are_tracked_with_unknown_age(
+    state_url: str,
+) -> None:
+    # GitHub's REST API lists no App's keys (the reference OpenAPI has no such path):
+    # an App recorded before keys were dated gets "age unknown, tracked since now".
+    engine = create_state_engine(state_url)
+    with engine.connect() as conn:
+        conn.execution_options(agentctl_write=True)
+        with conn.begin():
+            assert state_schema.migrate(conn, target=6) == 6
+            for agent, provider, attributes in (
+                ("dedicated-agent", "github", '{"mode": "dedicated", "app_id": 42}'),
+                ("older-agent", "github", '{"app_id": 43}'),  # before modes were recorded
+                ("shared-agent", "github", '{"mode": "shared", "app_id": 7}'),
+                ("pending-agent", "github", '{"mode": "dedicated", "app_id": null}'),
+                ("aws-agent", "aws", '{"role_arn": "arn:aws:iam::1:role/x"}'),
+            ):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO resources (agent, provider, resource_id, attributes,"
+                        " updated_at) VALUES (:agent, :provider, 'r', :attributes, :now)"
+                    ),
+                    {
+                        "agent": agent,
+                        "provider": provider,
+                        "attributes": attributes,
+                        "now": T0.replace(tzinfo=None),
+                    },
+                )
+    engine.dispose()
+    before = datetime.now(UTC)
+
+    with open_state(state_url) as migrated:
+        rows = migrated.list_long_lived_secrets()
+        assert [(r.agent, r.provider, r.kind, r.key_id) for r in rows] == [
+            ("dedicated-agent", "github", "app-private-key", "42"),
+            ("older-agent", "github", "app-private-key", "43"),
+        ]
+        for row in rows:
+            assert row.created_at is None and row.fingerprint is None
+            assert before - timedelta(seconds=5) <= row.tracked_since <= datetime.now(UTC)
+        # rotate-key then dates the new key: the row is replaced, not added.
+        migrated.put_long_lived_secret(
+            replace(rows[0], fingerprint="SHA256:abc", created_at=T0, tracked_since=T0)
+        )
+        [dated] = migrated.list_long_lived_secrets(provider="github", agent="dedicated-agent")
+        assert (dated.created_at, dated.tracked_since, dated.fingerprint) == (
+            T0,
+            T0,
+            "SHA256:abc",
+        )
+        assert len(migrated.list_long_lived_secrets()) == 2
 
 
 def test_a_newer_schema_is_refused(state_url: str) -> None:

@@ -81,6 +81,23 @@ class CredentialRecord:
 
 
 @dataclass(frozen=True)
+class LongLivedSecretRecord:
+    """When a secret an agent keeps across runs was made (a GitHub App private
+    key): one row per agent, provider and kind, replaced when the secret is.
+    ``created_at`` None: stored before agentctl recorded it (state schema 7);
+    ``tracked_since`` is then when the state began tracking it."""
+
+    agent: str
+    provider: str
+    kind: str
+    key_id: str
+    fingerprint: str | None
+    created_at: datetime | None
+    tracked_since: datetime
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class ApprovalRecord:
     id: str
     agent: str

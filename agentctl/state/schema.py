@@ -10,6 +10,7 @@ migration; append a new one.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -210,6 +211,24 @@ serve_nonces = sa.Table(
     sa.Index("ix_serve_nonces_seen_at", "seen_at"),
 )
 
+# Secrets an agent keeps across runs and a person replaces by hand (a GitHub
+# App private key): when each was made, so `expiring` can report its age. The
+# value stays in the secret store; the fingerprint is the one the provider's own
+# console shows, so a person can tell which key to delete there.
+long_lived_secrets = sa.Table(
+    "long_lived_secrets",
+    metadata,
+    sa.Column("agent", sa.String, primary_key=True),
+    sa.Column("provider", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("key_id", sa.String, nullable=False),
+    sa.Column("fingerprint", sa.String),
+    # NULL: stored before agentctl recorded it (age unknown).
+    sa.Column("created_at", UTCDateTime),
+    sa.Column("tracked_since", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+)
+
 
 def _v1_initial(conn: Connection) -> None:
     history = sa.MetaData()
@@ -367,6 +386,55 @@ def _v6_audit_time_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_audit_events_time ON audit_events (time)")
 
 
+def _v7_long_lived_secrets(conn: Connection) -> None:
+    """When each GitHub App private key was made (``expiring`` reports its age).
+
+    Keys stored before this version were never dated, and GitHub's REST API
+    lists no App's keys: each dedicated App already recorded gets a row whose
+    ``created_at`` is NULL (age unknown) and ``tracked_since`` is now, so its
+    age is known to be at least the time since this migration.
+    """
+    history = sa.MetaData()
+    table = sa.Table(
+        "long_lived_secrets",
+        history,
+        sa.Column("agent", sa.String, primary_key=True),
+        sa.Column("provider", sa.String, primary_key=True),
+        sa.Column("kind", sa.String, primary_key=True),
+        sa.Column("key_id", sa.String, nullable=False),
+        sa.Column("fingerprint", sa.String),
+        sa.Column("created_at", UTCDateTime),
+        sa.Column("tracked_since", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime),
+    )
+    history.create_all(conn)
+    now = datetime.now(UTC)
+    rows = conn.execute(
+        sa.text("SELECT agent, attributes FROM resources WHERE provider = 'github'")
+    ).all()
+    for agent, attributes in rows:
+        try:
+            recorded = json.loads(attributes)
+        except ValueError:
+            continue
+        if not isinstance(recorded, dict) or recorded.get("app_id") is None:
+            continue
+        if (recorded.get("mode") or "dedicated") != "dedicated":
+            continue  # a shared App's key is the team's, not the agent's
+        conn.execute(
+            table.insert().values(
+                agent=agent,
+                provider="github",
+                kind="app-private-key",
+                key_id=str(recorded["app_id"]),
+                fingerprint=None,
+                created_at=None,
+                tracked_since=now,
+                expires_at=None,
+            )
+        )
+
+
 # Position N-1 holds the migration that brings the schema to version N.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -375,6 +443,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v4_serve_callers,
     _v5_keyed_audit,
     _v6_audit_time_index,
+    _v7_long_lived_secrets,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -42,6 +42,7 @@ from agentctl.state.records import (
     AuditEvent,
     AuditHead,
     CredentialRecord,
+    LongLivedSecretRecord,
     ResourceRecord,
     ServeCallerRecord,
     format_time,
@@ -800,6 +801,34 @@ class StateStore:
         )
         with self._read() as conn:
             return {agent: count for agent, count in conn.execute(query)}
+
+    # -- long-lived secrets (when each was made; never the value) ----------------
+
+    def put_long_lived_secret(self, record: LongLivedSecretRecord) -> LongLivedSecretRecord:
+        """Record (or replace) the agent's current secret of ``record.kind``."""
+        values = {name: getattr(record, name) for name in s.long_lived_secrets.c.keys()}  # noqa: SIM118
+        check_no_secrets(values, f"long-lived secret {record.agent}/{record.provider}")
+        update = {k: v for k, v in values.items() if k not in ("agent", "provider", "kind")}
+        statement = self._upsert(
+            s.long_lived_secrets, ("agent", "provider", "kind"), values, update
+        )
+        with self._write() as conn:
+            conn.execute(statement)
+        return record
+
+    def list_long_lived_secrets(
+        self, provider: str | None = None, agent: str | None = None
+    ) -> list[LongLivedSecretRecord]:
+        """One query for every agent (``status`` and ``expiring`` of thousands)."""
+        c = s.long_lived_secrets.c
+        query = sa.select(s.long_lived_secrets).order_by(c.agent, c.provider, c.kind)
+        if provider is not None:
+            query = query.where(c.provider == provider)
+        if agent is not None:
+            query = query.where(c.agent == agent)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [LongLivedSecretRecord(**row) for row in rows]
 
     def set_credential_fingerprint(self, id: str, fingerprint: str) -> bool:
         """Fill in the fingerprint of a credential recorded before it was minted
