@@ -187,18 +187,22 @@ class GitHubApi:
         app = self.world.find_app(claims.get("iss"))
         if app is None:
             raise ApiError(401, MSG_INTEGRATION_NOT_FOUND)
-        public_key = serialization.load_pem_public_key(app.public_key_pem.encode())
-        assert isinstance(public_key, rsa.RSAPublicKey)
-        try:
-            jwt.decode(
-                credential,
-                public_key,
-                algorithms=["RS256"],
-                # Time claims are checked below against the emulator's clock.
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
-            )
-        except jwt.PyJWTError:
-            raise ApiError(401, MSG_JWT_UNDECODABLE) from None
+        for pem in app.public_key_pems():  # any key of the App not deleted yet
+            public_key = serialization.load_pem_public_key(pem.encode())
+            assert isinstance(public_key, rsa.RSAPublicKey)
+            try:
+                jwt.decode(
+                    credential,
+                    public_key,
+                    algorithms=["RS256"],
+                    # Time claims are checked below against the emulator's clock.
+                    options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+                )
+                break
+            except jwt.PyJWTError:
+                continue
+        else:
+            raise ApiError(401, MSG_JWT_UNDECODABLE)
         iat, exp = claims.get("iat"), claims.get("exp")
         now = int(self.world.clock().timestamp())
         if not isinstance(iat, int) or isinstance(iat, bool) or iat > now + _JWT_CLOCK_SKEW:

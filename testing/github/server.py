@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlencode
 
+from cryptography.hazmat.primitives import serialization
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -199,6 +200,41 @@ class GitHubEmulator:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def generate_app_key(self, app_id: int) -> str:
+        """What "Generate a private key" on the App's settings page does: a new
+        key GitHub accepts beside the others; returns its PEM (the download)."""
+        private_key = new_private_key()
+        pem = private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode()
+        public = private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        with self._lock:
+            self._world.apps[app_id].more_public_key_pems.append(public.decode())
+        return pem
+
+    def delete_app_key(self, app_id: int, pem: str) -> None:
+        """Delete the App key whose private half is ``pem`` (the settings page's
+        "Delete"); GitHub refuses to delete an App's only key."""
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        public = (
+            key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+        with self._lock:
+            app = self._world.apps[app_id]
+            keys = app.public_key_pems()
+            if public not in keys or len(keys) == 1:
+                raise ValueError("not a key of this App, or its only key")
+            keys.remove(public)
+            app.public_key_pem, app.more_public_key_pems = keys[0], keys[1:]
 
     def set_token_lifetime(self, lifetime: timedelta) -> None:
         """Installation tokens minted from now on live ``lifetime`` (GitHub: one hour)."""

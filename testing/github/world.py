@@ -165,6 +165,12 @@ class App:
     public_key_pem: str
     created_at: datetime
     updated_at: datetime
+    # Keys generated later on the App's settings page ("Generate a private key");
+    # GitHub accepts a JWT signed by any key of the App until it is deleted.
+    more_public_key_pems: list[str] = dataclasses.field(default_factory=list)
+
+    def public_key_pems(self) -> list[str]:
+        return [self.public_key_pem, *self.more_public_key_pems]
 
 
 @dataclass
