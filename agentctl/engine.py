@@ -28,6 +28,8 @@ from agentctl.providers.base import (
     ActionResult,
     Change,
     ChangeKind,
+    HoldsLongLivedSecrets,
+    LongLivedSecret,
     Provider,
     RotatesInSteps,
 )
@@ -121,6 +123,8 @@ class ExpiringItem:
     days_left: int
     detail: str
     file: str | None = None
+    # A long-lived secret's item: which one (JSON ``secret``; absent otherwise).
+    secret: LongLivedSecret | None = field(default=None, metadata={"omit_none": True})
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,36 @@ class OwnerDue:
 
 
 @dataclass(frozen=True)
+class SecretAge:
+    """One long-lived secret of an agent and its age (``status``)."""
+
+    provider: str
+    kind: str
+    id: str
+    fingerprint: str | None
+    created_at: datetime | None  # None: stored before agentctl recorded it
+    tracked_since: datetime
+    expires_at: datetime | None
+    age_days: int | None  # None: unknown
+    at_least_days: int  # the age, or at least this when it is unknown
+
+    @classmethod
+    def of(cls, secret: LongLivedSecret, now: datetime) -> SecretAge:
+        known = secret.created_at is not None
+        return cls(
+            provider=secret.provider,
+            kind=secret.kind,
+            id=secret.id,
+            fingerprint=secret.fingerprint,
+            created_at=secret.created_at,
+            tracked_since=secret.tracked_since,
+            expires_at=secret.expires_at,
+            age_days=secret.min_age_days(now) if known else None,
+            at_least_days=secret.min_age_days(now),
+        )
+
+
+@dataclass(frozen=True)
 class AgentView:
     name: str
     owner: str
@@ -166,6 +200,7 @@ class AgentView:
     live_credentials: int
     status_reason: str | None = None
     drift: tuple[str, ...] = ()
+    long_lived_secrets: tuple[SecretAge, ...] = ()
 
     json_fields: ClassVar[JsonFields] = (
         "name",
@@ -178,6 +213,7 @@ class AgentView:
         "last_rotated_at",
         "live_credentials",
         "drift",
+        "long_lived_secrets",
     )
 
 
@@ -1158,6 +1194,9 @@ class Engine:
         if include_credentials:
             for kind, record, when, detail in self._credentials_due(records, today, horizon):
                 due(record.name, owners.get(record.name, record.owner), kind, when, detail)
+            for kind, record, when, detail, secret in self._long_lived_due(records, today, horizon):
+                owner = owners.get(record.name, record.owner)
+                due(record.name, owner, kind, when, detail, secret=secret)
         for record in records:
             if record.status == AgentStatus.KILL_INCOMPLETE:
                 since = (record.killed_at or record.updated_at).date()
@@ -1195,9 +1234,11 @@ class Engine:
                     f"credentials last rotated {since.date().isoformat()} "
                     f"(older than {max_days} days): run `agentctl rotate {record.name}`",
                 )
+        # Those providers report their own, with the steps (_long_lived_due).
+        reported = {name for name, _ in self._secret_holders()}
         for credential in state.list_credentials(live_at=now):
             holder = active.get(credential.agent)
-            if holder is None:
+            if holder is None or credential.provider in reported:
                 continue
             if credential.expires_at - credential.issued_at < timedelta(days=1):
                 continue
@@ -1223,6 +1264,65 @@ class Engine:
                     (credential.issued_at + max_age).date(),
                     f"{what} is older than {max_days} days: {how}",
                 )
+
+    def _secret_holders(self) -> list[tuple[str, HoldsLongLivedSecrets]]:
+        return [
+            (name, provider)
+            for name, provider in self.providers.items()
+            if isinstance(provider, HoldsLongLivedSecrets)
+        ]
+
+    def _long_lived_due(
+        self, records: Sequence[AgentRecord], today: date, horizon: date
+    ) -> Iterator[tuple[str, AgentRecord, date, str, LongLivedSecret]]:
+        """Each active agent's long-lived secret (a GitHub App key, a Jira API
+        token) that expires within the horizon or is older than
+        ``rotation_max_age_days``, with the provider's exact replacement steps.
+        A secret of unknown age is due once it is certainly that old: it was
+        stored before its tracking began."""
+        now = self.clock()
+        max_days = self.config.rotation_max_age_days
+        max_age = timedelta(days=max_days)
+        active = {r.name: r for r in records if r.status == AgentStatus.ACTIVE}
+        for _, provider in self._secret_holders():
+            for secret in provider.long_lived_secrets():
+                holder = active.get(secret.agent)
+                if holder is None:
+                    continue
+                at_least = secret.min_age_days(now)
+                if secret.created_at is not None:
+                    age = f"{_days(at_least)} old"
+                else:
+                    age = (
+                        "age unknown: stored before agentctl recorded key ages, tracked since "
+                        f"{secret.tracked_since.date().isoformat()}, so at least "
+                        f"{_days(at_least)} old"
+                    )
+                what = f"{secret.provider} {secret.kind} {secret.id} (" + (
+                    f"fingerprint {secret.fingerprint}, " if secret.fingerprint else ""
+                )
+                what += f"{age})"
+                expires = secret.expires_at.date() if secret.expires_at else None
+                if expires is not None and expires <= horizon:
+                    left = (expires - today).days
+                    steps = provider.replacement_steps(secret)
+                    yield (
+                        "credential-expiring",
+                        holder,
+                        expires,
+                        f"{what} expires in {_days(left)} ({expires.isoformat()}): {steps}",
+                        secret,
+                    )
+                elif at_least >= max_days:
+                    since = secret.created_at or secret.tracked_since
+                    steps = provider.replacement_steps(secret)
+                    yield (
+                        "credential-rotation-due",
+                        holder,
+                        (since + max_age).date(),
+                        f"{what} is older than {max_days} days: {steps}",
+                        secret,
+                    )
 
     def drift(self, record: AgentRecord) -> tuple[str, ...]:
         """What differs between the agent's providers and its applied contract;
@@ -1272,6 +1372,11 @@ class Engine:
         else:
             providers_of = state.providers_by_agent()
             live_counts = state.live_credential_counts(now)
+        secrets: dict[str, list[SecretAge]] = {}
+        for _, holder in self._secret_holders():
+            for secret in holder.long_lived_secrets():
+                if name is None or secret.agent == name:
+                    secrets.setdefault(secret.agent, []).append(SecretAge.of(secret, now))
         views = []
         for record in records:
             assert record is not None
@@ -1298,6 +1403,7 @@ class Engine:
                     live_credentials=live,
                     status_reason=record.status_reason,
                     drift=agent_drift,
+                    long_lived_secrets=tuple(secrets.get(record.name, ())),
                 )
             )
         return views

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from agentctl.commands.state import StateReady
     from agentctl.commands.status import StatusResult
     from agentctl.commands.validate import ValidateResult
-    from agentctl.engine import ApplyReport, ExpiringReport, LifecycleReport
+    from agentctl.engine import ApplyReport, ExpiringReport, LifecycleReport, SecretAge
     from agentctl.model import Problem
     from agentctl.plan import Plan
     from agentctl.providers.github.lifecycle import AppStatus, RotatedKey
@@ -401,6 +401,15 @@ def _rotate(result: RotateResult, out: Output) -> None:
 @text_renderer("agentctl.engine.ExpiringReport")
 def _expiring(report: ExpiringReport, out: Output) -> None:
     # Nothing due prints nothing: cron mails only on output.
+    if not out.is_terminal:
+        # Off a terminal (cron mail, a pipe) one whole record per line, so
+        # `grep app-private-key` or `grep OWNER` keeps each line's owner.
+        out.lines(
+            f"{_printable(i.owner)}  {_printable(i.agent)}: {i.kind}: {_printable(i.detail)}"
+            for owner in report.owners
+            for i in owner.items
+        )
+        return
     for owner in report.owners:
         out.line(f"[bold]{escape(owner.owner)}[/bold]")
         for item in owner.items:
@@ -449,6 +458,7 @@ def _status(result: StatusResult, out: Output) -> None:
         "providers",
         "last rotated",
         "live creds",
+        "long-lived secrets",
     )
     rows: list[list[Cell]] = [
         [
@@ -460,6 +470,7 @@ def _status(result: StatusResult, out: Output) -> None:
             ", ".join(view.providers) or "-",
             view.last_rotated_at.strftime("%Y-%m-%d %H:%M") if view.last_rotated_at else "never",
             str(view.live_credentials),
+            "; ".join(_secret_age(secret) for secret in view.long_lived_secrets) or "-",
         ]
         for view in result.agents
     ]
@@ -467,6 +478,17 @@ def _status(result: StatusResult, out: Output) -> None:
     for view in result.agents:
         for item in view.drift:
             out.line(f"[yellow]drift[/yellow] {escape(view.name)}: {escape(item)}")
+
+
+def _secret_age(secret: SecretAge) -> str:
+    """``github app-private-key 12d``; an unknown age says how old it is at least."""
+    age = (
+        f"{secret.age_days}d"
+        if secret.age_days is not None
+        else f"age unknown (>= {secret.at_least_days}d)"
+    )
+    expires = f", expires {secret.expires_at.date().isoformat()}" if secret.expires_at else ""
+    return f"{secret.provider} {secret.kind} {age}{expires}"
 
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -742,6 +764,16 @@ def _github_status(result: AppStatus, out: Output) -> None:
         ("suspended", "yes" if result.suspended else "no"),
         ("live tokens", str(result.live_tokens)),
     ]
+    key = result.private_key
+    if key is not None:
+        if key.created_at is not None:
+            age = f"{result.key_age_days} days old (stored {key.created_at.date().isoformat()})"
+        else:
+            age = (
+                f"age unknown (stored before agentctl recorded key ages; tracked since "
+                f"{key.tracked_since.date().isoformat()}, at least {result.key_at_least_days} days)"
+            )
+        rows.append(("private key", f"{key.fingerprint or 'fingerprint unknown'}, {age}"))
     for label, value in rows:
         out.line(f"{label:>13}: {escape(str(value))}")
     for line in result.drift:

@@ -876,3 +876,180 @@ def test_register_pending_matches_codes_by_state_and_refuses_a_stranger(
     # Nothing left to register.
     code, out = cli(capsys, leaks, world, "github", "register-pending", folder)
     assert code == 0 and "already has its GitHub App" in out
+
+
+# -- the App's private key: dated, reported by age, replaced by a person -------------------
+
+
+def github_fingerprint(pem: str) -> str:
+    """What GitHub's settings page shows for a key (GitHub docs, "Verifying private
+    keys"): `openssl rsa -pubout -outform DER | openssl sha256 -binary | openssl base64`."""
+    import base64
+    import hashlib
+
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_the_app_key_is_dated_reported_when_old_and_rotated_by_a_person(
+    github_world: GitHubWorld,
+    capsys: pytest.CaptureFixture[str],
+    leaks: Leaks,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    world = github_world
+    keys = tmp_path_factory.mktemp("operator-keys")
+    contract = contract_for("keyed-agent", ["repo:read"])
+    path = world.write_contract(contract)
+    app = world.register(contract)
+    app_id = int(app["app_id"])
+    world.install(app_id)
+    engine = world.engine()
+    assert engine.apply(engine.plan([contract])).ok
+    first = world.secrets().get(app_key_ref(contract.name))
+    assert first is not None
+    leaks.secret(first.reveal())
+    settings_page = f"{world.emu.url}/organizations/{ORG}/settings/apps/{app['slug']}"
+
+    def key_items(days_later: int) -> list[Any]:
+        later = datetime.now(UTC) + timedelta(days=days_later)
+        report = replace(engine, clock=lambda: later).expiring([contract], [], days=30)
+        leaks.seen(report)
+        return [i for i in report.items if i.secret is not None]
+
+    # Registration dated the key GitHub made in the manifest conversion.
+    assert key_items(0) == [] and key_items(89) == []  # rotation_max_age_days: 90
+    [due] = key_items(91)
+    assert due.kind == "credential-rotation-due" and due.agent == contract.name
+    assert due.owner == contract.owner and due.days_left == -1
+    assert (due.secret.provider, due.secret.kind) == ("github", "app-private-key")
+    assert due.secret.id == str(app_id)
+    assert due.secret.fingerprint == github_fingerprint(first.reveal())
+    # The exact steps: where to generate it, the command, and which key to delete after.
+    assert f"generate a new private key at {settings_page} " in due.detail
+    assert f"agentctl github rotate-key {contract.name} --private-key FILE" in due.detail
+    assert f"delete the old key ({github_fingerprint(first.reveal())})" in due.detail
+    assert "91 days old" in due.detail and "older than 90 days" in due.detail
+
+    # The CLI, as cron runs it: exit 1, one whole record per line, JSON carries the key.
+    code, out = cli(capsys, leaks, world, "expiring", "--days", "30", str(path))
+    assert code == 0 and out == ""  # today: nothing due
+    code, out = cli(
+        capsys, leaks, world, "status", contract.name, "-o", "json"
+    )
+    assert code == 0, out
+    [secret] = json.loads(out)["agents"][0]["long_lived_secrets"]
+    assert secret["kind"] == "app-private-key" and secret["age_days"] == 0
+    assert secret["fingerprint"] == github_fingerprint(first.reveal())
+    code, out = cli(capsys, leaks, world, "status")
+    assert code == 0 and "github app-private-key 0d" in out
+    code, out = cli(capsys, leaks, world, "github", "status", contract.name)
+    assert code == 0 and f"private key: {github_fingerprint(first.reveal())}, 0 days old" in out
+
+    # A person follows the steps: a new key from the settings page, then rotate-key.
+    new_pem = leaks.secret(world.emu.generate_app_key(app_id))
+    downloaded = keys / "new.pem"
+    downloaded.write_text(new_pem)
+    later = datetime.now(UTC) + timedelta(days=91)
+    config = world.write_config()
+    code = run(
+        [
+            "--config",
+            str(config),
+            "--state",
+            world.state_url,
+            "github",
+            "rotate-key",
+            contract.name,
+            "--private-key",
+            str(downloaded),
+        ],
+        clock=lambda: later,
+    )
+    captured = capsys.readouterr()
+    leaks.seen(captured.out, captured.err)
+    assert code == 0, captured.err
+    assert f"key fingerprint {github_fingerprint(new_pem)}" in captured.out
+    # GitHub still accepts the old key until it is deleted on the page (the last step).
+    world.emu.delete_app_key(app_id, first.reveal())
+    mint(world, leaks, world.provider(), contract)
+    events = world.open_state().audit_events(action="github.rotate-key")
+    assert events[-1].detail["key_fingerprint"] == github_fingerprint(new_pem)
+
+    # Its age starts when it was stored: not due 91 days after registration any more,
+    # due again 91 days after the rotation.
+    assert key_items(91) == []
+    [again] = key_items(91 + 91)
+    assert again.secret.fingerprint == github_fingerprint(new_pem)
+    assert f"delete the old key ({github_fingerprint(new_pem)})" in again.detail
+
+    # From cron, off a terminal: the key's whole record on one greppable line.
+    code = run(
+        ["--config", str(config), "--state", world.state_url, "expiring", str(path)],
+        clock=lambda: later + timedelta(days=91),
+    )
+    captured = capsys.readouterr()
+    leaks.seen(captured.out, captured.err)
+    assert code == 1
+    [line] = [x for x in captured.out.splitlines() if "app-private-key" in x]
+    assert line.startswith(f"{contract.owner}  {contract.name}: credential-rotation-due: ")
+    assert settings_page in line and "rotate-key" in line
+    code = run(
+        ["--config", str(config), "--state", world.state_url, "expiring", "-o", "json", str(path)],
+        clock=lambda: later + timedelta(days=91),
+    )
+    report = json.loads(capsys.readouterr().out)
+    [item] = [i for o in report["owners"] for i in o["items"] if "secret" in i]
+    assert item["secret"]["fingerprint"] == github_fingerprint(new_pem)
+    assert item["secret"]["created_at"] == later.isoformat()
+
+
+def test_a_key_stored_before_keys_were_dated_is_due_once_certainly_old(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from agentctl.state.records import LongLivedSecretRecord
+
+    world = github_world
+    contract = contract_for("old-agent", ["repo:read"])
+    app = world.register(contract)
+    world.install(int(app["app_id"]))
+    engine = world.engine()
+    assert engine.apply(engine.plan([contract])).ok
+    # What the state migration leaves for an App registered before (tests/test_state.py
+    # checks the migration itself): no creation time, tracked from the upgrade.
+    upgraded = datetime.now(UTC)
+    world.open_state().put_long_lived_secret(
+        LongLivedSecretRecord(
+            agent=contract.name,
+            provider="github",
+            kind="app-private-key",
+            key_id=str(app["app_id"]),
+            fingerprint=None,
+            created_at=None,
+            tracked_since=upgraded,
+        )
+    )
+
+    def key_items(days_later: int) -> list[Any]:
+        later = upgraded + timedelta(days=days_later)
+        report = replace(engine, clock=lambda: later).expiring([contract], [], days=30)
+        leaks.seen(report)
+        return [i for i in report.items if i.secret is not None]
+
+    assert key_items(30) == []  # its age is unknown, not known to be over 90 days
+    [due] = key_items(90)
+    assert "age unknown: stored before agentctl recorded key ages, tracked since " in due.detail
+    assert f"{upgraded.date().isoformat()}, so at least 90 days old" in due.detail
+    assert "delete the old key on the same page" in due.detail
+    [view] = replace(engine, clock=lambda: upgraded + timedelta(days=3)).status(contract.name)
+    [age] = view.long_lived_secrets
+    assert age.age_days is None and age.at_least_days == 3

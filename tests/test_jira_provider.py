@@ -517,6 +517,17 @@ def test_expiring_reports_the_tokens_expiry_and_rotate_says_how_to_replace_it(
     assert (item.agent, item.due, item.days_left) == (agent.name, soon.date(), 20)
     assert f"jira api-token jira-{agent.token_id}" in item.detail
     assert "0 days old" in item.detail
+    # The exact steps: Atlassian mints service-account tokens only in its console.
+    assert item.secret is not None and item.secret.kind == "api-token"
+    assert item.secret.expires_at == soon and item.secret.created_at is not None
+    assert "at https://admin.atlassian.com (scopes " in item.detail
+    assert (
+        f"then `agentctl jira rotate {agent.name} --token-file F`, which revokes "
+        f"jira-{agent.token_id}" in item.detail
+    )
+    [view] = engine.status(agent.name)
+    [age] = view.long_lived_secrets
+    assert (age.provider, age.kind, age.age_days, age.expires_at) == ("jira", "api-token", 0, soon)
     assert not [
         i for i in engine.expiring([contract], [], days=10).items if i.kind == "credential-expiring"
     ]
@@ -525,3 +536,23 @@ def test_expiring_reports_the_tokens_expiry_and_rotate_says_how_to_replace_it(
     assert not rotated.ok  # due: Atlassian mints no service-account token by API
     assert f"agentctl jira rotate {agent.name} --token-file F" in rotated.remaining
     assert "expires " + soon.date().isoformat() in rotated.detail
+
+
+def test_expiring_reports_an_old_token_by_age_before_it_expires(jira_world: JiraWorld) -> None:
+    from dataclasses import replace
+
+    world = jira_world
+    contract = contract_for("pr-review-agent", SEC_ONLY)
+    agent = world.service_account("pr-review-agent")  # expires in 90 days
+    register(world, contract, agent)
+    world.apply(contract)
+    engine = replace(world.engine(), config=replace(world.config(), rotation_max_age_days=30))
+    later = datetime.now(UTC) + timedelta(days=31)
+    report = replace(engine, clock=lambda: later).expiring([contract], [], days=30)
+    [item] = [i for i in report.items if i.secret is not None]
+    # 59 days of life left (outside the 30-day window) but older than 30 days.
+    assert item.kind == "credential-rotation-due"
+    assert "31 days old" in item.detail and "older than 30 days" in item.detail
+    assert f"agentctl jira rotate {agent.name} --token-file F" in item.detail
+    # Reported once: not also by the generic credential check.
+    assert len([i for i in report.items if f"jira-{agent.token_id}" in i.detail]) == 1

@@ -43,6 +43,7 @@ KEYS = [
     "last_rotated_at",
     "live_credentials",
     "drift",
+    "long_lived_secrets",
 ]
 
 
@@ -58,6 +59,7 @@ def view(name: str, **overrides: Any) -> dict[str, Any]:
         "last_rotated_at": None,
         "live_credentials": 0,
         "drift": [],
+        "long_lived_secrets": [],
     }
     base.update(overrides)
     return base
@@ -155,7 +157,15 @@ def test_status_text_table(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.code == 0
     lines = result.out.splitlines()
     header = next(line for line in lines if "agent" in line and "owner" in line)
-    for column in ("mode", "expiry", "status", "providers", "last rotated", "live creds"):
+    for column in (
+        "mode",
+        "expiry",
+        "status",
+        "providers",
+        "last rotated",
+        "live creds",
+        "long-lived secrets",
+    ):
         assert column in header
     alpha = next(line for line in lines if "alpha-agent" in line)
     beta = next(line for line in lines if "beta-agent" in line)

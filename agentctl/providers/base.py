@@ -457,6 +457,64 @@ class HoldsSecrets(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LongLivedSecret:
+    """A secret an agent keeps across runs that only a person can replace: a
+    GitHub App private key (GitHub has no API that makes one), a Jira service
+    account's API token (Atlassian mints them only in its admin console).
+    Never the value.
+
+    ``created_at``: when the secret was made, or, where the system does not
+    say, when agentctl stored it (moments after it was made). None: stored
+    before agentctl recorded this; its age is then only known to be at least
+    ``now - tracked_since``.
+    """
+
+    agent: str
+    provider: str
+    kind: str  # "app-private-key" | "api-token"
+    id: str  # the App id, the token's id
+    # Identifies it without revealing it; for a GitHub key, the one GitHub's
+    # settings page shows beside it. None: not known (stored before it was recorded).
+    fingerprint: str | None
+    created_at: datetime | None
+    tracked_since: datetime
+    expires_at: datetime | None = None
+
+    json_fields: ClassVar[JsonFields] = (
+        "provider",
+        "kind",
+        "id",
+        "fingerprint",
+        "created_at",
+        "tracked_since",
+        "expires_at",
+    )
+
+    def min_age_days(self, now: datetime) -> int:
+        """Days it has existed at least (exactly, when ``created_at`` is known)."""
+        return (now - (self.created_at or self.tracked_since)).days
+
+
+@runtime_checkable
+class HoldsLongLivedSecrets(Protocol):
+    """A provider whose agents hold secrets a person must replace by hand, so
+    ``expiring`` reports them by age (``rotation_max_age_days``) and expiry,
+    with the steps, and ``status`` shows their age. Both read the state only:
+    no call to the provider's system (cron runs ``expiring`` for every agent).
+    """
+
+    def long_lived_secrets(self) -> Sequence[LongLivedSecret]:
+        """Every such secret the state records for this provider, current ones
+        only (a replaced key or revoked token is not listed)."""
+        ...
+
+    def replacement_steps(self, secret: LongLivedSecret) -> str:
+        """The exact steps a person takes to replace ``secret`` (where to make the
+        new one, the agentctl command that installs it, what to delete after)."""
+        ...
+
+
 # -- a provider's own sub-commands (``agentctl <provider> ...``) ----------------------
 
 

@@ -52,6 +52,7 @@ from agentctl.providers.base import (
     ChangeKind,
     FieldChange,
     IssuedCredential,
+    LongLivedSecret,
     Observed,
     ProviderContext,
     RunContext,
@@ -75,7 +76,7 @@ from agentctl.providers.github.scopes import resolve_github_permissions
 from agentctl.secrets import Secret
 
 if TYPE_CHECKING:
-    from agentctl.state.records import CredentialRecord, ResourceRecord
+    from agentctl.state.records import CredentialRecord, LongLivedSecretRecord, ResourceRecord
 
 DEDICATED = "dedicated"
 SHARED = "shared"
@@ -83,6 +84,7 @@ SHARED = "shared"
 ORG_APP_LIMIT = 100
 ORG_APP_WARN_AT = 90
 TOKEN_KIND = "installation-token"
+KEY_KIND = "app-private-key"
 SHARED_KEY_REF = "github/shared-app/private-key"
 _LEVEL_RANK = {"read": 1, "write": 2, "admin": 3}
 
@@ -225,6 +227,23 @@ class RotatedKey:
     settings_url: str
 
 
+def key_fingerprint(key: Any) -> str:
+    """The fingerprint GitHub shows for an App key on its settings page
+    ("SHA256:..."): base64 of the SHA-256 of the public key's DER
+    SubjectPublicKeyInfo (GitHub docs, "Verifying private keys":
+    ``openssl rsa -in KEY -pubout -outform DER | openssl sha256 -binary | openssl base64``).
+    Identifies the key without revealing it, so a person can tell which key on
+    the page to delete."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 @dataclass(frozen=True)
 class AppStatus:
     """The agent's App as GitHub and the state see it (``agentctl github status``)."""
@@ -241,6 +260,10 @@ class AppStatus:
     suspended: bool
     live_tokens: int
     drift: tuple[str, ...]
+    # The App's private key as the state dates it (None: no dedicated App key).
+    private_key: LongLivedSecret | None = None
+    key_age_days: int | None = None  # None: unknown (stored before it was recorded)
+    key_at_least_days: int | None = None
 
 
 @dataclass
@@ -2157,7 +2180,8 @@ class GitHubProvider:
             )
         refs = [app_key_ref(agent), app_id_ref(agent)]
         secrets_store = self._context.secrets
-        secrets_store.put(app_key_ref(agent), Secret(str(body["pem"])))
+        pem = Secret(str(body["pem"]))
+        secrets_store.put(app_key_ref(agent), pem)
         secrets_store.put(app_id_ref(agent), Secret(str(info["app_id"])))
         for field_name, suffix in (
             ("webhook_secret", "webhook-secret"),
@@ -2174,6 +2198,8 @@ class GitHubProvider:
             "grant_repositories": None,
         }
         state_store.put_resource(agent, PROVIDER, str(info["app_id"]), attributes)
+        # GitHub made the key in this very conversion: its age starts now.
+        self._record_key(agent, info["app_id"], self._http.parse_key(pem, "the App's key"))
         return RegisteredApp(
             agent=agent,
             app_id=info["app_id"],
@@ -2206,14 +2232,15 @@ class GitHubProvider:
         info = self._get_app(app, f"verify the new private key of App {app_id}")
         self._context.secrets.put(app_key_ref(agent), pem)
         self._context.secrets.put(app_id_ref(agent), Secret(str(app_id)))
-        public = app.key.public_key().public_numbers()
+        # The key was generated on the App's settings page moments before (GitHub's
+        # API neither makes nor lists App keys): its age starts when it is stored.
+        recorded = self._record_key(agent, app_id, app.key)
         return RotatedKey(
             agent=agent,
             app_id=app_id,
             slug=info["slug"],
             secret_ref=app_key_ref(agent),
-            # Identifies the key without revealing it (sha256 of the public modulus).
-            key_fingerprint=hashlib.sha256(str(public.n).encode()).hexdigest()[:16],
+            key_fingerprint=str(recorded.fingerprint),
             settings_url=self._app_settings_url(
                 {
                     "owner": info["owner"]["login"],
@@ -2223,10 +2250,62 @@ class GitHubProvider:
             ),
         )
 
+    def _record_key(self, agent: str, app_id: int, key: Any) -> LongLivedSecretRecord:
+        from agentctl.state.records import LongLivedSecretRecord
+
+        now = self._context.clock()
+        return self._context.state.put_long_lived_secret(
+            LongLivedSecretRecord(
+                agent=agent,
+                provider=PROVIDER,
+                kind=KEY_KIND,
+                key_id=str(app_id),
+                fingerprint=key_fingerprint(key),
+                created_at=now,
+                tracked_since=now,
+            )
+        )
+
+    def long_lived_secrets(self) -> list[LongLivedSecret]:
+        """Each dedicated App's private key, as the state dates it: GitHub App keys
+        never expire, so only their age says when one is due."""
+        return [
+            LongLivedSecret(
+                agent=row.agent,
+                provider=PROVIDER,
+                kind=row.kind,
+                id=row.key_id,
+                fingerprint=row.fingerprint,
+                created_at=row.created_at,
+                tracked_since=row.tracked_since,
+                expires_at=row.expires_at,
+            )
+            for row in self._context.state.list_long_lived_secrets(provider=PROVIDER)
+            if row.kind == KEY_KIND
+        ]
+
+    def replacement_steps(self, secret: LongLivedSecret) -> str:
+        agent = secret.agent
+        record = self._record(agent)
+        attrs = record.attributes if record is not None else {}
+        if attrs.get("slug"):
+            page = self._app_settings_url(attrs)
+        else:
+            page = f"{self.web_url}/organizations/{self._settings.organization}/settings/apps"
+        old = f"the old key ({secret.fingerprint})" if secret.fingerprint else "the old key"
+        return (
+            f'generate a new private key at {page} ("Private keys" > "Generate a private '
+            f'key"), run `agentctl github rotate-key {agent} --private-key FILE` with the '
+            f"downloaded .pem, then delete {old} on the same page: GitHub keeps every key "
+            "of an App valid until it is deleted there"
+        )
+
     def status(self, agent: str) -> AppStatus:
         """What ``agentctl github status`` shows: App, installation, suspended, live tokens."""
         observed = self.observe(agent)
         attrs = observed.attributes
+        key = next((k for k in self.long_lived_secrets() if k.agent == agent), None)
+        at_least = key.min_age_days(self._context.clock()) if key is not None else None
         return AppStatus(
             agent=agent,
             mode=attrs.get("mode") or self.mode,
@@ -2240,4 +2319,7 @@ class GitHubProvider:
             suspended=bool(attrs.get("suspended")),
             live_tokens=len(self._live_tokens(agent)),
             drift=tuple(observed.drift),
+            private_key=key,
+            key_age_days=None if key is None or key.created_at is None else at_least,
+            key_at_least_days=None if key is None else at_least,
         )

@@ -52,6 +52,7 @@ from agentctl.providers.base import (
     ChangeKind,
     FieldChange,
     IssuedCredential,
+    LongLivedSecret,
     Observed,
     ProviderContext,
     RunContext,
@@ -1018,11 +1019,7 @@ class JiraProvider:
             return self._result(agent, "rotate", ok=True, already=True, detail="no Jira account")
         attrs = record.attributes
         token = self._context.secrets.get(token_ref(agent))
-        how = (
-            f"create a new API token for {attrs.get('email')} at {ADMIN_CONSOLE} (scopes "
-            f"{', '.join(attrs.get('token_scopes') or [])}; expiry no later than the contract's), "
-            f"then `agentctl jira rotate {agent} --token-file F`"
-        )
+        how = self._how_to_replace(agent, attrs)
         if token is None:
             return self._result(
                 agent, "rotate", ok=False, detail="no API token in the secret store", remaining=how
@@ -1056,6 +1053,40 @@ class JiraProvider:
             + f"; not due yet (`agentctl jira rotate {agent} --token-file F` replaces it)",
             resource_id=record.resource_id,
         )
+
+    @staticmethod
+    def _how_to_replace(agent: str, attrs: Mapping[str, Any]) -> str:
+        return (
+            f"create a new API token for {attrs.get('email')} at {ADMIN_CONSOLE} (scopes "
+            f"{', '.join(attrs.get('token_scopes') or [])}; expiry no later than the contract's), "
+            f"then `agentctl jira rotate {agent} --token-file F`"
+        )
+
+    def long_lived_secrets(self) -> list[LongLivedSecret]:
+        """Each agent's live API tokens: Atlassian dates them (created, expiry),
+        and only a person can mint the next one."""
+        return [
+            LongLivedSecret(
+                agent=c.agent,
+                provider=PROVIDER,
+                kind=TOKEN_KIND,
+                id=c.id,
+                fingerprint=c.fingerprint,
+                created_at=c.issued_at,
+                tracked_since=c.issued_at,
+                expires_at=c.expires_at,
+            )
+            for c in self._context.state.list_credentials(
+                provider=PROVIDER, live_at=self._context.clock()
+            )
+            if c.kind == TOKEN_KIND
+        ]
+
+    def replacement_steps(self, secret: LongLivedSecret) -> str:
+        record = self._record(secret.agent)
+        attrs = record.attributes if record is not None else {}
+        # `jira rotate` revokes the account's other tokens once the new one checks out.
+        return self._how_to_replace(secret.agent, attrs) + f", which revokes {secret.id}"
 
     # -- registration and token installation ------------------------------------------
 
