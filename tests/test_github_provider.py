@@ -940,9 +940,7 @@ def test_the_app_key_is_dated_reported_when_old_and_rotated_by_a_person(
     # The CLI, as cron runs it: exit 1, one whole record per line, JSON carries the key.
     code, out = cli(capsys, leaks, world, "expiring", "--days", "30", str(path))
     assert code == 0 and out == ""  # today: nothing due
-    code, out = cli(
-        capsys, leaks, world, "status", contract.name, "-o", "json"
-    )
+    code, out = cli(capsys, leaks, world, "status", contract.name, "-o", "json")
     assert code == 0, out
     [secret] = json.loads(out)["agents"][0]["long_lived_secrets"]
     assert secret["kind"] == "app-private-key" and secret["age_days"] == 0
