@@ -16,18 +16,24 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, ClassVar
 
 from agentctl.audit_key import chain_key_name
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import StateError
 from agentctl.model import JsonFields
 from agentctl.secrets import check_no_secrets
-from agentctl.state.records import AUDIT_BATCH_SIZE, GENESIS_HASH, AuditEvent, AuditHead
+from agentctl.state.records import (
+    AUDIT_BATCH_SIZE,
+    GENESIS_HASH,
+    AuditDraft,
+    AuditEvent,
+    AuditHead,
+)
 
 if TYPE_CHECKING:
     from agentctl.audit_anchor import Anchor, AnchorStore
@@ -398,12 +404,17 @@ def seal_trail(
     if before.keyed and not before.unsealed:
         return SealResult(0, before.last_seq, True, before)
     store.append_audit(
-        actor="agentctl",
-        action=SEAL_ACTION,
-        target="audit-trail",
-        result="success",
+        AuditDraft(
+            actor="agentctl",
+            action=SEAL_ACTION,
+            target="audit-trail",
+            result="success",
+            detail={
+                "verified_through": before.last_seq,
+                "unkeyed": before.unsealed or before.last_seq,
+            },
+        ),
         operator=operator,
-        detail={"verified_through": before.last_seq, "unkeyed": before.unsealed or before.last_seq},
     )
     head = store.audit_head()
     trail = head.trail if head is not None else None
@@ -471,37 +482,10 @@ class AuditJournal:
             yield handle  # closing the file releases the lock
 
     def append(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        result: str,
-        operator: str,
-        on_behalf_of: str | None = None,
-        scope: str | None = None,
-        trigger: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        time: datetime | None = None,
+        self, draft: AuditDraft, *, operator: str, time: datetime | None = None
     ) -> AuditEvent:
-        # Here, not at the top: opening the journal (every command that may
-        # audit does) must not import SQLAlchemy; appending to it is rare.
-        from agentctl.state.store import normalize_detail
-
-        event = AuditEvent(
-            seq=0,
-            id=uuid.uuid4().hex,
-            time=time or self._clock(),
-            actor=actor,
-            on_behalf_of=on_behalf_of,
-            action=action,
-            scope=scope,
-            trigger=trigger,
-            target=target,
-            result=result,
-            operator=operator,
-            detail=normalize_detail(detail),
-        )
+        """Append ``draft``, recorded for ``operator``, to the journal's local chain."""
+        event = draft.event(operator=operator, id=uuid.uuid4().hex, time=time or self._clock())
         check_no_secrets(event.hashed_fields(), "audit event")
         with self._locked() as handle:
             handle.seek(0)
@@ -580,27 +564,19 @@ def import_journal(
                 skipped += 1
                 continue
             store.append_audit(
-                id=event.id,
-                time=event.time,
-                actor=event.actor,
-                on_behalf_of=event.on_behalf_of,
-                action=event.action,
-                scope=event.scope,
-                trigger=event.trigger,
-                target=event.target,
-                result=event.result,
-                operator=event.operator,
-                detail=event.detail,
+                AuditDraft.of(event), operator=event.operator, id=event.id, time=event.time
             )
             imported += 1
         problem = "; ".join(problems) or None
         store.append_audit(
-            actor="agentctl",
-            action=JOURNAL_IMPORT_ACTION,
-            target=str(journal.path),
-            result="failed" if problem else "ok",
+            AuditDraft(
+                actor="agentctl",
+                action=JOURNAL_IMPORT_ACTION,
+                target=str(journal.path),
+                result="failed" if problem else "ok",
+                detail={"imported": imported, "skipped": skipped, "problem": problem},
+            ),
             operator=operator or "agentctl",
-            detail={"imported": imported, "skipped": skipped, "problem": problem},
         )
         handle.truncate(0)
         handle.flush()

@@ -33,6 +33,7 @@ from agentctl.providers.base import (
     Provider,
     RotatesInSteps,
 )
+from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.audit import AuditJournal
@@ -272,11 +273,13 @@ class Engine:
             # Refusing matters more than recording the refusal.
             with contextlib.suppress(StateError):
                 self.audit(
-                    actor=actor.agent or actor.person,
-                    action="refused",
-                    target=target,
-                    result="denied",
-                    detail={"command": command, "reason": reason},
+                    AuditDraft(
+                        actor=actor.agent or actor.person,
+                        action="refused",
+                        target=target,
+                        result="denied",
+                        detail={"command": command, "reason": reason},
+                    ),
                 )
             raise GateRefused(
                 f"refused: {reason}",
@@ -308,55 +311,30 @@ class Engine:
     def today(self) -> date:
         return self.clock().date()
 
-    def audit(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        result: str,
-        on_behalf_of: str | None = None,
-        scope: str | None = None,
-        trigger: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        state: StateStore | None = None,
-    ) -> str:
-        """Append an audit event; fall back to the local journal if the state is down.
+    def audit(self, draft: AuditDraft, *, state: StateStore | None = None) -> str:
+        """Record ``draft`` for the verified operator; fall back to the local journal
+        if the state is down.
 
         Returns where the event went ("state" or "journal").
         """
         who = self.actor()
-        fields: dict[str, Any] = {
-            "actor": actor,
-            "on_behalf_of": on_behalf_of,
-            "action": action,
-            "scope": scope,
-            "trigger": trigger,
-            "target": target,
-            "result": result,
-            "operator": who.person,
-            # The principal that proved who the operator is (an ARN, github:user/LOGIN),
-            # and the rule that named the person (a people: rule is the caller's own file).
-            "detail": {
-                **dict(detail or {}),
-                "principal": who.principal.arn,
-                "identified_by": who.via,
-            },
-        }
+        # The principal that proved who the operator is (an ARN, github:user/LOGIN),
+        # and the rule that named the person (a people: rule is the caller's own file).
+        draft = draft.with_detail(principal=who.principal.arn, identified_by=who.via)
         store = state if state is not None else self._try_state()
         if store is not None:
             try:
-                store.append_audit(**fields)
+                store.append_audit(draft, operator=who.person)
                 return "state"
             except StateError:
                 pass
         if self.journal is None:
             raise StateError(
-                f"cannot record the audit event for {action} {target}: the state store is "
-                "unreachable and no fallback journal is configured",
+                f"cannot record the audit event for {draft.action} {draft.target}: the state "
+                "store is unreachable and no fallback journal is configured",
                 hint="set 'journal:' in agentctl.yaml",
             )
-        self.journal.append(time=self.clock(), **fields)
+        self.journal.append(draft, operator=who.person, time=self.clock())
         return "journal"
 
     # -- plan / apply -----------------------------------------------------------
@@ -655,18 +633,20 @@ class Engine:
                     applied_hash=agent_plan.contract.digest if agent_plan.contract else None,
                 )
         self.audit(
-            actor=change.agent,
-            action=f"apply.{change.kind.value}",
-            scope=change.provider,
-            target=f"{change.provider}:{result.resource_id or change.agent}",
-            result="success" if result.ok else "failure",
-            detail={
-                "summary": change.summary,
-                "detail": result.detail,
-                # Which contract the agent was converged to: with it, the chain
-                # alone says what each agent was left as.
-                "contract_hash": agent_plan.contract.digest if agent_plan.contract else None,
-            },
+            AuditDraft(
+                actor=change.agent,
+                action=f"apply.{change.kind.value}",
+                scope=change.provider,
+                target=f"{change.provider}:{result.resource_id or change.agent}",
+                result="success" if result.ok else "failure",
+                detail={
+                    "summary": change.summary,
+                    "detail": result.detail,
+                    # Which contract the agent was converged to: with it, the chain
+                    # alone says what each agent was left as.
+                    "contract_hash": agent_plan.contract.digest if agent_plan.contract else None,
+                },
+            ),
             state=state,
         )
 
@@ -728,12 +708,14 @@ class Engine:
             f"({'; '.join(stale)}: an earlier apply was interrupted)"
         )
         self.audit(
-            actor=name,
-            action="apply.record",
-            scope=",".join(sorted(recorded)) or None,
-            target=name,
-            result="success",
-            detail={"summary": detail, "contract_hash": contract.digest},
+            AuditDraft(
+                actor=name,
+                action="apply.record",
+                scope=",".join(sorted(recorded)) or None,
+                target=name,
+                result="success",
+                detail={"summary": detail, "contract_hash": contract.digest},
+            ),
             state=state,
         )
         return ActionResult(provider="state", agent=name, action="record", ok=True, detail=detail)
@@ -961,17 +943,19 @@ class Engine:
         state: StateStore | None,
     ) -> str:
         return self.audit(
-            actor=name,
-            action="kill",
-            target=name,
-            result="already-killed" if already else ("success" if ok else "partial"),
-            trigger=trigger or f"operator/{self.operator}",
-            detail={
-                "reason": reason,
-                "status": status.value,
-                "providers": {r.provider: ("ok" if r.ok else r.detail) for r in results},
-                "verified": {r.provider: list(r.verified) for r in results if r.verified},
-            },
+            AuditDraft(
+                actor=name,
+                action="kill",
+                target=name,
+                result="already-killed" if already else ("success" if ok else "partial"),
+                trigger=trigger or f"operator/{self.operator}",
+                detail={
+                    "reason": reason,
+                    "status": status.value,
+                    "providers": {r.provider: ("ok" if r.ok else r.detail) for r in results},
+                    "verified": {r.provider: list(r.verified) for r in results if r.verified},
+                },
+            ),
             state=state,
         )
 
@@ -995,12 +979,14 @@ class Engine:
                 status = AgentStatus.EXPIRED
             state.set_agent_status(name, status, reason)
         self.audit(
-            actor=name,
-            action="revive",
-            target=name,
-            result="success" if ok else "partial",
-            trigger=f"operator/{self.operator}",
-            detail={"reason": reason},
+            AuditDraft(
+                actor=name,
+                action="revive",
+                target=name,
+                result="success" if ok else "partial",
+                trigger=f"operator/{self.operator}",
+                detail={"reason": reason},
+            ),
             state=state,
         )
         return LifecycleReport(agent=name, action="revive", results=results)
@@ -1054,17 +1040,19 @@ class Engine:
             if ok and results:
                 state.mark_rotated(name, self.clock())
             self.audit(
-                actor=name,
-                action="rotate",
-                target=name,
-                scope=",".join(r.provider for r in results) or None,
-                result="success" if ok else "failure",
-                trigger=f"operator/{self.operator}",
-                detail={
-                    **{r.provider: r.detail for r in results},
-                    "runs_handed_over": list(handed),
-                    "runs_not_handed_over": list(missed),
-                },
+                AuditDraft(
+                    actor=name,
+                    action="rotate",
+                    target=name,
+                    scope=",".join(r.provider for r in results) or None,
+                    result="success" if ok else "failure",
+                    trigger=f"operator/{self.operator}",
+                    detail={
+                        **{r.provider: r.detail for r in results},
+                        "runs_handed_over": list(handed),
+                        "runs_not_handed_over": list(missed),
+                    },
+                ),
                 state=state,
             )
             notes: tuple[str, ...] = () if results else ("no provisioned resources to rotate",)
@@ -1113,12 +1101,14 @@ class Engine:
         handoff = uuid.uuid4().hex[:12]
         overlap = self.config.rotation_overlap_seconds
         self.audit(
-            actor=name,
-            action=HANDOFF_ACTION,
-            target=name,
-            result="pending",
-            trigger=f"operator/{self.operator}",
-            detail={"handoff": handoff, "runs": running, "overlap_seconds": overlap},
+            AuditDraft(
+                actor=name,
+                action=HANDOFF_ACTION,
+                target=name,
+                result="pending",
+                trigger=f"operator/{self.operator}",
+                detail={"handoff": handoff, "runs": running, "overlap_seconds": overlap},
+            ),
         )
         deadline = time.monotonic() + overlap
         waiting = set(running)

@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, UsageError
 from agentctl.identity import Actor, acts_for_problem, matches_person
 from agentctl.model import AgentStatus, Contract, ExecutionMode
 from agentctl.providers.base import ActionResult, IssuedCredential, RunContext
+from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.engine import Engine
@@ -28,6 +29,39 @@ if TYPE_CHECKING:
 
 MAX_DURATION_SECONDS = 12 * 3600
 MIN_DURATION_SECONDS = 900  # STS refuses shorter sessions
+
+
+class _RunParty(Protocol):
+    """A run as its audit events name it (a request, a grant, an approval)."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def on_behalf_of(self) -> str | None: ...
+    @property
+    def trigger(self) -> str | None: ...
+
+
+def _run_event(
+    run: _RunParty,
+    *,
+    action: str,
+    target: str,
+    result: str,
+    scope: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditDraft:
+    """An exec-path audit event: the agent acts, for whom and started by what the run says."""
+    return AuditDraft(
+        actor=run.agent,
+        on_behalf_of=run.on_behalf_of,
+        trigger=run.trigger,
+        action=action,
+        target=target,
+        result=result,
+        scope=scope,
+        detail=detail,
+    )
 
 
 class ApprovalPending(GateRefused):
@@ -132,13 +166,9 @@ class Runs:
 
     def _audit_refusal(self, request: RunRequest, detail: dict[str, str]) -> None:
         self.engine.audit(
-            actor=request.agent,
-            on_behalf_of=request.on_behalf_of,
-            action="exec.refused",
-            target=request.agent,
-            trigger=request.trigger,
-            result="denied",
-            detail=detail,
+            _run_event(
+                request, action="exec.refused", target=request.agent, result="denied", detail=detail
+            ),
         )
 
     def _check_gates(
@@ -213,13 +243,13 @@ class Runs:
                 expires_at=now + timedelta(minutes=self.engine.config.approval_ttl_minutes),
             )
             self.engine.audit(
-                actor=request.agent,
-                on_behalf_of=request.on_behalf_of,
-                action="approval.request",
-                target=approval.id,
-                trigger=request.trigger,
-                result="pending",
-                detail={"command": command},
+                _run_event(
+                    request,
+                    action="approval.request",
+                    target=approval.id,
+                    result="pending",
+                    detail={"command": command},
+                ),
             )
             raise ApprovalPending(approval)
         approval = state.get_approval(request.approval_id)
@@ -319,19 +349,19 @@ class Runs:
         issued: Sequence[IssuedCredential],
     ) -> None:
         self.engine.audit(
-            actor=request.agent,
-            on_behalf_of=request.on_behalf_of,
-            action="credentials.issue",
-            scope=scope,
-            trigger=request.trigger,
-            target=request.agent,
-            result="success",
-            detail={
-                "run_id": run.run_id,
-                "command": _command_text(request.command),
-                "approval_id": approval_id,
-                "credentials": _credential_facts(issued),
-            },
+            _run_event(
+                request,
+                action="credentials.issue",
+                scope=scope,
+                target=request.agent,
+                result="success",
+                detail={
+                    "run_id": run.run_id,
+                    "command": _command_text(request.command),
+                    "approval_id": approval_id,
+                    "credentials": _credential_facts(issued),
+                },
+            ),
         )
 
     def refresh(
@@ -379,19 +409,19 @@ class Runs:
             ) from None
         try:
             self.engine.audit(
-                actor=grant.agent,
-                on_behalf_of=grant.on_behalf_of,
-                action="credentials.refresh",
-                scope=grant.scope,
-                trigger=grant.trigger,
-                target=grant.agent,
-                result="success",
-                detail={
-                    "run_id": grant.run_id,
-                    "credentials": _credential_facts(issued),
-                    # rotate's handoff this refresh answers (rotate waits for it).
-                    "handoff": handoff,
-                },
+                _run_event(
+                    grant,
+                    action="credentials.refresh",
+                    scope=grant.scope,
+                    target=grant.agent,
+                    result="success",
+                    detail={
+                        "run_id": grant.run_id,
+                        "credentials": _credential_facts(issued),
+                        # rotate's handoff this refresh answers (rotate waits for it).
+                        "handoff": handoff,
+                    },
+                ),
             )
         except StateError:
             for credential in issued:  # no credential lives without its event
@@ -427,19 +457,19 @@ class Runs:
         held = (*grant.credentials, *refreshed)
         results = tuple(self._revoke(grant.agent, c) for c in held)
         self.engine.audit(
-            actor=grant.agent,
-            on_behalf_of=grant.on_behalf_of,
-            action="exec.end",
-            scope=grant.scope,
-            trigger=grant.trigger,
-            target=grant.agent,
-            result="success" if exit_code == 0 else "failure",
-            detail={
-                "run_id": grant.run_id,
-                "exit_code": exit_code,
-                "command": _command_text(command),
-                "revoked": {r.provider: r.detail for r in results},
-            },
+            _run_event(
+                grant,
+                action="exec.end",
+                scope=grant.scope,
+                target=grant.agent,
+                result="success" if exit_code == 0 else "failure",
+                detail={
+                    "run_id": grant.run_id,
+                    "exit_code": exit_code,
+                    "command": _command_text(command),
+                    "revoked": {r.provider: r.detail for r in results},
+                },
+            ),
         )
         return results
 
@@ -474,21 +504,23 @@ class Runs:
         )
         if outcome.killed:
             self.engine.audit(
-                actor=agent,
-                on_behalf_of=grant.on_behalf_of,
-                action="exec.killed",
-                scope=grant.scope,
-                trigger=grant.trigger,
-                target=agent,
-                result="success",
-                detail={
-                    "run_id": grant.run_id,
-                    "command": _command_text(command),
-                    "signals": list(outcome.signals),
-                    "grace_seconds": grace_seconds,
-                    "noticed_after_seconds": round(outcome.noticed_after or 0.0, 3),
-                    "ended_after_seconds": round(outcome.ended_after or 0.0, 3),
-                },
+                AuditDraft(
+                    actor=agent,
+                    on_behalf_of=grant.on_behalf_of,
+                    action="exec.killed",
+                    scope=grant.scope,
+                    trigger=grant.trigger,
+                    target=agent,
+                    result="success",
+                    detail={
+                        "run_id": grant.run_id,
+                        "command": _command_text(command),
+                        "signals": list(outcome.signals),
+                        "grace_seconds": grace_seconds,
+                        "noticed_after_seconds": round(outcome.noticed_after or 0.0, 3),
+                        "ended_after_seconds": round(outcome.ended_after or 0.0, 3),
+                    },
+                ),
             )
         return outcome
 
@@ -515,13 +547,13 @@ class Runs:
         if refusal is not None:
             reason, hint = refusal
             self.engine.audit(
-                actor=approval.agent,
-                on_behalf_of=approval.on_behalf_of,
-                action=f"approval.{verb}",
-                target=approval_id,
-                trigger=approval.trigger,
-                result="denied",
-                detail={"reason": reason, "approver": who},
+                _run_event(
+                    approval,
+                    action=f"approval.{verb}",
+                    target=approval_id,
+                    result="denied",
+                    detail={"reason": reason, "approver": who},
+                ),
             )
             raise GateRefused(reason, hint=hint)
         changed = state.transition_approval(
@@ -535,13 +567,13 @@ class Runs:
         if not changed:
             raise AgentctlError(f"approval {approval_id} was decided by someone else meanwhile")
         self.engine.audit(
-            actor=approval.agent,
-            on_behalf_of=approval.on_behalf_of,
-            action=f"approval.{verb}",
-            target=approval_id,
-            trigger=approval.trigger,
-            result="success",
-            detail={"approver": who, "reason": reason, "command": approval.command},
+            _run_event(
+                approval,
+                action=f"approval.{verb}",
+                target=approval_id,
+                result="success",
+                detail={"approver": who, "reason": reason, "command": approval.command},
+            ),
         )
         updated = state.get_approval(approval_id)
         assert updated is not None

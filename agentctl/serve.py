@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agentctl.errors import AgentctlError, StateError
 from agentctl.secrets import SecretLeakError, check_no_secrets
 from agentctl.serve_auth import Authenticator
+from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.engine import Engine
@@ -385,15 +386,17 @@ class ServeApp:
         for limiter in (self.clients, self.callers):
             for key, count in limiter.pending_refusals().items():
                 self.engine.audit(
-                    actor=key,
-                    action="serve.rate-limited",
-                    target="-",
-                    result="refused",
-                    trigger="serve",
-                    detail={
-                        "status": 429,
-                        "reason": f"{count} request(s) refused by the rate limit",
-                    },
+                    AuditDraft(
+                        actor=key,
+                        action="serve.rate-limited",
+                        target="-",
+                        result="refused",
+                        trigger="serve",
+                        detail={
+                            "status": 429,
+                            "reason": f"{count} request(s) refused by the rate limit",
+                        },
+                    ),
                 )
 
     async def _audit(
@@ -430,12 +433,14 @@ class ServeApp:
         if reason:
             detail["reason"] = _safe(reason, 300)
         self.engine.audit(
-            actor=f"serve-caller/{caller}" if caller else f"client/{_client(scope)}",
-            action=action,
-            target=_safe(target, 100),
-            result=result,
-            trigger="serve",
-            detail=detail,
+            AuditDraft(
+                actor=f"serve-caller/{caller}" if caller else f"client/{_client(scope)}",
+                action=action,
+                target=_safe(target, 100),
+                result=result,
+                trigger="serve",
+                detail=detail,
+            ),
         )
 
 

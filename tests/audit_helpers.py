@@ -22,7 +22,7 @@ from agentctl.audit_key import ChainKeySource
 from agentctl.config import SecretsSettings
 from agentctl.runtime import once
 from agentctl.secrets import SecretStore, open_secret_store
-from agentctl.state import AuditEvent, StateStore, create_state_engine
+from agentctl.state import AuditDraft, AuditEvent, StateStore, create_state_engine
 from agentctl.state.records import AuditHead
 
 PASSPHRASE = "audit-test-passphrase"
@@ -41,15 +41,17 @@ def key_source(path: Path) -> ChainKeySource:
 def append(store: StateStore, count: int, *, start: int = 0) -> None:
     for index in range(start, start + count):
         store.append_audit(
-            actor="pr-review-agent",
-            on_behalf_of="amit@company.com",
-            action="exec.start" if index % 2 else "credentials.issue",
-            scope="github:repo:read",
-            trigger=f"webhook/pr-opened/{4521 + index}",
-            target="pr-review-agent",
-            result="success",
+            AuditDraft(
+                actor="pr-review-agent",
+                on_behalf_of="amit@company.com",
+                action="exec.start" if index % 2 else "credentials.issue",
+                scope="github:repo:read",
+                trigger=f"webhook/pr-opened/{4521 + index}",
+                target="pr-review-agent",
+                result="success",
+                detail={"run": index},
+            ),
             operator="ci-bot",
-            detail={"run": index},
         )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.state import StateStore, open_state
+from agentctl.state import AuditDraft, StateStore, open_state
 
 ENV_POSTGRES = "AGENTCTL_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -111,14 +111,16 @@ def worker_locked_counter(url: str, rounds: int, hold_seconds: float) -> None:
         for _ in range(rounds):
             with state.apply_lock(timeout=60, operator=f"worker-{pid}"):
                 state.append_audit(
-                    actor=pid, action="test.enter", target="counter", result="ok", operator=pid
+                    AuditDraft(actor=pid, action="test.enter", target="counter", result="ok"),
+                    operator=pid,
                 )
                 current = state.get_resource("counter", "test")
                 value = int(current.attributes["n"]) if current else 0
                 time.sleep(hold_seconds)  # widen the window a lost update would need
                 state.put_resource("counter", "test", "counter", {"n": value + 1})
                 state.append_audit(
-                    actor=pid, action="test.exit", target="counter", result="ok", operator=pid
+                    AuditDraft(actor=pid, action="test.exit", target="counter", result="ok"),
+                    operator=pid,
                 )
 
 
@@ -128,12 +130,14 @@ def worker_append(url: str, count: int) -> None:
     with open_state(url) as state:
         for index in range(count):
             state.append_audit(
-                actor=pid,
-                action="test.append",
-                target="chain",
-                result="ok",
+                AuditDraft(
+                    actor=pid,
+                    action="test.append",
+                    target="chain",
+                    result="ok",
+                    detail={"index": index},
+                ),
                 operator=pid,
-                detail={"index": index},
             )
 
 

@@ -31,7 +31,7 @@ from agentctl.cli.audit import app, parse_since
 from agentctl.commands import Session
 from agentctl.errors import StateError, UsageError
 from agentctl.secrets import SecretLeakError
-from agentctl.state import StateStore, create_state_engine, open_state
+from agentctl.state import AuditDraft, StateStore, create_state_engine, open_state
 
 # The store / state_url fixtures (SQLite and PostgreSQL) live there.
 
@@ -41,15 +41,17 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 def fill(store: StateStore, count: int = 5) -> None:
     for index in range(count):
         store.append_audit(
-            actor="pr-review-agent",
-            on_behalf_of="amit@company.com",
-            action="exec.start" if index % 2 else "credentials.issue",
-            scope="github:repo:read,pull_request:comment",
-            trigger=f"webhook/pr-opened/{4521 + index}",
-            target="pr-review-agent",
-            result="success",
+            AuditDraft(
+                actor="pr-review-agent",
+                on_behalf_of="amit@company.com",
+                action="exec.start" if index % 2 else "credentials.issue",
+                scope="github:repo:read,pull_request:comment",
+                trigger=f"webhook/pr-opened/{4521 + index}",
+                target="pr-review-agent",
+                result="success",
+                detail={"run": index},
+            ),
             operator="ci-bot",
-            detail={"run": index},
         )
 
 
@@ -192,13 +194,15 @@ def kill_during_outage(journal: AuditJournal, agents: list[str]) -> None:
         open_state(unreachable_postgres())
     for agent in agents:
         journal.append(
-            actor=agent,
-            action="kill",
-            target=agent,
-            result="success",
+            AuditDraft(
+                actor=agent,
+                action="kill",
+                target=agent,
+                result="success",
+                trigger="operator/oncall",
+                detail={"reason": "incident 7"},
+            ),
             operator="oncall@company.com",
-            trigger="operator/oncall",
-            detail={"reason": "incident 7"},
         )
 
 
@@ -236,15 +240,7 @@ def test_an_import_interrupted_before_truncating_is_not_duplicated(
     kill_during_outage(journal, ["agent-a", "agent-b"])
     first = journal.events()[0]
     store.append_audit(  # the crashed import got this far
-        id=first.id,
-        time=first.time,
-        actor=first.actor,
-        action=first.action,
-        target=first.target,
-        result=first.result,
-        operator=first.operator,
-        trigger=first.trigger,
-        detail=first.detail,
+        AuditDraft.of(first), operator=first.operator, id=first.id, time=first.time
     )
     outcome = import_journal(store, journal, operator="ci-bot")
     assert (outcome.imported, outcome.skipped) == (1, 1)
@@ -261,7 +257,9 @@ def test_a_damaged_journal_is_imported_and_the_damage_recorded(
     edited["result"] = "failure"
     with journal.path.open("w") as handle:
         handle.write(json.dumps(edited) + "\n" + lines[1] + '{"seq": 3, "id": "cut short by a cra')
-    after_crash = journal.append(actor="c", action="kill", target="c", result="ok", operator="o")
+    after_crash = journal.append(
+        AuditDraft(actor="c", action="kill", target="c", result="ok"), operator="o"
+    )
     assert after_crash.seq == 3 and journal.events()[-1] == after_crash
 
     outcome = import_journal(store, journal, operator="ci-bot")
@@ -282,12 +280,14 @@ def test_reading_skips_a_line_cut_short_by_a_crash() -> None:
 def test_the_journal_refuses_secrets_too(journal: AuditJournal) -> None:
     with pytest.raises(SecretLeakError):
         journal.append(
-            actor="a",
-            action="x",
-            target="a",
-            result="ok",
+            AuditDraft(
+                actor="a",
+                action="x",
+                target="a",
+                result="ok",
+                detail={"key": "-----BEGIN OPENSSH PRIVATE KEY-----"},
+            ),
             operator="o",
-            detail={"key": "-----BEGIN OPENSSH PRIVATE KEY-----"},
         )
     assert journal.events() == []
 
@@ -297,7 +297,7 @@ def test_an_unwritable_journal_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StateError, match="cannot open the audit journal"):
         AuditJournal(blocker / "journal.jsonl").append(
-            actor="a", action="x", target="a", result="ok", operator="o"
+            AuditDraft(actor="a", action="x", target="a", result="ok"), operator="o"
         )
 
 
@@ -368,7 +368,7 @@ def test_cli_verify_never_crashes_on_a_missing_head(state_url: str, keyed_config
     assert code == 1 and "TAMPERED" in out and "head record is gone" in out
     # appends do not crash either: the event is refused (and goes to the journal in commands)
     with open_state(state_url) as store, pytest.raises(StateError, match=r"head .* is missing"):
-        store.append_audit(actor="a", action="x", target="a", result="ok", operator="o")
+        store.append_audit(AuditDraft(actor="a", action="x", target="a", result="ok"), operator="o")
 
 
 def test_an_unkeyed_trail_does_not_pass_as_verified(
@@ -503,12 +503,14 @@ def test_an_old_database_is_migrated_and_sealed(state_url: str, keyed_config: st
 def test_cli_lists_with_filters(cli: tuple[CliRunner, Session], filled: StateStore) -> None:
     runner, context = cli
     filled.append_audit(
-        actor="alice",
-        action="kill",
-        target="deploy-agent",
-        result="success",
+        AuditDraft(
+            actor="alice",
+            action="kill",
+            target="deploy-agent",
+            result="success",
+            trigger="[bold]not markup[/bold]",
+        ),
         operator="alice",
-        trigger="[bold]not markup[/bold]",
     )
     table = runner.invoke(app, [], obj=context)
     assert table.exit_code == 0
@@ -610,12 +612,10 @@ def test_listing_streams_lines_off_a_terminal(
     cli: tuple[CliRunner, Session], filled: StateStore
 ) -> None:
     filled.append_audit(
-        actor="alice",
-        action="kill",
-        target="x",
-        result="ok",
+        AuditDraft(
+            actor="alice", action="kill", target="x", result="ok", trigger="two\tcolumns\nand lines"
+        ),
         operator="o",
-        trigger="two\tcolumns\nand lines",
     )
     runner, context = cli
     listed = runner.invoke(app, [], obj=context)

@@ -23,7 +23,7 @@ from state_helpers import StepClock
 from agentctl.audit_anchor import LocalAnchorFile
 from agentctl.audit_key import ChainKey, chain_key_name
 from agentctl.secrets import Secret
-from agentctl.state import AuditEvent, StateStore, open_state
+from agentctl.state import AuditDraft, AuditEvent, StateStore, open_state
 from agentctl.state.records import AuditHead
 
 
@@ -283,7 +283,9 @@ def test_a_store_without_the_key_refuses_to_append_to_a_keyed_trail(
     from agentctl.errors import StateError
 
     with open_state(state_url) as keyless, pytest.raises(StateError, match="keyed"):
-        keyless.append_audit(actor="a", action="x", target="a", result="ok", operator="o")
+        keyless.append_audit(
+            AuditDraft(actor="a", action="x", target="a", result="ok"), operator="o"
+        )
     assert scene.trail.verify().verdict == "intact"
 
 
@@ -296,7 +298,9 @@ def test_a_store_with_another_key_refuses_to_append(
         other.chain_keys = key_source(tmp_path / "someone-elses-keyring.enc")
         other.chain_keys.for_append(scene.trail.head().trail or "", 1)  # a key of its own
         with pytest.raises(StateError, match="key id"):
-            other.append_audit(actor="a", action="x", target="a", result="ok", operator="o")
+            other.append_audit(
+                AuditDraft(actor="a", action="x", target="a", result="ok"), operator="o"
+            )
     assert scene.trail.verify().verdict == "intact"
 
 
@@ -328,7 +332,9 @@ def test_concurrent_first_use_creates_one_key(state_url: str, tmp_path: Path) ->
             list(
                 pool.map(
                     lambda s: [
-                        s.append_audit(actor="a", action="x", target="a", result="ok", operator="o")
+                        s.append_audit(
+                            AuditDraft(actor="a", action="x", target="a", result="ok"), operator="o"
+                        )
                         for _ in range(5)
                     ],
                     stores,

@@ -14,7 +14,7 @@ import pytest
 
 from agentctl.audit import verify_chain
 from agentctl.errors import LockTimeout
-from agentctl.state import StateStore, open_state
+from agentctl.state import AuditDraft, StateStore, open_state
 
 # The store / state_url fixtures (SQLite and PostgreSQL) live there.
 
@@ -91,7 +91,9 @@ def test_a_waiting_apply_names_the_holder_times_out_and_nothing_goes_stale(
         store.upsert_agent(
             "a", owner="o@x.io", purpose="p", execution_mode="autonomous", expiry=None
         )
-        store.append_audit(actor="a", action="kill", target="a", result="ok", operator="o")
+        store.append_audit(
+            AuditDraft(actor="a", action="kill", target="a", result="ok"), operator="o"
+        )
         assert holder.poll() is None, "the holder let go: the test proved nothing"
 
         messages: list[str] = []

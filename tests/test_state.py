@@ -16,7 +16,7 @@ from agentctl.audit import verify_chain
 from agentctl.errors import StateError
 from agentctl.model import AgentStatus
 from agentctl.secrets import SecretLeakError
-from agentctl.state import ApprovalStatus, StateStore, create_state_engine, open_state
+from agentctl.state import ApprovalStatus, AuditDraft, StateStore, create_state_engine, open_state
 from agentctl.state import schema as state_schema
 from agentctl.state import store as state_store
 
@@ -271,18 +271,14 @@ def test_threads_of_one_process_write_at_once_and_lose_nothing(state_url: str) -
                 with shared.batch():
                     shared.put_resource(name, "aws", f"arn:aws:iam::1:role/{name}", {}, "h")
                     shared.append_audit(
-                        actor=name,
-                        action="apply.create",
-                        target=name,
-                        result="success",
+                        AuditDraft(
+                            actor=name, action="apply.create", target=name, result="success"
+                        ),
                         operator="test@company.com",
                     )
                     add_agent(shared, name)
                 shared.append_audit(
-                    actor=name,
-                    action="exec",
-                    target=name,
-                    result="success",
+                    AuditDraft(actor=name, action="exec", target=name, result="success"),
                     operator="test@company.com",
                 )
 
@@ -512,13 +508,15 @@ def test_audit_append_and_filters(store: StateStore) -> None:
         ("deploy-agent", "exec.start", "deploy-agent"),
     ]:
         store.append_audit(
-            actor=actor,
-            action=action,
-            target=target,
-            result="success",
+            AuditDraft(
+                actor=actor,
+                action=action,
+                target=target,
+                result="success",
+                scope="github:repo:read",
+                detail={"n": (1, 2)},
+            ),
             operator="alice",
-            scope="github:repo:read",
-            detail={"n": (1, 2)},
         )
     events = store.audit_events()
     assert [e.seq for e in events] == [1, 2, 3, 4]
@@ -535,10 +533,10 @@ def test_audit_append_and_filters(store: StateStore) -> None:
 
 def test_audit_append_is_idempotent_by_id(store: StateStore) -> None:
     first = store.append_audit(
-        actor="a", action="kill", target="a", result="success", operator="o", id="evt-1"
+        AuditDraft(actor="a", action="kill", target="a", result="success"), operator="o", id="evt-1"
     )
     again = store.append_audit(
-        actor="a", action="kill", target="a", result="changed", operator="o", id="evt-1"
+        AuditDraft(actor="a", action="kill", target="a", result="changed"), operator="o", id="evt-1"
     )
     assert again == first and len(store.audit_events()) == 1
 
@@ -555,12 +553,8 @@ def test_audit_append_is_idempotent_by_id(store: StateStore) -> None:
 def test_audit_refuses_secret_looking_values(store: StateStore, field: dict[str, object]) -> None:
     with pytest.raises(SecretLeakError) as caught:
         store.append_audit(
-            actor="a",
-            action="x",
-            target="a",
-            result="ok",
+            AuditDraft(actor="a", action="x", target="a", result="ok", **field),  # type: ignore[arg-type]
             operator="o",
-            **field,  # type: ignore[arg-type]
         )
     assert "never record secret values" in str(caught.value)
     assert store.audit_events() == []

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentctl.errors import AgentctlError, UsageError
 from agentctl.model import JsonFields
+from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
@@ -68,29 +69,33 @@ def _audit_failure(session: Session, name: str, action: str) -> Iterator[None]:
         # A refused registration says why (e.g. who owns the App) for the audit trail.
         extra = getattr(exc, "detail", None)
         session.audit(
-            actor=name,
-            action=action,
-            target=f"github:{name}",
-            result="failure",
-            detail={"error": exc.message, **(extra if isinstance(extra, dict) else {})},
+            AuditDraft(
+                actor=name,
+                action=action,
+                target=f"github:{name}",
+                result="failure",
+                detail={"error": exc.message, **(extra if isinstance(extra, dict) else {})},
+            ),
         )
         raise
 
 
 def _audit_registered(session: Session, name: str, registered: RegisteredApp) -> None:
     session.audit(
-        actor=name,
-        action="github.register",
-        target=f"github:app/{registered.slug}",
-        scope=",".join(f"{k}:{v}" for k, v in sorted(registered.permissions.items())),
-        result="success",
-        detail={
-            "app_id": registered.app_id,
-            "slug": registered.slug,
-            "owner": registered.owner,
-            "html_url": registered.html_url,
-            "secret_refs": list(registered.secret_refs),
-        },
+        AuditDraft(
+            actor=name,
+            action="github.register",
+            target=f"github:app/{registered.slug}",
+            scope=",".join(f"{k}:{v}" for k, v in sorted(registered.permissions.items())),
+            result="success",
+            detail={
+                "app_id": registered.app_id,
+                "slug": registered.slug,
+                "owner": registered.owner,
+                "html_url": registered.html_url,
+                "secret_refs": list(registered.secret_refs),
+            },
+        ),
     )
 
 
@@ -356,11 +361,13 @@ def complete_pending(session: Session, contracts: Path, urls: Sequence[str]) -> 
                 )
             )
             session.audit(
-                actor="unknown",
-                action="github.register",
-                target="github:unknown",
-                result="failure",
-                detail={"reason": "state-mismatch", "error": "no pending registration"},
+                AuditDraft(
+                    actor="unknown",
+                    action="github.register",
+                    target="github:unknown",
+                    result="failure",
+                    detail={"reason": "state-mismatch", "error": "no pending registration"},
+                ),
             )
             continue
         try:
@@ -404,11 +411,13 @@ def rotate_key(session: Session, name: str, private_key: Path) -> RotatedKey:
     with _audit_failure(session, name, "github.rotate-key"):
         rotated = provider.rotate_key(name, pem)
     session.audit(
-        actor=name,
-        action="github.rotate-key",
-        target=f"github:app/{rotated.slug}",
-        result="success",
-        detail={"app_id": rotated.app_id, "key_fingerprint": rotated.key_fingerprint},
+        AuditDraft(
+            actor=name,
+            action="github.rotate-key",
+            target=f"github:app/{rotated.slug}",
+            result="success",
+            detail={"app_id": rotated.app_id, "key_fingerprint": rotated.key_fingerprint},
+        ),
     )
     return rotated
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agentctl.errors import UsageError
+from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
@@ -38,15 +39,17 @@ def migrate(
     engine.state.load_chain_key()
     result = migrate_secrets(source_store, target_store, referenced, keep_source=keep_source)
     engine.audit(
-        actor=engine.operator,
-        action="secrets.migrate",
-        target=result.target,
-        result="success" if result.ok else "partial",
-        trigger=f"operator/{engine.operator}",
-        detail={
-            "from": result.source,
-            "to": result.target,
-            "moves": {m.key: m.outcome.value for m in result.moves},
-        },
+        AuditDraft(
+            actor=engine.operator,
+            action="secrets.migrate",
+            target=result.target,
+            result="success" if result.ok else "partial",
+            trigger=f"operator/{engine.operator}",
+            detail={
+                "from": result.source,
+                "to": result.target,
+                "moves": {m.key: m.outcome.value for m in result.moves},
+            },
+        ),
     )
     return result

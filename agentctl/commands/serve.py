@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from agentctl.model import JsonFields
+from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
@@ -40,12 +41,14 @@ def create(session: Session, name: str, *, hmac: bool = False) -> IssuedCaller:
     )
     record = issued.record
     engine.audit(
-        actor=engine.operator,
-        action="serve.caller.create",
-        target=record.name,
-        result="success",
-        trigger=f"operator/{engine.operator}",
-        detail={"kind": record.kind, "fingerprint": record.fingerprint},
+        AuditDraft(
+            actor=engine.operator,
+            action="serve.caller.create",
+            target=record.name,
+            result="success",
+            trigger=f"operator/{engine.operator}",
+            detail={"kind": record.kind, "fingerprint": record.fingerprint},
+        ),
     )
     return IssuedCaller(record.name, record.kind, record.fingerprint, issued.credential.reveal())
 
@@ -104,11 +107,13 @@ def revoke(session: Session, name: str) -> RevokedCaller:
     engine.require_person("serve token revoke", name)
     record = revoke_caller(session.state(), session.secrets, name, clock=session.clock)
     engine.audit(
-        actor=engine.operator,
-        action="serve.caller.revoke",
-        target=record.name,
-        result="success",
-        trigger=f"operator/{engine.operator}",
-        detail={"kind": record.kind, "fingerprint": record.fingerprint},
+        AuditDraft(
+            actor=engine.operator,
+            action="serve.caller.revoke",
+            target=record.name,
+            result="success",
+            trigger=f"operator/{engine.operator}",
+            detail={"kind": record.kind, "fingerprint": record.fingerprint},
+        ),
     )
     return RevokedCaller(record.name)

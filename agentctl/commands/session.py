@@ -3,7 +3,7 @@ each opened on first use (a command that never needs the state never opens it)."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from agentctl.providers.base import AnyProvider
     from agentctl.secrets import SecretStore
     from agentctl.state import StateStore
+    from agentctl.state.records import AuditDraft
 
 
 def _ignore(_message: str) -> None:
@@ -152,20 +153,9 @@ class Session:
                 )
         raise contract_not_found(name, path, report)
 
-    def audit(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        result: str,
-        scope: str | None = None,
-        detail: Mapping[str, object] | None = None,
-    ) -> None:
+    def audit(self, draft: AuditDraft) -> None:
         """Record what a command did, through the engine (state, else the journal)."""
-        self.engine().audit(
-            actor=actor, action=action, target=target, result=result, scope=scope, detail=detail
-        )
+        self.engine().audit(draft)
 
     def state(self) -> StateStore:
         if self._state is None:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from agentctl.secrets import Secret, SecretStore
     from agentctl.state import StateStore
+    from agentctl.state.records import AuditDraft
 
 
 @dataclass(frozen=True)
@@ -543,16 +544,7 @@ class CommandSession(Protocol):
         system_title: str | None = None,
     ) -> Contract: ...
 
-    def audit(
-        self,
-        *,
-        actor: str,
-        action: str,
-        target: str,
-        result: str,
-        scope: str | None = None,
-        detail: Mapping[str, object] | None = None,
-    ) -> None: ...
+    def audit(self, draft: AuditDraft) -> None: ...
 
 
 class TextOutput(Protocol):

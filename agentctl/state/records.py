@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -227,6 +228,79 @@ class AuditEvent:
             hash=data["hash"],
             mac=data.get("mac"),
         )
+
+
+@dataclass(frozen=True)
+class AuditDraft:
+    """One audit event as the code that acted describes it: who acted, on whose
+    behalf, what, on what, with which result and details.
+
+    Built once by the caller and handed down unchanged through every layer
+    (``Engine.audit``, ``Session.audit``, ``StateStore.append_audit``, the
+    fallback ``AuditJournal``); the sink that records it adds what only it
+    knows: the verified operator, the id and time, and its place in the chain.
+    """
+
+    actor: str
+    action: str
+    target: str
+    result: str
+    on_behalf_of: str | None = None
+    scope: str | None = None  # the scopes the actor held, as the caller renders them
+    trigger: str | None = None
+    detail: Mapping[str, Any] | None = None
+
+    def with_detail(self, **more: Any) -> AuditDraft:
+        """The same draft with ``more`` added to its detail (the engine adds who proved the operator)."""
+        return replace(self, detail={**dict(self.detail or {}), **more})
+
+    def event(self, *, operator: str, id: str, time: datetime) -> AuditEvent:
+        """The event to chain (seq and hashes still unset), its detail exactly as it
+        will read back from JSON."""
+        return AuditEvent(
+            seq=0,
+            id=id,
+            time=time,
+            actor=self.actor,
+            on_behalf_of=self.on_behalf_of,
+            action=self.action,
+            scope=self.scope,
+            trigger=self.trigger,
+            target=self.target,
+            result=self.result,
+            operator=operator,
+            detail=normalize_detail(self.detail),
+        )
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditDraft:
+        """What ``event`` recorded (replaying a journaled event into the store)."""
+        return cls(
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            result=event.result,
+            on_behalf_of=event.on_behalf_of,
+            scope=event.scope,
+            trigger=event.trigger,
+            detail=event.detail,
+        )
+
+
+def normalize_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``detail`` exactly as it will read back from JSON (tuples become lists, ...).
+
+    The hash must be computed over what is stored, or verify would flag a
+    perfectly good event.
+    """
+    try:
+        text = json.dumps(
+            dict(detail or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        result: dict[str, Any] = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"audit detail must be plain JSON data: {exc}") from None
+    return result
 
 
 @dataclass(frozen=True)

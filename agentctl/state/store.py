@@ -39,6 +39,7 @@ from agentctl.state.records import (
     AgentRecord,
     ApprovalRecord,
     ApprovalStatus,
+    AuditDraft,
     AuditEvent,
     AuditHead,
     CredentialRecord,
@@ -939,39 +940,19 @@ class StateStore:
 
     def append_audit(
         self,
+        draft: AuditDraft,
         *,
-        actor: str,
-        action: str,
-        target: str,
-        result: str,
         operator: str,
-        on_behalf_of: str | None = None,
-        scope: str | None = None,
-        trigger: str | None = None,
-        detail: Mapping[str, Any] | None = None,
         id: str | None = None,
         time: datetime | None = None,
     ) -> AuditEvent:
-        """Append one event to the hash chain and return it as stored.
+        """Append ``draft``, recorded for ``operator``, to the hash chain; return it as stored.
 
         ``id``/``time`` are for events recorded earlier elsewhere (the fallback
         journal): appending an id that is already in the chain is a no-op that
         returns the stored event, so replays are idempotent.
         """
-        event = AuditEvent(
-            seq=0,
-            id=id or _new_id(),
-            time=time or self._clock(),
-            actor=actor,
-            on_behalf_of=on_behalf_of,
-            action=action,
-            scope=scope,
-            trigger=trigger,
-            target=target,
-            result=result,
-            operator=operator,
-            detail=normalize_detail(detail),
-        )
+        event = draft.event(operator=operator, id=id or _new_id(), time=time or self._clock())
         check_no_secrets(event.hashed_fields(), "audit event")
         e = s.audit_events.c
         with self._write() as conn:
@@ -1408,19 +1389,6 @@ def _default_operator() -> str:
 
 def _describe(holder: LockHolder | None) -> str:
     return holder.describe() if holder is not None else "another agentctl run"
-
-
-def normalize_detail(detail: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``detail`` exactly as it will read back from JSON (tuples become lists, ...).
-
-    The hash must be computed over what is stored, or verify would flag a
-    perfectly good event.
-    """
-    try:
-        result: dict[str, Any] = json.loads(_dump(dict(detail or {})))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"audit detail must be plain JSON data: {exc}") from None
-    return result
 
 
 def _agent(row: RowMapping) -> AgentRecord:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentctl.errors import AgentctlError, UsageError
+from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.model import Contract
@@ -71,28 +72,32 @@ def _audit_failure(session: CommandSession, name: str, action: str) -> Iterator[
         yield
     except AgentctlError as exc:
         session.audit(
-            actor=name,
-            action=action,
-            target=f"jira:{name}",
-            result="failure",
-            detail={"error": exc.message},
+            AuditDraft(
+                actor=name,
+                action=action,
+                target=f"jira:{name}",
+                result="failure",
+                detail={"error": exc.message},
+            ),
         )
         raise
 
 
 def _audit_success(session: CommandSession, action: str, done: RegisteredAccount) -> None:
     session.audit(
-        actor=done.agent,
-        action=action,
-        target=f"jira:{done.account_id}",
-        scope=",".join(done.token_scopes),
-        result="success",
-        detail={
-            "account_id": done.account_id,
-            "token_id": done.token_id,
-            "token_expires": done.token_expires.isoformat() if done.token_expires else None,
-            "revoked_tokens": list(done.revoked_tokens),
-        },
+        AuditDraft(
+            actor=done.agent,
+            action=action,
+            target=f"jira:{done.account_id}",
+            scope=",".join(done.token_scopes),
+            result="success",
+            detail={
+                "account_id": done.account_id,
+                "token_id": done.token_id,
+                "token_expires": done.token_expires.isoformat() if done.token_expires else None,
+                "revoked_tokens": list(done.revoked_tokens),
+            },
+        ),
     )
 
 
