@@ -28,6 +28,7 @@ from contract_helpers import TODAY, frozen_now, write_contract
 from agentctl.config import Config
 from agentctl.contract import load_contracts
 from agentctl.model import Contract, ExecutionMode
+from agentctl.providers.aws.changes import BoundaryUnreadable, GrantWiderThanBoundary
 from agentctl.providers.aws.grant import AwsGrant, parse_aws_grant
 from agentctl.providers.aws.lifecycle import AwsProvider
 from agentctl.providers.aws.policies import boundary_gaps
@@ -172,12 +173,7 @@ def test_plan_reports_a_grant_wider_than_the_boundary_and_still_provisions(
     ]
     (finding,) = [ch for ch in changes if ch.kind == ChangeKind.DRIFT]
     assert not finding.mutating
-    assert finding.payload == {
-        "lint": "boundary-wider",
-        "boundary": boundary,
-        "action": "s3:PutObject",
-        "blocked": ["s3:PutObject"],
-    }
+    assert finding.payload == GrantWiderThanBoundary(boundary, "s3:PutObject", ("s3:PutObject",))
     # A finding, not a failure: the role is created with the whole grant (the
     # boundary, not agentctl, is what cuts it), and re-planning reports it again.
     assert all(p.apply(ch).ok for ch in changes if ch.mutating)
@@ -274,7 +270,7 @@ def test_an_unreadable_boundary_is_reported_not_fatal(aws: MotoServer, tmp_path:
     assert summary.startswith(
         "cannot check the grant against the permissions boundary: aws: access denied: GetPolicy"
     )
-    assert changes[1].payload == {"lint": "boundary-unreadable", "boundary": boundary}
+    assert changes[1].payload == BoundaryUnreadable(boundary)
     assert all(p.apply(ch).ok for ch in changes if ch.mutating)
 
 

@@ -29,12 +29,24 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, canonical_json
 from agentctl.providers.aws import PROVIDER, SPEC
+from agentctl.providers.aws.changes import (
+    BoundaryUnreadable,
+    DesiredRole,
+    GrantWiderThanBoundary,
+    KillException,
+    RoleDisable,
+    RolePayload,
+    RoleRemoval,
+    RoleSettings,
+    RoleUpdate,
+)
 from agentctl.providers.aws.client import (
     AwsClients,
     denied_caller,
@@ -109,13 +121,19 @@ ACCESS_CHANGED_AT = "access_changed_at"
 PROPAGATION_FIRST_DELAY = 0.25
 PROPAGATION_MAX_DELAY = 4.0
 
-# What a role change carries from plan to apply: the desired role (CREATE) or
-# the fields that differ (UPDATE), plus the role name (never secret).
-RolePayload = Mapping[str, Any]
+PayloadType = TypeVar("PayloadType", DesiredRole, RoleUpdate, RoleDisable, RoleRemoval)
 
 
-def _payload(change: Change[RolePayload]) -> RolePayload:
-    return change.payload or {}
+def _payload(change: Change[RolePayload], expected: type[PayloadType]) -> PayloadType:
+    """The change's payload, which its kind says is an ``expected``."""
+    payload = change.payload
+    if not isinstance(payload, expected):
+        raise ProviderError(
+            PROVIDER,
+            f"the {change.kind.value} change of {change.agent} carries no {expected.__name__}",
+            hint="re-run `agentctl plan`, then apply that plan",
+        )
+    return payload
 
 
 def _tagged_expiry(tags: Mapping[str, str]) -> date | None:
@@ -238,7 +256,7 @@ class AwsProvider:
     def max_session_duration(self) -> int:
         return min(MAX_ROLE_SESSION, max(MIN_ROLE_SESSION, self._settings.session_duration_seconds))
 
-    def desired(self, contract: Contract, status: str) -> dict[str, Any]:
+    def desired(self, contract: Contract, status: str) -> DesiredRole:
         """Everything about the role that follows from the contract and settings."""
         tags = {
             TAG_MANAGED_BY: MANAGED_BY_VALUE,
@@ -250,13 +268,13 @@ class AwsProvider:
             TAG_HASH: contract.digest,
             TAG_STATUS: status,
         }
-        return {
-            "role_name": self.role_name(contract.name),
-            "path": self._role_path(),
-            "tags": tags,
-            "boundary": self._settings.permissions_boundary,
-            "trust": self.trust_policy(contract.expiry),
-            "grant": grant_policy(
+        return DesiredRole(
+            role_name=self.role_name(contract.name),
+            path=self._role_path(),
+            tags=tags,
+            boundary=self._settings.permissions_boundary,
+            trust=self.trust_policy(contract.expiry),
+            grant=grant_policy(
                 contract.name,
                 contract.grant(SPEC),
                 contract.expiry,
@@ -264,9 +282,9 @@ class AwsProvider:
             ),
             # The owner is a tag, not part of the description: changing owners
             # should show as one field, not two.
-            "description": role_description(f"agentctl agent {contract.name}: {contract.purpose}"),
-            "max_session_duration": self.max_session_duration(),
-        }
+            description=role_description(f"agentctl agent {contract.name}: {contract.purpose}"),
+            max_session_duration=self.max_session_duration(),
+        )
 
     # -- observe -------------------------------------------------------------------
 
@@ -397,7 +415,7 @@ class AwsProvider:
                     f"{', '.join(statement.resources)} mint(s) credentials that outlive "
                     f"`agentctl kill {contract.name}` ({statement.exception})"
                 ),
-                payload={"lint": "kill-exception", "sid": statement.sid},
+                payload=KillException(statement.sid),
             )
             for index, statement in enumerate(grant.statements)
             if statement.exception is not None
@@ -458,7 +476,7 @@ class AwsProvider:
                     agent=contract.name,
                     kind=ChangeKind.DRIFT,
                     summary=f"cannot check the grant against the permissions boundary: {document.message}",
-                    payload={"lint": "boundary-unreadable", "boundary": arn},
+                    payload=BoundaryUnreadable(arn),
                 )
             ]
         changes: list[Change[RolePayload]] = []
@@ -478,12 +496,7 @@ class AwsProvider:
                     agent=contract.name,
                     kind=ChangeKind.DRIFT,
                     summary=f"grant wider than the permissions boundary: {what}",
-                    payload={
-                        "lint": "boundary-wider",
-                        "boundary": arn,
-                        "action": action,
-                        "blocked": blocked,
-                    },
+                    payload=GrantWiderThanBoundary(arn, action, tuple(blocked)),
                 )
             )
         return changes
@@ -509,7 +522,7 @@ class AwsProvider:
                         agent=agent,
                         kind=ChangeKind.REMOVE,
                         summary=f"remove IAM role {role_name} ({why})",
-                        payload={"role_name": role_name},
+                        payload=RoleRemoval(role_name),
                     )
                 ]
             return []
@@ -523,13 +536,13 @@ class AwsProvider:
                     provider=PROVIDER,
                     agent=agent,
                     kind=ChangeKind.CREATE,
-                    summary=f"create IAM role {role_name} under {desired['path']}",
+                    summary=f"create IAM role {role_name} under {desired.path}",
                     fields=(
                         FieldChange("role", None, role_name),
-                        FieldChange("permissions_boundary", None, desired["boundary"]),
-                        FieldChange("trust_policy", None, desired["trust"]),
-                        FieldChange("grant_policy", None, desired["grant"]),
-                        FieldChange("tags", None, desired["tags"]),
+                        FieldChange("permissions_boundary", None, desired.boundary),
+                        FieldChange("trust_policy", None, desired.trust),
+                        FieldChange("grant_policy", None, desired.grant),
+                        FieldChange("tags", None, desired.tags),
                     ),
                     payload=desired,
                 )
@@ -555,7 +568,7 @@ class AwsProvider:
                     agent=agent,
                     kind=ChangeKind.DISABLE,
                     summary=f"disable IAM role {role_name} (contract expired {contract.expiry.isoformat()})",
-                    payload={"role_name": role_name, "reason": "expired"},
+                    payload=RoleDisable(role_name, "expired"),
                 )
             ]
         if observed.killed:
@@ -571,10 +584,13 @@ class AwsProvider:
         if not fields:
             return []
         if observed.disabled and not locked:
-            payload["enable"] = True
             # Enable re-opens the trust even when it already reads open (an
             # enable interrupted after that write): with this contract's expiry.
-            payload.setdefault("trust", desired["trust"])
+            payload = replace(
+                payload,
+                enable=True,
+                trust=desired.trust if payload.trust is None else payload.trust,
+            )
             fields.append(FieldChange("kill_policy", KILL_POLICY, None))
         summary = f"update IAM role {role_name}: " + ", ".join(f.field for f in fields)
         if locked:
@@ -592,50 +608,59 @@ class AwsProvider:
 
     @staticmethod
     def _diff(
-        observed: Mapping[str, Any], desired: Mapping[str, Any], *, locked: bool
-    ) -> tuple[list[FieldChange], dict[str, Any]]:
+        observed: Mapping[str, Any], desired: DesiredRole, *, locked: bool
+    ) -> tuple[list[FieldChange], RoleUpdate]:
         """Exactly the fields that differ, and what apply needs to change them.
 
         Only agentctl's own tags are compared: other tags (cost centres, the
         kill reason) are someone's information, not drift.
         """
         fields: list[FieldChange] = []
-        payload: dict[str, Any] = {
-            "role_name": desired["role_name"],
-            "arn": observed.get("arn"),
-            "role_id": observed.get("role_id"),
-        }
         tags = observed.get("tags", {})
-        changed_tags = {k: v for k, v in desired["tags"].items() if tags.get(k) != v}
+        changed_tags = {k: v for k, v in desired.tags.items() if tags.get(k) != v}
         for key, value in sorted(changed_tags.items()):
             fields.append(FieldChange(f"tags.{key}", tags.get(key), value))
-        if changed_tags:
-            payload["tags"] = changed_tags
-        if observed.get("boundary") != desired["boundary"]:
+        boundary_changed = observed.get("boundary") != desired.boundary
+        if boundary_changed:
             fields.append(
-                FieldChange("permissions_boundary", observed.get("boundary"), desired["boundary"])
+                FieldChange("permissions_boundary", observed.get("boundary"), desired.boundary)
             )
-            payload["boundary"] = desired["boundary"]
-        trust = normalise_policy(LOCKED_TRUST) if locked else desired["trust"]
-        if canonical_json(observed.get("trust")) != canonical_json(trust):
+        trust = normalise_policy(LOCKED_TRUST) if locked else desired.trust
+        trust_changed = canonical_json(observed.get("trust")) != canonical_json(trust)
+        if trust_changed:
             fields.append(FieldChange("trust_policy", observed.get("trust"), trust))
-            payload["trust"] = trust
-        if canonical_json(observed.get("grant")) != canonical_json(desired["grant"]):
-            fields.append(FieldChange("grant_policy", observed.get("grant"), desired["grant"]))
-            payload["grant"] = desired["grant"]
-        if locked and not observed.get("kill_policy"):
+        grant_changed = canonical_json(observed.get("grant")) != canonical_json(desired.grant)
+        if grant_changed:
+            fields.append(FieldChange("grant_policy", observed.get("grant"), desired.grant))
+        kill_policy = locked and not observed.get("kill_policy")
+        if kill_policy:
             fields.append(FieldChange("kill_policy", None, KILL_POLICY))
-            payload["kill_policy"] = True
-        if locked and not observed.get("deny_all"):
+        deny_all = locked and not observed.get("deny_all")
+        if deny_all:
             fields.append(FieldChange("deny_all", None, DENY_ALL_NAME))
-            payload["deny_all"] = True
-        role_fields = ("description", "max_session_duration")
-        changed = [key for key in role_fields if observed.get(key) != desired[key]]
-        fields.extend(FieldChange(key, observed.get(key), desired[key]) for key in changed)
-        if changed:
-            # UpdateRole sets both at once.
-            payload["role"] = {key: desired[key] for key in role_fields}
-        return fields, payload
+        settings = RoleSettings(desired.description, desired.max_session_duration)
+        settings_fields = [
+            FieldChange(key, observed.get(key), value)
+            for key, value in (
+                ("description", settings.description),
+                ("max_session_duration", settings.max_session_duration),
+            )
+            if observed.get(key) != value
+        ]
+        fields.extend(settings_fields)
+        return fields, RoleUpdate(
+            role_name=desired.role_name,
+            arn=observed.get("arn"),
+            role_id=observed.get("role_id"),
+            tags=changed_tags or None,
+            set_boundary=desired.boundary if boundary_changed and desired.boundary else None,
+            remove_boundary=boundary_changed and not desired.boundary,
+            trust=trust if trust_changed else None,
+            grant=desired.grant if grant_changed else None,
+            settings=settings if settings_fields else None,
+            kill_policy=kill_policy,
+            deny_all=deny_all,
+        )
 
     # -- apply ---------------------------------------------------------------------
 
@@ -644,7 +669,7 @@ class AwsProvider:
             ChangeKind.CREATE: self._create,
             ChangeKind.UPDATE: self._update,
             ChangeKind.DISABLE: lambda c: self._lock_role(
-                c.agent, str(_payload(c).get("reason", "expired")), STATUS_EXPIRED, "disable"
+                c.agent, _payload(c, RoleDisable).reason, STATUS_EXPIRED, "disable"
             ),
             ChangeKind.REMOVE: self._remove,
         }
@@ -664,7 +689,7 @@ class AwsProvider:
                 change.agent,
                 change.kind.value,
                 exc,
-                remaining=f"re-run `agentctl apply` to {change.kind.value} role {_payload(change).get('role_name', change.agent)}",
+                remaining=f"re-run `agentctl apply` to {change.kind.value} role {self.role_name(change.agent)}",
             )
 
     def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
@@ -674,16 +699,14 @@ class AwsProvider:
         self,
         agent: str,
         action: str,
-        role: Mapping[str, Any],
         detail: str,
         *,
+        arn: str | None,
+        role_name: str,
+        role_id: str | None,
         access_changed: bool = False,
     ) -> ActionResult:
-        attributes = {
-            "arn": role.get("arn"),
-            "role_name": role.get("role_name"),
-            "role_id": role.get("role_id"),
-        }
+        attributes = {"arn": arn, "role_name": role_name, "role_id": role_id}
         if access_changed:
             attributes[ACCESS_CHANGED_AT] = utc_stamp(self._context.clock())
         return self._result(
@@ -691,23 +714,23 @@ class AwsProvider:
             action,
             ok=True,
             detail=detail,
-            resource_id=role.get("arn"),
+            resource_id=arn,
             attributes=attributes,
         )
 
     def _create(self, change: Change[RolePayload]) -> ActionResult:
-        desired = _payload(change)
-        role_name = desired["role_name"]
+        desired = _payload(change, DesiredRole)
+        role_name = desired.role_name
         params: dict[str, Any] = {
             "RoleName": role_name,
-            "Path": desired["path"],
-            "AssumeRolePolicyDocument": compact_policy(desired["trust"]),
-            "Description": desired["description"],
-            "MaxSessionDuration": desired["max_session_duration"],
-            "Tags": tag_list(desired["tags"]),
+            "Path": desired.path,
+            "AssumeRolePolicyDocument": compact_policy(desired.trust),
+            "Description": desired.description,
+            "MaxSessionDuration": desired.max_session_duration,
+            "Tags": tag_list(desired.tags),
         }
-        if desired["boundary"]:
-            params["PermissionsBoundary"] = desired["boundary"]
+        if desired.boundary:
+            params["PermissionsBoundary"] = desired.boundary
         response = self._call(
             "iam",
             "create_role",
@@ -717,34 +740,36 @@ class AwsProvider:
         )
         if response is None:
             # A crashed or concurrent earlier apply created it: converge if it is ours.
-            return self._converge_existing(change)
+            return self._converge_existing(change.agent, change.summary, desired)
         role = response["Role"]
-        self._put_policy(role_name, GRANT_POLICY, desired["grant"])
-        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role["RoleId"]}
+        self._put_policy(role_name, GRANT_POLICY, desired.grant)
         return self._role_result(
-            change.agent, "create", info, f"created role {role_name}", access_changed=True
+            change.agent,
+            "create",
+            f"created role {role_name}",
+            arn=role["Arn"],
+            role_name=role_name,
+            role_id=role["RoleId"],
+            access_changed=True,
         )
 
-    def _converge_existing(self, change: Change[RolePayload]) -> ActionResult:
-        observed = self.observe(change.agent)
+    def _converge_existing(self, agent: str, summary: str, desired: DesiredRole) -> ActionResult:
+        observed = self.observe(agent)
         if not observed.owned:
             return self._result(
-                change.agent,
+                agent,
                 "create",
                 ok=False,
-                detail=f"role {_payload(change)['role_name']} appeared meanwhile and is not managed by agentctl; not touched",
+                detail=f"role {desired.role_name} appeared meanwhile and is not managed by agentctl; not touched",
                 remaining="rename the agent or remove/tag the role, then re-run apply",
             )
         locked = observed.killed or observed.disabled
-        desired = dict(_payload(change))
-        desired["tags"] = {
-            **desired["tags"],
-            TAG_STATUS: observed.attributes.get("status", STATUS_ACTIVE),
-        }
-        _, payload = self._diff(observed.attributes, desired, locked=locked)
-        return self._update(
-            Change(PROVIDER, change.agent, ChangeKind.UPDATE, change.summary, payload=payload)
+        desired = replace(
+            desired,
+            tags={**desired.tags, TAG_STATUS: observed.attributes.get("status", STATUS_ACTIVE)},
         )
+        _, payload = self._diff(observed.attributes, desired, locked=locked)
+        return self._update(Change(PROVIDER, agent, ChangeKind.UPDATE, summary, payload=payload))
 
     def _put_policy(self, role_name: str, policy: str, document: Mapping[str, Any]) -> None:
         self._call(
@@ -781,13 +806,14 @@ class AwsProvider:
         )
 
     def _update(self, change: Change[RolePayload]) -> ActionResult:
-        payload = _payload(change)
-        role_name = payload["role_name"]
-        if payload.get("enable"):
+        update = _payload(change, RoleUpdate)
+        role_name = update.role_name
+        if update.enable:
             # Renewed after expiry: open the trust first, then drop the deny,
             # so a crash in between still reads as disabled (deny present).
-            self._set_trust(role_name, payload["trust"])
-            RoleKiller(self).detach_deny_all(role_name, payload.get("arn"))
+            if update.trust is not None:
+                self._set_trust(role_name, update.trust)
+            RoleKiller(self).detach_deny_all(role_name, update.arn)
             self._delete_policy(role_name, KILL_POLICY)
             self._call(
                 "iam",
@@ -796,54 +822,58 @@ class AwsProvider:
                 RoleName=role_name,
                 TagKeys=[TAG_KILLED_REASON, TAG_KILLED_AT],
             )
-        elif "trust" in payload:
-            self._set_trust(role_name, payload["trust"])
-        if payload.get("deny_all"):
+        elif update.trust is not None:
+            self._set_trust(role_name, update.trust)
+        if update.deny_all:
             self._call(
                 "iam",
                 "attach_role_policy",
                 f"attach {DENY_ALL_NAME} to role {role_name}",
                 RoleName=role_name,
-                PolicyArn=deny_all_arn(payload.get("arn")),
+                PolicyArn=deny_all_arn(update.arn),
             )
-        if payload.get("kill_policy"):
+        if update.kill_policy:
             self._put_policy(role_name, KILL_POLICY, KILL_DOCUMENT)
-        if "tags" in payload:
-            self._tag(role_name, payload["tags"])
-        if "boundary" in payload:
-            if payload["boundary"]:
-                self._call(
-                    "iam",
-                    "put_role_permissions_boundary",
-                    f"set the permissions boundary of role {role_name}",
-                    RoleName=role_name,
-                    PermissionsBoundary=payload["boundary"],
-                )
-            else:
-                self._call(
-                    "iam",
-                    "delete_role_permissions_boundary",
-                    f"remove the permissions boundary of role {role_name}",
-                    RoleName=role_name,
-                )
-        if "grant" in payload:
-            self._put_policy(role_name, GRANT_POLICY, payload["grant"])
-        if "role" in payload:
+        if update.tags is not None:
+            self._tag(role_name, update.tags)
+        if update.set_boundary:
+            self._call(
+                "iam",
+                "put_role_permissions_boundary",
+                f"set the permissions boundary of role {role_name}",
+                RoleName=role_name,
+                PermissionsBoundary=update.set_boundary,
+            )
+        elif update.remove_boundary:
+            self._call(
+                "iam",
+                "delete_role_permissions_boundary",
+                f"remove the permissions boundary of role {role_name}",
+                RoleName=role_name,
+            )
+        if update.grant is not None:
+            self._put_policy(role_name, GRANT_POLICY, update.grant)
+        if update.settings is not None:
             self._call(
                 "iam",
                 "update_role",
                 f"update role {role_name}",
                 RoleName=role_name,
-                Description=payload["role"]["description"],
-                MaxSessionDuration=payload["role"]["max_session_duration"],
+                Description=update.settings.description,
+                MaxSessionDuration=update.settings.max_session_duration,
             )
-        changed = any(key in payload for key in ("enable", "trust", "grant", "boundary"))
         return self._role_result(
-            change.agent, "update", payload, f"updated role {role_name}", access_changed=changed
+            change.agent,
+            "update",
+            f"updated role {role_name}",
+            arn=update.arn,
+            role_name=role_name,
+            role_id=update.role_id,
+            access_changed=update.access_changed,
         )
 
     def _remove(self, change: Change[RolePayload]) -> ActionResult:
-        role_name = _payload(change)["role_name"]
+        role_name = _payload(change, RoleRemoval).role_name
         role = self._get_role(role_name, f"look up role {role_name}")
         if role is None:
             return self._result(
@@ -853,7 +883,6 @@ class AwsProvider:
                 already=True,
                 detail=f"role {role_name} is already gone",
             )
-        info = {"arn": role["Arn"], "role_name": role_name, "role_id": role.get("RoleId")}
         if not is_owned(tags_dict(role.get("Tags")), change.agent):
             return self._result(
                 change.agent,
@@ -910,7 +939,14 @@ class AwsProvider:
             absent=("NoSuchEntity",),
             RoleName=role_name,
         )
-        return self._role_result(change.agent, "remove", info, f"deleted role {role_name}")
+        return self._role_result(
+            change.agent,
+            "remove",
+            f"deleted role {role_name}",
+            arn=role["Arn"],
+            role_name=role_name,
+            role_id=role.get("RoleId"),
+        )
 
     # -- kill / disable / revive -----------------------------------------------------
 
@@ -977,8 +1013,10 @@ class AwsProvider:
         return self._role_result(
             agent,
             "revive",
-            info,
             f"revived role {role_name} ({tag_value(reason)})",
+            arn=role["Arn"],
+            role_name=role_name,
+            role_id=role.get("RoleId"),
             access_changed=True,
         )
 
