@@ -64,10 +64,19 @@ install_awscli() {
         "$AWSCLI_VENV/bin/aws" --version >&2 &&
         ln -sf "$AWSCLI_VENV/bin/aws" /usr/local/bin/aws
 }
-if ! command -v aws >/dev/null; then
+# A failed attempt is remembered, so that the reruns (tests/test_hostile_input.py
+# runs this script again) stay quick instead of retrying PyPI each time.
+AWSCLI_FAILED="$AWSCLI_VENV.install-failed"
+if command -v aws >/dev/null; then
+    :
+elif [[ -e "$AWSCLI_FAILED" ]]; then
+    log "no AWS CLI: its install failed earlier (remove $AWSCLI_FAILED to try again);" \
+        "tests/test_credential_process.py skips its aws CLI test"
+else
     log "installing the AWS CLI (awscli, own venv in $AWSCLI_VENV)"
     if ! install_awscli </dev/null; then
         rm -rf "$AWSCLI_VENV"
+        touch "$AWSCLI_FAILED" || true
         log "WARNING: could not install the AWS CLI (see the lines above); going on without" \
             "it: tests/test_credential_process.py skips its aws CLI test. To run it, install" \
             "awscli so that \`aws\` is on PATH."
