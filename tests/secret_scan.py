@@ -40,6 +40,12 @@ terminal or cut from its prefix is still found):
 A hit fails the test, naming where and the value's fingerprint
 (``sha256(value)[:16]``, as ``Secret.fingerprint()``), never the value.
 
+A failed test's report goes to the CI log, which many people read: before it
+is shown, every recorded value and everything shaped like a credential
+(:data:`CREDENTIAL_SHAPES`: also tokens minted in a subprocess, which this
+process never saw) is replaced by ``<secret FINGERPRINT>`` in the failure text
+and in the captured output sections.
+
 Deliberate exposure, by design:
 
 - ``@pytest.mark.reveals_secrets``: the test prints secrets to stdout on
@@ -86,6 +92,17 @@ MAX_TEXT_CHARS = 4 * 1024 * 1024
 # enforcement is off) and other fixed non-secrets.
 KNOWN_NOT_SECRET = frozenset({"testing", "test", "foobar_key", "foobar_secret"})
 MARKER = "reveals_secrets"
+# What a credential handed out by agentctl or the emulators looks like, for
+# redacting failure reports (GitHub's and Atlassian's published token formats,
+# JWTs, agentctl serve's own, PEM blocks also as a repr with literal \\n).
+CREDENTIAL_SHAPES = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9._-]{20,}|github_pat_[A-Za-z0-9_]{20,})"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
+    r"|\bagentctl_(?:serve|sign)_[A-Za-z0-9_-]{20,}"
+    r"|\bAT[A-Z]TT3x[A-Za-z0-9_=-]{20,}"
+    r"|-----BEGIN [A-Z ]*-----.*?-----END [A-Z ]*-----",
+    re.DOTALL,
+)
 
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 _DIGITS = re.compile(r"\d+")
@@ -447,13 +464,43 @@ def scan_item(item: pytest.Item, report: pytest.TestReport, when: str) -> list[F
 _REPORTED = pytest.StashKey[set[tuple[str, str]]]()
 
 
+def redact(text: str, registry: SecretValues | None) -> str:
+    """``text`` with every recorded secret value (in any form the scan looks
+    for) and everything shaped like a credential replaced by its fingerprint."""
+    if registry is not None:
+        # Longest first: a piece of a value must not break up the whole one.
+        for fp, _origin, _form, needle in sorted(registry.needles(), key=lambda n: -len(n[3])):
+            form = needle.decode("utf-8", "replace")
+            if form in text:
+                text = text.replace(form, f"<secret {fp}>")
+    return CREDENTIAL_SHAPES.sub(lambda m: f"<secret {fingerprint(m.group())}>", text)
+
+
+def redact_report(report: pytest.TestReport, registry: SecretValues | None) -> None:
+    """Keep secrets out of what pytest prints for a failed test (and writes to
+    --junitxml): the failure text and the captured stdout/stderr/log sections."""
+    text = report.longreprtext
+    redacted = redact(text, registry)
+    if redacted != text:
+        report.longrepr = redacted
+    report.sections = [(title, redact(content, registry)) for title, content in report.sections]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     if call.when == "setup" and not report.failed:
         return  # nothing has run yet but fixtures; the call scan covers them
-    findings = scan_item(item, report, call.when)
+    try:
+        _scan_report(item, report, call.when)
+    finally:
+        if report.failed:
+            redact_report(report, item.stash.get(_REGISTRY, None))
+
+
+def _scan_report(item: pytest.Item, report: pytest.TestReport, when: str) -> None:
+    findings = scan_item(item, report, when)
     already = item.stash.setdefault(_REPORTED, set())
     findings = [f for f in findings if (f.where, f.fingerprint) not in already]
     if not findings:

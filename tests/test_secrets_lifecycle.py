@@ -409,6 +409,22 @@ def test_fails_and_shows_it():
     assert Secret(TOKEN).reveal() == "something else"
 
 
+PRINTED = "ghs_" + "Pr1" * 12
+# Shaped like a token, never a Secret in this process (as one a subprocess minted).
+UNSEEN = "ghs_" + "Zk9" * 12
+
+
+@pytest.mark.reveals_secrets
+def test_prints_on_purpose_then_fails():
+    print("token:", Secret(PRINTED).reveal())
+    assert False, "the run failed"
+
+
+def test_fails_on_a_token_it_never_held_as_a_secret():
+    statuses = {UNSEEN: 200}
+    assert statuses == {}
+
+
 def test_non_secrets_wrapped_as_secrets_may_show(tmp_path):
     for value in ("us-east-1", "http://127.0.0.1:5000", "https://api.github.com", "801008005", "abc"):
         print(Secret(value).reveal())
@@ -446,6 +462,8 @@ def test_the_secret_scan_plugin_finds_and_names_leaks(
         "test_prints_a_stateless_token_wrapped_by_a_terminal": "FAILED",
         "test_logs_a_stateless_token_without_its_prefix": "FAILED",
         "test_fails_and_shows_it": "FAILED",
+        "test_prints_on_purpose_then_fails": "FAILED",
+        "test_fails_on_a_token_it_never_held_as_a_secret": "FAILED",
         "test_non_secrets_wrapped_as_secrets_may_show": "PASSED",
         "test_masked_secrets_are_fine": "PASSED",
     }, result.stdout.str()
@@ -464,6 +482,12 @@ def test_the_secret_scan_plugin_finds_and_names_leaks(
             f"*secret {fingerprint} *found in the call failure report",
         ]
     )
+    # A failed test's report (what CI logs show) has its secrets replaced by
+    # fingerprints: the failure text, and the output a reveals_secrets test printed.
+    failures = result.stdout.str().split("= FAILURES =", 1)[1].split("= PASSES =")[0]
+    for value in (token, "ghs_" + "Pr1" * 12, "ghs_" + "Zk9" * 12):
+        assert value not in failures
+        assert f"<secret {hashlib.sha256(value.encode()).hexdigest()[:16]}>" in failures
     # The scan's own lines never show the value.
     assert not [line for line in result.outlines if "secret scan" in line and token in line]
     assert not [
