@@ -418,9 +418,11 @@ class Engine:
         event only reached the journal could not record the agent as killed
         either, and until it does the state would show it active.
 
-        apply runs this first, also when it has nothing else to do.
+        apply runs this first, also when it has nothing else to do. The person
+        is verified only when there is something to import: an apply with
+        nothing to write is a read, like plan (and then costs no STS call).
         """
-        if self.journal is None:
+        if self.journal is None or not self.journal.events():
             return
         self.require_person("apply", "contracts")
         from agentctl.audit import import_journal

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -196,6 +197,16 @@ class World:
         with open_state(self.state_url) as state:
             return state.audit_events(action=action)
 
+    def with_new_agent(self) -> Path:
+        """The contracts plus one not applied yet: an apply of this folder has
+        work to do (an apply with nothing to write verifies nobody, like plan)."""
+        folder = self.root / "contracts-next"
+        if not folder.exists():
+            shutil.copytree(self.contracts, folder)
+            today = datetime.now(UTC).date()
+            write_contract(folder, "next-agent", aws=s3_read("bucket-a"), expiry=today + timedelta(60))
+        return folder
+
     def request_approval(self) -> str:
         code, _, err = self.cli("alice", "exec", "release-agent", "--", "true")
         assert code == 1 and "needs approval" in err, err
@@ -370,7 +381,7 @@ def test_an_agents_own_session_is_refused_for_every_mutating_command(world: Worl
         ("kill", "release-agent", "--yes"),
         ("kill", "reader-agent", "--yes"),
         ("revive", "reader-agent", "--reason", "x"),
-        ("apply", str(world.contracts), "--yes"),
+        ("apply", str(world.with_new_agent()), "--yes"),
         ("rotate", "reader-agent"),
         ("exec", "reader-agent", "--", "true"),
         ("credentials", "reader-agent"),
@@ -440,7 +451,7 @@ def test_inside_an_agent_shell_approve_revive_apply_are_refused(world: World) ->
         sys.executable,
         str(world.root / "agentctl.yaml"),
         approval,
-        str(world.contracts),
+        str(world.with_new_agent()),
         str(out),
     )
     assert code == 0, err
@@ -469,6 +480,30 @@ def test_inside_an_agent_shell_approve_revive_apply_are_refused(world: World) ->
     assert not {a for a in others if a.startswith(("approval.", "revive", "apply"))}, others
 
 
+@pytest.mark.reveals_secrets  # `agentctl credentials` prints them: that is its job
+def test_an_apply_with_nothing_to_write_verifies_nobody_and_changes_nothing(world: World) -> None:
+    """Nothing to apply and an empty journal: apply only reads, as plan does,
+    so it asks STS nothing (a CI re-apply pays no identity round trip) — and
+    an agent's session running it changes and records nothing."""
+    code, out, err = world.cli("alice", "credentials", "reader-agent", "--output", "json")
+    assert code == 0, err
+    environment = json.loads(out)["environment"]
+    world.people["agent"] = {
+        k: environment[k]
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    before = world.events()
+    code, out, err = world.cli("agent", "apply", str(world.contracts), "--yes")
+    assert code == 0, err
+    assert "No changes" in out
+    assert world.events() == before
+    # With work to do the same session is refused before anything changes.
+    code, _, err = world.cli("agent", "apply", str(world.with_new_agent()), "--yes")
+    assert code == 1 and "an agent never manages agents" in err, err
+    with open_state(world.state_url) as state:
+        assert "next-agent" not in {a.name for a in state.list_agents()}
+
+
 def test_the_runtime_principal_starts_runs_and_manages_nothing(world: World) -> None:
     """A shell inside an agent run that drops the agent's keys falls back to the
     runtime host's profile: that principal may exec (and kill), nothing more."""
@@ -477,7 +512,7 @@ def test_the_runtime_principal_starts_runs_and_manages_nothing(world: World) -> 
     attempts = [
         ("approve", approval),
         ("revive", "reader-agent", "--reason", "x"),
-        ("apply", str(world.contracts), "--yes"),
+        ("apply", str(world.with_new_agent()), "--yes"),
         ("rotate", "reader-agent"),
     ]
     for argv in attempts:
