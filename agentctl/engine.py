@@ -23,7 +23,14 @@ from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, St
 from agentctl.identity import Actor
 from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
-from agentctl.plan import AgentDisposition, AgentPlan, Plan, compute_plan, status_matches
+from agentctl.plan import (
+    AgentDisposition,
+    AgentPlan,
+    Plan,
+    RecordedState,
+    compute_plan,
+    status_matches,
+)
 from agentctl.providers.base import (
     ActionResult,
     Change,
@@ -233,6 +240,10 @@ class Engine:
     identify: Callable[[], Actor]
     clock: Clock = system_clock
     journal: AuditJournal | None = None
+    # The URL state_factory opens, when the caller knows it: a plan without
+    # --refresh then reads it with sqlite3 (agentctl.state.snapshot) instead of
+    # opening the store, which costs the SQLAlchemy import.
+    snapshot_url: str | None = None
     _state: StateStore | None = field(default=None, init=False, repr=False)
     # Set only while a kill runs whose caller could not be verified because
     # the identity service was unreachable (see kill).
@@ -349,12 +360,18 @@ class Engine:
         parallelism: int = DEFAULT_PARALLELISM,
         progress: Callable[[str], None] | None = None,
     ) -> Plan:
-        try:
-            state: StateStore | None = self.state
-        except StateNotFound:
-            # Nothing recorded yet (a first plan, or a pull request's CI with no
-            # state): every agent is new. Planning never creates the store.
-            state = None
+        state: RecordedState | None = None
+        if self._state is None and self.snapshot_url is not None:
+            from agentctl.state.snapshot import read_plan_snapshot
+
+            state = read_plan_snapshot(self.snapshot_url)
+        if state is None:
+            try:
+                state = self.state
+            except StateNotFound:
+                # Nothing recorded yet (a first plan, or a pull request's CI with no
+                # state): every agent is new. Planning never creates the store.
+                state = None
         return compute_plan(
             contracts=contracts,
             expired=expired,

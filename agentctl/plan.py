@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agentctl.errors import AgentctlError
 from agentctl.kills import KILL_UNDONE, kill_undone
@@ -18,7 +18,17 @@ from agentctl.model import AgentStatus, Contract, JsonFields
 from agentctl.providers.base import Change, ChangeKind, Observed, Provider
 
 if TYPE_CHECKING:
-    from agentctl.state import StateStore
+    from agentctl.state.records import AgentRecord, ResourceRecord
+    from agentctl.state.snapshot import RecordedAgent, RecordedResource
+
+
+class RecordedState(Protocol):
+    """What a plan reads of the state: a StateStore, or the sqlite3 snapshot a
+    plan without --refresh reads instead (agentctl.state.snapshot)."""
+
+    def list_agents(self) -> Sequence[AgentRecord] | Sequence[RecordedAgent]: ...
+
+    def list_resources(self) -> Sequence[ResourceRecord] | Sequence[RecordedResource]: ...
 
 
 class AgentDisposition:
@@ -186,7 +196,7 @@ def compute_plan(
     contracts: Sequence[Contract],
     expired: Sequence[Contract],
     providers: Mapping[str, Provider],
-    state: StateStore | None,
+    state: RecordedState | None,
     today: date,
     refresh: bool = True,
     prune: bool = False,

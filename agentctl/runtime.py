@@ -87,7 +87,10 @@ def build_engine(
     provider_names: Iterable[str] | None = None,
     state_factory: Callable[[], Any] | None = None,
     secrets_factory: Callable[[], Any] | None = None,
+    snapshot_url: str | None = None,
 ) -> Engine:
+    """``snapshot_url``: the URL a given ``state_factory`` opens, if the caller
+    knows it (plans may then read it without SQLAlchemy; see Engine)."""
     secrets_given = secrets_factory is not None
     if secrets_factory is None:
 
@@ -99,7 +102,7 @@ def build_engine(
         secrets_factory = open_configured_secrets
     shared_secrets = once(secrets_factory)
     if state_factory is None:
-        url = config.resolved_state_url(state_url)
+        url = snapshot_url = config.resolved_state_url(state_url)
 
         def open_configured_state() -> Any:
             from agentctl.state import open_state
@@ -146,4 +149,5 @@ def build_engine(
         identify=identify,
         clock=clock,
         journal=open_journal(config),
+        snapshot_url=snapshot_url,
     )

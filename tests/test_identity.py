@@ -204,7 +204,9 @@ class World:
         if not folder.exists():
             shutil.copytree(self.contracts, folder)
             today = datetime.now(UTC).date()
-            write_contract(folder, "next-agent", aws=s3_read("bucket-a"), expiry=today + timedelta(60))
+            write_contract(
+                folder, "next-agent", aws=s3_read("bucket-a"), expiry=today + timedelta(60)
+            )
         return folder
 
     def request_approval(self) -> str:

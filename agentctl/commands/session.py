@@ -72,6 +72,8 @@ class Session:
             clock=self.clock,
             state_factory=self.state,
             secrets_factory=self.secrets,
+            # what self.state opens (unless a store is already open)
+            snapshot_url=config.resolved_state_url(self.state_url) if self._state is None else None,
         )
 
     def actor(self) -> Actor:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from agentctl.errors import StateError
-from agentctl.state.records import GENESIS_HASH
+from agentctl.state.records import GENESIS_HASH, SCHEMA_VERSION
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -446,6 +446,10 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v7_long_lived_secrets,
 )
 LATEST_VERSION = len(MIGRATIONS)
+# Readers that skip SQLAlchemy (agentctl.state.snapshot) check the version
+# against this copy: a new migration bumps both.
+if LATEST_VERSION != SCHEMA_VERSION:
+    raise RuntimeError("a new migration: bump SCHEMA_VERSION in agentctl/state/records.py")
 
 
 def advisory_key(conn: Connection, purpose: str) -> int:
