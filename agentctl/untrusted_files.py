@@ -67,30 +67,36 @@ def read_untrusted(
     """
     folder = path.parent if within is None else within
     try:
-        os.lstat(path)
+        info = os.lstat(path)
     except FileNotFoundError:
         raise FileRefused("not-found", "no such file or directory: check the path") from None
     except OSError as exc:
         raise FileRefused(
             "unreadable", f"cannot be read ({exc.strerror}): check its permissions"
         ) from None
-    if leaves(path, folder):
-        raise FileRefused(
-            "outside-folder",
-            f"a symbolic link to a file outside {folder}: not read. Put the file itself here "
-            "instead of a link",
-        )
-    real = Path(os.path.realpath(path))
-    try:
-        info = os.stat(real)
-    except FileNotFoundError:
-        raise FileRefused(
-            "unreadable", "a broken symbolic link: point it at a file or remove it"
-        ) from None
-    except OSError as exc:
-        raise FileRefused(
-            "unreadable", f"cannot be read ({exc.strerror}): check its permissions"
-        ) from None
+    real = path
+    if not (stat.S_ISREG(info.st_mode) and path.parent == folder):
+        # A link, or a file in a subfolder (whose path may pass through a
+        # link): follow every link and check where it ends. (A regular file
+        # directly in its folder is inside it, wherever the folder resolves
+        # to, and lstat already said all stat would: no realpath per file.)
+        if leaves(path, folder):
+            raise FileRefused(
+                "outside-folder",
+                f"a symbolic link to a file outside {folder}: not read. Put the file itself "
+                "here instead of a link",
+            )
+        real = Path(os.path.realpath(path))
+        try:
+            info = os.stat(real)
+        except FileNotFoundError:
+            raise FileRefused(
+                "unreadable", "a broken symbolic link: point it at a file or remove it"
+            ) from None
+        except OSError as exc:
+            raise FileRefused(
+                "unreadable", f"cannot be read ({exc.strerror}): check its permissions"
+            ) from None
     if not stat.S_ISREG(info.st_mode):
         raise FileRefused("unreadable", f"{_kind(info.st_mode)}, not read: expected {expected}")
     if info.st_size > limit:
