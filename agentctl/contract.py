@@ -71,7 +71,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -256,8 +256,12 @@ class _Options:
     max_lifetime_days: int
     strict: bool
     specs: Mapping[str, AnySpec]
-    compiled: _Compiled
     config: Config | None
+
+    @cached_property
+    def compiled(self) -> _Compiled:
+        # On first use: a run whose files all come from the cache compiles nothing.
+        return _compile(self.specs)
 
 
 def _type_of(value: Any) -> str:
@@ -1185,7 +1189,7 @@ def _options(
     config: Config | None,
 ) -> _Options:
     specs = _specs(providers)
-    return _Options(today, max_lifetime_days, strict, specs, _compile(specs), config)
+    return _Options(today, max_lifetime_days, strict, specs, config)
 
 
 def load_contract_text(
@@ -1211,6 +1215,7 @@ def load_contracts(
     strict: bool = False,
     providers: Mapping[str, AnySpec] | None = None,
     config: Config | None = None,
+    cache_file: Path | None = None,
 ) -> ValidationReport:
     """Validate contract files and directories (see :func:`discover`).
 
@@ -1218,15 +1223,46 @@ def load_contracts(
     judged against the caller's notion of now. ``providers`` maps a system to
     its provider's spec (default: every registered provider); ``config``
     gives the providers' settings to their checks (default: their defaults).
+    ``cache_file``: files that validated clean in the same context before are
+    not validated again (agentctl.contract_cache; plan and apply use it).
     """
     options = _options(today, max_lifetime_days, strict, providers, config)
     files, problems = _discover(paths)
+    cache = None
+    if cache_file is not None:
+        from agentctl.contract_cache import ContractCache, context_key
+
+        context = context_key(
+            today=today,
+            max_lifetime_days=max_lifetime_days,
+            strict=strict,
+            config=config,
+            specs=options.specs,
+        )
+        cache = ContractCache(cache_file, context)
     results: list[_FileResult] = []
     for path, folder in files.items():
         data = _read(path, folder)
-        results.append(
-            _FileResult(str(path), [data])
-            if isinstance(data, Problem)
-            else _load_one(data, str(path), options)
-        )
+        if isinstance(data, Problem):
+            results.append(_FileResult(str(path), [data]))
+            continue
+        hit = cache.get(str(path), data) if cache is not None else None
+        if hit is not None:
+            results.append(
+                _FileResult(
+                    str(path),
+                    [],
+                    contract=hit.contract,
+                    name=hit.contract.name,
+                    name_position=hit.name_position,
+                )
+            )
+            continue
+        result = _load_one(data, str(path), options)
+        clean = result.contract is not None and not result.problems and not result.omitted
+        if cache is not None and clean and result.contract is not None:
+            cache.put(str(path), data, result.contract, result.name_position)
+        results.append(result)
+    if cache is not None:
+        cache.save()
     return _finish(results, problems, options)

@@ -31,6 +31,7 @@ def load_valid_contracts(session: Session, paths: Sequence[Path]) -> ValidationR
     """Contracts for plan/apply/expiring; raises if any problem blocks
     (:attr:`ValidationReport.blocking`), with the first 20 attached."""
     from agentctl.contract import load_contracts
+    from agentctl.contract_cache import cache_path_for
 
     config = session.config([str(p) for p in paths])
     report = load_contracts(
@@ -38,6 +39,9 @@ def load_valid_contracts(session: Session, paths: Sequence[Path]) -> ValidationR
         today=session.clock().date(),
         max_lifetime_days=config.max_lifetime_days,
         config=config,
+        # Files unchanged since they last validated clean today are not
+        # validated again (beside a SQLite state only; see contract_cache).
+        cache_file=cache_path_for(config.resolved_state_url(session.state_url)),
     )
     blocking = report.blocking
     if blocking:

@@ -1,0 +1,177 @@
+"""Contracts already validated today, by the exact bytes of their file.
+
+``agentctl apply`` in CI runs on every merge, usually with most contract files
+unchanged since the last run; validating 300 of them again (YAML with
+positions, the JSON Schema, the providers' checks) was a third of a no-change
+apply. A file whose bytes, path and validation context are the same as when it
+last validated clean gets the same contract back without being validated
+again: its document, rebuilt with :meth:`Contract.from_document` (as exec
+rebuilds the contract it applied from the state).
+
+What is "the same context" (any difference: validate again):
+- the day (expiry and lifetime checks depend on it), ``max_lifetime_days``,
+  ``strict``, the configuration (providers' settings feed their checks), the
+  installed providers;
+- agentctl's own code: size and mtime of every module of the package and of
+  each provider's package (an upgrade or an edit validates afresh).
+
+Only files that validated with no problem at all are kept; a file with a
+warning or an error is validated (and reported) every time. The file is still
+read through :func:`~agentctl.untrusted_files.read_untrusted` every time, so a
+symlink or FIFO swapped in is refused as before.
+
+Where: beside a SQLite state (``state.db`` -> ``state.db.validated.json``,
+0600): whoever can write it can write the state itself, which agentctl trusts
+in the same way (see ``Contract.from_document``). No SQLite state, no cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from agentctl.model import Contract
+
+FORMAT = 1
+SUFFIX = ".validated.json"
+
+
+@dataclass(frozen=True)
+class Cached:
+    contract: Contract
+    name_position: tuple[int, int]
+
+
+def cache_path_for(state_url: str) -> Path | None:
+    """The cache file beside the SQLite state at ``state_url`` (None otherwise)."""
+    from agentctl.state.snapshot import sqlite_path
+
+    path = sqlite_path(state_url)
+    if path is None or not path.parent.is_dir():
+        return None
+    return path.with_name(path.name + SUFFIX)
+
+
+def _code_stamp(modules: Iterable[str]) -> list[tuple[str, int, int]]:
+    """Size and mtime of every .py file of the packages holding ``modules``."""
+    stamp: list[tuple[str, int, int]] = []
+    folders: set[str] = set()
+    for name in modules:
+        module = sys.modules.get(name.split(".")[0])
+        file = getattr(module, "__file__", None)
+        if file:
+            folders.add(os.path.dirname(file))
+    for folder in sorted(folders):
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for file in sorted(files):
+                if file.endswith(".py"):
+                    path = os.path.join(root, file)
+                    with contextlib.suppress(OSError):
+                        info = os.stat(path)
+                        stamp.append((path, info.st_size, info.st_mtime_ns))
+    return stamp
+
+
+def context_key(
+    *,
+    today: date,
+    max_lifetime_days: int,
+    strict: bool,
+    config: object,
+    specs: Mapping[str, object],
+) -> str:
+    """What a validation result depends on besides the file (see module docstring)."""
+    # The packages the providers' checks live in (a plugin's too).
+    modules = ["agentctl"]
+    for spec in specs.values():
+        modules.append(str(getattr(spec, "provider", "")).partition(":")[0])
+        modules.append(str(getattr(getattr(spec, "check_grant", None), "__module__", "")))
+    material = [
+        FORMAT,
+        today.isoformat(),
+        max_lifetime_days,
+        strict,
+        repr(config),
+        sorted(specs),
+        [getattr(specs[name], "grant_schema", None) for name in sorted(specs)],
+        _code_stamp(m for m in modules if m),
+    ]
+    return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()
+
+
+class ContractCache:
+    """Read once, looked up per file, written back once (only what was seen)."""
+
+    def __init__(self, path: Path, context: str) -> None:
+        self.path = path
+        self.context = context
+        self._old: dict[str, Any] = {}
+        self._seen: dict[str, Any] = {}
+        self._changed = False
+        try:
+            with open(path, encoding="utf-8") as handle:
+                stored = json.load(handle)
+            if (
+                isinstance(stored, dict)
+                and stored.get("format") == FORMAT
+                and stored.get("context") == context
+                and isinstance(stored.get("files"), dict)
+            ):
+                self._old = stored["files"]
+        except (OSError, ValueError):
+            pass  # no cache yet, or unreadable: validate everything
+
+    @staticmethod
+    def _key(file: str, data: bytes | str) -> str:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        return hashlib.sha256(file.encode("utf-8") + b"\0" + raw).hexdigest()
+
+    def get(self, file: str, data: bytes | str) -> Cached | None:
+        key = self._key(file, data)
+        entry = self._old.get(key)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            contract = Contract.from_document(entry["document"], source=file)
+            line, column = entry["name_position"]
+        except (KeyError, TypeError, ValueError):
+            return None
+        self._seen[key] = entry
+        return Cached(contract, (int(line), int(column)))
+
+    def put(
+        self, file: str, data: bytes | str, contract: Contract, position: tuple[int, int]
+    ) -> None:
+        self._seen[self._key(file, data)] = {
+            "document": contract.document(),
+            "name_position": list(position),
+        }
+        self._changed = True
+
+    def save(self) -> None:
+        """Write what this run saw (hits and new entries), atomically, 0600.
+        A cache that cannot be written is no error: the next run validates."""
+        if not self._changed and self._seen.keys() == self._old.keys():
+            return
+        document = {"format": FORMAT, "context": self.context, "files": self._seen}
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".validated-", dir=self.path.parent)
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, separators=(",", ":"))
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -1,0 +1,129 @@
+"""Contracts validated clean today are not validated again while their bytes,
+path and validation context stay the same (agentctl.contract_cache): what plan
+and apply get is the same, and any difference validates afresh."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from contract_helpers import TODAY, s3_read, write_contract
+
+from agentctl.config import Config
+from agentctl.contract import load_contracts
+from agentctl.contract_cache import cache_path_for
+
+
+def load(folder: Path, cache: Path, **kwargs: Any) -> Any:
+    kwargs.setdefault("today", TODAY)
+    return load_contracts([folder], cache_file=cache, **kwargs)
+
+
+def forge(cache: Path, purpose: str) -> None:
+    """Rewrite every cached document's purpose: a result that shows it came
+    from the cache, not from validating the file."""
+    stored = json.loads(cache.read_text("utf-8"))
+    for entry in stored["files"].values():
+        entry["document"]["agent"]["purpose"] = purpose
+    cache.write_text(json.dumps(stored), "utf-8")
+
+
+def test_a_cached_load_gives_what_validating_gives(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    write_contract(folder, "alpha-agent", aws=s3_read("bucket-a"))
+    write_contract(folder, "beta-agent", aws=s3_read("bucket-b"), mode="approval_required")
+    write_contract(folder, "old-agent", aws=s3_read("bucket-c"), expiry=TODAY)  # expired today
+    cache = tmp_path / "state.db.validated.json"
+
+    fresh = load_contracts([folder], today=TODAY)
+    first = load(folder, cache)
+    assert cache.exists() and oct(cache.stat().st_mode & 0o777) == "0o600"
+    again = load(folder, cache)
+    for report in (first, again):
+        assert report.contracts == fresh.contracts
+        assert report.expired == fresh.expired
+        assert [c.digest for c in report.contracts] == [c.digest for c in fresh.contracts]
+        assert report.problems == fresh.problems
+    # The cache is what the second load used.
+    forge(cache, "from the cache")
+    assert {c.purpose for c in load(folder, cache).contracts} == {"from the cache"}
+
+
+def test_any_change_of_bytes_day_or_settings_validates_again(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    path = write_contract(folder, "alpha-agent", aws=s3_read("bucket-a"))
+    cache = tmp_path / "state.db.validated.json"
+    load(folder, cache)
+    forge(cache, "from the cache")
+
+    assert load(folder, cache, today=TODAY + timedelta(days=1)).contracts[0].purpose == "Test agent"
+    forge(cache, "from the cache")
+    assert load(folder, cache, max_lifetime_days=200).contracts[0].purpose == "Test agent"
+    forge(cache, "from the cache")
+    other = Config(max_lifetime_days=100)
+    assert load(folder, cache, config=other).contracts[0].purpose == "Test agent"
+    forge(cache, "from the cache")
+    path.write_text(path.read_text("utf-8") + "\n", "utf-8")  # one byte more
+    assert load(folder, cache).contracts[0].purpose == "Test agent"
+
+
+def test_files_with_problems_are_never_cached_and_always_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    write_contract(folder, "alpha-agent", aws=[{"actions": ["s3:*"], "resources": ["*"]}])
+    cache = tmp_path / "state.db.validated.json"
+    first = load(folder, cache)
+    assert first.problems  # the wildcard is reported
+    assert load(folder, cache).problems == first.problems
+    assert not cache.exists() or json.loads(cache.read_text("utf-8"))["files"] == {}
+
+
+def test_names_are_checked_across_files_also_when_cached(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    write_contract(folder, "alpha-agent", aws=s3_read("bucket-a"))
+    cache = tmp_path / "state.db.validated.json"
+    load(folder, cache)
+    copy = folder / "copy.yaml"
+    copy.write_bytes((folder / "alpha-agent.yaml").read_bytes())
+    report = load(folder, cache)
+    assert {p.code for p in report.blocking} == {"duplicate-name"}
+
+
+def test_a_file_swapped_for_a_link_outside_is_refused_though_its_bytes_are_cached(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "contracts"
+    path = write_contract(folder, "alpha-agent", aws=s3_read("bucket-a"))
+    cache = tmp_path / "state.db.validated.json"
+    load(folder, cache)
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    os.symlink(outside, path)
+    report = load(folder, cache)
+    assert not report.contracts
+    assert [p.code for p in report.problems] == ["outside-folder"]
+
+
+def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    write_contract(folder, "alpha-agent", aws=s3_read("bucket-a"))
+    cache = tmp_path / "state.db.validated.json"
+    load(folder, cache)
+    stored = json.loads(cache.read_text("utf-8"))
+    for entry in stored["files"].values():
+        entry["document"] = {"agent": "not a mapping"}
+    cache.write_text(json.dumps(stored), "utf-8")
+    assert load(folder, cache).contracts[0].name == "alpha-agent"
+    cache.write_text("{not json", "utf-8")
+    assert load(folder, cache).contracts[0].name == "alpha-agent"
+
+
+def test_the_cache_lives_beside_a_sqlite_state_only(tmp_path: Path) -> None:
+    assert cache_path_for(f"sqlite:///{tmp_path / 'state.db'}") == tmp_path / (
+        "state.db.validated.json"
+    )
+    assert cache_path_for("postgresql://user@localhost/agentctl") is None
+    assert cache_path_for(f"sqlite:///{tmp_path / 'missing-folder' / 'state.db'}") is None
