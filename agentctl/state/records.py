@@ -18,7 +18,7 @@ from agentctl.model import AgentStatus
 
 # The schema version this agentctl writes (agentctl.state.schema.LATEST_VERSION,
 # kept here too so readers that skip SQLAlchemy can check it).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Rows per fetch when streaming the audit trail: memory stays flat at any length.
 AUDIT_BATCH_SIZE = 2000
