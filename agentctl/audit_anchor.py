@@ -291,12 +291,11 @@ class S3AnchorStore:
 
 def s3_client_factory(settings: AuditSettings) -> Callable[[], Any]:
     def build() -> Any:
-        import boto3
         from botocore.config import Config as BotoConfig
 
-        session = boto3.session.Session(
-            profile_name=settings.s3_profile, region_name=settings.s3_region
-        )
+        from agentctl.aws_sessions import new_session
+
+        session = new_session(profile_name=settings.s3_profile, region_name=settings.s3_region)
         return session.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,

@@ -292,10 +292,11 @@ def _aws_credentials_present(profile: str | None = None) -> bool:
 
 
 def _aws_caller(settings: Any) -> Principal:
-    import boto3
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ProfileNotFound
     from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    from agentctl.aws_sessions import new_session
 
     profile = getattr(settings, "profile", None)
     runtime_profile = getattr(settings, "runtime_profile", None)
@@ -307,7 +308,7 @@ def _aws_caller(settings: Any) -> Principal:
     endpoint = getattr(settings, "endpoint_url", None)
     attempts = max(1, int(getattr(settings, "max_attempts", 3) or 3))
     try:
-        session = boto3.session.Session(profile_name=profile)
+        session = new_session(profile_name=profile)
         client = session.client(
             "sts",
             region_name=region or session.region_name or "us-east-1",

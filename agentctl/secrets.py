@@ -485,10 +485,11 @@ def secretsmanager_client_factory(
     configuration for whatever is unset), built on first use."""
 
     def build() -> SecretsManagerClient:
-        import boto3
         from botocore.config import Config as BotoConfig
 
-        session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+        from agentctl.aws_sessions import new_session
+
+        session = new_session(profile_name=settings.profile, region_name=settings.region)
         client: SecretsManagerClient = session.client(
             "secretsmanager",
             endpoint_url=settings.endpoint_url,

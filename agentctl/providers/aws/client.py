@@ -220,10 +220,10 @@ class AwsClients:
         key = f"runtime:{service}"
         with self._lock:
             if key not in self._clients:
-                import boto3
+                from agentctl.aws_sessions import new_session
 
                 try:
-                    session = boto3.session.Session(profile_name=profile)
+                    session = new_session(profile_name=profile)
                 except Exception as exc:
                     raise provider_error(
                         exc, f"open the AWS profile {profile}", profile=profile
@@ -247,10 +247,10 @@ class AwsClients:
     def _base_session(self) -> Any:
         # Caller holds self._lock.
         if self._session is None:
-            import boto3
+            from agentctl.aws_sessions import new_session
 
             try:
-                self._session = boto3.session.Session(profile_name=self._settings.profile)
+                self._session = new_session(profile_name=self._settings.profile)
             except Exception as exc:
                 raise provider_error(
                     exc, "open the AWS session", profile=self.profile_name()
