@@ -249,10 +249,15 @@ def _upsertable_insert(dialect: str) -> Callable[[sa.Table], Any]:
     """The dialect's INSERT, which has ON CONFLICT DO UPDATE: one atomic
     statement, so two processes recording the same new row never fail on the
     primary key. The construct has the same API in both dialects but lives in
-    each."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    each. Only the one in use is imported (PostgreSQL's dialect package costs
+    a SQLite user ~0.04 s of every process)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 class _HotStatements:
