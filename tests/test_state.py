@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import stat
 import threading
@@ -334,6 +335,23 @@ def test_list_and_delete_agents(store: StateStore) -> None:
     assert [a.name for a in store.list_agents()] == ["a-agent", "b-agent", "c-agent"]
     assert store.delete_agent("b-agent") and not store.delete_agent("b-agent")
     assert store.get_agent("b-agent") is None
+
+
+def test_agent_summaries_are_the_records_shown_fields(store: StateStore) -> None:
+    add_agent(store, "b-agent", execution_mode="on_behalf_of_user")
+    add_agent(store, "a-agent", expiry=None)
+    add_agent(store, "c-agent", status=AgentStatus.KILLED)
+    store.set_agent_status("c-agent", AgentStatus.KILLED, "incident 42")
+    assert store.mark_rotated("a-agent", T0)
+    summaries = store.agent_summaries()
+    assert [s.name for s in summaries] == ["a-agent", "b-agent", "c-agent"]
+    for summary, record in zip(summaries, store.list_agents(), strict=True):
+        for field in dataclasses.fields(summary):
+            assert getattr(summary, field.name) == getattr(record, field.name), field.name
+    a, b, c = summaries
+    assert a.expiry is None and a.last_rotated_at == T0 and b.last_rotated_at is None
+    assert b.execution_mode == "on_behalf_of_user" and b.expiry == date(2027, 3, 1)
+    assert c.status is AgentStatus.KILLED and c.status_reason == "incident 42"
 
 
 def test_status_compare_and_set_and_kill_time(store: StateStore) -> None:

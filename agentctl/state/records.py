@@ -54,6 +54,21 @@ class AgentRecord:
 
 
 @dataclass(frozen=True)
+class AgentSummary:
+    """The fields of an :class:`AgentRecord` that ``status``/``list`` show: read
+    for every agent without the applied contract (JSON) or the bookkeeping
+    timestamps (at 10,000 agents decoding those was most of the state read)."""
+
+    name: str
+    owner: str
+    execution_mode: str
+    expiry: date | None
+    status: AgentStatus
+    status_reason: str | None
+    last_rotated_at: datetime | None
+
+
+@dataclass(frozen=True)
 class ResourceRecord:
     """What one provider provisioned for one agent (one row per agent and provider)."""
 

@@ -37,6 +37,7 @@ from agentctl.state.locking import AdvisoryLock, FileLock, LockHolder, LockPrimi
 from agentctl.state.records import (
     AUDIT_BATCH_SIZE,
     AgentRecord,
+    AgentSummary,
     ApprovalRecord,
     ApprovalStatus,
     AuditDraft,
@@ -589,6 +590,25 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(sa.select(s.agents).order_by(s.agents.c.name)).mappings().all()
         return [_agent(row) for row in rows]
+
+    def agent_summaries(self) -> list[AgentSummary]:
+        """Every agent, by name, with only what ``status``/``list`` show."""
+        a = s.agents.c
+        query = sa.select(
+            a.name,
+            a.owner,
+            a.execution_mode,
+            a.expiry,
+            a.status,
+            a.status_reason,
+            a.last_rotated_at,
+        ).order_by(a.name)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            AgentSummary(name, owner, mode, expiry, AgentStatus(status), reason, rotated)
+            for name, owner, mode, expiry, status, reason, rotated in rows
+        ]
 
     def upsert_agent(
         self,
