@@ -211,3 +211,30 @@ def test_an_empty_postgresql_database_is_refused_by_reads_until_state_migrate(
     assert cli("--state", postgres_url, "apply", cli.contracts, "--yes").code == 0
     listed = cli("--state", postgres_url, "list", "-o", "json")
     assert [a["name"] for a in listed.json()["agents"]] == ["alpha-agent"]
+
+
+def test_plain_table_aligns_columns_and_shows_control_characters() -> None:
+    """Off a terminal a table is one line per row, columns two spaces apart; a
+    value holding a control character is shown escaped, never sent to the
+    terminal, and only its row is affected."""
+    import io
+
+    from rich.console import Console
+
+    from agentctl.render import Output
+
+    stream = io.StringIO()
+    Output(Console(file=stream, force_terminal=False)).table(
+        ("agent", "owner", "n"),
+        [
+            ["a", "x@company.com", "1"],
+            ["bee-agent", ("evil\x1b[2Jowner", "red"), "22"],
+            ["c", "", "3"],
+        ],
+    )
+    assert stream.getvalue().splitlines() == [
+        "agent      owner             n",
+        "a          x@company.com     1",
+        "bee-agent  evil\\x1b[2Jowner  22",
+        "c                            3",
+    ]
