@@ -10,8 +10,9 @@ range — never an ``OverflowError`` from ``timedelta`` or ``datetime``.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from agentctl.clock import Clock, system_clock
 from agentctl.errors import UsageError
 
 UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -74,3 +75,19 @@ def check_days(days: int, *, option: str = "--days") -> int:
     if not 0 <= days <= MAX_DAYS:
         raise UsageError(f"{option} {days} is out of range", hint=f"give 0 to {MAX_DAYS} days")
     return days
+
+
+def parse_since(text: str, clock: Clock = system_clock) -> datetime:
+    """A moment given as a duration back from now (``24h``, ``7d``, ``1h30m``,
+    ``2w``; a bare number is minutes), or an ISO date (UTC midnight) or time."""
+    value = text.strip()
+    if value[:1].isdigit() and value[-1:].lower() in UNIT_SECONDS:
+        return clock() - parse_duration(value, option="--since", minimum=0, bare_unit="m")
+    try:
+        moment = datetime.fromisoformat(value)  # a bare date means its midnight
+    except ValueError:
+        raise UsageError(
+            f"--since '{text}' is neither a date, a time nor a duration",
+            hint="use 2026-11-01, 2026-11-01T12:00:00Z, or 24h / 7d / 1h30m / 2w",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

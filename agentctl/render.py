@@ -27,10 +27,10 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -41,6 +41,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from agentctl.audit import SealResult, VerifyResult
     from agentctl.commands.apply import NothingToApply
+    from agentctl.commands.audit import AuditEvents, AuditExported, AuditTrail
     from agentctl.commands.exec import (
         ApprovalDecision,
         Credentials,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from agentctl.plan import Plan
     from agentctl.providers.github.lifecycle import AppStatus, RotatedKey
     from agentctl.secrets_migration import SecretMigrationResult
+    from agentctl.state.records import AuditEvent
 
 JsonData = None | bool | int | float | str | list["JsonData"] | dict[str, "JsonData"]
 
@@ -245,6 +247,9 @@ def printable(text: str) -> str:
 # Renderers are keyed by the result's "module.QualName", so this module never
 # imports the core at import time (`agentctl --help` stays fast).
 _RENDERERS: dict[str, Callable[[Any, Output], None]] = {}
+# The JSON of a result that streams (holds an iterator read once, of any
+# length): written piece by piece instead of built whole by json_data.
+_JSON_STREAMS: dict[str, Callable[[Any, IO[str]], None]] = {}
 
 
 def text_renderer(
@@ -259,13 +264,31 @@ def text_renderer(
     return register
 
 
-def render_text(result: object, out: Output) -> None:
+def json_stream(
+    result_type: str,
+) -> Callable[[Callable[[R, IO[str]], None]], Callable[[R, IO[str]], None]]:
+    """Register the streamed JSON of one result type, by its qualified name."""
+
+    def register(function: Callable[[R, IO[str]], None]) -> Callable[[R, IO[str]], None]:
+        _JSON_STREAMS[result_type] = function
+        return function
+
+    return register
+
+
+def _registered(table: Mapping[str, R], result: object) -> R | None:
     for klass in type(result).__mro__:
-        renderer = _RENDERERS.get(f"{klass.__module__}.{klass.__qualname__}")
-        if renderer is not None:
-            renderer(result, out)
-            return
-    raise TypeError(f"no text rendering for {type(result).__name__}")
+        found = table.get(f"{klass.__module__}.{klass.__qualname__}")
+        if found is not None:
+            return found
+    return None
+
+
+def render_text(result: object, out: Output) -> None:
+    renderer = _registered(_RENDERERS, result)
+    if renderer is None:
+        raise TypeError(f"no text rendering for {type(result).__name__}")
+    renderer(result, out)
 
 
 def render(
@@ -274,7 +297,11 @@ def render(
     """Show one command result: JSON on stdout, or text on ``console`` (and
     lines about failures on ``errors``)."""
     if json_output:
-        print_json(result)
+        stream = _registered(_JSON_STREAMS, result)
+        if stream is not None:
+            stream(result, sys.stdout)
+        else:
+            print_json(result)
     else:
         render_text(result, Output(console, errors))
 
@@ -802,6 +829,111 @@ def _schemas(result: Schemas, out: Output) -> None:
         # Raw text, not rich: the output is piped into files and tools.
         out.console.file.write(result.text)
         out.console.file.flush()
+
+
+# -- agentctl audit (list, export)
+
+_AUDIT_COLUMNS = (
+    "seq",
+    "time (UTC)",
+    "actor",
+    "for",
+    "action",
+    "target",
+    "result",
+    "trigger",
+    "scope",
+    "operator",
+)
+_AUDIT_TABLE_ROWS = 500  # rows per table on a terminal: one screenful's worth of layout work
+_UNPRINTABLE = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _audit_cells(event: AuditEvent) -> tuple[str, ...]:
+    return (
+        str(event.seq),
+        event.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        event.actor,
+        event.on_behalf_of or "-",
+        event.action,
+        event.target,
+        event.result,
+        event.trigger or "-",
+        event.scope or "-",
+        event.operator,
+    )
+
+
+@json_stream("agentctl.commands.audit.AuditEvents")
+def _audit_events_json(result: AuditEvents, stream: IO[str]) -> None:
+    """``{"events": [...]}``, written event by event."""
+    stream.write('{"events": [')
+    for index, event in enumerate(result.events):
+        stream.write(",\n  " if index else "\n  ")
+        stream.write(json.dumps(event.as_dict(), sort_keys=False, ensure_ascii=False))
+    stream.write("\n]}\n")
+    stream.flush()
+
+
+@text_renderer("agentctl.commands.audit.AuditEvents")
+def _audit_events(result: AuditEvents, out: Output) -> None:
+    # A terminal gets tables; pipes, files and cron get one greppable line per event.
+    shown = (
+        _audit_tables(result.events, out.console)
+        if out.is_terminal
+        else _audit_lines(result.events, out.console.file)
+    )
+    if not shown:
+        out.errors.print("no audit events match")
+
+
+def _audit_lines(events: Iterable[AuditEvent], stream: IO[str]) -> int:
+    """Off a terminal (pipes, files, cron): a header, then one tab-separated line per
+    event, never wrapped or cut, so grep/cut/awk see whole records."""
+    count = 0
+    for event in events:
+        if not count:
+            stream.write("\t".join(_AUDIT_COLUMNS) + "\n")
+        stream.write("\t".join(cell.translate(_UNPRINTABLE) for cell in _audit_cells(event)))
+        stream.write("\n")
+        count += 1
+    stream.flush()
+    return count
+
+
+def _audit_tables(events: Iterable[AuditEvent], console: Console) -> int:
+    """On a terminal: rich tables of a few hundred rows each, printed as they fill."""
+    count = 0
+    table = None
+    for event in events:
+        if table is None:
+            table = Table(show_edge=False, pad_edge=False, show_header=count == 0)
+            for column in _AUDIT_COLUMNS:
+                # fold, never "…": an audit view must not hide part of a value.
+                table.add_column(column, overflow="fold", no_wrap=column in ("seq", "time (UTC)"))
+        # Text, not markup: recorded values are data ("[bold]" in a trigger stays literal).
+        table.add_row(*(Text(cell) for cell in _audit_cells(event)))
+        count += 1
+        if count % _AUDIT_TABLE_ROWS == 0:
+            console.print(table)
+            table = None
+    if table is not None:
+        console.print(table)
+    return count
+
+
+@text_renderer("agentctl.commands.audit.AuditTrail")
+def _audit_trail(result: AuditTrail, out: Output) -> None:
+    from agentctl.audit import export_jsonl
+
+    # JSON Lines whatever the output: an export is for tools.
+    export_jsonl(result.events, out.console.file)
+    out.console.file.flush()
+
+
+@text_renderer("agentctl.commands.audit.AuditExported")
+def _audit_exported(result: AuditExported, out: Output) -> None:
+    out.errors.print(f"exported {result.count} events to {result.path}", markup=False)
 
 
 # -- agentctl audit verify|seal

@@ -27,8 +27,9 @@ from agentctl.audit import (
     verify_chain,
     verify_trail,
 )
-from agentctl.cli.audit import app, parse_since
+from agentctl.cli.audit import app
 from agentctl.commands import Session
+from agentctl.durations import parse_since
 from agentctl.errors import StateError, UsageError
 from agentctl.secrets import SecretLeakError
 from agentctl.state import AuditDraft, StateStore, create_state_engine, open_state

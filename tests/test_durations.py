@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentctl.cli.app import run
-from agentctl.cli.audit import parse_since
-from agentctl.durations import MAX_SECONDS, UNIT_SECONDS, parse_duration
+from agentctl.durations import MAX_SECONDS, UNIT_SECONDS, parse_duration, parse_since
 from agentctl.errors import UsageError
 
 

@@ -1,13 +1,95 @@
-"""``agentctl audit verify|seal``: vouch for the audit trail, or key an old one."""
+"""``agentctl audit``: list the trail's events, export it, vouch for it, key an old one.
+
+Listing and exporting stream: the results hold the events as an iterator read
+once, while the renderer writes them, so any length of trail takes flat memory.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from agentctl.errors import UsageError
 
 if TYPE_CHECKING:
     from agentctl.audit import SealResult, VerifyResult
     from agentctl.commands.session import Session
+    from agentctl.state import StateStore
+    from agentctl.state.records import AuditEvent
+
+# More than any trail holds, and far below the databases' 64-bit LIMIT.
+MAX_EVENTS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class AuditEvents:
+    """``agentctl audit``: the matching events, oldest first, read from the state
+    as they are rendered (once)."""
+
+    events: Iterator[AuditEvent] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    """``agentctl audit export`` to stdout: every event with seq, hashes and MACs,
+    from one snapshot, read as it is written (once)."""
+
+    events: Iterator[AuditEvent] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AuditExported:
+    """``agentctl audit export --output-file``: how many events went to ``path``."""
+
+    count: int
+    path: str  # as the operator gave it
+
+
+def events(
+    session: Session,
+    *,
+    agent: str | None = None,
+    since: str | None = None,
+    action: str | None = None,
+    limit: int | None = None,
+) -> AuditEvents:
+    """The events where ``agent`` is actor or target, from ``since`` (a date, a
+    time, or a duration back from now), of ``action``, the latest ``limit``."""
+    from agentctl.durations import parse_since
+
+    moment = parse_since(since, session.clock) if since else None
+    state = session.state()
+    return AuditEvents(
+        state.iter_audit_events(agent=agent, since=moment, action=action, limit=limit)
+    )
+
+
+def _whole_trail(state: StateStore) -> Iterator[AuditEvent]:
+    with state.audit_trail() as (_, trail):
+        yield from trail
+
+
+def trail(session: Session) -> AuditTrail:
+    """The whole trail, streamed from one snapshot of the state."""
+    return AuditTrail(_whole_trail(session.state()))
+
+
+def export(session: Session, path: str) -> AuditExported:
+    """Write the whole trail to ``path`` as JSON Lines (created 0600: the trail
+    says who did what to which agent)."""
+    from agentctl.audit import export_jsonl
+
+    state = session.state()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle, state.audit_trail() as (_, trail):
+        count = export_jsonl(trail, handle)
+    return AuditExported(count, path)
 
 
 def verify(session: Session) -> VerifyResult:
