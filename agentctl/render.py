@@ -49,12 +49,6 @@ if TYPE_CHECKING:
         PendingApprovals,
     )
     from agentctl.commands.expiring import NotifyResult
-    from agentctl.commands.github import (
-        AppRegistered,
-        PendingForms,
-        PendingRegistered,
-        RegistrationStarted,
-    )
     from agentctl.commands.lifecycle import RotateResult
     from agentctl.commands.schema import Schemas
     from agentctl.commands.serve import Callers, IssuedCaller, RevokedCaller
@@ -64,7 +58,6 @@ if TYPE_CHECKING:
     from agentctl.engine import ApplyReport, ExpiringReport, LifecycleReport, SecretAge
     from agentctl.model import Problem
     from agentctl.plan import Plan
-    from agentctl.providers.github.lifecycle import AppStatus, RotatedKey
     from agentctl.secrets_migration import SecretMigrationResult
     from agentctl.state.records import AuditEvent
 
@@ -702,118 +695,6 @@ def _secrets_migrated(result: SecretMigrationResult, out: Output) -> None:
             f"Next: set [bold]secrets.backend: {escape(result.target)}[/bold] in agentctl.yaml "
             "on every operator's machine."
         )
-
-
-# -- agentctl github ...
-
-
-@text_renderer("agentctl.commands.github.RegistrationStarted")
-def _github_registration_started(result: RegistrationStarted, out: Output) -> None:
-    out.line(
-        f"GitHub App manifest for [bold]{escape(result.agent)}[/bold]: {escape(result.permissions)}"
-    )
-    opened = " (opened)" if result.opened else " (or pass --open)"
-    out.line(f"1. Open {escape(str(result.form))} in a browser{opened}:")
-    out.line(f"   it posts the manifest to {escape(result.creation_url)}")
-    out.line('2. Click "Create GitHub App". GitHub then redirects to')
-    out.line(f"   {escape(result.redirect_url)}?code=CODE&state=STATE")
-    out.line(
-        "   (the page need not load: copy the whole address from the address bar; agentctl "
-        "checks its state)"
-    )
-    out.line(f"3. {escape(result.next)}")
-
-
-@text_renderer("agentctl.commands.github.AppRegistered")
-def _github_registered(result: AppRegistered, out: Output) -> None:
-    out.line(
-        f"Registered GitHub App [bold]{escape(result.slug)}[/bold] (id {result.app_id}) "
-        f"owned by {escape(result.owner)}."
-    )
-    out.line(f"Its private key is in the secret store as {escape(result.secret_refs[0])}.")
-    where = f", for {', '.join(result.repositories)} only" if result.repositories else ""
-    out.line(f"Next: install it on {escape(result.owner)}{escape(where)}:")
-    out.line(f"  {escape(result.install_url)}")
-    out.line("then run `agentctl apply` to record the installation.")
-
-
-@text_renderer("agentctl.commands.github.PendingForms")
-def _github_pending_forms(result: PendingForms, out: Output) -> None:
-    if not result.agents:
-        out.line("Every agent in dedicated mode already has its GitHub App.")
-    else:
-        out.line(
-            f"{len(result.agents)} GitHub App(s) to create: open {escape(str(result.form))}"
-            f"{' (opened)' if result.opened else ' (or pass --open)'}, click each button, "
-            'then on GitHub "Create GitHub App".'
-        )
-        out.line(
-            "Copy every address GitHub redirects to into a file, one per line, then: "
-            f"{escape(result.next)}"
-        )
-    if result.over_limit:
-        out.line(
-            f"[yellow]warning[/yellow]: {len(result.over_limit)} agent(s) would pass GitHub's "
-            f"100 Apps per organization ({escape(', '.join(result.over_limit))}): give them "
-            "`mode: shared` in their github grant"
-        )
-
-
-@text_renderer("agentctl.commands.github.PendingRegistered")
-def _github_pending_registered(result: PendingRegistered, out: Output) -> None:
-    for outcome in result.results:
-        if outcome.ok:
-            out.line(
-                f"{escape(outcome.agent or '')}: registered {escape(outcome.slug or '')} "
-                f"(id {outcome.app_id}); install it at {escape(outcome.install_url or '')}"
-            )
-        else:
-            out.line(
-                f"[red]{escape(outcome.agent or 'refused')}[/red]: {escape(outcome.error or '')}"
-            )
-
-
-@text_renderer("agentctl.providers.github.lifecycle.RotatedKey")
-def _github_rotated_key(result: RotatedKey, out: Output) -> None:
-    out.line(
-        f"GitHub accepted the new key for App {escape(result.slug)} (id {result.app_id}, "
-        f"key fingerprint {result.key_fingerprint}); it replaced the stored key "
-        f"({escape(result.secret_ref)})."
-    )
-    out.line(f"Delete the old key at {escape(result.settings_url)}.")
-
-
-@text_renderer("agentctl.providers.github.lifecycle.AppStatus")
-def _github_status(result: AppStatus, out: Output) -> None:
-    if not result.registered:
-        out.line(f"{escape(result.agent)}: no GitHub App or grant recorded ({result.mode} mode).")
-        return
-    installation = (
-        f"{result.installation_id} on {result.account}"
-        if result.installation_id
-        else "not installed"
-    )
-    rows = [
-        ("mode", result.mode),
-        ("app", f"{result.slug or '-'} (id {result.app_id}) {result.html_url or ''}"),
-        ("installation", installation),
-        ("suspended", "yes" if result.suspended else "no"),
-        ("live tokens", str(result.live_tokens)),
-    ]
-    key = result.private_key
-    if key is not None:
-        if key.created_at is not None:
-            age = f"{result.key_age_days} days old (stored {key.created_at.date().isoformat()})"
-        else:
-            age = (
-                f"age unknown (stored before agentctl recorded key ages; tracked since "
-                f"{key.tracked_since.date().isoformat()}, at least {result.key_at_least_days} days)"
-            )
-        rows.append(("private key", f"{key.fingerprint or 'fingerprint unknown'}, {age}"))
-    for label, value in rows:
-        out.line(f"{label:>13}: {escape(str(value))}")
-    for line in result.drift:
-        out.line(f"[yellow]drift[/yellow] {escape(line)}")
 
 
 @text_renderer("agentctl.commands.state.StateReady")

@@ -19,7 +19,6 @@ from typer.core import TyperGroup
 from agentctl import __version__
 from agentctl.cli import (
     audit,
-    github,
     lifecycle,
     policy,
     runs,
@@ -118,31 +117,15 @@ def _global_options(
     ctx.call_on_close(ctx.obj.close)
 
 
-app.command(help=validate.HELP)(validate.validate)
-app.command(help=policy.HELP)(policy.policy)
-lifecycle.register(app)
-runs.register(app)
-app.add_typer(audit.app, name="audit")
-app.add_typer(github.app, name="github")
-app.add_typer(secrets.app, name="secrets")
-app.add_typer(serve.app, name="serve")
-app.add_typer(state.app, name="state")
-app.command(name="schema", help=schema.HELP)(schema.schema)
-
-
 def _mount_provider_commands() -> None:
     """``agentctl <provider> ...`` for each installed provider whose spec names its
     commands (``ProviderSpec.commands``): a factory given the CLI's
     :class:`~agentctl.cli.common.ProviderCommandLine`, or a Typer app."""
     from agentctl.cli.common import ProviderCommandLine
     from agentctl.providers.base import load_object
-    from agentctl.providers.registry import provider_specs
+    from agentctl.providers.registry import loadable_provider_specs
 
-    try:
-        specs = provider_specs()
-    except AgentctlError:
-        return  # a broken plug-in: every command that loads providers says which
-    for name, spec in specs.items():
+    for name, spec in loadable_provider_specs().items():
         if spec.commands is None:
             continue
         try:
@@ -155,7 +138,16 @@ def _mount_provider_commands() -> None:
             app.add_typer(commands, name=name)
 
 
+app.command(help=validate.HELP)(validate.validate)
+app.command(help=policy.HELP)(policy.policy)
+lifecycle.register(app)
+runs.register(app)
+app.add_typer(audit.app, name="audit")
 _mount_provider_commands()
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(serve.app, name="serve")
+app.add_typer(state.app, name="state")
+app.command(name="schema", help=schema.HELP)(schema.schema)
 
 
 def run(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:

@@ -127,6 +127,9 @@ class ProviderCommandLine:
     def session(self, ctx: typer.Context) -> Session:
         return app_context(ctx)
 
+    def complete_agent_name(self, ctx: typer.Context, incomplete: str) -> list[str]:
+        return complete_agent_name(ctx, incomplete)
+
     def show(self, result: object, output: OutputFormat) -> None:
         show(result, output)
 

@@ -526,6 +526,15 @@ class CommandSession(Protocol):
 
     may_create_state: bool
 
+    @property
+    def clock(self) -> Clock:
+        """The session's "now" (a test's frozen clock, else the system's)."""
+        ...
+
+    def config(self, contract_paths: Sequence[str] = ()) -> Config:
+        """agentctl.yaml (found from ``contract_paths`` when not given)."""
+        ...
+
     def require_person(self, command: str, target: str) -> object:
         """The verified person running ``command`` (agentctl.identity.Actor);
         raises before anything changes if nobody is verified or it is an agent.
@@ -565,6 +574,10 @@ class CommandLine(Protocol):
     output_option: Any  # typer's OptionInfo of --output/-o (text|json)
 
     def session(self, ctx: typer.Context) -> CommandSession: ...
+
+    def complete_agent_name(self, ctx: typer.Context, incomplete: str) -> list[str]:
+        """Shell completion of an agent NAME argument (``autocompletion=``)."""
+        ...
 
     def show(self, result: object, output: OutputFormat) -> None: ...
 

@@ -15,6 +15,7 @@ needs it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -56,15 +57,38 @@ def _load(entry: EntryPoint) -> AnySpec:
     return spec
 
 
-@cache
-def provider_specs() -> Mapping[str, AnySpec]:
-    """Provider name -> its spec, for every installed provider (sorted by name)."""
+def _chosen() -> dict[str, EntryPoint]:
+    """Provider name -> the entry point that wins it, sorted by name."""
     chosen: dict[str, EntryPoint] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         current = chosen.get(entry.name)
         if current is None or _rank(entry) < _rank(current):
             chosen[entry.name] = entry
-    return MappingProxyType({name: _load(chosen[name]) for name in sorted(chosen)})
+    return {name: chosen[name] for name in sorted(chosen)}
+
+
+@cache
+def provider_specs() -> Mapping[str, AnySpec]:
+    """Provider name -> its spec, for every installed provider (sorted by name)."""
+    return MappingProxyType({name: _load(entry) for name, entry in _chosen().items()})
+
+
+def loadable_provider_specs() -> Mapping[str, AnySpec]:
+    """Like :func:`provider_specs`, without the plug-ins that cannot be loaded.
+
+    For mounting the providers' sub-commands: one broken plug-in must not take
+    ``agentctl github`` out of the CLI (every command that loads providers
+    names the broken one through :func:`provider_specs`).
+    """
+    try:
+        return provider_specs()
+    except ConfigError:
+        pass
+    specs: dict[str, AnySpec] = {}
+    for name, entry in _chosen().items():
+        with contextlib.suppress(ConfigError):
+            specs[name] = _load(entry)
+    return MappingProxyType(specs)
 
 
 def load_providers(

@@ -4,8 +4,9 @@ This package exports :data:`SPEC` (registered as the ``github`` entry point of
 ``agentctl.providers``); importing it never imports githubkit. Its modules:
 ``settings`` (agentctl.yaml's ``github:``), ``grant`` (the grant's schema and
 typed value), ``scopes`` (the scope table and lint), ``client`` (HTTP, retries
-and errors), ``manifest`` (the App manifest flow) and ``lifecycle`` (the
-Provider).
+and errors), ``manifest`` (the App manifest flow), ``lifecycle`` (the
+Provider), ``commands`` (what ``agentctl github ...`` does) and ``cli`` (its
+command line).
 """
 
 from __future__ import annotations
@@ -66,4 +67,5 @@ SPEC: ProviderSpec[GitHubGrant, GitHubSettings] = ProviderSpec(
         APP_NAME_MAX, f"GitHub App names are limited to {APP_NAME_MAX} characters"
     ),
     check_name=_check_name,
+    commands="agentctl.providers.github.cli:build",
 )

@@ -1,5 +1,7 @@
 """``agentctl github register|register-pending|rotate-key|status``: an agent's own GitHub App.
 
+The work, returning results; the command line is :mod:`agentctl.providers.github.cli`.
+
 ``register`` runs GitHub's manifest flow in two steps, because the App is
 created by a person on GitHub's page, never by an API call:
 
@@ -36,8 +38,8 @@ from agentctl.model import JsonFields
 from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
-    from agentctl.commands.session import Session
     from agentctl.model import Contract
+    from agentctl.providers.base import CommandSession
     from agentctl.providers.github.lifecycle import AppStatus, GitHubProvider, RotatedKey
     from agentctl.providers.github.manifest import RegisteredApp
 
@@ -48,7 +50,7 @@ DEFAULT_REDIRECT_URL = "http://127.0.0.1/agentctl/github/registered"
 APPS_PER_ORGANIZATION = 100
 
 
-def _provider(session: Session, contract_paths: Sequence[str] = ()) -> GitHubProvider:
+def _provider(session: CommandSession, contract_paths: Sequence[str] = ()) -> GitHubProvider:
     from agentctl.providers.github.lifecycle import GitHubProvider
 
     provider = session.provider("github", contract_paths)
@@ -56,12 +58,12 @@ def _provider(session: Session, contract_paths: Sequence[str] = ()) -> GitHubPro
     return provider
 
 
-def _contract(session: Session, name: str, path: Path) -> Contract:
+def _contract(session: CommandSession, name: str, path: Path) -> Contract:
     return session.contract(name, path, gets="GitHub App")
 
 
 @contextlib.contextmanager
-def _audit_failure(session: Session, name: str, action: str) -> Iterator[None]:
+def _audit_failure(session: CommandSession, name: str, action: str) -> Iterator[None]:
     """A refused registration or key change is audited too, then re-raised."""
     try:
         yield
@@ -80,7 +82,7 @@ def _audit_failure(session: Session, name: str, action: str) -> Iterator[None]:
         raise
 
 
-def _audit_registered(session: Session, name: str, registered: RegisteredApp) -> None:
+def _audit_registered(session: CommandSession, name: str, registered: RegisteredApp) -> None:
     session.audit(
         AuditDraft(
             actor=name,
@@ -169,7 +171,7 @@ class RegistrationStarted:
 
 
 def start_registration(
-    session: Session,
+    session: CommandSession,
     name: str,
     contract_path: Path,
     *,
@@ -214,7 +216,7 @@ class AppRegistered:
 
 
 def complete_registration(
-    session: Session, name: str, contract_path: Path, code: str, state: str | None = None
+    session: CommandSession, name: str, contract_path: Path, code: str, state: str | None = None
 ) -> AppRegistered:
     """``code``: the whole redirect URL (it carries code and state), or the bare
     code with ``state``."""
@@ -266,7 +268,7 @@ class PendingForms:
 
 
 def start_pending(
-    session: Session, contracts: Path, *, redirect_url: str = DEFAULT_REDIRECT_URL
+    session: CommandSession, contracts: Path, *, redirect_url: str = DEFAULT_REDIRECT_URL
 ) -> PendingForms:
     from agentctl.contract import load_contracts
     from agentctl.providers.github.manifest import forms_page
@@ -333,7 +335,9 @@ class PendingRegistered:
         return all(r.ok for r in self.results)
 
 
-def complete_pending(session: Session, contracts: Path, urls: Sequence[str]) -> PendingRegistered:
+def complete_pending(
+    session: CommandSession, contracts: Path, urls: Sequence[str]
+) -> PendingRegistered:
     """Step 2 for many agents: each redirect URL is matched to its agent by its state."""
     from agentctl.contract import load_contracts
     from agentctl.providers.github.manifest import parse_code
@@ -395,7 +399,7 @@ def complete_pending(session: Session, contracts: Path, urls: Sequence[str]) -> 
 # -- rotate-key, status ------------------------------------------------------------------
 
 
-def rotate_key(session: Session, name: str, private_key: Path) -> RotatedKey:
+def rotate_key(session: CommandSession, name: str, private_key: Path) -> RotatedKey:
     """Install a new private key for the agent's App, after GitHub accepted it."""
     from agentctl.secrets import Secret
 
@@ -422,5 +426,5 @@ def rotate_key(session: Session, name: str, private_key: Path) -> RotatedKey:
     return rotated
 
 
-def status(session: Session, name: str) -> AppStatus:
+def status(session: CommandSession, name: str) -> AppStatus:
     return _provider(session).status(name)
