@@ -70,13 +70,28 @@ def _complete(cwd: Path, env: dict[str, str]) -> list[str]:
     return done.stdout.split()
 
 
-@pytest.mark.parametrize("command", ["kill", "revive", "status", "exec", "credentials", "rotate"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "kill",
+        "revive",
+        "status",
+        "exec",
+        "credentials",
+        "rotate",
+        # A provider's own commands complete names through ProviderSpec.commands' CommandLine.
+        "github register",
+        "github rotate-key",
+        "github status",
+    ],
+)
 def test_bash_completes_agent_names_from_state_and_contracts(
     named_world: tuple[Path, dict[str, str]], command: str
 ) -> None:
     cwd, env = named_world
     words = f"agentctl {command} al"
-    env = {**env, "_AGENTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "2"}
+    cword = str(len(words.split()) - 1)
+    env = {**env, "_AGENTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
     assert _complete(cwd, env) == ["alder-agent", "alpha-agent", "alpine-agent"]
 
 

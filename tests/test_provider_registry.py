@@ -4,6 +4,7 @@ against them."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,6 +91,38 @@ def test_a_broken_plugin_is_named_not_a_traceback(fresh_registry: Path) -> None:
         provider_specs()
     assert "'pagerduty'" in error.value.message and "broken-plugin" in error.value.message
     assert "is not the ProviderSpec" in error.value.message
+
+
+def test_a_broken_plugin_leaves_the_other_providers_commands_in_the_cli(
+    fresh_registry: Path,
+) -> None:
+    _plugin(
+        fresh_registry,
+        "broken-plugin",
+        "pagerduty = broken_plugin:SPEC",
+        "broken_plugin",
+        "raise ImportError('half installed')\n",
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fresh_registry), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", "agentctl", "github", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "register-pending" in done.stdout and "rotate-key" in done.stdout
+    # Every command that loads providers still names the broken one.
+    validate = subprocess.run(
+        [sys.executable, "-m", "agentctl", "validate", str(fresh_registry)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert validate.returncode != 0
+    assert "'pagerduty'" in validate.stderr and "broken-plugin" in validate.stderr
 
 
 # ------------------------------------------------------------------- schemas
