@@ -87,6 +87,10 @@ class RunRequest:
     approval_id: str | None = None
     duration_seconds: int = 3600
     providers: tuple[str, ...] | None = None  # None: every provider the agent has
+    # A fetch outside exec that belongs to a longer run (agentctl.helper_runs):
+    # its run id (None: a new one) and how it was found, for the audit event.
+    run_id: str | None = None
+    run_detail: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,7 @@ class Runs:
             on_behalf_of=request.on_behalf_of,
             trigger=request.trigger,
             duration_seconds=request.duration_seconds,
-            run_id=uuid.uuid4().hex[:12],
+            run_id=request.run_id or uuid.uuid4().hex[:12],
         )
         involved = sorted({r.provider for r in state.list_resources(request.agent)})
         if request.providers is not None:
@@ -360,6 +364,7 @@ class Runs:
                     "command": _command_text(request.command),
                     "approval_id": approval_id,
                     "credentials": _credential_facts(issued),
+                    **(request.run_detail or {}),
                 },
             ),
         )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from cli_helpers import ENTRY
 from contract_helpers import NOW, s3_read, write_contract
 
 from agentctl.cli.app import run
+from agentctl.helper_runs import RUN_ID_ENV
 from agentctl.state import open_state
 
 
@@ -200,7 +203,80 @@ def test_the_sdk_refreshes_through_agentctl_as_expiry_nears(world: ProcessWorld)
     issued = world.audit("credentials.issue")
     assert len(issued) >= 2
     assert len(keys) >= 2
-    assert len({e.detail["run_id"] for e in issued}) == len(issued)
+    # One SDK session, one run: every refresh is audited under the same run id,
+    # derived from the SDK's process (this one: botocore starts agentctl directly).
+    assert len({e.detail["run_id"] for e in issued}) == 1
+    for event in issued:
+        assert event.detail["run_id_from"] == "parent process"
+        assert event.detail["parent"]["pid"] == os.getpid()
+        assert event.detail["host"] == socket.gethostname()
+    # ... which names the AWS role session too: CloudTrail shows one session name.
+    assert first == second
+    assert first.endswith("/agentctl-reader-agent-" + issued[0].detail["run_id"][:8])
+
+
+@pytest.mark.reveals_secrets
+def test_another_sdk_process_is_another_run_and_a_named_run_is_kept(
+    world: ProcessWorld,
+) -> None:
+    config = world.agent_profile("reader-agent")
+    sdk = (
+        "import boto3, sys; s = boto3.Session(profile_name='agent'); "
+        "print(s.client('sts', endpoint_url=sys.argv[1]).get_caller_identity()['Arn'])"
+    )
+    env = {**os.environ, "AWS_CONFIG_FILE": str(config)}
+    env.pop(RUN_ID_ENV, None)
+
+    def sdk_process(**extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", sdk, world.server.url],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    sdk_process()
+    sdk_process()
+    first, second = world.audit("credentials.issue")
+    assert first.detail["run_id"] != second.detail["run_id"]  # two processes, two runs
+    assert first.detail["parent"]["pid"] != second.detail["parent"]["pid"]
+
+    # A service unit or CI job names its run: every process of it shares the id.
+    sdk_process(AGENTCTL_RUN_ID="ci-job-4521")
+    sdk_process(AGENTCTL_RUN_ID="ci-job-4521")
+    named = world.audit("credentials.issue")[2:]
+    assert [(e.detail["run_id"], e.detail["run_id_from"]) for e in named] == [
+        ("ci-job-4521", "AGENTCTL_RUN_ID")
+    ] * 2
+    assert "parent" not in named[0].detail
+    # --run-id in the profile line wins over the environment.
+    env["AWS_CONFIG_FILE"] = str(world.agent_profile("reader-agent", "--run-id", "svc.review-1"))
+    arn = sdk_process(AGENTCTL_RUN_ID="ci-job-4521")
+    last = world.audit("credentials.issue")[-1]
+    assert (last.detail["run_id"], last.detail["run_id_from"]) == ("svc.review-1", "--run-id")
+    assert arn.endswith("/agentctl-reader-agent-svc.revi")
+
+
+def test_a_run_id_that_is_not_one_is_refused_before_anything_is_issued(
+    world: ProcessWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, env in (
+        (["--run-id", "bad id;rm"], {}),
+        (["--run-id", "-x"], {}),
+        ([], {RUN_ID_ENV: "x" * 65}),
+    ):
+        with world.monkeypatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            code = world.cli("credentials", "reader-agent", "--format", "aws-process", *argv)
+        out, err = capsys.readouterr()
+        assert code == 2 and out == ""
+        assert "is not a run id" in err and "Traceback" not in err
+    assert world.audit("credentials.issue") == []
 
 
 @pytest.mark.reveals_secrets

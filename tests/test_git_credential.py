@@ -19,7 +19,9 @@ from agentctl.cli.app import run
 GRANT = {"repositories": [f"{ORG}/api"], "scopes": ["repo:read"]}
 
 
-def git_fill(world: GitHubWorld, helper_args: str, host: str) -> subprocess.CompletedProcess[str]:
+def git_fill(
+    world: GitHubWorld, helper_args: str, host: str, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     config = world.write_config()
     helper = (
         f"!{shlex.quote(sys.executable)} -m agentctl --config {shlex.quote(str(config))} "
@@ -35,6 +37,7 @@ def git_fill(world: GitHubWorld, helper_args: str, host: str) -> subprocess.Comp
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_TERMINAL_PROMPT": "0",  # no prompt fallback: a refusal must fail
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        **extra_env,
     }
     return subprocess.run(
         ["git", "-c", f"credential.helper={helper}", "credential", "fill"],
@@ -120,3 +123,30 @@ def test_store_and_erase_accept_and_change_nothing(github_world: GitHubWorld) ->
         assert done.returncode == 0, done.stderr
         assert done.stdout == ""
     assert Path(world.state_url.removeprefix("sqlite:///")).exists() is False
+
+
+@pytest.mark.reveals_secrets
+def test_each_git_process_is_a_run_and_a_job_can_name_its_run(github_world: GitHubWorld) -> None:
+    world = github_world
+    contract = contract_for("pr-review-agent", GRANT)
+    app = world.register(contract)
+    world.install(int(app["app_id"]))
+    engine = world.engine()
+    assert engine.apply(engine.plan([contract])).ok
+    host = world.emu.url.split("://", 1)[1]
+
+    for _ in range(2):
+        assert git_fill(world, "pr-review-agent", host).returncode == 0
+    first, second = world.open_state().audit_events(action="credentials.issue")
+    # git starts the helper through `sh -c`: the run is the git process behind it.
+    for event in (first, second):
+        assert event.detail["run_id_from"] == "parent process"
+        assert event.detail["parent"]["command"] == "git"
+        assert event.detail["command"] == "git-credential"
+    assert first.detail["run_id"] != second.detail["run_id"]
+
+    # A CI job that pushes several times names its run once, in its environment.
+    for _ in range(2):
+        assert git_fill(world, "pr-review-agent", host, AGENTCTL_RUN_ID="job-77").returncode == 0
+    named = world.open_state().audit_events(action="credentials.issue")[2:]
+    assert [e.detail["run_id"] for e in named] == ["job-77", "job-77"]

@@ -63,6 +63,16 @@ def _one_fetch_deep(command: str) -> Iterator[None]:
         os.environ.pop(FETCHING_ENV, None)
 
 
+RUN_ID_OPTION = typer.Option(
+    None,
+    "--run-id",
+    help="The run this fetch belongs to, in the audit trail (1-64 of A-Z a-z 0-9 . _ -). "
+    "Default: $AGENTCTL_RUN_ID, else derived from the process that started agentctl "
+    "(the SDK or git process: all its fetches share one run id).",
+    show_default=False,
+)
+
+
 class CredentialsFormat(StrEnum):
     JSON = "json"
     ENV = "env"
@@ -178,6 +188,7 @@ def credentials_command(
         "credential_process JSON (AWS only), for `credential_process = agentctl credentials NAME "
         "--format aws-process` in an AWS profile: the SDK refreshes through agentctl's gates.",
     ),
+    run_id: str | None = RUN_ID_OPTION,
 ) -> None:
     """Mint credentials for runtimes that cannot be wrapped by `exec` (same gates, same audit).
 
@@ -189,6 +200,7 @@ def credentials_command(
     from agentctl.commands import exec as runs
 
     request = _request(name, ("credentials",), on_behalf_of, trigger, approval, duration)
+    request = runs.in_helper_run(request, run_id)
     with _one_fetch_deep("credentials"):
         if output == CredentialsFormat.AWS_PROCESS:
             # The SDK reads stdout and shows stderr on failure: no terminal warning here.
@@ -220,6 +232,7 @@ def git_credential_command(
         None, "--on-behalf-of", "-u", help="The user the agent acts for."
     ),
     trigger: str | None = typer.Option(None, "--trigger", "-t", help="What triggered the run."),
+    run_id: str | None = RUN_ID_OPTION,
 ) -> None:
     """git credential helper: a fresh, contract-scoped GitHub installation token per `get`.
 
@@ -235,6 +248,7 @@ def git_credential_command(
     if operation != GitCredentialOperation.GET:
         raise typer.Exit(EXIT_OK)
     request = _request(name, ("git-credential",), on_behalf_of, trigger, None, "1h")
+    request = runs.in_helper_run(request, run_id)
     with _one_fetch_deep("git-credential"):
         answer = runs.git_credential(app_context(ctx), request, fields)
     sys.stdout.write(answer.lines())

@@ -212,6 +212,17 @@ class Credentials:
         return {**grant, "environment": self.environment}
 
 
+def in_helper_run(request: RunRequest, run_id: str | None) -> RunRequest:
+    """A fetch outside exec (``credentials``, ``git-credential``) joins the run of
+    the process that asked: ``--run-id``, else AGENTCTL_RUN_ID, else the
+    starting process (see :mod:`agentctl.helper_runs`), so every refresh of one
+    SDK session is audited under one run id."""
+    from agentctl.helper_runs import helper_run
+
+    found = helper_run(run_id)
+    return replace(request, run_id=found.run_id, run_detail=found.audit_detail())
+
+
 def credentials(session: Session, request: RunRequest) -> Credentials:
     grant = _runs(session).grant(request)
     return Credentials(grant, grant.child_environment())
