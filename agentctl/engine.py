@@ -503,9 +503,9 @@ class Engine:
             pending: tuple[Change, ActionResult] | None = None
             for change in changes:
                 if pending is not None:
-                    with state.batch():
-                        _, recorded = state.get_agent_and_resources(name)
-                        self._record_change(agent_plan, *pending, recorded)
+                    # Committed (with other agents' records: group commit)
+                    # before the next change is made.
+                    state.batched(functools.partial(self._record_one, agent_plan, *pending))
                 result = self._apply_change(change)
                 results.append(result)
                 pending = (change, result)
@@ -517,7 +517,9 @@ class Engine:
                 caught_up = self._catch_up(agent_plan)  # asks providers: outside the batch
                 if caught_up is not None:
                     results.append(caught_up)
-            with state.batch():
+            last = pending
+
+            def record_agent() -> tuple[AgentRecord | None, bool]:
                 # Read in the write transaction: a kill recorded while the changes
                 # were made is seen here, and none can land before the commit.
                 record, resources = state.get_agent_and_resources(name)
@@ -527,10 +529,15 @@ class Engine:
                     and record is not None
                     and record.status.killed
                 )
-                if pending is not None:
-                    self._record_change(agent_plan, *pending, resources)
+                if last is not None:
+                    self._record_change(agent_plan, *last, resources)
                 if complete and not killed_meanwhile:
                     self._record_agent(agent_plan, changes, record, resources)
+                return record, killed_meanwhile
+
+            # One transaction for the agent, committed (with other agents'
+            # records: group commit) before this returns.
+            record, killed_meanwhile = state.batched(record_agent)
             if killed_meanwhile:
                 assert record is not None
                 return self._kill_again(agent_plan, record, changes, results)
@@ -627,6 +634,11 @@ class Engine:
                 exc,
                 remaining=f"re-run apply to {change.kind.value} {change.agent} in {change.provider}",
             )
+
+    def _record_one(self, agent_plan: AgentPlan, change: Change, result: ActionResult) -> None:
+        """Record one change of an agent with more to come (inside a batch)."""
+        _, recorded = self.state.get_agent_and_resources(agent_plan.agent)
+        self._record_change(agent_plan, change, result, recorded)
 
     def _record_change(
         self,

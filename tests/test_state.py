@@ -576,3 +576,92 @@ def test_audit_refuses_secret_looking_values(store: StateStore, field: dict[str,
         )
     assert "never record secret values" in str(caught.value)
     assert store.audit_events() == []
+
+
+# -- group commit (StateStore.batched) --------------------------------------------------
+
+
+def _agent_in(store: StateStore, name: str) -> None:
+    store.upsert_agent(
+        name,
+        owner="o@company.com",
+        purpose="p",
+        execution_mode="autonomous",
+        expiry=date(2027, 1, 1),
+        contract_hash="h",
+    )
+    store.append_audit(
+        AuditDraft(actor=name, action="apply.create", target=name, result="success"),
+        operator="ops@company.com",
+    )
+
+
+def test_batched_work_of_many_threads_shares_commits_each_durable_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    """16 threads record an agent each: fewer commits than records, and each
+    caller's rows are on disk (another connection sees them) the moment its
+    batched() returns; one work that raises is undone alone."""
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    store = open_state(f"sqlite:///{path}")
+    commits: list[int] = []
+    sa.event.listen(store._engine, "commit", lambda _conn: commits.append(1))
+    # The first caller's work waits until the other 15 are queued behind it,
+    # so they form one group whatever the scheduling.
+    release = threading.Event()
+    errors: dict[str, BaseException] = {}
+    seen_on_return: dict[str, bool] = {}
+
+    def work(name: str) -> str:
+        if name == "agent-00":
+            assert release.wait(60)
+        _agent_in(store, name)
+        if name == "agent-07":
+            raise StateError("agent-07's record fails")
+        return name
+
+    def caller(name: str) -> None:
+        try:
+            assert store.batched(lambda: work(name)) == name
+        except StateError as exc:
+            errors[name] = exc
+            return
+        with sqlite3.connect(path) as other:
+            seen_on_return[name] = (
+                other.execute("SELECT 1 FROM agents WHERE name = ?", (name,)).fetchone() is not None
+            )
+
+    names = [f"agent-{i:02d}" for i in range(16)]
+    first = threading.Thread(target=caller, args=(names[0],))
+    first.start()
+    rest = [threading.Thread(target=caller, args=(n,)) for n in names[1:]]
+    for thread in rest:
+        thread.start()
+    for _ in range(6000):
+        if len(store._group_pending) == 15:
+            break
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in [first, *rest]:
+        thread.join(60)
+
+    assert set(errors) == {"agent-07"}
+    assert seen_on_return == {n: True for n in names if n != "agent-07"}
+    assert len(commits) <= 2  # the first alone, then the 15 queued behind it
+    recorded = {a.name for a in store.list_agents()}
+    assert recorded == set(names) - {"agent-07"}
+    events, _ = store.audit_chain()
+    assert sorted(e.target for e in events) == sorted(recorded)
+    assert verify_chain(events).ok
+    store.close()
+
+
+def test_batched_inside_a_batch_joins_it(tmp_path: Path) -> None:
+    store = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    with pytest.raises(RuntimeError), store.batch():
+        store.batched(lambda: _agent_in(store, "inner-agent"))
+        raise RuntimeError("the outer batch fails")
+    assert store.list_agents() == []  # undone with the batch it joined
+    store.close()

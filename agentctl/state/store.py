@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -70,6 +70,9 @@ FULL_BYTES = 1024 * 1024
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction
 _PG_DISK_FULL = "53100"  # disk_full
 _PG_NO_PRIVILEGE = "42501"  # insufficient_privilege
+
+
+T = TypeVar("T")
 
 
 def free_bytes(folder: Path) -> int | None:
@@ -344,6 +347,18 @@ class _HotStatements:
         )
 
 
+class _GroupWork(Generic[T]):
+    """One caller's work in a group commit (StateStore.batched)."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self.work = work
+        self.result: T | None = None
+        self.error: Exception | None = None
+        self.lead = False  # this caller commits the next group
+        self.finished = False
+        self.wake = threading.Event()
+
+
 class StateStore:
     """Agents, resources, credential metadata, approvals and the audit chain."""
 
@@ -372,6 +387,10 @@ class StateStore:
         self.last_appended: AuditEvent | None = None
         self.trail: str | None = None  # the trail's name, from the head row
         self._appended_lock = threading.Lock()
+        # Group commit (see batched): work waiting for the next shared transaction.
+        self._group_lock = threading.Lock()
+        self._group_pending: list[_GroupWork[Any]] = []
+        self._group_leading = False
 
     # -- plumbing -----------------------------------------------------------
 
@@ -505,6 +524,76 @@ class StateStore:
                     yield
                 finally:
                     self._batch.conn = None
+
+    def batched(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (reads and writes of this store) as one write transaction
+        and return its result once that is committed: what :meth:`batch` does,
+        except that on SQLite, threads of this process asking at the same time
+        share one transaction and one commit (group commit).
+
+        apply records each agent this way from 16 threads: one fsync'd commit
+        per agent, serialised by the write lock, had the threads queueing for
+        it. Whatever is grouped, each caller returns only after its own writes
+        are on disk, exactly as with its own commit: crash consistency is that
+        of :meth:`batch`. Each work runs in a savepoint, so one that raises is
+        undone alone and the error re-raised in its own thread; a commit that
+        fails fails every work of the group. ``work`` runs on whichever thread
+        commits the group: it must not rely on thread-locals of its own.
+        """
+        if self._local_writer is None or getattr(self._batch, "conn", None) is not None:
+            with self.batch():  # PostgreSQL queues writers itself; nested: join
+                return work()
+        item: _GroupWork[T] = _GroupWork(work)
+        with self._group_lock:
+            self._group_pending.append(item)
+            if not self._group_leading:
+                self._group_leading = True
+                item.lead = True
+        while True:
+            if item.lead:
+                item.lead = False
+                self._commit_group()
+            if item.finished:
+                break
+            item.wake.wait()
+            item.wake.clear()
+        if item.error is not None:
+            raise item.error
+        return cast(T, item.result)
+
+    def _commit_group(self) -> None:
+        """Run every work waiting now in one transaction (a savepoint each), commit
+        once, wake their threads, and hand the lead to the next one waiting."""
+        with self._group_lock:
+            group, self._group_pending = self._group_pending, []
+        try:
+            with self.batch():
+                conn = self._batch.conn
+                for item in group:
+                    try:
+                        with conn.begin_nested():
+                            item.result = item.work()
+                    except Exception as exc:
+                        item.error = exc
+        except BaseException as exc:  # the commit (or the transaction) failed: all of them
+            for item in group:
+                if item.error is None:
+                    item.error = exc if isinstance(exc, Exception) else StateError(str(exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            following = None
+            with self._group_lock:
+                if self._group_pending:
+                    following = self._group_pending[0]
+                    following.lead = True
+                else:
+                    self._group_leading = False
+            for item in group:
+                item.finished = True
+                item.wake.set()
+            if following is not None:
+                following.wake.set()
 
     @contextlib.contextmanager
     def _writer_turn(self) -> Iterator[None]:
