@@ -7,12 +7,14 @@ import (~0.3 s) and a migration check: most of a no-change ``apply`` in CI.
 This module reads the same rows with :mod:`sqlite3` instead, and gives up
 (returns None, and the caller opens the store as before) whenever it cannot be
 sure it reads what the store would: not a plain ``sqlite:///`` file URL, no
-such file, a schema of another version (the store migrates or refuses it), or
-any SQLite error (the store names it properly). It never writes.
+such file, a schema of another version (the store migrates or refuses it), a
+read-only or nearly full filesystem (the store opens it immutable), or any
+SQLite error (the store names it properly). It never writes.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,11 +65,32 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path).expanduser()
 
 
+# Below this much free space the store's own checks take over (its MIN_FREE_BYTES).
+_ROOM = 16 * 1024 * 1024
+
+
+def _plainly_writable(path: Path) -> bool:
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return (
+        os.access(path, os.W_OK)
+        and os.access(path.parent, os.W_OK)
+        and stats.f_bavail * stats.f_frsize >= _ROOM
+    )
+
+
 def read_plan_snapshot(url: str) -> PlanSnapshot | None:
     """The agents and resources recorded at ``url``, or None when only the full
     store can tell (see the module docstring)."""
     path = sqlite_path(url)
     if path is None or not path.is_file():
+        return None
+    if not _plainly_writable(path):
+        # A read-only or (nearly) full filesystem: reading a WAL database
+        # here would create or leave its -shm index, and the store opens such
+        # a state immutable only while there is none. The store decides.
         return None
     try:
         # mode=rw: never create a file; reading a WAL database may still need
