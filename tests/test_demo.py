@@ -11,6 +11,7 @@ import pytest
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # the demo's own bound (600 s below) says more when hit
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     summary_file = tmp_path / "summary.json"
     result = subprocess.run(

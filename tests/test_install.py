@@ -28,7 +28,9 @@ from contract_helpers import s3_read
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.slow
+# Builds the wheel and installs it with its dependencies from the package index:
+# the download time is the index's, so the hang guard is wider than pytest's 300 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

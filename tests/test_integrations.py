@@ -37,6 +37,9 @@ def git(cwd: Path, *args: str) -> None:
 
 
 @pytest.mark.slow
+# pre-commit installs this checkout and its dependencies from the package index
+# (twice 600 s at most, below): the hang guard is wider than pytest's 300 s.
+@pytest.mark.timeout(1260)
 def test_pre_commit_hook_passes_good_contracts_and_stops_bad_ones(tmp_path: Path) -> None:
     pre_commit = Path(sys.executable).parent / "pre-commit"
     project = tmp_path / "project"

@@ -42,7 +42,9 @@ class Mailbox:
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Mailbox]]:
     box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
+    # ready_timeout: aiosmtpd gives its thread 5 s to start serving by default,
+    # which a loaded machine can miss.
+    controller = Controller(box, hostname="127.0.0.1", port=port, ready_timeout=60)
     controller.start()
     try:
         yield port, box
