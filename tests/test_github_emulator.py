@@ -1284,7 +1284,7 @@ def test_runs_as_a_process_and_keeps_state_across_restarts(tmp_path: Path) -> No
 
     def stop(process: subprocess.Popen[str]) -> None:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0  # it saves its state first
 
     process, url = run()
     try:

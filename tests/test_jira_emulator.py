@@ -1211,7 +1211,7 @@ def test_runs_as_a_process_and_keeps_state_across_restarts(tmp_path: Path) -> No
         cloud_id = http.get("/_emulator/info").json()["cloudId"]
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0  # it saves its state first
     assert oct(state_file.stat().st_mode & 0o777) == "0o600"
     assert token not in state_file.read_text()
     process, url = serve()
@@ -1220,7 +1220,7 @@ def test_runs_as_a_process_and_keeps_state_across_restarts(tmp_path: Path) -> No
         assert bot.get("/rest/api/3/project/SEC").status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0  # it saves its state first
 
 
 # Shapes of the organisation admin API answers, as Atlassian documents them
