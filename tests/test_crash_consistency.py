@@ -34,7 +34,10 @@ nothing to change.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -463,3 +466,293 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
             check([stays_killed])
         finally:
             print("\n".join(world.log))
+
+
+# -- github register (issue 21) ----------------------------------------------------------------
+#
+# The manifest conversion cannot be repeated: the code works once and its answer
+# holds the only copy of the App's private key. `github register` records an
+# intent before it; these runs are SIGKILLed around it, and the next run of
+# `github register` (or `github rotate-key`) must converge on its first try:
+# every App GitHub has is recorded in the state, its registration is in the
+# audit trail, no intent is left, and its key (stored, or generated again by a
+# person) works.
+
+CONVERSION = "/app-manifests/{code}/conversions"
+
+
+@dataclass
+class GitHubRegistrations:
+    world: Any  # github_helpers.GitHubWorld
+    state_url: str
+    config: Path
+    person_token: str
+    log: list[str] = field(default_factory=list)
+
+    def env(self, *, signed_in: bool = True) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN")}
+        env.update({"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "250"})
+        if signed_in:  # an organization member's own token (`gh auth token`)
+            env["GH_TOKEN"] = self.person_token
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "agentctl",
+            "--config",
+            str(self.config),
+            "--state",
+            self.state_url,
+            *args,
+        ]
+
+    def run(self, *args: str, signed_in: bool = True) -> CliResult:
+        started = time.monotonic()
+        done = subprocess.run(
+            self.command(*args),
+            env=self.env(signed_in=signed_in),
+            cwd=self.world.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        return CliResult(
+            args, done.returncode, done.stdout, done.stderr, time.monotonic() - started
+        )
+
+    def crash(self, args: tuple[str, ...], when: Callable[[dict[str, Any]], bool]) -> None:
+        """Run ``agentctl ARGS`` and SIGKILL it once the emulator served the first
+        request ``when`` accepts, before its answer leaves."""
+        process = subprocess.Popen(
+            self.command(*args),
+            env=self.env(),
+            cwd=self.world.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        fired = threading.Event()
+
+        def after_request(entry: dict[str, Any]) -> None:
+            if not fired.is_set() and when(entry):
+                fired.set()
+                sigkill(process)
+
+        self.world.emu.after_request = after_request
+        try:
+            out, err = process.communicate(timeout=240)
+        finally:
+            self.world.emu.after_request = None
+        assert fired.is_set(), f"the crash point was never reached:\n{out}\n{err}"
+        assert process.returncode == -signal.SIGKILL, f"{process.returncode}\n{out}\n{err}"
+
+    def redirect_url(self, agent: str, contract: Path) -> str:
+        """Step 1, then the person's click on "Create GitHub App": the redirect URL."""
+        started = self.run("github", "register", agent, "--contract", str(contract), "-o", "json")
+        assert started.returncode == 0, str(started)
+        page = started.json()
+        clicked = self.world.http.post(
+            page["creation_url"],
+            data={"manifest": json.dumps(page["manifest"])},
+            follow_redirects=False,
+        )
+        assert clicked.status_code == 302, clicked.text
+        return str(clicked.headers["location"])
+
+    def state(self) -> Any:
+        return self.world.open_state(self.state_url)
+
+
+def github_converged(registrations: GitHubRegistrations, agents: list[str]) -> list[str]:
+    """State, GitHub and audit agree: each agent's App exists once on GitHub, is
+    recorded with GitHub's id, its registration audited, no intent pending, and
+    the stored key is accepted by GitHub for that App."""
+    from agentctl.providers.github.lifecycle import app_id_ref, app_key_ref
+
+    world = registrations.world
+    problems = []
+    apps = {a["slug"]: a for a in world.emu.state()["apps"]}
+    state = registrations.state()
+    secrets = world.secrets()
+    registered = [e for e in state.audit_events(action="github.register") if e.result == "success"]
+    for agent in agents:
+        slug = f"acme-{agent}"
+        app = apps.get(slug)
+        record = state.get_resource(agent, "github")
+        if app is None:
+            problems.append(f"{agent}: GitHub has no App {slug}")
+            continue
+        if record is None or int(record.resource_id) != app["id"]:
+            problems.append(f"{agent}: App {app['id']} on GitHub, state records {record}")
+        if not any(e.detail.get("app_id") == app["id"] for e in registered):
+            problems.append(f"{agent}: App {app['id']} exists with no github.register event")
+        stored_id = secrets.get(app_id_ref(agent))
+        if stored_id is None or int(stored_id.reveal()) != app["id"]:
+            problems.append(f"{agent}: the secret store holds App id {stored_id}")
+        if secrets.get(app_key_ref(agent)) is None:
+            problems.append(f"{agent}: no private key stored")
+    if state.list_intents():
+        problems.append(f"intents left: {state.list_intents()}")
+    owned = [a for a in apps.values() if a["slug"].startswith("acme-reg-")]
+    if len(owned) != len(agents):
+        problems.append(f"GitHub has {len(owned)} Apps for {len(agents)} agents")
+    return problems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_sigkill_during_github_register_converges(
+    github_world: Any,
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`github register --code` SIGKILLed (a) at a conversion GitHub refused with a
+    503 (code unused), (b) once GitHub converted the code, before agentctl heard
+    back (the App exists, its only key is lost), (c) once GitHub accepted the
+    stored key, before the state recorded the App. The next run converges at
+    once: (a) the same URL registers; (b) register records the App and says how
+    to get a key, and rotate-key with the key a person generates completes it,
+    also without any register in between, and without a GitHub token
+    (--app-id); (c) register step 1 records it."""
+    from github_helpers import contract_for
+
+    world = github_world
+    state_url = (
+        f"sqlite:///{world.root / 'state.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    regs = GitHubRegistrations(
+        world, state_url, world.write_config(), world.emu.create_user_token("octo-ops")
+    )
+    keys = tmp_path_factory.mktemp("operator-keys")
+    agents = ["reg-early", "reg-lost", "reg-stored", "reg-rotate", "reg-anon"]
+    paths = {name: world.write_contract(contract_for(name, ["issue:write"])) for name in agents}
+
+    def register(agent: str, *extra: str, signed_in: bool = True) -> CliResult:
+        return regs.run(
+            "github",
+            "register",
+            agent,
+            "--contract",
+            str(paths[agent]),
+            *extra,
+            signed_in=signed_in,
+        )
+
+    def conversion(entry: dict[str, Any]) -> bool:
+        return bool(entry["route"] == CONVERSION)
+
+    def pending(agent: str) -> bool:
+        return regs.state().get_intent(agent, "github", "register") is not None
+
+    def new_key(agent: str) -> Path:
+        """The person's "Generate a private key" on the App's settings page."""
+        app = next(a for a in world.emu.state()["apps"] if a["slug"] == f"acme-{agent}")
+        path = keys / f"{agent}.pem"
+        path.write_text(world.emu.generate_app_key(app["id"]), "utf-8")
+        return path
+
+    # (a) GitHub answers the conversion with a 503 and the process dies: the
+    # code is unused, the same redirect URL registers on the next run.
+    url = regs.redirect_url("reg-early", paths["reg-early"])
+    world.emu.inject_fault(503, path_prefix="/app-manifests/", count=1)
+    regs.crash(
+        ("github", "register", "reg-early", "--contract", str(paths["reg-early"]), "--code", url),
+        lambda e: conversion(e) and e["fault"],
+    )
+    assert pending("reg-early")
+    again = register("reg-early", "--code", url)
+    assert again.returncode == 0 and "Registered GitHub App acme-reg-early" in again.stdout, str(
+        again
+    )
+
+    # (b) GitHub converted the code; the answer (with the only key) never arrived.
+    for agent in ("reg-lost", "reg-rotate", "reg-anon"):
+        url = regs.redirect_url(agent, paths[agent])
+        regs.crash(
+            ("github", "register", agent, "--contract", str(paths[agent]), "--code", url),
+            lambda e: conversion(e) and e["status"] == 201,
+        )
+        assert pending(agent)
+        # A second registration would collide on GitHub's global App name: the
+        # next run adopts the App instead.
+        if agent == "reg-lost":
+            again = register(agent, "--code", url)
+            assert again.returncode == 1, str(again)
+            said = again.stdout + again.stderr
+            assert "was interrupted before agentctl stored the App's private key" in said
+            assert "Generate a private key" in said
+            assert f"agentctl github rotate-key {agent} --private-key" in said
+            assert "/organizations/acme/settings/apps/acme-reg-lost" in said
+            assert not pending(agent)
+            assert regs.state().get_resource(agent, "github") is not None
+            rotated = regs.run("github", "rotate-key", agent, "--private-key", str(new_key(agent)))
+            assert rotated.returncode == 0, str(rotated)
+        elif agent == "reg-rotate":
+            # The person went straight to rotate-key: it adopts the App by slug.
+            rotated = regs.run("github", "rotate-key", agent, "--private-key", str(new_key(agent)))
+            assert rotated.returncode == 0, str(rotated)
+            assert "created by the interrupted registration" in rotated.stdout
+        else:
+            # No GitHub token: GitHub hides private Apps from anonymous requests,
+            # so register cannot confirm it and says both ways forward ...
+            again = register(agent, "--code", url, signed_in=False)
+            said = again.stdout + again.stderr
+            assert again.returncode == 1 and "GH_TOKEN" in said and "--app-id" in said, said
+            assert pending(agent) and regs.state().get_resource(agent, "github") is None
+            # ... and rotate-key with the App ID from the settings page converges.
+            app_id = next(
+                a["id"] for a in world.emu.state()["apps"] if a["slug"] == "acme-reg-anon"
+            )
+            rotated = regs.run(
+                "github",
+                "rotate-key",
+                agent,
+                "--private-key",
+                str(new_key(agent)),
+                "--app-id",
+                str(app_id),
+                signed_in=False,
+            )
+            assert rotated.returncode == 0, str(rotated)
+        assert not pending(agent)
+
+    # (c) The key is stored and GitHub accepted it (GET /app); the state never
+    # heard. Step 1 of the next registration finishes the interrupted one.
+    url = regs.redirect_url("reg-stored", paths["reg-stored"])
+    converted = threading.Event()
+
+    def verified(entry: dict[str, Any]) -> bool:
+        if conversion(entry):
+            converted.set()
+        return converted.is_set() and entry["route"] == "/app" and entry["status"] == 200
+
+    regs.crash(
+        ("github", "register", "reg-stored", "--contract", str(paths["reg-stored"]), "--code", url),
+        verified,
+    )
+    assert pending("reg-stored")
+    again = register("reg-stored")
+    assert again.returncode == 0 and "Registered GitHub App acme-reg-stored" in again.stdout, str(
+        again
+    )
+
+    problems = github_converged(regs, agents)
+    assert not problems, "\n".join(problems)
+    # Every App works with its stored key, and the chain is intact.
+    for agent in agents:
+        status = regs.run("github", "status", agent, "-o", "json")
+        assert status.returncode == 0 and status.json()["app_id"], str(status)
+    verify = regs.run("audit", "verify", "-o", "json")
+    assert verify.returncode == 0 and verify.json()["verdict"] == "intact", str(verify)
+    events = regs.state().audit_events(action="github.register")
+    resumed = {e.actor for e in events if e.result == "success" and e.detail.get("resumed_from")}
+    assert resumed == {"reg-early", "reg-lost", "reg-rotate", "reg-anon", "reg-stored"}

@@ -39,7 +39,7 @@ from githubkit.exception import (
     RequestFailed,
     SecondaryRateLimitExceeded,
 )
-from githubkit_schemas.latest.models import PublicUser, SimpleUser
+from githubkit_schemas.latest.models import Integration, PublicUser, SimpleUser
 from openapi_schema_validator import OAS30Validator
 
 from testing.github import GitHubEmulator
@@ -845,6 +845,42 @@ def test_get_user_names_a_persons_token_and_refuses_an_installation_token(world:
     assert installation.json()["message"] == "Resource not accessible by integration"
     for headers in ({"Authorization": "Bearer gho_not-a-token"}, {}):
         assert world.http.get("/user", headers=headers).status_code == 401
+
+
+def test_get_app_by_slug_hides_a_private_app_from_anonymous_requests(own_world: World) -> None:
+    """GET /apps/{app_slug}: GitHub documents that a private App needs a signed-in
+    request (a personal or installation token); anonymously it is 404, as if it
+    did not exist, and a bad credential is 401. The body is checked with
+    githubkit's Integration model (the stored OpenAPI copy lacks this path)."""
+    world = own_world
+    manifest = {
+        "name": "acme-private-bot",
+        "url": "https://example.com",
+        "public": False,
+        "default_permissions": {"issues": "read"},
+    }
+    code = world.emu.create_manifest_code(manifest, owner="acme")
+    created = world.http.post(f"/app-manifests/{code}/conversions").json()
+    slug, person = created["slug"], world.emu.create_user_token("octo-member")
+    assert world.http.get(f"/apps/{slug}").status_code == 404
+    for credential in (f"Bearer {person}", f"token {world.mint()}", f"Bearer {world.jwt()}"):
+        seen = world.http.get(f"/apps/{slug}", headers={"Authorization": credential})
+        assert seen.status_code == 200, seen.text
+        app = Integration.model_validate(seen.json())
+        assert (app.id, app.slug, app.owner.login) == (created["id"], slug, "acme")  # type: ignore[union-attr]
+    bad = world.http.get(f"/apps/{slug}", headers={"Authorization": "Bearer gho_not-a-token"})
+    assert bad.status_code == 401
+    assert (
+        world.http.get(
+            "/apps/no-such-app", headers={"Authorization": f"Bearer {person}"}
+        ).status_code
+        == 404
+    )
+    public = world.emu.create_manifest_code(
+        {**manifest, "name": "acme-public-bot", "public": True}, owner="acme"
+    )
+    public_slug = world.http.post(f"/app-manifests/{public}/conversions").json()["slug"]
+    assert world.http.get(f"/apps/{public_slug}").status_code == 200
 
 
 def test_bearer_scheme_also_carries_installation_tokens(world: World) -> None:

@@ -408,6 +408,38 @@ def test_resources_refuse_secret_looking_values(store: StateStore) -> None:
     assert store.get_resource("a", "github") is None
 
 
+def test_intents_are_announced_replaced_and_settled_with_the_outcome(store: StateStore) -> None:
+    """An intent is written before an unrepeatable call and cleared in the
+    transaction that records its outcome: both or neither."""
+    store.put_intent("a", "github", "register", {"slug": "acme-a", "owner": "acme"})
+    store.put_intent("b", "github", "register", {"slug": "acme-b"})
+    replaced = store.put_intent("a", "github", "register", {"slug": "acme-a2"})
+    got = store.get_intent("a", "github", "register")
+    assert got == replaced and got.detail == {"slug": "acme-a2"}
+    assert store.get_intent("a", "github", "rotate") is None
+    assert [i.agent for i in store.list_intents("github")] == ["a", "b"]
+    assert store.list_intents("jira") == []
+
+    with pytest.raises(RuntimeError), store.batch():
+        store.put_resource("a", "github", "42", {"slug": "acme-a2"})
+        assert store.clear_intent("a", "github", "register")
+        raise RuntimeError("killed before the commit")
+    assert store.get_resource("a", "github") is None
+    assert store.get_intent("a", "github", "register") is not None
+
+    with store.batch():
+        store.put_resource("a", "github", "42", {"slug": "acme-a2"})
+        assert store.clear_intent("a", "github", "register")
+    assert store.get_resource("a", "github") is not None
+    assert store.get_intent("a", "github", "register") is None
+    assert not store.clear_intent("a", "github", "register")
+
+    token = "ghs_" + "A1b2" * 9
+    with pytest.raises(SecretLeakError):
+        store.put_intent("c", "github", "register", {"token": token})
+    assert store.get_intent("c", "github", "register") is None
+
+
 # -- credentials ---------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from agentctl.state.records import (
     AuditDraft,
     AuditEvent,
     CredentialRecord,
+    IntentRecord,
     ResourceRecord,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "AuditDraft",
     "AuditEvent",
     "CredentialRecord",
+    "IntentRecord",
     "LockHolder",
     "ResourceRecord",
     "StateStore",

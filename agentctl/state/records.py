@@ -18,7 +18,7 @@ from agentctl.model import AgentStatus
 
 # The schema version this agentctl writes (agentctl.state.schema.LATEST_VERSION,
 # kept here too so readers that skip SQLAlchemy can check it).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Rows per fetch when streaming the audit trail: memory stays flat at any length.
 AUDIT_BATCH_SIZE = 2000
@@ -78,6 +78,18 @@ class ResourceRecord:
     attributes: dict[str, Any]
     applied_hash: str | None
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    """A change announced before a call that cannot be repeated, not yet settled:
+    a process that died between the call and recording its outcome."""
+
+    agent: str
+    provider: str
+    action: str
+    detail: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True)

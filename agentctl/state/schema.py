@@ -229,6 +229,20 @@ long_lived_secrets = sa.Table(
     sa.Column("expires_at", UTCDateTime),
 )
 
+# A change agentctl announced before a call that cannot be undone or repeated
+# (e.g. converting a GitHub App manifest code), cleared in the same transaction
+# that records its outcome. One left behind means a process died in between:
+# the next run finds it and adopts what the call made instead of making it again.
+intents = sa.Table(
+    "intents",
+    metadata,
+    sa.Column("agent", sa.String, primary_key=True),
+    sa.Column("provider", sa.String, primary_key=True),
+    sa.Column("action", sa.String, primary_key=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
 
 def _v1_initial(conn: Connection) -> None:
     history = sa.MetaData()
@@ -435,6 +449,21 @@ def _v7_long_lived_secrets(conn: Connection) -> None:
         )
 
 
+def _v8_intents(conn: Connection) -> None:
+    """v8: intents, a change announced before an unrepeatable call (github register)."""
+    history = sa.MetaData()
+    sa.Table(
+        "intents",
+        history,
+        sa.Column("agent", sa.String, primary_key=True),
+        sa.Column("provider", sa.String, primary_key=True),
+        sa.Column("action", sa.String, primary_key=True),
+        sa.Column("detail", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    history.create_all(conn)
+
+
 # Position N-1 holds the migration that brings the schema to version N.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -444,6 +473,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v5_keyed_audit,
     _v6_audit_time_index,
     _v7_long_lived_secrets,
+    _v8_intents,
 )
 LATEST_VERSION = len(MIGRATIONS)
 # Readers that skip SQLAlchemy (agentctl.state.snapshot) check the version

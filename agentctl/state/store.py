@@ -44,6 +44,7 @@ from agentctl.state.records import (
     AuditEvent,
     AuditHead,
     CredentialRecord,
+    IntentRecord,
     LongLivedSecretRecord,
     ResourceRecord,
     ServeCallerRecord,
@@ -838,6 +839,59 @@ class StateStore:
         with self._write() as conn:
             return conn.execute(statement).rowcount == 1
 
+    # -- intents ------------------------------------------------------------------
+
+    def put_intent(
+        self, agent: str, provider: str, action: str, detail: Mapping[str, Any]
+    ) -> IntentRecord:
+        """Announce ``action`` on ``agent`` before the call that makes it (replaces an
+        earlier one for the same agent, provider and action)."""
+        check_no_secrets(dict(detail), f"intent {agent}/{provider}/{action}")
+        values = {
+            "agent": agent,
+            "provider": provider,
+            "action": action,
+            "detail": _dump(dict(detail)),
+            "created_at": self._clock(),
+        }
+        statement = self._upsert(
+            s.intents,
+            ("agent", "provider", "action"),
+            values,
+            {"detail": values["detail"], "created_at": values["created_at"]},
+        )
+        with self._write() as conn:
+            conn.execute(statement)
+        return _intent(values)
+
+    def get_intent(self, agent: str, provider: str, action: str) -> IntentRecord | None:
+        query = sa.select(s.intents).where(
+            s.intents.c.agent == agent,
+            s.intents.c.provider == provider,
+            s.intents.c.action == action,
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _intent(row)
+
+    def list_intents(self, provider: str | None = None) -> list[IntentRecord]:
+        query = sa.select(s.intents).order_by(s.intents.c.agent, s.intents.c.action)
+        if provider is not None:
+            query = query.where(s.intents.c.provider == provider)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_intent(row) for row in rows]
+
+    def clear_intent(self, agent: str, provider: str, action: str) -> bool:
+        """Settle an intent (in the transaction that records its outcome)."""
+        statement = s.intents.delete().where(
+            s.intents.c.agent == agent,
+            s.intents.c.provider == provider,
+            s.intents.c.action == action,
+        )
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
     # -- credentials (metadata only) -----------------------------------------
 
     def add_credential(
@@ -1512,6 +1566,10 @@ def _agent(row: RowMapping) -> AgentRecord:
 
 def _resource(row: Mapping[Any, Any]) -> ResourceRecord:
     return ResourceRecord(**{**row, "attributes": json.loads(row["attributes"])})
+
+
+def _intent(row: Mapping[Any, Any]) -> IntentRecord:
+    return IntentRecord(**{**row, "detail": json.loads(row["detail"])})
 
 
 def _approval(row: RowMapping) -> ApprovalRecord:

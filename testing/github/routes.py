@@ -306,6 +306,27 @@ class GitHubApi:
     def get_app(self, call: Call) -> Reply:
         return Reply(200, self.render.app(call.authenticated_app(), with_installations_count=True))
 
+    def get_app_by_slug(self, call: Call) -> Reply:
+        """GET /apps/{app_slug}: a public App to anyone; a private one only to a
+        signed-in request (a user or installation token, or an App's JWT) —
+        anonymously it is 404, as if it did not exist. A bad credential is 401."""
+        header = call.request.headers.get("Authorization")
+        signed_in = False
+        if header is not None:
+            scheme, _, credential = header.partition(" ")
+            credential = credential.strip()
+            if scheme.lower() == "bearer" and credential.count(".") == 2:
+                call.app = self.verify_jwt(credential)
+            elif self.world.live_token(credential) is not None:
+                call.token = self.verify_token(scheme, credential)
+            else:
+                call.user = self.verify_user_token(scheme, credential)
+            signed_in = True
+        app = self.world.find_app_by_slug(call.args["app_slug"])
+        if app is None or not (app.public or signed_in):
+            raise ApiError(404, MSG_NOT_FOUND)
+        return Reply(200, self.render.app(app))
+
     def list_installations(self, call: Call) -> Reply:
         app = call.authenticated_app()
         since = self.since(call)
@@ -411,6 +432,7 @@ class GitHubApi:
             external_url=manifest["url"],
             webhook=bool(hook.get("url")),
             private_key=new_private_key(),
+            public=bool(manifest.get("public", False)),
         )
         return Reply(201, self.render.app_credentials(app))
 
@@ -615,6 +637,7 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/installation/token", "installation", GitHubApi.revoke_token),
     Route("GET", "/installation/repositories", "installation", GitHubApi.list_installation_repos),
     Route("POST", "/app-manifests/{code}/conversions", "none", GitHubApi.convert_manifest),
+    Route("GET", "/apps/{app_slug}", "none", GitHubApi.get_app_by_slug),
     Route("GET", "/orgs/{org}/installation", "app", GitHubApi.get_org_installation),
     Route("GET", "/repos/{owner}/{repo}/installation", "app", GitHubApi.get_repo_installation),
     Route("GET", "/repos/{owner}/{repo}", "installation", GitHubApi.get_repo),

@@ -150,6 +150,10 @@ class GitHubEmulator:
             self._world.load(json.loads(state_file.read_text()))
         self._faults: list[_Fault] = []
         self._requests: list[dict[str, Any]] = []
+        # Called with each API request's log entry once it was carried out (or
+        # faulted) and before its answer is sent, outside the lock: a test can
+        # SIGKILL the client at exactly "GitHub did it, the client never heard".
+        self.after_request: Callable[[dict[str, Any]], None] | None = None
         self._rate_limits = RateLimits(clock)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -580,6 +584,10 @@ class GitHubEmulator:
                     "time": iso(self._clock()),
                 }
             )
+            entry = dict(self._requests[-1])
+        hook = self.after_request
+        if hook is not None:
+            hook(entry)
         return reply, headers
 
     def _dispatch(self, route: Route, call: Call) -> Reply:

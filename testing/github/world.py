@@ -165,6 +165,8 @@ class App:
     public_key_pem: str
     created_at: datetime
     updated_at: datetime
+    # Manifest `public`: a private App is shown by slug only to signed-in requests.
+    public: bool = False
     # Keys generated later on the App's settings page ("Generate a private key");
     # GitHub accepts a JWT signed by any key of the App until it is deleted.
     more_public_key_pems: list[str] = dataclasses.field(default_factory=list)
@@ -265,6 +267,11 @@ def _decode_record(cls: type[_Record], data: Mapping[str, Any]) -> _Record:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if item.name not in data and (
+            item.default is not dataclasses.MISSING
+            or item.default_factory is not dataclasses.MISSING
+        ):
+            continue  # a field added since the file was written: its default
         raw = data[item.name]
         hint = hints[item.name]
         is_time = hint is datetime or (
@@ -528,6 +535,7 @@ class World:
         external_url: str | None,
         webhook: bool,
         private_key: rsa.RSAPrivateKey,
+        public: bool = False,
     ) -> App:
         slug = _slugify(name)
         if not slug or any(a.slug == slug for a in self.apps.values()):
@@ -566,9 +574,13 @@ class World:
             public_key_pem=public_pem,
             created_at=now,
             updated_at=now,
+            public=public,
         )
         self.apps[app.id] = app
         return app
+
+    def find_app_by_slug(self, slug: str) -> App | None:
+        return next((a for a in self.apps.values() if a.slug == slug), None)
 
     def install(
         self,

@@ -104,12 +104,24 @@ def _rotated_key(result: RotatedKey, out: TextOutput) -> None:
         f"key fingerprint {result.key_fingerprint}); it replaced the stored key "
         f"({escape(result.secret_ref)})."
     )
+    if result.adopted is not None:
+        out.line(
+            f"Recorded App {escape(result.slug)}, created by the interrupted registration of "
+            f"{escape(result.agent)}. Next: install it at {escape(result.adopted.install_url)}, "
+            "then run `agentctl apply`."
+        )
+        return
     out.line(f"Delete the old key at {escape(result.settings_url)}.")
 
 
 def _status(result: AppStatus, out: TextOutput) -> None:
     if not result.registered:
         out.line(f"{escape(result.agent)}: no GitHub App or grant recorded ({result.mode} mode).")
+        if result.interrupted_registration:
+            out.line(
+                f"A registration begun {escape(result.interrupted_registration)} was interrupted: "
+                f"`agentctl github register {escape(result.agent)}` finishes it."
+            )
         return
     installation = (
         f"{result.installation_id} on {result.account}"
@@ -207,7 +219,7 @@ def build(cli: CommandLine) -> typer.Typer:
                 events=events,
                 redirect_url=redirect_url,
             )
-            if open_browser:
+            if open_browser and isinstance(started, commands.RegistrationStarted):
                 _open(started.form)
                 started = dataclasses.replace(started, opened=True)
             cli.show(started, output)
@@ -261,13 +273,21 @@ def build(cli: CommandLine) -> typer.Typer:
         private_key: Path = typer.Option(
             ..., "--private-key", help="The new .pem generated on the App's settings page."
         ),
+        app_id: int | None = typer.Option(
+            None,
+            "--app-id",
+            min=1,
+            max=2**63 - 1,
+            help="The App ID shown on its settings page: only needed to adopt the App of an "
+            "interrupted registration when GitHub does not show it to this machine (no GH_TOKEN).",
+        ),
         output: OutputFormat = cli.output_option,
     ) -> None:
         """Install a new private key for the agent's App, after verifying it with GitHub.
 
         Example: agentctl github rotate-key pr-review-agent --private-key ~/Downloads/new.pem
         """
-        cli.show(commands.rotate_key(cli.session(ctx), name, private_key), output)
+        cli.show(commands.rotate_key(cli.session(ctx), name, private_key, app_id=app_id), output)
 
     @app.command("status")
     def status_command(

@@ -25,10 +25,11 @@ never in a result: only where they are stored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -83,6 +84,11 @@ def _audit_failure(session: CommandSession, name: str, action: str) -> Iterator[
 
 
 def _audit_registered(session: CommandSession, name: str, registered: RegisteredApp) -> None:
+    resumed = (
+        {"resumed_from": registered.resumed_from, "key_stored": registered.key_stored}
+        if registered.resumed_from
+        else {}
+    )
     session.audit(
         AuditDraft(
             actor=name,
@@ -96,8 +102,29 @@ def _audit_registered(session: CommandSession, name: str, registered: Registered
                 "owner": registered.owner,
                 "html_url": registered.html_url,
                 "secret_refs": list(registered.secret_refs),
+                **resumed,
             },
         ),
+    )
+
+
+def _auditor(session: CommandSession, name: str) -> Callable[[RegisteredApp], None]:
+    return functools.partial(_audit_registered, session, name)
+
+
+def _key_lost(name: str, registered: RegisteredApp) -> AgentctlError:
+    """The App exists and is recorded, but its only key died with an earlier run."""
+    from agentctl.errors import ProviderError
+
+    return ProviderError(
+        "github",
+        f"GitHub App {registered.slug} (id {registered.app_id}) was created by the registration "
+        f"of {name} begun {registered.resumed_from}, which was interrupted before agentctl "
+        "stored the App's private key. The App is now recorded (and audited), but GitHub shows "
+        "a private key only once: the App has no usable key",
+        hint=f"in a browser, open {registered.settings_url} and under 'Private keys' click "
+        "'Generate a private key' (the browser downloads a .pem file); then run "
+        f"`agentctl github rotate-key {name} --private-key PATH/TO/THAT.pem`",
     )
 
 
@@ -178,11 +205,18 @@ def start_registration(
     webhook_url: str | None = None,
     events: Sequence[str] = (),
     redirect_url: str = DEFAULT_REDIRECT_URL,
-) -> RegistrationStarted:
+) -> RegistrationStarted | AppRegistered:
+    """Step 1; or, when an earlier registration of ``name`` was interrupted after
+    GitHub created its App, that App recorded instead (GitHub would refuse a
+    second App of the same name)."""
     agent = _contract(session, name, contract_path)
     session.may_create_state = True  # registration may come before the first apply
     session.require_person("github register", name)  # verified person, never an agent
     provider = _provider(session, [str(contract_path)])
+    with _audit_failure(session, name, "github.register"):
+        resumed = provider.resume_registration(name, audit=_auditor(session, name))
+    if resumed is not None:
+        return _registered(name, agent, resumed)
     manifest = provider.app_manifest(
         agent, webhook_url=webhook_url, events=list(events), redirect_url=redirect_url
     )
@@ -220,7 +254,6 @@ def complete_registration(
 ) -> AppRegistered:
     """``code``: the whole redirect URL (it carries code and state), or the bare
     code with ``state``."""
-    from agentctl.providers.github import SPEC as GITHUB
     from agentctl.providers.github.manifest import parse_code
 
     agent = _contract(session, name, contract_path)
@@ -229,9 +262,18 @@ def complete_registration(
     provider = _provider(session, [str(contract_path)])
     the_code, the_state = parse_code(code, state)
     with _audit_failure(session, name, "github.register"):
-        registered = provider.complete_registration(agent, the_code, the_state)
+        registered = provider.complete_registration(
+            agent, the_code, the_state, audit=_auditor(session, name)
+        )
+    return _registered(name, agent, registered)
+
+
+def _registered(name: str, agent: Contract, registered: RegisteredApp) -> AppRegistered:
+    from agentctl.providers.github import SPEC as GITHUB
+
     _remove_forms(name)
-    _audit_registered(session, name, registered)
+    if not registered.key_stored:
+        raise _key_lost(name, registered)
     grant = agent.grant(GITHUB)
     return AppRegistered(
         agent=name,
@@ -376,11 +418,14 @@ def complete_pending(
             continue
         try:
             with _audit_failure(session, name, "github.register"):
-                registered = provider.complete_registration(by_name[name], the_code, the_state)
+                registered = provider.complete_registration(
+                    by_name[name], the_code, the_state, audit=_auditor(session, name)
+                )
+            if not registered.key_stored:
+                raise _key_lost(name, registered)
         except AgentctlError as exc:
             results.append(PendingOutcome(ok=False, agent=name, error=exc.message))
             continue
-        _audit_registered(session, name, registered)
         results.append(
             PendingOutcome(
                 ok=True,
@@ -399,8 +444,11 @@ def complete_pending(
 # -- rotate-key, status ------------------------------------------------------------------
 
 
-def rotate_key(session: CommandSession, name: str, private_key: Path) -> RotatedKey:
-    """Install a new private key for the agent's App, after GitHub accepted it."""
+def rotate_key(
+    session: CommandSession, name: str, private_key: Path, *, app_id: int | None = None
+) -> RotatedKey:
+    """Install a new private key for the agent's App, after GitHub accepted it;
+    an App an interrupted registration created (and lost the key of) is adopted."""
     from agentctl.secrets import Secret
 
     try:
@@ -413,7 +461,10 @@ def rotate_key(session: CommandSession, name: str, private_key: Path) -> Rotated
     session.require_person("github rotate-key", name)
     provider = _provider(session)
     with _audit_failure(session, name, "github.rotate-key"):
-        rotated = provider.rotate_key(name, pem)
+        rotated = provider.rotate_key(name, pem, app_id=app_id)
+    if rotated.adopted is not None:
+        # The App, its registration event and the settled intent: one transaction.
+        provider.record_adopted(rotated.adopted, _auditor(session, name))
     session.audit(
         AuditDraft(
             actor=name,

@@ -76,7 +76,12 @@ from agentctl.providers.github.scopes import resolve_github_permissions
 from agentctl.secrets import Secret
 
 if TYPE_CHECKING:
-    from agentctl.state.records import CredentialRecord, LongLivedSecretRecord, ResourceRecord
+    from agentctl.state.records import (
+        CredentialRecord,
+        IntentRecord,
+        LongLivedSecretRecord,
+        ResourceRecord,
+    )
 
 DEDICATED = "dedicated"
 SHARED = "shared"
@@ -134,6 +139,20 @@ class GitHubChange:
     unsuspend: tuple[int, ...] = ()
 
 
+def _registered_info(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the state records of an App, from GitHub's App object."""
+    return {
+        "mode": DEDICATED,
+        "app_id": int(body["id"]),
+        "slug": body["slug"],
+        "name": body["name"],
+        "html_url": body["html_url"],
+        "owner": body["owner"]["login"],
+        "owner_type": body["owner"].get("type", "Organization"),
+        "app_permissions": dict(sorted((body.get("permissions") or {}).items())),
+    }
+
+
 class RegistrationRefused(ProviderError):
     """The manifest flow's answer was refused; ``detail`` goes to the audit event."""
 
@@ -144,6 +163,10 @@ class RegistrationRefused(ProviderError):
 
 def _state_digest(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
+
+
+# The intent `github register` records before converting a manifest code.
+REGISTER_INTENT = "register"
 
 
 def manifest_state_ref(agent: str) -> str:
@@ -225,6 +248,9 @@ class RotatedKey:
     secret_ref: str
     key_fingerprint: str
     settings_url: str
+    # The App an interrupted registration created, adopted with this key: the
+    # command records it (and its audit event) in one transaction.
+    adopted: RegisteredApp | None = field(default=None, metadata={"json": False})
 
 
 def key_fingerprint(key: Any) -> str:
@@ -264,6 +290,8 @@ class AppStatus:
     private_key: LongLivedSecret | None = None
     key_age_days: int | None = None  # None: unknown (stored before it was recorded)
     key_at_least_days: int | None = None
+    # When a registration of the agent was interrupted and is not finished yet.
+    interrupted_registration: str | None = field(default=None, metadata={"omit_none": True})
 
 
 @dataclass
@@ -2110,17 +2138,13 @@ class GitHubProvider:
                 detail={"reason": "state-mismatch"},
             )
 
-    def complete_registration(self, contract: Contract, code: str, state: str) -> RegisteredApp:
-        """Exchange a manifest ``code`` for the App, check it against the contract and
-        the configured organization, store its secrets and record it in state.
+    def registration_intent(self, agent: str) -> IntentRecord | None:
+        """The registration of ``agent`` an earlier run began and did not finish
+        (it recorded the intent, then died around the manifest conversion)."""
+        return self._context.state.get_intent(agent, PROVIDER, REGISTER_INTENT)
 
-        ``state`` must be the one :meth:`start_registration` kept for this agent;
-        the code is used only then."""
-        agent = contract.name
-        manifest = self.app_manifest(contract)
-        org = str(self._settings.organization)
-        state_store = self._context.state
-        existing = state_store.get_resource(agent, PROVIDER)
+    def _refuse_if_registered(self, agent: str) -> None:
+        existing = self._record(agent)
         stored_id = self._context.secrets.get(app_id_ref(agent))
         if existing is not None or stored_id is not None:
             known = existing.resource_id if existing is not None else stored_id
@@ -2129,27 +2153,80 @@ class GitHubProvider:
                 f"{agent} already has GitHub App {known}: nothing was registered",
                 hint=f"`agentctl github rotate-key {agent} --private-key FILE` replaces its key",
             )
+
+    def complete_registration(
+        self,
+        contract: Contract,
+        code: str,
+        state: str,
+        *,
+        audit: Callable[[RegisteredApp], None] | None = None,
+    ) -> RegisteredApp:
+        """Exchange a manifest ``code`` for the App, check it against the contract and
+        the configured organization, store its secrets and record it in state.
+
+        ``state`` must be the one :meth:`start_registration` kept for this agent;
+        the code is used only then. The conversion cannot be repeated (the code
+        works once and the App's key is shown once), so an intent is recorded
+        before it: a run killed around it is finished by the next one
+        (:meth:`resume_registration`). ``audit`` records the registration in the
+        same state transaction that records the App and settles the intent."""
+        agent = contract.name
+        manifest = self.app_manifest(contract)
+        org = str(self._settings.organization)
+        state_store = self._context.state
+        intent = self.registration_intent(agent)
+        if intent is None:
+            self._refuse_if_registered(agent)
+        else:
+            finished = self._finish_with_stored_key(agent, intent, audit)
+            if finished is not None:
+                return finished
         self._check_state(agent, state)
-        # A code is single-use: whatever happens next, this registration is over.
-        self._context.secrets.delete(manifest_state_ref(agent))
+        if intent is None:
+            state_store.put_intent(
+                agent,
+                PROVIDER,
+                REGISTER_INTENT,
+                {"name": manifest["name"], "slug": app_slug(manifest["name"]), "owner": org},
+            )
         # Keep the client referenced: githubkit's namespaces hold it weakly.
         client = self._http.client(None)
-        body: dict[str, Any] = self._http.call(
-            "convert the App manifest code",
-            functools.partial(client.rest.apps.create_from_manifest, code),
-        ).json()
-        info = {
-            "mode": DEDICATED,
-            "app_id": int(body["id"]),
-            "slug": body["slug"],
-            "name": body["name"],
-            "html_url": body["html_url"],
-            "owner": body["owner"]["login"],
-            "owner_type": body["owner"].get("type", "Organization"),
-            "app_permissions": dict(sorted((body.get("permissions") or {}).items())),
-        }
+        try:
+            body: dict[str, Any] = self._http.call(
+                "convert the App manifest code",
+                functools.partial(client.rest.apps.create_from_manifest, code),
+                idempotent=False,  # a lost answer holds the only copy of the App's key
+            ).json()
+        except GitHubApiError as exc:
+            if exc.outcome_unknown:
+                raise ProviderError(
+                    PROVIDER,
+                    exc.message,
+                    hint=f"run `agentctl github register {agent} --code ...` again with the same "
+                    "redirect URL: the registration is recorded as under way, and the next run "
+                    "finds the App if GitHub created it",
+                ) from None
+            if exc.status not in (404, 422):
+                raise
+            if intent is not None:
+                # The interrupted run used the code: GitHub created the App and
+                # its key was lost with that process.
+                return self._adopt_interrupted(agent, intent, audit)
+            state_store.clear_intent(agent, PROVIDER, REGISTER_INTENT)
+            self._context.secrets.delete(manifest_state_ref(agent))
+            raise ProviderError(
+                PROVIDER,
+                f"GitHub does not accept this code ({exc.status}): a code works once, within an "
+                "hour of creating the App; nothing was registered",
+                hint=f"start again with `agentctl github register {agent}`",
+            ) from None
+        # The code is used: this registration's state is spent.
+        self._context.secrets.delete(manifest_state_ref(agent))
+        info = _registered_info(body)
         settings_url = self._app_settings_url(info)
         if info["owner"].lower() != org.lower() or info["owner_type"] != "Organization":
+            state_store.clear_intent(agent, PROVIDER, REGISTER_INTENT)
             # Someone else's App (a personal one, or another organization's): its
             # key is not stored, so agentctl can never act as it.
             raise RegistrationRefused(
@@ -2169,6 +2246,7 @@ class GitHubProvider:
             )
         wanted = manifest["default_permissions"]
         if info["name"] != manifest["name"] or not _same(info["app_permissions"], wanted):
+            state_store.clear_intent(agent, PROVIDER, REGISTER_INTENT)
             raise ProviderError(
                 PROVIDER,
                 f"the App created from this code is {info['name']!r} with "
@@ -2178,9 +2256,10 @@ class GitHubProvider:
                 hint=f"delete it at {settings_url}/advanced and register again without editing "
                 "the name or permissions",
             )
+        pem = Secret(str(body["pem"]))
         refs = [app_key_ref(agent), app_id_ref(agent)]
         secrets_store = self._context.secrets
-        pem = Secret(str(body["pem"]))
+        # The key first: GitHub shows it only in this answer.
         secrets_store.put(app_key_ref(agent), pem)
         secrets_store.put(app_id_ref(agent), Secret(str(info["app_id"])))
         for field_name, suffix in (
@@ -2191,53 +2270,242 @@ class GitHubProvider:
                 ref = f"github/app/{agent}/{suffix}"
                 secrets_store.put(ref, Secret(str(body[field_name])))
                 refs.append(ref)
+        # GitHub accepts the stored key for this App before it is recorded as usable.
+        app = AppIdentity(info["app_id"], self._http.parse_key(pem, "the App's private key"))
+        self._get_app(app, f"verify the private key of App {info['slug']}")
+        return self._record_registration(
+            agent,
+            info,
+            refs,
+            audit,
+            # GitHub made the key in this very conversion: its age starts now.
+            key=app.key,
+            resumed_from=intent.created_at.isoformat() if intent is not None else None,
+        )
+
+    def resume_registration(
+        self, agent: str, *, audit: Callable[[RegisteredApp], None] | None = None
+    ) -> RegisteredApp | None:
+        """Finish the registration of ``agent`` an interrupted run left (`github
+        register` step 1 calls this before starting a new one, whose App name
+        GitHub would refuse as taken). None: nothing was pending, or GitHub
+        confirms the App was never created (the intent is settled)."""
+        intent = self.registration_intent(agent)
+        if intent is None:
+            return None
+        finished = self._finish_with_stored_key(agent, intent, audit)
+        if finished is not None:
+            return finished
+        body, signed_in = self._app_by_slug(str(intent.detail["slug"]))
+        if body is None and signed_in:
+            # GitHub shows a signed-in caller its organization's private Apps too:
+            # the interrupted run never got as far as creating it.
+            self._context.state.clear_intent(agent, PROVIDER, REGISTER_INTENT)
+            return None
+        return self._adopt_interrupted(agent, intent, audit, body=body, signed_in=signed_in)
+
+    def _finish_with_stored_key(
+        self, agent: str, intent: IntentRecord, audit: Callable[[RegisteredApp], None] | None
+    ) -> RegisteredApp | None:
+        """The interrupted run stored the App's key and id, then died before the
+        state recorded the App: verify the key with GitHub and record it."""
+        pem = self._context.secrets.get(app_key_ref(agent))
+        stored = self._context.secrets.get(app_id_ref(agent))
+        if pem is None or stored is None or not stored.reveal().isdigit():
+            return None
+        app = AppIdentity(int(stored.reveal()), self._http.parse_key(pem, "the stored key"))
+        body = self._get_app(app, f"verify the stored private key of {agent}'s App")
+        info = _registered_info(body)
+        self._check_adoptable(agent, intent, info)
+        refs = [app_key_ref(agent), app_id_ref(agent)] + [
+            f"github/app/{agent}/{suffix}"
+            for suffix in ("webhook-secret", "client-secret")
+            if self._context.secrets.get(f"github/app/{agent}/{suffix}") is not None
+        ]
+        return self._record_registration(
+            agent, info, refs, audit, key=app.key, resumed_from=intent.created_at.isoformat()
+        )
+
+    def _check_adoptable(self, agent: str, intent: IntentRecord, info: Mapping[str, Any]) -> None:
+        """The App found is the one the interrupted registration was creating."""
+        org = str(intent.detail.get("owner") or self._settings.organization)
+        if (
+            info["slug"] != intent.detail.get("slug")
+            or info["owner"].lower() != org.lower()
+            or info["owner_type"] != "Organization"
+        ):
+            raise ProviderError(
+                PROVIDER,
+                f"the registration of {agent} begun {utc_text(intent.created_at)} was to create "
+                f"App {intent.detail.get('slug')} owned by {org}; GitHub shows "
+                f"{info['slug']} (id {info['app_id']}) owned by {info['owner']}: agentctl does "
+                "not adopt it",
+                hint=f"check {self._app_settings_url(info)}; delete the wrong App there, then run "
+                f"`agentctl github register {agent}` again",
+            )
+
+    def _app_by_slug(self, slug: str) -> tuple[dict[str, Any] | None, bool]:
+        """``GET /apps/{slug}``, signed in with the operator's GitHub token when the
+        environment has one (GitHub shows a private App only to a signed-in
+        request); the App (None: 404) and whether the request was signed in."""
+        import os
+
+        from agentctl.identity import GITHUB_TOKEN_VARIABLES
+
+        token = next((os.environ[v] for v in GITHUB_TOKEN_VARIABLES if os.environ.get(v)), None)
+        client = self._http.client(None) if token is None else self._http.as_token(Secret(token))
+        try:
+            body: dict[str, Any] = self._http.call(
+                f"look up App {slug}", functools.partial(client.rest.apps.get_by_slug, slug)
+            ).json()
+        except GitHubApiError as exc:
+            if exc.status == 404:
+                return None, token is not None
+            raise
+        return body, token is not None
+
+    def _adopt_interrupted(
+        self,
+        agent: str,
+        intent: IntentRecord,
+        audit: Callable[[RegisteredApp], None] | None,
+        *,
+        body: dict[str, Any] | None = None,
+        signed_in: bool | None = None,
+    ) -> RegisteredApp:
+        """GitHub created the App for a run that died before storing its key:
+        record the App (its key lost) so `rotate-key` can install a new one."""
+        slug = str(intent.detail["slug"])
+        org = str(intent.detail.get("owner") or self._settings.organization)
+        if signed_in is None:
+            body, signed_in = self._app_by_slug(slug)
+        settings_url = self._app_settings_url({"owner": org, "slug": slug})
+        if body is None:
+            since = utc_text(intent.created_at)
+            if signed_in:
+                self._context.state.clear_intent(agent, PROVIDER, REGISTER_INTENT)
+                raise ProviderError(
+                    PROVIDER,
+                    f"the registration of {agent} begun {since} was interrupted and GitHub has "
+                    f"no App {slug}: nothing was registered",
+                    hint=f"start again with `agentctl github register {agent}`",
+                )
+            raise ProviderError(
+                PROVIDER,
+                f"the registration of {agent} begun {since} was interrupted before its App's "
+                f"private key was stored, and GitHub does not show App {slug} to a request "
+                "that is not signed in (Apps are private)",
+                hint=f"set GH_TOKEN to your GitHub token (`gh auth token`) and run this again; or "
+                f"open {settings_url}: if the App is there, generate a private key under "
+                f"'Private keys' and run `agentctl github rotate-key {agent} --private-key FILE "
+                "--app-id ID` with the App ID shown there",
+            )
+        info = _registered_info(body)
+        self._check_adoptable(agent, intent, info)
+        return self._record_registration(
+            agent, info, [], audit, key_stored=False, resumed_from=intent.created_at.isoformat()
+        )
+
+    def _record_registration(
+        self,
+        agent: str,
+        info: Mapping[str, Any],
+        refs: list[str],
+        audit: Callable[[RegisteredApp], None] | None,
+        *,
+        key: Any = None,
+        key_stored: bool = True,
+        resumed_from: str | None = None,
+    ) -> RegisteredApp:
+        """Record the App (and date its stored ``key``), audit it and settle the
+        intent: one state transaction."""
         attributes = {
             **info,
             **dict.fromkeys(_INSTALLATION_KEYS),
             "grant_permissions": None,
             "grant_repositories": None,
         }
-        state_store.put_resource(agent, PROVIDER, str(info["app_id"]), attributes)
-        # GitHub made the key in this very conversion: its age starts now.
-        self._record_key(agent, info["app_id"], self._http.parse_key(pem, "the App's key"))
-        return RegisteredApp(
+        registered = RegisteredApp(
             agent=agent,
             app_id=info["app_id"],
             slug=info["slug"],
             html_url=info["html_url"],
             owner=info["owner"],
-            settings_url=settings_url,
+            settings_url=self._app_settings_url(info),
             install_url=f"{info['html_url']}/installations/new",
             permissions=info["app_permissions"],
             secret_refs=tuple(refs),
             attributes=attributes,
+            key_stored=key_stored,
+            resumed_from=resumed_from,
         )
+        state_store = self._context.state
+        with state_store.batch():
+            state_store.put_resource(agent, PROVIDER, str(info["app_id"]), attributes)
+            if key is not None:
+                self._record_key(agent, int(info["app_id"]), key)
+            if audit is not None:
+                audit(registered)
+            state_store.clear_intent(agent, PROVIDER, REGISTER_INTENT)
+        return registered
 
-    def rotate_key(self, agent: str, pem: Secret) -> RotatedKey:
+    def rotate_key(self, agent: str, pem: Secret, *, app_id: int | None = None) -> RotatedKey:
         """Install a new private key for ``agent``'s App, only after a JWT signed with
-        it is accepted by ``GET /app`` for the same App."""
+        it is accepted by ``GET /app`` for the same App.
+
+        With no App recorded but an interrupted registration pending, the App
+        it created is adopted (found by slug, or by ``app_id`` from its settings
+        page) once the new key proves to be its key; :attr:`RotatedKey.adopted`
+        then carries what to record."""
         record = self._record(agent)
         stored = self._context.secrets.get(app_id_ref(agent))
+        # An App recorded nowhere but an interrupted registration's: adopted with this key.
+        intent = self.registration_intent(agent) if record is None else None
         if record is not None and record.attributes.get("app_id") is not None:
-            app_id = int(record.attributes["app_id"])
+            known = int(record.attributes["app_id"])
         elif stored is not None and stored.reveal().isdigit():
-            app_id = int(stored.reveal())
+            known = int(stored.reveal())
+        elif intent is not None:
+            known = app_id if app_id is not None else self._interrupted_app_id(agent, intent)
         else:
             raise ProviderError(
                 PROVIDER,
                 f"no GitHub App is recorded for {agent}",
                 hint=f"agentctl github register {agent}",
             )
-        app = AppIdentity(app_id, self._http.parse_key(pem, "the new private key"))
-        info = self._get_app(app, f"verify the new private key of App {app_id}")
+        if app_id is not None and app_id != known:
+            raise ProviderError(
+                PROVIDER,
+                f"{agent}'s App is {known}, not {app_id}: nothing was changed",
+                hint=f"drop --app-id, or check {app_id_ref(agent)}",
+            )
+        app = AppIdentity(known, self._http.parse_key(pem, "the new private key"))
+        info = self._get_app(app, f"verify the new private key of App {known}")
+        adopted: RegisteredApp | None = None
+        if intent is not None:
+            found = _registered_info(info)
+            self._check_adoptable(agent, intent, found)
+            adopted = RegisteredApp(
+                agent=agent,
+                app_id=known,
+                slug=found["slug"],
+                html_url=found["html_url"],
+                owner=found["owner"],
+                settings_url=self._app_settings_url(found),
+                install_url=f"{found['html_url']}/installations/new",
+                permissions=found["app_permissions"],
+                secret_refs=(app_key_ref(agent), app_id_ref(agent)),
+                attributes=found,
+                resumed_from=intent.created_at.isoformat(),
+            )
         self._context.secrets.put(app_key_ref(agent), pem)
-        self._context.secrets.put(app_id_ref(agent), Secret(str(app_id)))
+        self._context.secrets.put(app_id_ref(agent), Secret(str(known)))
         # The key was generated on the App's settings page moments before (GitHub's
         # API neither makes nor lists App keys): its age starts when it is stored.
-        recorded = self._record_key(agent, app_id, app.key)
+        recorded = self._record_key(agent, known, app.key)
         return RotatedKey(
             agent=agent,
-            app_id=app_id,
+            app_id=known,
             slug=info["slug"],
             secret_ref=app_key_ref(agent),
             key_fingerprint=str(recorded.fingerprint),
@@ -2248,7 +2516,37 @@ class GitHubProvider:
                     "slug": info["slug"],
                 }
             ),
+            adopted=adopted,
         )
+
+    def record_adopted(
+        self, adopted: RegisteredApp, audit: Callable[[RegisteredApp], None] | None
+    ) -> RegisteredApp:
+        """Record an App `rotate-key` adopted from an interrupted registration."""
+        return self._record_registration(
+            adopted.agent,
+            adopted.attributes,
+            list(adopted.secret_refs),
+            audit,
+            resumed_from=adopted.resumed_from,
+        )
+
+    def _interrupted_app_id(self, agent: str, intent: IntentRecord) -> int:
+        slug = str(intent.detail["slug"])
+        body, signed_in = self._app_by_slug(slug)
+        if body is None:
+            settings_url = self._app_settings_url(
+                {"owner": intent.detail.get("owner"), "slug": slug}
+            )
+            raise ProviderError(
+                PROVIDER,
+                f"no GitHub App is recorded for {agent}; its registration begun "
+                f"{utc_text(intent.created_at)} was interrupted, and GitHub does not show App "
+                f"{slug}" + ("" if signed_in else " to a request that is not signed in"),
+                hint=f"pass --app-id ID with the App ID shown at {settings_url}"
+                + ("" if signed_in else ", or set GH_TOKEN to your GitHub token (`gh auth token`)"),
+            )
+        return int(body["id"])
 
     def _record_key(self, agent: str, app_id: int, key: Any) -> LongLivedSecretRecord:
         from agentctl.state.records import LongLivedSecretRecord
@@ -2322,4 +2620,9 @@ class GitHubProvider:
             private_key=key,
             key_age_days=None if key is None or key.created_at is None else at_least,
             key_at_least_days=None if key is None else at_least,
+            interrupted_registration=(
+                None
+                if observed.exists or (intent := self.registration_intent(agent)) is None
+                else intent.created_at.isoformat()
+            ),
         )

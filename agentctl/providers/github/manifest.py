@@ -49,6 +49,11 @@ class RegisteredApp:
     permissions: dict[str, str]
     secret_refs: tuple[str, ...]
     attributes: dict[str, Any] = field(default_factory=dict)
+    # False: adopted after a registration that died once GitHub had created the
+    # App but before its private key was stored; a person generates a new one.
+    key_stored: bool = True
+    # When this run finished a registration an earlier, interrupted run began.
+    resumed_from: str | None = None
 
 
 def build_manifest(
