@@ -614,6 +614,51 @@ def test_5xx_and_rate_limits_are_retried_then_reported(
     assert world.installation(installation_id)["suspended_at"] is not None
 
 
+def test_connection_resets_are_retried_on_reads_and_never_hide_a_mint(
+    github_world: GitHubWorld, leaks: Leaks
+) -> None:
+    """A reset connection (the emulator drops it without answering) is transient:
+    reads are tried again with backoff, and kill verifies; a mint whose answer was
+    lost after GitHub carried it out is not retried, and stays recorded as
+    unconfirmed until it would expire."""
+    world, emu = github_world, github_world.emu
+    contract = contract_for("reset-agent", ["repo:read"])
+    app = world.register(contract)
+    installation_id = world.install(int(app["app_id"]))
+    sleeps: list[float] = []
+    provider = world.provider(sleep=sleeps.append, backoff_seconds=0.2, max_backoff_seconds=5.0)
+
+    emu.inject_reset(count=2, path_prefix="/app/installations", method="GET")
+    assert provider.status(contract.name).installation_id == installation_id
+    assert len(sleeps) == 2
+    resets = [r for r in emu.requests if r["fault"]]
+    assert len(resets) == 2 and {r["status"] for r in resets} == {0}
+
+    emu.inject_reset(count=50, path_prefix="/app/installations", method="GET")
+    with pytest.raises(ProviderError) as persistent:
+        provider.status(contract.name)
+    leaks.seen(str(persistent.value))
+    assert "cannot connect to GitHub" in str(persistent.value)
+    assert "five times" in str(persistent.value)
+    emu.reset_faults()
+
+    # The mint reached GitHub and its answer was lost: not retried, recorded.
+    before = len(emu.state()["tokens"])
+    emu.inject_reset(path_prefix=f"/app/installations/{installation_id}/access_tokens", after=True)
+    with pytest.raises(ProviderError, match="GitHub may have done it anyway") as lost:
+        provider.issue_credentials(contract, run_for(contract.name))
+    leaks.seen(str(lost.value))
+    assert len(emu.state()["tokens"]) == before + 1  # GitHub minted it; nobody holds it
+    pending = world.open_state().list_credentials(agent=contract.name, provider="github")
+    assert [c.fingerprint for c in pending if c.revoked_at is None] == ["unconfirmed"]
+
+    # Kill's suspension blocks it, and the read-back survives a reset.
+    emu.inject_reset(path_prefix=f"/app/installations/{installation_id}", method="GET")
+    killed = provider.kill(contract.name, "INC-21")
+    assert killed.ok, killed
+    assert world.installation(installation_id)["suspended_at"] is not None
+
+
 def test_unreachable_github_names_the_setting(github_world: GitHubWorld) -> None:
     provider = github_world.provider(github_world.config(base_url="http://127.0.0.1:9"))
     contract = contract_for("offline-agent", ["repo:read"])

@@ -9,12 +9,14 @@ limits), keeps a request log, and offers a control API under ``/_emulator/``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import secrets
 import signal
+import socket
 import sys
 import threading
 import typing
@@ -86,10 +88,15 @@ class _Fault:
     reset_in: int | None
     # Carry the request out, then answer with the fault: a lost response.
     after: bool = False
+    # No answer at all: the connection is dropped (a reset on the way).
+    reset: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return path.startswith(self.path_prefix) and self.method in (None, method)
 
+
+# The "status" of a fault that answers nothing: the connection is dropped.
+_RESET = 0
 
 # github.com's page an organization's App manifest is POSTed to (not the REST API).
 _NEW_APP_PAGE = re.compile(r"/organizations/([A-Za-z0-9-]{1,39})/settings/apps/new")
@@ -472,6 +479,34 @@ class GitHubEmulator:
                 )
             )
 
+    def inject_reset(
+        self,
+        *,
+        count: int = 1,
+        path_prefix: str = "/",
+        method: str | None = None,
+        after: bool = False,
+    ) -> None:
+        """Drop the connection of the next ``count`` matching API requests without
+        answering: a connection reset. ``after``: the request is carried out first
+        (GitHub did it; the answer was lost on the way back)."""
+        if count < 1:
+            raise ApiError(422, "count must be at least 1")
+        with self._lock:
+            self._faults.append(
+                _Fault(
+                    0,
+                    count,
+                    path_prefix,
+                    method.upper() if method else None,
+                    None,
+                    None,
+                    None,
+                    after,
+                    reset=True,
+                )
+            )
+
     def set_rate_limit(self, limit: int, *, anonymous: int | None = None) -> None:
         """The primary limit, per hour: ``limit`` requests for every App and
         installation (GitHub: 5000), ``anonymous`` for unauthenticated requests
@@ -524,6 +559,14 @@ class GitHubEmulator:
             reply = self._serve_new_app(request)
         else:
             reply, headers = self._serve_api(request)
+        if reply.status == _RESET:
+            if request.method in _MUTATING_METHODS:
+                self._save()
+            # Close both directions: the client sees the connection reset, no answer.
+            with contextlib.suppress(OSError):
+                environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            # werkzeug's server treats a ConnectionError as the client gone: quietly.
+            raise ConnectionResetError("the emulator dropped this connection (a reset fault)")
         headers.update(reply.headers)
         if reply.body is None:
             response = Response(status=reply.status, headers=headers)
@@ -617,6 +660,8 @@ class GitHubEmulator:
     def _fault_reply(
         self, fault: _Fault, identity: str, request_id: str, counters: Mapping[str, int]
     ) -> Reply:
+        if fault.reset:
+            return Reply(_RESET)
         if fault.rate_limit is None:
             return ApiError(fault.status, HTTPStatus(fault.status).phrase).reply()
         headers = _rate_headers(counters)

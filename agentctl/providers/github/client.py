@@ -74,6 +74,15 @@ def _never_sent(exc: Any) -> bool:
     return isinstance(getattr(exc, "exc", None), httpx.ConnectError | httpx.ConnectTimeout)
 
 
+def _transient(exc: Any) -> bool:
+    """A transport failure worth another attempt (a reset, a refused or dropped
+    connection), not one that will fail the same way (a request agentctl could
+    not even build, e.g. a key that cannot sign)."""
+    import httpx
+
+    return isinstance(getattr(exc, "exc", None), httpx.TransportError)
+
+
 class GitHubApiError(ProviderError):
     """GitHub answered with an error (after retries); ``status`` is the HTTP status,
     None when GitHub could not be reached at all. ``outcome_unknown``: a request
@@ -298,7 +307,11 @@ class GitHubHttp:
                     raise self._unknown_outcome(
                         doing, f"the connection failed ({type(exc.exc).__name__})"
                     ) from None
-                raise self._unreachable(exc, doing) from None
+                # A reset or refused connection is as transient as a 5xx: a read
+                # (or a request that never left) is tried again, with backoff.
+                if attempt >= attempts or not _transient(exc):
+                    raise self._unreachable(exc, doing, attempt) from None
+                self._sleep(self._delay(attempt, 0))
 
     @property
     def _max_wait(self) -> float:
@@ -401,13 +414,15 @@ class GitHubHttp:
             f"{doing}: GitHub answered {status} to {endpoint}{detail}", status=status
         )
 
-    def _unreachable(self, exc: Any, doing: str) -> GitHubApiError:
+    def _unreachable(self, exc: Any, doing: str, attempts: int = 1) -> GitHubApiError:
         import httpx
 
         cause = getattr(exc, "exc", exc)
         if isinstance(cause, httpx.TransportError):
+            tried = f", {times(attempts)}" if attempts > 1 else ""
             return GitHubApiError(
-                f"{doing}: cannot connect to GitHub at {self._base_url} ({type(cause).__name__})",
+                f"{doing}: cannot connect to GitHub at {self._base_url} "
+                f"({type(cause).__name__}{tried})",
                 status=None,
                 hint="check github.base_url in agentctl.yaml (for GitHub Enterprise "
                 "Server: https://HOST/api/v3) and the network",

@@ -2208,6 +2208,9 @@ class GitHubProvider:
                     "finds the App if GitHub created it",
                 ) from None
             if exc.status not in (404, 422):
+                if intent is None:
+                    # GitHub refused it or was never reached: nothing was created.
+                    state_store.clear_intent(agent, PROVIDER, REGISTER_INTENT)
                 raise
             if intent is not None:
                 # The interrupted run used the code: GitHub created the App and
