@@ -79,6 +79,7 @@ import jsonschema
 import yaml
 from yaml.nodes import Node
 
+from agentctl.errors import NotFound
 from agentctl.model import Contract, ExecutionMode, JsonValue, Problem, Severity
 from agentctl.schema import (
     CONTRACT_SCHEMA_FILE,
@@ -180,6 +181,27 @@ class ValidationReport:
         (an expired contract is still acted on: apply disables its agent). A
         half-valid folder must not prune agents whose files merely broke."""
         return tuple(p for p in self.errors if p.code != "expired")
+
+    def not_found(self, name: str, path: Path) -> NotFound:
+        """No valid contract named ``name`` here (read from ``path``): say why, and
+        what to run (`github register` and `jira register` name one agent's contract)."""
+        if self.blocking:
+            # Perhaps it is one of the broken files.
+            return NotFound(
+                f"no valid contract named {name!r} in {path} ({len(self.blocking)} error(s) there)",
+                hint=f"`agentctl validate {path}` shows every contract and what is wrong with it",
+            )
+        names = sorted(c.name for c in (*self.contracts, *self.expired))
+        meant = did_you_mean(name, names)
+        return NotFound(
+            f"no contract named {name!r} in {path}"
+            + (
+                f" (did you mean {meant!r}?)"
+                if meant
+                else f" ({len(names)} other contract(s) there)"
+            ),
+            hint="pass --contract PATH (the agent's contract file, or the folder holding it)",
+        )
 
 
 # --------------------------------------------------------------------------- schema

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentctl.errors import ContractError, NotFound, UsageError
+from agentctl.errors import ContractError, UsageError
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
@@ -56,24 +56,3 @@ def load_valid_contracts(session: Session, paths: Sequence[Path]) -> ValidationR
             problems=blocking[:SHOWN_PROBLEMS],
         )
     return report
-
-
-def contract_not_found(name: str, path: Path, report: ValidationReport) -> NotFound:
-    """No valid contract named ``name`` under ``path``: say why, and what to run
-    (`github register` and `jira register` name one agent's contract)."""
-
-    if report.blocking:
-        # Perhaps it is one of the broken files.
-        return NotFound(
-            f"no valid contract named {name!r} in {path} ({len(report.blocking)} error(s) there)",
-            hint=f"`agentctl validate {path}` shows every contract and what is wrong with it",
-        )
-    from agentctl.suggest import did_you_mean
-
-    names = sorted(c.name for c in (*report.contracts, *report.expired))
-    meant = did_you_mean(name, names)
-    return NotFound(
-        f"no contract named {name!r} in {path}"
-        + (f" (did you mean {meant!r}?)" if meant else f" ({len(names)} other contract(s) there)"),
-        hint="pass --contract PATH (the agent's contract file, or the folder holding it)",
-    )

@@ -124,7 +124,6 @@ class Session:
         command that gives the agent ``gets`` ("a GitHub App"). An expired
         contract, or one that grants nothing in ``system``, is refused with what
         to do."""
-        from agentctl.commands.contracts import contract_not_found
         from agentctl.contract import load_contracts
         from agentctl.errors import NotFound, UsageError
 
@@ -153,7 +152,7 @@ class Session:
                     f"an expired agent gets no {gets}",
                     hint=f"extend `expiry` in {contract.source}",
                 )
-        raise contract_not_found(name, path, report)
+        raise report.not_found(name, path)
 
     def audit(self, draft: AuditDraft) -> None:
         """Record what a command did, through the engine (state, else the journal)."""
