@@ -22,6 +22,10 @@ _WHOLE = re.compile(r"(?:\d+[wdhms])+")
 # limit (999,999,999 days) and datetime's year 9999.
 MAX_SECONDS = 100 * 365 * 86400
 FORMS = "e.g. 90 (seconds), 15m, 1h30m, 2d12h, 1w"
+# How long one exec run's credentials may live (--duration): exec refuses
+# outside this, and rotate looks this far back for runs still going.
+MAX_DURATION_SECONDS = 12 * 3600
+MIN_DURATION_SECONDS = 900  # STS refuses shorter sessions
 
 
 def _human(seconds: int) -> str:

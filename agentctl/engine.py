@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
+from agentctl.durations import MAX_DURATION_SECONDS
 from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, StateNotFound
 from agentctl.identity import Actor
 from agentctl.kills import KILL_UNDONE, kill_undone
@@ -1103,8 +1104,6 @@ class Engine:
     def _running_runs(self, name: str) -> list[str]:
         """exec runs of ``name`` that started (within the longest run) and have
         not ended, by the audit trail (a crashed exec counts until then)."""
-        from agentctl.execution import MAX_DURATION_SECONDS
-
         state = self.state
         since = self.clock() - timedelta(seconds=MAX_DURATION_SECONDS)
         started = [

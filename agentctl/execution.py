@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from agentctl.durations import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS
 from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, UsageError
 from agentctl.identity import Actor, acts_for_problem, matches_person
 from agentctl.model import AgentStatus, Contract, ExecutionMode
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     from agentctl.engine import Engine
     from agentctl.state.records import AgentRecord, ApprovalRecord
     from agentctl.supervise import ChildOutcome
-
-MAX_DURATION_SECONDS = 12 * 3600
-MIN_DURATION_SECONDS = 900  # STS refuses shorter sessions
 
 
 class _RunParty(Protocol):

@@ -25,8 +25,7 @@ SCRUBBED_PREFIXES = ("AGENTCTL_", "AWS_", "GITHUB_", "GH_", "JIRA_")
 
 def parse_duration_seconds(text: str) -> int:
     """``--duration`` (15m .. 12h, e.g. 45m, 1h30m) in seconds."""
-    from agentctl.durations import parse_duration
-    from agentctl.execution import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS
+    from agentctl.durations import MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, parse_duration
 
     # The range is checked here, where the hint can name the forms too.
     duration = parse_duration(
@@ -150,8 +149,8 @@ def _refresher(
 ) -> Callable[[], None]:
     """exec's tick: mint what is due (gated, audited with the run id) and hand
     it to the child's files; a refusal cuts the child off."""
+    from agentctl.durations import MIN_DURATION_SECONDS
     from agentctl.errors import AgentctlError, GateRefused
-    from agentctl.execution import MIN_DURATION_SECONDS
 
     deadline = supply.wall() + timedelta(seconds=request.duration_seconds)
     handoffs = [_handoff(runs, grant.agent)]  # rotate's latest, as this run last saw it
