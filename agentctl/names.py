@@ -65,7 +65,7 @@ def complete_names(incomplete: str, *, state_url: str | None, cwd: Path) -> list
 
 def state_url_for_completion(config_path: str | None, state: str | None) -> str | None:
     """The state URL the command would use, or None when agentctl.yaml cannot be read."""
-    from agentctl.config import load_config
+    from agentctl.config_file import load_config
     from agentctl.errors import AgentctlError
 
     try:

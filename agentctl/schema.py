@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from agentctl.config import PEOPLE_SCHEMA, SECTIONS, Config
 from agentctl.model import ExecutionMode, JsonObject, JsonValue
 
 if TYPE_CHECKING:
@@ -426,9 +427,17 @@ def _render(schema: JsonObject) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
+def config_json_schema(specs: Mapping[str, AnySpec]) -> JsonObject:
+    """The agentctl.yaml JSON Schema with ``specs``' sections."""
+    schema = config_schema(specs, Config, SECTIONS)
+    properties: Any = schema["properties"]
+    properties["identity"]["properties"]["source"]["enum"] = ["auto", "aws", "github"]
+    properties["people"] = PEOPLE_SCHEMA
+    return schema
+
+
 def generated(specs: Mapping[str, AnySpec] | None = None) -> dict[str, str]:
     """File name in ``schemas/`` -> its text, for the registered providers."""
-    from agentctl.config import config_json_schema
     from agentctl.providers.registry import provider_specs
 
     chosen = provider_specs() if specs is None else specs

@@ -19,7 +19,8 @@ from aws_helpers import MotoServer
 from state_helpers import StepClock
 
 from agentctl.audit_anchor import Anchor, S3AnchorStore, open_anchor_store
-from agentctl.config import AuditSettings, parse_config_text
+from agentctl.config import AuditSettings
+from agentctl.config_file import parse_config_text
 from agentctl.state import open_state
 
 BUCKET = "audit-anchors"

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from contract_helpers import TODAY, frozen_now
 
-from agentctl.config import Config, parse_config_text
+from agentctl.config import Config
+from agentctl.config_file import parse_config_text
 from agentctl.contract import load_contract_text, load_contracts, load_schema
 from agentctl.errors import ConfigError
 from agentctl.providers.registry import provider_specs

@@ -13,12 +13,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from agentctl.config import Config, config_json_schema, parse_config_text
+from agentctl.config import Config
+from agentctl.config_file import parse_config_text
 from agentctl.errors import ConfigError
 from agentctl.providers import aws, github, jira
 from agentctl.providers.aws.settings import AwsSettings
 from agentctl.providers.registry import provider_specs
-from agentctl.schema import CONFIG_SCHEMA_FILE, CONTRACT_SCHEMA_FILE, generated
+from agentctl.schema import CONFIG_SCHEMA_FILE, CONTRACT_SCHEMA_FILE, config_json_schema, generated
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("boto3", "botocore", "githubkit", "httpx", "jwt", "keyring", "sqlalchemy", "psycopg")

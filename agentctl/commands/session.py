@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentctl.clock import Clock, system_clock
-from agentctl.config import Config, load_config
+from agentctl.config import Config
+from agentctl.config_file import load_config
 
 if TYPE_CHECKING:
     from agentctl.audit_anchor import AnchorStore
