@@ -40,6 +40,10 @@ from typing import Any
 from agentctl.errors import UsageError
 
 RUN_ID_ENV = "AGENTCTL_RUN_ID"
+# Set (in agentctl's own environment) while `credentials` / `git-credential`
+# fetch, so agentctl's own AWS lookups and any copy of agentctl they start know
+# they are inside a fetch (agentctl.cli.runs, agentctl.identity).
+FETCHING_ENV = "AGENTCTL_FETCHING_CREDENTIALS"
 # Letters, digits and . _ - : it lands in AWS role session names and audit lines.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"})

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentctl.errors import AgentctlError
+from agentctl.helper_runs import FETCHING_ENV
 
 GITHUB_TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
 SSO_ROLE_PREFIX = "AWSReservedSSO_"
@@ -286,7 +287,15 @@ def _aws_credentials_present(profile: str | None = None) -> bool:
     try:
         import botocore.session
 
-        return botocore.session.Session(profile=profile).get_credentials() is not None
+        session = botocore.session.Session(profile=profile)
+        if os.environ.get(FETCHING_ENV):
+            # Inside `credentials` / `git-credential`, a profile's credential_process
+            # is not run to see whether it has credentials: when AWS_PROFILE names
+            # the agent's own profile (the SDK's child inherits it), that process is
+            # agentctl itself, and starting it only to be refused costs a whole
+            # agentctl per fetch. Not found here, the caller takes aws.runtime_profile.
+            session.get_component("credential_provider").remove("custom-process")
+        return session.get_credentials() is not None
     except Exception:  # a broken profile is "not configured" here; the AWS path says more
         return False
 

@@ -289,20 +289,29 @@ def test_a_profile_selected_by_aws_profile_does_not_make_agentctl_start_itself(
     profile's credential_process (itself), and so on: a chain of blocked agentctl
     processes and an SDK that never returned. Now the nested copy refuses at once
     and the outer one mints through aws.runtime_profile."""
-    world.monkeypatch.setenv("AWS_CONFIG_FILE", str(world.agent_profile("reader-agent")))
+    profile = world.agent_profile("reader-agent")
+    # Count every agentctl the profile starts: a shell that notes it, then becomes it.
+    starts = world.root / "starts"
+    line = profile.read_text().splitlines()[2].removeprefix("credential_process = ")
+    counted = shlex.join(["/bin/sh", "-c", f'echo . >> {starts}; exec "$@"', "sh"]) + " " + line
+    profile.write_text(profile.read_text().replace(line, counted))
+    world.monkeypatch.setenv("AWS_CONFIG_FILE", str(profile))
     world.monkeypatch.setenv("AWS_PROFILE", "agent")
     session = boto3.Session()
     identity = world.client(session, "sts").get_caller_identity()
     assert ":assumed-role/agentctl-reader-agent/" in identity["Arn"], identity
     (issued,) = world.audit("credentials.issue")
     assert issued.actor == "reader-agent"
+    # One fetch, one agentctl: its own credential check no longer runs the agent's
+    # profile (itself) only to be refused; it goes straight to aws.runtime_profile.
+    assert starts.read_text() == ".\n"
 
 
 @pytest.mark.reveals_secrets  # the last call prints the agent's keys: its job
 def test_agentctl_started_by_its_own_credential_lookup_refuses_clearly(
     world: ProcessWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from agentctl.cli.runs import FETCHING_ENV
+    from agentctl.helper_runs import FETCHING_ENV
 
     capsys.readouterr()
     world.monkeypatch.setenv(FETCHING_ENV, "credentials")

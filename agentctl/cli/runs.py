@@ -22,16 +22,12 @@ from agentctl.cli.common import (
     stderr,
 )
 from agentctl.errors import EXIT_OK
+from agentctl.helper_runs import FETCHING_ENV  # set while a fetch runs (loop guard)
 
 if TYPE_CHECKING:
     from agentctl.execution import RunGrant, RunRequest
 
 RUN_HELP_EPILOG = "Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com --trigger webhook/pr-opened/4521 -- python review.py"
-
-
-# Set while `credentials` / `git-credential` runs, so a copy of agentctl that
-# the credential resolution itself starts knows it is inside a loop.
-FETCHING_ENV = "AGENTCTL_FETCHING_CREDENTIALS"
 
 
 @contextmanager
