@@ -1,18 +1,31 @@
-"""Run the real ``agentctl`` CLI as a subprocess against the test moto server.
+"""The real ``agentctl`` CLI against the test moto server, as an operator runs it:
+one driver, :class:`Cli`, in-process or as a subprocess.
 
-Crash, concurrency and fault tests need real processes: a SIGKILL, two applies
-racing for the lock, a kill while an apply runs. They cannot pass a client into a
-subprocess, so each :class:`Cli` writes an ``agentctl.yaml`` (state, journal,
-``aws.*`` pointing at the moto server or at a :class:`FaultProxy` in front of
-it) and runs
+Each :class:`Cli` is one installation: an ``agentctl.yaml`` in its folder (state,
+journal, audit anchors, ``aws.*`` pointing at the moto server or at a
+:class:`FaultProxy` in front of it, and a ``people:`` rule naming the
+operator's IAM user ops@company.com), a ``contracts/`` folder and an operator
+holding only the shipped least-privilege policy. ``cli(*args)`` runs one
+command and returns a :class:`CliResult` (exit code and both output streams,
+the user's), asserting that no traceback or internal error reached them:
 
-    python -c "...; sys.exit(run(ARGS, clock=lambda: NOW))" NOW ARGS
+- in-process (the ``cli`` fixture's default): through
+  :func:`agentctl.cli.app.run`, the function behind the ``agentctl`` script,
+  with the clock pinned (``run(..., clock=)``; a test moves it with
+  ``cli.now = ...``), output captured by pytest's ``capsys`` and the
+  environment set by the fixture (``monkeypatch``: a test may change it);
+- as a subprocess (``@pytest.mark.parametrize("cli", ["subprocess"],
+  indirect=True)``, and every :func:`make_cli` installation): crash,
+  concurrency and fault tests need real processes (a SIGKILL, two applies
+  racing for the lock, a kill while an apply runs). It runs
 
-(the clock pinned to the session's "today" in that process, as a clock object:
-the installed CLI reads no clock from its environment) with a scrubbed
-environment: the operator's access key in ``AWS_ACCESS_KEY_ID`` /
-``AWS_SECRET_ACCESS_KEY``, ``AGENTCTL_CONFIG``, a private ``HOME`` and no AWS
-config files, so nothing of the developer's own environment reaches agentctl.
+      python -c "...; sys.exit(run(ARGS, clock=lambda: NOW))" NOW ARGS
+
+  with a scrubbed environment (:attr:`Cli.env`): the operator's access key in
+  ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, ``AGENTCTL_CONFIG``, a
+  private ``HOME`` and no AWS config files, so nothing of the developer's own
+  environment reaches agentctl. :meth:`Cli.start` / :meth:`Cli.finish` give
+  the process itself.
 
 :class:`FaultProxy` is a small HTTP proxy in front of moto that sees every AWS
 request (its IAM/STS ``Action`` and ``RoleName``) and can count it, delay it,
@@ -38,15 +51,24 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import yaml
-from aws_helpers import IAM_MUTATING, REGION, RUNTIME_PROFILE, MotoServer, Operator, create_operator
-from contract_helpers import TODAY
+from aws_helpers import (
+    IAM_MUTATING,
+    REGION,
+    RUNTIME_PROFILE,
+    MotoServer,
+    Operator,
+    create_boundary,
+    create_operator,
+)
+from contract_helpers import NOW, TODAY, s3_read, write_contract
 
 from agentctl.audit import verify_chain
 from agentctl.contract import load_contracts
@@ -62,13 +84,22 @@ from agentctl.providers.aws.policies import (
 )
 from agentctl.state import StateStore, open_state
 
-NOW = "2026-11-28T12:00:00+00:00"  # contract_helpers.NOW: "today" is TODAY
 OPERATOR_NAME = "ops@company.com"
 # The test's "now" is the first argument; the CLI gets it as an in-process
 # clock (the installed agentctl reads no clock from its environment).
 ENTRY = (
     "import sys; from datetime import datetime; from agentctl.cli.app import run; "
     "now = datetime.fromisoformat(sys.argv.pop(1)); sys.exit(run(sys.argv[1:], clock=lambda: now))"
+)
+# What the in-process fixture clears, so the developer's own settings never reach agentctl.
+CLEARED_ENV = (
+    "AGENTCTL_STATE",
+    "AGENTCTL_AGENT",
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "GH_TOKEN",
+    "GITHUB_TOKEN",
 )
 
 # Read-only IAM access for the tests' own checks, so they never have to turn
@@ -79,24 +110,24 @@ AUDITOR_POLICY = {
 }
 
 
-# -- the CLI as a subprocess ---------------------------------------------------------
+# -- the CLI -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CliResult:
     args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
+    code: int
+    out: str
+    err: str
+    seconds: float = 0.0
 
     def json(self) -> Any:
-        return json.loads(self.stdout)
+        return json.loads(self.out)
 
     def __str__(self) -> str:  # what an assertion message shows
         return (
-            f"agentctl {' '.join(self.args)} -> {self.returncode} in {self.seconds:.1f}s\n"
-            f"--- stdout\n{self.stdout[-4000:]}\n--- stderr\n{self.stderr[-4000:]}"
+            f"agentctl {' '.join(self.args)} -> {self.code} in {self.seconds:.1f}s\n"
+            f"--- stdout\n{self.out[-4000:]}\n--- stderr\n{self.err[-4000:]}"
         )
 
 
@@ -113,17 +144,41 @@ class Cli:
     journal_path: Path
     max_attempts: int = 3
     lock_timeout_seconds: float = 120.0
-    now: str = NOW  # what the CLI's clock reads (ISO 8601)
+    now: datetime = NOW  # what the CLI's clock reads
     extra_env: dict[str, str] = field(default_factory=dict)
+    # In-process runs read their output from pytest's capsys; None: subprocesses.
+    capsys: pytest.CaptureFixture[str] | None = None
+    # The moto server itself (for the test's own look at IAM), when there is one.
+    moto: MotoServer | None = None
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "home").mkdir(exist_ok=True)
+        self.contracts.mkdir(exist_ok=True)
         self.write_config()
+
+    @property
+    def in_process(self) -> bool:
+        return self.capsys is not None
+
+    @property
+    def server(self) -> MotoServer:
+        assert self.moto is not None, "this installation was made without its moto server"
+        return self.moto
 
     @property
     def config_path(self) -> Path:
         return self.root / "agentctl.yaml"
+
+    @property
+    def contracts(self) -> Path:
+        return self.root / "contracts"
+
+    @property
+    def state_path(self) -> Path:
+        """The SQLite state file (a PostgreSQL state has none)."""
+        assert self.state_url.startswith("sqlite:///"), self.state_url
+        return Path(self.state_url.removeprefix("sqlite:///"))
 
     def write_config(self, **aws_overrides: Any) -> None:
         aws: dict[str, Any] = {
@@ -140,6 +195,7 @@ class Cli:
             "state": self.state_url,
             "journal": str(self.journal_path),
             "lock_timeout_seconds": self.lock_timeout_seconds,
+            "audit": {"anchor_file": str(self.root / "audit-anchors.jsonl")},
             "aws": aws,
             # Who runs agentctl is verified (sts:GetCallerIdentity), then named here.
             "people": [{"principal": self.operator.arn, "person": OPERATOR_NAME}],
@@ -150,6 +206,26 @@ class Cli:
         """Send this installation's AWS calls to ``endpoint_url`` from the next run on."""
         self.endpoint_url = endpoint_url
         self.write_config(**aws_overrides)
+
+    def __call__(self, *args: str | Path) -> CliResult:
+        """Run one command (in-process or as a subprocess); no traceback may reach the user."""
+        argv = [str(a) for a in args]
+        if self.capsys is None:
+            result = self.run(*argv)
+        else:
+            from agentctl.cli.app import run
+
+            self.capsys.readouterr()  # drop anything printed before
+            now = self.now
+            started = time.monotonic()
+            code = run(argv, clock=lambda: now)
+            out, err = self.capsys.readouterr()
+            result = CliResult(tuple(argv), code, out, err, time.monotonic() - started)
+        assert "Traceback" not in result.out + result.err, result
+        assert "internal error" not in result.err, result
+        return result
+
+    # -- as a subprocess
 
     @property
     def env(self) -> dict[str, str]:
@@ -174,7 +250,7 @@ class Cli:
         }
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-c", ENTRY, self.now, *args]
+        return [sys.executable, "-c", ENTRY, self.now.isoformat(), *args]
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -202,13 +278,35 @@ class Cli:
         return CliResult(args, process.returncode, out, err, seconds)
 
     def run(self, *args: str, timeout: float = 120) -> CliResult:
+        """One command as a subprocess, whatever the installation's mode."""
         started = time.monotonic()
         return self.finish(self.start(*args), started, timeout)
 
-    @contextmanager
-    def state(self) -> Iterator[StateStore]:
-        with open_state(self.state_url) as store:
-            yield store
+    # -- the test's own look at the installation
+
+    def write(self, name: str, **kwargs: Any) -> Path:
+        kwargs.setdefault("aws", s3_read("bucket-a"))
+        return write_contract(self.contracts, name, **kwargs)
+
+    def state(self) -> StateStore:
+        """The state store (also a context manager that closes it)."""
+        return open_state(self.state_url)
+
+    def role(self, agent: str) -> dict[str, Any] | None:
+        """The agent's role as IAM has it (tags as a dict, inline policy names)."""
+        iam = self.server.client("iam")
+        with self.server.unenforced():
+            try:
+                found: dict[str, Any] = iam.get_role(RoleName=f"agentctl-{agent}")["Role"]
+            except iam.exceptions.NoSuchEntityException:
+                return None
+            found["Tags"] = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
+            found["Policies"] = iam.list_role_policies(RoleName=f"agentctl-{agent}")["PolicyNames"]
+        return found
+
+    def roles(self) -> list[str]:
+        with self.server.unenforced():
+            return sorted(r["RoleName"] for r in self.server.client("iam").list_roles()["Roles"])
 
 
 def make_cli(
@@ -220,6 +318,7 @@ def make_cli(
     state_url: str | None = None,
     **kwargs: Any,
 ) -> Cli:
+    """An installation whose commands run as subprocesses."""
     return Cli(
         root=root,
         operator=operator,
@@ -230,6 +329,45 @@ def make_cli(
         journal_path=root / "journal.jsonl",
         **kwargs,
     )
+
+
+# A test that holds in both ways: the CLI as a process behaves as in-process
+# (exit codes, both streams, what changed), not only the function behind it.
+BOTH_WAYS = pytest.mark.parametrize("cli", ["in-process", "subprocess"], indirect=True)
+
+
+@pytest.fixture(params=["in-process"])
+def cli(
+    request: pytest.FixtureRequest,
+    aws: MotoServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Cli]:
+    """One installation in ``tmp_path`` against the session's moto server, IAM
+    enforcement on. In-process by default; ``"subprocess"`` through
+    ``@pytest.mark.parametrize("cli", [...], indirect=True)``."""
+    mode = request.param
+    assert mode in ("in-process", "subprocess"), mode
+    operator = create_operator(aws)
+    boundary = create_boundary(aws)
+    aws.client("s3").create_bucket(Bucket="bucket-a")
+    installation = make_cli(
+        tmp_path,
+        operator,
+        aws.url,
+        boundary=boundary,
+        max_attempts=2,
+        capsys=capsys if mode == "in-process" else None,
+        moto=aws,
+    )
+    monkeypatch.setenv("AGENTCTL_CONFIG", str(installation.config_path))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)
+    for name in CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    aws.enforce_iam(0)
+    yield installation
 
 
 def create_auditor(server: MotoServer, root: Path) -> Operator:

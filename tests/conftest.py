@@ -14,7 +14,7 @@ pytest_plugins = [
     "aws_helpers",
     "github_helpers",
     "jira_helpers",
-    "cli_world",
+    "cli_helpers",
     "secret_scan",
 ]
 

@@ -123,7 +123,7 @@ def test_throttling_and_5xx_are_retried_with_backoff(
     result = world.apply()
     proxy.rule = None
 
-    assert result.returncode == 0, str(result)
+    assert result.code == 0, str(result)
     assert all(a["ok"] for a in result.json()["agents"])
     injected = proxy.injected()
     assert {reply.status for _, reply in injected} == {400, 500, 503}
@@ -193,14 +193,14 @@ def test_persistent_faults_fail_only_the_agents_they_hit(
     text = world.cli.run("apply", str(world.contracts), "--yes")
     proxy.rule = None
 
-    assert result.returncode == 1, str(result)
-    assert text.returncode == 1, str(text)
-    assert "Traceback" not in text.stdout + text.stderr
-    assert "3 failed, 12 in total" in text.stdout, text.stdout
+    assert result.code == 1, str(result)
+    assert text.code == 1, str(text)
+    assert "Traceback" not in text.out + text.err
+    assert "3 failed, 12 in total" in text.out, text.out
     for name in ("flt-agent-03", "flt-agent-05", "flt-agent-08"):
         # Off a terminal the apply table is one plain line per agent (after the
         # plan, where the agent's name is a line of its own).
-        row = next(line for line in text.stdout.splitlines() if line.startswith(f"{name} "))
+        row = next(line for line in text.out.splitlines() if line.startswith(f"{name} "))
         assert "failed" in row and "aws create FAILED" in row, row
     report = result.json()
     failed = {a["agent"]: a for a in report["agents"] if not a["ok"]}
@@ -223,7 +223,7 @@ def test_persistent_faults_fail_only_the_agents_they_hit(
         assert sorted(e.actor for e in failures) == sorted([*failed, *failed])
 
     healed = world.apply()
-    assert healed.returncode == 0, str(healed)
+    assert healed.code == 0, str(healed)
     assert_converged(world)
     assert world.apply().json()["summary"]["changed"] == 0
 
@@ -249,7 +249,7 @@ def test_an_outage_mid_apply_fails_the_rest_and_keeps_what_was_done(
     result = world.cli.run("apply", str(world.contracts), "--yes", "--output", "json", "-p", "1")
     proxy.rule = None
 
-    assert result.returncode == 1, str(result)
+    assert result.code == 1, str(result)
     report = result.json()
     ok = [a["agent"] for a in report["agents"] if a["ok"]]
     assert ok == world.names[:5]
@@ -259,7 +259,7 @@ def test_an_outage_mid_apply_fails_the_rest_and_keeps_what_was_done(
     roles = roles_by_agent(world.iam, "flt-")
     assert sorted(roles) == world.names[:6]  # the 6th created, not finished
 
-    assert world.apply().returncode == 0
+    assert world.apply().code == 0
     assert_converged(world)
 
 
@@ -270,7 +270,7 @@ def test_kill_with_the_state_store_down_revokes_and_journals_then_apply_imports(
     aws: MotoServer, tmp_path: Path, proxy: FaultProxy
 ) -> None:
     world = make_world(aws, tmp_path, proxy, 3)
-    assert world.apply().returncode == 0
+    assert world.apply().code == 0
     victim = world.names[1]
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the state's directory should be", "utf-8")
@@ -283,7 +283,7 @@ def test_kill_with_the_state_store_down_revokes_and_journals_then_apply_imports(
     # AWS is revoked and read back; GitHub is not configured on this machine
     # and, with the state down, nothing here says whether the agent has an
     # App: an honest ✗ (exit 1), never a ✓.
-    assert kill.returncode == 1, str(kill)
+    assert kill.code == 1, str(kill)
     report = kill.json()
     assert not report["ok"] and report["audit_recorded_in"] == "journal"
     by_provider = {p["provider"]: p for p in report["providers"]}
@@ -301,7 +301,7 @@ def test_kill_with_the_state_store_down_revokes_and_journals_then_apply_imports(
     # The next apply (nothing to change) imports the journal into the chain,
     # records the kill in the state, and never revives the agent.
     again = world.apply()
-    assert again.returncode == 0, str(again)
+    assert again.code == 0, str(again)
     assert world.cli.journal_path.read_text() == ""
     with world.cli.state() as state:
         chain, head = state.audit_chain()
@@ -314,12 +314,12 @@ def test_kill_with_the_state_store_down_revokes_and_journals_then_apply_imports(
     assert [e.action for e in chain].count(JOURNAL_IMPORT_ACTION) == 1
     assert record is not None and record.status == AgentStatus.KILL_INCOMPLETE, record
     for extra in ((), ("--refresh",)):
-        assert world.apply(*extra).returncode == 0
+        assert world.apply(*extra).code == 0
         assert roles_by_agent(world.iam, victim)[victim]["Tags"]["agentctl:status"] == "killed"
     # With the state back, the state knows the agent and records no GitHub
     # App: kill again finishes the kill.
     finish = world.cli.run("kill", victim, "--reason", "INC-9 finish", "--yes", "--output", "json")
-    assert finish.returncode == 0, str(finish)
+    assert finish.code == 0, str(finish)
     with world.cli.state() as state:
         record = state.get_agent(victim)
     assert record is not None and record.status == AgentStatus.KILLED, record
@@ -335,7 +335,7 @@ def test_kill_holds_when_the_inline_deny_hits_the_size_quota(
     managed AWSDenyAll has no such quota and the trust lock is independent,
     so the kill still holds, read back, and says what it could not do."""
     world = make_world(aws, tmp_path, proxy, 2)
-    assert world.apply().returncode == 0
+    assert world.apply().code == 0
     victim, other = world.names
     quota = Reply(
         409,
@@ -344,7 +344,7 @@ def test_kill_holds_when_the_inline_deny_hits_the_size_quota(
     proxy.rule = lambda r: quota if r.action == "PutRolePolicy" else None
     kill = world.cli.run("kill", victim, "--reason", "INC-10", "--yes", "--output", "json")
     proxy.rule = None
-    assert kill.returncode == 0, str(kill)
+    assert kill.code == 0, str(kill)
     (aws_result,) = [p for p in kill.json()["providers"] if p["provider"] == "aws"]
     assert aws_result["verified"] == ["AWSDenyAll attached", "trust policy locked"]
     assert "LimitExceeded" in aws_result["detail"]
@@ -362,19 +362,19 @@ def test_kill_with_aws_down_is_incomplete_and_the_next_kill_finishes_it(
     aws: MotoServer, tmp_path: Path, proxy: FaultProxy
 ) -> None:
     world = make_world(aws, tmp_path, proxy, 2, max_attempts=2)
-    assert world.apply().returncode == 0
+    assert world.apply().code == 0
     victim = world.names[0]
     proxy.rule = lambda r: Reply.service_unavailable()
     kill = world.cli.run("kill", victim, "--reason", "INC-11", "--yes")
     proxy.rule = None
-    assert kill.returncode == 1, str(kill)
-    assert "✗ aws" in kill.stdout and "aws iam attach-role-policy --role-name" in kill.stdout
-    assert "kill-incomplete" in kill.stdout
+    assert kill.code == 1, str(kill)
+    assert "✗ aws" in kill.out and "aws iam attach-role-policy --role-name" in kill.out
+    assert "kill-incomplete" in kill.out
     status = world.cli.run("status", victim, "--output", "json")
     assert status.json()["agents"][0]["status"] == "kill-incomplete"
 
     again = world.cli.run("kill", victim, "--reason", "INC-11", "--yes", "--output", "json")
-    assert again.returncode == 0, str(again)
+    assert again.code == 0, str(again)
     status = world.cli.run("status", victim, "--refresh", "--output", "json")
     view = status.json()["agents"][0]
     assert (view["status"], view["drift"]) == ("killed", [])
@@ -403,13 +403,13 @@ def test_kill_goes_on_when_only_sts_is_down_and_says_nobody_was_verified(
 ) -> None:
     """Kill is the emergency brake: an unreachable STS does not block it."""
     world = make_world(aws, tmp_path, proxy, 2, max_attempts=2)
-    assert world.apply().returncode == 0
+    assert world.apply().code == 0
     victim = world.names[0]
     proxy.rule = sts_down
     kill = world.cli.run("kill", victim, "--reason", "INC-12", "--yes")
     proxy.rule = None
-    assert kill.returncode == 0, str(kill)
-    assert "operator unverified (sts unreachable: ServiceUnavailable)" in kill.stdout + kill.stderr
+    assert kill.code == 0, str(kill)
+    assert "operator unverified (sts unreachable: ServiceUnavailable)" in kill.out + kill.err
     assert any(r.action == "GetCallerIdentity" for r, _ in proxy.injected())
     with aws.unenforced():
         attached = world.iam.list_attached_role_policies(RoleName=f"agentctl-{victim}")
@@ -432,9 +432,9 @@ def test_with_sts_down_only_kill_goes_on(
     Credentials AWS rejects, and a process inside an agent run, get no
     exception for kill either."""
     world = make_world(aws, tmp_path, proxy, 2, max_attempts=2)
-    assert world.apply().returncode == 0
+    assert world.apply().code == 0
     victim, other = world.names
-    assert world.cli.run("kill", victim, "--reason", "INC-13", "--yes").returncode == 0
+    assert world.cli.run("kill", victim, "--reason", "INC-13", "--yes").code == 0
     with open_state(world.cli.state_url) as state:
         approval = state.create_approval(
             agent=other,
@@ -456,13 +456,13 @@ def test_with_sts_down_only_kill_goes_on(
     del world.cli.extra_env["AGENTCTL_AGENT"]
     proxy.rule = None
     for result in refused:
-        assert result.returncode == 1, str(result)
-        assert "cannot verify who you are: STS is unavailable (ServiceUnavailable)" in result.stderr
+        assert result.code == 1, str(result)
+        assert "cannot verify who you are: STS is unavailable (ServiceUnavailable)" in result.err
     # Keys AWS rejects are not "unreachable": kill refuses them too.
     world.cli.extra_env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-of-this-key-000000000000"
     rejected = world.cli.run("kill", other, "--reason", "x", "--yes")
     del world.cli.extra_env["AWS_SECRET_ACCESS_KEY"]
-    assert rejected.returncode == 1 and "AWS rejected the credentials" in rejected.stderr
+    assert rejected.code == 1 and "AWS rejected the credentials" in rejected.err
 
     with open_state(world.cli.state_url) as state:
         assert len(state.audit_chain()) == before

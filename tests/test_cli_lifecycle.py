@@ -1,6 +1,6 @@
 """The CLI of plan, apply, kill, revive and rotate: exit codes, JSON shapes,
 messages, and what changed in IAM — through ``agentctl.cli.app.run`` against
-the moto server with IAM enforcement on (fixture ``cli``, tests/cli_world.py).
+the moto server with IAM enforcement on (fixture ``cli``, tests/cli_helpers.py).
 
 Exit codes: 0 ok; 1 failure or findings that need action; 2 usage error
 (``plan --detailed-exitcode``: 2 means "there are changes").
@@ -12,11 +12,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cli_helpers import BOTH_WAYS
 
 from agentctl.model import AgentStatus
 
 if TYPE_CHECKING:
-    from cli_world import Cli  # the `cli` fixture is a conftest plugin
+    from cli_helpers import Cli  # the `cli` fixture is a conftest plugin
 
 ACTION_KEYS = {
     "provider",
@@ -159,6 +160,7 @@ def test_apply_without_yes_and_without_a_terminal_is_a_usage_error(cli: Cli) -> 
     assert cli.roles() == []
 
 
+@BOTH_WAYS
 def test_apply_json_shape_and_second_apply(cli: Cli) -> None:
     cli.write("alpha-agent")
     cli.write("beta-agent")
@@ -239,6 +241,7 @@ def test_apply_exits_1_when_one_agent_fails_and_the_others_complete(cli: Cli) ->
 # -- kill ---------------------------------------------------------------------------------
 
 
+@BOTH_WAYS
 def test_kill_json_shape_and_only_the_named_agent(cli: Cli) -> None:
     provisioned(cli, "alpha-agent", "alpha-agent-2", "beta-agent")
 
@@ -298,6 +301,7 @@ def test_kill_json_shape_and_only_the_named_agent(cli: Cli) -> None:
     assert cli("kill", "alpha-agent", "--yes", "-o", "json").json()["already"] is True
 
 
+@BOTH_WAYS
 def test_kill_text_output(cli: Cli) -> None:
     provisioned(cli, "alpha-agent")
     result = cli("kill", "alpha-agent", "--yes", "--reason", "INC-8")
@@ -451,6 +455,7 @@ def test_a_boundary_that_cuts_a_grant_is_drift_a_nightly_plan_reports(cli: Cli) 
     assert "sqs:SendMessage" in planned.out
 
 
+@BOTH_WAYS
 def test_quiet_prints_only_what_went_wrong(cli: Cli) -> None:
     cli.write("alpha-agent")
     applied = cli("-q", "apply", cli.contracts, "--yes")
@@ -464,6 +469,7 @@ def test_quiet_prints_only_what_went_wrong(cli: Cli) -> None:
     assert unknown.code != 0 and unknown.out == "" and "no-such-agent" in unknown.err
 
 
+@BOTH_WAYS
 def test_kill_without_a_terminal_needs_no_yes_but_apply_does(cli: Cli) -> None:
     cli.write("alpha-agent")
     refused = cli("apply", cli.contracts)  # tests have no terminal

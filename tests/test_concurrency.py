@@ -134,7 +134,7 @@ class Watched:
 
 def apply_ok(cli: Cli, contracts: Path, *extra: str) -> CliResult:
     result = cli.run("apply", str(contracts), "--yes", "--output", "json", *extra)
-    assert result.returncode == 0, str(result)
+    assert result.code == 0, str(result)
     return result
 
 
@@ -142,7 +142,7 @@ def apply_until_converged(cli: Cli, contracts: Path, attempts: int = 3) -> CliRe
     """A transient moto error may fail one apply; the next must converge."""
     for _ in range(attempts):
         result = cli.run("apply", str(contracts), "--yes", "--output", "json")
-        if result.returncode == 0:
+        if result.code == 0:
             return result
     raise AssertionError(str(result))
 
@@ -191,7 +191,7 @@ def race(proxy_a: FaultProxy, cli_a: Cli, contracts_a: Path, cli_b: Cli, contrac
     a_done = time.monotonic()
     b_code, b_out, b_err = watch.wait()
     b_done = time.monotonic()
-    assert result_a.returncode == 0, str(result_a)
+    assert result_a.code == 0, str(result_a)
     assert proxy_a.mutating(before), "A wrote nothing"
     # B said who holds the lock, and was still waiting or applying when A ended.
     assert "waiting for the lock: waiting for the apply lock held by ops@company.com (pid" in b_err
@@ -330,7 +330,7 @@ def test_kill_during_a_long_apply_is_prompt_and_never_undone(setup: Setup) -> No
             ]
             kills = [killer.finish(p, kill_started) for p in running]
             for kill in kills:
-                assert kill.returncode == 0, str(kill)
+                assert kill.code == 0, str(kill)
                 assert kill.json()["ok"] and kill.json()["state_recorded"], str(kill)
             # Prompt = not behind the apply: both kills finished while the apply is
             # still held mid-write with the lock (how fast: bench/bench_kill.py).
@@ -342,7 +342,7 @@ def test_kill_during_a_long_apply_is_prompt_and_never_undone(setup: Setup) -> No
 
         report = result.json()
         by_agent = {a["agent"]: a for a in report["agents"]}
-        assert result.returncode == 0, str(result)
+        assert result.code == 0, str(result)
         assert by_agent[last]["skipped"] == "killed since the plan was made", by_agent[last]
         # The in-flight agent's trust write reopened the role after the kill
         # locked it: apply noticed the kill and locked it again.
@@ -388,7 +388,7 @@ def test_two_kills_of_one_agent_both_succeed_once(setup: Setup) -> None:
         processes = [cli.start("kill", victim, "--reason", f"INC-{i}", "--yes") for i in (1, 2)]
         results = [cli.finish(p, time.monotonic()) for p in processes]
         for result in results:
-            assert result.returncode == 0, str(result)
+            assert result.code == 0, str(result)
 
         # Each write happened at most once per kill, and only on the victim.
         writes = proxy.mutating(before)

@@ -131,24 +131,24 @@ class World:
         finally:
             self.proxy.after_forward = None
         self.note(
-            f"killed at {point} (exit {result.returncode}, "
+            f"killed at {point} (exit {result.code}, "
             f"{len(self.proxy.mutating(started))} writes reached moto)"
         )
         if not point.delay:
             # Killed while moto's answer to a write was on its way: always a crash.
-            assert result.returncode == -signal.SIGKILL, str(result)
+            assert result.code == -signal.SIGKILL, str(result)
         return result
 
     def recover(self) -> CliResult:
         """Apply until it succeeds (transient moto errors aside, at once)."""
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
             result = self.apply()
-            self.note(f"recovery apply: exit {result.returncode} in {result.seconds:.1f}s")
-            if result.returncode == 0:
+            self.note(f"recovery apply: exit {result.code} in {result.seconds:.1f}s")
+            if result.code == 0:
                 if attempt > 1:
                     self.note(f"converged on recovery attempt {attempt}")
                 return result
-            data = result.json() if result.stdout.startswith("{") else {}
+            data = result.json() if result.out.startswith("{") else {}
             errors = [a["error"] for a in data.get("agents", []) if not a["ok"]]
             assert data, f"apply failed without a per-agent report:\n{result}"
             assert all(TRANSIENT in (e or "") for e in errors), f"{self.name}: {errors}"
@@ -167,7 +167,7 @@ class World:
         before = self.proxy.count()
         result = self.apply()
         self.note(f"idempotent apply in {result.seconds:.1f}s")
-        assert result.returncode == 0, str(result)
+        assert result.code == 0, str(result)
         assert result.json()["summary"]["changed"] == 0, str(result)
         writes = self.proxy.mutating(before)
         assert not writes, f"{self.name}: a converged apply wrote {[w.action for w in writes]}"
@@ -259,9 +259,9 @@ def run_lane(world: World, phases: tuple[Phase, ...]) -> None:
     # nothing to change (exit 2 would be changes; 1 is a transient read error).
     for _ in range(RECOVERY_ATTEMPTS):
         refreshed = world.cli.run("plan", str(world.contracts), "--detailed-exitcode")
-        if refreshed.returncode != 1 or TRANSIENT not in refreshed.stdout:
+        if refreshed.code != 1 or TRANSIENT not in refreshed.out:
             break
-    assert refreshed.returncode == 0, f"a refreshing plan still sees changes:\n{refreshed}"
+    assert refreshed.code == 0, f"a refreshing plan still sees changes:\n{refreshed}"
 
 
 @pytest.fixture
@@ -318,7 +318,7 @@ def crash_command(world: World, args: tuple[str, ...], when: Callable[[Request],
     finally:
         world.proxy.after_forward = None
     assert fired.is_set(), f"the crash point was never reached:\n{result}"
-    assert result.returncode == -signal.SIGKILL, str(result)
+    assert result.code == -signal.SIGKILL, str(result)
     world.note(f"{args[0]} killed after {len(world.proxy.since())} requests")
 
 
@@ -379,7 +379,7 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
         try:
             for index in range(COMMAND_AGENTS):
                 write_contract(world.contracts, world.agent(index), aws=s3_read(f"{prefix}-data"))
-            assert world.apply().returncode == 0
+            assert world.apply().code == 0
             victim, rotated, minted = world.agent(0), world.agent(1), world.agent(2)
             stays_killed = world.agent(3)
 
@@ -394,14 +394,14 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
                 kill = ("kill", agent, "--reason", "INC-21", "--yes")
                 crash_command(world, kill, nth_write(point))
                 again = cli.run(*kill, "--output", "json")
-                assert again.returncode == 0 and again.json()["ok"], str(again)
+                assert again.code == 0 and again.json()["ok"], str(again)
                 assert "kill" in audit_actions(world, marker, agent)
             check([victim, stays_killed])
 
             marker = audit_head(cli)
             crash_command(world, ("revive", victim, "--reason", "fixed"), nth_write(1))
             again = cli.run("revive", victim, "--reason", "fixed")
-            assert again.returncode == 0, str(again)
+            assert again.code == 0, str(again)
             check([stays_killed])
             assert "revive" in audit_actions(world, marker, victim)
 
@@ -421,7 +421,7 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
                         RoleName=f"agentctl-{rotated}", PolicyName="agentctl-revoke-older-sessions"
                     )
             again = cli.run("rotate", rotated)
-            assert again.returncode == 0, str(again)
+            assert again.code == 0, str(again)
             check([stays_killed])
             assert any(a.startswith("rotate") for a in audit_actions(world, marker, rotated))
 
@@ -432,7 +432,7 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
             assert len(recorded) == 1 and recorded[0].revoked_at is None, recorded
             # ... so kill finds it, and the next credentials run is unaffected.
             again = cli.run("credentials", minted, "--output", "json")
-            assert again.returncode == 0, str(again)
+            assert again.code == 0, str(again)
 
             # exec, killed once STS minted its session: recorded, and the next
             # exec runs its command at once.
@@ -444,7 +444,7 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
                 new = [c for c in state.list_credentials(agent=minted) if c.id not in before]
             assert len(new) == 1 and new[0].revoked_at is None, new
             again = cli.run(*run_args)
-            assert again.returncode == 0, str(again)
+            assert again.code == 0, str(again)
 
             # exec, killed while its command runs (after the grant was audited):
             # the run's credential is recorded and audited; the next exec runs.
@@ -458,11 +458,11 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
                 time.sleep(0.1)
             assert started.exists(), str(cli.finish(process))
             sigkill(process)
-            assert cli.finish(process).returncode == -signal.SIGKILL
+            assert cli.finish(process).code == -signal.SIGKILL
             issued = [a for a in audit_actions(world, marker, minted) if a == "credentials.issue"]
             assert issued, audit_actions(world, marker, minted)
             again = cli.run(*run_args)
-            assert again.returncode == 0, str(again)
+            assert again.code == 0, str(again)
             check([stays_killed])
         finally:
             print("\n".join(world.log))

@@ -54,7 +54,7 @@ def fill(point: Path) -> Path:
 
 
 def clean(result: CliResult) -> None:
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, str(result)
+    assert "Traceback" not in result.err and "internal error" not in result.err, str(result)
 
 
 def digest(path: Path) -> str:
@@ -80,16 +80,16 @@ def test_a_full_disk_changes_nothing_and_says_so(
         contracts = tmp_path / "w" / "contracts"
         for index in range(4):
             write_contract(contracts, f"df-{index}", aws=s3_read("bucket"))
-        assert cli.run("apply", str(contracts), "--yes").returncode == 0
-        assert cli.run("kill", "df-3", "--reason", "before", "--yes").returncode == 0
+        assert cli.run("apply", str(contracts), "--yes").code == 0
+        assert cli.run("kill", "df-3", "--reason", "before", "--yes").code == 0
         filler = fill(small_mount)
         state_before = digest(small_mount / "state.db")
 
         for command in READS:  # were "disk I/O error", every one
             result = cli.run(*command)
             clean(result)
-            assert "disk I/O" not in result.stderr, str(result)
-            assert result.returncode == 0 or "NOT KEYED" in result.stdout, str(result)
+            assert "disk I/O" not in result.err, str(result)
+            assert result.code == 0 or "NOT KEYED" in result.out, str(result)
 
         write_contract(contracts, "df-0", aws=s3_read("other-bucket"))
         started = proxy.count()
@@ -102,24 +102,24 @@ def test_a_full_disk_changes_nothing_and_says_so(
         ):
             result = cli.run(*command)
             clean(result)
-            assert result.returncode == 1, str(result)
-            assert "is full" in result.stderr and "df -h" in result.stderr, str(result)
-            assert "changed nothing" in result.stderr, str(result)
+            assert result.code == 1, str(result)
+            assert "is full" in result.err and "df -h" in result.err, str(result)
+            assert "changed nothing" in result.err, str(result)
         assert not proxy.mutating(started), [r.action for r in proxy.since(started)]
         assert "AssumeRole" not in proxy.actions(started)
 
         # A refused exec is still refused; it says its refusal went unrecorded.
         refused = cli.run("exec", "df-3", "--", "true")
         clean(refused)
-        assert refused.returncode != 0 and "killed" in refused.stderr, str(refused)
-        assert "not in the audit trail" in refused.stderr, str(refused)
+        assert refused.code != 0 and "killed" in refused.err, str(refused)
+        assert "not in the audit trail" in refused.err, str(refused)
         assert digest(small_mount / "state.db") == state_before
         assert not cli.journal_path.exists() or cli.journal_path.read_bytes() == b""
 
         # kill revokes anyway, and says the event is not recorded (exit 1).
         killed = cli.run("kill", "df-0", "--reason", "INC-disk", "--yes", "--output", "json")
         clean(killed)
-        assert killed.returncode == 1, str(killed)
+        assert killed.code == 1, str(killed)
         report = killed.json()
         assert report["ok"] and report["audit_recorded_in"] == "nowhere", report
         assert any("NOT in the audit trail" in n for n in report["notes"]), report
@@ -133,7 +133,7 @@ def test_a_full_disk_changes_nothing_and_says_so(
 
         filler.unlink()  # room again: the next kill records it
         again = cli.run("kill", "df-0", "--reason", "INC-disk", "--yes", "--output", "json")
-        assert again.returncode == 0 and again.json()["audit_recorded_in"] == "state", str(again)
+        assert again.code == 0 and again.json()["audit_recorded_in"] == "state", str(again)
         with cli.state() as state:
             chain, _ = state.audit_chain()
             assert state.get_agent("df-0").status.killed  # type: ignore[union-attr]
@@ -148,14 +148,14 @@ def read_only_runs(cli: Cli, contracts: Path, url: str, expected: str) -> None:
     for command in READS:
         result = cli.run(*command)
         clean(result)
-        assert result.returncode == 0 or "NOT KEYED" in result.stdout, str(result)
+        assert result.code == 0 or "NOT KEYED" in result.out, str(result)
     for command in (("rotate", "ro-0"), ("revive", "ro-0", "--reason", "x")):
         result = cli.run(*command)
         clean(result)
-        assert result.returncode == 1, str(result)
+        assert result.code == 1, str(result)
     result = cli.run("rotate", "ro-0")
-    assert expected in result.stderr, str(result)
-    assert "grant" in result.stderr or "primary" in result.stderr, str(result)
+    assert expected in result.err, str(result)
+    assert "grant" in result.err or "primary" in result.err, str(result)
 
 
 @pytest.mark.postgres
@@ -169,7 +169,7 @@ def test_a_read_only_postgres_state_reads_and_refuses_writes_clearly(
     cli = make_cli(tmp_path / "w", operator, aws.url, boundary=boundary, state_url=postgres_url)
     contracts = tmp_path / "w" / "contracts"
     write_contract(contracts, "ro-0", aws=s3_read("bucket"))
-    assert cli.run("apply", str(contracts), "--yes").returncode == 0
+    assert cli.run("apply", str(contracts), "--yes").code == 0
 
     # default_transaction_read_only for these connections only (the test
     # database is shared with other tests): what a hot standby also answers.
@@ -204,7 +204,7 @@ def test_a_role_that_may_only_read_is_named(
     cli = make_cli(tmp_path / "w", operator, aws.url, boundary=boundary, state_url=postgres_url)
     contracts = tmp_path / "w" / "contracts"
     write_contract(contracts, "ro-0", aws=s3_read("bucket"))
-    assert cli.run("apply", str(contracts), "--yes").returncode == 0
+    assert cli.run("apply", str(contracts), "--yes").code == 0
     url = sa.engine.make_url(postgres_url)
     schema = url.query["options"].split("%3D", 1)[-1].split("=", 1)[-1]
     role = f"ro_{uuid.uuid4().hex[:12]}"

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from aws_helpers import create_operator
-from cli_world import Cli
+from cli_helpers import Cli
 from contract_helpers import s3_read
 
 from agentctl.cli.common import show

@@ -20,7 +20,7 @@ from aws_helpers import ACCOUNT, REGION
 from agentctl.audit import AuditJournal
 
 if TYPE_CHECKING:
-    from cli_world import Cli
+    from cli_helpers import Cli
 
 PASSPHRASE = "correct horse battery staple"
 

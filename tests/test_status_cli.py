@@ -26,10 +26,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cli_helpers import BOTH_WAYS
 from contract_helpers import NOW, TODAY
 
 if TYPE_CHECKING:
-    from cli_world import Cli
+    from cli_helpers import Cli
 
 
 KEYS = [
@@ -65,6 +66,7 @@ def view(name: str, **overrides: Any) -> dict[str, Any]:
     return base
 
 
+@BOTH_WAYS
 def test_a_missing_state_store_is_an_error_until_created_on_purpose(cli: Cli) -> None:
     # agentctl.yaml names a state file that is not there (a typo, or a new
     # set-up): status must not create it and report "no agents" to cron.
@@ -87,6 +89,7 @@ def test_a_missing_state_store_is_an_error_until_created_on_purpose(cli: Cli) ->
     assert listed.code == 0 and listed.json() == {"agents": []}
 
 
+@BOTH_WAYS
 def test_status_json_shape_and_values(cli: Cli) -> None:
     cli.write("alpha-agent")
     cli.write("beta-agent", owner="data-team@company.com", mode="approval_required")
