@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from aws_helpers import MotoServer, create_boundary, create_operator
-from cli_helpers import NOW, make_cli
-from contract_helpers import s3_read, write_contract
+from cli_helpers import make_cli
+from contract_helpers import NOW, s3_read, write_contract
 
 from agentctl.model import AgentStatus
 from agentctl.state import open_state
@@ -112,14 +112,14 @@ def test_a_no_change_apply_imports_no_sqlalchemy_and_no_sdk_and_still_sees_a_cha
     write_contract(contracts, "alpha-agent", aws=s3_read("bucket-a"))
     write_contract(contracts, "beta-agent", aws=s3_read("bucket-a"))
     first = cli.run("apply", str(contracts), "--yes")
-    assert first.returncode == 0, first
-    assert cli.run("kill", "beta-agent", "--yes").returncode == 0
+    assert first.code == 0, first
+    assert cli.run("kill", "beta-agent", "--yes").code == 0
 
     code = (
         "import sys, json\n"
         "from datetime import datetime\n"
         "from agentctl.cli.app import run\n"
-        f"now = datetime.fromisoformat({NOW!r})\n"
+        f"now = datetime.fromisoformat({NOW.isoformat()!r})\n"
         "code = run(['apply', sys.argv[1], '--yes'], clock=lambda: now)\n"
         f"print(json.dumps([code, [m for m in {HEAVY!r} if m in sys.modules]]))\n"
     )
@@ -138,9 +138,9 @@ def test_a_no_change_apply_imports_no_sqlalchemy_and_no_sdk_and_still_sees_a_cha
     # A changed contract is a change on the same path (and is applied).
     write_contract(contracts, "alpha-agent", aws=s3_read("bucket-b"))
     changed = cli.run("apply", str(contracts), "--yes", "-o", "json")
-    assert changed.returncode == 0, changed
+    assert changed.code == 0, changed
     assert changed.json()["summary"]["changed"] == 1
-    assert cli.run("apply", str(contracts), "--yes").stdout.startswith("No changes.")
+    assert cli.run("apply", str(contracts), "--yes").out.startswith("No changes.")
 
 
 @pytest.mark.parametrize("refresh", [False, True])
@@ -155,8 +155,8 @@ def test_plan_from_the_snapshot_equals_plan_from_the_store(
     contracts = tmp_path / "contracts"
     for name in ("alpha-agent", "beta-agent", "gamma-agent"):
         write_contract(contracts, name, aws=s3_read("bucket-a"))
-    assert cli.run("apply", str(contracts), "--yes").returncode == 0
-    assert cli.run("kill", "gamma-agent", "--yes").returncode == 0
+    assert cli.run("apply", str(contracts), "--yes").code == 0
+    assert cli.run("kill", "gamma-agent", "--yes").code == 0
     # Then: one changed, one gone (an orphan), one new.
     write_contract(contracts, "alpha-agent", aws=s3_read("bucket-b"))
     (contracts / "beta-agent.yaml").unlink()
@@ -172,7 +172,7 @@ def test_plan_from_the_snapshot_equals_plan_from_the_store(
         "from agentctl.commands import Session\n"
         "from agentctl.commands.contracts import load_valid_contracts\n"
         "from agentctl.render import json_data\n"
-        f"now = datetime.fromisoformat({NOW!r})\n"
+        f"now = datetime.fromisoformat({NOW.isoformat()!r})\n"
         "session = Session(clock=lambda: now)\n"
         "report = load_valid_contracts(session, [__import__('pathlib').Path(sys.argv[1])])\n"
         "engine = session.engine([sys.argv[1]])\n"
@@ -189,7 +189,7 @@ def test_plan_from_the_snapshot_equals_plan_from_the_store(
         timeout=120,
     )
     assert from_store.returncode == 0, from_store.stderr
-    assert from_snapshot.returncode == 0, from_snapshot
+    assert from_snapshot.code == 0, from_snapshot
     assert from_snapshot.json() == json.loads(from_store.stdout.strip().splitlines()[-1])
     agents = {a["agent"]: a for a in from_snapshot.json()["agents"]}
     assert agents["gamma-agent"]["disposition"] == "killed"
