@@ -642,13 +642,16 @@ def test_batched_work_of_many_threads_shares_commits_each_durable_when_it_return
     sa.event.listen(store._engine, "commit", lambda _conn: commits.append(1))
     # The first caller's work waits until the other 15 are queued behind it,
     # so they form one group whatever the scheduling.
-    release = threading.Event()
+    # (It must lead: the others start only once its work runs, otherwise one of
+    # them could lead a group of its own first, however briefly.)
+    leading, release = threading.Event(), threading.Event()
     errors: dict[str, BaseException] = {}
     seen_on_return: dict[str, bool] = {}
 
     def work(name: str) -> str:
         if name == "agent-00":
-            assert release.wait(60)
+            leading.set()
+            assert release.wait(240)
         _agent_in(store, name)
         if name == "agent-07":
             raise StateError("agent-07's record fails")
@@ -668,16 +671,18 @@ def test_batched_work_of_many_threads_shares_commits_each_durable_when_it_return
     names = [f"agent-{i:02d}" for i in range(16)]
     first = threading.Thread(target=caller, args=(names[0],))
     first.start()
+    assert leading.wait(240), "agent-00's work never ran"
     rest = [threading.Thread(target=caller, args=(n,)) for n in names[1:]]
     for thread in rest:
         thread.start()
-    for _ in range(6000):
+    for _ in range(24000):
         if len(store._group_pending) == 15:
             break
         threading.Event().wait(0.01)
     release.set()
     for thread in [first, *rest]:
-        thread.join(60)
+        thread.join(240)
+        assert not thread.is_alive()
 
     assert set(errors) == {"agent-07"}
     assert seen_on_return == {n: True for n in names if n != "agent-07"}
