@@ -531,7 +531,10 @@ def fault_proxy(server: MotoServer) -> Iterator[FaultProxy]:
                 )
                 return
             if isinstance(decision, threading.Event):
-                decision.wait(timeout=60)
+                # Held until the test lets it go (always, in a finally); the bound
+                # only keeps a broken test from hanging (a loaded machine takes
+                # long to start the processes a test waits for meanwhile).
+                decision.wait(timeout=280)
             elif isinstance(decision, float | int) and decision > 0:
                 time.sleep(decision)
             upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)

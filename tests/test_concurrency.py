@@ -179,10 +179,10 @@ def race(proxy_a: FaultProxy, cli_a: Cli, contracts_a: Path, cli_b: Cli, contrac
     started_a = time.monotonic()
     process_a = cli_a.start("apply", str(contracts_a), "--yes", "--output", "json")
     try:
-        wait_for(a_writing.is_set, 60, "A's first IAM write (A holds the apply lock)")
+        wait_for(a_writing.is_set, 240, "A's first IAM write (A holds the apply lock)")
         process_b = cli_b.start("apply", str(contracts_b), "--yes", "--output", "json")
         watch = Watched(process_b, "waiting for the lock")
-        assert watch.seen.wait(60), "B never said it waits for the lock"
+        assert watch.seen.wait(240), "B never said it waits for the lock"
         assert process_a.poll() is None
     finally:
         b_waiting.set()  # let A go on
@@ -320,7 +320,7 @@ def test_kill_during_a_long_apply_is_prompt_and_never_undone(setup: Setup) -> No
         started = time.monotonic()
         process = cli.start("apply", str(contracts), "--yes", "--output", "json", "-p", "1")
         try:
-            wait_for(held.is_set, 60, f"the apply's trust write for {in_flight}")
+            wait_for(held.is_set, 240, f"the apply's trust write for {in_flight}")
             # Both kills at once, while the apply holds the lock (it is held
             # mid-write and cannot finish before we release it).
             kill_started = time.monotonic()

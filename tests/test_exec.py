@@ -410,7 +410,7 @@ def test_signals_reach_the_command_and_its_exit_code_is_agentctls(world: ExecWor
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # exec starts, mints, starts the child
     while not ready.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     assert ready.exists(), process.stderr.read() if process.stderr else ""
@@ -475,7 +475,7 @@ def test_a_kill_ends_the_running_command_and_everything_it_started(world: ExecWo
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # exec starts, mints, starts the child
     # The child creates the file, then writes both pids: wait for the two.
     while (
         len(pids.read_text().split() if pids.exists() else ()) < 2
@@ -587,9 +587,10 @@ def test_a_command_that_ends_on_sigterm_gets_no_sigkill(world: ExecWorld) -> Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # exec starts, mints, starts the child
     while not ready.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
+    assert ready.exists(), f"the command never started (exec exit {process.poll()})"
     assert world.cli("kill", "reader-agent", "--reason", "INC-12", "--yes") == 0
     assert process.wait(timeout=60) == 3
     (killed,) = world.audit("exec.killed")
