@@ -59,8 +59,13 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         ["medians of 1: kill returned"],
     ),
     "soak.py": (
-        ["--agents", "2", "--minutes", "0.1"],
-        ["audit chain: intact", "state and cloud disagree on kill for 0"],
+        ["--agents", "2", "--github-agents", "2", "--minutes", "0.1"],
+        [
+            "audit chain: intact",
+            "state and cloud disagree on kill for 0",
+            "GitHub tokens usable after their agent's kill: 0",
+            "agents with live GitHub tokens the state does not record: 0",
+        ],
     ),
 }
 
