@@ -775,8 +775,7 @@ def _audit_lines(events: Iterable[AuditEvent], stream: IO[str]) -> int:
     for event in events:
         if not count:
             stream.write("\t".join(_AUDIT_COLUMNS) + "\n")
-        stream.write("\t".join(cell.translate(_UNPRINTABLE) for cell in _audit_cells(event)))
-        stream.write("\n")
+        stream.write("\t".join(cell.translate(_UNPRINTABLE) for cell in _audit_cells(event)) + "\n")
         count += 1
     stream.flush()
     return count
