@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
     from agentctl.execution import RunGrant, RunRequest
 
 RUN_HELP_EPILOG = "Example: agentctl exec pr-review-agent --on-behalf-of amit@company.com --trigger webhook/pr-opened/4521 -- python review.py"
+
+
+def _finite(value: float | None) -> float | None:
+    """click's FloatRange lets NaN through (it compares false with both ends)."""
+    if value is not None and math.isnan(value):
+        raise typer.BadParameter("not a number of seconds (NaN); give e.g. 10 or 0.5")
+    return value
 
 
 @contextmanager
@@ -119,6 +127,7 @@ def exec_command(
         "--kill-grace",
         min=0.0,
         max=3600.0,  # an hour: a bound like every number (tests/test_hostile_input.py)
+        callback=_finite,
         help="Seconds between SIGTERM and SIGKILL when the agent is killed during the run "
         "(default: exec_kill_grace_seconds in agentctl.yaml, 10).",
     ),
