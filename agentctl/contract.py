@@ -237,11 +237,39 @@ def _compiled(specs: tuple[AnySpec, ...]) -> _Compiled:
     schema = contract_schema(chosen)
     longest, limits = name_limit(chosen)
     return _Compiled(
-        jsonschema.Draft202012Validator(schema),
+        jsonschema.Draft202012Validator(_inline_refs(schema)),
         schema_guide(schema, chosen),
         longest,
         tuple(reason for _, reason in limits),
     )
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with each ``{"$ref": "#/$defs/X"}`` replaced by a copy of X
+    (``allOf: [X]`` beside sibling keywords): the same verdicts and errors,
+    without jsonschema resolving a reference (a lookup, a new resource and an
+    evolved validator) for every grant statement of every contract: ~20 % of
+    validating one. A recursive definition keeps its ``$ref``; ``$defs``
+    stays for any reference left."""
+    defs = schema.get("$defs", {})
+
+    def inline(node: Any, through: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, through) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        name = (
+            ref[len("#/$defs/") :] if isinstance(ref, str) and ref.startswith("#/$defs/") else None
+        )
+        if name is not None and name in defs and name not in through:
+            target = inline(defs[name], (*through, name))
+            rest = {k: inline(v, through) for k, v in node.items() if k != "$ref"}
+            return {"allOf": [target], **rest} if rest else target
+        return {k: v if k == "$defs" else inline(v, through) for k, v in node.items()}
+
+    inlined: dict[str, Any] = inline(schema, ())
+    return inlined
 
 
 def _compile(specs: Mapping[str, AnySpec]) -> _Compiled:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,3 +253,39 @@ def test_special_files_never_block_or_crash(tmp_path: Path) -> None:
         "gone.yaml": "outside-folder",
         "zero.yaml": "outside-folder",
     }
+
+
+def test_the_inlined_validator_says_what_the_schema_with_references_says() -> None:
+    """agentctl validates with $defs references inlined (faster); every corpus
+    document gets the same errors (where, which keyword, what message) as from
+    the contract schema as written, references and all."""
+    import jsonschema
+    import yaml
+
+    from agentctl.contract import contract_validator
+    from agentctl.providers.registry import provider_specs
+    from agentctl.schema import contract_schema
+    from agentctl.yamldoc import Abort, Builder, compose
+
+    inlined = contract_validator()
+    as_written = jsonschema.Draft202012Validator(contract_schema(provider_specs()))
+    assert inlined.schema != as_written.schema  # the references are gone from one
+
+    def errors(validator: Any, document: Any) -> list[tuple[str, str, str]]:
+        return sorted(
+            (e.json_path, str(e.validator), e.message) for e in validator.iter_errors(document)
+        )
+
+    compared = 0
+    for path in [*corpus("invalid"), *corpus("hostile")]:
+        # As the loader builds documents (aliases, depth and size refused).
+        try:
+            root = compose(path.read_bytes().decode("utf-8"))
+            document = None if root is None else Builder().build(root)
+        except (yaml.YAMLError, RecursionError, UnicodeDecodeError, Abort):
+            continue
+        if document is None:
+            continue
+        assert errors(inlined, document) == errors(as_written, document), path.name
+        compared += 1
+    assert compared >= 40
