@@ -229,7 +229,7 @@ def compute_plan(
         if name not in by_name and status != AgentStatus.REMOVED
     )
 
-    def plan_agent(name: str) -> AgentPlan:
+    def disposition_of(name: str) -> tuple[Contract | None, str]:
         contract, disposition = by_name.get(name, (None, AgentDisposition.ORPHAN))
         if (
             name in recorded_status
@@ -238,6 +238,31 @@ def compute_plan(
         ):
             # Killed agents stay killed: only `agentctl revive` brings them back.
             disposition = AgentDisposition.KILLED
+        return contract, disposition
+
+    def trusted(name: str, provider_name: str, contract: Contract | None, disposition: str) -> bool:
+        """Applied exactly this contract last time and nothing since: trust the
+        state, ask the provider nothing (a refreshing plan is what detects
+        out-of-band drift)."""
+        return (
+            not refresh
+            and contract is not None
+            and contract.grants_to(provider_name)
+            and applied_hash.get((name, provider_name)) == contract.digest
+            and status_matches(recorded_status.get(name), _EXPECTED_STATUS.get(disposition))
+        )
+
+    def asks_providers(name: str) -> bool:
+        if refresh:
+            return True
+        contract, disposition = disposition_of(name)
+        return not all(
+            trusted(name, p, contract, disposition)
+            for p in _providers_for(contract, recorded_resources.get(name, ()), providers)
+        )
+
+    def plan_agent(name: str) -> AgentPlan:
+        contract, disposition = disposition_of(name)
         declared: tuple[str, ...] = ()
         if contract is not None:
             declared = tuple(sorted(s for s in contract.permissions if s not in providers))
@@ -247,15 +272,7 @@ def compute_plan(
         for provider_name in _providers_for(contract, recorded_resources.get(name, ()), providers):
             provider = providers[provider_name]
             granted = contract is not None and contract.grants_to(provider_name)
-            if (
-                not refresh
-                and granted
-                and contract is not None
-                and applied_hash.get((name, provider_name)) == contract.digest
-                and status_matches(recorded_status.get(name), _EXPECTED_STATUS.get(disposition))
-            ):
-                # Applied exactly this contract last time and nothing since: trust
-                # the state (a refreshing plan is what detects out-of-band drift).
+            if trusted(name, provider_name, contract, disposition):
                 continue
             try:
                 if refresh or provider_name in recorded_resources.get(name, ()):
@@ -328,6 +345,13 @@ def compute_plan(
         )
 
     names = sorted(by_name) + orphans
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        agents = tuple(pool.map(plan_agent, names))
+    # Agents whose plan may ask a provider are planned in parallel; the rest
+    # (every agent of a no-change apply) here: a thread hand-off per agent
+    # cost more than planning it (~0.1 s of a no-change apply of 300).
+    asking = [name for name in names if asks_providers(name)]
+    planned: dict[str, AgentPlan] = {}
+    if asking:
+        with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+            planned = dict(zip(asking, pool.map(plan_agent, asking), strict=True))
+    agents = tuple(planned[name] if name in planned else plan_agent(name) for name in names)
     return Plan(agents=agents, prune=prune, refreshed=refresh)
