@@ -553,7 +553,7 @@ class GitHubRegistrations:
     def redirect_url(self, agent: str, contract: Path) -> str:
         """Step 1, then the person's click on "Create GitHub App": the redirect URL."""
         started = self.run("github", "register", agent, "--contract", str(contract), "-o", "json")
-        assert started.returncode == 0, str(started)
+        assert started.code == 0, str(started)
         page = started.json()
         clicked = self.world.http.post(
             page["creation_url"],
@@ -670,9 +670,7 @@ def test_sigkill_during_github_register_converges(
     )
     assert pending("reg-early")
     again = register("reg-early", "--code", url)
-    assert again.returncode == 0 and "Registered GitHub App acme-reg-early" in again.stdout, str(
-        again
-    )
+    assert again.code == 0 and "Registered GitHub App acme-reg-early" in again.out, str(again)
 
     # (b) GitHub converted the code; the answer (with the only key) never arrived.
     for agent in ("reg-lost", "reg-rotate", "reg-anon"):
@@ -686,8 +684,8 @@ def test_sigkill_during_github_register_converges(
         # next run adopts the App instead.
         if agent == "reg-lost":
             again = register(agent, "--code", url)
-            assert again.returncode == 1, str(again)
-            said = again.stdout + again.stderr
+            assert again.code == 1, str(again)
+            said = again.out + again.err
             assert "was interrupted before agentctl stored the App's private key" in said
             assert "Generate a private key" in said
             assert f"agentctl github rotate-key {agent} --private-key" in said
@@ -695,18 +693,18 @@ def test_sigkill_during_github_register_converges(
             assert not pending(agent)
             assert regs.state().get_resource(agent, "github") is not None
             rotated = regs.run("github", "rotate-key", agent, "--private-key", str(new_key(agent)))
-            assert rotated.returncode == 0, str(rotated)
+            assert rotated.code == 0, str(rotated)
         elif agent == "reg-rotate":
             # The person went straight to rotate-key: it adopts the App by slug.
             rotated = regs.run("github", "rotate-key", agent, "--private-key", str(new_key(agent)))
-            assert rotated.returncode == 0, str(rotated)
-            assert "created by the interrupted registration" in rotated.stdout
+            assert rotated.code == 0, str(rotated)
+            assert "created by the interrupted registration" in rotated.out
         else:
             # No GitHub token: GitHub hides private Apps from anonymous requests,
             # so register cannot confirm it and says both ways forward ...
             again = register(agent, "--code", url, signed_in=False)
-            said = again.stdout + again.stderr
-            assert again.returncode == 1 and "GH_TOKEN" in said and "--app-id" in said, said
+            said = again.out + again.err
+            assert again.code == 1 and "GH_TOKEN" in said and "--app-id" in said, said
             assert pending(agent) and regs.state().get_resource(agent, "github") is None
             # ... and rotate-key with the App ID from the settings page converges.
             app_id = next(
@@ -722,7 +720,7 @@ def test_sigkill_during_github_register_converges(
                 str(app_id),
                 signed_in=False,
             )
-            assert rotated.returncode == 0, str(rotated)
+            assert rotated.code == 0, str(rotated)
         assert not pending(agent)
 
     # (c) The key is stored and GitHub accepted it (GET /app); the state never
@@ -741,18 +739,16 @@ def test_sigkill_during_github_register_converges(
     )
     assert pending("reg-stored")
     again = register("reg-stored")
-    assert again.returncode == 0 and "Registered GitHub App acme-reg-stored" in again.stdout, str(
-        again
-    )
+    assert again.code == 0 and "Registered GitHub App acme-reg-stored" in again.out, str(again)
 
     problems = github_converged(regs, agents)
     assert not problems, "\n".join(problems)
     # Every App works with its stored key, and the chain is intact.
     for agent in agents:
         status = regs.run("github", "status", agent, "-o", "json")
-        assert status.returncode == 0 and status.json()["app_id"], str(status)
+        assert status.code == 0 and status.json()["app_id"], str(status)
     verify = regs.run("audit", "verify", "-o", "json")
-    assert verify.returncode == 0 and verify.json()["verdict"] == "intact", str(verify)
+    assert verify.code == 0 and verify.json()["verdict"] == "intact", str(verify)
     events = regs.state().audit_events(action="github.register")
     resumed = {e.actor for e in events if e.result == "success" and e.detail.get("resumed_from")}
     assert resumed == {"reg-early", "reg-lost", "reg-rotate", "reg-anon", "reg-stored"}
