@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
@@ -1175,9 +1175,20 @@ class Engine:
         horizon = today + timedelta(days=check_days(days))
         items: list[ExpiringItem] = []
 
-        def due(agent: str, owner: str, kind: str, when: date, detail: str, **more: Any) -> None:
+        def due(
+            agent: str,
+            owner: str,
+            kind: str,
+            when: date,
+            detail: str,
+            *,
+            file: str | None = None,
+            secret: LongLivedSecret | None = None,
+        ) -> None:
             items.append(
-                ExpiringItem(agent, owner, kind, when, (when - today).days, detail, **more)
+                ExpiringItem(
+                    agent, owner, kind, when, (when - today).days, detail, file=file, secret=secret
+                )
             )
 
         for contract in expired:

@@ -25,6 +25,7 @@ from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.engine import Engine
+    from agentctl.state import StateStore
     from agentctl.state.records import AgentRecord, ApprovalRecord
     from agentctl.supervise import ChildOutcome
 
@@ -145,7 +146,7 @@ class Runs:
         self.engine = engine
 
     @property
-    def _state(self) -> Any:
+    def _state(self) -> StateStore:
         return self.engine.state
 
     def _refuse(
@@ -234,7 +235,7 @@ class Runs:
         now = self.engine.clock()
         command = _command_text(request.command)
         if request.approval_id is None:
-            approval = state.create_approval(
+            pending = state.create_approval(
                 id=_approval_id(),
                 agent=request.agent,
                 requester=self.engine.operator,
@@ -248,12 +249,12 @@ class Runs:
                 _run_event(
                     request,
                     action="approval.request",
-                    target=approval.id,
+                    target=pending.id,
                     result="pending",
                     detail={"command": command},
                 ),
             )
-            raise ApprovalPending(approval)
+            raise ApprovalPending(pending)
         approval = state.get_approval(request.approval_id)
         problem = None
         if approval is None or approval.agent != request.agent:
@@ -659,7 +660,7 @@ def _scope_text(contract: Contract, enforced: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def latest_handoff(state: Any, agent: str) -> str | None:
+def latest_handoff(state: StateStore, agent: str) -> str | None:
     """The id of the latest ``rotate.handoff`` for ``agent`` (running exec runs
     take new credentials when it changes)."""
     from agentctl.engine import HANDOFF_ACTION

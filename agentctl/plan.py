@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias
 
 from agentctl.errors import AgentctlError
 from agentctl.kills import KILL_UNDONE, kill_undone
@@ -20,6 +20,10 @@ from agentctl.providers.base import Change, ChangeKind, Observed, Provider
 if TYPE_CHECKING:
     from agentctl.state.records import AgentRecord, ResourceRecord
     from agentctl.state.snapshot import RecordedAgent, RecordedResource
+
+# What a plan for one agent is based on in the state (see state_basis): the
+# agent's recorded status, its contract hash, and (provider, applied hash) per resource.
+StateBasis: TypeAlias = "tuple[str | None, str | None, tuple[tuple[str, str | None], ...]]"
 
 
 class RecordedState(Protocol):
@@ -56,7 +60,7 @@ class AgentPlan:
     # What the state recorded for the agent when the plan was made (see
     # state_basis). apply, holding the lock, re-reads it: if another run changed
     # the agent meanwhile, this plan is stale for it and is not applied.
-    basis: tuple[Any, ...] | None = None
+    basis: StateBasis | None = None
     # Killed agents only (refreshing plan): what of the kill no longer holds
     # (see kills.kill_undone); `agentctl kill NAME` restores it.
     kill_undone: tuple[str, ...] = ()
@@ -152,7 +156,7 @@ def state_basis(
     status: AgentStatus | None,
     contract_hash: str | None,
     resources: Iterable[tuple[str, str | None]],
-) -> tuple[Any, ...]:
+) -> StateBasis:
     """What a plan for one agent is based on in the state: its status, the
     contract hash recorded for it and for each of its resources."""
     return (status.value if status else None, contract_hash, tuple(sorted(resources)))

@@ -21,6 +21,8 @@ from agentctl.providers.registry import load_providers
 
 if TYPE_CHECKING:
     from agentctl.audit import AuditJournal
+    from agentctl.secrets import SecretStore
+    from agentctl.state import StateStore
 
 T = TypeVar("T")
 
@@ -53,7 +55,7 @@ def open_journal(config: Config) -> AuditJournal:
     return AuditJournal(default_journal_path(config))
 
 
-def verified_actor(config: Config, state_factory: Callable[[], Any] | None = None) -> Actor:
+def verified_actor(config: Config, state_factory: Callable[[], StateStore] | None = None) -> Actor:
     """Who the credentials of this process belong to, verified with AWS or GitHub
     (agentctl.identity); ``state_factory`` lets it recognise agents' sessions."""
     from agentctl.errors import AgentctlError
@@ -85,8 +87,8 @@ def build_engine(
     clock: Clock = system_clock,
     client_options: Mapping[str, Any] | None = None,
     provider_names: Iterable[str] | None = None,
-    state_factory: Callable[[], Any] | None = None,
-    secrets_factory: Callable[[], Any] | None = None,
+    state_factory: Callable[[], StateStore] | None = None,
+    secrets_factory: Callable[[], SecretStore] | None = None,
     snapshot_url: str | None = None,
 ) -> Engine:
     """``snapshot_url``: the URL a given ``state_factory`` opens, if the caller
@@ -94,7 +96,7 @@ def build_engine(
     secrets_given = secrets_factory is not None
     if secrets_factory is None:
 
-        def open_configured_secrets() -> Any:
+        def open_configured_secrets() -> SecretStore:
             from agentctl.secrets import open_secret_store
 
             return open_secret_store(config.secrets)
@@ -104,7 +106,7 @@ def build_engine(
     if state_factory is None:
         url = snapshot_url = config.resolved_state_url(state_url)
 
-        def open_configured_state() -> Any:
+        def open_configured_state() -> StateStore:
             from agentctl.state import open_state
 
             return open_state(url, clock=clock)
@@ -112,7 +114,7 @@ def build_engine(
         state_factory = open_configured_state
     opened = state_factory
 
-    def keyed_state() -> Any:
+    def keyed_state() -> StateStore:
         from agentctl.audit_key import ChainKeySource, key_source_for
 
         store = opened()

@@ -4,16 +4,17 @@ filled in for this configuration."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
+    from agentctl.model import JsonObject
 
 
 @dataclass(frozen=True)
 class PolicyDocument:
     kind: str  # operator | runtime | boundary
-    document: dict[str, Any]  # the IAM policy document, as AWS takes it
+    document: JsonObject  # the IAM policy document, as AWS takes it
 
 
 def policy_document(

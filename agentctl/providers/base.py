@@ -142,8 +142,8 @@ SettingsT = TypeVar("SettingsT")
 @dataclass(frozen=True)
 class FieldChange:
     field: str
-    before: Any
-    after: Any
+    before: JsonValue
+    after: JsonValue
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class ActionResult:
     detail: str = ""
     resource_id: str | None = None
     # Resource attributes worth recording in state (never secret).
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, JsonValue] = field(default_factory=dict)
     # When not ok: what is left for a human to do, precisely (for a kill: a
     # pasteable command, e.g. `aws iam ...`, or the settings page to use).
     remaining: str = ""

@@ -1084,7 +1084,9 @@ class StateStore:
             rows = conn.execute(query).mappings().all()
         return [_approval(row) for row in rows]
 
-    def transition_approval(self, id: str, from_status: str, to_status: str, **fields: Any) -> bool:
+    def transition_approval(
+        self, id: str, from_status: str, to_status: str, **fields: str | datetime | None
+    ) -> bool:
         """Atomically move ``id`` from ``from_status`` to ``to_status``.
 
         One UPDATE ... WHERE status = from_status: of two concurrent ``exec``

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from agentctl.errors import ConfigError
+from agentctl.model import JsonObject
 from agentctl.providers.aws.policies import POLICY_VERSION, SESSION_ACTIONS
 from agentctl.providers.aws.settings import AwsSettings
 
@@ -205,13 +205,13 @@ def policy_values(
     )
 
 
-def operator_policy(values: PolicyValues) -> dict[str, Any]:
+def operator_policy(values: PolicyValues) -> JsonObject:
     """Everything the operator (apply, kill, revive, rotate, prune) needs, and no
     way to raise itself or any agent above the boundary."""
     roles = values.agent_roles
     path_roles = f"arn:{values.partition}:iam::{values.account_id}:role/*{values.role_prefix}*"
     with_boundary = {"StringEquals": {"iam:PermissionsBoundary": values.boundary}}
-    statements: list[dict[str, Any]] = [
+    statements: list[JsonObject] = [
         {"Sid": "ReadAgentRoles", "Effect": "Allow", "Action": list(ROLE_READS), "Resource": roles},
         {
             "Sid": "ManageAgentRoles",
@@ -311,7 +311,7 @@ def operator_policy(values: PolicyValues) -> dict[str, Any]:
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
-def _secrets_statements(values: PolicyValues) -> list[dict[str, Any]]:
+def _secrets_statements(values: PolicyValues) -> list[JsonObject]:
     secret = f"arn:{values.partition}:secretsmanager:*:{values.account_id}:secret:{values.secrets_prefix}*"
     return [
         {
@@ -337,7 +337,7 @@ def _secrets_statements(values: PolicyValues) -> list[dict[str, Any]]:
     ]
 
 
-def runtime_policy(values: PolicyValues) -> dict[str, Any]:
+def runtime_policy(values: PolicyValues) -> JsonObject:
     """All ``agentctl exec`` / ``credentials`` need: start a tagged session of an
     agent role, nothing else (the role ARN is derived, never looked up)."""
     return {
@@ -353,7 +353,7 @@ def runtime_policy(values: PolicyValues) -> dict[str, Any]:
     }
 
 
-def boundary_policy(values: PolicyValues) -> dict[str, Any]:
+def boundary_policy(values: PolicyValues) -> JsonObject:
     """A starting permissions boundary: the most any contract can grant.
 
     Everything, except administering identities and minting credentials out
@@ -387,7 +387,7 @@ def generate(
     secrets_prefix: str | None = None,
     account_id: str | None = None,
     partition: str | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """The ``kind`` document (operator, runtime, boundary) for this configuration."""
     if kind not in DOCUMENTS:
         raise ConfigError(

@@ -76,6 +76,8 @@ from agentctl.providers.github.scopes import resolve_github_permissions
 from agentctl.secrets import Secret
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
     from agentctl.state.records import (
         CredentialRecord,
         IntentRecord,
@@ -253,7 +255,7 @@ class RotatedKey:
     adopted: RegisteredApp | None = field(default=None, metadata={"json": False})
 
 
-def key_fingerprint(key: Any) -> str:
+def key_fingerprint(key: RSAPrivateKey) -> str:
     """The fingerprint GitHub shows for an App key on its settings page
     ("SHA256:..."): base64 of the SHA-256 of the public key's DER
     SubjectPublicKeyInfo (GitHub docs, "Verifying private keys":
@@ -2551,7 +2553,7 @@ class GitHubProvider:
             )
         return int(body["id"])
 
-    def _record_key(self, agent: str, app_id: int, key: Any) -> LongLivedSecretRecord:
+    def _record_key(self, agent: str, app_id: int, key: RSAPrivateKey) -> LongLivedSecretRecord:
         from agentctl.state.records import LongLivedSecretRecord
 
         now = self._context.clock()

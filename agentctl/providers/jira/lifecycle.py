@@ -39,7 +39,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -174,11 +174,17 @@ class JiraProvider:
 
     name = PROVIDER
 
-    def __init__(self, context: ProviderContext, *, sleep: Any = None) -> None:
+    def __init__(
+        self, context: ProviderContext, *, sleep: Callable[[float], None] | None = None
+    ) -> None:
         self._context = context
         self._settings = context.config.settings(SPEC)
-        kwargs = {"sleep": sleep, "backoff_seconds": 0.0} if sleep is not None else {}
-        self._http = JiraHttp(self._settings, **kwargs)
+        # A test's own sleep also means no backoff wait between retries.
+        self._http = (
+            JiraHttp(self._settings)
+            if sleep is None
+            else JiraHttp(self._settings, sleep=sleep, backoff_seconds=0.0)
+        )
         self._lock = threading.Lock()
         self._cloud_id: str | None = self._settings.cloud_id
         # One scan of who holds which role where, shared by every agent one
