@@ -314,7 +314,7 @@ class _Options:
         return _compile(self.specs)
 
 
-def _type_of(value: Any) -> str:
+def _type_of(value: object) -> str:
     if value is None:
         return "empty"
     if isinstance(value, bool):
@@ -533,7 +533,7 @@ def _check_owner(owner: str) -> Issue | None:
     )
 
 
-def _parse_expiry(value: Any, today: date) -> tuple[date | None, Issue | None]:
+def _parse_expiry(value: object, today: date) -> tuple[date | None, Issue | None]:
     path = ("expiry",)
     example = (today + timedelta(days=90)).isoformat()
     if not isinstance(value, str):
@@ -590,7 +590,7 @@ def _check_expiry(expiry: date, today: date, max_days: int) -> Issue | None:
     return None
 
 
-def _duplicate_items(value: Any, path: tuple[str | int, ...]) -> list[Issue]:
+def _duplicate_items(value: object, path: tuple[str | int, ...]) -> list[Issue]:
     """Scopes/actions listed twice: harmless to grant, but a sign of a mistake."""
     issues: list[Issue] = []
     if isinstance(value, list):
@@ -973,7 +973,7 @@ def _build_contract(doc: dict[str, Any], semantic: _Semantic, file: str) -> Cont
     )
 
 
-def _strings(value: Any) -> tuple[str, ...]:
+def _strings(value: object) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 

@@ -134,7 +134,7 @@ class SecretLeakError(ValueError):
     """
 
 
-def check_no_secrets(value: Any, where: str) -> None:
+def check_no_secrets(value: object, where: str) -> None:
     """Raise :class:`SecretLeakError` if ``value`` contains something secret-looking.
 
     Walks dicts, lists and tuples. The message names the place and the kind of

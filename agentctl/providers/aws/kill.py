@@ -23,6 +23,7 @@ state differs from whoever applied it still finds it).
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from collections.abc import Callable, Iterable, Mapping
@@ -294,8 +295,8 @@ class RoleKiller:
 
     # -- kill / disable ----------------------------------------------------------
 
-    def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
-        return ActionResult(provider=PROVIDER, agent=agent, action=action, **kwargs)
+    # This provider's ActionResult: _result(agent, action, ok=..., detail=..., ...), checked by mypy.
+    _result = functools.partial(ActionResult, PROVIDER)
 
     def _unreachable(
         self, agent: str, action: str, role_name: str, exc: ProviderError

@@ -692,8 +692,8 @@ class AwsProvider:
                 remaining=f"re-run `agentctl apply` to {change.kind.value} role {self.role_name(change.agent)}",
             )
 
-    def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
-        return ActionResult(provider=PROVIDER, agent=agent, action=action, **kwargs)
+    # This provider's ActionResult: _result(agent, action, ok=..., detail=..., ...), checked by mypy.
+    _result = functools.partial(ActionResult, PROVIDER)
 
     def _role_result(
         self,

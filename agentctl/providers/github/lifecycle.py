@@ -1318,8 +1318,8 @@ class GitHubProvider:
             attributes=attributes,
         )
 
-    def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
-        return ActionResult(provider=PROVIDER, agent=agent, action=action, **kwargs)
+    # This provider's ActionResult: _result(agent, action, ok=..., detail=..., ...), checked by mypy.
+    _result = functools.partial(ActionResult, PROVIDER)
 
     # -- kill / disable / remove ------------------------------------------------------
 

@@ -36,6 +36,7 @@ for ``jira.admin_email``, and optionally an organisation admin API key
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -605,8 +606,8 @@ class JiraProvider:
 
     # -- apply ----------------------------------------------------------------------
 
-    def _result(self, agent: str, action: str, **kwargs: Any) -> ActionResult:
-        return ActionResult(provider=PROVIDER, agent=agent, action=action, **kwargs)
+    # This provider's ActionResult: _result(agent, action, ok=..., detail=..., ...), checked by mypy.
+    _result = functools.partial(ActionResult, PROVIDER)
 
     def apply(self, change: Change[JiraPlan]) -> ActionResult:
         payload = change.payload
