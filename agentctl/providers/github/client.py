@@ -26,6 +26,9 @@ from agentctl.providers.github.settings import GitHubSettings
 from agentctl.secrets import Secret
 
 if TYPE_CHECKING:
+    import ssl
+
+    import httpx
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
     from githubkit import GitHub, Response
 
@@ -150,7 +153,7 @@ def _authorization_class() -> type[Any]:
     return AuthorizationHeader
 
 
-def _pin_api_version(request: Any) -> None:
+def _pin_api_version(request: httpx.Request) -> None:
     request.headers["X-GitHub-Api-Version"] = API_VERSION
 
 
@@ -178,7 +181,7 @@ class GitHubHttp:
         self._max_backoff = max_backoff_seconds
         self._lock = threading.Lock()
         self._keys: dict[str, RSAPrivateKey] = {}
-        self._tls: Any = None
+        self._tls: ssl.SSLContext | None = None
 
     @property
     def _base_url(self) -> str:
@@ -209,7 +212,7 @@ class GitHubHttp:
             event_hooks={"request": [_pin_api_version], "response": []},
         )
 
-    def _tls_context(self) -> Any:
+    def _tls_context(self) -> ssl.SSLContext:
         """One verifying TLS context for every client: each call gets a fresh
         client, and loading the CA bundle costs more than most GitHub calls."""
         with self._lock:
@@ -382,7 +385,7 @@ class GitHubHttp:
         error.outcome_unknown = True
         return error
 
-    def _endpoint(self, request: Any) -> str:
+    def _endpoint(self, request: httpx.Request) -> str:
         return f"{request.method} {self._path(request.url)}"
 
     def _delay(self, attempt: int, wait: float) -> float:
