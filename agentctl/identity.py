@@ -153,7 +153,7 @@ class Actor:
             via="not verified: the identity service was unreachable during a kill",
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | None]:
         return {
             "person": self.person,
             "principal": self.principal.arn,

@@ -53,6 +53,8 @@ from agentctl.serve_auth import Authenticator
 from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from agentctl.engine import Engine
 
 _AGENT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
@@ -538,7 +540,7 @@ def uvicorn_server(app: ASGIApp, *, forwarded_allow_ips: str | None = None) -> A
     )
 
     class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             # A stop asked for by SIGTERM/SIGINT is a clean exit (0): uvicorn
             # would re-raise the signal once shut down, and a service manager
             # would report the kill switch as crashed.

@@ -79,7 +79,7 @@ def where(path: Sequence[str | int]) -> str:
     return format_path(path) or "the contract"
 
 
-def show(value: Any, limit: int = 80) -> str:
+def show(value: object, limit: int = 80) -> str:
     """A value quoted for a message: repr escapes control and format characters,
     so hostile content cannot drive the terminal; long values are cut."""
     if isinstance(value, str):
