@@ -2418,7 +2418,7 @@ class GitHubProvider:
         refs: list[str],
         audit: Callable[[RegisteredApp], None] | None,
         *,
-        key: Any = None,
+        key: RSAPrivateKey | None = None,
         key_stored: bool = True,
         resumed_from: str | None = None,
     ) -> RegisteredApp:
