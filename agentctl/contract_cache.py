@@ -23,6 +23,9 @@ symlink or FIFO swapped in is refused as before.
 Where: beside a SQLite state (``state.db`` -> ``state.db.validated.json``,
 0600): whoever can write it can write the state itself, which agentctl trusts
 in the same way (see ``Contract.from_document``). No SQLite state, no cache.
+A cache file that is not this user's private file (a link, another owner,
+readable or writable by others: e.g. one a pull request added to a checkout)
+is ignored and replaced.
 """
 
 from __future__ import annotations
@@ -109,6 +112,23 @@ def context_key(
     return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()
 
 
+def _read_private(path: Path) -> bytes:
+    """The cache's bytes, if this user wrote it: owned by us, not a link, no
+    access for group or others (agentctl writes it 0600). Anything else —
+    say a ``state.db.validated.json`` that a pull request added to a checkout
+    (git makes it 0644) — is not trusted: it maps files to the documents plan
+    and apply act on, so a forged one would skip validation."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise PermissionError(f"{path} is not this user's private file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
 class ContractCache:
     """Read once, looked up per file, written back once (only what was seen)."""
 
@@ -119,8 +139,7 @@ class ContractCache:
         self._seen: dict[str, Any] = {}
         self._changed = False
         try:
-            with open(path, encoding="utf-8") as handle:
-                stored = json.load(handle)
+            stored = json.loads(_read_private(path))
             if (
                 isinstance(stored, dict)
                 and stored.get("format") == FORMAT

@@ -127,3 +127,26 @@ def test_the_cache_lives_beside_a_sqlite_state_only(tmp_path: Path) -> None:
     )
     assert cache_path_for("postgresql://user@localhost/agentctl") is None
     assert cache_path_for(f"sqlite:///{tmp_path / 'missing-folder' / 'state.db'}") is None
+
+
+def test_a_cache_this_user_did_not_write_privately_is_ignored_and_replaced(
+    tmp_path: Path,
+) -> None:
+    """A pull request can add files beside a state that lives in the checkout;
+    git checks them out 0644. Such a cache (or a link to one) could map a
+    harmless file to any document: it is not read, and apply writes its own."""
+    folder = tmp_path / "contracts"
+    write_contract(folder, "alpha-agent", aws=s3_read("bucket-a"))
+    cache = tmp_path / "state.db.validated.json"
+    load(folder, cache)
+    forge(cache, "forged by a pull request")
+    cache.chmod(0o644)
+    assert {c.purpose for c in load(folder, cache).contracts} != {"forged by a pull request"}
+    assert oct(cache.stat().st_mode & 0o777) == "0o600"  # replaced by this run's own
+    assert "forged" not in cache.read_text("utf-8")
+
+    elsewhere = tmp_path / "planted.json"
+    forge(cache, "forged by a pull request")
+    os.replace(cache, elsewhere)
+    cache.symlink_to(elsewhere)
+    assert {c.purpose for c in load(folder, cache).contracts} != {"forged by a pull request"}
