@@ -411,8 +411,12 @@ def soak(endpoint: str, emu: GitHubEmulator, workdir: Path, args: argparse.Names
                 )
             enforce_iam(endpoint, True)
         if reports is not None and not all(r.ok for r in reports):
-            failed["rotate"] += 1
-            first_error.setdefault("rotate", str([r.results[0].detail for r in reports]))
+            details = [str(r.detail) for report in reports for r in report.results if not r.ok]
+            if details and all(LOST_ANSWER in d for d in details):
+                designed["rotate"] += 1  # the verification mint's answer was lost: recorded
+            else:
+                failed["rotate"] += 1
+                first_error.setdefault("rotate", str(details)[:300])
             if os.environ.get("SOAK_DEBUG"):
                 print(
                     f"rotate {name} cycle {cycle}: {reports[0].results[0].detail}", file=sys.stderr
