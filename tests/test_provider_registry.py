@@ -48,6 +48,25 @@ def test_loading_every_spec_imports_no_sdk() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_a_providers_commands_come_from_its_own_package_and_never_import_the_cli() -> None:
+    # A provider is one package, its sub-commands included: built through the
+    # CommandLine it is handed (ProviderSpec.commands), never by importing agentctl.cli.
+    code = (
+        "import sys\n"
+        "from agentctl.providers.base import load_object\n"
+        "from agentctl.providers.registry import provider_specs\n"
+        "mounted = {}\n"
+        "for name, spec in provider_specs().items():\n"
+        "    if spec.commands:\n"
+        "        assert spec.commands.startswith(f'agentctl.providers.{name}.'), spec.commands\n"
+        "        mounted[name] = load_object(spec.commands, name)\n"
+        "assert {'github', 'jira'} <= set(mounted), mounted\n"
+        "cli = sorted(m for m in sys.modules if m == 'agentctl.cli' or m.startswith('agentctl.cli.'))\n"
+        "assert not cli, cli\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def _plugin(folder: Path, dist: str, entry: str, module: str, body: str) -> None:
     info = folder / f"{dist}-1.0.dist-info"
     info.mkdir(parents=True)
