@@ -34,6 +34,7 @@ nothing to change.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -450,15 +451,24 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
             # the run's credential is recorded and audited; the next exec runs.
             marker = audit_head(cli)
             started = tmp_path / "child-started"
-            child = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(5)"
+            # The command runs until the test ends it (a fixed sleep could end
+            # first on a loaded machine, and exec with it, before the SIGKILL).
+            child = (
+                "import os, pathlib, time; "
+                f"pathlib.Path({str(started)!r}).write_text(str(os.getpid())); time.sleep(600)"
+            )
             process = cli.start("exec", minted, "--", sys.executable, "-c", child)
-            for _ in range(600):
-                if started.exists() or process.poll() is not None:
+            for _ in range(2400):
+                if (started.exists() and started.read_text()) or process.poll() is not None:
                     break
                 time.sleep(0.1)
             assert started.exists(), str(cli.finish(process))
             sigkill(process)
-            assert cli.finish(process).code == -signal.SIGKILL
+            killed_exec = cli.finish(process)
+            # exec's SIGKILL leaves its command (its own session) running: end it.
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(started.read_text()), signal.SIGKILL)
+            assert killed_exec.code == -signal.SIGKILL
             issued = [a for a in audit_actions(world, marker, minted) if a == "credentials.issue"]
             assert issued, audit_actions(world, marker, minted)
             again = cli.run(*run_args)
