@@ -464,11 +464,11 @@ def test_sigkill_during_kill_revive_rotate_credentials_and_exec_converges(
                 time.sleep(0.1)
             assert started.exists(), str(cli.finish(process))
             sigkill(process)
-            killed_exec = cli.finish(process)
-            # exec's SIGKILL leaves its command (its own session) running: end it.
+            # exec's SIGKILL leaves its command (its own session) running, holding
+            # exec's stdout and stderr open: end it too before reading them.
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(started.read_text()), signal.SIGKILL)
-            assert killed_exec.code == -signal.SIGKILL
+            assert cli.finish(process).code == -signal.SIGKILL
             issued = [a for a in audit_actions(world, marker, minted) if a == "credentials.issue"]
             assert issued, audit_actions(world, marker, minted)
             again = cli.run(*run_args)
