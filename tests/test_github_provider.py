@@ -291,6 +291,20 @@ def test_a_token_expired_only_by_this_hosts_clock_is_still_revoked(
     assert world.secrets().get(f"github/token/{later.id}") is None
     assert http.get(f"/repos/{ORG}/api", headers=token_headers(second)).status_code == 200
 
+    # rotate, a minute past that one's recorded expiry: it still counts as live
+    # (GitHub may accept it) and is revoked with the older tokens.
+    third = mint(world, leaks, provider, contract)
+    (third_record,) = [
+        c
+        for c in world.open_state().list_credentials(agent=contract.name)
+        if c.id not in (credential.id, later.id)
+    ]
+    past_third = third_record.expires_at + timedelta(minutes=1)
+    rotated = world.provider(clock=lambda: past_third).rotate(contract.name)
+    leaks.seen(rotated)
+    assert rotated.ok and "revoked 1 older token" in rotated.detail, rotated
+    assert http.get(f"/repos/{ORG}/api", headers=token_headers(third)).status_code == 401
+
 
 def test_revive_unsuspends_and_old_tokens_stay_dead(
     github_world: GitHubWorld, leaks: Leaks

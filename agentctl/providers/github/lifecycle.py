@@ -455,7 +455,9 @@ class GitHubProvider:
                     manifest_state_ref(agent),
                 )
             )
-        for credential in state.list_credentials(provider=PROVIDER, live_at=self._context.clock()):
+        for credential in state.list_credentials(
+            provider=PROVIDER, live_at=self._context.clock() - _EXPIRY_MARGIN
+        ):
             refs.add(credential.secret_ref or token_ref(credential.id))
         return sorted(refs)
 
@@ -463,10 +465,13 @@ class GitHubProvider:
         return self._context.state.get_resource(agent, PROVIDER)
 
     def _live_tokens(self, agent: str) -> list[CredentialRecord]:
+        """Tokens GitHub may still accept: not revoked, and not surely expired
+        (see _surely_expired: expired here by less than the drift margin counts
+        as live, so rotate, kill and plan still revoke it)."""
         return [
             c
             for c in self._context.state.list_credentials(
-                agent=agent, provider=PROVIDER, live_at=self._context.clock()
+                agent=agent, provider=PROVIDER, live_at=self._context.clock() - _EXPIRY_MARGIN
             )
             if c.kind == TOKEN_KIND
         ]
@@ -1768,7 +1773,7 @@ class GitHubProvider:
             if self._context.secrets.get(t.secret_ref or token_ref(t.id)) is None
         ]
         if unheld:
-            latest = max(t.expires_at for t in unheld)
+            latest = max(t.expires_at for t in unheld) + _EXPIRY_MARGIN
             return self._result(
                 agent,
                 "revive",
