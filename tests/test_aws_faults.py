@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -444,10 +445,16 @@ def test_with_sts_down_only_kill_goes_on(
         )
         before = len(state.audit_chain())
 
+    # An apply with work to do (one new agent): with nothing to write, apply
+    # verifies nobody, like plan, and would have nothing to refuse.
+    grown = tmp_path / "contracts-grown"
+    shutil.copytree(world.contracts, grown)
+    write_contract(grown, "flt-agent-new", aws=s3_read("data"))
+
     proxy.rule = sts_down
     refused = [
         world.cli.run("revive", victim, "--reason", "back"),
-        world.cli.run("apply", str(world.contracts), "--yes"),
+        world.cli.run("apply", str(grown), "--yes"),
         world.cli.run("approve", approval.id),
     ]
     # Inside `agentctl exec` (AGENTCTL_AGENT set) an unreachable STS is no excuse.
