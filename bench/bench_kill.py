@@ -266,7 +266,7 @@ def measure(world: World, i: int, mode: str) -> Sample:
         done = time.perf_counter() - started
         engine.state.close()
         if not report.ok:
-            raise SystemExit(f"kill failed: {report.as_dict()}")
+            raise SystemExit(f"kill failed: {report}")
     else:
         env = {
             **os.environ,
