@@ -46,7 +46,6 @@ from typing import Any
 
 import boto3
 import requests
-import yaml
 from botocore.config import Config as BotoConfig
 from botocore.parsers import ResponseParserError
 
@@ -61,6 +60,9 @@ from agentctl.providers.aws.settings import AwsSettings  # noqa: E402
 from agentctl.providers.base import ProviderContext  # noqa: E402
 from agentctl.runtime import build_engine  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wholeproc import SERIAL_MOTO, agent_name, statements, write_contracts  # noqa: E402
+
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
 RUNTIME_PRINCIPAL = "arn:aws:iam::123456789012:user/agent-runtime"
@@ -68,29 +70,9 @@ BOUNDARY_NAME = "agentctl-bench-boundary"
 EXPIRY = date(2027, 3, 1)
 
 
-# `python -m moto.server`, except that requests reach moto's backends one at a
-# time (HTTP parsing stays threaded). moto's IAM backend is not thread-safe: a
-# role lookup iterating the roles while another request creates one fails with
-# HTTP 500 ("dictionary changed size during iteration"), which on a loaded
-# machine spoils most 500-agent runs. Both sides of every comparison use the
-# same server; ``--plain-moto`` runs the stock server (failed runs discarded).
-SERIAL_MOTO = """
-import sys, threading
-import moto.server
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-lock = threading.Lock()
-dispatch = DomainDispatcherApplication.__call__
-
-def serialised(self, environ, start_response):
-    with lock:
-        return list(dispatch(self, environ, start_response))
-
-DomainDispatcherApplication.__call__ = serialised
-moto.server.main(sys.argv[1:])
-"""
-
-
+# Backend calls serialised (moto's IAM backend is not thread-safe; see
+# wholeproc.SERIAL_MOTO), which on a loaded machine otherwise spoils most
+# 500-agent runs. ``--plain-moto`` runs the stock server (failed runs discarded).
 def start_server(*, serial: bool = True) -> tuple[str, subprocess.Popen[bytes]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -145,20 +127,6 @@ def ensure_boundary(endpoint: str) -> str:
         }
         iam.create_policy(PolicyName=BOUNDARY_NAME, PolicyDocument=json.dumps(document))
     return arn
-
-
-def agent_name(i: int) -> str:
-    return f"bench-agent-{i:04d}"
-
-
-def statements(i: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "sid": "ReadBucket",
-            "actions": ["s3:GetObject", "s3:ListBucket"],
-            "resources": [f"arn:aws:s3:::bench-bucket-{i}", f"arn:aws:s3:::bench-bucket-{i}/*"],
-        }
-    ]
 
 
 def contract(i: int) -> Contract:
@@ -279,29 +247,6 @@ def provider_apply(endpoint: str, n_agents: int, parallelism: int) -> dict[str, 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         assert sum(pool.map(converge, contracts)) == 0
     return {"apply": first, "reapply": time.perf_counter() - started}
-
-
-def write_contracts(folder: Path, n_agents: int, expiry: date) -> None:
-    """One contract file per agent, as an operator would keep them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n_agents):
-        name = agent_name(i)
-        document = {
-            "agent": {
-                "name": name,
-                "owner": f"team-{i}@company.com",
-                "purpose": f"Generated agent number {i} for the benchmark",
-            },
-            "permissions": {
-                "aws": [
-                    {"actions": s["actions"], "resources": s["resources"]} for s in statements(i)
-                ]
-            },
-            "execution_mode": "autonomous",
-            "expiry": expiry,
-            "kill_switch": f"/agents/{name}/disable",
-        }
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False), "utf-8")
 
 
 def engine_config(endpoint: str, boundary: str, workdir: Path, tag: str) -> Config:

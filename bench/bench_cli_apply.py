@@ -25,7 +25,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
@@ -45,6 +44,7 @@ from wholeproc import (
     ratio,
     row,
     run,
+    write_contracts,
 )
 
 RUNTIME_PRINCIPAL = "arn:aws:iam::123456789012:user/agentctl-runtime"
@@ -82,40 +82,6 @@ def one(i):
 with ThreadPoolExecutor(max_workers=threads) as pool:
     list(pool.map(one, range(n)))
 """
-
-
-def agent_name(i: int) -> str:
-    return f"bench-agent-{i:04d}"
-
-
-def write_contracts(folder: Path, n_agents: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    expiry = date.today() + timedelta(days=180)
-    for i in range(n_agents):
-        name = agent_name(i)
-        document = {
-            "agent": {
-                "name": name,
-                "owner": f"team-{i}@company.com",
-                "purpose": f"Generated agent number {i} for the benchmark",
-            },
-            "permissions": {
-                "aws": [
-                    {
-                        "sid": "ReadBucket",
-                        "actions": ["s3:GetObject", "s3:ListBucket"],
-                        "resources": [
-                            f"arn:aws:s3:::bench-bucket-{i}",
-                            f"arn:aws:s3:::bench-bucket-{i}/*",
-                        ],
-                    }
-                ]
-            },
-            "execution_mode": "autonomous",
-            "expiry": expiry,
-            "kill_switch": f"/agents/{name}/disable",
-        }
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False), "utf-8")
 
 
 def main() -> int:

@@ -30,13 +30,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cli_apply import RUNTIME_PRINCIPAL, agent_name, write_contracts
+from bench_cli_apply import RUNTIME_PRINCIPAL
 from wholeproc import (
     ADMIN_KEYS,
     AGENTCTL,
     PYTHON,
     REGION,
     Moto,
+    agent_name,
     boundary,
     clean_env,
     interleave,
@@ -44,6 +45,7 @@ from wholeproc import (
     ratio,
     row,
     run,
+    write_contracts,
 )
 
 FLOOR = """

@@ -24,10 +24,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -136,6 +138,45 @@ def load_average() -> str:
 
 
 # -- moto -------------------------------------------------------------------------------
+
+
+# -- the agents every AWS bench generates (plain YAML: importing agentctl here
+# would raise the peak RSS every measured child inherits, see above)
+
+
+def agent_name(i: int) -> str:
+    return f"bench-agent-{i:04d}"
+
+
+def statements(i: int) -> list[dict[str, Any]]:
+    """Agent i's grant: read its own bucket (the floors make the same policy)."""
+    return [
+        {
+            "sid": "ReadBucket",
+            "actions": ["s3:GetObject", "s3:ListBucket"],
+            "resources": [f"arn:aws:s3:::bench-bucket-{i}", f"arn:aws:s3:::bench-bucket-{i}/*"],
+        }
+    ]
+
+
+def write_contracts(folder: Path, n_agents: int, expiry: date | None = None) -> None:
+    """One contract file per agent, as an operator would keep them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    expiry = expiry or date.today() + timedelta(days=180)
+    for i in range(n_agents):
+        name = agent_name(i)
+        document = {
+            "agent": {
+                "name": name,
+                "owner": f"team-{i}@company.com",
+                "purpose": f"Generated agent number {i} for the benchmark",
+            },
+            "permissions": {"aws": statements(i)},
+            "execution_mode": "autonomous",
+            "expiry": expiry,
+            "kill_switch": f"/agents/{name}/disable",
+        }
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False), "utf-8")
 
 
 # `python -m moto.server`, except that requests reach moto's backends one at a
