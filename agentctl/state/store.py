@@ -650,10 +650,41 @@ class StateStore:
     def migrate(self) -> int:
         """Apply pending forward migrations; returns the schema version."""
         with self._read() as conn:
-            if s.current_version(conn) == s.LATEST_VERSION:
+            version = s.current_version(conn)
+            if version == s.LATEST_VERSION:
                 return s.LATEST_VERSION
+            if self.dialect == "postgresql":
+                self._require_create(conn, version)
         with self._write() as conn:
             return s.migrate(conn)
+
+    def _require_create(self, conn: Connection, version: int) -> None:
+        """Refuse, saying which role must act, when this PostgreSQL login may
+        not make or upgrade the tables: operators' logins hold only DML on
+        them (README, "Running agentctl as a team"), so after an upgrade
+        PostgreSQL's bare "permission denied for schema" would send them to
+        grant what they already have."""
+        schema, may_create = conn.execute(
+            sa.text("SELECT current_schema(), has_schema_privilege(current_schema(), 'CREATE')")
+        ).one()
+        if schema is None or may_create is not False:
+            return  # no schema on the search_path, or allowed: let migrate say
+        doc = (
+            "that role needs CREATE on the schema; every other login needs only "
+            "SELECT, INSERT, UPDATE, DELETE on agentctl's tables; nothing was changed"
+        )
+        if version == 0:
+            raise StateError(
+                f"state store {self.url}: this database role may not create agentctl's "
+                f'tables (no CREATE on schema "{schema}")',
+                hint=f"run `agentctl state init` once as the role that owns the schema; {doc}",
+            )
+        raise StateError(
+            f"state store {self.url}: agentctl's tables are at schema version {version} "
+            f"and this agentctl needs {s.LATEST_VERSION}; this database role may not "
+            f'upgrade them (no CREATE on schema "{schema}")',
+            hint=f"run `agentctl state migrate` as the role that ran `agentctl state init`; {doc}",
+        )
 
     def schema_version(self) -> int:
         with self._read() as conn:
