@@ -16,7 +16,7 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -376,6 +376,7 @@ def seal_trail(
     anchors: AnchorStore | None,
     *,
     operator: str,
+    proof: Mapping[str, str] | None = None,
 ) -> SealResult:
     """``audit seal``: verify an old (unkeyed or partly keyed) trail, then MAC its
     unkeyed events, so from now on every event is checked with the key.
@@ -385,7 +386,8 @@ def seal_trail(
     creates the key on first use); then the events before the key's first
     seq get their MACs in one transaction, and the key record in the secret
     store is told the whole trail is keyed (``keyed_from`` 1), so stripped
-    MACs can never pass as "older than the key".
+    MACs can never pass as "older than the key". ``proof`` (Actor.proof) goes
+    into the event's detail: the principal that proved who ``operator`` is.
     """
     if not keys.configured:
         raise StateError(
@@ -412,6 +414,7 @@ def seal_trail(
             detail={
                 "verified_through": before.last_seq,
                 "unkeyed": before.unsealed or before.last_seq,
+                **(proof or {}),
             },
         ),
         operator=operator,
@@ -539,7 +542,11 @@ class JournalImport:
 
 
 def import_journal(
-    store: StateStore, journal: AuditJournal, *, operator: str | None = None
+    store: StateStore,
+    journal: AuditJournal,
+    *,
+    operator: str | None = None,
+    proof: Mapping[str, str] | None = None,
 ) -> JournalImport:
     """Move journaled events into the store's chain, then empty the journal.
 
@@ -574,7 +581,12 @@ def import_journal(
                 action=JOURNAL_IMPORT_ACTION,
                 target=str(journal.path),
                 result="failed" if problem else "ok",
-                detail={"imported": imported, "skipped": skipped, "problem": problem},
+                detail={
+                    "imported": imported,
+                    "skipped": skipped,
+                    "problem": problem,
+                    **(proof or {}),
+                },
             ),
             operator=operator or "agentctl",
         )

@@ -330,9 +330,7 @@ class Engine:
         Returns where the event went ("state" or "journal").
         """
         who = self.actor()
-        # The principal that proved who the operator is (an ARN, github:user/LOGIN),
-        # and the rule that named the person (a people: rule is the caller's own file).
-        draft = draft.with_detail(principal=who.principal.arn, identified_by=who.via)
+        draft = draft.with_detail(**who.proof())
         store = state if state is not None else self._try_state()
         if store is not None:
             try:
@@ -469,7 +467,8 @@ class Engine:
                 )
             elif not record.status.killed and record.updated_at <= event.time:
                 state.set_agent_status(event.target, killed, reason, expected=record.status)
-        import_journal(state, self.journal, operator=self.operator)
+        actor = self.actor()
+        import_journal(state, self.journal, operator=actor.person, proof=actor.proof())
 
     def _apply_agent(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
         state = self.state

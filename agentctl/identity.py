@@ -153,6 +153,12 @@ class Actor:
             via="not verified: the identity service was unreachable during a kill",
         )
 
+    def proof(self) -> dict[str, str]:
+        """What an audit event records beside the person: the principal that
+        proved who it is (an ARN, github:user/LOGIN) and the rule that named the
+        person (a people: rule is the caller's own file)."""
+        return {"principal": self.principal.arn, "identified_by": self.via}
+
     def as_dict(self) -> dict[str, str | None]:
         return {
             "person": self.person,

@@ -31,6 +31,7 @@ from agentctl.cli.audit import app
 from agentctl.commands import Session
 from agentctl.durations import parse_since
 from agentctl.errors import StateError, UsageError
+from agentctl.identity import Actor, IdentityError
 from agentctl.secrets import SecretLeakError
 from agentctl.state import AuditDraft, StateStore, create_state_engine, open_state
 
@@ -325,9 +326,13 @@ def keyed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(config)
 
 
+# Who runs the commands here (identity itself: test_seal_is_done_by_a_verified_person).
+OPERATOR = Actor.declared("ops@company.com")
+
+
 def run_audit(state_url: str, config: str | None, *argv: str) -> tuple[int, str]:
     """One command, as its own process would: a fresh context, closed (and anchored) after."""
-    context = Session(state_url=state_url, config_path=config)
+    context = Session(state_url=state_url, config_path=config, _actor=OPERATOR)
     try:
         outcome = CliRunner().invoke(app, list(argv), obj=context)
     finally:
@@ -399,6 +404,10 @@ def test_seal_migrates_an_old_unkeyed_trail(state_url: str, keyed_config: str) -
     assert code == 0 and "intact: 6 events" in out and "anchored at seq 6" in out
     code, out = run_audit(state_url, keyed_config, "seal")
     assert code == 0 and "already sealed" in out
+    with open_state(state_url) as store:
+        (sealed,) = store.audit_events(action="audit.seal")
+    assert sealed.operator == "ops@company.com"
+    assert sealed.detail["principal"] == OPERATOR.arn and sealed.detail["identified_by"]
     # and from now on, an edited old event is found at its own seq, hashes recomputed or not
     with open_state(state_url) as store:
         events = store.audit_events()
@@ -410,6 +419,55 @@ def test_seal_migrates_an_old_unkeyed_trail(state_url: str, keyed_config: str) -
     )
     code, out = run_audit(state_url, keyed_config, "verify")
     assert code == 1 and "first bad event seq 2" in out
+
+
+def test_seal_is_done_by_a_verified_person(
+    state_url: str, keyed_config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing vouches for the whole trail: like every command that writes to
+    it, only a verified person may (here: a GitHub user token, GET /user on the
+    emulator), recorded with the principal that proved it. Nobody verified:
+    one error, nothing sealed, nothing appended."""
+    from testing.github import GitHubEmulator
+
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "GH_", "GITHUB_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with open_state(state_url) as old:
+        fill(old, 3)
+    with GitHubEmulator() as github:
+        config = Path(keyed_config)
+        config.write_text(
+            config.read_text("utf-8") + f"github:\n  base_url: {github.url}\n", "utf-8"
+        )
+
+        def seal() -> tuple[int, str, BaseException | None]:
+            context = Session(state_url=state_url, config_path=keyed_config)
+            try:
+                outcome = CliRunner().invoke(app, ["seal"], obj=context)
+            finally:
+                context.close()
+            return outcome.exit_code, outcome.output, outcome.exception
+
+        code, _, error = seal()  # no credentials at all
+        assert isinstance(error, IdentityError) and "cannot verify who you are" in error.message
+        monkeypatch.setenv("GH_TOKEN", "gho_" + "x" * 36)  # a token GitHub rejects
+        code, _, error = seal()
+        assert isinstance(error, IdentityError) and "GitHub rejected the token" in error.message
+        with open_state(state_url) as store:
+            events = store.audit_events()
+        assert len(events) == 3 and all(e.mac is None for e in events)  # nothing changed
+
+        monkeypatch.setenv("GH_TOKEN", github.create_user_token("octo-alice"))
+        code, out, error = seal()
+    assert code == 0 and error is None and "sealed 3 event(s)" in out, out
+    with open_state(state_url) as store:
+        (sealed,) = store.audit_events(action="audit.seal")
+    assert sealed.operator == "octo-alice"
+    assert sealed.detail["principal"] == "github:user/octo-alice"
 
 
 def test_seal_on_an_empty_trail_keys_it(state_url: str, keyed_config: str) -> None:
@@ -449,7 +507,7 @@ def test_seal_refuses_a_trail_that_does_not_verify(state_url: str, keyed_config:
         f"UPDATE audit_events SET result = 'denied', hash = '{edited.hash}' WHERE seq = 2",
         f"UPDATE audit_events SET prev_hash = '{edited.hash}', hash = '{third.hash}' WHERE seq = 3",
     )
-    context = Session(state_url=state_url, config_path=keyed_config)
+    context = Session(state_url=state_url, config_path=keyed_config, _actor=OPERATOR)
     try:
         outcome = CliRunner().invoke(app, ["seal"], obj=context)
     finally:

@@ -312,7 +312,14 @@ def test_kill_with_the_state_store_down_revokes_and_journals_then_apply_imports(
     assert [(e.id, e.target, e.detail["reason"]) for e in kills] == [
         (journaled[0]["id"], victim, "INC-9 db down")
     ]
-    assert [e.action for e in chain].count(JOURNAL_IMPORT_ACTION) == 1
+    (imported,) = [e for e in chain if e.action == JOURNAL_IMPORT_ACTION]
+    # the import is recorded like any event: the verified person and the
+    # principal that proved it (the apply's IAM user)
+    apply_events = [e for e in chain if e.action.startswith("apply")]
+    assert apply_events, [e.action for e in chain]
+    assert imported.operator == apply_events[-1].operator
+    assert imported.detail["principal"] == apply_events[-1].detail["principal"]
+    assert ":user/" in imported.detail["principal"] and imported.detail["identified_by"]
     assert record is not None and record.status == AgentStatus.KILL_INCOMPLETE, record
     for extra in ((), ("--refresh",)):
         assert world.apply(*extra).code == 0

@@ -101,27 +101,15 @@ def verify(session: Session) -> VerifyResult:
     return dataclasses.replace(result, can_key=keys.configured)
 
 
-def _sealer(session: Session) -> str:
-    """Who seals: the verified person when there is one. Sealing changes no agent,
-    approval or event (it adds MACs and one seal event), so a host without AWS or
-    GitHub credentials may still seal; the event then says it was not verified."""
-    import getpass
-
-    from agentctl.identity import IdentityError
-
-    try:
-        return session.require_person("audit seal", "audit").person
-    except IdentityError:
-        try:
-            return f"unverified:{getpass.getuser()}"
-        except (OSError, KeyError):
-            return "unverified"
-
-
 def seal(session: Session) -> SealResult:
     """Verify an old unkeyed trail's hash chain, then MAC every event with the
     chain key from the secret store (created if needed). Safe to re-run."""
     from agentctl.audit import seal_trail
 
+    # Sealing vouches for the whole trail: a verified person does it, as every
+    # command that writes to the trail (an agent or the runtime host is refused).
+    actor = session.require_person("audit seal", "audit-trail")
     keys = session.chain_keys()
-    return seal_trail(session.state(), keys, session.anchors(), operator=_sealer(session))
+    return seal_trail(
+        session.state(), keys, session.anchors(), operator=actor.person, proof=actor.proof()
+    )
