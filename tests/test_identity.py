@@ -590,15 +590,19 @@ def test_an_unverifiable_caller_changes_nothing(world: World) -> None:
 
 
 def test_read_only_commands_need_no_identity(world: World) -> None:
+    before = len(world.events())
     for argv in (
         ("status",),
         ("list", "-o", "json"),
         ("approvals",),
         ("audit",),
         ("validate", str(world.contracts)),
+        # tables only, no agent, approval or event: verifies nobody (SECURITY.md)
+        ("state", "migrate"),
     ):
         code, _, err = world.cli("", *argv)
         assert code == 0, (argv, err)
+    assert len(world.events()) == before
 
 
 # -- GitHub as the verifier where AWS is not configured ---------------------------------------
