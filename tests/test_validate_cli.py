@@ -284,3 +284,43 @@ def test_agentctl_help_and_validate_import_no_sdk_or_keyring() -> None:
     out = _python(code, ROOT)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[0, 0], []]
+
+
+def _imported_by(*args: str, cwd: Path = ROOT) -> set[str]:
+    """Every module the installed ``agentctl`` console script imports for ``args``
+    (its real start-up: the script, the interpreter, nothing preloaded)."""
+    script = Path(sys.executable).parent / "agentctl"
+    env = {k: v for k, v in os.environ.items() if k not in {"AGENTCTL_CONFIG", "FORCE_COLOR"}}
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), *args],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    return {
+        line.rpartition("|")[2].strip()
+        for line in out.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+# What only some commands need: the SDKs, the state store's ORM, the schema
+# validator and YAML (a command reading agentctl.yaml or contracts), and the
+# providers' own sub-commands (mounted when `agentctl <provider>` is asked for).
+NOT_AT_START = (*HEAVY, "jsonschema", "yaml", "agentctl.providers.github.commands")
+
+
+def test_the_cli_starts_without_what_only_some_commands_need() -> None:
+    modules = _imported_by("--version")
+    assert "agentctl.cli.app" in modules  # the probe sees the CLI's imports
+    assert sorted(m for m in NOT_AT_START if m in modules) == []
+    assert not any(m.startswith("agentctl.providers.") for m in modules)
+
+
+def test_help_lists_providers_commands_without_sdks() -> None:
+    modules = _imported_by("--help")
+    assert "agentctl.providers.github.commands" in modules  # `github` is listed
+    assert sorted(m for m in HEAVY if m in modules) == []

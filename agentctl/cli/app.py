@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -33,6 +34,10 @@ from agentctl.clock import Clock, system_clock
 from agentctl.commands import Session
 from agentctl.errors import EXIT_FAILURE, AgentctlError
 
+if TYPE_CHECKING:
+    # typer vendors click from 0.20 on; only its types are named here.
+    from typer import _click as click
+
 HELP = """\
 Give every AI agent its own identity: a name, a human owner, scoped
 permissions, an execution mode, an expiry date and a kill switch.
@@ -52,7 +57,13 @@ Exit codes: 0 ok, 1 failure or findings that need action, 2 usage error.
 
 class _Commands(TyperGroup):
     """Every command's AgentctlError rendered as one message plus what to do,
-    with its exit code, also when the app is invoked without :func:`run`."""
+    with its exit code, also when the app is invoked without :func:`run`.
+
+    Providers' own sub-commands (``agentctl github ...``) are mounted when
+    they are asked for: by name, or all of them when the commands are listed
+    (help, completion, "did you mean"). Importing a provider's commands costs
+    every other command's start-up, and `agentctl kill` is started in an
+    incident."""
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
@@ -61,15 +72,54 @@ class _Commands(TyperGroup):
             render_error(exc)
             raise typer.Exit(exc.exit_code) from None
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and self is _root_group(ctx):
+            self._mount_providers(only=cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # A name that is no built-in command: a provider's, or a typo whose
+        # "did you mean" must know every provider's name too.
+        if args and args[0] not in self.commands and self is _root_group(ctx):
+            self._mount_providers()
+        return super().resolve_command(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if self is _root_group(ctx):
+            self._mount_providers()
+        return super().list_commands(ctx)
+
+    def _mount_providers(self, only: str | None = None) -> None:
+        mounted = _provider_groups(only)
+        if not mounted:
+            return
+        # Where they always were: right after `audit` (help lists commands in order).
+        names = list(self.commands)
+        at = names.index(_PROVIDERS_AFTER) + 1 if _PROVIDERS_AFTER in names else len(names)
+        mounted = {n: c for n, c in mounted.items() if n not in self.commands}
+        self.commands = {
+            **{n: self.commands[n] for n in names[:at]},
+            **mounted,
+            **{n: self.commands[n] for n in names[at:]},
+        }
+
+
+def _root_group(ctx: click.Context) -> click.Command:
+    return ctx.find_root().command
+
+
+# How help is marked up and errors are shown: the same for the providers' groups.
+_APP_SETTINGS: dict[str, Any] = {"rich_markup_mode": "rich", "pretty_exceptions_enable": False}
 
 app = typer.Typer(
     cls=_Commands,
     name="agentctl",
     help=HELP,
     no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    **_APP_SETTINGS,
 )
 
 
@@ -117,16 +167,22 @@ def _global_options(
     ctx.call_on_close(ctx.obj.close)
 
 
-def _mount_provider_commands() -> None:
+# The group the providers' sub-commands are listed after.
+_PROVIDERS_AFTER = "audit"
+
+
+def _provider_groups(only: str | None = None) -> dict[str, click.Command]:
     """``agentctl <provider> ...`` for each installed provider whose spec names its
     commands (``ProviderSpec.commands``): a factory given the CLI's
-    :class:`~agentctl.cli.common.ProviderCommandLine`, or a Typer app."""
+    :class:`~agentctl.cli.common.ProviderCommandLine`, or a Typer app. ``only``:
+    just that provider's (none when no provider has that name)."""
     from agentctl.cli.common import ProviderCommandLine
     from agentctl.providers.base import load_object
     from agentctl.providers.registry import loadable_provider_specs
 
+    groups: dict[str, click.Command] = {}
     for name, spec in loadable_provider_specs().items():
-        if spec.commands is None:
+        if spec.commands is None or (only is not None and name != only):
             continue
         try:
             commands = load_object(spec.commands, f"the {name} commands")
@@ -134,8 +190,15 @@ def _mount_provider_commands() -> None:
                 commands = commands(ProviderCommandLine())
         except AgentctlError:
             continue
-        if isinstance(commands, typer.Typer):
-            app.add_typer(commands, name=name)
+        if not isinstance(commands, typer.Typer):
+            continue
+        # Built exactly as app.add_typer(commands, name=name) would have.
+        holder = typer.Typer(**_APP_SETTINGS, add_completion=False)
+        holder.add_typer(commands, name=name)
+        group = typer.main.get_command(holder)
+        if isinstance(group, TyperGroup) and name in group.commands:
+            groups[name] = group.commands[name]
+    return groups
 
 
 app.command(help=validate.HELP)(validate.validate)
@@ -143,7 +206,6 @@ app.command(help=policy.HELP)(policy.policy)
 lifecycle.register(app)
 runs.register(app)
 app.add_typer(audit.app, name="audit")
-_mount_provider_commands()
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(serve.app, name="serve")
 app.add_typer(state.app, name="state")

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
-from agentctl.config_file import load_config
 
 if TYPE_CHECKING:
     from agentctl.audit_anchor import AnchorStore
@@ -47,6 +46,10 @@ class Session:
 
     def config(self, contract_paths: Sequence[str] = ()) -> Config:
         if self._config is None:
+            # Imported on first use: yaml and the settings schema are for commands
+            # that read agentctl.yaml, not for every start of the CLI.
+            from agentctl.config_file import load_config
+
             self._config = load_config(self.config_path, contract_paths)
         return self._config
 
