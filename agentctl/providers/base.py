@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from agentctl.secrets import Secret, SecretStore
     from agentctl.state import StateStore
-    from agentctl.state.records import AuditDraft
+    from agentctl.state.records import AuditDraft, CredentialRecord, LongLivedSecretRecord
 
 
 @dataclass(frozen=True)
@@ -497,6 +497,23 @@ class LongLivedSecret:
         return (now - (self.created_at or self.tracked_since)).days
 
 
+class SecretRows(Protocol):
+    """The recorded rows a provider dates long-lived secrets from: the state
+    store, or the read-only snapshot ``status`` reads on SQLite
+    (agentctl.state.snapshot.StatusSnapshot: live credentials only)."""
+
+    def list_long_lived_secrets(
+        self, provider: str | None = None, agent: str | None = None
+    ) -> list[LongLivedSecretRecord]: ...
+
+    def list_credentials(
+        self,
+        agent: str | None = None,
+        provider: str | None = None,
+        live_at: datetime | None = None,
+    ) -> list[CredentialRecord]: ...
+
+
 @runtime_checkable
 class HoldsLongLivedSecrets(Protocol):
     """A provider whose agents hold secrets a person must replace by hand, so
@@ -505,9 +522,10 @@ class HoldsLongLivedSecrets(Protocol):
     no call to the provider's system (cron runs ``expiring`` for every agent).
     """
 
-    def long_lived_secrets(self) -> Sequence[LongLivedSecret]:
+    def long_lived_secrets(self, rows: SecretRows | None = None) -> Sequence[LongLivedSecret]:
         """Every such secret the state records for this provider, current ones
-        only (a replaced key or revoked token is not listed)."""
+        only (a replaced key or revoked token is not listed). Read from
+        ``rows`` when given (credentials: live ones only), else the state store."""
         ...
 
     def replacement_steps(self, secret: LongLivedSecret) -> str:

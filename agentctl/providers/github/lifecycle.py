@@ -56,6 +56,7 @@ from agentctl.providers.base import (
     Observed,
     ProviderContext,
     RunContext,
+    SecretRows,
 )
 from agentctl.providers.github import PROVIDER, SPEC
 from agentctl.providers.github.client import AppIdentity, GitHubApiError, GitHubHttp, utc_text
@@ -2574,7 +2575,7 @@ class GitHubProvider:
             )
         )
 
-    def long_lived_secrets(self) -> list[LongLivedSecret]:
+    def long_lived_secrets(self, rows: SecretRows | None = None) -> list[LongLivedSecret]:
         """Each dedicated App's private key, as the state dates it: GitHub App keys
         never expire, so only their age says when one is due."""
         return [
@@ -2588,7 +2589,9 @@ class GitHubProvider:
                 tracked_since=row.tracked_since,
                 expires_at=row.expires_at,
             )
-            for row in self._context.state.list_long_lived_secrets(provider=PROVIDER)
+            for row in (self._context.state if rows is None else rows).list_long_lived_secrets(
+                provider=PROVIDER
+            )
             if row.kind == KEY_KIND
         ]
 

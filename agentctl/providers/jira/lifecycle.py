@@ -57,6 +57,7 @@ from agentctl.providers.base import (
     Observed,
     ProviderContext,
     RunContext,
+    SecretRows,
 )
 from agentctl.providers.jira import PROVIDER, SPEC
 from agentctl.providers.jira.client import (
@@ -1069,7 +1070,7 @@ class JiraProvider:
             f"then `agentctl jira rotate {agent} --token-file F`"
         )
 
-    def long_lived_secrets(self) -> list[LongLivedSecret]:
+    def long_lived_secrets(self, rows: SecretRows | None = None) -> list[LongLivedSecret]:
         """Each agent's live API tokens: Atlassian dates them (created, expiry),
         and only a person can mint the next one."""
         return [
@@ -1083,7 +1084,7 @@ class JiraProvider:
                 tracked_since=c.issued_at,
                 expires_at=c.expires_at,
             )
-            for c in self._context.state.list_credentials(
+            for c in (self._context.state if rows is None else rows).list_credentials(
                 provider=PROVIDER, live_at=self._context.clock()
             )
             if c.kind == TOKEN_KIND
