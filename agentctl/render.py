@@ -22,10 +22,11 @@ This module is the only place that turns them into output:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -191,6 +192,41 @@ class Output:
         # agents in `status` were 80,000 cell calls.
         template = "  ".join(f"{{:<{width}}}" for width in widths)
         self.lines(template.format(*row).rstrip() for row in texts)
+
+
+@contextlib.contextmanager
+def progress(errors: Console, doing: str, *, show: bool = True) -> Iterator[Callable[[str], None]]:
+    """Progress of a command that works through many agents (``plan``, ``status
+    --refresh``): yields the callback to call with each agent's name when it
+    is done, from any thread.
+
+    On a terminal (``errors``, the stderr console) a transient rich line
+    ``{doing} NAME  N agents  0:00:03``, erased when done. Off a terminal (a
+    pipe, a file, cron) nothing at all: the result itself is a line per agent,
+    and cron mails any output. Nor when not ``show`` (--quiet, nothing slow).
+    """
+    if not show or not errors.is_terminal or errors.is_dumb_terminal:
+        yield _no_progress
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("[dim]{task.completed} agents"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=errors, transient=True) as shown:
+        task = shown.add_task(doing, total=None)
+
+        def advance(agent: str) -> None:
+            shown.update(task, advance=1, description=f"{doing} {escape(_printable(agent))}")
+
+        yield advance
+
+
+def _no_progress(agent: str) -> None:
+    return None
 
 
 def _write(console: Console, text: str) -> None:

@@ -18,6 +18,7 @@ from agentctl.cli.common import (
     is_interactive,
     show,
     stderr,
+    stdout,
 )
 from agentctl.durations import MAX_DAYS
 from agentctl.errors import EXIT_FAILURE, EXIT_OK, UsageError
@@ -51,8 +52,18 @@ def plan_command(
     Example: agentctl plan contracts/ --output json
     """
     from agentctl.commands.plan import plan as make_plan
+    from agentctl.render import progress
 
-    plan = make_plan(app_context(ctx), paths, refresh=refresh, prune=prune, parallelism=parallelism)
+    # On a terminal's stderr only: providers answer one agent at a time.
+    with progress(stderr.console, "planning", show=not stdout.console.quiet) as planned:
+        plan = make_plan(
+            app_context(ctx),
+            paths,
+            refresh=refresh,
+            prune=prune,
+            parallelism=parallelism,
+            progress=planned,
+        )
     show(plan, output)
     if plan.has_errors:
         failed = [a for a in plan.agents if a.failed_to_plan]
@@ -271,8 +282,12 @@ def status_command(
     Example: agentctl status pr-review-agent --refresh
     """
     from agentctl.commands.status import status
+    from agentctl.render import progress
 
-    show(status(app_context(ctx), name, refresh=refresh), output)
+    slow = refresh and not stdout.console.quiet  # --refresh asks every agent's providers
+    with progress(stderr.console, "asking the providers", show=slow) as asked:
+        result = status(app_context(ctx), name, refresh=refresh, progress=asked)
+    show(result, output)
     raise typer.Exit(EXIT_OK)
 
 

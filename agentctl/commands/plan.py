@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,10 +20,17 @@ def plan(
     refresh: bool = True,
     prune: bool = False,
     parallelism: int = 16,
+    progress: Callable[[str], None] | None = None,
 ) -> Plan:
+    """``progress``: called with each agent's name once it is planned."""
     chosen = default_paths(paths)
     report = load_valid_contracts(session, chosen)
     engine = session.engine([str(p) for p in chosen])
     return engine.plan(
-        report.contracts, report.expired, refresh=refresh, prune=prune, parallelism=parallelism
+        report.contracts,
+        report.expired,
+        refresh=refresh,
+        prune=prune,
+        parallelism=parallelism,
+        progress=progress,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -19,5 +20,13 @@ class StatusResult:
     json_fields: ClassVar[JsonFields] = ("agents",)
 
 
-def status(session: Session, name: str | None, *, refresh: bool = False) -> StatusResult:
-    return StatusResult(tuple(session.engine().status(name, refresh=refresh)))
+def status(
+    session: Session,
+    name: str | None,
+    *,
+    refresh: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> StatusResult:
+    """``progress``: called with each agent's name once ``refresh`` asked its providers."""
+    engine = session.engine()
+    return StatusResult(tuple(engine.status(name, refresh=refresh, progress=progress)))
