@@ -721,3 +721,87 @@ def test_an_old_database_gets_the_time_index(state_url: str) -> None:
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("audit_events")}
     engine.dispose()
     assert "ix_audit_events_time" in indexes
+
+
+# -- the chain key in a real Secret Service -------------------------------------------
+
+
+@pytest.mark.secret_service
+def test_a_trail_keyed_in_the_secret_service_verifies_and_finds_a_forgery(
+    state_url: str, tmp_path: Path
+) -> None:
+    """The chain key in gnome-keyring over D-Bus (CI runs the suite under
+    dbus-run-session, see scripts/ci-services.sh), not only the encrypted-file
+    backend: created on first use there, read back by another process to
+    verify, never in the state; a forged event with every plain hash
+    recomputed is found at its seq (test_audit_tamper.py runs every attack
+    with the encrypted-file backend; the key code is backend-agnostic)."""
+    import subprocess
+    import sys
+
+    from audit_helpers import rehash_from
+
+    from agentctl.audit_key import chain_key_name
+    from agentctl.config import SecretsSettings
+    from agentctl.secrets import open_secret_store
+
+    if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        pytest.skip("no D-Bus session bus: run under dbus-run-session with gnome-keyring unlocked")
+    config = tmp_path / "agentctl.yaml"
+    config.write_text(
+        "secrets:\n  backend: secret-service\n"
+        f"audit:\n  anchor: file\n  anchor_file: {tmp_path / 'anchors.jsonl'}\n",
+        encoding="utf-8",
+    )
+    keyring = open_secret_store(SecretsSettings(backend="secret-service"), environ={})
+    fill_as_a_command(state_url, str(config), 5)
+    with open_state(state_url) as store:
+        head = store.audit_head()
+        events = store.audit_events()
+    assert head is not None and head.trail and all(e.mac for e in events)
+    key_name = chain_key_name(head.trail)
+    try:
+        stored = keyring.get(key_name)
+        assert stored is not None, "the chain key is not in the Secret Service"
+        secret = json.loads(stored.reveal())["key"]
+        assert secret not in "\n".join(json.dumps(e.as_dict()) for e in events)
+        if state_url.startswith("sqlite:///"):
+            for path in Path(state_url.removeprefix("sqlite:///")).parent.iterdir():
+                assert secret.encode() not in path.read_bytes(), path
+
+        def verify_in_another_process() -> tuple[int, str]:
+            argv = ["--config", str(config), "--state", state_url, "audit", "verify", "-o", "json"]
+            done = subprocess.run(
+                [sys.executable, "-m", "agentctl", *argv],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            return done.returncode, done.stdout + done.stderr
+
+        code, out = verify_in_another_process()
+        assert code == 0 and json.loads(out)["verdict"] == "intact", out
+
+        # the state writer's forgery: an event edited, every plain hash after it
+        # recomputed with agentctl's own function, the head moved along
+        edited = replace(events[2], result="denied")
+        repaired = rehash_from([*events[:2], edited, *events[3:]], 3)
+        engine = create_state_engine(state_url)
+        with engine.begin() as conn:
+            for event in repaired:
+                conn.execute(
+                    sa.text(
+                        "UPDATE audit_events SET result = :result, prev_hash = :prev, "
+                        "hash = :hash WHERE seq = :seq"
+                    ),
+                    {"result": event.result, "prev": event.prev_hash, "hash": event.hash}
+                    | {"seq": event.seq},
+                )
+            conn.execute(sa.text("UPDATE audit_head SET hash = :hash"), {"hash": repaired[-1].hash})
+        engine.dispose()
+        code, out = verify_in_another_process()
+        report = json.loads(out)
+        assert code == 1 and report["verdict"] == "tampered", out
+        assert report["first_bad_seq"] == 3, out
+    finally:
+        keyring.delete(key_name)
