@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias
 from agentctl.errors import AgentctlError
 from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
-from agentctl.providers.base import Change, ChangeKind, Observed, Provider
+from agentctl.providers.base import Change, ChangeKind, NotesOnPlan, Observed, Provider
 
 if TYPE_CHECKING:
     from agentctl.state.records import AgentRecord, ResourceRecord
@@ -358,4 +358,19 @@ def compute_plan(
         with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
             planned = dict(zip(asking, pool.map(plan_agent, asking), strict=True))
     agents = tuple(planned[name] if name in planned else plan_agent(name) for name in names)
-    return Plan(agents=agents, prune=prune, refreshed=refresh)
+    # Only a refreshing plan (the nightly check) asks: a plan that trusts the
+    # state (apply's no-change path) must stay cheap.
+    notes = _provider_notes(providers) if refresh else ()
+    return Plan(agents=agents, prune=prune, refreshed=refresh, notes=notes)
+
+
+def _provider_notes(providers: Mapping[str, Provider]) -> tuple[str, ...]:
+    notes: list[str] = []
+    for name, provider in sorted(providers.items()):
+        if not isinstance(provider, NotesOnPlan):
+            continue
+        try:
+            notes.extend(f"{name}: {note}" for note in provider.plan_notes())
+        except AgentctlError as exc:
+            notes.append(f"{name}: {exc.reason()}")
+    return tuple(notes)

@@ -390,6 +390,8 @@ def _plan(plan: Plan, out: Output) -> None:
         + (f", {summary.orphans} orphaned" if summary.orphans else "")
         + (f", [red]{summary.errors} errors[/red]" if summary.errors else "")
     )
+    for note in plan.notes:
+        out.line(f"[yellow]note[/yellow] {escape(note)}")
     if shown == 0 and not plan.has_changes:
         out.line("[green]Everything is up to date.[/green]")
 

@@ -154,3 +154,39 @@ def test_101_agents_in_dedicated_mode_meet_the_limit_and_take_the_shared_path(
     assert world.http.get(f"/repos/{ORG}/api", headers=headers).status_code == 200
     assert world.http.get(f"/repos/{ORG}/web", headers=headers).status_code == 404
     assert len(world.emu.state()["apps"]) == 101  # 100 agents' own + the shared one
+
+
+def test_plan_warns_an_organization_near_the_limit_even_when_every_agent_has_its_app(
+    github_world: GitHubWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18: "plan warns as the org nears 100 Apps and names the choice" —
+    also for the nightly plan of an organization whose agents are all
+    registered (no agent's error carries the warning then). A note, not
+    drift: `plan --detailed-exitcode` stays 0."""
+    world = github_world
+    folder = world.root / "contracts"
+    contract = contract_for("agent-000", GRANT)
+    world.write_contract(contract)
+    app = world.register(contract, world.provider())
+    world.install(int(app["app_id"]), repositories=["api"])
+    code, out = cli(world, world.config(), capsys, "apply", str(folder), "--yes")
+    assert code == 0, out
+
+    code, out = cli(world, world.config(), capsys, "plan", str(folder), "--detailed-exitcode")
+    assert code == 0, out
+    assert "Apps per organization" not in out, out  # 1 of 100: nothing to say
+
+    near = world.config(other_apps=94)
+    code, out = cli(world, near, capsys, "plan", str(folder), "--detailed-exitcode")
+    assert code == 0, out
+    assert "note github: the organization acme holds 95 of GitHub's 100 Apps per " in out
+    assert "(room for 5 more)" in out and "`mode: shared`" in out, out
+    assert "their own identity in GitHub's logs" in out, out
+    code, out = cli(world, near, capsys, "plan", str(folder), "-o", "json")
+    (note,) = json.loads(out)["notes"]
+    assert note.startswith("github: the organization acme holds 95 of GitHub's 100"), note
+
+    full = world.config(other_apps=99)
+    code, out = cli(world, full, capsys, "plan", str(folder), "--detailed-exitcode")
+    assert code == 0, out
+    assert "holds 100 GitHub Apps, GitHub's limit of 100: no further agent" in out, out

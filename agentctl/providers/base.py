@@ -428,6 +428,16 @@ class RotatesInSteps(Protocol):
 
 
 @runtime_checkable
+class NotesOnPlan(Protocol):
+    """A provider with something to say about the system as a whole, not one
+    agent (an organization nearing a limit of the system's): a refreshing
+    ``plan`` lists these notes after the agents. Notes are not changes: they
+    leave ``plan --detailed-exitcode`` alone."""
+
+    def plan_notes(self) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
 class ChecksKill(Protocol):
     """A provider that can tell, read-only, whether a kill still holds.
 

@@ -44,7 +44,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from agentctl.errors import AgentctlError, ProviderError, SecretStoreError, StateError
+from agentctl.errors import (
+    AgentctlError,
+    ProviderError,
+    SecretStoreError,
+    StateError,
+    StateNotFound,
+)
 from agentctl.model import Contract, canonical_json
 from agentctl.providers.base import (
     ActionResult,
@@ -381,17 +387,45 @@ class GitHubProvider:
         )
         return recorded + max(0, self._settings.other_apps)
 
-    def app_room(self, agent: str) -> str | None:
-        """Why ``agent`` cannot get a new dedicated App (the organization holds GitHub's
-        maximum), or a warning as it nears it; None when there is room to spare."""
-        held = self.dedicated_apps()
+    def plan_notes(self) -> tuple[str, ...]:
+        """A refreshing plan's warning while the organization nears (or holds)
+        GitHub's limit of Apps, also when every agent already has its App: the
+        next agent that needs one is when it is too late to choose calmly."""
+        if not self._settings.organization:
+            return ()
+        try:
+            held = self.dedicated_apps()
+        except StateNotFound:  # nothing recorded yet (a pull request's CI)
+            held = max(0, self._settings.other_apps)
+        if held < ORG_APP_WARN_AT:
+            return ()
         org = self._settings.organization
-        choice = (
+        if held >= ORG_APP_LIMIT:
+            where = (
+                f"the organization {org} holds {held} GitHub Apps, GitHub's limit of "
+                f"{ORG_APP_LIMIT}: no further agent can get its own App"
+            )
+        else:
+            where = (
+                f"the organization {org} holds {held} of GitHub's {ORG_APP_LIMIT} Apps per "
+                f"organization (room for {ORG_APP_LIMIT - held} more)"
+            )
+        return (f"{where}. Choose: {self._app_choice()}",)
+
+    def _app_choice(self) -> str:
+        return (
             "dedicated Apps for the agents that need their own identity in GitHub's logs; "
             "for the rest, `mode: shared` in the contract's github grant (tokens from the "
             "shared App, down-scoped to each contract; set github.app_id and "
             "github.installation_id)"
         )
+
+    def app_room(self, agent: str) -> str | None:
+        """Why ``agent`` cannot get a new dedicated App (the organization holds GitHub's
+        maximum), or a warning as it nears it; None when there is room to spare."""
+        held = self.dedicated_apps()
+        org = self._settings.organization
+        choice = self._app_choice()
         if held >= ORG_APP_LIMIT:
             return (
                 f"the organization {org} holds {held} GitHub Apps, GitHub's limit of "
