@@ -18,11 +18,14 @@ first rule that matches:
 2. An IAM user: its user name.
 3. An IAM Identity Center (SSO) session (role ``AWSReservedSSO_*``): the session
    name, which AWS sets to the person's user name or e-mail.
-4. A federated user (``GetFederationToken``): its name.
-5. Any other assumed role: ``role:ROLE``. Whoever assumes a role picks its
+4. Any other assumed role: ``role:ROLE``. Whoever assumes a role picks its
    session name, so the session name of an ordinary role proves nothing;
    a ``people:`` rule with ``person: "{name}"`` says a role's sessions are
    trustworthy (e.g. its trust policy pins ``sts:RoleSessionName``).
+5. A federated user (``GetFederationToken``): ``federated:NAME``. The name is
+   whatever the IAM user who called GetFederationToken passed, and
+   GetCallerIdentity does not say which IAM user that was, so it names
+   nobody: never an approver by name, unless a ``people:`` rule vouches.
 6. The account root user is refused unless ``people:`` names it.
 
 A caller whose principal is one of agentctl's own agent roles is an *agent*:
@@ -203,10 +206,13 @@ def person_of(principal: Principal, people: Sequence[PersonRule]) -> tuple[str, 
         return principal.name, "IAM user name"
     if principal.kind == "assumed-role" and (principal.role or "").startswith(SSO_ROLE_PREFIX):
         return principal.name, "IAM Identity Center session name"
-    if principal.kind == "federated-user":
-        return principal.name, "federated user name"
     if principal.kind == "assumed-role":
         return f"role:{principal.role}", "role name (its session names are chosen by the caller)"
+    if principal.kind == "federated-user":
+        return (
+            f"federated:{principal.name}",
+            "federated user (its name is chosen by whoever called GetFederationToken)",
+        )
     if principal.kind == "github-user":
         return principal.name, "GitHub login"
     if principal.kind == "root":
@@ -451,9 +457,26 @@ def resolve_actor(
     is_agent: Callable[[str], bool] | None = None,
 ) -> Actor:
     """The verified actor of this process: one call to AWS or GitHub."""
-    principal = verify_principal(sources)
+    return actor_of(
+        verify_principal(sources),
+        people,
+        role_prefix=role_prefix,
+        is_agent=is_agent,
+        running_as=sources.environ.get("AGENTCTL_AGENT"),
+    )
+
+
+def actor_of(
+    principal: Principal,
+    people: Sequence[PersonRule],
+    *,
+    role_prefix: str = "agentctl-",
+    is_agent: Callable[[str], bool] | None = None,
+    running_as: str | None = None,
+) -> Actor:
+    """Who a verified ``principal`` is: an agent, or a person (``running_as``:
+    AGENTCTL_AGENT, set inside ``agentctl exec``)."""
     agent = agent_of(principal, role_prefix, is_agent)
-    running_as = sources.environ.get("AGENTCTL_AGENT")
     if agent is None and running_as:
         # Inside `agentctl exec`: the variable alone proves nothing (a child can
         # unset it), but where it is set the caller is an agent run.
@@ -465,6 +488,8 @@ def resolve_actor(
         verified_name: str | None = person_of(principal, ())[0]
     except IdentityError:  # the root user, named only by a people: rule
         verified_name = None
+    if principal.kind == "federated-user":
+        verified_name = None  # a name its caller picked vouches for nobody
     return Actor(person=person, principal=principal, via=via, verified_name=verified_name)
 
 

@@ -46,6 +46,7 @@ from agentctl.identity import (
     IdentityError,
     PersonRule,
     Principal,
+    actor_of,
     acts_for_problem,
     agent_of,
     matches_person,
@@ -105,6 +106,28 @@ def test_an_agent_session_is_recognised_by_its_role_and_session_name() -> None:
     assert agent_of(by_hand, "agentctl-", lambda name: name == "reader-agent") == "reader-agent"
     operator_role = parse_aws_arn(f"arn:aws:sts::{ACCOUNT}:assumed-role/agentctl-operator/alice")
     assert agent_of(operator_role, "agentctl-", lambda name: False) is None
+
+
+def test_a_federated_users_name_is_its_callers_choice_and_names_nobody() -> None:
+    """GetFederationToken's Name is whatever the calling IAM user passes, and
+    GetCallerIdentity then answers arn:...:federated-user/<that name> without
+    saying which IAM user called it (AWS STS API reference, GetFederationToken,
+    "Name"; GetCallerIdentity). So an IAM user allowed GetFederationToken could
+    call itself carol@company.com: such a caller is `federated:<name>`, never a
+    person by name, so never an approver by name or e-mail glob (moto does not
+    answer GetCallerIdentity for federation tokens: checked on the rules)."""
+    principal = parse_aws_arn(f"arn:aws:sts::{ACCOUNT}:federated-user/carol@company.com")
+    actor = actor_of(principal, ())
+    assert actor.person == "federated:carol@company.com" and actor.verified_name is None
+    assert "GetFederationToken" in actor.via
+    assert matches_person(actor, ["carol@company.com", "*@company.com", "*carol*"]) is None
+    # The real carol, through IAM Identity Center, is who the approvers name.
+    sso = parse_aws_arn(f"arn:aws:sts::{ACCOUNT}:assumed-role/{SSO_ROLE}/carol@company.com")
+    assert matches_person(actor_of(sso, ()), ["carol@company.com"]) == "carol@company.com"
+    # A team that trusts its federation broker says so with a people: rule (a label).
+    broker = PersonRule(f"arn:aws:sts::{ACCOUNT}:federated-user/*", "{name}")
+    assert actor_of(principal, (broker,)).person == "carol@company.com"
+    assert actor_of(principal, (broker,)).verified_name is None
 
 
 def test_approvers_match_what_aws_vouches_for_not_people_rules() -> None:
