@@ -8,7 +8,10 @@ against the emulator's project-role permission checks.
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -20,7 +23,7 @@ from agentctl.cli.app import run
 from agentctl.contract import load_contracts
 from agentctl.errors import ProviderError
 from agentctl.providers.base import ChangeKind
-from agentctl.providers.jira.lifecycle import ADMIN_API_KEY_REF, token_ref
+from agentctl.providers.jira.lifecycle import ADMIN_API_KEY_REF, account_ref, token_ref
 from agentctl.providers.jira.scopes import SCOPES, project_permissions, token_scopes
 from agentctl.secrets import Secret
 
@@ -178,6 +181,58 @@ def test_register_refuses_a_person_a_classic_token_and_a_wider_or_longer_token(
     assert jira_world.secrets().get(token_ref("pr-review-agent")) is None
 
 
+def test_register_reads_the_token_from_stdin_never_a_terminal_and_audits_each_outcome(
+    jira_world: JiraWorld,
+    capsys: pytest.CaptureFixture[str],
+    leaks: Leaks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`agentctl jira register NAME --account-id ID` with the token piped in (the
+    issue's "or read from stdin"): never waits on a terminal, takes one token on
+    one line, and leaves an audit event for a refusal and for the registration,
+    neither holding the token."""
+    world, emu = jira_world, jira_world.emu
+    path = world.write_contract(contract_for("pr-review-agent", SEC_ONLY))
+    agent = world.service_account("pr-review-agent")
+    leaks.secret(agent.token)
+    person = emu.create_account("Amit", "amit@example.com")
+    _, person_token = emu.create_token(person, scopes=list(token_scopes(PR_SCOPES)))
+    leaks.secret(person_token)
+
+    def register_with_stdin(stdin: Any, account_id: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        args = ("jira", "register", "pr-review-agent", "--account-id", account_id)
+        return cli(capsys, leaks, world, *args, "--contract", str(path))
+
+    # A terminal on stdin: refused at once (a real pty; nothing is read from it).
+    primary, secondary = os.openpty()
+    with os.fdopen(secondary, "r") as terminal:
+        code, out = register_with_stdin(terminal, agent.account_id)
+    os.close(primary)
+    assert code == 2 and "no token given" in out and "--token-file" in out, out
+    code, out = register_with_stdin(io.StringIO(f"{agent.token}\n{agent.token}\n"), "x")
+    assert code == 2 and "one API token on one line" in out, out
+
+    # A person's account, piped in: refused and audited.
+    code, out = register_with_stdin(io.StringIO(person_token + "\n"), person)
+    assert code == 1 and "is a person, not a service account" in out, out
+    # The service account's token, piped in: registered and audited.
+    code, out = register_with_stdin(io.StringIO(agent.token + "\n"), agent.account_id)
+    assert code == 0, out
+    assert world.secrets().get(token_ref("pr-review-agent")) == Secret(agent.token)
+
+    with world.open_state() as state:
+        events = [e for e in state.audit_events() if e.action == "jira.register"]
+        assert state.get_resource("pr-review-agent", "jira") is not None
+    assert [(e.result, e.target) for e in events] == [
+        ("failure", "jira:pr-review-agent"),
+        ("success", f"jira:{agent.account_id}"),
+    ]
+    assert "is a person" in events[0].detail["error"]
+    assert events[1].detail["token_id"] == agent.token_id
+    leaks.seen(*events)
+
+
 # -- the whole story --------------------------------------------------------------------
 
 
@@ -313,6 +368,39 @@ def test_kill_works_with_state_and_contracts_gone(jira_world: JiraWorld) -> None
         agent.account_id
         not in state["projects"]["SEC"]["actors"]["agentctl-pr-review-agent"]["users"]
     )
+
+
+def test_kill_with_state_and_stored_identity_gone_finds_the_account_by_name_only_if_unique(
+    jira_world: JiraWorld,
+) -> None:
+    """The last fallback ("or its name"): with the state lost and the agents'
+    entries gone from the secret store, kill finds the one service account
+    named like the agent. Two such accounts: it suspends neither (it cannot
+    tell which is the agent's) and says so — a ✗ naming both, never a ✓."""
+    world, emu = jira_world, jira_world.emu
+    agents = {}
+    for name in ("pr-review-agent", "triage-agent"):
+        contract = contract_for(name, SEC_ONLY)
+        agents[name] = world.service_account(name)
+        register(world, contract, agents[name])
+        world.apply(contract)
+        for ref in (token_ref(name), account_ref(name)):
+            world.secrets().delete(ref)
+    twin_id = emu.create_account("pr-review-agent", "other@example.com", account_type="app")
+
+    lost = world.engine(state_url=world.empty_state_url())
+    [found] = lost.kill("triage-agent", "state and secrets lost").results
+    assert found.ok and found.resource_id == agents["triage-agent"].account_id, found
+    assert read(world, agents["triage-agent"], world.issues["SEC"]) == 401
+
+    agent = agents["pr-review-agent"]
+    [ambiguous] = lost.kill(agent.name, "state and secrets lost").results
+    assert not ambiguous.ok, ambiguous
+    assert agent.account_id in ambiguous.detail and twin_id in ambiguous.detail, ambiguous
+    assert "suspend" in ambiguous.remaining, ambiguous
+    assert read(world, agent, world.issues["SEC"]) == 200  # nothing done to either account
+    accounts = emu.state()["accounts"]
+    assert not accounts[twin_id]["suspended"] and not accounts[agent.account_id]["suspended"]
 
 
 def test_kill_without_the_admin_api_is_honest_about_what_is_left(jira_world: JiraWorld) -> None:

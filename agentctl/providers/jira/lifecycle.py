@@ -319,7 +319,17 @@ class JiraProvider:
             if u.account_type == "app"
             and (u.display_name == agent or (u.email or "").split("@")[0] == agent)
         ]
-        return found[0].account_id if len(found) == 1 else None
+        if len(found) > 1:
+            # Suspending a guess could stop another team's account and leave the
+            # agent running; "none found" would be a false ✓. Say which.
+            named = ", ".join(f"{u.account_id} ({u.email or u.display_name})" for u in found)
+            raise ProviderError(
+                PROVIDER,
+                f"{len(found)} service accounts are named like {agent}: {named}; neither the "
+                "state nor the secret store records which one is the agent's",
+                hint=f"suspend the agent's service account at {ADMIN_CONSOLE}",
+            )
+        return found[0].account_id if found else None
 
     # -- scanning Jira ---------------------------------------------------------------
 
@@ -956,7 +966,7 @@ class JiraProvider:
             admin = self.admin_api()
             tokens = admin.tokens_of(account_id) if admin is not None else None
             found = admin.directory_user(account_id) if admin is not None else None
-        except JiraApiError as exc:
+        except ProviderError as exc:  # Jira's answer, or no one account to check
             return self._result(
                 agent, action, ok=False, undetermined=True, detail=f"cannot check: {exc.reason()}"
             )
