@@ -128,8 +128,8 @@ def build(folder: Path, count: int) -> tuple[str, Path]:
 
 def run(
     argv: list[str], env: dict[str, str], stdout_path: str = os.devnull
-) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB, exit code) of one agentctl process."""
+) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, CPU seconds user+system) of one agentctl process."""
     with open(stdout_path, "wb") as out:
         started = time.monotonic()
         process = subprocess.Popen(
@@ -141,7 +141,12 @@ def run(
     if process.returncode not in (0,):
         err = process.stderr.read().decode() if process.stderr else ""
         raise SystemExit(f"agentctl {' '.join(argv)} exited {process.returncode}: {err[-800:]}")
-    return wall, usage.ru_maxrss / 1024, process.returncode
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min), {os.cpu_count()} CPUs"
 
 
 def plans(url: str) -> dict[str, str]:
@@ -197,19 +202,27 @@ def main() -> int:
         "audit --action kill": (["audit", "--action", "kill"], os.devnull),
         "audit --since (last days)": (["audit", "--since", "2026-12-10"], os.devnull),
     }
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in commands}
+    loads = [load_average()]
     for round_ in range(options.runs):
         for name, (argv, target) in commands.items():  # interleaved, round by round
-            wall, rss, _ = run(argv, env, target)
-            results[name].append((wall, rss))
-            print(f"run {round_ + 1} {name}: {wall:.1f}s {rss:.0f} MB", file=sys.stderr)
-    print(f"\n{options.events:,} keyed events, SQLite, median of {options.runs}\n")
-    print("| command | wall | peak RSS |")
-    print("|---|---|---|")
+            wall, rss, cpu = run(argv, env, target)
+            results[name].append((wall, rss, cpu))
+            print(
+                f"run {round_ + 1} {name}: {wall:.1f}s CPU {cpu:.1f}s {rss:.0f} MB",
+                file=sys.stderr,
+            )
+    loads.append(load_average())
+    print(f"\n{options.events:,} keyed events, SQLite, median of {options.runs}")
+    print(f"before: {loads[0]}; after: {loads[1]}\n")
+    print("| command | wall | CPU (user+sys) | peak RSS (max) | <= 150 MB |")
+    print("|---|---|---|---|---|")
     for name, samples in results.items():
         wall = statistics.median(s[0] for s in samples)
-        rss = statistics.median(s[1] for s in samples)
-        print(f"| `agentctl {name}` | {wall:.1f} s | {rss:.0f} MB |")
+        cpu = statistics.median(s[2] for s in samples)
+        rss = max(s[1] for s in samples)
+        met = "met" if rss <= 150 else "NOT met"
+        print(f"| `agentctl {name}` | {wall:.1f} s | {cpu:.1f} s | {rss:.0f} MB | {met} |")
     print()
     for name, plan in plans(url).items():
         print(f"- plan for {name}: {plan}")
