@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from audit_helpers import key_source
+from state_helpers import StepClock
 
-from agentctl.audit import verify_chain
+from agentctl.audit import verify_chain, verify_trail
 from agentctl.errors import StateError
 from agentctl.model import AgentStatus
 from agentctl.secrets import SecretLeakError
@@ -638,6 +640,10 @@ def test_batched_work_of_many_threads_shares_commits_each_durable_when_it_return
 
     path = tmp_path / "state.db"
     store = open_state(f"sqlite:///{path}")
+    # A keyed trail: the group's events are sealed, and so is the head it leaves.
+    keys = key_source(tmp_path / "keyring.enc")
+    store.chain_keys = keys
+    _agent_in(store, "before-the-group")
     commits: list[int] = []
     sa.event.listen(store._engine, "commit", lambda _conn: commits.append(1))
     # The first caller's work waits until the other 15 are queued behind it,
@@ -688,10 +694,17 @@ def test_batched_work_of_many_threads_shares_commits_each_durable_when_it_return
     assert seen_on_return == {n: True for n in names if n != "agent-07"}
     assert len(commits) <= 2  # the first alone, then the 15 queued behind it
     recorded = {a.name for a in store.list_agents()}
-    assert recorded == set(names) - {"agent-07"}
-    events, _ = store.audit_chain()
+    assert recorded == set(names) - {"agent-07"} | {"before-the-group"}
+    events, head = store.audit_chain()
     assert sorted(e.target for e in events) == sorted(recorded)
-    assert verify_chain(events).ok
+    # agent-07's event was undone with its savepoint: the head names the last
+    # event committed, its MAC verifies, and no seq is taken twice or skipped.
+    assert [e.seq for e in events] == list(range(1, len(recorded) + 1))
+    assert head == (events[-1].seq, events[-1].hash)
+    assert all(e.mac for e in events)
+    assert verify_trail(store, keys).ok
+    # The event this process leaves for its anchor is the committed last one.
+    assert store.last_appended == events[-1]
     store.close()
 
 
@@ -701,4 +714,109 @@ def test_batched_inside_a_batch_joins_it(tmp_path: Path) -> None:
         store.batched(lambda: _agent_in(store, "inner-agent"))
         raise RuntimeError("the outer batch fails")
     assert store.list_agents() == []  # undone with the batch it joined
+    store.close()
+
+
+# -- apply's statements on the sqlite3 driver ---------------------------------------------
+
+
+def _table_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as raw:
+        rows = {
+            table: raw.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("agents", "resources", "audit_events")
+        }
+        # (not the trail's name: a random one per store)
+        rows["audit_head"] = raw.execute("SELECT seq, hash, mac, key_id FROM audit_head").fetchall()
+        return rows
+
+
+def _apply_like_records(store: StateStore) -> list[object]:
+    """What apply records for an agent, and what a later apply reads back: a
+    new agent, an update keeping its document, a kill kept by a later upsert."""
+    seen: list[object] = []
+    document = {"agent": {"name": "agent-a", "owner": "Ö@company.com"}, "n": [1, 2.5, None]}
+    for round_, name in enumerate(["agent-a", "agent-b", "agent-a"]):
+        seen.append(store.get_agent_and_resources(name))
+
+        def work(name: str = name, round_: int = round_) -> object:
+            before = store.get_agent_and_resources(name)
+            resource = store.put_resource(
+                agent=name,
+                provider="aws",
+                resource_id=f"arn:aws:iam::123456789012:role/agentctl/{name}",
+                attributes={"arn": f"role/{name}", "round": round_, "ok": True, "none": None},
+                applied_hash=f"hash-{round_}",
+            )
+            event = store.append_audit(
+                AuditDraft(
+                    actor=name,
+                    action="apply.create",
+                    scope="aws",
+                    target=f"aws:{name}",
+                    result="success",
+                    detail={"summary": "create role", "contract_hash": f"hash-{round_}"},
+                ),
+                operator="ops@company.com",
+                id=f"event-{round_}",
+            )
+            recorded = store.upsert_agent(
+                name,
+                owner="owner@company.com",
+                purpose=f"purpose {round_}",
+                execution_mode="autonomous",
+                expiry=date(2027, 1, 1 + round_),
+                contract_hash=f"hash-{round_}",
+                status_reason=None,
+                document=document if round_ < 2 else None,  # None keeps the recorded one
+            )
+            return before, resource, event, recorded
+
+        seen.append(store.batched(work))
+        if round_ == 1:
+            store.set_agent_status("agent-a", AgentStatus.KILLED, "incident")
+    seen.append(store.get_agent_and_resources("agent-a"))
+    seen.append(store.list_agents())
+    seen.append(store.list_resources())
+    return seen
+
+
+def test_apply_statements_on_the_driver_record_what_sqlalchemy_records(tmp_path: Path) -> None:
+    """On SQLite, apply's per-agent statements run on the sqlite3 driver
+    (StateStore._on_sqlite). The same calls through SQLAlchemy's
+    Connection.execute (the reference) leave the same rows, byte for byte,
+    and return the same records: timestamps with microseconds, dates, JSON
+    documents, a NULL document keeping the recorded one, a kill kept."""
+    results, rows = [], []
+    for lane in ("driver", "sqlalchemy"):
+        path = tmp_path / f"{lane}.db"
+        clock = StepClock(step=timedelta(seconds=1, microseconds=123457))
+        store = open_state(f"sqlite:///{path}", clock=clock)
+        if lane == "sqlalchemy":
+            store._on_sqlite = None
+        else:
+            assert store._on_sqlite is not None  # the lane under test is the one in use
+        results.append(_apply_like_records(store))
+        store.close()
+        rows.append(_table_rows(path))
+    assert results[0] == results[1]
+    assert rows[0] == rows[1]
+    assert [r[0] for r in rows[0]["agents"]] == ["agent-a", "agent-b"]
+    killed = results[0][-2][0]
+    assert killed.status == AgentStatus.KILLED and killed.document is not None
+
+
+def test_a_failure_on_the_driver_is_a_state_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    store = open_state(f"sqlite:///{path}")
+    with sqlite3.connect(path) as raw:
+        raw.execute("DROP TABLE resources")
+    with pytest.raises(StateError) as caught:
+        store.put_resource(agent="a", provider="aws", resource_id="r", attributes={})
+    assert "no such table: resources" in caught.value.message
+    assert str(path) in caught.value.message
     store.close()
