@@ -16,7 +16,13 @@ Prints medians, the median of the per-round ratios apply/floor and
 re-apply/apply, and each process's peak RSS. Targets: apply <= 1.3x the
 floor; re-apply < 10% of the first apply.
 
+With ``--vs CHECKOUT`` (a folder holding another version's ``agentctl``
+package, e.g. ``git archive main | tar -x -C /tmp/before``) each round also
+runs that version's apply and re-apply (the same console script, with
+PYTHONPATH=CHECKOUT), in the same rounds, and prints new/before ratios.
+
     .venv/bin/python bench/bench_cli_apply.py [--agents 300] [--runs 3] [--parallelism 16] [--quick]
+        [--vs CHECKOUT]
 """
 
 from __future__ import annotations
@@ -90,6 +96,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--parallelism", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="100 agents, 2 runs")
+    parser.add_argument(
+        "--vs", type=Path, help="another checkout of agentctl to compare with (PYTHONPATH)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.agents, args.runs = 100, 2
@@ -111,7 +120,7 @@ def main() -> int:
             policy = {"arn": ""}
 
             def fresh(label: str) -> None:
-                if label == "reapply":
+                if label.startswith("reapply"):
                     return  # on what the first apply left
                 moto.reset()
                 policy["arn"] = boundary(moto)
@@ -149,20 +158,21 @@ def main() -> int:
                     env=env,
                 )
 
-            def apply() -> object:
+            def apply(environ: dict[str, str] = env) -> object:
                 sample = run(
                     [AGENTCTL, "apply", str(contracts), "--yes", "-p", str(args.parallelism)],
-                    env=env,
+                    env=environ,
                     cwd=work,
                     capture=True,
                 )
                 return sample
 
-            samples = interleave(
-                {"floor": floor, "apply": apply, "reapply": apply},
-                args.runs,
-                before_each=fresh,
-            )
+            sides = {"floor": floor, "apply": apply, "reapply": apply}
+            if args.vs is not None:
+                before_env = {**env, "PYTHONPATH": str(args.vs.resolve())}
+                sides["apply-before"] = lambda: apply(before_env)
+                sides["reapply-before"] = lambda: apply(before_env)
+            samples = interleave(sides, args.runs, before_each=fresh)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -170,6 +180,17 @@ def main() -> int:
     print(row("floor: boto3 CreateRole+PutRolePolicy script", samples["floor"]))
     print(row("agentctl apply --yes (new state)", samples["apply"]))
     print(row("agentctl apply --yes again (no change)", samples["reapply"]))
+    if args.vs is not None:
+        print(row(f"before ({args.vs}): apply --yes", samples["apply-before"]))
+        print(row("before: apply --yes again (no change)", samples["reapply-before"]))
+        before = ratio(samples["apply-before"], samples["floor"])
+        print(f"  before: apply / floor    {before:5.2f}x")
+        share = ratio(samples["reapply-before"], samples["apply-before"])
+        print(f"  before: re-apply / apply {share:5.1%}")
+        print(
+            f"  new / before: apply {ratio(samples['apply'], samples['apply-before']):.2f}x wall, "
+            f"re-apply {ratio(samples['reapply'], samples['reapply-before']):.2f}x wall"
+        )
     first = ratio(samples["apply"], samples["floor"])
     share = ratio(samples["reapply"], samples["apply"])
     print(
