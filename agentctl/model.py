@@ -6,6 +6,7 @@ Contracts are parsed once by :mod:`agentctl.contract`; everything downstream
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -155,9 +156,13 @@ class Contract:
             acts_for=tuple(document.get("acts_for") or ()),
         )
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """sha256 of the canonical document: equal digests mean nothing to change."""
+        """sha256 of the canonical document: equal digests mean nothing to change.
+
+        Computed once per contract (plan and apply ask ~8 times per agent; each
+        was a canonical JSON dump and a hash). A contract is never mutated:
+        dataclasses.replace() makes a new one, with a digest of its own."""
         return hashlib.sha256(canonical_json(self.document()).encode()).hexdigest()
 
     def is_expired(self, on: date) -> bool:

@@ -504,3 +504,31 @@ def test_schema_alone_accepts_the_example_as_editors_see_it() -> None:
         "kill_switch": "/agents/pr-review-agent/disable",
     }
     assert list(jsonschema.Draft202012Validator(load_schema()).iter_errors(document)) == []
+
+
+def test_a_contracts_digest_is_of_its_document_also_after_replace() -> None:
+    """The digest is computed once per contract: a contract made from another
+    (dataclasses.replace) has the digest of its own document, never the
+    first one's."""
+    import dataclasses
+    import hashlib
+
+    from agentctl.model import Contract, canonical_json
+
+    def of(contract: Contract) -> str:
+        return hashlib.sha256(canonical_json(contract.document()).encode()).hexdigest()
+
+    first = Contract(
+        name="agent-a",
+        owner="a@company.com",
+        purpose="p",
+        execution_mode=ExecutionMode.AUTONOMOUS,
+        expiry=date(2027, 1, 1),
+        kill_switch="/agents/agent-a/disable",
+        permissions={"aws": [{"sid": "S", "actions": ["s3:GetObject"], "resources": ["*"]}]},
+    )
+    assert first.digest == of(first)
+    second = dataclasses.replace(first, expiry=date(2027, 2, 1))
+    assert second.digest == of(second) != first.digest
+    assert first.digest == of(first)
+    assert dataclasses.replace(second, expiry=date(2027, 1, 1)) == first  # not a field
