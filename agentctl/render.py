@@ -344,7 +344,9 @@ KIND_STYLE = {
     "remove": "[red]- remove[/red]",
     "conflict": "[red]! conflict[/red]",
     "drift": "[yellow]! drift[/yellow]",
-    "declared": "[dim]· declared, not enforced[/dim]",
+    # Each declared change's summary says what it is: a system no provider
+    # enforces, or a kill exception (enforced, and out of the kill's reach).
+    "declared": "[dim]· declared[/dim]",
 }
 SHOWN_KINDS = ("conflict", "drift", "declared")
 

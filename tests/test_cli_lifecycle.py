@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from cli_helpers import BOTH_WAYS
+from contract_helpers import s3_read
 
 from agentctl.model import AgentStatus
 
@@ -431,7 +432,8 @@ def test_plan_agrees_with_apply_after_kill_and_revive(cli: Cli) -> None:
     cli.write("alpha-agent")
     cli.write("beta-agent")
     assert cli("apply", cli.contracts, "--yes").code == 0
-    assert cli("plan", cli.contracts, "--detailed-exitcode").code == 0
+    quiet = cli("plan", cli.contracts, "--detailed-exitcode")
+    assert quiet.code == 0, quiet.out
     assert cli("kill", "alpha-agent", "--yes", "--reason", "INC-1").code == 0
     assert cli("revive", "alpha-agent", "--reason", "INC-1 closed").code == 0
     applied = cli("apply", cli.contracts, "--yes")
@@ -478,3 +480,47 @@ def test_kill_without_a_terminal_needs_no_yes_but_apply_does(cli: Cli) -> None:
     killed = cli("kill", "alpha-agent", "--reason", "automation")
     assert killed.code == 0, killed.err
     assert cli.state().get_agent("alpha-agent").status == AgentStatus.KILLED
+
+
+def test_plan_names_every_kill_exception_on_every_run(cli: Cli) -> None:
+    """A grant that mints credentials a kill cannot reach (role chaining) is
+    accepted only as a named exception, and every plan says so, also when
+    nothing else changes: the nightly plan keeps it in sight (issue 16)."""
+    release = "arn:aws:iam::123456789012:role/release-deployer"
+    cli.write(
+        "deploy-agent",
+        aws=[
+            *s3_read("bucket-a"),
+            {
+                "sid": "DeployViaRelease",
+                "actions": ["sts:AssumeRole"],
+                "resources": [release],
+                "exception": "deploys through the release role; 15-minute sessions",
+            },
+        ],
+    )
+    for before_and_after_apply in (False, True):
+        if before_and_after_apply:
+            provisioned(cli)
+        result = cli("plan", cli.contracts)
+        assert result.code == 0, result.err
+        assert "exception DeployViaRelease: sts:AssumeRole on " + release in result.out
+        assert "outlive `agentctl kill deploy-agent`" in result.out, result.out
+        assert "15-minute sessions" in result.out
+        (agent,) = cli("plan", cli.contracts, "-o", "json").json()["agents"]
+        declared = [c for c in agent["changes"] if c["kind"] == "declared"]
+        assert [c["provider"] for c in declared] == ["aws"], agent["changes"]
+    # Declared, never a change apply would make (nor counted as one), and
+    # never labelled "not enforced": the grant is enforced, only the kill
+    # cannot reach what it mints.
+    after = cli("plan", cli.contracts, "-o", "json").json()
+    assert after["summary"]["changes"] == {}
+    line = next(x for x in result.out.splitlines() if "DeployViaRelease" in x)
+    assert "not enforced" not in line, line
+    # Without its name the same grant is refused before anything is planned.
+    cli.write(
+        "deploy-agent",
+        aws=[{"actions": ["sts:AssumeRole"], "resources": [release]}],
+    )
+    refused = cli("plan", cli.contracts)
+    assert refused.code != 0 and "role chaining" in refused.out + refused.err
