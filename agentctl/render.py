@@ -31,15 +31,15 @@ from dataclasses import fields, is_dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import PurePath
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
-from rich.console import Console
-from rich.markup import escape
-from rich.markup import render as render_markup
-from rich.table import Table
-from rich.text import Text
+from agentctl.markup import TextConsole, escape, plain
 
 if TYPE_CHECKING:
+    # rich is imported where it draws: on a terminal (off one, agentctl.markup).
+    from rich.console import Console
+    from rich.text import Text
+
     from agentctl.audit import SealResult, VerifyResult
     from agentctl.commands.apply import NothingToApply
     from agentctl.commands.audit import AuditEvents, AuditExported, AuditTrail
@@ -124,7 +124,7 @@ class Output:
     truncated; markup styles are dropped (rich writes no colour to a pipe).
     """
 
-    def __init__(self, console: Console, errors: Console | None = None) -> None:
+    def __init__(self, console: TextConsole, errors: TextConsole | None = None) -> None:
         self.console = console
         self.errors = errors or console
         # Off a terminal rich adds nothing (no colour, no wrapping: soft_wrap),
@@ -177,6 +177,8 @@ class Output:
         if not rows:
             return
         if self.is_terminal:
+            from rich.table import Table
+
             keep = set(no_wrap)
             table = Table(title=title)
             for column in columns:
@@ -195,7 +197,9 @@ class Output:
 
 
 @contextlib.contextmanager
-def progress(errors: Console, doing: str, *, show: bool = True) -> Iterator[Callable[[str], None]]:
+def progress(
+    errors: TextConsole, doing: str, *, show: bool = True
+) -> Iterator[Callable[[str], None]]:
     """Progress of a command that works through many agents (``plan``, ``status
     --refresh``): yields the callback to call with each agent's name when it
     is done, from any thread.
@@ -205,7 +209,7 @@ def progress(errors: Console, doing: str, *, show: bool = True) -> Iterator[Call
     pipe, a file, cron) nothing at all: the result itself is a line per agent,
     and cron mails any output. Nor when not ``show`` (--quiet, nothing slow).
     """
-    if not show or not errors.is_terminal or errors.is_dumb_terminal:
+    if not show or not errors.is_terminal or cast("Console", errors).is_dumb_terminal:
         yield _no_progress
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -216,7 +220,7 @@ def progress(errors: Console, doing: str, *, show: bool = True) -> Iterator[Call
         TextColumn("[dim]{task.completed} agents"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=errors, transient=True) as shown:
+    with Progress(*columns, console=cast("Console", errors), transient=True) as shown:
         task = shown.add_task(doing, total=None)
 
         def advance(agent: str) -> None:
@@ -229,7 +233,7 @@ def _no_progress(agent: str) -> None:
     return None
 
 
-def _write(console: Console, text: str) -> None:
+def _write(console: TextConsole, text: str) -> None:
     if not console.quiet:  # --quiet: only what went wrong (on the errors console)
         console.file.write(text)
 
@@ -239,7 +243,7 @@ def _plain_markup(markup: str) -> str:
     (emoji codes stay literal: the text often holds user data)."""
     if "[" not in markup:
         return markup
-    return render_markup(markup, emoji=False).plain
+    return plain(markup)
 
 
 def _printable(text: str) -> str:
@@ -264,6 +268,8 @@ def _plain_row(row: Sequence[Cell]) -> list[str]:
 
 
 def _rich_cell(cell: Cell) -> Text:
+    from rich.text import Text
+
     text = _plain_cell(cell)
     return Text(text) if isinstance(cell, str) else Text(text, style=cell[1])
 
@@ -321,7 +327,11 @@ def render_text(result: object, out: Output) -> None:
 
 
 def render(
-    result: object, *, json_output: bool, console: Console, errors: Console | None = None
+    result: object,
+    *,
+    json_output: bool,
+    console: TextConsole,
+    errors: TextConsole | None = None,
 ) -> None:
     """Show one command result: JSON on stdout, or text on ``console`` (and
     lines about failures on ``errors``)."""
@@ -821,8 +831,11 @@ def _audit_lines(events: Iterable[AuditEvent], stream: IO[str]) -> int:
     return count
 
 
-def _audit_tables(events: Iterable[AuditEvent], console: Console) -> int:
+def _audit_tables(events: Iterable[AuditEvent], console: TextConsole) -> int:
     """On a terminal: rich tables of a few hundred rows each, printed as they fill."""
+    from rich.table import Table
+    from rich.text import Text
+
     count = 0
     table = None
     for event in events:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from agentctl import __version__
@@ -33,6 +32,7 @@ from agentctl.cli.common import new_session, reset_consoles, stderr, stdout
 from agentctl.clock import Clock, system_clock
 from agentctl.commands import Session
 from agentctl.errors import EXIT_FAILURE, AgentctlError
+from agentctl.markup import escape
 
 if TYPE_CHECKING:
     # typer vendors click from 0.20 on; only its types are named here.

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from agentctl.clock import Clock, system_clock
 from agentctl.commands.session import Session
+from agentctl.markup import PlainConsole, TextConsole, escape, rich_would_call_a_terminal
 from agentctl.model import OutputFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 OUTPUT_OPTION = typer.Option(
     OutputFormat.TEXT, "--output", "-o", help="text for people, json for machines (stable shape)."
@@ -25,7 +27,9 @@ OUTPUT_OPTION = typer.Option(
 
 
 class _CommandConsole:
-    """A rich Console made anew for every command run (:func:`reset_consoles`).
+    """A console made anew for every command run (:func:`reset_consoles`): a
+    rich Console on a terminal, a :class:`~agentctl.markup.PlainConsole` (the
+    same text, without importing rich) off one.
 
     rich fixes the width when a Console is created if COLUMNS is set then; one
     process runs many commands (tests, completion), so each run reads the
@@ -34,16 +38,30 @@ class _CommandConsole:
 
     def __init__(self, *, stderr: bool) -> None:
         self._stderr = stderr
-        self._console: Console | None = None
+        self._console: TextConsole | None = None
 
     def reset(self) -> None:
         self._console = None
 
     @property
-    def console(self) -> Console:
+    def console(self) -> TextConsole:
         if self._console is None:
-            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+            stream = sys.stderr if self._stderr else sys.stdout
+            if rich_would_call_a_terminal(stream):
+                from rich.console import Console
+
+                self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+            else:
+                self._console = PlainConsole(stderr=self._stderr)
         return self._console
+
+    @property
+    def rich(self) -> Console:
+        """A rich Console on this stream (for rich's own widgets: progress bars)."""
+        console = self.console
+        if isinstance(console, PlainConsole):
+            return console.rich
+        return cast("Console", console)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.console, name)

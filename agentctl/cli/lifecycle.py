@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
 from agentctl.cli.common import (
     OUTPUT_OPTION,
@@ -22,6 +21,7 @@ from agentctl.cli.common import (
 )
 from agentctl.durations import MAX_DAYS
 from agentctl.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from agentctl.markup import escape
 
 if TYPE_CHECKING:
     from agentctl.engine import LifecycleReport
@@ -124,7 +124,7 @@ def apply_command(
             stderr.print("Nothing changed.")
             raise typer.Exit(EXIT_OK)
     show_progress = output == OutputFormat.TEXT and stderr.is_terminal and prepared.todo > 1
-    with Progress(console=stderr.console, transient=True, disable=not show_progress) as progress:
+    with Progress(console=stderr.rich, transient=True, disable=not show_progress) as progress:
         task = progress.add_task("applying", total=len(prepared.plan.agents))
         result = apply.execute(
             prepared,

@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
 from agentctl.cli.common import (
     OUTPUT_OPTION,
@@ -24,6 +23,7 @@ from agentctl.cli.common import (
 )
 from agentctl.errors import EXIT_OK
 from agentctl.helper_runs import FETCHING_ENV  # set while a fetch runs (loop guard)
+from agentctl.markup import escape
 
 if TYPE_CHECKING:
     from agentctl.execution import RunGrant, RunRequest

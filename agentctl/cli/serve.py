@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
 from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, show, stderr
+from agentctl.markup import escape
 
 HELP = """\
 Serve the contracts' kill switch over HTTP for automation (paging, SIEM hooks).

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
+from agentctl.markup import escape
 from agentctl.model import OutputFormat
 from agentctl.providers.github import commands
 from agentctl.providers.github.commands import DEFAULT_REDIRECT_URL
