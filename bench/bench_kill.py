@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -244,6 +246,12 @@ class Sample:
     denied: float  # kill start -> first denied response
     done: float  # kill start -> kill returned / process exited
     calls: int
+    cpu: float = 0.0  # the kill process's user + system seconds (cli modes)
+
+
+# --vs: another `agentctl` to measure interleaved with this one (mode "vs"), e.g.
+# "env PYTHONPATH=/tmp/base .venv/bin/agentctl" for the code of another commit.
+VS_COMMAND: list[str] = []
 
 
 def measure(world: World, i: int, mode: str) -> Sample:
@@ -255,6 +263,7 @@ def measure(world: World, i: int, mode: str) -> Sample:
         raise SystemExit(f"victim {agent_name(i)} denied before the kill: {poller.error}")
     name = agent_name(i)
     started = time.perf_counter()
+    cpu = 0.0
     if mode == "engine":
         engine = build_engine(
             world.config,
@@ -275,14 +284,18 @@ def measure(world: World, i: int, mode: str) -> Sample:
             "AWS_SECRET_ACCESS_KEY": world.operator["aws_secret_access_key"],
         }
         env.pop("AWS_PROFILE", None)
+        command = VS_COMMAND if mode == "vs" else [str(AGENTCTL)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         process = subprocess.run(
-            [str(AGENTCTL), "kill", name, "--yes", "--reason", "bench"],
+            [*command, "kill", name, "--yes", "--reason", "bench"],
             env=env,
             capture_output=True,
             text=True,
             check=False,
         )
         done = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if process.returncode != 0:
             poller.stop.set()
             raise SystemExit(
@@ -294,7 +307,12 @@ def measure(world: World, i: int, mode: str) -> Sample:
         raise SystemExit(f"the victim's poller failed: {poller.error!r}")
     if poller.denied_at is None:
         raise SystemExit(f"{name}'s existing session was still allowed 10 s after the kill")
-    return Sample(denied=poller.denied_at - started, done=done, calls=poller.calls)
+    return Sample(
+        denied=poller.denied_at - started,
+        done=done,
+        calls=poller.calls,
+        cpu=cpu if mode != "engine" else 0.0,
+    )
 
 
 def main() -> None:
@@ -302,13 +320,21 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--baseline-agents", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5, help="kills per mode and size")
-    parser.add_argument("--modes", default="engine,cli", help="engine,cli (comma-separated)")
+    parser.add_argument("--modes", default="engine,cli", help="engine,cli,vs (comma-separated)")
+    parser.add_argument(
+        "--vs",
+        default="",
+        help="mode vs runs this command line instead of this tree's agentctl (a baseline)",
+    )
     parser.add_argument(
         "--endpoint",
         help="an already running moto server (only with one size; default: start one per size)",
     )
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
+    VS_COMMAND[:] = shlex.split(args.vs)
+    if "vs" in modes and not VS_COMMAND:
+        raise SystemExit("mode vs needs --vs COMMAND")
     sizes = sorted({args.baseline_agents, args.agents})
     # Victims spread over the agents (first, last, middle ...), different for every kill.
     needed = args.runs * len(modes)
@@ -356,26 +382,36 @@ def main() -> None:
             server.wait(timeout=10)
 
     print(f"kill -> first denied call with existing credentials, medians of {args.runs} kills")
-    print(f"  {'agents':>6}  {'mode':<28} {'denied':>8} {'returned':>9}   denied in each run")
+    print(
+        f"  {'agents':>6}  {'mode':<28} {'denied':>8} {'returned':>9} {'cpu':>6}   denied in each run"
+    )
     labels = {
         "engine": "Engine.kill (in process)",
         "cli": "agentctl kill NAME --yes",
+        "vs": "--vs kill NAME --yes",
     }
     for size in sizes:
         for mode in modes:
             samples = results[(size, mode)]
             denied = statistics.median(s.denied for s in samples)
             done = statistics.median(s.done for s in samples)
+            cpu = statistics.median(s.cpu for s in samples)
             verdict = "met" if denied < 2.0 else "NOT met"
             runs = ", ".join(f"{s.denied:.3f}" for s in samples)
             print(
-                f"  {size:>6}  {labels[mode]:<28} {denied:7.3f}s {done:8.3f}s   {runs}"
+                f"  {size:>6}  {labels[mode]:<28} {denied:7.3f}s {done:8.3f}s {cpu:5.2f}s   {runs}"
                 f"   (target < 2 s: {verdict})"
             )
     if len(sizes) == 2:
         for mode in modes:
             small, large = (statistics.median(s.denied for s in results[(n, mode)]) for n in sizes)
             print(f"  {mode}: {sizes[1]} vs {sizes[0]} agents: {large / small:.2f}x")
+    if "vs" in modes and "cli" in modes:
+        for size in sizes:
+            pairs = zip(results[(size, "cli")], results[(size, "vs")], strict=True)
+            ratio = statistics.median(a.denied / b.denied for a, b in pairs)
+            print(f"  {size} agents: cli / vs, first denial, median of paired ratios: {ratio:.2f}x")
+    print(f"  load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     print(
         f"  (the victim polls every {POLL_INTERVAL * 1000:.0f} ms plus the call's own time; "
         "'returned' is when Engine.kill returned / the process exited)"
