@@ -103,6 +103,13 @@ def _config_error(
             f"not {type(instance).__name__}",
             hint=_SEE,
         )
+    if kind == "pattern":
+        # The field's description says what the value must hold.
+        return ConfigError(
+            f"{_position(source, root, path)}: '{'.'.join(path)}' is {show(str(instance), 60)}, "
+            f"which does not fit: {schema.get('description', expected)}",
+            hint=_SEE,
+        )
     return ConfigError(
         f"{_position(source, root, path)}: '{'.'.join(path)}': {error.message[:200]}", hint=_SEE
     )

@@ -380,6 +380,8 @@ def dataclass_schema(cls: type, *, description: str | None = None) -> JsonObject
                 prop[bound] = item.metadata[bound]
         if item.metadata.get("enum"):
             prop["enum"] = list(item.metadata["enum"])
+        if item.metadata.get("pattern"):
+            prop["pattern"] = str(item.metadata["pattern"])
         if item.default is not dataclasses.MISSING and item.default is not None:
             prop["default"] = item.default
         properties[str(item.metadata.get("key", item.name))] = prop

@@ -141,6 +141,34 @@ def test_the_list_form_without_projects_is_a_warning_and_plan_refuses(
     assert changes[0].payload is not None and changes[0].payload.add_projects == ("SEC",)
 
 
+def test_a_project_role_shared_by_every_agent_is_a_config_error(
+    jira_world: JiraWorld, capsys: pytest.CaptureFixture[str], leaks: Leaks
+) -> None:
+    """`jira.project_role` is the agent's dedicated role: apply sets a role's
+    grants to its agent's contract, so a fixed name shared by two agents would
+    hand each the other's permissions. A template without {name} is refused
+    where it is written; one with it names each agent's own role."""
+    world = jira_world
+    path = world.write_contract(contract_for("pr-review-agent", SEC_ONLY))
+    config = world.write_config(project_role="agentctl-bots")
+    code = run(["--config", str(config), "--state", world.state_url, "plan", str(path.parent)])
+    out = capsys.readouterr().err
+    assert code == 2, out
+    assert f"{config}:" in out and "'jira.project_role' is 'agentctl-bots'" in out, out
+    assert "containing {name}" in out and "Traceback" not in out, out
+    with pytest.raises(FileNotFoundError):
+        world.root.joinpath("state.db").stat()  # nothing was recorded
+
+    config = world.write_config(project_role="bots-{name}")
+    agent = world.service_account("pr-review-agent")
+    leaks.secret(agent.token)
+    register(world, contract_for("pr-review-agent", SEC_ONLY), agent)
+    code = run(["--config", str(config), "--state", world.state_url, "plan", str(path.parent)])
+    out = capsys.readouterr().out
+    leaks.seen(out)
+    assert code == 0 and "create project role bots-pr-review-agent" in out, out
+
+
 # -- register ----------------------------------------------------------------------------
 
 

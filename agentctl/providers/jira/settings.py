@@ -44,9 +44,15 @@ class JiraSettings:
     )
     project_role: str = field(
         default="agentctl-{name}",
-        metadata=_about(
-            "The agent's dedicated project role; {name} is replaced by the agent's name"
-        ),
+        metadata={
+            **_about(
+                "The agent's dedicated project role, a name containing {name} (replaced by "
+                "the agent's name): apply sets each role's grants to its agent's contract, "
+                "so agents sharing one role would get each other's permissions"
+            ),
+            # Without {name} every agent would share the role (and its grants).
+            "pattern": r"\{name\}",
+        },
     )
     max_attempts: int = field(
         default=4, metadata=_about("Attempts per Jira call (5xx and 429 are retried)")
