@@ -20,7 +20,6 @@ import threading
 import time as _time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -34,6 +33,7 @@ from agentctl.errors import LockTimeout, StateError, StateNotFound, StateUrlErro
 from agentctl.model import AgentStatus
 from agentctl.secrets import check_no_secrets
 from agentctl.state import schema as s
+from agentctl.state.chain import append_event, dump, event_of_row, new_event
 from agentctl.state.locking import AdvisoryLock, FileLock, LockHolder, LockPrimitive
 from agentctl.state.records import (
     AUDIT_BATCH_SIZE,
@@ -242,10 +242,6 @@ def _not_found(message: str) -> StateNotFound:
     )
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -430,21 +426,21 @@ class _GroupHead:
     values in between were never visible outside the transaction.
     """
 
-    __slots__ = ("dirty", "hash", "key", "key_id", "seq", "trail")
+    __slots__ = ("dirty", "hash", "key_id", "mac", "seq", "trail")
 
     def __init__(self) -> None:
         self.seq: int | None = None  # None: not read yet
         self.hash = ""
         self.key_id: str | None = None
         self.trail: str | None = None
-        self.key: ChainKey | None = None  # sealed the last event (for the head's MAC)
+        self.mac: str | None = None  # the head's MAC (under the key that sealed the last event)
         self.dirty = False
 
     def snapshot(self) -> tuple[Any, ...]:
-        return (self.seq, self.hash, self.key_id, self.trail, self.key, self.dirty)
+        return (self.seq, self.hash, self.key_id, self.trail, self.mac, self.dirty)
 
     def restore(self, saved: tuple[Any, ...]) -> None:
-        self.seq, self.hash, self.key_id, self.trail, self.key, self.dirty = saved
+        self.seq, self.hash, self.key_id, self.trail, self.mac, self.dirty = saved
 
 
 class _GroupWork(Generic[T]):
@@ -731,7 +727,7 @@ class StateStore:
             {
                 "new_seq": head.seq,
                 "new_hash": head.hash,
-                "new_mac": head.key.head_mac(head.seq, head.hash) if head.key else None,
+                "new_mac": head.mac,
                 "new_key_id": head.key_id,
             },
         )
@@ -907,7 +903,7 @@ class StateStore:
         }
         values = {
             **facts,
-            "document": None if document is None else _dump(document),
+            "document": None if document is None else dump(document),
             "name": name,
             "status": (status or AgentStatus.ACTIVE).value,
             "status_reason": status_reason,
@@ -1007,7 +1003,7 @@ class StateStore:
         check_no_secrets(resource_id, f"resource {agent}/{provider} id")
         update = {
             "resource_id": resource_id,
-            "attributes": _dump(dict(attributes)),
+            "attributes": dump(dict(attributes)),
             "applied_hash": applied_hash,
             "updated_at": self._clock(),
         }
@@ -1038,7 +1034,7 @@ class StateStore:
             "agent": agent,
             "provider": provider,
             "action": action,
-            "detail": _dump(dict(detail)),
+            "detail": dump(dict(detail)),
             "created_at": self._clock(),
         }
         statement = self._upsert(
@@ -1309,63 +1305,27 @@ class StateStore:
         journal): appending an id that is already in the chain is a no-op that
         returns the stored event, so replays are idempotent.
         """
-        event = draft.event(operator=operator, id=id or _new_id(), time=time or self._clock())
-        check_no_secrets(event.hashed_fields(), "audit event")
-        e = s.audit_events.c
+        event = new_event(draft, operator=operator, id=id or _new_id(), time=time or self._clock())
         with self._write() as conn:
             # Inside a group commit the head is kept in memory (see _GroupHead).
             grouped: _GroupHead | None = getattr(self._batch, "group_head", None)
-            if grouped is not None and grouped.seq is not None:
-                head_seq, head_hash = grouped.seq, grouped.hash
-                head_key_id, trail = grouped.key_id, grouped.trail
-            else:
-                head = conn.execute(self._hot.audit_head).first()
-                if head is None:
-                    raise StateError(
-                        f"the audit chain head in {self.url} is missing: the trail was "
-                        "tampered with",
-                        hint="run 'agentctl audit verify' and investigate; events go to the "
-                        "fallback journal meanwhile",
-                    )
-                head_seq, head_hash, head_key_id, trail = (
-                    head.seq,
-                    head.hash,
-                    head.key_id,
-                    head.trail,
-                )
-            if id is not None:
-                existing = conn.execute(sa.select(s.audit_events).where(e.id == id)).mappings()
-                found = existing.first()
-                if found is not None:
-                    return _audit(found)
-            key = self._key_for_append(trail, head_seq + 1, head_key_id)
-            event = replace(event, seq=head_seq + 1, prev_hash=head_hash)
-            event = replace(event, hash=event.compute_hash())
-            if key is not None:
-                event = replace(event, mac=key.event_mac(event.hash))
-            if self._on_sqlite is not None:
-                self._on_sqlite.append_audit.run(conn, _audit_row(event))
-            else:
-                conn.execute(self._hot.append_audit, _audit_row(event))
-            if grouped is not None:
-                grouped.seq, grouped.hash, grouped.trail = event.seq, event.hash, trail
-                grouped.key, grouped.key_id = key, key.key_id if key else None
-                grouped.dirty = True
-            else:
-                conn.execute(
-                    self._hot.advance_audit_head,
-                    {
-                        "new_seq": event.seq,
-                        "new_hash": event.hash,
-                        "new_mac": key.head_mac(event.seq, event.hash) if key else None,
-                        "new_key_id": key.key_id if key else None,
-                    },
-                )
+            event, head, appended = append_event(
+                _SqlChain(conn, self._hot, self._on_sqlite, grouped),
+                event,
+                replay=id is not None,
+                chain_keys=self.chain_keys,
+                url=self.url,
+            )
+        if appended:
+            self.remember_appended(event, head.trail)
+        return event
+
+    def remember_appended(self, event: AuditEvent, trail: str | None) -> None:
+        """Note ``event`` as this process's latest append (anchored at the end of the command)."""
         with self._appended_lock:
             self.trail = trail
             if self.last_appended is None or event.seq > self.last_appended.seq:
                 self.last_appended = event
-        return event
 
     def load_chain_key(self) -> ChainKey | None:
         """Load (and keep for this process) the trail's chain key now, e.g. before
@@ -1374,38 +1334,6 @@ class StateStore:
         if self.chain_keys is None or head is None or not head.trail:
             return None
         return self.chain_keys.current(head.trail)
-
-    def _key_for_append(
-        self, trail: str | None, next_seq: int, head_key_id: str | None
-    ) -> ChainKey | None:
-        """The chain key to seal the next event with (None: the trail stays unkeyed).
-
-        A trail that is keyed never takes an unkeyed event, nor one sealed with
-        another key (another operator's keyring): either would leave an event
-        that no longer verifies. The error sends the event to the journal.
-        """
-        key = None
-        if self.chain_keys is not None and trail:
-            key = self.chain_keys.for_append(trail, next_seq, create=head_key_id is None)
-        if head_key_id is not None and key is None:
-            where = (
-                f"the secret store has no 'audit/chain-key/{trail}'"
-                if self.chain_keys is not None and self.chain_keys.configured
-                else "no secret store is configured to hold its key"
-            )
-            raise StateError(
-                f"the audit trail in {self.url} is keyed (key id {head_key_id}), but {where}",
-                hint="configure the secret store that holds the trail's chain key "
-                "(secrets.backend in agentctl.yaml; moved by 'agentctl secrets migrate')",
-            )
-        if head_key_id is not None and key is not None and key.key_id != head_key_id:
-            raise StateError(
-                f"the audit trail in {self.url} is keyed with key id {head_key_id}, but the "
-                f"secret store holds key id {key.key_id}",
-                hint="use the secret store the trail was started with (a team's shared store, "
-                "e.g. aws-secretsmanager, when several operators share one state)",
-            )
-        return key
 
     def audit_events(
         self,
@@ -1789,12 +1717,6 @@ def _approval(row: RowMapping) -> ApprovalRecord:
     return ApprovalRecord(**{**row, "status": ApprovalStatus(row["status"])})
 
 
-def _audit_row(event: AuditEvent) -> dict[str, Any]:
-    row = event.hashed_fields()
-    row.update(detail=_dump(row["detail"]), hash=event.hash, mac=event.mac)
-    return row
-
-
 _HEAD_QUERY = sa.select(
     s.audit_head.c.seq,
     s.audit_head.c.hash,
@@ -1811,4 +1733,56 @@ def _head(row: Any) -> AuditHead | None:
 
 
 def _audit(row: RowMapping) -> AuditEvent:
-    return AuditEvent.from_dict({**row, "detail": json.loads(row["detail"])})
+    return event_of_row(row)
+
+
+class _SqlChain:
+    """The audit chain's rows in one SQLAlchemy write transaction (agentctl.state.chain);
+    inside a group commit the head advances in memory (see _GroupHead)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        hot: _HotStatements,
+        on_sqlite: _OnSqlite | None,
+        grouped: _GroupHead | None,
+    ) -> None:
+        self._conn = conn
+        self._hot = hot
+        self._on_sqlite = on_sqlite
+        self._grouped = grouped
+        self._trail: str | None = None
+
+    def head(self) -> AuditHead | None:
+        grouped = self._grouped
+        if grouped is not None and grouped.seq is not None:
+            self._trail = grouped.trail
+            return AuditHead(grouped.seq, grouped.hash, None, grouped.key_id, grouped.trail)
+        row = self._conn.execute(self._hot.audit_head).first()
+        if row is None:
+            return None
+        self._trail = row.trail
+        return AuditHead(int(row.seq), str(row.hash), None, row.key_id, row.trail)
+
+    def stored(self, id: str) -> AuditEvent | None:
+        e = s.audit_events.c
+        found = self._conn.execute(sa.select(s.audit_events).where(e.id == id)).mappings().first()
+        return None if found is None else _audit(found)
+
+    def insert(self, row: Mapping[str, Any]) -> None:
+        if self._on_sqlite is not None:
+            self._on_sqlite.append_audit.run(self._conn, row)
+        else:
+            self._conn.execute(self._hot.append_audit, dict(row))
+
+    def advance(self, seq: int, hash: str, mac: str | None, key_id: str | None) -> None:
+        grouped = self._grouped
+        if grouped is not None:
+            grouped.seq, grouped.hash, grouped.trail = seq, hash, self._trail
+            grouped.mac, grouped.key_id = mac, key_id
+            grouped.dirty = True
+            return
+        self._conn.execute(
+            self._hot.advance_audit_head,
+            {"new_seq": seq, "new_hash": hash, "new_mac": mac, "new_key_id": key_id},
+        )
