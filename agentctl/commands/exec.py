@@ -47,9 +47,14 @@ def child_environment(grant: RunGrant, environ: Mapping[str, str] | None = None)
     return env
 
 
-def _runs(session: Session) -> Runs:
+def _runs(session: Session, *, fetch: bool = False) -> Runs:
     from agentctl.execution import Runs
 
+    if fetch:
+        # A runtime host fetches credentials many times an hour: the state's
+        # rows through sqlite3 where the state allows it (same rows, same
+        # audit chain; agentctl.state.runstate).
+        session.use_run_state()
     return Runs(session.engine())
 
 
@@ -80,7 +85,7 @@ def run(
         raise UsageError(
             "no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]"
         )
-    runs = _runs(session)
+    runs = _runs(session, fetch=True)
     # Each AWS session lives at most an hour; exec mints the next one before it
     # ends, until the run's --duration is up (see agentctl.run_supply).
     grant = runs.grant(
@@ -223,7 +228,7 @@ def in_helper_run(request: RunRequest, run_id: str | None) -> RunRequest:
 
 
 def credentials(session: Session, request: RunRequest) -> Credentials:
-    grant = _runs(session).grant(request)
+    grant = _runs(session, fetch=True).grant(request)
     return Credentials(grant, grant.child_environment())
 
 
@@ -254,7 +259,7 @@ def aws_process_credentials(session: Session, request: RunRequest) -> AwsProcess
     """Only the AWS session (an SDK refresh must not mint GitHub or Jira
     credentials nobody will use), through the same gates and audit as
     :func:`credentials`."""
-    grant = _runs(session).grant(replace(request, providers=("aws",)))
+    grant = _runs(session, fetch=True).grant(replace(request, providers=("aws",)))
     aws = [c for c in grant.credentials if c.provider == "aws"]
     if not aws:
         raise UsageError(
@@ -357,7 +362,7 @@ def git_credential(
         or fields.get("protocol", web.scheme) != web.scheme
     ):
         return GitCredential()
-    grant = _runs(session).grant(replace(request, providers=("github",)))
+    grant = _runs(session, fetch=True).grant(replace(request, providers=("github",)))
     github = [c for c in grant.credentials if c.provider == "github"]
     if not github:
         raise UsageError(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
@@ -164,19 +164,41 @@ class Session:
 
     def state(self) -> StateStore:
         if self._state is None:
-            from agentctl.state import open_state
-
-            config = self.config()
-            # agentctl's own default store (nobody named one) is created on
-            # first use as before: it cannot be a typo.
-            self._state = open_state(
-                config.resolved_state_url(self.state_url),
-                create=self.may_create_state or config.state_is_default(self.state_url),
-                clock=self.clock,
-            )
-            self._state.chain_keys = self.chain_keys()
+            self._state = self._open_store()
             self._closers.append(self._state)
         return self._state
+
+    def _open_store(self) -> StateStore:
+        from agentctl.state import open_state
+
+        config = self.config()
+        # agentctl's own default store (nobody named one) is created on
+        # first use as before: it cannot be a typo.
+        store = open_state(
+            config.resolved_state_url(self.state_url),
+            create=self.may_create_state or config.state_is_default(self.state_url),
+            clock=self.clock,
+        )
+        store.chain_keys = self.chain_keys()
+        return store
+
+    def use_run_state(self) -> None:
+        """For exec and credentials: serve the state with the standard library's
+        sqlite3 where it can (agentctl.state.runstate: the rows a runtime fetch
+        reads and writes, without importing SQLAlchemy); the full store opens
+        only for what it does not do, or wherever it steps aside."""
+        if self._state is not None:
+            return
+        from agentctl.state.runstate import open_run_state
+
+        url = self.config().resolved_state_url(self.state_url)
+        fast = open_run_state(url, self._open_store, clock=self.clock)
+        if fast is None:
+            return
+        fast.chain_keys = self.chain_keys()
+        # It stands in for the store: the calls it does not implement are the store's.
+        self._state = cast("StateStore", fast)
+        self._closers.append(self._state)
 
     def chain_keys(self) -> ChainKeySource:
         """The audit chain key, from the configured secret store (opened only when used)."""

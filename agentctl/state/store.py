@@ -51,6 +51,13 @@ from agentctl.state.records import (
     ServeCallerRecord,
     format_time,
 )
+from agentctl.state.room import (  # noqa: F401 (MIN_FREE_BYTES, free_bytes: the store's names)
+    FULL_BYTES,
+    MIN_FREE_BYTES,
+    free_bytes,
+    full_filesystem,
+    require_room,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.compiler import SQLCompiler
@@ -62,14 +69,6 @@ if TYPE_CHECKING:
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 PG_CONNECT_TIMEOUT_SECONDS = 10
 _HINT_URL = "check the state URL (--state, AGENTCTL_STATE, or 'state:' in agentctl.yaml)"
-# A mutating command refuses to start when the SQLite state's filesystem has
-# less free space than this: a 1,000-agent apply grows the WAL to its
-# checkpoint size (1,000 pages, 4 MiB) and the database by as much again. The
-# refusal comes before any cloud write, so nothing is changed half-way.
-MIN_FREE_BYTES = 16 * 1024 * 1024
-# Below this SQLite cannot even create the WAL index (-shm, 32 KiB) that a
-# reader of a WAL database needs: the state is opened immutable instead.
-FULL_BYTES = 1024 * 1024
 # PostgreSQL SQLSTATEs a user can act on (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction
 _PG_DISK_FULL = "53100"  # disk_full
@@ -77,23 +76,6 @@ _PG_NO_PRIVILEGE = "42501"  # insufficient_privilege
 
 
 T = TypeVar("T")
-
-
-def free_bytes(folder: Path) -> int | None:
-    """Free space an unprivileged writer may use on ``folder``'s filesystem."""
-    try:
-        stats = os.statvfs(folder)
-    except OSError:
-        return None
-    return stats.f_bavail * stats.f_frsize
-
-
-def _full_filesystem(folder: Path, floor: int = MIN_FREE_BYTES) -> str | None:
-    """Why a write to ``folder`` fails for lack of space, if it does."""
-    free = free_bytes(folder)
-    if free is None or free >= floor:
-        return None
-    return f"the filesystem holding {folder} is full ({free // 1024} KiB free)"
 
 
 def _parse_url(url: str) -> URL:
@@ -169,7 +151,7 @@ def create_state_engine(url: str) -> Engine:
     # writer closed cleanly (no -shm, the WAL absent or empty) the database
     # file alone is the whole state: read it immutable, and a write fails with
     # "the filesystem ... is full" (see StateStore._errors).
-    full = None if read_only else _full_filesystem(path.parent, FULL_BYTES)
+    full = None if read_only else full_filesystem(path.parent, FULL_BYTES)
     if full and not _wal_in_use(path):
         read_only = True
     else:
@@ -546,7 +528,7 @@ class StateStore:
         folder = info.get("folder")
         name = str(getattr(orig, "sqlite_errorname", "") or "")
         if self.dialect == "sqlite" and folder is not None:
-            full = info.get("full") or _full_filesystem(folder, FULL_BYTES)
+            full = info.get("full") or full_filesystem(folder, FULL_BYTES)
             if full and (
                 name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY"))
                 or "disk" in first_line
@@ -597,13 +579,7 @@ class StateStore:
         folder = info.get("folder")
         if folder is None:
             return
-        full = info.get("full") or _full_filesystem(folder)
-        if full:
-            raise StateError(
-                f"{full}; agentctl needs {MIN_FREE_BYTES // (1024 * 1024)} MiB there to record "
-                "what this command would change, so it changed nothing",
-                hint=f"free space there (df -h {folder}) and run the command again",
-            )
+        require_room(folder, info.get("full"))
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

@@ -1,0 +1,48 @@
+"""How much room a SQLite state's filesystem has left (no SQLAlchemy here:
+the store and the standard-library run path both ask)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agentctl.errors import StateError
+
+# A mutating command refuses to start when the SQLite state's filesystem has
+# less free space than this: a 1,000-agent apply grows the WAL to its
+# checkpoint size (1,000 pages, 4 MiB) and the database by as much again. The
+# refusal comes before any cloud write, so nothing is changed half-way.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+# Below this SQLite cannot even create the WAL index (-shm, 32 KiB) that a
+# reader of a WAL database needs: the state is opened immutable instead.
+FULL_BYTES = 1024 * 1024
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space an unprivileged writer may use on ``folder``'s filesystem."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def full_filesystem(folder: Path, floor: int = MIN_FREE_BYTES) -> str | None:
+    """Why a write to ``folder`` fails for lack of space, if it does."""
+    free = free_bytes(folder)
+    if free is None or free >= floor:
+        return None
+    return f"the filesystem holding {folder} is full ({free // 1024} KiB free)"
+
+
+def require_room(folder: Path, full: str | None = None) -> None:
+    """Refuse a mutating command up front when the SQLite state in ``folder``
+    cannot take what it would record (see MIN_FREE_BYTES); ``full``: already
+    known to be full (why)."""
+    full = full or full_filesystem(folder)
+    if full:
+        raise StateError(
+            f"{full}; agentctl needs {MIN_FREE_BYTES // (1024 * 1024)} MiB there to record "
+            "what this command would change, so it changed nothing",
+            hint=f"free space there (df -h {folder}) and run the command again",
+        )
