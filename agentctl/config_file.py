@@ -36,7 +36,7 @@ from agentctl.config import (
 )
 from agentctl.errors import ConfigError
 from agentctl.identity import PersonRule
-from agentctl.model import JsonValue
+from agentctl.model import JsonObject, JsonValue
 from agentctl.schema import config_json_schema
 from agentctl.suggest import did_you_mean
 from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate, show
@@ -52,11 +52,17 @@ _PYTHON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean"
 
 
 @cache
+def _schema(specs: tuple[AnySpec, ...]) -> JsonObject:
+    return config_json_schema({s.name: s for s in specs})
+
+
+@cache
 def _validator(specs: tuple[AnySpec, ...]) -> jsonschema.Draft202012Validator:
-    # Imported here: ~45 ms that only a command reading an agentctl.yaml pays.
+    # Imported here: a configuration checked clean before is not checked again
+    # (agentctl.config_cache), and jsonschema is most of what checking costs.
     import jsonschema
 
-    return jsonschema.Draft202012Validator(config_json_schema({s.name: s for s in specs}))
+    return jsonschema.Draft202012Validator(_schema(specs))
 
 
 def _position(source: Path | None, root: Node | None, path: Sequence[str | int]) -> str:
@@ -121,16 +127,25 @@ def parse_config(
     root: Node | None = None,
     *,
     specs: Mapping[str, AnySpec] | None = None,
+    remember: bool = False,
 ) -> Config:
     """A :class:`Config` from agentctl.yaml's plain values, checked against the
     schema assembled from ``specs`` (default: the registered providers);
-    ``root`` (the composed YAML) locates errors by line."""
+    ``root`` (the composed YAML) locates errors by line. ``remember``: skip
+    the schema check for values that passed it before (agentctl.config_cache)."""
     from agentctl.providers.registry import provider_specs
 
     specs = provider_specs() if specs is None else specs
     _refuse_non_finite(raw, source, root, ())
-    validator = _validator(tuple(specs[name] for name in sorted(specs)))
-    errors = list(validator.iter_errors(raw))
+    ordered = tuple(specs[name] for name in sorted(specs))
+    key = None
+    if remember:
+        from agentctl import config_cache
+
+        key = config_cache.digest(raw, _schema(ordered))
+        if config_cache.validated_before(key):
+            return _config(raw, source, root, specs)
+    errors = list(_validator(ordered).iter_errors(raw))
     if errors:
         # The first problem in the file, as people read it.
         def where(error: jsonschema.ValidationError) -> tuple[int, int]:
@@ -144,6 +159,17 @@ def parse_config(
             return locate(root, path, key=True)
 
         raise _config_error(min(errors, key=where), source, root)
+    if key is not None:
+        from agentctl import config_cache
+
+        config_cache.remember(key)
+    return _config(raw, source, root, specs)
+
+
+def _config(
+    raw: JsonValue, source: Path | None, root: Node | None, specs: Mapping[str, AnySpec]
+) -> Config:
+    """The Config of schema-valid ``raw``."""
     values: Mapping[str, JsonValue] = raw if isinstance(raw, dict) else {}
     names = {str(f.metadata["key"]): f.name for f in fields(Config) if "key" in f.metadata}
     # Schema-valid, so every value has its field's type.
@@ -267,10 +293,10 @@ def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ())
             + (f"saved as {encoding}, not UTF-8" if encoding else "a binary file (NUL bytes)"),
             hint="save it as UTF-8 YAML text",
         )
-    return parse_config_text(text, path)
+    return parse_config_text(text, path, remember=True)
 
 
-def parse_config_text(text: str, source: Path | None = None) -> Config:
+def parse_config_text(text: str, source: Path | None = None, *, remember: bool = False) -> Config:
     """agentctl.yaml's text -> :class:`Config`, every error located by line."""
     try:
         root = compose(text)
@@ -292,4 +318,4 @@ def parse_config_text(text: str, source: Path | None = None) -> Config:
         issue = builder.issues[0]
         line = issue.mark[0] if issue.mark else locate(root, issue.path, key=True)[0]
         raise ConfigError(f"{source}:{line}: {issue.message}", hint="fix the syntax")
-    return parse_config(raw, source, root)
+    return parse_config(raw, source, root, remember=remember)

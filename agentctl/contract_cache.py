@@ -112,7 +112,7 @@ def context_key(
     return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()
 
 
-def _read_private(path: Path) -> bytes:
+def read_private(path: Path) -> bytes:
     """The cache's bytes, if this user wrote it: owned by us, not a link, no
     access for group or others (agentctl writes it 0600). Anything else —
     say a ``state.db.validated.json`` that a pull request added to a checkout
@@ -139,7 +139,7 @@ class ContractCache:
         self._seen: dict[str, Any] = {}
         self._changed = False
         try:
-            stored = json.loads(_read_private(path))
+            stored = json.loads(read_private(path))
             if (
                 isinstance(stored, dict)
                 and stored.get("format") == FORMAT

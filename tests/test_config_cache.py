@@ -1,0 +1,118 @@
+"""agentctl.yaml checked clean once is not checked against the schema again
+(agentctl.config_cache): the same values, the same schema, the same installed
+jsonschema give the same answer. A configuration with a problem is reported
+every time, and a cache file that is not this user's private file is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agentctl import config_cache
+from agentctl.config_file import _schema, load_config
+from agentctl.errors import ConfigError
+from agentctl.providers.registry import provider_specs
+
+GOOD = {"state": "sqlite:////tmp/x/state.db", "aws": {"region": "eu-west-1"}}
+# Schema-invalid: the region must be a string.
+BAD = {"state": "sqlite:////tmp/x/state.db", "aws": {"region": 7}}
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "agentctl" / config_cache.FILENAME
+
+
+def write(path: Path, document: object) -> Path:
+    path.write_text(yaml.safe_dump(document), "utf-8")
+    return path
+
+
+def key_of(document: object) -> str:
+    specs = provider_specs()
+    return config_cache.digest(document, _schema(tuple(specs[n] for n in sorted(specs))))
+
+
+def test_a_clean_configuration_is_remembered_privately(tmp_path: Path, cache_home: Path) -> None:
+    config = load_config(str(write(tmp_path / "agentctl.yaml", GOOD)))
+    assert config.provider_settings["aws"].region == "eu-west-1"  # type: ignore[attr-defined]
+    assert cache_home.is_file()
+    assert cache_home.stat().st_mode & 0o777 == 0o600
+    assert cache_home.parent.stat().st_mode & 0o777 == 0o700
+    assert config_cache.validated_before(key_of(GOOD))
+    # Read back through the cache: the same settings.
+    again = load_config(str(tmp_path / "agentctl.yaml"))
+    assert again == config
+
+
+def test_a_configuration_with_a_problem_is_reported_every_time(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    path = write(tmp_path / "agentctl.yaml", BAD)
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="region"):
+            load_config(str(path))
+    assert not config_cache.validated_before(key_of(BAD))
+
+
+@pytest.mark.parametrize("forgery", ["world-readable", "symlink"])
+def test_a_cache_that_is_not_this_users_private_file_is_ignored(
+    tmp_path: Path, cache_home: Path, forgery: str
+) -> None:
+    # Someone plants a cache saying the bad configuration checked clean.
+    planted = {"format": config_cache.FORMAT, "clean": [key_of(BAD)]}
+    cache_home.parent.mkdir(parents=True)
+    if forgery == "world-readable":
+        cache_home.write_text(json.dumps(planted), "utf-8")
+        cache_home.chmod(0o644)
+    else:
+        target = tmp_path / "elsewhere.json"
+        target.write_text(json.dumps(planted), "utf-8")
+        target.chmod(0o600)
+        cache_home.symlink_to(target)
+    with pytest.raises(ConfigError, match="region"):
+        load_config(str(write(tmp_path / "agentctl.yaml", BAD)))
+
+
+def test_another_schema_checks_again(tmp_path: Path, cache_home: Path) -> None:
+    load_config(str(write(tmp_path / "agentctl.yaml", GOOD)))
+    specs = provider_specs()
+    fewer = tuple(specs[n] for n in sorted(specs) if n != "jira")
+    assert not config_cache.validated_before(config_cache.digest(GOOD, _schema(fewer)))
+
+
+def test_a_second_process_with_the_same_file_does_not_import_jsonschema(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    path = write(tmp_path / "agentctl.yaml", GOOD)
+    code = (
+        "import sys\n"
+        "from agentctl.config_file import load_config\n"
+        "load_config(sys.argv[1])\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def imported() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert imported() == "True"  # first: checked against the schema
+    assert imported() == "False"  # then: remembered
+    write(path, {**GOOD, "aws": {"region": "us-east-1"}})
+    assert imported() == "True"  # other values: checked again
