@@ -47,15 +47,25 @@ def child_environment(grant: RunGrant, environ: Mapping[str, str] | None = None)
     return env
 
 
-def _runs(session: Session, *, fetch: bool = False) -> Runs:
+def _runs(session: Session, fetch: RunRequest | None = None) -> Runs:
+    """The Runs of this session; ``fetch``: for minting this request's credentials."""
+    from agentctl.errors import AgentctlError
     from agentctl.execution import Runs
 
-    if fetch:
-        # A runtime host fetches credentials many times an hour: the state's
-        # rows through sqlite3 where the state allows it (same rows, same
-        # audit chain; agentctl.state.runstate).
-        session.use_run_state()
-    return Runs(session.engine())
+    if fetch is None or not session.use_run_state():
+        return Runs(session.engine())
+    # A runtime host fetches credentials many times an hour: the state's rows
+    # go through sqlite3 (same rows, same audit chain; agentctl.state.runstate),
+    # and only the providers the agent has resources with are loaded (the
+    # grant mints from exactly those; an AWS-only agent does not import the
+    # GitHub and Jira providers).
+    try:
+        names: set[str] | None = {r.provider for r in session.state().list_resources(fetch.agent)}
+    except AgentctlError:
+        names = None  # the grant reads the state again and says what is wrong
+    if names is not None and fetch.providers is not None:
+        names &= set(fetch.providers)
+    return Runs(session.engine(provider_names=names))
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ def run(
         raise UsageError(
             "no command given", hint="agentctl exec NAME [options] -- COMMAND [ARGS...]"
         )
-    runs = _runs(session, fetch=True)
+    runs = _runs(session, request)
     # Each AWS session lives at most an hour; exec mints the next one before it
     # ends, until the run's --duration is up (see agentctl.run_supply).
     grant = runs.grant(
@@ -228,7 +238,7 @@ def in_helper_run(request: RunRequest, run_id: str | None) -> RunRequest:
 
 
 def credentials(session: Session, request: RunRequest) -> Credentials:
-    grant = _runs(session, fetch=True).grant(request)
+    grant = _runs(session, request).grant(request)
     return Credentials(grant, grant.child_environment())
 
 
@@ -259,7 +269,8 @@ def aws_process_credentials(session: Session, request: RunRequest) -> AwsProcess
     """Only the AWS session (an SDK refresh must not mint GitHub or Jira
     credentials nobody will use), through the same gates and audit as
     :func:`credentials`."""
-    grant = _runs(session, fetch=True).grant(replace(request, providers=("aws",)))
+    request = replace(request, providers=("aws",))
+    grant = _runs(session, request).grant(request)
     aws = [c for c in grant.credentials if c.provider == "aws"]
     if not aws:
         raise UsageError(
@@ -362,7 +373,8 @@ def git_credential(
         or fields.get("protocol", web.scheme) != web.scheme
     ):
         return GitCredential()
-    grant = _runs(session, fetch=True).grant(replace(request, providers=("github",)))
+    request = replace(request, providers=("github",))
+    grant = _runs(session, request).grant(request)
     github = [c for c in grant.credentials if c.provider == "github"]
     if not github:
         raise UsageError(

@@ -3,7 +3,7 @@ each opened on first use (a command that never needs the state never opens it)."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -54,11 +54,16 @@ class Session:
         return self._config
 
     def engine(
-        self, contract_paths: Sequence[str] = (), *, tolerate_config_errors: bool = False
+        self,
+        contract_paths: Sequence[str] = (),
+        *,
+        tolerate_config_errors: bool = False,
+        provider_names: Iterable[str] | None = None,
     ) -> Engine:
         """The engine for this command. ``tolerate_config_errors`` is for kill:
         during an incident a broken agentctl.yaml must not stop a revocation,
-        so it falls back to the defaults and says so."""
+        so it falls back to the defaults and says so. ``provider_names``: only
+        these providers are loaded (default: every installed one)."""
         from agentctl.errors import ConfigError
         from agentctl.runtime import build_engine
 
@@ -76,6 +81,7 @@ class Session:
             clock=self.clock,
             state_factory=self.state,
             secrets_factory=self.secrets,
+            provider_names=provider_names,
             # what self.state opens (unless a store is already open)
             snapshot_url=config.resolved_state_url(self.state_url) if self._state is None else None,
         )
@@ -182,23 +188,24 @@ class Session:
         store.chain_keys = self.chain_keys()
         return store
 
-    def use_run_state(self) -> None:
+    def use_run_state(self) -> bool:
         """For exec and credentials: serve the state with the standard library's
         sqlite3 where it can (agentctl.state.runstate: the rows a runtime fetch
         reads and writes, without importing SQLAlchemy); the full store opens
-        only for what it does not do, or wherever it steps aside."""
+        only for what it does not do, or wherever it steps aside. True: it serves."""
         if self._state is not None:
-            return
+            return False
         from agentctl.state.runstate import open_run_state
 
         url = self.config().resolved_state_url(self.state_url)
         fast = open_run_state(url, self._open_store, clock=self.clock)
         if fast is None:
-            return
+            return False
         fast.chain_keys = self.chain_keys()
         # It stands in for the store: the calls it does not implement are the store's.
         self._state = cast("StateStore", fast)
         self._closers.append(self._state)
+        return True
 
     def chain_keys(self) -> ChainKeySource:
         """The audit chain key, from the configured secret store (opened only when used)."""
