@@ -267,10 +267,10 @@ class Runs:
             problem = f"approval {approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M} UTC"
         elif approval.command != command or approval.on_behalf_of != request.on_behalf_of:
             problem = f"approval {approval.id} was given for a different command or user"
-        elif approval.requester != self.engine.operator:
+        elif approval.requester != self.engine.operator or not self._is_requester(approval):
             problem = (
                 f"approval {approval.id} was requested by {approval.requester}; "
-                f"only they can use it, not {self.engine.operator}"
+                f"only they can use it, not {self.engine.operator} ({self.engine.actor().arn})"
             )
         elif not state.transition_approval(approval.id, "approved", "used", used_at=now):
             problem = f"approval {approval.id} has already been used"
@@ -603,6 +603,15 @@ class Runs:
                 f"its contract's approvers: {listed}",
             )
         return None
+
+    def _is_requester(self, approval: ApprovalRecord) -> bool:
+        """Whether this run's verified caller is the one that asked for
+        ``approval``: by principal, not only by the person's name, which a
+        people: rule in the caller's own agentctl.yaml could borrow."""
+        from agentctl.identity import same_caller
+
+        requested_by = self._requester_principal(approval)
+        return requested_by is None or same_caller(requested_by, self.engine.actor())
 
     def _requester_principal(self, approval: ApprovalRecord) -> str | None:
         """The verified principal that asked for ``approval``, as its audit event recorded it."""

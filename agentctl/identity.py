@@ -493,6 +493,28 @@ def actor_of(
     return Actor(person=person, principal=principal, via=via, verified_name=verified_name)
 
 
+def same_caller(arn: str, actor: Actor) -> bool:
+    """Whether the principal ``arn`` (recorded earlier) and ``actor`` are the same
+    caller by what AWS or GitHub vouches for, never by a people: label: the same
+    ARN, or the same account and the same verified name (an IAM user, the
+    person of an Identity Center session, ``role:ROLE`` for any session of an
+    ordinary role)."""
+    if arn == actor.arn:
+        return True
+    if actor.principal.source != "aws" or actor.verified_name is None:
+        return False
+    try:
+        earlier = parse_aws_arn(arn)
+        name = person_of(earlier, ())[0]
+    except IdentityError:
+        return False
+    return (
+        earlier.account == actor.principal.account
+        and earlier.kind == actor.principal.kind
+        and name == actor.verified_name
+    )
+
+
 def matches_person(actor: Actor, patterns: Sequence[str]) -> str | None:
     """The first of ``patterns`` (names, e-mails, ``*`` globs, or principal
     patterns) that names ``actor``; None if none does.

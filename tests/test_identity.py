@@ -52,6 +52,7 @@ from agentctl.identity import (
     matches_person,
     parse_aws_arn,
     person_of,
+    same_caller,
 )
 from agentctl.model import Contract
 from agentctl.state import open_state
@@ -106,6 +107,21 @@ def test_an_agent_session_is_recognised_by_its_role_and_session_name() -> None:
     assert agent_of(by_hand, "agentctl-", lambda name: name == "reader-agent") == "reader-agent"
     operator_role = parse_aws_arn(f"arn:aws:sts::{ACCOUNT}:assumed-role/agentctl-operator/alice")
     assert agent_of(operator_role, "agentctl-", lambda name: False) is None
+
+
+def test_the_same_caller_is_judged_by_what_aws_vouches_for() -> None:
+    sso = f"arn:aws:sts::{ACCOUNT}:assumed-role/{SSO_ROLE}/carol@company.com"
+    carol = actor_of(parse_aws_arn(sso), ())
+    assert same_caller(sso, carol)
+    ci = f"arn:aws:sts::{ACCOUNT}:assumed-role/ci-deployer/run-1"
+    ci_later = actor_of(parse_aws_arn(f"arn:aws:sts::{ACCOUNT}:assumed-role/ci-deployer/run-2"), ())
+    assert same_caller(ci, ci_later)  # role:ci-deployer both times
+    dave = parse_aws_arn(f"arn:aws:iam::{ACCOUNT}:user/dave")
+    labelled = actor_of(dave, (PersonRule(dave.arn, "alice@company.com"),))
+    assert labelled.person == "alice@company.com"
+    assert not same_caller(f"arn:aws:iam::{ACCOUNT}:user/alice", labelled)
+    other_account = "arn:aws:iam::210987654321:user/dave"
+    assert not same_caller(other_account, actor_of(dave, ()))
 
 
 def test_a_federated_users_name_is_its_callers_choice_and_names_nobody() -> None:
@@ -388,6 +404,33 @@ def test_the_requester_and_non_approvers_cannot_decide(world: World) -> None:
     assert world.cli("bob", "approve", approval)[0] == 0
     code, _, err = world.cli("dave", "exec", "release-agent", "--approval", approval, "--", "true")
     assert code == 1
+
+
+def test_an_approval_is_used_only_by_the_principal_that_asked_not_a_borrowed_name(
+    world: World,
+) -> None:
+    """dave's own agentctl.yaml names him alice@company.com (people: labels are
+    the caller's file): he still cannot use the approval alice asked for."""
+    approval = world.request_approval()
+    assert world.cli("bob", "approve", approval)[0] == 0
+    config = yaml.safe_load((world.root / "agentctl.yaml").read_text("utf-8"))
+    config["people"] = [
+        {"principal": f"arn:aws:iam::{ACCOUNT}:user/dave", "person": "alice@company.com"}
+    ]
+    borrowed = world.root / "dave.yaml"
+    borrowed.write_text(yaml.safe_dump(config), "utf-8")
+
+    code, _, err = world.cli(
+        "dave", "--config", str(borrowed), "exec", "release-agent", "--approval", approval,
+        "--", "true",
+    )  # fmt: skip
+    assert code == 1 and "was requested by alice@company.com" in err, err
+    assert f"arn:aws:iam::{ACCOUNT}:user/dave" in err
+    with open_state(world.state_url) as state:
+        record = state.get_approval(approval)
+    assert record is not None and record.status == "approved"  # not used up by dave
+    code, _, err = world.cli("alice", "exec", "release-agent", "--approval", approval, "--", "true")
+    assert code == 0, err
 
 
 @pytest.mark.reveals_secrets  # `agentctl credentials` prints them: that is its job
