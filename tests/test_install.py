@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -33,14 +34,49 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
+def dockerfile_build_context(into: Path) -> Path:
+    """The container image's build stage, replayed without a Docker daemon (none
+    here or in CI): only what the Dockerfile's first stage COPYs, laid out as in
+    its WORKDIR. The wheel below is built from this, so a file the wheel needs
+    but the image build does not copy fails these tests."""
+    stage = -1
+    for line in (REPO / "Dockerfile").read_text("utf-8").splitlines():
+        if line.startswith("FROM "):
+            stage += 1
+        if stage != 0 or not line.startswith("COPY ") or "--from" in line:
+            continue
+        *sources, target = line.split()[1:]
+        for source in sources:
+            origin = REPO / source
+            there = into / target if len(sources) == 1 and target not in ("./", ".") else into
+            if origin.is_dir():
+                shutil.copytree(origin, there, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                there.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, there / origin.name)
+    assert (into / "pyproject.toml").is_file(), "the Dockerfile's build stage copies no pyproject"
+    return into
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The ``bin`` directory of a clean venv holding only the built wheel and
-    its declared dependencies."""
+    its declared dependencies (the wheel built from the image's build context)."""
     root = tmp_path_factory.mktemp("install")
     dist = root / "dist"
+    context = dockerfile_build_context(root / "src")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(dist),
+            str(context),
+        ],
         check=True,
         capture_output=True,
         text=True,
