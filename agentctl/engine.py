@@ -1392,20 +1392,27 @@ class Engine:
         (``progress`` is called with each agent's name once its providers answered)."""
         now = self.clock()
         if not name and not refresh and self._state is None and self.snapshot_url is not None:
-            from agentctl.state.snapshot import read_status_snapshot
+            from agentctl.state.snapshot import NotInSnapshot, read_status_snapshot
 
             # Every agent on a plain SQLite state: read with sqlite3, without
             # the SQLAlchemy import (None: the store decides, as below).
             snapshot = read_status_snapshot(self.snapshot_url, now)
             if snapshot is not None:
-                return self._views(
-                    snapshot.agents,
-                    snapshot.providers,
-                    snapshot.live_credential_counts(),
-                    self._secret_ages(None, now, snapshot),
-                    {},
-                    now,
-                )
+                try:
+                    secrets = self._secret_ages(None, now, snapshot)
+                except NotInSnapshot:
+                    # a provider asked for rows it did not read (a clock that
+                    # stepped back): the store answers everything, as below
+                    pass
+                else:
+                    return self._views(
+                        snapshot.agents,
+                        snapshot.providers,
+                        snapshot.live_credential_counts(),
+                        secrets,
+                        {},
+                        now,
+                    )
         state = self.state
         full: list[AgentRecord | None] = []
         if name or refresh:  # drift needs each agent's applied contract

@@ -23,7 +23,7 @@ from contract_helpers import NOW
 from agentctl.model import AgentStatus
 from agentctl.state import open_state
 from agentctl.state.records import SCHEMA_VERSION, LongLivedSecretRecord
-from agentctl.state.snapshot import read_status_snapshot
+from agentctl.state.snapshot import NotInSnapshot, read_status_snapshot
 
 LONG_OWNER = "a-very-long-owner-address-of-the-platform-security-team@company.example.com"
 
@@ -122,7 +122,7 @@ def test_the_status_snapshot_reads_what_the_store_reads(tmp_path: Path) -> None:
                 )
     # It read only the credentials live then: earlier or all would be wrong.
     for unanswerable in (None, NOW - timedelta(seconds=1)):
-        with pytest.raises(ValueError, match="live at"):
+        with pytest.raises(NotInSnapshot, match="live at"):
             snapshot.list_credentials(live_at=unanswerable)
 
 
@@ -285,3 +285,21 @@ def test_list_through_a_pipe_is_one_whole_line_per_agent(tmp_path: Path) -> None
         "(>=",
         "10d)",
     ]
+
+
+def test_a_provider_asking_beyond_the_snapshot_gets_the_store(tmp_path: Path) -> None:
+    """A clock that steps back between status's "now" and a provider's (NTP):
+    the provider would ask for credentials the snapshot did not read, so the
+    whole status is answered by the store instead, the same as ever."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    fill(url)
+    env = cli_env(tmp_path, url)
+    backwards = STATUS.replace(
+        "clock=lambda: now",
+        "clock=lambda: now - __import__('datetime').timedelta(microseconds=next(ticks))",
+    ).replace("code = run(", "ticks = __import__('itertools').count()\ncode = run(")
+    shown = python(backwards, env, "status", "-o", "json")
+    code, heavy = json.loads(shown.stderr.strip().splitlines()[-1])
+    assert code == 0 and "sqlalchemy" in heavy  # the store answered
+    stored = python(FROM_STORE, env)
+    assert json.loads(shown.stdout) == json.loads(stored.stdout)

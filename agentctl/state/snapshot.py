@@ -178,6 +178,10 @@ def _date(text: str | None) -> date | None:
     return None if text is None else date.fromisoformat(text)
 
 
+class NotInSnapshot(LookupError):
+    """A read the status snapshot cannot answer (the caller asks the store)."""
+
+
 @dataclass(frozen=True)
 class StatusSnapshot:
     """What ``status`` of every agent reads, from one read transaction.
@@ -218,7 +222,7 @@ class StatusSnapshot:
         if live_at is None or live_at < self.live_at:
             # Only credentials live at self.live_at were read: earlier or all
             # would need rows this snapshot does not have.
-            raise ValueError(
+            raise NotInSnapshot(
                 f"a status snapshot lists credentials live at {self.live_at.isoformat()} "
                 "or later only"
             )
