@@ -682,6 +682,64 @@ def test_filters_are_served_by_indexes(store: StateStore, state_url: str) -> Non
             assert "SCAN audit_events" not in plan and "Seq Scan" not in plan, plan
 
 
+def test_a_long_listing_on_a_terminal_is_one_line_per_event() -> None:
+    """On a terminal a short listing is a rich table; a long one (rich measured
+    every cell: 0.6 ms an event) is one line per event, header bold once,
+    columns aligned and only widening, control characters shown, never sent."""
+    from rich.console import Console
+
+    from agentctl.commands.audit import AuditEvents
+    from agentctl.render import Output, render_text
+    from agentctl.state.records import AuditEvent
+
+    def events(count: int) -> Iterator[AuditEvent]:
+        for seq in range(1, count + 1):
+            yield AuditEvent(
+                seq=seq,
+                id=f"id-{seq}",
+                time=T0 + timedelta(seconds=seq),
+                actor="a" * (1 + seq // 400),  # widens after the first screenful
+                on_behalf_of=None,
+                action="kill",
+                scope=None,
+                trigger="evil\x1b[2J" if seq == 3 else None,
+                target="t",
+                result="ok",
+                operator="o",
+            )
+
+    def shown(count: int) -> list[str]:
+        stream = io.StringIO()
+        console = Console(file=stream, force_terminal=True, width=80, color_system="standard")
+        render_text(AuditEvents(events(count)), Output(console))
+        return stream.getvalue().splitlines()
+
+    short = shown(3)
+    assert any("━" in line for line in short)  # rich's table
+    long = shown(1200)
+    assert len(long) == 1 + 1200
+    assert long[0].startswith("\x1b[1mseq  time (UTC)") and long[0].endswith("\x1b[0m")
+    assert long[1].split() == [
+        "1",
+        T0.strftime("%Y-%m-%d"),
+        "12:00:01",
+        "a",
+        "-",
+        "kill",
+        "t",
+        "ok",
+        "-",
+        "-",
+        "o",
+    ]
+    assert "\x1b" not in "".join(long[1:]) and "evil\\x1b[2J" in long[3]
+    starts = {line.index("kill") for line in long[1:]}
+    assert len(starts) == 2  # the second screenful is wider (actor "aaa", seq 1000), the third too
+    assert [line.index("kill") for line in long[1:]] == sorted(
+        line.index("kill") for line in long[1:]
+    )
+
+
 def test_listing_streams_lines_off_a_terminal(
     cli: tuple[CliRunner, Session], filled: StateStore
 ) -> None:
