@@ -1361,8 +1361,15 @@ class StateStore:
         # A server-side cursor on PostgreSQL, SQLite's own stepping cursor:
         # never more than one batch of rows in memory.
         result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(query)
-        for row in result.mappings():
-            yield _audit(row)
+        # Plain tuples in the table's column order: a mapping per row (and a
+        # dict copy of it) was a fifth of `audit export`'s time per event.
+        columns = list(result.keys())
+        if columns != _AUDIT_COLUMNS:
+            for mapping in result.mappings():
+                yield _audit(mapping)
+            return
+        for row in result:
+            yield _stored_audit(*row)
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Connection]:
@@ -1706,6 +1713,47 @@ def _head(row: Any) -> AuditHead | None:
     if row is None:
         return None
     return AuditHead(int(row.seq), str(row.hash), row.mac, row.key_id, row.trail)
+
+
+_AUDIT_COLUMNS = [column.name for column in s.audit_events.columns]
+
+
+def _stored_audit(
+    seq: int,
+    id: str,
+    time: str,
+    actor: str,
+    on_behalf_of: str | None,
+    action: str,
+    scope: str | None,
+    trigger: str | None,
+    target: str,
+    result: str,
+    operator: str,
+    detail: str,
+    prev_hash: str,
+    hash: str,
+    mac: str | None,
+) -> AuditEvent:
+    """One stored event (the columns of ``audit_events``, in order), as
+    :func:`_audit` reads it."""
+    return AuditEvent(
+        seq=int(seq),
+        id=str(id),
+        time=datetime.fromisoformat(time),
+        actor=actor,
+        on_behalf_of=on_behalf_of,
+        action=action,
+        scope=scope,
+        trigger=trigger,
+        target=target,
+        result=result,
+        operator=operator,
+        detail=dict(json.loads(detail) or {}),
+        prev_hash=prev_hash,
+        hash=hash,
+        mac=mac,
+    )
 
 
 def _audit(row: RowMapping) -> AuditEvent:
