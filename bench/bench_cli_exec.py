@@ -13,9 +13,11 @@ Issue 19, row 5. One moto server, a few agents applied by `agentctl apply`
 - ``agentctl exec NAME -- true``.
 
 Prints medians and the median of per-round ratios. Target: each <= 1.5x its
-floor.
+floor. With ``--vs CHECKOUT`` (a folder holding another version's ``agentctl``
+package, e.g. a ``git worktree``), that version's ``credentials`` and ``exec``
+run too (PYTHONPATH=CHECKOUT), in the same rounds, with new/before ratios.
 
-    .venv/bin/python bench/bench_cli_exec.py [--runs 5] [--quick]
+    .venv/bin/python bench/bench_cli_exec.py [--runs 5] [--quick] [--vs CHECKOUT]
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="3 runs")
+    parser.add_argument(
+        "--vs", type=Path, help="another checkout of agentctl to compare with (PYTHONPATH)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs = 3
@@ -101,23 +106,29 @@ def main() -> int:
             )
             run([AGENTCTL, "apply", str(work / "contracts"), "--yes"], env=env, cwd=work)
             print(f"agent {name}; {load_average()}")
-            samples = interleave(
-                {
-                    "floor-cred": lambda: run(
-                        [PYTHON, "-c", FLOOR, moto.url, name, "credentials"], env=env, capture=True
-                    ),
-                    "credentials": lambda: run(
-                        [AGENTCTL, "credentials", name], env=env, cwd=work, capture=True
-                    ),
-                    "floor-exec": lambda: run(
-                        [PYTHON, "-c", FLOOR, moto.url, name, "exec"], env=env, capture=True
-                    ),
-                    "exec": lambda: run(
-                        [AGENTCTL, "exec", name, "--", "true"], env=env, cwd=work, capture=True
-                    ),
-                },
-                args.runs,
-            )
+            sides = {
+                "floor-cred": lambda: run(
+                    [PYTHON, "-c", FLOOR, moto.url, name, "credentials"], env=env, capture=True
+                ),
+                "credentials": lambda: run(
+                    [AGENTCTL, "credentials", name], env=env, cwd=work, capture=True
+                ),
+                "floor-exec": lambda: run(
+                    [PYTHON, "-c", FLOOR, moto.url, name, "exec"], env=env, capture=True
+                ),
+                "exec": lambda: run(
+                    [AGENTCTL, "exec", name, "--", "true"], env=env, cwd=work, capture=True
+                ),
+            }
+            if args.vs is not None:
+                before = {**env, "PYTHONPATH": str(args.vs.resolve())}
+                sides["credentials-before"] = lambda: run(
+                    [AGENTCTL, "credentials", name], env=before, cwd=work, capture=True
+                )
+                sides["exec-before"] = lambda: run(
+                    [AGENTCTL, "exec", name, "--", "true"], env=before, cwd=work, capture=True
+                )
+            samples = interleave(sides, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"medians of {args.runs} interleaved rounds (wall, CPU user+sys, peak RSS)")
@@ -125,6 +136,13 @@ def main() -> int:
     print(row("agentctl credentials NAME", samples["credentials"]))
     print(row("floor: boto3 AssumeRole script, then `true`", samples["floor-exec"]))
     print(row("agentctl exec NAME -- true", samples["exec"]))
+    if args.vs is not None:
+        print(row(f"before ({args.vs}): credentials NAME", samples["credentials-before"]))
+        print(row("before: exec NAME -- true", samples["exec-before"]))
+        for label, floor in (("credentials", "floor-cred"), ("exec", "floor-exec")):
+            was = ratio(samples[f"{label}-before"], samples[floor])
+            now = ratio(samples[label], samples[f"{label}-before"])
+            print(f"  before: {label:<12} / floor  {was:5.2f}x   new / before {now:.2f}x wall")
     for label, floor in (("credentials", "floor-cred"), ("exec", "floor-exec")):
         r = ratio(samples[label], samples[floor])
         print(
