@@ -107,7 +107,7 @@ def run(
     code = 1
     not_started: str | None = None
     killed_with: tuple[str, ...] | None = None
-    supply = _supply(session, grant)
+    supply = _supply(session, runs, grant)
     refreshed: list[IssuedCredential] = []
     try:
         try:
@@ -140,7 +140,7 @@ SESSION_SECONDS = 3600
 RETRY_SECONDS = 30  # after a failed (not refused) refresh: the old credentials still work
 
 
-def _supply(session: Session, grant: RunGrant) -> RunSupply:
+def _supply(session: Session, runs: Runs, grant: RunGrant) -> RunSupply:
     from urllib.parse import urlsplit
 
     from agentctl.run_supply import RunSupply
@@ -151,7 +151,8 @@ def _supply(session: Session, grant: RunGrant) -> RunSupply:
 
         web = urlsplit(session.config().settings(GITHUB).web_url)
         github_host = f"{web.scheme}://{web.netloc}"
-    margin = timedelta(seconds=session.engine().config.exec_refresh_margin_seconds)
+    # The run's own engine: session.engine() would build another (every provider loaded).
+    margin = timedelta(seconds=runs.engine.config.exec_refresh_margin_seconds)
     return RunSupply(agent=grant.agent, github_host=github_host, margin=margin)
 
 
