@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,6 +84,9 @@ def _complete(cwd: Path, env: dict[str, str]) -> list[str]:
         "github register",
         "github rotate-key",
         "github status",
+        "jira register",
+        "jira rotate",
+        "jira status",
     ],
 )
 def test_bash_completes_agent_names_from_state_and_contracts(
@@ -127,3 +131,29 @@ def test_completion_never_creates_a_state_store(tmp_path: Path) -> None:
     env.pop("AGENTCTL_CONFIG", None)
     assert _complete(tmp_path, env) == []
     assert not missing.exists()
+
+
+def test_every_agent_name_argument_completes() -> None:
+    """Issue 20: agent names complete "for every command that takes one" — also
+    a command added later, a provider's included (they are mounted here)."""
+    import typer
+
+    from agentctl.cli.app import app
+
+    root = typer.main.get_command(app)
+    context = type(root).context_class
+    missing: list[str] = []
+
+    def walk(command: Any, ctx: Any, path: list[str]) -> None:
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                walk(sub, context(sub, parent=ctx, info_name=name), [*path, name])
+            return
+        for param in command.params:
+            takes_agent = param.name == "name" and path[:2] != ["serve", "token"]  # a caller
+            if takes_agent and getattr(param, "_custom_shell_complete", None) is None:
+                missing.append(" ".join(path))
+
+    walk(root, context(root, info_name="agentctl"), [])
+    assert missing == []

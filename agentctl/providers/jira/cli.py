@@ -85,7 +85,9 @@ def build(cli: CommandLine) -> typer.Typer:
     def register_command(
         ctx: typer.Context,
         name: str = typer.Argument(
-            ..., help="Agent name (its contract says what it may do in Jira)."
+            ...,
+            help="Agent name (its contract says what it may do in Jira).",
+            autocompletion=cli.complete_agent_name,
         ),
         account_id: str = typer.Option(
             ..., "--account-id", help="The service account's Atlassian account id."
@@ -104,7 +106,7 @@ def build(cli: CommandLine) -> typer.Typer:
     @app.command("rotate")
     def rotate_command(
         ctx: typer.Context,
-        name: str = typer.Argument(..., help="Agent name."),
+        name: str = typer.Argument(..., help="Agent name.", autocompletion=cli.complete_agent_name),
         token_file: Path | None = TOKEN_FILE_OPTION,
         contract: Path = CONTRACT_OPTION,
         output: OutputFormat = cli.output_option,
@@ -118,7 +120,7 @@ def build(cli: CommandLine) -> typer.Typer:
     @app.command("status")
     def status_command(
         ctx: typer.Context,
-        name: str = typer.Argument(..., help="Agent name."),
+        name: str = typer.Argument(..., help="Agent name.", autocompletion=cli.complete_agent_name),
         output: OutputFormat = cli.output_option,
     ) -> None:
         """The agent's service account, role, projects and API tokens (age, expiry).
