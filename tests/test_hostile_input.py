@@ -295,12 +295,17 @@ def _leaf_commands() -> list[tuple[tuple[str, ...], Any]]:
 
     found: list[tuple[tuple[str, ...], Any]] = []
 
-    def walk(command: Any, path: tuple[str, ...]) -> None:
+    def walk(command: Any, path: tuple[str, ...], parent: Any) -> None:
         found.append((path, command))  # a group's own options too (audit --since)
-        for name, sub in getattr(command, "commands", {}).items():
-            walk(sub, (*path, name))
+        if not hasattr(command, "list_commands"):
+            return
+        # As click finds them (providers' groups are mounted when listed), not .commands.
+        ctx = typer.Context(command, parent=parent, info_name=path[-1] if path else "agentctl")
+        for name in command.list_commands(ctx):
+            walk(command.get_command(ctx, name), (*path, name), ctx)
 
-    walk(typer.main.get_command(app), ())
+    walk(typer.main.get_command(app), (), None)
+    assert ("github",) in [path[:1] for path, _ in found]  # providers' own commands too
     return found
 
 
