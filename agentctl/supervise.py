@@ -7,6 +7,11 @@ store, at most ``poll_seconds`` apart: a kill from any operator's machine is
 recorded there). On a kill it sends SIGTERM to the group, waits
 ``grace_seconds`` for the command to end, then sends SIGKILL to the group.
 
+A process that leaves the group on purpose (``setsid``, a double-forked
+daemon) is ended too, on Linux: exec becomes a child subreaper, so such
+orphans are re-parented to it rather than to init, and a kill signals every
+process below exec that the command started, group or not.
+
 This module starts and signals processes and returns what happened; it never
 prints (the CLI renders) and never audits (the caller does, with the run).
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +66,76 @@ def _signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _become_subreaper() -> bool:
+    """Linux: orphans below this process (a daemon that double-forked out of the
+    command's group) are re-parented to it instead of init, so a kill can still
+    find them among its descendants. Not inherited by the command."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _descendants(root: int) -> set[int]:
+    """Every live process below ``root``, read from /proc (empty without it)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            parent = int(stat[stat.rfind(b")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for pid in children.get(todo.pop(), ()):
+            if pid not in found:
+                found.add(pid)
+                todo.append(pid)
+    return found
+
+
+def _signal_escaped(pgid: int, before: set[int] | frozenset[int], signum: int) -> bool:
+    """Signal what the command started outside its group: processes below exec
+    that were not there before the command and are not in the group."""
+    sent = False
+    for pid in _descendants(os.getpid()) - before:
+        try:
+            if os.getpgid(pid) == pgid:
+                continue  # the group signal reaches it
+            os.kill(pid, signum)
+            sent = True
+        except (ProcessLookupError, PermissionError):
+            continue
+    return sent
+
+
+def _reap_orphans(before: set[int] | frozenset[int]) -> None:
+    """Collect the exit status of re-parented orphans that ended (no zombies)."""
+    for pid in _descendants(os.getpid()) - before:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -101,6 +177,8 @@ def run_watched(
             pending.append(signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    _become_subreaper()
+    before = _descendants(os.getpid())  # not the command's: never signalled
     try:
         try:
             child = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
@@ -124,7 +202,9 @@ def run_watched(
             except Exception:  # the state store blinked: not a kill, ask again
                 killed = False
             if killed:
-                return _end_group(child, pgid, grace_seconds, clock, noticed=clock() - started)
+                return _end_group(
+                    child, pgid, grace_seconds, clock, noticed=clock() - started, before=before
+                )
             if tick is not None:
                 tick()
     finally:
@@ -142,10 +222,14 @@ def _end_group(
     clock: Callable[[], float],
     *,
     noticed: float,
+    before: set[int] | frozenset[int] = frozenset(),
 ) -> ChildOutcome:
-    """SIGTERM to the group; after the grace period, SIGKILL to whatever is left."""
+    """SIGTERM to the group (and to what left it); after the grace period,
+    SIGKILL to whatever is left."""
     seen = clock()
-    sent = ["SIGTERM"] if _signal_group(pgid, signal.SIGTERM) else []
+    termed = _signal_group(pgid, signal.SIGTERM)
+    termed = _signal_escaped(pgid, before, signal.SIGTERM) or termed
+    sent = ["SIGTERM"] if termed else []
     deadline = seen + grace_seconds
     code: int | None = None
     while clock() < deadline:
@@ -154,15 +238,21 @@ def _end_group(
                 code = child.wait(timeout=min(0.05, max(0.0, deadline - clock())))
             except subprocess.TimeoutExpired:
                 continue
-        # The leader is gone; the group may still hold what it started.
-        if not _group_alive(pgid):
+        # The leader is gone; the group (or what left it) may still hold more.
+        _reap_orphans(before)
+        if not _group_alive(pgid) and not _escaped_alive(pgid, before):
             break
         time.sleep(0.02)
-    if _group_alive(pgid) and _signal_group(pgid, signal.SIGKILL):
+    killed = _group_alive(pgid) and _signal_group(pgid, signal.SIGKILL)
+    killed = _signal_escaped(pgid, before, signal.SIGKILL) or killed
+    if killed:
         sent.append("SIGKILL")
     if code is None:
         code = child.wait()
-    while _group_alive(pgid) and clock() < seen + grace_seconds + 5:
+    while (_group_alive(pgid) or _escaped_alive(pgid, before)) and (
+        clock() < seen + grace_seconds + 5
+    ):
+        _reap_orphans(before)
         time.sleep(0.01)  # SIGKILL cannot be ignored: the group is gone within moments
     return ChildOutcome(
         exit_code=EXIT_KILLED,
@@ -171,6 +261,22 @@ def _end_group(
         noticed_after=noticed,
         ended_after=clock() - seen,
     )
+
+
+def _escaped_alive(pgid: int, before: set[int] | frozenset[int]) -> bool:
+    """Whether a process the command started outside its group still runs
+    (zombies, already ended, do not count)."""
+    for pid in _descendants(os.getpid()) - before:
+        try:
+            if os.getpgid(pid) == pgid:
+                continue
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except (OSError, ProcessLookupError):
+            continue
+        if stat[stat.rfind(b")") + 2 :].split()[:1] != [b"Z"]:
+            return True
+    return False
 
 
 def _shell_code(code: int) -> int:

@@ -563,6 +563,64 @@ def test_a_signal_while_a_command_fails_to_start_is_agentctls_own() -> None:
     assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
 
 
+# A command that double-forks a daemon out of its process group (setsid), one
+# that ignores SIGTERM; the agent is "killed" once the daemon has written its
+# pid. In its own process: exec becomes a child subreaper, which must not
+# change the test run itself.
+DAEMON_LEAVES_THE_GROUP = textwrap.dedent(
+    """
+    import json, os, pathlib, sys, time
+    from agentctl import supervise
+    pid_file = pathlib.Path(sys.argv[1])
+    daemon = (
+        "import os, pathlib, signal, sys, time\\n"
+        "if os.fork(): os._exit(0)\\n"  # the middle process ends: the daemon is an orphan
+        "os.setsid()\\n"
+        "null = os.open(os.devnull, os.O_RDWR); os.dup2(null, 1); os.dup2(null, 2)\\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\\n"
+        "time.sleep(300)\\n"
+    )
+    command = [sys.executable, "-c", f"import subprocess, sys, time; "
+               f"subprocess.run([sys.executable, '-c', {daemon!r}]); time.sleep(300)"]
+    outcome = supervise.run_watched(
+        command, dict(os.environ), is_killed=pid_file.exists, poll_seconds=0.2,
+        grace_seconds=0.5,
+    )
+    daemon_pid = int(pid_file.read_text())
+    stat = pathlib.Path(f"/proc/{daemon_pid}/stat")
+    alive = stat.exists() and stat.read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    print(json.dumps({"exit": outcome.exit_code, "signals": outcome.signals,
+                      "daemon_alive": alive, "daemon": daemon_pid}))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreaper is Linux's")
+def test_a_kill_also_ends_a_daemon_that_left_the_process_group(tmp_path: Path) -> None:
+    """setsid + double fork takes a process out of the command's group; exec
+    (a child subreaper) still finds it below itself and ends it: SIGTERM, then
+    SIGKILL for a daemon that ignores SIGTERM."""
+    import os
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", DAEMON_LEAVES_THE_GROUP, str(tmp_path / "daemon.pid")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    try:
+        assert report["exit"] == 3 and report["signals"] == ["SIGTERM", "SIGKILL"], report
+        assert not report["daemon_alive"], report
+    finally:
+        if report["daemon_alive"]:
+            os.kill(report["daemon"], 9)
+
+
 def test_a_command_that_ends_on_sigterm_gets_no_sigkill(world: ExecWorld) -> None:
     import os
     import subprocess
