@@ -203,6 +203,11 @@ def _refuse_non_finite(
     if isinstance(value, dict):
         for key, item in value.items():
             _refuse_non_finite(item, source, root, (*path, str(key)))
+    if isinstance(value, list):
+        # In a list too: the remembered-clean digest (agentctl.config_cache)
+        # is strict JSON, so a NaN there was an internal error, not this one.
+        for index, item in enumerate(value):
+            _refuse_non_finite(item, source, root, (*path, str(index)))
 
 
 def _people(raw: JsonValue, source: Path | None, root: Node | None) -> tuple[PersonRule, ...]:

@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -118,10 +119,13 @@ def read_private(path: Path) -> bytes:
     say a ``state.db.validated.json`` that a pull request added to a checkout
     (git makes it 0644) — is not trusted: it maps files to the documents plan
     and apply act on, so a forged one would skip validation."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    # O_NONBLOCK: a FIFO planted at the path (by the agent running under this
+    # user, say) would otherwise block the open forever, and every command
+    # reading the cache, `kill` included, with it.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
-        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
             raise PermissionError(f"{path} is not this user's private file")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             return handle.read()

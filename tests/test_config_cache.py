@@ -116,3 +116,39 @@ def test_a_second_process_with_the_same_file_does_not_import_jsonschema(
     assert imported() == "False"  # then: remembered
     write(path, {**GOOD, "aws": {"region": "us-east-1"}})
     assert imported() == "True"  # other values: checked again
+
+
+def test_a_fifo_planted_at_the_cache_does_not_hang_kill(tmp_path: Path, cache_home: Path) -> None:
+    # The agent inside `exec` runs as this user: it can mkfifo the cache path
+    # (0600, ours, not a link). Opening it blocked every command reading the
+    # configuration — `agentctl kill` of that very agent included — forever.
+    path = write(tmp_path / "agentctl.yaml", GOOD)
+    cache_home.parent.mkdir(parents=True)
+    os.mkfifo(cache_home, 0o600)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("AGENTCTL_CONFIG", None)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "agentctl", "--config", str(path), "kill", "nobody"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,  # a hang guard, not a speed assertion
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("agentctl kill blocked opening a FIFO planted at the config cache")
+    assert "Traceback" not in done.stderr
+    # Past the configuration: kill goes on to verify the caller (no AWS here).
+    assert done.stderr.startswith("error: cannot verify who you are"), done.stderr
+    # In-process too: read as no cache, checked against the schema, and the
+    # FIFO replaced by the private file.
+    assert load_config(str(path)).provider_settings["aws"].region == "eu-west-1"  # type: ignore[attr-defined]
+    assert cache_home.is_file()
+
+
+def test_a_non_finite_number_in_a_list_is_a_located_error(tmp_path: Path, cache_home: Path) -> None:
+    path = tmp_path / "agentctl.yaml"
+    path.write_text("people: [.nan]\n", "utf-8")
+    with pytest.raises(ConfigError, match="finite"):
+        load_config(str(path))
