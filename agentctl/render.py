@@ -839,7 +839,8 @@ _UNPRINTABLE = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
 def _audit_cells(event: AuditEvent) -> tuple[str, ...]:
     return (
         str(event.seq),
-        event.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        # what strftime("%Y-%m-%d %H:%M:%S") gives, at a fraction of its cost
+        event.time.astimezone(UTC).isoformat(sep=" ", timespec="seconds")[:19],
         event.actor,
         event.on_behalf_of or "-",
         event.action,
@@ -878,10 +879,17 @@ def _audit_lines(events: Iterable[AuditEvent], stream: IO[str]) -> int:
     """Off a terminal (pipes, files, cron): a header, then one tab-separated line per
     event, never wrapped or cut, so grep/cut/awk see whole records."""
     count = 0
+    separators = len(_AUDIT_COLUMNS) - 1
     for event in events:
         if not count:
             stream.write("\t".join(_AUDIT_COLUMNS) + "\n")
-        stream.write("\t".join(cell.translate(_UNPRINTABLE) for cell in _audit_cells(event)) + "\n")
+        cells = _audit_cells(event)
+        line = "\t".join(cells)
+        # One look at the line, not a translate per cell: only a value holding
+        # a tab, newline or carriage return needs escaping.
+        if line.count("\t") != separators or "\n" in line or "\r" in line:
+            line = "\t".join(cell.translate(_UNPRINTABLE) for cell in cells)
+        stream.write(line + "\n")
         count += 1
     stream.flush()
     return count
