@@ -433,6 +433,25 @@ def test_an_approval_is_used_only_by_the_principal_that_asked_not_a_borrowed_nam
     assert code == 0, err
 
 
+def test_an_approval_is_bound_to_the_user_acted_for(world: World) -> None:
+    code, _, err = world.cli(
+        "alice", "exec", "release-agent", "-u", "amit@company.com", "--", "true"
+    )
+    assert code == 1 and "needs approval" in err, err
+    approval = err.split("agentctl approve ")[1].split("`")[0].strip()
+    assert world.cli("bob", "approve", approval)[0] == 0
+    code, _, err = world.cli(
+        "alice", "exec", "release-agent", "-u", "ceo@company.com", "--approval", approval,
+        "--", "true",
+    )  # fmt: skip
+    assert code == 1 and "different command or user" in err, err
+    code, _, err = world.cli(
+        "alice", "exec", "release-agent", "-u", "amit@company.com", "--approval", approval,
+        "--", "true",
+    )  # fmt: skip
+    assert code == 0, err
+
+
 @pytest.mark.reveals_secrets  # `agentctl credentials` prints them: that is its job
 def test_an_agents_own_session_is_refused_for_every_mutating_command(world: World) -> None:
     approval = world.request_approval()
