@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,15 @@ class ExecWorld:
     people: dict[str, Operator]  # IAM users, named by e-mail
     monkeypatch: pytest.MonkeyPatch
 
-    def cli(self, *argv: str, operator: str = "ops@company.com") -> int:
+    def cli(
+        self, *argv: str, operator: str = "ops@company.com", now: datetime | None = None
+    ) -> int:
         """The CLI in this process, with ``operator``'s AWS keys: who runs it is
         whatever sts:GetCallerIdentity says those keys belong to."""
         person = self.people[operator]
         self.monkeypatch.setenv("AWS_ACCESS_KEY_ID", person.access_key_id)
         self.monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", person.secret_access_key)
-        return run(list(argv), clock=lambda: NOW)
+        return run(list(argv), clock=lambda: now or NOW)
 
     def child(self, code: int = 0) -> tuple[list[str], Path]:
         script = self.root / "child.py"
@@ -311,6 +314,25 @@ def test_approval_required_flow(world: ExecWorld, capsys: pytest.CaptureFixture[
         e.action for e in world.audit("approval.approve")
     ]
     assert actions == ["approval.request", "approval.approve", "approval.approve"]
+
+
+def test_an_approval_expires_unused(world: ExecWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    """Approved, then not used within approval_ttl_minutes (60): refused, by the
+    real clock of the run (here handed in-process; no variable moves it)."""
+
+    assert world.cli("exec", "release-agent", "--", "echo", "release") == 1
+    approval_id = capsys.readouterr().err.split("agentctl approve ")[1].split("`")[0].strip()
+    assert world.cli("approve", approval_id, operator="lead@company.com") == 0
+    capsys.readouterr()
+    later = NOW + timedelta(minutes=61)
+    argv = ["exec", "release-agent", "--approval", approval_id, "--", "echo", "release"]
+    assert world.cli(*argv, now=later) == 1  # the requester, too late
+    assert f"approval {approval_id} expired at" in capsys.readouterr().err
+    record = world.audit("approval.approve")
+    assert record, "the approval was given"
+    with open_state(world.state_url) as state:
+        approval = state.get_approval(approval_id)
+    assert approval is not None and approval.status == "approved"  # never used
 
 
 def test_an_approval_is_for_one_command_and_can_be_denied(
