@@ -8,7 +8,8 @@ is a pure function of two things, so it is remembered by their digest:
 
 - the configuration's values as parsed (the plain JSON the schema sees), and
 - the schema itself (which carries every provider's settings), plus the
-  installed jsonschema's files (size and mtime; an upgrade checks afresh).
+  installed jsonschema's files and agentctl's config_file (size and mtime;
+  an upgrade of either checks afresh).
 
 Only clean results are kept; a configuration with a problem is checked (and
 reported, by file and line) every time. Everything after the schema check —
@@ -43,14 +44,21 @@ def cache_path() -> Path:
 
 
 def _validator_stamp() -> list[tuple[str, int, int]]:
-    """Size and mtime of the installed jsonschema's modules (found, not imported)."""
+    """Size and mtime of the installed jsonschema's modules (found, not imported),
+    and of agentctl's config_file: how the values are checked (which validator,
+    which checks beside it) is its code, so another agentctl checks afresh."""
     import importlib.util
 
+    from agentctl import config_file
+
+    stamp: list[tuple[str, int, int]] = []
+    with contextlib.suppress(OSError):
+        info = os.stat(config_file.__file__)
+        stamp.append((config_file.__file__, info.st_size, info.st_mtime_ns))
     spec = importlib.util.find_spec("jsonschema")
     if spec is None or not spec.origin:
-        return []
+        return stamp
     folder = os.path.dirname(spec.origin)
-    stamp: list[tuple[str, int, int]] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for file in sorted(files):

@@ -152,3 +152,21 @@ def test_a_non_finite_number_in_a_list_is_a_located_error(tmp_path: Path, cache_
     path.write_text("people: [.nan]\n", "utf-8")
     with pytest.raises(ConfigError, match="finite"):
         load_config(str(path))
+
+
+def test_another_agentctl_checks_again(tmp_path: Path, cache_home: Path) -> None:
+    # Which validator runs, and what is checked beside the schema, is
+    # config_file's code: an agentctl upgrade that checks more must not take
+    # an older version's "clean" for its own.
+    from agentctl import config_file
+
+    load_config(str(write(tmp_path / "agentctl.yaml", GOOD)))
+    assert config_cache.validated_before(key_of(GOOD))
+    code = Path(config_file.__file__)
+    before = code.stat()
+    try:
+        os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        assert not config_cache.validated_before(key_of(GOOD))
+    finally:
+        os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert config_cache.validated_before(key_of(GOOD))
