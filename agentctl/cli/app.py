@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
 from agentctl import __version__
 from agentctl.cli import (
@@ -74,36 +75,50 @@ class _Commands(TyperGroup):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and self is _root_group(ctx):
-            self._mount_providers(only=cmd_name)
+            if cmd_name in _DEFERRED:
+                self._build([cmd_name])
+            else:
+                self._mount_providers(only=cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         # A name that is no built-in command: a provider's, or a typo whose
-        # "did you mean" must know every provider's name too.
-        if args and args[0] not in self.commands and self is _root_group(ctx):
+        # "did you mean" must know every command's name.
+        if args and args[0] not in _DEFERRED and self is _root_group(ctx):
+            self._build(list(_DEFERRED))
             self._mount_providers()
         return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         if self is _root_group(ctx):
+            self._build(list(_DEFERRED))
             self._mount_providers()
         return super().list_commands(ctx)
 
+    def _build(self, names: list[str]) -> None:
+        """Build the click commands of ``names`` (typer reads each function's
+        signature and type hints: ~20 ms for all of them, paid only by help)."""
+        for name in names:
+            if name not in self.commands:
+                self.commands[name] = _build_command(_DEFERRED[name])
+        self._order()
+
     def _mount_providers(self, only: str | None = None) -> None:
         mounted = _provider_groups(only)
-        if not mounted:
-            return
-        # Where they always were: right after `audit` (help lists commands in order).
-        names = list(self.commands)
+        for name, group in mounted.items():
+            self.commands.setdefault(name, group)
+        self._order()
+
+    def _order(self) -> None:
+        # Help lists commands in this order: the app's, as registered, with the
+        # providers' groups right after `audit`, where they always were.
+        names = list(_DEFERRED)
         at = names.index(_PROVIDERS_AFTER) + 1 if _PROVIDERS_AFTER in names else len(names)
-        mounted = {n: c for n, c in mounted.items() if n not in self.commands}
-        self.commands = {
-            **{n: self.commands[n] for n in names[:at]},
-            **mounted,
-            **{n: self.commands[n] for n in names[at:]},
-        }
+        providers = [n for n in self.commands if n not in _DEFERRED]
+        order = [*names[:at], *providers, *names[at:]]
+        self.commands = {n: self.commands[n] for n in order if n in self.commands}
 
 
 def _root_group(ctx: click.Context) -> click.Command:
@@ -210,6 +225,37 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(serve.app, name="serve")
 app.add_typer(state.app, name="state")
 app.command(name="schema", help=schema.HELP)(schema.schema)
+
+# The commands are built when they are invoked or listed, not at every start:
+# the root group (_Commands) builds them from here, in this order.
+_DEFERRED: dict[str, CommandInfo | TyperInfo] = {
+    **{
+        info.name or typer.main.get_command_name(info.callback.__name__): info
+        for info in app.registered_commands
+        if info.callback is not None
+    },
+    **{str(info.name): info for info in app.registered_groups},
+}
+app.registered_commands = []
+app.registered_groups = []
+
+
+def _build_command(info: CommandInfo | TyperInfo) -> click.Command:
+    """One command (or sub-group) exactly as the app's own group would build it."""
+    holder = typer.Typer(**_APP_SETTINGS, add_completion=False)
+    holder.callback()(_no_options)  # a group, as the app is
+    if isinstance(info, TyperInfo):
+        holder.registered_groups.append(info)
+    else:
+        holder.registered_commands.append(info)
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    (command,) = group.commands.values()
+    return command
+
+
+def _no_options() -> None:
+    return None
 
 
 def run(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
