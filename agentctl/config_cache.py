@@ -8,12 +8,18 @@ is a pure function of two things, so it is remembered by their digest:
 
 - the configuration's values as parsed (the plain JSON the schema sees), and
 - the schema itself (which carries every provider's settings), plus the
-  installed jsonschema's files and agentctl's config_file (size and mtime;
-  an upgrade of either checks afresh).
+  installed jsonschema's files (size and mtime; an upgrade checks afresh).
 
 Only clean results are kept; a configuration with a problem is checked (and
 reported, by file and line) every time. Everything after the schema check —
 the non-finite number refusal, building the settings — runs every time.
+
+The same goes one step earlier: the exact bytes of an agentctl.yaml that
+parsed (YAML with positions, agentctl's own value rules) to values that then
+checked clean are remembered with those values, keyed by the bytes and by the
+parser (agentctl.yamldoc and config_file, the installed PyYAML: size and
+mtime), so an unchanged file is not parsed again either (PyYAML is not even
+imported). The file itself is still read through read_untrusted every time.
 
 Where: ``config-validated.json`` in the user's cache folder (XDG_CACHE_HOME),
 read only when it is this user's private file (owner, 0600, not a link: the
@@ -43,61 +49,119 @@ def cache_path() -> Path:
     return Path(base) / "agentctl" / FILENAME
 
 
-def _validator_stamp() -> list[tuple[str, int, int]]:
-    """Size and mtime of the installed jsonschema's modules (found, not imported),
-    and of agentctl's config_file: how the values are checked (which validator,
-    which checks beside it) is its code, so another agentctl checks afresh."""
+def _package_stamp(name: str) -> list[tuple[str, int, int]]:
+    """Size and mtime of an installed package's modules (found, not imported)."""
     import importlib.util
 
-    from agentctl import config_file
-
-    stamp: list[tuple[str, int, int]] = []
-    with contextlib.suppress(OSError):
-        info = os.stat(config_file.__file__)
-        stamp.append((config_file.__file__, info.st_size, info.st_mtime_ns))
-    spec = importlib.util.find_spec("jsonschema")
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.origin:
-        return stamp
-    folder = os.path.dirname(spec.origin)
-    for root, dirs, files in os.walk(folder):
+        return []
+    stamp: list[tuple[str, int, int]] = []
+    for root, dirs, files in os.walk(os.path.dirname(spec.origin)):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for file in sorted(files):
             if file.endswith(".py"):
-                path = os.path.join(root, file)
-                with contextlib.suppress(OSError):
-                    info = os.stat(path)
-                    stamp.append((path, info.st_size, info.st_mtime_ns))
+                stamp.append(_file_stamp(os.path.join(root, file)))
     return stamp
 
 
-def digest(values: Any, schema: Any) -> str:
-    """What a clean check of ``values`` against ``schema`` is remembered by."""
-    material = [FORMAT, values, schema, _validator_stamp()]
+def _file_stamp(path: str) -> tuple[str, int, int]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (path, -1, -1)
+    return (path, info.st_size, info.st_mtime_ns)
+
+
+def _digest(material: list[Any]) -> str:
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _remembered(path: Path) -> list[str]:
+def digest(values: Any, schema: Any) -> str:
+    """What a clean check of ``values`` against ``schema`` is remembered by: also
+    the installed jsonschema and agentctl's config_file (how the values are
+    checked is their code, so another agentctl checks afresh)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return _digest(
+        [
+            FORMAT,
+            "checked",
+            values,
+            schema,
+            _file_stamp(os.path.join(here, "config_file.py")),
+            _package_stamp("jsonschema"),
+        ]
+    )
+
+
+def _parser_stamp() -> list[Any]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [
+        _file_stamp(os.path.join(here, "yamldoc.py")),
+        _file_stamp(os.path.join(here, "config_file.py")),
+        _package_stamp("yaml"),
+    ]
+
+
+def _text_digest(data: bytes) -> str:
+    return _digest([FORMAT, "parsed", hashlib.sha256(data).hexdigest(), _parser_stamp()])
+
+
+def _stored(path: Path) -> tuple[list[str], list[list[Any]]]:
+    """(clean check digests, [text digest, values] pairs), newest first."""
     try:
         stored = json.loads(read_private(path))
     except (OSError, ValueError):
-        return []  # none yet, unreadable, or not this user's private file
+        return [], []  # none yet, unreadable, or not this user's private file
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
-        return []
+        return [], []
     clean = stored.get("clean")
-    return [d for d in clean if isinstance(d, str)] if isinstance(clean, list) else []
+    parsed = stored.get("parsed")
+    return (
+        [d for d in clean if isinstance(d, str)] if isinstance(clean, list) else [],
+        [p for p in parsed if isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)]
+        if isinstance(parsed, list)
+        else [],
+    )
 
 
 def validated_before(key: str) -> bool:
-    return key in _remembered(cache_path())
+    return key in _stored(cache_path())[0]
 
 
 def remember(key: str) -> None:
-    """Add ``key`` (newest first, at most KEEP). A cache that cannot be written
-    is no error: the next process checks again."""
+    """Add a clean check's ``key`` (newest first, at most KEEP)."""
+    clean, parsed = _stored(cache_path())
+    _save([key] + [d for d in clean if d != key], parsed)
+
+
+def parsed_before(data: bytes) -> Any | None:
+    """The values these exact bytes of agentctl.yaml parsed to before (with this
+    agentctl's YAML reading and this PyYAML), or None."""
+    key = _text_digest(data)
+    for digest_, values in _stored(cache_path())[1]:
+        if digest_ == key:
+            return values
+    return None
+
+
+def remember_parsed(data: bytes, values: Any) -> None:
+    """Remember what ``data`` parsed to (only text whose values checked clean)."""
+    try:
+        key = _text_digest(data)
+        json.dumps(values, allow_nan=False)
+    except (TypeError, ValueError):
+        return  # not plain JSON: parse it every time
+    clean, parsed = _stored(cache_path())
+    _save(clean, [[key, values]] + [p for p in parsed if p[0] != key])
+
+
+def _save(clean: list[str], parsed: list[list[Any]]) -> None:
+    """Write the cache (0600, in a 0700 folder), atomically. A cache that cannot
+    be written is no error: the next process checks again."""
     path = cache_path()
-    known = [key] + [d for d in _remembered(path) if d != key]
-    document = {"format": FORMAT, "clean": known[:KEEP]}
+    document = {"format": FORMAT, "clean": clean[:KEEP], "parsed": parsed[:KEEP]}
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".config-validated-", dir=path.parent)  # 0600

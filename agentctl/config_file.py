@@ -14,6 +14,7 @@ with a did-you-mean for misspelt settings.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -21,9 +22,6 @@ from dataclasses import fields
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
-from yaml.nodes import Node
 
 from agentctl.config import (
     CONFIG_FILENAME,
@@ -39,10 +37,10 @@ from agentctl.identity import PersonRule
 from agentctl.model import JsonObject, JsonValue
 from agentctl.schema import config_json_schema
 from agentctl.suggest import did_you_mean
-from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate, show
 
 if TYPE_CHECKING:
     import jsonschema
+    from yaml.nodes import Node
 
     from agentctl.providers.base import AnySpec
 
@@ -66,6 +64,8 @@ def _validator(specs: tuple[AnySpec, ...]) -> jsonschema.Draft202012Validator:
 
 
 def _position(source: Path | None, root: Node | None, path: Sequence[str | int]) -> str:
+    from agentctl.yamldoc import locate
+
     if root is None or not path:
         return str(source)
     line, _ = locate(root, path, key=True)
@@ -75,6 +75,8 @@ def _position(source: Path | None, root: Node | None, path: Sequence[str | int])
 def _config_error(
     error: jsonschema.ValidationError, source: Path | None, root: Node | None
 ) -> ConfigError:
+    from agentctl.yamldoc import show
+
     """One schema error as the ConfigError that says where and what to do."""
     path = tuple(str(part) for part in error.absolute_path)
     # jsonschema types these loosely; for a given keyword their shape is known.
@@ -149,6 +151,8 @@ def parse_config(
     if errors:
         # The first problem in the file, as people read it.
         def where(error: jsonschema.ValidationError) -> tuple[int, int]:
+            from agentctl.yamldoc import locate
+
             if root is None:
                 return (0, 0)
             path = list(error.absolute_path)
@@ -298,11 +302,26 @@ def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ())
             + (f"saved as {encoding}, not UTF-8" if encoding else "a binary file (NUL bytes)"),
             hint="save it as UTF-8 YAML text",
         )
-    return parse_config_text(text, path, remember=True)
+    from agentctl import config_cache
+
+    # The same bytes parsed before, by the same parser: their values, without
+    # YAML (agentctl.config_cache). Any problem: parse it as below, to say where.
+    parsed = config_cache.parsed_before(data)
+    if parsed is not None:
+        with contextlib.suppress(ConfigError):
+            return parse_config(parsed, path, None, remember=True)
+    return parse_config_text(text, path, remember=True, data=data)
 
 
-def parse_config_text(text: str, source: Path | None = None, *, remember: bool = False) -> Config:
-    """agentctl.yaml's text -> :class:`Config`, every error located by line."""
+def parse_config_text(
+    text: str, source: Path | None = None, *, remember: bool = False, data: bytes | None = None
+) -> Config:
+    """agentctl.yaml's text -> :class:`Config`, every error located by line.
+    ``data``: the file's bytes, to remember their values by once they check clean."""
+    import yaml
+
+    from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate
+
     try:
         root = compose(text)
     except yaml.YAMLError as exc:
@@ -323,4 +342,9 @@ def parse_config_text(text: str, source: Path | None = None, *, remember: bool =
         issue = builder.issues[0]
         line = issue.mark[0] if issue.mark else locate(root, issue.path, key=True)[0]
         raise ConfigError(f"{source}:{line}: {issue.message}", hint="fix the syntax")
-    return parse_config(raw, source, root, remember=remember)
+    config = parse_config(raw, source, root, remember=remember)
+    if data is not None:
+        from agentctl import config_cache
+
+        config_cache.remember_parsed(data, raw)
+    return config

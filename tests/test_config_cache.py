@@ -89,15 +89,15 @@ def test_another_schema_checks_again(tmp_path: Path, cache_home: Path) -> None:
     assert not config_cache.validated_before(config_cache.digest(GOOD, _schema(fewer)))
 
 
-def test_a_second_process_with_the_same_file_does_not_import_jsonschema(
+def test_a_second_process_with_the_same_file_imports_neither_yaml_nor_jsonschema(
     tmp_path: Path, cache_home: Path
 ) -> None:
     path = write(tmp_path / "agentctl.yaml", GOOD)
     code = (
         "import sys\n"
         "from agentctl.config_file import load_config\n"
-        "load_config(sys.argv[1])\n"
-        "print('jsonschema' in sys.modules)\n"
+        "config = load_config(sys.argv[1])\n"
+        "print(config.provider_settings['aws'].region, 'jsonschema' in sys.modules, 'yaml' in sys.modules)\n"
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
@@ -112,10 +112,43 @@ def test_a_second_process_with_the_same_file_does_not_import_jsonschema(
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    assert imported() == "True"  # first: checked against the schema
-    assert imported() == "False"  # then: remembered
+    assert imported() == "eu-west-1 True True"  # first: parsed and checked
+    assert imported() == "eu-west-1 False False"  # then: remembered
     write(path, {**GOOD, "aws": {"region": "us-east-1"}})
-    assert imported() == "True"  # other values: checked again
+    assert imported() == "us-east-1 True True"  # other bytes: parsed and checked again
+    # The same values in other bytes (a comment): parsed again, the check remembered.
+    path.write_text(path.read_text("utf-8") + "# a comment\n", "utf-8")
+    assert imported() == "us-east-1 False True"
+
+
+def test_remembered_values_planted_in_a_shared_cache_are_ignored(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    path = write(tmp_path / "agentctl.yaml", GOOD)
+    load_config(str(path))
+    stored = json.loads(cache_home.read_text("utf-8"))
+    # Someone maps this file's bytes to other values, in a file not private to us.
+    stored["parsed"][0][1] = {**GOOD, "aws": {"region": "ap-south-1"}}
+    cache_home.write_text(json.dumps(stored), "utf-8")
+    cache_home.chmod(0o644)
+    region = load_config(str(path)).provider_settings["aws"].region  # type: ignore[attr-defined]
+    assert region == "eu-west-1"
+
+
+def test_a_remembered_file_with_a_problem_under_another_schema_says_where(
+    tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "agentctl.yaml", {**GOOD, "jira": {"site_url": "https://x.example"}})
+    load_config(str(path))  # parsed and checked clean with jira installed
+    from agentctl.providers import registry
+
+    specs = dict(registry.provider_specs())
+    del specs["jira"]
+    monkeypatch.setattr(registry, "provider_specs", lambda: specs)
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    # Located by line, as a file parsed afresh is (the remembered values have no lines).
+    assert f"{path}:" in refused.value.message and "jira" in refused.value.message
 
 
 def test_a_fifo_planted_at_the_cache_does_not_hang_kill(tmp_path: Path, cache_home: Path) -> None:
