@@ -144,8 +144,11 @@ def parse_config(
     if remember:
         from agentctl import config_cache
 
-        key = config_cache.digest(raw, _schema(ordered))
-        if config_cache.validated_before(key):
+        try:
+            key = config_cache.digest(raw, _schema(ordered))
+        except (TypeError, ValueError):  # not strict JSON: checked every time
+            key = None
+        if key is not None and config_cache.validated_before(key):
             return _config(raw, source, root, specs)
     errors = list(_validator(ordered).iter_errors(raw))
     if errors:
