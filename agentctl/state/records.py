@@ -169,6 +169,22 @@ class ServeCallerRecord:
         return self.revoked_at is None
 
 
+def stored_time(value: datetime | None) -> str | None:
+    """A timestamp as the store writes it to SQLite (agentctl.state.schema.UTCDateTime
+    through SQLAlchemy's DATETIME: UTC, no zone, fixed width), so string order is
+    time order. The one rendering the SQLAlchemy-free paths (runstate, snapshot)
+    write and compare with; tests/test_fast_path_drift.py holds it to the store's."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("state timestamps must be timezone-aware (UTC)")
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
 def format_time(moment: datetime) -> str:
     """The one textual form of an audit timestamp: UTC, microseconds, fixed width.
 

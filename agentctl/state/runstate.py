@@ -54,6 +54,7 @@ from agentctl.state.records import (
     CredentialRecord,
     ResourceRecord,
     format_time,
+    stored_time,
 )
 from agentctl.state.room import FULL_BYTES, MIN_FREE_BYTES, free_bytes, full_filesystem
 from agentctl.state.room import require_room as _require_room
@@ -88,20 +89,6 @@ _CREDENTIAL_COLUMNS = (
     "trigger",
     "secret_ref",
 )
-
-
-def stored_time(value: datetime | None) -> str | None:
-    """A timestamp as the store writes it to SQLite (agentctl.state.schema.UTCDateTime:
-    UTC, no zone, SQLAlchemy's fixed-width text), so string order is time order."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("state timestamps must be timezone-aware (UTC)")
-    v = value.astimezone(UTC)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
-    )
 
 
 def _time(text: str | None) -> datetime | None:

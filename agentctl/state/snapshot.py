@@ -34,6 +34,7 @@ from agentctl.state.records import (
     AgentSummary,
     CredentialRecord,
     LongLivedSecretRecord,
+    stored_time,
 )
 
 _PREFIX = "sqlite:///"
@@ -162,12 +163,6 @@ def read_plan_snapshot(url: str) -> PlanSnapshot | None:
 # -- status ----------------------------------------------------------------------
 
 
-def _stored_time(value: datetime) -> str:
-    """``value`` as the store writes it on SQLite (agentctl.state.schema.UTCDateTime
-    through SQLAlchemy's DATETIME: naive UTC, fixed width), so SQL compares text."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def _time(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -274,7 +269,7 @@ def read_status_snapshot(url: str, live_at: datetime) -> StatusSnapshot | None:
                     "SELECT id, agent, provider, kind, fingerprint, issued_at, expires_at, "
                     'on_behalf_of, "trigger", secret_ref FROM credentials '
                     "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY issued_at, id",
-                    (_stored_time(live_at),),
+                    (stored_time(live_at),),
                 )
             )
             long_lived = tuple(
