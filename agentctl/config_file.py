@@ -310,7 +310,10 @@ def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ())
     # The same bytes parsed before, by the same parser: their values, without
     # YAML (agentctl.config_cache). Any problem: parse it as below, to say where.
     parsed = config_cache.parsed_before(data)
-    if parsed is not None:
+    # Not with people rules: each rule carries its file:line (PersonRule.where),
+    # which operators read in identity errors and audit events record as
+    # identified_by; values alone would say only the file.
+    if parsed is not None and not (isinstance(parsed, dict) and parsed.get("people")):
         with contextlib.suppress(ConfigError):
             return parse_config(parsed, path, None, remember=True)
     return parse_config_text(text, path, remember=True, data=data)

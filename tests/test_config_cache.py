@@ -203,3 +203,22 @@ def test_another_agentctl_checks_again(tmp_path: Path, cache_home: Path) -> None
     finally:
         os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert config_cache.validated_before(key_of(GOOD))
+
+
+def test_people_rules_keep_their_line_when_the_file_is_remembered(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    # PersonRule.where ("agentctl.yaml:3") is what identity errors name and
+    # what audit events record as identified_by: a remembered file must give
+    # the same configuration as a parsed one, lines included.
+    path = tmp_path / "agentctl.yaml"
+    path.write_text(
+        "notify: {}\n"
+        "people:\n"
+        '  - principal: "arn:aws:iam::123456789012:user/alice"\n'
+        "    person: alice@company.com\n",
+        "utf-8",
+    )
+    first = load_config(str(path))
+    assert first.people[0].where == f"{path}:3"
+    assert load_config(str(path)) == first
