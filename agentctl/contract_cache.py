@@ -95,8 +95,10 @@ def context_key(
     specs: Mapping[str, object],
 ) -> str:
     """What a validation result depends on besides the file (see module docstring)."""
-    # The packages the providers' checks live in (a plugin's too).
-    modules = ["agentctl"]
+    # The packages the providers' checks live in (a plugin's too), and the
+    # schema validator's (contract imports it): a jsonschema upgrade that
+    # judges a file differently must not meet an older verdict.
+    modules = ["agentctl", "jsonschema"]
     for spec in specs.values():
         modules.append(str(getattr(spec, "provider", "")).partition(":")[0])
         modules.append(str(getattr(getattr(spec, "check_grant", None), "__module__", "")))

@@ -150,3 +150,23 @@ def test_a_cache_this_user_did_not_write_privately_is_ignored_and_replaced(
     os.replace(cache, elsewhere)
     cache.symlink_to(elsewhere)
     assert {c.purpose for c in load(folder, cache).contracts} != {"forged by a pull request"}
+
+
+def test_another_jsonschema_validates_again(tmp_path: Path) -> None:
+    # contract.py checks every file with jsonschema: a verdict of another
+    # jsonschema (an upgrade that judges a pattern differently) is not reused.
+    import jsonschema.validators
+
+    folder = tmp_path / "contracts"
+    write_contract(folder, "alpha-agent", aws=s3_read("bucket-a"))
+    cache = tmp_path / "state.db.validated.json"
+    load(folder, cache)
+    forge(cache, "from the cache")
+    assert load(folder, cache).contracts[0].purpose == "from the cache"
+    code = Path(jsonschema.validators.__file__)
+    before = code.stat()
+    try:
+        os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        assert load(folder, cache).contracts[0].purpose == "Test agent"
+    finally:
+        os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
