@@ -8,19 +8,26 @@ a fast path silently writing or comparing something the store would not.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from agentctl.state import runstate, snapshot
+from agentctl.errors import StateError
+from agentctl.state import open_state, room, runstate, snapshot
 from agentctl.state import schema as s
 from agentctl.state.records import stored_time
+from agentctl.state.runstate import open_run_state
 
 
-def _names(listed: str | tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(n.strip() for n in listed.split(",")) if isinstance(listed, str) else listed
+def _names(listed: str | Sequence[str]) -> tuple[str, ...]:
+    return tuple(n.strip() for n in listed.split(",")) if isinstance(listed, str) else tuple(listed)
 
 
 def test_the_run_paths_columns_are_the_tables_columns() -> None:
@@ -60,4 +67,50 @@ def test_every_fast_path_stores_a_time_as_the_store_does(moment: datetime) -> No
 
 def test_the_stored_time_sorts_as_time_for_years_before_1000() -> None:
     early, late = datetime(999, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
-    assert stored_time(early) < stored_time(late)
+    assert (stored_time(early) or "") < (stored_time(late) or "")
+
+
+@pytest.mark.parametrize("free", [512 * 1024, 10 * 1024**3], ids=["full", "room"])
+@pytest.mark.parametrize(
+    ("errorname", "first_line"),
+    [
+        ("SQLITE_READONLY", "attempt to write a readonly database"),
+        ("SQLITE_READONLY_CANTINIT", "attempt to write a readonly database"),
+        ("SQLITE_FULL", "database or disk is full"),
+        ("SQLITE_IOERR_WRITE", "disk I/O error"),
+        ("SQLITE_BUSY", "database is locked"),
+    ],
+)
+def test_the_run_path_names_a_sqlite_failure_as_the_store_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free: int, errorname: str, first_line: str
+) -> None:
+    # The run path restated the store's mapping of SQLite failures to a
+    # message and a hint, and had drifted: a READONLY error on a full
+    # filesystem was "read-only" there and "full" in the store.
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    open_state(url).close()
+    store = open_state(url, create=False)
+    fast = open_run_state(url, lambda: open_state(url, create=False))
+    assert fast is not None
+    # The filesystem's free space as statvfs would report it (a full disk
+    # can not be made here); everything else is the real code.
+    monkeypatch.setattr(room, "free_bytes", lambda folder: free)
+    store._engine.info_agentctl.pop("full", None)  # type: ignore[attr-defined]
+
+    def failure() -> sqlite3.OperationalError:
+        exc = sqlite3.OperationalError(first_line)
+        exc.sqlite_errorname = errorname
+        return exc
+
+    with pytest.raises(StateError) as by_store, store._errors():
+        orig = failure()
+        raise sa.exc.OperationalError("UPDATE x", {}, orig)
+    with pytest.raises(StateError) as by_run_path, fast._errors():
+        raise failure()
+    assert by_run_path.value.message == by_store.value.message
+    if room.sqlite_cause(errorname, first_line, tmp_path) is not None:
+        assert by_run_path.value.hint == by_store.value.hint
+    # (Otherwise the generic hint: the store's also speaks of a server and
+    # credentials, which a SQLite file has not.)
+    fast.close()
+    store.close()

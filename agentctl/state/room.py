@@ -46,3 +46,31 @@ def require_room(folder: Path, full: str | None = None) -> None:
             "what this command would change, so it changed nothing",
             hint=f"free space there (df -h {folder}) and run the command again",
         )
+
+
+NOTHING_RECORDED = "nothing was recorded by the failed write"
+
+
+def sqlite_cause(
+    errorname: str, first_line: str, folder: Path, full: str | None = None
+) -> tuple[str, str] | None:
+    """(message, hint) for a SQLite failure whose real cause we can name — a
+    full filesystem, a read-only database — or None. One rule for the store
+    and the standard-library run path, so both say the same thing; ``full``:
+    already found full when the state was opened."""
+    full = full or full_filesystem(folder, FULL_BYTES)
+    if full and (
+        errorname.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY"))
+        or "disk" in first_line
+    ):
+        return (
+            f"{full}: {first_line}",
+            f"free space there (df -h {folder}) and run the command again; {NOTHING_RECORDED}",
+        )
+    if errorname.startswith("SQLITE_READONLY") or "readonly database" in first_line:
+        return (
+            f"the state database is read-only here ({first_line})",
+            f"make {folder} and the database writable for this user, or run the "
+            "command where the state is writable; status, list and audit still work",
+        )
+    return None

@@ -56,7 +56,7 @@ from agentctl.state.records import (
     format_time,
     stored_time,
 )
-from agentctl.state.room import FULL_BYTES, MIN_FREE_BYTES, free_bytes, full_filesystem
+from agentctl.state.room import MIN_FREE_BYTES, free_bytes, sqlite_cause
 from agentctl.state.room import require_room as _require_room
 from agentctl.state.snapshot import sqlite_path
 
@@ -313,21 +313,11 @@ class RunState:
             yield
         except sqlite3.Error as exc:
             first = (str(exc).strip().splitlines() or [""])[0]
-            folder = self._path.parent
             name = str(getattr(exc, "sqlite_errorname", "") or "")
-            full = full_filesystem(folder, FULL_BYTES)
-            nothing = "nothing was recorded by the failed write"
-            if full and (name.startswith(("SQLITE_FULL", "SQLITE_IOERR")) or "disk" in first):
-                raise StateError(
-                    f"state store {self.url}: {full}: {first}",
-                    hint=f"free space there (df -h {folder}) and run the command again; {nothing}",
-                ) from None
-            if name.startswith("SQLITE_READONLY") or "readonly database" in first:
-                raise StateError(
-                    f"state store {self.url}: the state database is read-only here ({first})",
-                    hint=f"make {folder} and the database writable for this user, or run the "
-                    "command where the state is writable; status, list and audit still work",
-                ) from None
+            known = sqlite_cause(name, first, self._path.parent)
+            if known is not None:
+                message, hint = known
+                raise StateError(f"state store {self.url}: {message}", hint=hint) from None
             if isinstance(exc, sqlite3.IntegrityError):
                 hint = "the record already exists (recorded by a concurrent run?); retry"
             elif "database is locked" in first:

@@ -57,6 +57,7 @@ from agentctl.state.room import (  # noqa: F401 (MIN_FREE_BYTES, free_bytes: the
     free_bytes,
     full_filesystem,
     require_room,
+    sqlite_cause,
 )
 
 if TYPE_CHECKING:
@@ -528,21 +529,9 @@ class StateStore:
         folder = info.get("folder")
         name = str(getattr(orig, "sqlite_errorname", "") or "")
         if self.dialect == "sqlite" and folder is not None:
-            full = info.get("full") or full_filesystem(folder, FULL_BYTES)
-            if full and (
-                name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY"))
-                or "disk" in first_line
-            ):
-                return (
-                    f"{full}: {first_line}",
-                    f"free space there (df -h {folder}) and run the command again; {nothing}",
-                )
-            if name.startswith("SQLITE_READONLY") or "readonly database" in first_line:
-                return (
-                    f"the state database is read-only here ({first_line})",
-                    f"make {folder} and the database writable for this user, or run the "
-                    "command where the state is writable; status, list and audit still work",
-                )
+            known = sqlite_cause(name, first_line, folder, info.get("full"))
+            if known is not None:
+                return known
         sqlstate = getattr(orig, "sqlstate", None)
         if sqlstate == _PG_READ_ONLY:
             return (
