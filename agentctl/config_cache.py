@@ -14,12 +14,13 @@ Only clean results are kept; a configuration with a problem is checked (and
 reported, by file and line) every time. Everything after the schema check —
 the non-finite number refusal, building the settings — runs every time.
 
-The same goes one step earlier: the exact bytes of an agentctl.yaml that
-parsed (YAML with positions, agentctl's own value rules) to values that then
-checked clean are remembered with those values, keyed by the bytes and by the
-parser (agentctl.yamldoc and config_file, the installed PyYAML: size and
-mtime), so an unchanged file is not parsed again either (PyYAML is not even
-imported). The file itself is still read through read_untrusted every time.
+Only a verdict is remembered, never values: the values always come from
+parsing the file itself (read through read_untrusted every time), so whoever
+can write this cache (this user, an agent run as this user) can at most make
+a configuration that fails the schema pass it, not change what a
+configuration says. (Remembering the parsed values too was tried and dropped:
+it let a same-user agent substitute the values of an agentctl.yaml it cannot
+write, and lost each people rule's file:line.)
 
 Where: ``config-validated.json`` in the user's cache folder (XDG_CACHE_HOME),
 read only when it is this user's private file (owner, 0600, not a link: the
@@ -95,73 +96,33 @@ def digest(values: Any, schema: Any) -> str:
     )
 
 
-def _parser_stamp() -> list[Any]:
-    here = os.path.dirname(os.path.abspath(__file__))
-    return [
-        _file_stamp(os.path.join(here, "yamldoc.py")),
-        _file_stamp(os.path.join(here, "config_file.py")),
-        _package_stamp("yaml"),
-    ]
-
-
-def _text_digest(data: bytes) -> str:
-    return _digest([FORMAT, "parsed", hashlib.sha256(data).hexdigest(), _parser_stamp()])
-
-
-def _stored(path: Path) -> tuple[list[str], list[list[Any]]]:
-    """(clean check digests, [text digest, values] pairs), newest first."""
+def _stored(path: Path) -> list[str]:
+    """The clean checks' digests, newest first."""
     try:
         stored = json.loads(read_private(path))
     except (OSError, ValueError):
-        return [], []  # none yet, unreadable, or not this user's private file
+        return []  # none yet, unreadable, or not this user's private file
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
-        return [], []
+        return []
     clean = stored.get("clean")
-    parsed = stored.get("parsed")
-    return (
-        [d for d in clean if isinstance(d, str)] if isinstance(clean, list) else [],
-        [p for p in parsed if isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)]
-        if isinstance(parsed, list)
-        else [],
-    )
+    return [d for d in clean if isinstance(d, str)] if isinstance(clean, list) else []
 
 
 def validated_before(key: str) -> bool:
-    return key in _stored(cache_path())[0]
+    return key in _stored(cache_path())
 
 
 def remember(key: str) -> None:
     """Add a clean check's ``key`` (newest first, at most KEEP)."""
-    clean, parsed = _stored(cache_path())
-    _save([key] + [d for d in clean if d != key], parsed)
+    clean = _stored(cache_path())
+    _save([key] + [d for d in clean if d != key])
 
 
-def parsed_before(data: bytes) -> Any | None:
-    """The values these exact bytes of agentctl.yaml parsed to before (with this
-    agentctl's YAML reading and this PyYAML), or None."""
-    key = _text_digest(data)
-    for digest_, values in _stored(cache_path())[1]:
-        if digest_ == key:
-            return values
-    return None
-
-
-def remember_parsed(data: bytes, values: Any) -> None:
-    """Remember what ``data`` parsed to (only text whose values checked clean)."""
-    try:
-        key = _text_digest(data)
-        json.dumps(values, allow_nan=False)
-    except (TypeError, ValueError):
-        return  # not plain JSON: parse it every time
-    clean, parsed = _stored(cache_path())
-    _save(clean, [[key, values]] + [p for p in parsed if p[0] != key])
-
-
-def _save(clean: list[str], parsed: list[list[Any]]) -> None:
+def _save(clean: list[str]) -> None:
     """Write the cache (0600, in a 0700 folder), atomically. A cache that cannot
     be written is no error: the next process checks again."""
     path = cache_path()
-    document = {"format": FORMAT, "clean": clean[:KEEP], "parsed": parsed[:KEEP]}
+    document = {"format": FORMAT, "clean": clean[:KEEP]}
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".config-validated-", dir=path.parent)  # 0600

@@ -14,7 +14,6 @@ with a did-you-mean for misspelt settings.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -75,9 +74,9 @@ def _position(source: Path | None, root: Node | None, path: Sequence[str | int])
 def _config_error(
     error: jsonschema.ValidationError, source: Path | None, root: Node | None
 ) -> ConfigError:
+    """One schema error as the ConfigError that says where and what to do."""
     from agentctl.yamldoc import show
 
-    """One schema error as the ConfigError that says where and what to do."""
     path = tuple(str(part) for part in error.absolute_path)
     # jsonschema types these loosely; for a given keyword their shape is known.
     kind: Any = error.validator
@@ -305,25 +304,11 @@ def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ())
             + (f"saved as {encoding}, not UTF-8" if encoding else "a binary file (NUL bytes)"),
             hint="save it as UTF-8 YAML text",
         )
-    from agentctl import config_cache
-
-    # The same bytes parsed before, by the same parser: their values, without
-    # YAML (agentctl.config_cache). Any problem: parse it as below, to say where.
-    parsed = config_cache.parsed_before(data)
-    # Not with people rules: each rule carries its file:line (PersonRule.where),
-    # which operators read in identity errors and audit events record as
-    # identified_by; values alone would say only the file.
-    if parsed is not None and not (isinstance(parsed, dict) and parsed.get("people")):
-        with contextlib.suppress(ConfigError):
-            return parse_config(parsed, path, None, remember=True)
-    return parse_config_text(text, path, remember=True, data=data)
+    return parse_config_text(text, path, remember=True)
 
 
-def parse_config_text(
-    text: str, source: Path | None = None, *, remember: bool = False, data: bytes | None = None
-) -> Config:
-    """agentctl.yaml's text -> :class:`Config`, every error located by line.
-    ``data``: the file's bytes, to remember their values by once they check clean."""
+def parse_config_text(text: str, source: Path | None = None, *, remember: bool = False) -> Config:
+    """agentctl.yaml's text -> :class:`Config`, every error located by line."""
     import yaml
 
     from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate
@@ -348,9 +333,4 @@ def parse_config_text(
         issue = builder.issues[0]
         line = issue.mark[0] if issue.mark else locate(root, issue.path, key=True)[0]
         raise ConfigError(f"{source}:{line}: {issue.message}", hint="fix the syntax")
-    config = parse_config(raw, source, root, remember=remember)
-    if data is not None:
-        from agentctl import config_cache
-
-        config_cache.remember_parsed(data, raw)
-    return config
+    return parse_config(raw, source, root, remember=remember)

@@ -89,7 +89,7 @@ def test_another_schema_checks_again(tmp_path: Path, cache_home: Path) -> None:
     assert not config_cache.validated_before(config_cache.digest(GOOD, _schema(fewer)))
 
 
-def test_a_second_process_with_the_same_file_imports_neither_yaml_nor_jsonschema(
+def test_a_second_process_with_the_same_file_does_not_import_jsonschema(
     tmp_path: Path, cache_home: Path
 ) -> None:
     path = write(tmp_path / "agentctl.yaml", GOOD)
@@ -97,7 +97,7 @@ def test_a_second_process_with_the_same_file_imports_neither_yaml_nor_jsonschema
         "import sys\n"
         "from agentctl.config_file import load_config\n"
         "config = load_config(sys.argv[1])\n"
-        "print(config.provider_settings['aws'].region, 'jsonschema' in sys.modules, 'yaml' in sys.modules)\n"
+        "print(config.provider_settings['aws'].region, 'jsonschema' in sys.modules)\n"
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
@@ -112,27 +112,25 @@ def test_a_second_process_with_the_same_file_imports_neither_yaml_nor_jsonschema
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    assert imported() == "eu-west-1 True True"  # first: parsed and checked
-    assert imported() == "eu-west-1 False False"  # then: remembered
+    assert imported() == "eu-west-1 True"  # first: checked against the schema
+    assert imported() == "eu-west-1 False"  # then: remembered
     write(path, {**GOOD, "aws": {"region": "us-east-1"}})
-    assert imported() == "us-east-1 True True"  # other bytes: parsed and checked again
-    # The same values in other bytes (a comment): parsed again, the check remembered.
+    assert imported() == "us-east-1 True"  # other values: checked again
+    # The same values in other bytes (a comment): the check is remembered.
     path.write_text(path.read_text("utf-8") + "# a comment\n", "utf-8")
-    assert imported() == "us-east-1 False True"
+    assert imported() == "us-east-1 False"
 
 
-def test_remembered_values_planted_in_a_shared_cache_are_ignored(
+def test_the_cache_holds_no_values_a_writer_of_it_could_substitute(
     tmp_path: Path, cache_home: Path
 ) -> None:
+    # Whoever can write the cache (this user, an agent run as this user) must
+    # not change what agentctl.yaml says: only verdicts are kept, never values.
     path = write(tmp_path / "agentctl.yaml", GOOD)
     load_config(str(path))
     stored = json.loads(cache_home.read_text("utf-8"))
-    # Someone maps this file's bytes to other values, in a file not private to us.
-    stored["parsed"][0][1] = {**GOOD, "aws": {"region": "ap-south-1"}}
-    cache_home.write_text(json.dumps(stored), "utf-8")
-    cache_home.chmod(0o644)
-    region = load_config(str(path)).provider_settings["aws"].region  # type: ignore[attr-defined]
-    assert region == "eu-west-1"
+    assert set(stored) == {"format", "clean"}
+    assert "eu-west-1" not in cache_home.read_text("utf-8")
 
 
 def test_a_remembered_file_with_a_problem_under_another_schema_says_where(
