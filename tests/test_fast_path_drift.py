@@ -22,7 +22,7 @@ from sqlalchemy.dialects import sqlite
 from agentctl.errors import StateError
 from agentctl.state import open_state, room, runstate, snapshot
 from agentctl.state import schema as s
-from agentctl.state.records import stored_time
+from agentctl.state.records import SCHEMA_VERSION, stored_time
 from agentctl.state.runstate import open_run_state
 
 
@@ -114,3 +114,30 @@ def test_the_run_path_names_a_sqlite_failure_as_the_store_does(
     # credentials, which a SQLite file has not.)
     fast.close()
     store.close()
+
+
+def test_a_schema_moved_since_opening_is_the_stores_to_judge(tmp_path: Path) -> None:
+    # RunState checked the schema version once, when opened; a `state
+    # migrate` (here: by a newer agentctl) before its write let it write to a
+    # schema it does not know. Now the write checks under the write lock and
+    # hands over to the store, which refuses a newer schema as it always did.
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    open_state(url).close()
+    fast = open_run_state(url, lambda: open_state(url, create=False))
+    assert fast is not None
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    now = datetime.now(UTC)
+    with pytest.raises(StateError, match="newer"):
+        fast.add_credential(
+            id="c1",
+            agent="reader-agent",
+            provider="aws",
+            kind="aws-session",
+            fingerprint="f",
+            issued_at=now,
+            expires_at=now + timedelta(hours=1),
+        )
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        assert conn.execute("SELECT count(*) FROM credentials").fetchone() == (0,)
+    fast.close()

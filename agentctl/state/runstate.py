@@ -31,6 +31,7 @@ never hold a transaction at the same time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -38,7 +39,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import StateError
@@ -205,6 +206,31 @@ def _events(cursor: sqlite3.Cursor) -> list[AuditEvent]:
     return [event_of_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
 
 
+class _SchemaMoved(Exception):
+    """The state's schema version changed since it was opened (see _write)."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _or_store(
+    write: Callable[Concatenate[RunState, _P], _R],
+) -> Callable[Concatenate[RunState, _P], _R]:
+    """A write of the run path, done by the store instead when the schema moved
+    under it (the store migrates, or refuses a newer one, as it does)."""
+
+    @functools.wraps(write)
+    def run(self: RunState, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return write(self, *args, **kwargs)
+        except _SchemaMoved:
+            method: Callable[_P, _R] = getattr(self.store, write.__name__)
+            return method(*args, **kwargs)
+
+    return run
+
+
 class RunState:
     """The rows of a runtime fetch, read and written with sqlite3; the full
     store (opened on first need) for everything else. Typed as a StateStore
@@ -338,6 +364,11 @@ class RunState:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Checked again under the write lock: a `state migrate` may have
+                # run since this state was opened; the store then decides.
+                row = conn.execute("SELECT version FROM schema_version").fetchone()
+                if row is None or row[0] != SCHEMA_VERSION:
+                    raise _SchemaMoved
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
@@ -382,6 +413,7 @@ class RunState:
         )
         return [_resource(row) for row in rows]
 
+    @_or_store
     def add_credential(
         self,
         *,
@@ -433,6 +465,7 @@ class RunState:
             )
         return record
 
+    @_or_store
     def set_credential_fingerprint(self, id: str, fingerprint: str) -> bool:
         if self._store is not None:
             return self._store.set_credential_fingerprint(id, fingerprint)
@@ -443,6 +476,7 @@ class RunState:
             )
             return cursor.rowcount == 1
 
+    @_or_store
     def settle_credential(
         self, id: str, *, fingerprint: str, expires_at: datetime | None = None
     ) -> bool:
@@ -464,6 +498,7 @@ class RunState:
                 )
             return cursor.rowcount == 1
 
+    @_or_store
     def mark_credential_revoked(self, id: str, at: datetime) -> bool:
         if self._store is not None:
             return self._store.mark_credential_revoked(id, at)
@@ -474,6 +509,7 @@ class RunState:
             )
             return cursor.rowcount == 1
 
+    @_or_store
     def append_audit(
         self,
         draft: AuditDraft,
