@@ -150,11 +150,13 @@ class PlainConsole:
 
     def _text(self, objects: tuple[Any, ...], options: dict[str, Any]) -> str | None:
         """The line to write, or None when only rich can say exactly."""
-        if len(objects) > 1 or not set(options) <= {"markup", "highlight", "end"}:
+        if len(objects) > 1 or not set(options) <= {"markup", "highlight", "end", "emoji"}:
             return None
         value = objects[0] if objects else ""
-        if not isinstance(value, str) or "\t" in value or _EMOJI.search(value):
-            return None  # rich expands tabs and replaces emoji codes
+        if not isinstance(value, str) or "\t" in value:
+            return None  # rich expands tabs
+        if options.get("emoji", True) is not False and _EMOJI.search(value):
+            return None  # rich replaces emoji codes (unless told not to)
         if options.get("markup", True) is False:
             return value.translate(_STRIP)
         try:

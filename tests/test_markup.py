@@ -105,7 +105,19 @@ def test_plain_text_of_markup_is_riches(markup: str) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(LINES, st.sampled_from([{}, {"markup": False}, {"end": ""}, {"highlight": False}]))
+@given(
+    LINES,
+    st.sampled_from(
+        [
+            {},
+            {"markup": False},
+            {"end": ""},
+            {"highlight": False},
+            {"emoji": False},
+            {"markup": False, "emoji": False},
+        ]
+    ),
+)
 def test_a_printed_line_is_what_a_rich_console_writes_off_a_terminal(
     line: str, options: dict[str, object]
 ) -> None:

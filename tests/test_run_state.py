@@ -318,3 +318,30 @@ def test_credentials_imports_no_sqlalchemy_and_kill_sees_what_it_recorded(
     with cli.state() as state:
         refusals = state.audit_events(agent="reader-agent", action="exec.refused")
         assert [e.result for e in refusals] == ["denied"]
+
+
+def test_exec_off_a_terminal_imports_neither_rich_nor_sqlalchemy(cli: Cli) -> None:
+    # The scope line reads `aws:s3:GetObject,…`: `:s3:` looks like an emoji code, which
+    # once sent this line through a rich Console (~55 ms of import per run).
+    write_contract(cli.contracts, "reader-agent", aws=s3_read("bucket-a"))
+    assert cli("apply", str(cli.contracts), "--yes").code == 0
+    code = (
+        "import sys, json\n"
+        "from datetime import datetime\n"
+        "from agentctl.cli.app import run\n"
+        f"now = datetime.fromisoformat({cli.now.isoformat()!r})\n"
+        "code = run(['exec', 'reader-agent', '--', 'true'], clock=lambda: now)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'sqlalchemy'))\n"
+        "print(json.dumps([code, heavy]), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli.env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == [0, []], done.stderr
+    running = next(line for line in done.stderr.splitlines() if "running as" in line)
+    assert running.endswith("; aws:s3:GetObject,s3:ListBucket)"), running

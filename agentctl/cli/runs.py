@@ -162,7 +162,9 @@ def exec_command(
         stderr.print(
             f"[dim]agentctl: running as {escape(name)}"
             + (f" on behalf of {escape(on_behalf_of)}" if on_behalf_of else "")
-            + f" (run {grant.run_id}; {escape(grant.scope) or 'no scopes'})[/dim]"
+            + f" (run {grant.run_id}; {escape(grant.scope) or 'no scopes'})[/dim]",
+            # Names and scopes are data: `aws:s3:...` or a user `x:+1:` is never an emoji.
+            emoji=False,
         )
 
     result = runs.run(app_context(ctx), request, kill_grace=kill_grace, on_start=started)
