@@ -114,3 +114,19 @@ def test_status_refresh_reports_what_the_providers_say(applied: Cli) -> None:
     agents = {a["name"]: a for a in cli("status", "--refresh", "-o", "json").json()["agents"]}
     assert agents["beta-agent"]["status"] == "drifted"
     assert agents["alpha-agent"]["status"] == "active"
+
+
+@pytest.mark.parametrize("cli", ["subprocess"], indirect=True)
+def test_apply_shows_its_bar_on_a_terminal_only(cli: Cli) -> None:
+    for name in AGENTS[:2]:
+        cli.write(name)
+    code, out, terminal = on_a_terminal(cli, "apply", str(cli.contracts), "--yes")
+    assert code == 0, terminal
+    assert "applying" in terminal
+    assert "applying" not in out and "\x1b" not in out
+
+    cli.write(AGENTS[2])
+    cli.write("delta-agent")
+    piped = cli.run("apply", str(cli.contracts), "--yes")
+    assert piped.code == 0, piped
+    assert "applying" not in piped.err and "\x1b" not in piped.err + piped.out
