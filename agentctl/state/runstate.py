@@ -217,16 +217,19 @@ _R = TypeVar("_R")
 def _or_store(
     write: Callable[Concatenate[RunState, _P], _R],
 ) -> Callable[Concatenate[RunState, _P], _R]:
-    """A write of the run path, done by the store instead when the schema moved
-    under it (the store migrates, or refuses a newer one, as it does)."""
+    """A write of the run path, done by the store instead once the store serves
+    this process (two connections never interleave transactions), or when the
+    schema moved under it (the store migrates, or refuses a newer one, as it does)."""
 
     @functools.wraps(write)
     def run(self: RunState, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return write(self, *args, **kwargs)
-        except _SchemaMoved:
-            method: Callable[_P, _R] = getattr(self.store, write.__name__)
-            return method(*args, **kwargs)
+        if self._store is None:
+            try:
+                return write(self, *args, **kwargs)
+            except _SchemaMoved:
+                pass
+        method: Callable[_P, _R] = getattr(self.store, write.__name__)
+        return method(*args, **kwargs)
 
     return run
 
@@ -441,19 +444,6 @@ class RunState:
             trigger=trigger,
             secret_ref=secret_ref,
         )
-        if self._store is not None:
-            return self._store.add_credential(
-                id=id,
-                agent=agent,
-                provider=provider,
-                kind=kind,
-                fingerprint=fingerprint,
-                issued_at=issued_at,
-                expires_at=expires_at,
-                on_behalf_of=on_behalf_of,
-                trigger=trigger,
-                secret_ref=secret_ref,
-            )
         values = {name: getattr(record, name) for name in _CREDENTIAL_COLUMNS}
         check_no_secrets(values, f"credential {id}")
         stored = [stored_time(v) if isinstance(v, datetime) else v for v in values.values()]
@@ -467,8 +457,6 @@ class RunState:
 
     @_or_store
     def set_credential_fingerprint(self, id: str, fingerprint: str) -> bool:
-        if self._store is not None:
-            return self._store.set_credential_fingerprint(id, fingerprint)
         check_no_secrets({"fingerprint": fingerprint}, f"credential {id}")
         with self._write() as conn:
             cursor = conn.execute(
@@ -480,8 +468,6 @@ class RunState:
     def settle_credential(
         self, id: str, *, fingerprint: str, expires_at: datetime | None = None
     ) -> bool:
-        if self._store is not None:
-            return self._store.settle_credential(id, fingerprint=fingerprint, expires_at=expires_at)
         values: dict[str, Any] = {"fingerprint": fingerprint}
         if expires_at is not None:
             values["expires_at"] = expires_at
@@ -500,8 +486,6 @@ class RunState:
 
     @_or_store
     def mark_credential_revoked(self, id: str, at: datetime) -> bool:
-        if self._store is not None:
-            return self._store.mark_credential_revoked(id, at)
         with self._write() as conn:
             cursor = conn.execute(
                 "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
@@ -519,8 +503,6 @@ class RunState:
         time: datetime | None = None,
     ) -> AuditEvent:
         """As StateStore.append_audit, through the same chain rule."""
-        if self._store is not None:
-            return self._store.append_audit(draft, operator=operator, id=id, time=time)
         import uuid
 
         event = new_event(
