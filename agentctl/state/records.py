@@ -185,6 +185,11 @@ def stored_time(value: datetime | None) -> str | None:
     )
 
 
+def read_stored_time(text: str | None) -> datetime | None:
+    """The inverse of :func:`stored_time`, for the SQLAlchemy-free readers."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
 def format_time(moment: datetime) -> str:
     """The one textual form of an audit timestamp: UTC, microseconds, fixed width.
 

@@ -55,6 +55,7 @@ from agentctl.state.records import (
     CredentialRecord,
     ResourceRecord,
     format_time,
+    read_stored_time,
     stored_time,
 )
 from agentctl.state.room import MIN_FREE_BYTES, free_bytes, sqlite_cause
@@ -92,10 +93,6 @@ _CREDENTIAL_COLUMNS = (
 )
 
 
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
 def _required_time(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
@@ -114,8 +111,8 @@ def _agent(row: tuple[Any, ...]) -> AgentRecord:
         status_reason=reason,
         created_at=_required_time(created),
         updated_at=_required_time(updated),
-        killed_at=_time(killed),
-        last_rotated_at=_time(rotated),
+        killed_at=read_stored_time(killed),
+        last_rotated_at=read_stored_time(rotated),
         document=json.loads(document) if document else None,
     )
 

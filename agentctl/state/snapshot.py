@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from agentctl.model import AgentStatus
@@ -34,6 +34,7 @@ from agentctl.state.records import (
     AgentSummary,
     CredentialRecord,
     LongLivedSecretRecord,
+    read_stored_time,
     stored_time,
 )
 
@@ -163,12 +164,6 @@ def read_plan_snapshot(url: str) -> PlanSnapshot | None:
 # -- status ----------------------------------------------------------------------
 
 
-def _time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
 def _date(text: str | None) -> date | None:
     return None if text is None else date.fromisoformat(text)
 
@@ -239,7 +234,13 @@ def read_status_snapshot(url: str, live_at: datetime) -> StatusSnapshot | None:
                 return None
             agents = tuple(
                 AgentSummary(
-                    name, owner, mode, _date(expiry), AgentStatus(status), reason, _time(rotated)
+                    name,
+                    owner,
+                    mode,
+                    _date(expiry),
+                    AgentStatus(status),
+                    reason,
+                    read_stored_time(rotated),
                 )
                 for name, owner, mode, expiry, status, reason, rotated in conn.execute(
                     "SELECT name, owner, execution_mode, expiry, status, status_reason, "
@@ -279,9 +280,9 @@ def read_status_snapshot(url: str, live_at: datetime) -> StatusSnapshot | None:
                     kind=kind,
                     key_id=key_id,
                     fingerprint=fingerprint,
-                    created_at=_time(created),
+                    created_at=read_stored_time(created),
                     tracked_since=_aware(tracked),
-                    expires_at=_time(expires),
+                    expires_at=read_stored_time(expires),
                 )
                 for agent, provider, kind, key_id, fingerprint, created, tracked, expires in conn.execute(
                     "SELECT agent, provider, kind, key_id, fingerprint, created_at, "
@@ -295,7 +296,7 @@ def read_status_snapshot(url: str, live_at: datetime) -> StatusSnapshot | None:
 
 
 def _aware(text: str) -> datetime:
-    found = _time(text)
+    found = read_stored_time(text)
     if found is None:
         raise ValueError("a NOT NULL timestamp is NULL")
     return found
