@@ -1168,7 +1168,12 @@ class Engine:
         *,
         days: int,
         include_credentials: bool = True,
+        recorded: bool = True,
     ) -> ExpiringReport:
+        """What is due within ``days``. ``recorded=False``: no state exists to
+        read (agentctl's own default store, never created: nothing was applied
+        from here, so nothing issued, rotated or killed): the contracts alone,
+        without opening, and so creating, a store."""
         from agentctl.durations import check_days
 
         today = self.today()
@@ -1216,13 +1221,14 @@ class Engine:
         # Cron runs this: a state store that cannot be read fails the run (exit
         # 1, one line), never reports "nothing due". Only a state that does not
         # exist yet (nothing applied, so nothing issued or killed) is empty.
+        records: Sequence[AgentRecord] = []
         try:
-            records = self.state.list_agents()
+            if recorded:
+                records = self.state.list_agents()
         except StateNotFound:
             if include_credentials:
                 raise
-            records = []
-        if include_credentials:
+        if include_credentials and recorded:
             for kind, record, when, detail in self._credentials_due(records, today, horizon):
                 due(record.name, owners.get(record.name, record.owner), kind, when, detail)
             for kind, record, when, detail, secret in self._long_lived_due(records, today, horizon):

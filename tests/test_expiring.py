@@ -579,3 +579,25 @@ def test_an_unreadable_state_fails_expiring_even_without_credentials(
             continue
         with pytest.raises(StateError):
             engine.expiring(report, [], days=30, include_credentials=include_credentials)
+
+
+def test_only_agentctls_own_default_store_not_yet_created_counts_as_nothing_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`expiring` reads contracts alone only when nobody named a state and the
+    default one was never created; a named state that is missing still fails
+    the run (test_cli_fails_loudly_when_the_state_cannot_be_read)."""
+    from agentctl.commands import Session
+    from agentctl.config import default_state_url
+    from agentctl.state.snapshot import sqlite_path
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("AGENTCTL_STATE", raising=False)
+    monkeypatch.delenv("AGENTCTL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Session().default_state_absent()
+    assert not Session(state_url=str(tmp_path / "named.db")).default_state_absent()
+    default = sqlite_path(default_state_url())
+    assert default is not None and str(default).startswith(str(tmp_path / "xdg"))
+    open_state(default_state_url()).close()
+    assert not Session().default_state_absent()

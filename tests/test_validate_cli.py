@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -286,11 +287,17 @@ def test_agentctl_help_and_validate_import_no_sdk_or_keyring() -> None:
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[0, 0], []]
 
 
-def _imported_by(*args: str, cwd: Path = ROOT) -> set[str]:
+def _imported_by(*args: str, cwd: Path = ROOT, home: Path | None = None) -> set[str]:
     """Every module the installed ``agentctl`` console script imports for ``args``
-    (its real start-up: the script, the interpreter, nothing preloaded)."""
+    (its real start-up: the script, the interpreter, nothing preloaded).
+    ``home``: run with that HOME and no XDG folders (a host with nothing set up)."""
     script = Path(sys.executable).parent / "agentctl"
-    env = {k: v for k, v in os.environ.items() if k not in {"AGENTCTL_CONFIG", "FORCE_COLOR"}}
+    unset = {"AGENTCTL_CONFIG", "AGENTCTL_STATE", "FORCE_COLOR"}
+    if home is not None:
+        unset |= {k for k in os.environ if k.startswith("XDG_")}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    if home is not None:
+        env["HOME"] = str(home)
     out = subprocess.run(
         [sys.executable, "-X", "importtime", str(script), *args],
         cwd=cwd,
@@ -324,3 +331,52 @@ def test_help_lists_providers_commands_without_sdks() -> None:
     modules = _imported_by("--help")
     assert "agentctl.providers.github.commands" in modules  # `github` is listed
     assert sorted(m for m in HEAVY if m in modules) == []
+
+
+# Issue 19: the commands CI and cron run on contracts alone stay lazy. The
+# state store's ORM and the SDKs are for commands that act or read the state.
+LAZY_FOUR = ("boto3", "githubkit", "keyring", "sqlalchemy")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--help"], id="help"),
+        pytest.param(["validate", "contracts"], id="validate"),
+        pytest.param(["expiring", "--days", "3650", "contracts"], id="expiring"),
+    ],
+)
+def test_contract_only_commands_import_no_sdk_keyring_or_sqlalchemy(
+    args: list[str], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(CONTRACTS, tmp_path / "contracts")
+    modules = _imported_by(*args, cwd=tmp_path, home=home)
+    assert "agentctl.cli.app" in modules  # the probe sees the CLI's imports
+    assert sorted(m for m in LAZY_FOUR if m in modules) == []
+
+
+def test_expiring_on_contracts_alone_creates_no_state(tmp_path: Path) -> None:
+    """Nothing applied from this host: `expiring` reports the contracts and
+    leaves no default state behind (a read creates no store)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(CONTRACTS, tmp_path / "contracts")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("XDG_", "AGENTCTL_")) and k != "FORCE_COLOR"
+    }
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "agentctl"), "expiring", "--days", "3650", "contracts"],
+        cwd=tmp_path,
+        env={**env, "HOME": str(home), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr  # something is due within ten years
+    names = sorted(p.stem for p in CONTRACTS.glob("*.yaml"))
+    assert [line.split()[1].rstrip(":") for line in out.stdout.splitlines()] == names
+    assert [p for p in home.rglob("*") if p.is_file()] == []

@@ -22,7 +22,10 @@ def expiring(session: Session, paths: Sequence[Path] | None, *, days: int) -> Ex
     chosen = default_paths(paths)
     report = load_valid_contracts(session, chosen)
     engine = session.engine([str(p) for p in chosen])
-    return engine.expiring(report.contracts, report.expired, days=days)
+    # A cron host or CI job with contracts and nothing applied from it: reading
+    # agentctl's default store would create it (and import the state store).
+    recorded = not session.default_state_absent()
+    return engine.expiring(report.contracts, report.expired, days=days, recorded=recorded)
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,20 @@ class Session:
         store.chain_keys = self.chain_keys()
         return store
 
+    def default_state_absent(self) -> bool:
+        """Nobody named a state store and agentctl's own default one (a plain
+        SQLite file) does not exist yet: nothing was applied from here. A read
+        can say so without opening it (opening creates the default store)."""
+        if self._state is not None:
+            return False
+        from agentctl.state.snapshot import sqlite_path
+
+        config = self.config()
+        if not config.state_is_default(self.state_url):
+            return False
+        path = sqlite_path(config.resolved_state_url(self.state_url))
+        return path is not None and not path.exists()
+
     def use_run_state(self) -> bool:
         """For exec and credentials: serve the state with the standard library's
         sqlite3 where it can (agentctl.state.runstate: the rows a runtime fetch
