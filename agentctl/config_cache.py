@@ -22,23 +22,21 @@ configuration says. (Remembering the parsed values too was tried and dropped:
 it let a same-user agent substitute the values of an agentctl.yaml it cannot
 write, and lost each people rule's file:line.)
 
-Where: ``config-validated.json`` in the user's cache folder (XDG_CACHE_HOME),
-read only when it is this user's private file (owner, 0600, not a link: the
-same rule as agentctl.contract_cache); anything else is ignored and replaced.
-Deleting it is always safe.
+Where: ``config-validated.json`` in the user's cache folder
+(``$XDG_CACHE_HOME/agentctl``), read and written by agentctl.user_cache: only
+when it is this user's private file in this user's private folder; anything
+else is ignored and replaced. Deleting it is always safe.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from agentctl.contract_cache import read_private
+from agentctl.user_cache import cache_dir, read_json, write_private
 
 FORMAT = 1
 FILENAME = "config-validated.json"
@@ -46,8 +44,7 @@ KEEP = 16  # configurations remembered (a host may use a few)
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "agentctl" / FILENAME
+    return cache_dir() / FILENAME
 
 
 def _package_stamp(name: str) -> list[tuple[str, int, int]]:
@@ -98,10 +95,7 @@ def digest(values: Any, schema: Any) -> str:
 
 def _stored(path: Path) -> list[str]:
     """The clean checks' digests, newest first."""
-    try:
-        stored = json.loads(read_private(path))
-    except (OSError, ValueError):
-        return []  # none yet, unreadable, or not this user's private file
+    stored = read_json(path)  # None: none yet, unreadable, or not this user's private file
     if not isinstance(stored, dict) or stored.get("format") != FORMAT:
         return []
     clean = stored.get("clean")
@@ -119,19 +113,6 @@ def remember(key: str) -> None:
 
 
 def _save(clean: list[str]) -> None:
-    """Write the cache (0600, in a 0700 folder), atomically. A cache that cannot
-    be written is no error: the next process checks again."""
-    path = cache_path()
-    document = {"format": FORMAT, "clean": clean[:KEEP]}
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".config-validated-", dir=path.parent)  # 0600
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    """Write the cache (0600, in a 0700 folder). A cache that cannot be
+    written is no error: the next process checks again."""
+    write_private(cache_path(), {"format": FORMAT, "clean": clean[:KEEP]})

@@ -20,12 +20,21 @@ warning or an error is validated (and reported) every time. The file is still
 read through :func:`~agentctl.untrusted_files.read_untrusted` every time, so a
 symlink or FIFO swapped in is refused as before.
 
-Where: beside a SQLite state (``state.db`` -> ``state.db.validated.json``,
-0600): whoever can write it can write the state itself, which agentctl trusts
-in the same way (see ``Contract.from_document``). No SQLite state, no cache.
-A cache file that is not this user's private file (a link, another owner,
-readable or writable by others: e.g. one a pull request added to a checkout)
-is ignored and replaced.
+Where: the user's cache folder (agentctl.user_cache: ``$XDG_CACHE_HOME/agentctl``,
+0700), one file per SQLite state, ``contracts-<sha256 of the state file's
+absolute path>.json``, 0600. Never beside the state or in a checkout:
+agentctl.yaml (which a pull request may change) chooses where the state is,
+and a cache file placed there would map a harmless contract file to any
+document, so that apply acted on a contract that never validated. An old
+``state.db.validated.json`` beside a state (where earlier versions kept it)
+is never read. Read only when it is this user's private file in this
+user's private folder; anything else is ignored and replaced.
+
+Only for a SQLite state: whoever can write this user's cache can write a state
+file this user applies to, which agentctl trusts in the same way (see
+``Contract.from_document``). A PostgreSQL state's writers are whoever holds its
+credentials, which need not include everything that runs as this user (a
+pull request's job on a self-hosted runner): no cache there.
 """
 
 from __future__ import annotations
@@ -34,9 +43,7 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -44,9 +51,9 @@ from pathlib import Path
 from typing import Any
 
 from agentctl.model import Contract
+from agentctl.user_cache import cache_dir, read_json, write_private
 
 FORMAT = 1
-SUFFIX = ".validated.json"
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,21 @@ class Cached:
 
 
 def cache_path_for(state_url: str) -> Path | None:
-    """The cache file beside the SQLite state at ``state_url`` (None otherwise)."""
+    """The cache file of the SQLite state at ``state_url``, in the user's cache
+    folder (None for any other state, or a state whose folder is missing)."""
     from agentctl.state.snapshot import sqlite_path
 
     path = sqlite_path(state_url)
-    if path is None or not path.parent.is_dir():
+    if path is None:
         return None
-    return path.with_name(path.name + SUFFIX)
+    try:
+        folder = path.parent.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not folder.is_dir():
+        return None
+    state = str(folder / path.name).encode("utf-8", "surrogateescape")
+    return cache_dir() / f"contracts-{hashlib.sha256(state).hexdigest()[:32]}.json"
 
 
 def _code_stamp(modules: Iterable[str]) -> list[tuple[str, int, int]]:
@@ -115,26 +130,6 @@ def context_key(
     return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()
 
 
-def read_private(path: Path) -> bytes:
-    """The cache's bytes, if this user wrote it: owned by us, not a link, no
-    access for group or others (agentctl writes it 0600). Anything else —
-    say a ``state.db.validated.json`` that a pull request added to a checkout
-    (git makes it 0644) — is not trusted: it maps files to the documents plan
-    and apply act on, so a forged one would skip validation."""
-    # O_NONBLOCK: a FIFO planted at the path (by the agent running under this
-    # user, say) would otherwise block the open forever, and every command
-    # reading the cache, `kill` included, with it.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise PermissionError(f"{path} is not this user's private file")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read()
-    finally:
-        os.close(fd)
-
-
 class ContractCache:
     """Read once, looked up per file, written back once (only what was seen)."""
 
@@ -144,17 +139,15 @@ class ContractCache:
         self._old: dict[str, Any] = {}
         self._seen: dict[str, Any] = {}
         self._changed = False
-        try:
-            stored = json.loads(read_private(path))
-            if (
-                isinstance(stored, dict)
-                and stored.get("format") == FORMAT
-                and stored.get("context") == context
-                and isinstance(stored.get("files"), dict)
-            ):
-                self._old = stored["files"]
-        except (OSError, ValueError):
-            pass  # no cache yet, or unreadable: validate everything
+        # None: no cache yet, unreadable or not this user's private file: validate everything
+        stored = read_json(path)
+        if (
+            isinstance(stored, dict)
+            and stored.get("format") == FORMAT
+            and stored.get("context") == context
+            and isinstance(stored.get("files"), dict)
+        ):
+            self._old = stored["files"]
 
     @staticmethod
     def _key(file: str, data: bytes | str) -> str:
@@ -188,15 +181,4 @@ class ContractCache:
         A cache that cannot be written is no error: the next run validates."""
         if not self._changed and self._seen.keys() == self._old.keys():
             return
-        document = {"format": FORMAT, "context": self.context, "files": self._seen}
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".validated-", dir=self.path.parent)
-        except OSError:
-            return
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, separators=(",", ":"))
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        write_private(self.path, {"format": FORMAT, "context": self.context, "files": self._seen})

@@ -362,6 +362,9 @@ def cli(
         moto=aws,
     )
     monkeypatch.setenv("AGENTCTL_CONFIG", str(installation.config_path))
+    # The user's cache folder (agentctl.user_cache) is the installation's own,
+    # as a subprocess's is under its private HOME.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(installation.root / "home" / ".cache"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", operator.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", operator.secret_access_key)
     for name in CLEARED_ENV:

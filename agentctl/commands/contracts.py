@@ -40,7 +40,8 @@ def load_valid_contracts(session: Session, paths: Sequence[Path]) -> ValidationR
         max_lifetime_days=config.max_lifetime_days,
         config=config,
         # Files unchanged since they last validated clean today are not
-        # validated again (beside a SQLite state only; see contract_cache).
+        # validated again (a SQLite state only; the cache is in the user's cache
+        # folder, never beside the state: see contract_cache).
         cache_file=cache_path_for(config.resolved_state_url(session.state_url)),
     )
     blocking = report.blocking
