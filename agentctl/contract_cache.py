@@ -65,7 +65,7 @@ class Cached:
 def cache_path_for(state_url: str) -> Path | None:
     """The cache file of the SQLite state at ``state_url``, in the user's cache
     folder (None for any other state, or a state whose folder is missing)."""
-    from agentctl.state.snapshot import sqlite_path
+    from agentctl.state.room import sqlite_path
 
     path = sqlite_path(state_url)
     if path is None:

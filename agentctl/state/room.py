@@ -1,5 +1,6 @@
-"""How much room a SQLite state's filesystem has left (no SQLAlchemy here:
-the store and the standard-library run path both ask)."""
+"""Which file a SQLite state URL names, and how much room its filesystem has
+left (no SQLAlchemy here: the store, the plans' snapshot and the
+standard-library run path all ask; `credentials` imports this, not them)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ MIN_FREE_BYTES = 16 * 1024 * 1024
 # Below this SQLite cannot even create the WAL index (-shm, 32 KiB) that a
 # reader of a WAL database needs: the state is opened immutable instead.
 FULL_BYTES = 1024 * 1024
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a plain ``sqlite:///PATH`` URL (None for anything else:
+    PostgreSQL, a driver or query string, escapes SQLAlchemy would decode)."""
+    if not url.startswith(_SQLITE_PREFIX):
+        return None
+    path = url[len(_SQLITE_PREFIX) :]
+    if not path or any(c in path for c in "?%#") or path == ":memory:":
+        return None
+    return Path(path).expanduser()
 
 
 def free_bytes(folder: Path) -> int | None:

@@ -58,9 +58,8 @@ from agentctl.state.records import (
     read_stored_time,
     stored_time,
 )
-from agentctl.state.room import MIN_FREE_BYTES, free_bytes, sqlite_cause
+from agentctl.state.room import MIN_FREE_BYTES, free_bytes, sqlite_cause, sqlite_path
 from agentctl.state.room import require_room as _require_room
-from agentctl.state.snapshot import sqlite_path
 
 if TYPE_CHECKING:
     from agentctl.audit_key import ChainKeySource

@@ -37,8 +37,7 @@ from agentctl.state.records import (
     read_stored_time,
     stored_time,
 )
-
-_PREFIX = "sqlite:///"
+from agentctl.state.room import sqlite_path
 
 
 @dataclass(frozen=True)
@@ -68,17 +67,6 @@ class PlanSnapshot:
 
     def list_resources(self) -> tuple[RecordedResource, ...]:
         return self.resources
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a plain ``sqlite:///PATH`` URL (None for anything else:
-    PostgreSQL, a driver or query string, escapes SQLAlchemy would decode)."""
-    if not url.startswith(_PREFIX):
-        return None
-    path = url[len(_PREFIX) :]
-    if not path or any(c in path for c in "?%#") or path == ":memory:":
-        return None
-    return Path(path).expanduser()
 
 
 # Below this much free space the store's own checks take over (its MIN_FREE_BYTES).
