@@ -24,14 +24,6 @@ from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, St
 from agentctl.identity import Actor
 from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
-from agentctl.plan import (
-    AgentDisposition,
-    AgentPlan,
-    Plan,
-    RecordedState,
-    compute_plan,
-    status_matches,
-)
 from agentctl.providers.base import (
     ActionResult,
     Change,
@@ -45,6 +37,10 @@ from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
     from agentctl.audit import AuditJournal
+
+    # Imported by plan and apply where they need it: exec, credentials and kill
+    # build an Engine too, and never plan.
+    from agentctl.plan import AgentPlan, Plan, RecordedState
     from agentctl.providers.base import SecretRows
     from agentctl.state import StateStore
     from agentctl.state.records import AgentRecord, AgentSummary, ResourceRecord
@@ -360,6 +356,8 @@ class Engine:
         parallelism: int = DEFAULT_PARALLELISM,
         progress: Callable[[str], None] | None = None,
     ) -> Plan:
+        from agentctl.plan import compute_plan
+
         state: RecordedState | None = None
         if self._state is None and self.snapshot_url is not None:
             from agentctl.state.snapshot import read_plan_snapshot
@@ -410,6 +408,8 @@ class Engine:
     def _apply_and_rekill(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
         """Apply one agent; a killed agent whose kill was undone behind agentctl's
         back (the plan found it) is killed again, read back like any kill."""
+        from agentctl.plan import AgentDisposition
+
         outcome = self._apply_agent(plan, agent_plan)
         if not agent_plan.kill_undone or agent_plan.disposition != AgentDisposition.KILLED:
             return outcome
@@ -472,6 +472,8 @@ class Engine:
         import_journal(state, self.journal, operator=actor.person, proof=actor.proof())
 
     def _apply_agent(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
+        from agentctl.plan import AgentDisposition
+
         state = self.state
         name = agent_plan.agent
         changes = plan.applicable(agent_plan)
@@ -560,7 +562,7 @@ class Engine:
         to it (it would record this contract over changes the plan never saw)."""
         if agent_plan.basis is None:
             return None
-        from agentctl.plan import state_basis
+        from agentctl.plan import AgentDisposition, state_basis
 
         current = state_basis(
             record.status if record is not None else None,
@@ -692,6 +694,8 @@ class Engine:
         make, so without this the state would keep the old contract (or no
         agent at all) and no audit event would ever cover the change.
         """
+        from agentctl.plan import AgentDisposition, status_matches
+
         contract = agent_plan.contract
         if contract is None or agent_plan.disposition == AgentDisposition.ORPHAN:
             return None
@@ -761,6 +765,8 @@ class Engine:
     ) -> None:
         """Record the agent as converged to its contract; ``existing`` and
         ``resources`` are its records read in this batch."""
+        from agentctl.plan import AgentDisposition, status_matches
+
         state = self.state
         contract = agent_plan.contract
         if agent_plan.disposition == AgentDisposition.ORPHAN:
