@@ -36,17 +36,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agentctl.errors import NotOwnedError, ProviderError
 from agentctl.model import Contract, canonical_json
 from agentctl.providers.aws import PROVIDER, SPEC
-from agentctl.providers.aws.changes import (
-    BoundaryUnreadable,
-    DesiredRole,
-    GrantWiderThanBoundary,
-    KillException,
-    RoleDisable,
-    RolePayload,
-    RoleRemoval,
-    RoleSettings,
-    RoleUpdate,
-)
 from agentctl.providers.aws.client import (
     AwsClients,
     denied_caller,
@@ -109,6 +98,15 @@ from agentctl.providers.base import (
 )
 
 if TYPE_CHECKING:
+    # What a plan carries (agentctl.providers.aws.changes) is imported where
+    # plan and apply build or read it: `credentials`, `exec` and `kill` do not.
+    from agentctl.providers.aws.changes import (
+        DesiredRole,
+        RoleDisable,
+        RolePayload,
+        RoleRemoval,
+        RoleUpdate,
+    )
     from agentctl.secrets import Secret
 
 # -- the provider ------------------------------------------------------------------
@@ -121,7 +119,7 @@ ACCESS_CHANGED_AT = "access_changed_at"
 PROPAGATION_FIRST_DELAY = 0.25
 PROPAGATION_MAX_DELAY = 4.0
 
-PayloadType = TypeVar("PayloadType", DesiredRole, RoleUpdate, RoleDisable, RoleRemoval)
+PayloadType = TypeVar("PayloadType", "DesiredRole", "RoleUpdate", "RoleDisable", "RoleRemoval")
 
 
 def _payload(change: Change[RolePayload], expected: type[PayloadType]) -> PayloadType:
@@ -258,6 +256,8 @@ class AwsProvider:
 
     def desired(self, contract: Contract, status: str) -> DesiredRole:
         """Everything about the role that follows from the contract and settings."""
+        from agentctl.providers.aws.changes import DesiredRole
+
         tags = {
             TAG_MANAGED_BY: MANAGED_BY_VALUE,
             TAG_AGENT: contract.name,
@@ -401,6 +401,8 @@ class AwsProvider:
     ) -> list[Change[RolePayload]]:
         """Every plan names the contract's opt-ins to credentials a kill cannot
         reach (validate has checked each is named and needed)."""
+        from agentctl.providers.aws.changes import KillException
+
         grant = contract.grant(SPEC) if contract is not None else None
         if grant is None or expired:
             return []
@@ -457,6 +459,8 @@ class AwsProvider:
         Such a grant is not a risk (the boundary wins) but the contract then
         says more than the agent can do, and the audit trail's scope with it.
         """
+        from agentctl.providers.aws.changes import BoundaryUnreadable, GrantWiderThanBoundary
+
         arn = self._settings.permissions_boundary
         grant = contract.grant(SPEC) if contract is not None else None
         if (
@@ -504,6 +508,8 @@ class AwsProvider:
     def _plan_role(
         self, contract: Contract | None, observed: Observed, *, expired: bool
     ) -> list[Change[RolePayload]]:
+        from agentctl.providers.aws.changes import RoleDisable, RoleRemoval
+
         agent = observed.agent
         role_name = self.role_name(agent)
         # An empty `aws: []` grants nothing: no role (an existing one is an orphan).
@@ -615,6 +621,8 @@ class AwsProvider:
         Only agentctl's own tags are compared: other tags (cost centres, the
         kill reason) are someone's information, not drift.
         """
+        from agentctl.providers.aws.changes import RoleSettings, RoleUpdate
+
         fields: list[FieldChange] = []
         tags = observed.get("tags", {})
         changed_tags = {k: v for k, v in desired.tags.items() if tags.get(k) != v}
@@ -665,6 +673,8 @@ class AwsProvider:
     # -- apply ---------------------------------------------------------------------
 
     def apply(self, change: Change[RolePayload]) -> ActionResult:
+        from agentctl.providers.aws.changes import RoleDisable
+
         handlers: dict[ChangeKind, Callable[[Change[RolePayload]], ActionResult]] = {
             ChangeKind.CREATE: self._create,
             ChangeKind.UPDATE: self._update,
@@ -719,6 +729,8 @@ class AwsProvider:
         )
 
     def _create(self, change: Change[RolePayload]) -> ActionResult:
+        from agentctl.providers.aws.changes import DesiredRole
+
         desired = _payload(change, DesiredRole)
         role_name = desired.role_name
         params: dict[str, Any] = {
@@ -806,6 +818,8 @@ class AwsProvider:
         )
 
     def _update(self, change: Change[RolePayload]) -> ActionResult:
+        from agentctl.providers.aws.changes import RoleUpdate
+
         update = _payload(change, RoleUpdate)
         role_name = update.role_name
         if update.enable:
@@ -873,6 +887,8 @@ class AwsProvider:
         )
 
     def _remove(self, change: Change[RolePayload]) -> ActionResult:
+        from agentctl.providers.aws.changes import RoleRemoval
+
         role_name = _payload(change, RoleRemoval).role_name
         role = self._get_role(role_name, f"look up role {role_name}")
         if role is None:
