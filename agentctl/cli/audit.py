@@ -11,9 +11,14 @@ from agentctl.cli.common import (
     complete_agent_name,
 )
 from agentctl.cli.common import show as show_result
-from agentctl.commands import audit
-from agentctl.commands.audit import MAX_EVENTS
 from agentctl.errors import EXIT_FAILURE
+
+# The commands (agentctl.commands.audit) are imported when one of them runs:
+# every other command, `credentials` on a runtime host, `kill` in an incident,
+# imports this module to list `audit` and should not pay for them.
+
+# More than any trail holds, and far below the databases' 64-bit LIMIT.
+MAX_EVENTS = 1_000_000_000
 
 app = typer.Typer(
     help="Show, verify and export the audit trail (who did what, for whom, with which scopes).",
@@ -43,6 +48,8 @@ def show(
     """List audit events, oldest first (streamed: any length, flat memory)."""
     if ctx.invoked_subcommand is not None:
         return
+    from agentctl.commands import audit
+
     listed = audit.events(app_context(ctx), agent=agent, since=since, action=action, limit=limit)
     show_result(listed, output)
 
@@ -51,6 +58,8 @@ def show(
 def verify(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Check the keyed chain, its head and its latest anchor: exit 0 if intact, 1 naming
     the first bad event and how (or saying why the trail cannot be vouched for)."""
+    from agentctl.commands import audit
+
     result = audit.verify(app_context(ctx))
     show_result(result, output)
     if result.verdict != "intact":
@@ -61,6 +70,8 @@ def verify(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
 def seal(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Migrate an old unkeyed trail: verify its hash chain, then MAC every event with the
     chain key from the secret store (created if needed). Safe to re-run."""
+    from agentctl.commands import audit
+
     outcome = audit.seal(app_context(ctx))
     show_result(outcome, output)
     if outcome.after.verdict != "intact":
@@ -75,6 +86,8 @@ def export(
     ),
 ) -> None:
     """Export every event as JSON Lines, with seq, hashes and MACs (streamed)."""
+    from agentctl.commands import audit
+
     session = app_context(ctx)
     if output_file is None:
         show_result(audit.trail(session))

@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from agentctl.state import StateStore
     from agentctl.state.records import AuditEvent
 
-# More than any trail holds, and far below the databases' 64-bit LIMIT.
-MAX_EVENTS = 1_000_000_000
-
 
 @dataclass(frozen=True)
 class AuditEvents:
