@@ -38,17 +38,25 @@ def _rank(entry: EntryPoint) -> tuple[bool, str]:
     return (name.lower().replace("_", "-") != OWN_DISTRIBUTION, name.lower())
 
 
+def _origin(entry: EntryPoint) -> str:
+    # For error messages only: a distribution's name is read from its METADATA
+    # file (parsed as an email message, ~1 ms each), which a clash (_rank) or a
+    # broken plug-in needs, not every start of every command.
+    return _distribution(entry) or "an unknown distribution"
+
+
 def _load(entry: EntryPoint) -> AnySpec:
-    origin = _distribution(entry) or "an unknown distribution"
     try:
         spec = entry.load()
     except Exception as exc:  # a broken plug-in must say which one, not crash
+        origin = _origin(entry)
         raise ConfigError(
             f"provider {entry.name!r} ({entry.value} from {origin}) cannot be loaded "
             f"({exc.__class__.__name__})",
             hint=f"reinstall {origin}, or uninstall it",
         ) from None
     if not isinstance(spec, ProviderSpec) or spec.name != entry.name:
+        origin = _origin(entry)
         raise ConfigError(
             f"provider {entry.name!r} ({entry.value} from {origin}) is not the ProviderSpec "
             f"of a provider named {entry.name!r}",
