@@ -257,7 +257,20 @@ def test_what_the_run_path_does_not_do_is_the_stores_from_then_on(tmp_path: Path
     store.close()
 
 
-def test_credentials_imports_no_sqlalchemy_and_kill_sees_what_it_recorded(
+# What `credentials` and `exec` never need, each imported by the commands that do:
+# the state store's ORM, plans (and the AWS provider's plan payloads), the
+# plans' state snapshot, `audit` and `state` commands.
+NOT_ON_THE_RUN_PATH = (
+    "sqlalchemy",
+    "agentctl.plan",
+    "agentctl.providers.aws.changes",
+    "agentctl.state.snapshot",
+    "agentctl.commands.audit",
+    "agentctl.commands.state",
+)
+
+
+def test_credentials_imports_nothing_off_its_path_and_kill_sees_what_it_recorded(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A keyed trail: the chain key in a real (encrypted-file) keyring backend.
@@ -275,7 +288,7 @@ def test_credentials_imports_no_sqlalchemy_and_kill_sees_what_it_recorded(
         "from agentctl.cli.app import run\n"
         f"now = datetime.fromisoformat({cli.now.isoformat()!r})\n"
         "code = run(['credentials', 'reader-agent', '-o', 'json'], clock=lambda: now)\n"
-        "heavy = [m for m in ('sqlalchemy',) if m in sys.modules]\n"
+        f"heavy = [m for m in {NOT_ON_THE_RUN_PATH!r} if m in sys.modules]\n"
         "print(json.dumps([code, heavy]), file=sys.stderr)\n"
     )
     env = cli.env
@@ -320,7 +333,7 @@ def test_credentials_imports_no_sqlalchemy_and_kill_sees_what_it_recorded(
         assert [e.result for e in refusals] == ["denied"]
 
 
-def test_exec_off_a_terminal_imports_neither_rich_nor_sqlalchemy(cli: Cli) -> None:
+def test_exec_off_a_terminal_imports_no_rich_and_nothing_off_its_path(cli: Cli) -> None:
     # The scope line reads `aws:s3:GetObject,…`: `:s3:` looks like an emoji code, which
     # once sent this line through a rich Console (~55 ms of import per run).
     write_contract(cli.contracts, "reader-agent", aws=s3_read("bucket-a"))
@@ -331,7 +344,8 @@ def test_exec_off_a_terminal_imports_neither_rich_nor_sqlalchemy(cli: Cli) -> No
         "from agentctl.cli.app import run\n"
         f"now = datetime.fromisoformat({cli.now.isoformat()!r})\n"
         "code = run(['exec', 'reader-agent', '--', 'true'], clock=lambda: now)\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'sqlalchemy'))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'rich'"
+        f" or m in {NOT_ON_THE_RUN_PATH!r})\n"
         "print(json.dumps([code, heavy]), file=sys.stderr)\n"
     )
     done = subprocess.run(
