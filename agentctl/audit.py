@@ -357,6 +357,8 @@ def _recover_trail(
 
 @dataclass(frozen=True)
 class SealResult:
+    """``agentctl audit seal``: how many events got their MAC, and the verdict after."""
+
     sealed: int  # events that got their MAC now
     verified_through: int
     complete: bool  # every event up to the head carries a MAC
@@ -536,6 +538,8 @@ class AuditJournal:
 
 @dataclass(frozen=True)
 class JournalImport:
+    """Events moved from the local journal into the state store."""
+
     imported: int
     skipped: int  # already in the store (an earlier import crashed before truncating)
     problem: str | None  # the journal's own chain or lines were damaged

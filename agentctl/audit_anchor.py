@@ -50,6 +50,8 @@ _TAIL_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Anchor:
+    """One anchored head of an audit trail: its seq, hash and MAC, when."""
+
     trail: str
     seq: int
     hash: str

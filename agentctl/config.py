@@ -33,6 +33,8 @@ def default_state_url() -> str:
 
 @dataclass(frozen=True)
 class SecretsSettings:
+    """agentctl.yaml's ``secrets:``: where secrets (private keys, the audit chain key) are kept."""
+
     backend: str | None = field(
         default=None,
         metadata={
@@ -127,6 +129,8 @@ class NotifySettings:
 
 @dataclass(frozen=True)
 class AuditSettings:
+    """agentctl.yaml's ``audit:``: where the audit chain's head is anchored."""
+
     anchor: str = field(
         default="file",
         metadata={
@@ -177,6 +181,8 @@ class AuditSettings:
 
 @dataclass(frozen=True)
 class IdentitySettings:
+    """agentctl.yaml's ``identity:``: how the acting person is verified."""
+
     source: str = field(
         default="auto",
         metadata={

@@ -58,6 +58,8 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class Cached:
+    """A contract read from the cache, with where its name is in the file."""
+
     contract: Contract
     name_position: tuple[int, int]
 

@@ -50,6 +50,8 @@ DEFAULT_PARALLELISM = 16
 
 @dataclass(frozen=True)
 class AgentApplyResult:
+    """What apply did to one agent."""
+
     agent: str
     ok: bool
     results: tuple[ActionResult, ...] = ()
@@ -61,6 +63,8 @@ class AgentApplyResult:
 
 @dataclass(frozen=True)
 class ApplyReport:
+    """``agentctl apply``: what was done to each agent."""
+
     agents: tuple[AgentApplyResult, ...]
     notes: tuple[str, ...] = ()  # e.g. whether owners were told (notify.on_expiry)
 
@@ -81,6 +85,8 @@ class ApplyReport:
 
 @dataclass(frozen=True)
 class ApplySummary:
+    """Counts of an apply: agents, failed, changed."""
+
     agents: int
     failed: int
     changed: int
@@ -120,6 +126,8 @@ class LifecycleReport:
 
 @dataclass(frozen=True)
 class ExpiringItem:
+    """One thing ``expiring`` reports: a contract, credential or secret due."""
+
     agent: str
     owner: str
     # "contract-expired" | "contract-expiring" | "credential-rotation-due"
@@ -135,6 +143,8 @@ class ExpiringItem:
 
 @dataclass(frozen=True)
 class ExpiringReport:
+    """``agentctl expiring``: what is due within ``days``, by owner."""
+
     days: int
     today: date
     items: tuple[ExpiringItem, ...]
@@ -196,6 +206,8 @@ class SecretAge:
 
 @dataclass(frozen=True)
 class AgentView:
+    """One agent as ``status`` / ``list`` show it."""
+
     name: str
     owner: str
     execution_mode: str
@@ -230,6 +242,8 @@ RUNTIME_COMMANDS = frozenset({"exec", "credentials", "kill"})
 
 @dataclass
 class Engine:
+    """The core: plans, applies, kills and records, with injected parts."""
+
     config: Config
     providers: Mapping[str, Provider]
     state_factory: Callable[[], StateStore]

@@ -79,6 +79,8 @@ class ApprovalPending(GateRefused):
 
 @dataclass(frozen=True)
 class RunRequest:
+    """What ``exec`` / ``credentials`` were asked for: the agent, for whom, why, how long."""
+
     agent: str
     command: tuple[str, ...]
     on_behalf_of: str | None = None
@@ -94,6 +96,8 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class RunGrant:
+    """A run the gates allowed: its id, scope and the credentials issued for it."""
+
     run_id: str
     agent: str
     execution_mode: str

@@ -294,6 +294,8 @@ def aws_process_credentials(session: Session, request: RunRequest) -> AwsProcess
 
 @dataclass(frozen=True)
 class ApprovalDecision:
+    """``agentctl approve`` / ``deny``: the approval as decided."""
+
     approval: ApprovalRecord
     approved: bool
 
@@ -310,6 +312,8 @@ def decide(
 
 @dataclass(frozen=True)
 class PendingApprovals:
+    """``agentctl approvals``: the requests waiting for a decision."""
+
     pending: tuple[ApprovalRecord, ...]
 
     json_fields: ClassVar[JsonFields] = ("pending",)

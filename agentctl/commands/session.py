@@ -29,6 +29,9 @@ def _ignore(_message: str) -> None:
 
 @dataclass
 class Session:
+    """One command's context: the config, state, secret store and actor, each opened
+    on first use and closed when the command ends."""
+
     config_path: str | None = None
     state_url: str | None = None
     clock: Clock = system_clock

@@ -141,6 +141,8 @@ SettingsT = TypeVar("SettingsT")
 
 @dataclass(frozen=True)
 class FieldChange:
+    """One field of a resource a change sets: its value before and after."""
+
     field: str
     before: JsonValue
     after: JsonValue
@@ -148,6 +150,8 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class Change(Generic[PayloadT_co]):
+    """One change a provider's plan makes to one agent's resource (applied by its apply)."""
+
     provider: str
     agent: str
     kind: ChangeKind

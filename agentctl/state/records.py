@@ -38,6 +38,8 @@ class ApprovalStatus(StrEnum):
 
 @dataclass(frozen=True)
 class AgentRecord:
+    """An agent as the state records it: its contract as last applied and its status."""
+
     name: str
     owner: str
     purpose: str
@@ -131,6 +133,8 @@ class LongLivedSecretRecord:
 
 @dataclass(frozen=True)
 class ApprovalRecord:
+    """A request to run a ``human-approval`` agent, and who decided it when."""
+
     id: str
     agent: str
     requester: str

@@ -28,6 +28,8 @@ class AwsStatement:
 
 @dataclass(frozen=True)
 class AwsGrant:
+    """A contract's ``aws:`` grant, parsed: its policy statements."""
+
     statements: tuple[AwsStatement, ...]
 
     @property

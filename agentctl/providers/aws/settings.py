@@ -11,6 +11,8 @@ def _about(text: str, **bounds: int) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class AwsSettings:
+    """agentctl.yaml's ``aws:``."""
+
     role_prefix: str = field(
         default="agentctl-", metadata=_about("Agent roles are named <role_prefix><agent>")
     )

@@ -13,6 +13,8 @@ from agentctl.model import JsonObject, JsonValue
 
 @dataclass(frozen=True)
 class GitHubGrant:
+    """A contract's ``github:`` grant, parsed."""
+
     scopes: tuple[str, ...]
     # None: the list form, limited to no repository list.
     repositories: tuple[str, ...] | None = None

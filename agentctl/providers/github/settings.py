@@ -11,6 +11,8 @@ def _about(text: str, **bounds: int) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class GitHubSettings:
+    """agentctl.yaml's ``github:``."""
+
     mode: str = field(
         default="dedicated",
         metadata=_about("dedicated: one App per agent | shared: one App, down-scoped tokens"),

@@ -13,6 +13,8 @@ from agentctl.model import JsonObject, JsonValue
 
 @dataclass(frozen=True)
 class JiraGrant:
+    """A contract's ``jira:`` grant, parsed."""
+
     scopes: tuple[str, ...]
     # None: the list form, in the configured default projects.
     projects: tuple[str, ...] | None = None

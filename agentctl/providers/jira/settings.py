@@ -11,6 +11,8 @@ def _about(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class JiraSettings:
+    """agentctl.yaml's ``jira:``."""
+
     site_url: str | None = field(
         default=None, metadata=_about("The Jira Cloud site, e.g. https://acme.atlassian.net")
     )
