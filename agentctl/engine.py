@@ -42,54 +42,18 @@ if TYPE_CHECKING:
     # build an Engine too, and never plan.
     from agentctl.plan import AgentPlan, Plan, RecordedState
     from agentctl.providers.base import SecretRows
+    from agentctl.reports import (
+        AgentApplyResult,
+        AgentView,
+        ApplyReport,
+        ExpiringItem,
+        ExpiringReport,
+        SecretAge,
+    )
     from agentctl.state import StateStore
     from agentctl.state.records import AgentRecord, AgentSummary, ResourceRecord
 
 DEFAULT_PARALLELISM = 16
-
-
-@dataclass(frozen=True)
-class AgentApplyResult:
-    """What apply did to one agent."""
-
-    agent: str
-    ok: bool
-    results: tuple[ActionResult, ...] = ()
-    error: str | None = None
-    skipped: str | None = None  # e.g. killed meanwhile
-
-    json_fields: ClassVar[JsonFields] = ("agent", "ok", "error", "skipped", ("actions", "results"))
-
-
-@dataclass(frozen=True)
-class ApplyReport:
-    """``agentctl apply``: what was done to each agent."""
-
-    agents: tuple[AgentApplyResult, ...]
-    notes: tuple[str, ...] = ()  # e.g. whether owners were told (notify.on_expiry)
-
-    json_fields: ClassVar[JsonFields] = ("ok", "agents", "summary", "notes")
-
-    @property
-    def ok(self) -> bool:
-        return all(a.ok for a in self.agents)
-
-    @property
-    def summary(self) -> ApplySummary:
-        return ApplySummary(
-            agents=len(self.agents),
-            failed=sum(1 for a in self.agents if not a.ok),
-            changed=sum(1 for a in self.agents if a.results),
-        )
-
-
-@dataclass(frozen=True)
-class ApplySummary:
-    """Counts of an apply: agents, failed, changed."""
-
-    agents: int
-    failed: int
-    changed: int
 
 
 @dataclass(frozen=True)
@@ -122,117 +86,6 @@ class LifecycleReport:
     @property
     def recorded(self) -> bool:
         return self.audit_recorded_in != "nowhere"
-
-
-@dataclass(frozen=True)
-class ExpiringItem:
-    """One thing ``expiring`` reports: a contract, credential or secret due."""
-
-    agent: str
-    owner: str
-    # "contract-expired" | "contract-expiring" | "credential-rotation-due"
-    # | "credential-expiring" | "kill-incomplete"
-    kind: str
-    due: date
-    days_left: int
-    detail: str
-    file: str | None = None
-    # A long-lived secret's item: which one (JSON ``secret``; absent otherwise).
-    secret: LongLivedSecret | None = field(default=None, metadata={"omit_none": True})
-
-
-@dataclass(frozen=True)
-class ExpiringReport:
-    """``agentctl expiring``: what is due within ``days``, by owner."""
-
-    days: int
-    today: date
-    items: tuple[ExpiringItem, ...]
-
-    json_fields: ClassVar[JsonFields] = ("today", "days", "due", "owners")
-
-    @property
-    def due(self) -> int:
-        return len(self.items)
-
-    def by_owner(self) -> dict[str, list[ExpiringItem]]:
-        grouped: dict[str, list[ExpiringItem]] = {}
-        for item in sorted(self.items, key=lambda i: (i.owner, i.days_left, i.agent)):
-            grouped.setdefault(item.owner, []).append(item)
-        return grouped
-
-    @property
-    def owners(self) -> tuple[OwnerDue, ...]:
-        return tuple(OwnerDue(owner, tuple(items)) for owner, items in self.by_owner().items())
-
-
-@dataclass(frozen=True)
-class OwnerDue:
-    """What one owner has to act on."""
-
-    owner: str
-    items: tuple[ExpiringItem, ...]
-
-
-@dataclass(frozen=True)
-class SecretAge:
-    """One long-lived secret of an agent and its age (``status``)."""
-
-    provider: str
-    kind: str
-    id: str
-    fingerprint: str | None
-    created_at: datetime | None  # None: stored before agentctl recorded it
-    tracked_since: datetime
-    expires_at: datetime | None
-    age_days: int | None  # None: unknown
-    at_least_days: int  # the age, or at least this when it is unknown
-
-    @classmethod
-    def of(cls, secret: LongLivedSecret, now: datetime) -> SecretAge:
-        known = secret.created_at is not None
-        return cls(
-            provider=secret.provider,
-            kind=secret.kind,
-            id=secret.id,
-            fingerprint=secret.fingerprint,
-            created_at=secret.created_at,
-            tracked_since=secret.tracked_since,
-            expires_at=secret.expires_at,
-            age_days=secret.min_age_days(now) if known else None,
-            at_least_days=secret.min_age_days(now),
-        )
-
-
-@dataclass(frozen=True)
-class AgentView:
-    """One agent as ``status`` / ``list`` show it."""
-
-    name: str
-    owner: str
-    execution_mode: str
-    expiry: date | None
-    status: str  # active | killed | expired | removed | drifted
-    providers: tuple[str, ...]
-    last_rotated_at: datetime | None
-    live_credentials: int
-    status_reason: str | None = None
-    drift: tuple[str, ...] = ()
-    long_lived_secrets: tuple[SecretAge, ...] = ()
-
-    json_fields: ClassVar[JsonFields] = (
-        "name",
-        "owner",
-        "execution_mode",
-        "expiry",
-        "status",
-        "status_reason",
-        "providers",
-        "last_rotated_at",
-        "live_credentials",
-        "drift",
-        "long_lived_secrets",
-    )
 
 
 # What the runtime principal (aws.runtime_principal, the host agent runs start
@@ -404,6 +257,8 @@ class Engine:
         progress: Callable[[AgentApplyResult], None] | None = None,
         on_lock_wait: Callable[[str], None] | None = None,
     ) -> ApplyReport:
+        from agentctl.reports import ApplyReport
+
         self.require_person("apply", "contracts")
         state = self.state
         state.require_room()
@@ -487,6 +342,7 @@ class Engine:
 
     def _apply_agent(self, plan: Plan, agent_plan: AgentPlan) -> AgentApplyResult:
         from agentctl.plan import AgentDisposition
+        from agentctl.reports import AgentApplyResult
 
         state = self.state
         name = agent_plan.agent
@@ -577,6 +433,7 @@ class Engine:
         if agent_plan.basis is None:
             return None
         from agentctl.plan import AgentDisposition, state_basis
+        from agentctl.reports import AgentApplyResult
 
         current = state_basis(
             record.status if record is not None else None,
@@ -622,6 +479,8 @@ class Engine:
         """A kill landed while this agent's changes were written, and one of them
         may have reopened what the kill closed (a trust policy): kill it again in
         the providers written to."""
+        from agentctl.reports import AgentApplyResult
+
         reason = record.status_reason or "killed during apply"
         killed = [
             self.providers[p].kill(agent_plan.agent, reason)
@@ -1195,6 +1054,7 @@ class Engine:
         from here, so nothing issued, rotated or killed): the contracts alone,
         without opening, and so creating, a store."""
         from agentctl.durations import check_days
+        from agentctl.reports import ExpiringItem, ExpiringReport
 
         today = self.today()
         horizon = today + timedelta(days=check_days(days))
@@ -1477,6 +1337,8 @@ class Engine:
     def _secret_ages(
         self, name: str | None, now: datetime, rows: SecretRows | None
     ) -> dict[str, list[SecretAge]]:
+        from agentctl.reports import SecretAge
+
         secrets: dict[str, list[SecretAge]] = {}
         for _, holder in self._secret_holders():
             for secret in holder.long_lived_secrets(rows):
@@ -1493,6 +1355,8 @@ class Engine:
         drift: Mapping[str, tuple[str, ...]],
         now: datetime,
     ) -> list[AgentView]:
+        from agentctl.reports import AgentView
+
         today = now.date()
         active = AgentStatus.ACTIVE
         views = []

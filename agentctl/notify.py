@@ -99,7 +99,7 @@ def service_of(url: str) -> str:
     return url.partition("://")[0].lower() or "?"
 
 
-class _DueItem(Protocol):  # what messages_for_expiring reads (engine.ExpiringItem)
+class _DueItem(Protocol):  # what messages_for_expiring reads (reports.ExpiringItem)
     @property
     def owner(self) -> str: ...
     @property

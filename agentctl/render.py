@@ -57,9 +57,10 @@ if TYPE_CHECKING:
     from agentctl.commands.state import StateReady
     from agentctl.commands.status import StatusResult
     from agentctl.commands.validate import ValidateResult
-    from agentctl.engine import ApplyReport, ExpiringReport, LifecycleReport, SecretAge
+    from agentctl.engine import LifecycleReport
     from agentctl.model import Problem
     from agentctl.plan import Plan
+    from agentctl.reports import ApplyReport, ExpiringReport, SecretAge
     from agentctl.secrets_migration import SecretMigrationResult
     from agentctl.state.records import AuditEvent
 
@@ -469,7 +470,7 @@ def _nothing_to_apply(result: NothingToApply, out: Output) -> None:
     out.line(f"[green]No changes.[/green] {result.agents} agents up to date.")
 
 
-@text_renderer("agentctl.engine.ApplyReport")
+@text_renderer("agentctl.reports.ApplyReport")
 def _apply(report: ApplyReport, out: Output) -> None:
     rows: list[list[Cell]] = []
     for agent in report.agents:
@@ -533,7 +534,7 @@ def _rotate(result: RotateResult, out: Output) -> None:
         out.line("No active agents to rotate.")
 
 
-@text_renderer("agentctl.engine.ExpiringReport")
+@text_renderer("agentctl.reports.ExpiringReport")
 def _expiring(report: ExpiringReport, out: Output) -> None:
     # Nothing due prints nothing: cron mails only on output.
     if not out.is_terminal:

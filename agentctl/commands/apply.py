@@ -17,9 +17,10 @@ from agentctl.model import JsonFields
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
-    from agentctl.engine import AgentApplyResult, ApplyReport, Engine
+    from agentctl.engine import Engine
     from agentctl.notify import Disabled
     from agentctl.plan import Plan
+    from agentctl.reports import AgentApplyResult, ApplyReport
 
 
 @dataclass(frozen=True)

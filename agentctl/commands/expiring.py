@@ -14,8 +14,8 @@ from agentctl.model import JsonFields
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
-    from agentctl.engine import ExpiringReport, OwnerDue
     from agentctl.notify import Delivery
+    from agentctl.reports import ExpiringReport, OwnerDue
 
 
 def expiring(session: Session, paths: Sequence[Path] | None, *, days: int) -> ExpiringReport:

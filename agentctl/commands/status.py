@@ -10,7 +10,7 @@ from agentctl.model import JsonFields
 
 if TYPE_CHECKING:
     from agentctl.commands.session import Session
-    from agentctl.engine import AgentView
+    from agentctl.reports import AgentView
 
 
 @dataclass(frozen=True)
