@@ -257,20 +257,45 @@ def test_what_the_run_path_does_not_do_is_the_stores_from_then_on(tmp_path: Path
     store.close()
 
 
-# What `credentials` and `exec` never need, each imported by the commands that do:
-# the state store's ORM, plans (and the AWS provider's plan payloads), the
-# plans' state snapshot, `audit` and `state` commands.
-NOT_ON_THE_RUN_PATH = (
-    "sqlalchemy",
+# What `credentials`, `exec` and `kill` never need, each imported by the commands
+# that do: plans (and the AWS provider's plan payloads), the plans' state
+# snapshot, apply/expiring/status reports, the `audit` and `state` commands.
+OFF_THE_RUN_PATH = (
     "agentctl.plan",
     "agentctl.providers.aws.changes",
     "agentctl.state.snapshot",
+    "agentctl.reports",
     "agentctl.commands.audit",
     "agentctl.commands.state",
 )
 
 
-def test_credentials_imports_nothing_off_its_path_and_kill_sees_what_it_recorded(
+def own_process(cli: Cli, *argv: str, never: tuple[str, ...]) -> tuple[int, list[str], str, str]:
+    """``agentctl ARGV`` in its own process, as a runtime host or an incident runs
+    it: its exit code, which of ``never`` it imported (sys.modules: modules
+    loaded by importlib.import_module count too), its stdout and stderr."""
+    code = (
+        "import sys, json\n"
+        "from datetime import datetime\n"
+        "from agentctl.cli.app import run\n"
+        f"now = datetime.fromisoformat({cli.now.isoformat()!r})\n"
+        f"code = run({list(argv)!r}, clock=lambda: now)\n"
+        f"loaded = sorted(m for m in sys.modules if m in {never!r} or m.split('.')[0] in {never!r})\n"
+        "print(json.dumps([code, loaded]), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli.env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    exit_code, loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    return exit_code, loaded, done.stdout, done.stderr
+
+
+def test_credentials_and_kill_import_nothing_off_their_path_and_kill_sees_the_record(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A keyed trail: the chain key in a real (encrypted-file) keyring backend.
@@ -282,26 +307,11 @@ def test_credentials_imports_nothing_off_its_path_and_kill_sees_what_it_recorded
     write_contract(cli.contracts, "reader-agent", aws=s3_read("bucket-a"))
     assert cli("apply", str(cli.contracts), "--yes").code == 0
     # Its own process, as a runtime host runs it.
-    code = (
-        "import sys, json\n"
-        "from datetime import datetime\n"
-        "from agentctl.cli.app import run\n"
-        f"now = datetime.fromisoformat({cli.now.isoformat()!r})\n"
-        "code = run(['credentials', 'reader-agent', '-o', 'json'], clock=lambda: now)\n"
-        f"heavy = [m for m in {NOT_ON_THE_RUN_PATH!r} if m in sys.modules]\n"
-        "print(json.dumps([code, heavy]), file=sys.stderr)\n"
-    )
-    env = cli.env
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=cli.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(done.stderr.strip().splitlines()[-1]) == [0, []], done.stderr
-    issued = json.loads(done.stdout)
+    credentials = ("credentials", "reader-agent", "-o", "json")
+    never = ("sqlalchemy", *OFF_THE_RUN_PATH)
+    code, loaded, out, err = own_process(cli, *credentials, never=never)
+    assert (code, loaded) == (0, []), err
+    issued = json.loads(out)
     credential_id = issued["credentials"][0]["credential_id"]
     with cli.state() as state:
         live = state.list_credentials(agent="reader-agent", live_at=cli.now)
@@ -314,18 +324,13 @@ def test_credentials_imports_nothing_off_its_path_and_kill_sees_what_it_recorded
     verified = cli("audit", "verify")
     assert verified.code == 0 and "NOT" not in verified.out, verified
     # kill sees and ends it: the agent is killed, its sessions refused from now on.
-    killed = cli("kill", "reader-agent", "--yes", "--reason", "test")
-    assert killed.code == 0, killed
-    refused = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=cli.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    code, loaded, out, err = own_process(
+        cli, "kill", "reader-agent", "--yes", "--reason", "test", never=OFF_THE_RUN_PATH
     )
-    assert json.loads(refused.stderr.strip().splitlines()[-1])[0] != 0
-    assert "killed" in refused.stderr
+    assert (code, loaded) == (0, []), err
+    code, loaded, out, err = own_process(cli, *credentials, never=never)
+    assert code != 0 and loaded == []
+    assert "killed" in err
     verified = cli("audit", "verify")
     assert verified.code == 0 and "NOT" not in verified.out, verified
     with cli.state() as state:
@@ -338,24 +343,8 @@ def test_exec_off_a_terminal_imports_no_rich_and_nothing_off_its_path(cli: Cli) 
     # once sent this line through a rich Console (~55 ms of import per run).
     write_contract(cli.contracts, "reader-agent", aws=s3_read("bucket-a"))
     assert cli("apply", str(cli.contracts), "--yes").code == 0
-    code = (
-        "import sys, json\n"
-        "from datetime import datetime\n"
-        "from agentctl.cli.app import run\n"
-        f"now = datetime.fromisoformat({cli.now.isoformat()!r})\n"
-        "code = run(['exec', 'reader-agent', '--', 'true'], clock=lambda: now)\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'rich'"
-        f" or m in {NOT_ON_THE_RUN_PATH!r})\n"
-        "print(json.dumps([code, heavy]), file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=cli.env,
-        cwd=cli.root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(done.stderr.strip().splitlines()[-1]) == [0, []], done.stderr
-    running = next(line for line in done.stderr.splitlines() if "running as" in line)
+    never = ("rich", "sqlalchemy", *OFF_THE_RUN_PATH)
+    code, loaded, _, err = own_process(cli, "exec", "reader-agent", "--", "true", never=never)
+    assert (code, loaded) == (0, []), err
+    running = next(line for line in err.splitlines() if "running as" in line)
     assert running.endswith("; aws:s3:GetObject,s3:ListBucket)"), running
