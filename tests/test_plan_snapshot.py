@@ -28,6 +28,8 @@ from agentctl.state.snapshot import read_plan_snapshot, sqlite_path
 # What a no-change apply never needs: the store, the SDKs, and rich (nothing is
 # drawn off a terminal); nor the validator, once its contracts met the cache.
 HEAVY = ("sqlalchemy", "boto3", "botocore", "githubkit", "keyring", "rich")
+# Nor the providers its contracts do not use (constructed on first use).
+UNUSED_PROVIDERS = ("agentctl.providers.github.lifecycle", "agentctl.providers.jira.lifecycle")
 VALIDATOR = "jsonschema"
 
 
@@ -118,13 +120,14 @@ def test_a_no_change_apply_imports_no_sqlalchemy_and_no_sdk_and_still_sees_a_cha
     assert first.code == 0, first
     assert cli.run("kill", "beta-agent", "--yes").code == 0
 
+    watched = (*HEAVY, *UNUSED_PROVIDERS, VALIDATOR)
     code = (
         "import sys, json\n"
         "from datetime import datetime\n"
         "from agentctl.cli.app import run\n"
         f"now = datetime.fromisoformat({NOW.isoformat()!r})\n"
         "code = run(['apply', sys.argv[1], '--yes'], clock=lambda: now)\n"
-        f"print(json.dumps([code, [m for m in {(*HEAVY, VALIDATOR)!r} if m in sys.modules]]))\n"
+        f"print(json.dumps([code, [m for m in {watched!r} if m in sys.modules]]))\n"
     )
 
     def no_change_apply() -> list[object]:
@@ -147,11 +150,24 @@ def test_a_no_change_apply_imports_no_sqlalchemy_and_no_sdk_and_still_sees_a_cha
     # ... and the next one finds them in the validation cache: no validator at all.
     assert no_change_apply() == [0, []]
 
-    # A changed contract is a change on the same path (and is applied).
+    # A changed contract is a change on the same path (and is applied), by an
+    # apply that constructs the AWS provider only: its contracts use no other.
     write_contract(contracts, "alpha-agent", aws=s3_read("bucket-b"))
-    changed = cli.run("apply", str(contracts), "--yes", "-o", "json")
-    assert changed.code == 0, changed
-    assert changed.json()["summary"]["changed"] == 1
+    changing = subprocess.run(
+        [sys.executable, "-c", code.replace("'--yes'", "'--yes', '-o', 'json'"), str(contracts)],
+        env=cli.env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert changing.returncode == 0, changing.stderr
+    *report, last = changing.stdout.strip().splitlines()
+    assert json.loads("\n".join(report))["summary"]["changed"] == 1
+    code_changed, imported_changed = json.loads(last)
+    assert code_changed == 0
+    assert not set(imported_changed) & set(UNUSED_PROVIDERS), imported_changed
+    assert "boto3" in imported_changed  # it did ask AWS
     assert cli.run("apply", str(contracts), "--yes").out.startswith("No changes.")
 
 

@@ -3,11 +3,15 @@ against them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +22,8 @@ from agentctl.config_file import parse_config_text
 from agentctl.errors import ConfigError
 from agentctl.providers import aws, github, jira
 from agentctl.providers.aws.settings import AwsSettings
-from agentctl.providers.registry import provider_specs
+from agentctl.providers.base import ProviderContext
+from agentctl.providers.registry import Providers, provider_specs
 from agentctl.schema import CONFIG_SCHEMA_FILE, CONTRACT_SCHEMA_FILE, config_json_schema, generated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +148,78 @@ def test_a_broken_plugin_leaves_the_other_providers_commands_in_the_cli(
     )
     assert validate.returncode != 0
     assert "'pagerduty'" in validate.stderr and "broken-plugin" in validate.stderr
+
+
+def _counting_factory(folder: Path) -> None:
+    """A provider factory module that counts its constructions (``made``)."""
+    (folder / "counting_provider.py").write_text(
+        "import threading\n"
+        "made = []\n"
+        "class Provider:\n"
+        "    def __init__(self, context):\n"
+        "        made.append(threading.get_ident())\n"
+        "def make(context):\n"
+        "    return Provider(context)\n"
+    )
+
+
+def _context() -> ProviderContext:
+    return ProviderContext(
+        config=Config(),
+        clock=lambda: datetime(2026, 12, 3, tzinfo=UTC),
+        state_factory=lambda: None,  # type: ignore[arg-type,return-value]
+        secrets_factory=lambda: None,  # type: ignore[arg-type,return-value]
+        client_options={},
+    )
+
+
+def test_providers_are_constructed_when_first_used_and_then_the_same_object(
+    fresh_registry: Path,
+) -> None:
+    _counting_factory(fresh_registry)
+    sys.modules.pop("counting_provider", None)
+    spec = dataclasses.replace(aws.SPEC, name="counted", provider="counting_provider:make")
+    providers = Providers({"counted": spec, "aws": aws.SPEC}, _context())
+    # Names, membership and size need no provider.
+    assert list(providers) == ["counted", "aws"] and len(providers) == 2
+    assert "counted" in providers and "github" not in providers
+    assert "counting_provider" not in sys.modules
+    with pytest.raises(KeyError):
+        providers["github"]
+    assert providers.get("github") is None
+
+    # Threads asking at once (a plan's) get one object, constructed once.
+    start = threading.Barrier(8)
+
+    def ask() -> object:
+        start.wait(timeout=60)
+        return providers["counted"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda _: ask(), range(8)))
+    made = sys.modules["counting_provider"].made
+    assert len(made) == 1
+    assert all(p is got[0] for p in got) and providers["counted"] is got[0]
+    assert dict(providers.items())["counted"] is got[0] and len(made) == 1
+    sys.modules.pop("counting_provider", None)
+
+
+def test_a_provider_that_cannot_be_constructed_fails_where_it_is_used(
+    fresh_registry: Path,
+) -> None:
+    # Its lifecycle module is gone (a half-installed plug-in, a missing SDK).
+    broken = dataclasses.replace(aws.SPEC, name="pagerduty", provider="no_such_module:make")
+    providers = Providers({"aws": aws.SPEC, "pagerduty": broken}, _context())
+    assert "pagerduty" in providers  # it is installed: plans still see its grants
+    assert providers["aws"].name == "aws"  # the others work
+    # Where it is used, the same error as when every provider was constructed up
+    # front; asking every provider (kill, status, rotate) meets it as before.
+    for use in (lambda: providers["pagerduty"], lambda: list(providers.values())):
+        with pytest.raises(ConfigError) as error:
+            use()
+        assert error.value.message == (
+            "the pagerduty provider 'no_such_module:make' cannot be loaded (ModuleNotFoundError)"
+        )
 
 
 # ------------------------------------------------------------------- schemas
