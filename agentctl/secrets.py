@@ -35,7 +35,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 from agentctl.config import SecretsSettings
 from agentctl.errors import SecretStoreError
@@ -106,24 +106,42 @@ class Secret:
 
 # What a credential looks like, for the guard below. Deliberately specific
 # (prefixes with the length of a real token) so hashes and ids do not trip it.
-_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+# Each kind also names the literals every match of its pattern contains
+# (tests/test_secrets.py checks them against the patterns): a value holding
+# none of them cannot match, and most values are checked by that alone.
+_SECRET_KINDS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     # ghs_ installation tokens come in two forms: 36 alphanumerics, and since
     # April 2026 the stateless ghs_<app id>_<JWT> (~520 characters, with dots and
     # underscores); GitHub's own pattern for both is ghs_[A-Za-z0-9._]{36,}.
     (
         "GitHub token",
+        ("gh", "github_pat_"),
         re.compile(
             r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|ghs_[0-9]+_[A-Za-z0-9._-]{20,}"
             r"|github_pat_[A-Za-z0-9_]{20,})"
         ),
     ),
-    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
-    ("PEM private key or certificate", re.compile(r"-----BEGIN")),
+    ("AWS access key id", ("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
+    ("PEM private key or certificate", ("-----BEGIN",), re.compile(r"-----BEGIN")),
     # Not anchored on a word boundary: a JWT embedded after "_" (a stateless
     # GitHub token whose prefix was cut off) is still a credential.
-    ("JSON Web Token", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
-    ("agentctl serve credential", re.compile(r"\bagentctl_(?:serve|sign)_[A-Za-z0-9_-]{20,}")),
+    (
+        "JSON Web Token",
+        ("eyJ",),
+        re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."),
+    ),
+    (
+        "agentctl serve credential",
+        ("agentctl_",),
+        re.compile(r"\bagentctl_(?:serve|sign)_[A-Za-z0-9_-]{20,}"),
+    ),
 )
+_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, pattern) for kind, _, pattern in _SECRET_KINDS
+)
+_SECRET_LITERALS = tuple(literal for _, literals, _ in _SECRET_KINDS for literal in literals)
+# Deeper values than this are left to the full walk (which recurses as before).
+_QUICK_DEPTH = 32
 
 
 class SecretLeakError(ValueError):
@@ -140,6 +158,52 @@ def check_no_secrets(value: object, where: str) -> None:
     Walks dicts, lists and tuples. The message names the place and the kind of
     secret, never the value.
     """
+    # Every audit event, resource and intent is checked (apply: several per
+    # agent). Most hold no string with any literal a secret pattern needs:
+    # that is settled by one look at their strings together. Anything else —
+    # a literal found, a Secret, a container other than dict/list/tuple, deep
+    # nesting — gets the full walk, which decides and names the place.
+    strings: list[str] = []
+    if _collect_strings(value, strings, 0):
+        text = "\n".join(strings)  # no literal holds "\n": none is found across two
+        if not any(literal in text for literal in _SECRET_LITERALS):
+            return
+    _check_each(value, where)
+
+
+def _collect_strings(value: object, strings: list[str], depth: int) -> bool:
+    """Append the strings the full walk would search; False when only the
+    full walk can judge ``value`` (see check_no_secrets)."""
+    if isinstance(value, Secret):
+        return False
+    if isinstance(value, str):
+        strings.append(value)
+        return True
+    kind = type(value)
+    if kind is dict:
+        if depth >= _QUICK_DEPTH:
+            return False
+        for key, item in cast("dict[object, object]", value).items():
+            if not (
+                _collect_strings(key, strings, depth + 1)
+                and _collect_strings(item, strings, depth + 1)
+            ):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth >= _QUICK_DEPTH:
+            return False
+        return all(
+            _collect_strings(item, strings, depth + 1)
+            for item in cast("list[object] | tuple[object, ...]", value)
+        )
+    # Another mapping or sequence type: the full walk iterates it. Anything
+    # else (numbers, None, dates) the full walk does not look into either.
+    return not isinstance(value, Mapping | list | tuple)
+
+
+def _check_each(value: object, where: str) -> None:
+    """The full walk: every string against every pattern, naming the first hit."""
     if isinstance(value, Secret):
         raise SecretLeakError(f"{where} is a Secret; never record secret values")
     if isinstance(value, str):
@@ -148,11 +212,11 @@ def check_no_secrets(value: object, where: str) -> None:
                 raise SecretLeakError(f"{where} looks like a {kind}; never record secret values")
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            check_no_secrets(key, f"{where} key")
-            check_no_secrets(item, f"{where}.{key}")
+            _check_each(key, f"{where} key")
+            _check_each(item, f"{where}.{key}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            check_no_secrets(item, f"{where}[{index}]")
+            _check_each(item, f"{where}[{index}]")
 
 
 class SecretStore(ABC):

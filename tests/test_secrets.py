@@ -13,17 +13,21 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from keyring.backend import KeyringBackend
 from keyring.compat import properties
 
 from agentctl.config import SecretsSettings
 from agentctl.errors import SecretStoreError
 from agentctl.secrets import (
+    _SECRET_KINDS,
     ENV_BACKEND,
     ENV_FILE,
     Secret,
     SecretLeakError,
     SecretStore,
+    _check_each,
     check_no_secrets,
     open_secret_store,
 )
@@ -120,6 +124,67 @@ def test_the_guard_catches_secret_looking_values(value: object) -> None:
 )
 def test_the_guard_lets_ordinary_values_through(value: str) -> None:
     check_no_secrets({"value": value, "list": [value], "n": 1, "none": None}, "detail")
+
+
+# The guard decides most values by the literals each pattern needs (one look at
+# all their strings); the full walk, which names the place and the kind, is the
+# reference it must agree with.
+
+# Pieces of every secret shape and of near misses, so random strings often
+# hold a literal, sometimes a whole secret, and sometimes a literal without one.
+_PIECES = (
+    "gh", "p_", "s_", "ghs_", "github_pat_", "ghp_", "AKIA", "ASIA", "-----BEGIN", "eyJ",
+    "agentctl_", "serve_", "sign_", "Zq9", "A1B2C3D4", "ABCDEFGHIJKLMNOP", "0123456789",
+    ".", "_", "-", " ", "\n", "x", "é", "arn:aws:iam::123456789012:role/a",
+)  # fmt: skip
+_text = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join) | st.text(max_size=20)
+_values = st.recursive(
+    st.none() | st.integers() | st.booleans() | _text | st.builds(Secret, _text),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(_text | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _verdict(check: object, value: object) -> str | None:
+    try:
+        check(value, "detail")  # type: ignore[operator]
+    except SecretLeakError as exc:
+        return str(exc)
+    return None
+
+
+@given(_values)
+def test_the_guard_says_exactly_what_the_full_walk_says(value: object) -> None:
+    assert _verdict(check_no_secrets, value) == _verdict(_check_each, value)
+
+
+@given(st.data())
+def test_every_secret_shape_holds_a_literal_of_its_kind(data: st.DataObject) -> None:
+    for kind, literals, pattern in _SECRET_KINDS:
+        text = data.draw(st.from_regex(pattern), label=kind)
+        match = pattern.search(text)
+        assert match is not None
+        assert any(literal in match.group() for literal in literals), (kind, match.group())
+
+
+def test_the_guard_walks_deep_and_unusual_values_in_full() -> None:
+    token = "ghp_" + "a" * 30
+    deep: object = token
+    for _ in range(40):  # deeper than the quick look goes
+        deep = [deep]
+    with pytest.raises(SecretLeakError, match=r"detail(\[0\]){40} looks like a GitHub token"):
+        check_no_secrets(deep, "detail")
+
+    class Settings(dict[str, object]):  # a mapping type of its own
+        pass
+
+    with pytest.raises(SecretLeakError, match=r"detail.key looks like a GitHub token"):
+        check_no_secrets(Settings(key=token), "detail")
+    check_no_secrets(Settings(key="nothing secret"), "detail")
 
 
 # -- the encrypted-file backend --------------------------------------------------------
