@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -45,8 +47,10 @@ from agentctl.providers.aws.policies import (
     KILL_POLICY,
     LOCKED_TRUST,
     REVOKE_OLDER_POLICY,
+    _bounded,
     grant_policy,
     normalise_policy,
+    role_description,
     session_field,
     tag_value,
 )
@@ -1058,6 +1062,36 @@ def test_session_fields_always_fit_sts(text: str) -> None:
     value = session_field(text)
     assert 2 <= len(value) <= 64
     assert all(ch.isascii() and (ch.isalnum() or ch in "_+=,.@-") for ch in value)
+
+
+# ASCII text (nearly every name, owner and purpose) is shaped by a translation
+# table; any text must come out exactly as the per-character rules say.
+def _shaped_as_the_rules_say(text: str, limit: int) -> None:
+    def each(ok: Callable[[str], bool], replacement: str) -> str:
+        return "".join(ch if ok(ch) else replacement for ch in text)
+
+    tag_ok = lambda ch: ch in "_.:/=+-@" or unicodedata.category(ch)[0] in "LZN"  # noqa: E731
+    assert tag_value(text, limit) == each(tag_ok, "_")[:limit]
+    assert tag_value(text) == each(tag_ok, "_")[:256]
+    description_ok = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]").fullmatch
+    assert role_description(text) == each(description_ok, "?")[:1000]
+    session_ok = re.compile(r"[A-Za-z0-9_+=,.@-]").fullmatch
+    assert session_field(text) == _bounded(each(session_ok, "_"), 64).ljust(2, "_")
+    assert session_field(text, limit) == _bounded(each(session_ok, "_"), limit).ljust(2, "_")
+
+
+@given(
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=1200) | st.text(max_size=300),
+    st.integers(min_value=10, max_value=300),
+)
+def test_value_shaping_is_the_per_character_rule(text: str, limit: int) -> None:
+    _shaped_as_the_rules_say(text, limit)
+
+
+def test_value_shaping_of_every_latin1_character() -> None:
+    every = "".join(map(chr, range(256)))
+    for text in [*every, every, every.encode("ascii", "ignore").decode()]:
+        _shaped_as_the_rules_say(text, 64)
 
 
 @given(
