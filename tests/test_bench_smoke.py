@@ -40,7 +40,15 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
     ),
     "bench_cli_exec.py": (
         ["--runs", "1"],
-        ["agentctl credentials NAME", "agentctl exec NAME -- true", "exec         / floor"],
+        [
+            "agentctl credentials NAME",
+            "agentctl exec NAME -- true",
+            "exec           / floor",
+            "its GitHub requests: ['POST /app/installations/{installation_id}/access_tokens']",
+            "agentctl credentials NAME (AWS + GitHub)",
+            "agentctl exec NAME -- true (AWS + GitHub)",
+            "gh-exec        / floor",
+        ],
     ),
     "bench_cli_apply.py": (
         ["--agents", "3", "--runs", "1"],
