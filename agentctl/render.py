@@ -429,29 +429,36 @@ def _plan(plan: Plan, out: Output) -> None:
         label = f"[bold]{escape(agent.agent)}[/bold]"
         if agent.disposition != "active":
             label += f" [dim]({agent.disposition})[/dim]"
-        out.line(label)
+        # A terminal groups an agent's lines under its name. Off it (CI logs,
+        # pipes, files) every line starts with the agent, so each is a whole
+        # record: `agentctl plan | grep NAME` finds all of that agent's changes.
+        if out.is_terminal:
+            out.line(label)
+            at = "  "
+        else:
+            at = f"{label}  "
         for change in changes:
             note = ""
             if agent.disposition == "orphan" and not plan.prune and change.mutating:
                 note = " [dim](only with --prune)[/dim]"
             kind = KIND_STYLE.get(change.kind.value, change.kind.value)
-            out.line(f"  {kind} {escape(change.summary)}{note}")
+            out.line(f"{at}{kind} {printable(change.summary)}{note}")
             # Field-by-field diffs say what an update changes; a create's fields are
             # the whole contract and only bury the summary (--output json has them).
             for field in change.fields if change.kind.value == "update" else ():
                 out.line(
-                    f"      {escape(field.field)}: [red]{escape(str(field.before))}[/red] → "
-                    f"[green]{escape(str(field.after))}[/green]"
+                    f"{at}    {printable(field.field)}: [red]{printable(str(field.before))}[/red]"
+                    f" → [green]{printable(str(field.after))}[/green]"
                 )
         if agent.record:
             out.line(
-                "  [cyan]· record[/cyan] in the state: the providers already match the "
+                f"{at}[cyan]· record[/cyan] in the state: the providers already match the "
                 "contract (an earlier apply was interrupted)"
             )
         for undone in agent.kill_undone:
-            out.line(f"  [bold red]! {escape(undone)}[/bold red]")
+            out.line(f"{at}[bold red]! {printable(undone)}[/bold red]")
         for error in agent.errors:
-            out.line(f"  [red]error[/red] {escape(error)}")
+            out.line(f"{at}[red]error[/red] {printable(error)}")
     summary = plan.summary
     counts = ", ".join(f"{n} to {k}" for k, n in sorted(summary.changes.items())) or "no changes"
     out.line(

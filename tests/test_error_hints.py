@@ -400,12 +400,12 @@ def test_each_user_error_exits_cleanly_with_a_hint_for_its_case(
     shown = f"agentctl {' '.join(argv)} -> {result.code}\n{result.out}\n{result.err}"
     assert result.code == case.code, shown
     # A command's error: `error: ...` and `hint: ...` on stderr. A plan's
-    # per-agent error (the plan itself is shown): `error aws: ... — hint`.
+    # per-agent error (the plan itself is shown): `NAME  error aws: ... — hint`.
     hints = [line for line in result.err.splitlines() if line.startswith("hint:")]
     hints += [
         line.partition(" — ")[2]
         for line in result.out.splitlines()
-        if line.strip().startswith("error ") and " — " in line
+        if "  error " in f"  {line}" and " — " in line
     ]
     assert hints, shown
     assert any(all(word in hint for word in case.hint) for hint in hints), shown
