@@ -180,6 +180,7 @@ class GitHubAgent:
     env: dict[str, str]  # agentctl's environment for this agent's own config and state
     floor: str  # the floor's JSON argument: API URL, App id, key file, installation, grant
     github_calls: list[str]  # the GitHub requests one `agentctl credentials` makes
+    exec_calls: list[str]  # and one `agentctl exec NAME -- true`
 
 
 def github_agent(work: Path, moto: Moto, github: GitHubServer, env: dict[str, str]) -> GitHubAgent:
@@ -267,6 +268,9 @@ def github_agent(work: Path, moto: Moto, github: GitHubServer, env: dict[str, st
     github.clear_requests()
     agentctl("credentials", GITHUB_AGENT)
     calls = [f"{r['method']} {r['route'] or r['path']}" for r in github.requests_made()]
+    github.clear_requests()
+    agentctl("exec", GITHUB_AGENT, "--", "true")
+    exec_calls = [f"{r['method']} {r['route'] or r['path']}" for r in github.requests_made()]
     minted = github.state()["tokens"][-1]
     floor = json.dumps(
         {
@@ -278,7 +282,7 @@ def github_agent(work: Path, moto: Moto, github: GitHubServer, env: dict[str, st
             "repositories": [GITHUB_REPOSITORY],
         }
     )
-    return GitHubAgent(env=gh_env, floor=floor, github_calls=calls)
+    return GitHubAgent(env=gh_env, floor=floor, github_calls=calls, exec_calls=exec_calls)
 
 
 READ_APP_KEY = """
@@ -362,6 +366,7 @@ def main() -> int:
                 agent = github_agent(work, moto, github, env)
                 github_calls = agent.github_calls
                 print(f"agent {GITHUB_AGENT} (AWS and GitHub); its GitHub requests: {github_calls}")
+                print(f"  exec's GitHub requests: {agent.exec_calls}")
                 sides["floor-gh-cred"] = lambda: run(
                     [
                         PYTHON,

@@ -45,6 +45,8 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
             "agentctl exec NAME -- true",
             "exec           / floor",
             "its GitHub requests: ['POST /app/installations/{installation_id}/access_tokens']",
+            "exec's GitHub requests: ['POST /app/installations/{installation_id}/access_tokens', "
+            "'DELETE /installation/token', 'GET /installation/repositories']",
             "agentctl credentials NAME (AWS + GitHub)",
             "agentctl exec NAME -- true (AWS + GitHub)",
             "gh-exec        / floor",
