@@ -298,17 +298,40 @@ def _broken_link(
     return None
 
 
+# A long trail reports progress once per this many events (a call per event
+# would cost a 1,000,000-event verify about a second).
+EVENTS_PER_STEP = 1000
+
+
+def counted(
+    events: Iterable[AuditEvent], step: Callable[[str], None] | None
+) -> Iterable[AuditEvent]:
+    """``events`` as they are; ``step("")`` after each ``EVENTS_PER_STEP`` of them."""
+    if step is None:
+        return events
+    return _counting(events, step)
+
+
+def _counting(events: Iterable[AuditEvent], step: Callable[[str], None]) -> Iterator[AuditEvent]:
+    for n, event in enumerate(events, 1):
+        yield event
+        if n % EVENTS_PER_STEP == 0:
+            step("")
+
+
 def verify_trail(
     store: StateStore,
     keys: ChainKeySource | None = None,
     anchors: AnchorStore | None = None,
     *,
     batch_size: int = AUDIT_BATCH_SIZE,
+    progress: Callable[[str], None] | None = None,
 ) -> VerifyResult:
     """``audit verify``: the store's whole trail, streamed, against its chain key
     (from the secret store) and its latest anchor. Never raises for a damaged
-    trail: every kind of damage is a finding."""
-    with store.audit_trail(batch_size) as (head, events):
+    trail: every kind of damage is a finding. ``progress``: see ``counted``."""
+    with store.audit_trail(batch_size) as (head, stream):
+        events = counted(stream, progress)
         trail = head.trail if head is not None else _recover_trail(store, keys, anchors)
         key = keys.current(trail) if keys is not None and trail else None
         anchor = anchors.latest(trail) if anchors is not None and trail else None

@@ -255,7 +255,12 @@ def _painter(console: TextConsole) -> Callable[[str, str], str]:
 
 @contextlib.contextmanager
 def progress(
-    errors: TextConsole, doing: str, *, show: bool = True
+    errors: TextConsole,
+    doing: str,
+    *,
+    show: bool = True,
+    unit: str = "agents",
+    per_step: int = 1,
 ) -> Iterator[Callable[[str], None]]:
     """Progress of a command that works through many agents (``plan``, ``status
     --refresh``): yields the callback to call with each agent's name when it
@@ -265,6 +270,8 @@ def progress(
     ``{doing} NAME  N agents  0:00:03``, erased when done. Off a terminal (a
     pipe, a file, cron) nothing at all: the result itself is a line per agent,
     and cron mails any output. Nor when not ``show`` (--quiet, nothing slow).
+    ``unit``/``per_step``: what is counted and by how many each call (audit
+    commands count events, a step per ``agentctl.audit.EVENTS_PER_STEP``).
     """
     if not show or not errors.is_terminal or cast("Console", errors).is_dumb_terminal:
         yield _no_progress
@@ -274,14 +281,18 @@ def progress(
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("[dim]{task.completed} agents"),
+        TextColumn(f"[dim]{{task.completed:,}} {unit}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=cast("Console", errors), transient=True) as shown:
         task = shown.add_task(doing, total=None)
 
         def advance(agent: str) -> None:
-            shown.update(task, advance=1, description=f"{doing} {escape(_printable(agent))}")
+            shown.update(
+                task,
+                advance=per_step,
+                description=f"{doing} {escape(_printable(agent))}" if agent else doing,
+            )
 
         yield advance
 

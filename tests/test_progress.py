@@ -130,3 +130,36 @@ def test_apply_shows_its_bar_on_a_terminal_only(cli: Cli) -> None:
     piped = cli.run("apply", str(cli.contracts), "--yes")
     assert piped.code == 0, piped
     assert "applying" not in piped.err and "\x1b" not in piped.err + piped.out
+
+
+@pytest.mark.parametrize("cli", ["subprocess"], indirect=True)
+def test_audit_verify_and_export_show_progress_on_a_terminal_only(applied: Cli) -> None:
+    """A long trail takes a while to verify or export (about 20 s per
+    1,000,000 events): a line on the terminal's stderr meanwhile."""
+    cli = applied
+    code, out, terminal = on_a_terminal(cli, "audit", "verify")
+    assert "verifying the audit trail" in terminal and "events" in terminal
+    assert "verifying" not in out and "\x1b" not in out
+    piped = cli.run("audit", "verify")
+    assert (piped.code, piped.out) == (code, out)  # the same result either way
+    assert "3 events" in out, out
+    assert "verifying" not in piped.err and "\x1b" not in piped.err
+
+    exported = cli.root / "trail.jsonl"
+    code, out, terminal = on_a_terminal(cli, "audit", "export", "-f", str(exported))
+    assert code == 0, terminal
+    assert "exporting the audit trail" in terminal
+    assert "exporting" not in out and "\x1b" not in out
+    piped = cli.run("audit", "export", "-f", str(exported))
+    assert piped.code == 0 and "exporting" not in piped.err and "\x1b" not in piped.err
+    assert len(exported.read_text().splitlines()) == 3  # one event per agent applied
+
+
+def test_a_long_trail_reports_progress_once_per_thousand_events() -> None:
+    from agentctl.audit import EVENTS_PER_STEP, counted
+
+    steps: list[str] = []
+    events = list(range(2 * EVENTS_PER_STEP + 5))
+    assert list(counted(events, steps.append)) == events  # type: ignore[arg-type]
+    assert steps == ["", ""]
+    assert counted(events, None) is events  # type: ignore[arg-type]

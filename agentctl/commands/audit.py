@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -74,10 +74,12 @@ def trail(session: Session) -> AuditTrail:
     return AuditTrail(_whole_trail(session.state()))
 
 
-def export(session: Session, path: str) -> AuditExported:
+def export(
+    session: Session, path: str, progress: Callable[[str], None] | None = None
+) -> AuditExported:
     """Write the whole trail to ``path`` as JSON Lines (created 0600: the trail
-    says who did what to which agent)."""
-    from agentctl.audit import export_jsonl
+    says who did what to which agent). ``progress``: agentctl.audit.counted."""
+    from agentctl.audit import counted, export_jsonl
 
     state = session.state()
     try:
@@ -85,16 +87,16 @@ def export(session: Session, path: str) -> AuditExported:
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle, state.audit_trail() as (_, trail):
-        count = export_jsonl(trail, handle)
+        count = export_jsonl(counted(trail, progress), handle)
     return AuditExported(count, path)
 
 
-def verify(session: Session) -> VerifyResult:
+def verify(session: Session, progress: Callable[[str], None] | None = None) -> VerifyResult:
     """Check the keyed chain, its head and its latest anchor."""
     from agentctl.audit import verify_trail
 
     keys = session.chain_keys()
-    result = verify_trail(session.state(), keys, session.anchors())
+    result = verify_trail(session.state(), keys, session.anchors(), progress=progress)
     return dataclasses.replace(result, can_key=keys.configured)
 
 
