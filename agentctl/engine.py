@@ -36,7 +36,7 @@ from agentctl.providers.base import (
 from agentctl.state.records import AuditDraft
 
 if TYPE_CHECKING:
-    from agentctl.audit import AuditJournal
+    from agentctl.audit_journal import AuditJournal
 
     # Imported by plan and apply where they need it: exec, credentials and kill
     # build an Engine too, and never plan.

@@ -20,7 +20,7 @@ from agentctl.providers.base import ProviderContext
 from agentctl.providers.registry import load_providers
 
 if TYPE_CHECKING:
-    from agentctl.audit import AuditJournal
+    from agentctl.audit_journal import AuditJournal
     from agentctl.secrets import SecretStore
     from agentctl.state import StateStore
 
@@ -50,7 +50,7 @@ def default_journal_path(config: Config) -> Path:
 
 
 def open_journal(config: Config) -> AuditJournal:
-    from agentctl.audit import AuditJournal
+    from agentctl.audit_journal import AuditJournal
 
     return AuditJournal(default_journal_path(config))
 
