@@ -11,21 +11,70 @@ more when the disk cache is cold. The loader only reads botocore's static
 data files (keyed here by the session's ``data_path`` setting,
 ``AWS_DATA_PATH``), so sharing it shares no credentials, profile, region or
 configuration: every session still resolves those itself.
+
+The identity check needs its session for one client only; it hands the
+session back (:func:`hand_back`) and the next :func:`new_session` asked for
+the same profile and region, in the same AWS environment and with the same
+AWS config files, gets that session instead of building another (a botocore
+session registers ~270 handlers and resolves the credentials again: ~10 ms of
+each `credentials` / `exec`, more under load). Only the next request may take
+it, and only one: a session is never used by two owners at once, nor handed
+to anyone in another environment.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from typing import Any
 
 _LOCK = threading.Lock()
 _LOADERS: dict[str | None, Any] = {}
+# At most one session its owner is done with, and what it was made from.
+_SPARE: list[tuple[tuple[object, ...], Any]] = []
+
+
+def _made_from(profile_name: str | None, region_name: str | None) -> tuple[object, ...]:
+    """What a session resolves its credentials, region and settings from: the
+    arguments, the AWS_* environment (hashed: it holds keys) and the AWS config
+    and credentials files as they are now (size and mtime)."""
+    environ = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    files: list[tuple[int, int, int] | None] = []
+    for variable, default in (
+        ("AWS_CONFIG_FILE", "~/.aws/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+    ):
+        try:
+            info = os.stat(os.path.expanduser(os.environ.get(variable) or default))
+            files.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        except OSError:
+            files.append(None)
+    digest = hashlib.sha256(repr(environ).encode("utf-8", "surrogateescape")).hexdigest()
+    return (profile_name, region_name, digest, tuple(files))
+
+
+def hand_back(
+    session: Any, *, profile_name: str | None = None, region_name: str | None = None
+) -> None:
+    """``session`` (from :func:`new_session` with these arguments) is no longer
+    used by its owner: the next :func:`new_session` may take it (see above)."""
+    made_from = _made_from(profile_name, region_name)
+    with _LOCK:
+        _SPARE[:] = [(made_from, session)]
 
 
 def new_session(*, profile_name: str | None = None, region_name: str | None = None) -> Any:
     """``boto3.session.Session(profile_name=..., region_name=...)``, with the
-    process's shared data loader. Raises what boto3 raises for the same
+    process's shared data loader (or the session handed back for these
+    arguments in this environment). Raises what boto3 raises for the same
     arguments (e.g. ``ProfileNotFound`` for an unknown profile)."""
+    made_from = _made_from(profile_name, region_name)
+    with _LOCK:
+        spare = _SPARE.pop() if _SPARE else None
+    if spare is not None and spare[0] == made_from:
+        return spare[1]
+
     import boto3
     import botocore.session
     from botocore.loaders import create_loader

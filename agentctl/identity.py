@@ -317,7 +317,7 @@ def _aws_caller(settings: Any) -> Principal:
     from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ProfileNotFound
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
-    from agentctl.aws_sessions import new_session
+    from agentctl.aws_sessions import hand_back, new_session
 
     profile = getattr(settings, "profile", None)
     runtime_profile = getattr(settings, "runtime_profile", None)
@@ -339,6 +339,9 @@ def _aws_caller(settings: Any) -> Principal:
                 user_agent_extra="agentctl",
             ),
         )
+        # This check needs no other client: the provider's next session for
+        # the same profile (the same principal) is this one (agentctl.aws_sessions).
+        hand_back(session, profile_name=profile)
         arn = str(client.get_caller_identity()["Arn"])
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code") or "error")

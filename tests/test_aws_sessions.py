@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.aws_sessions import new_session
+from agentctl.aws_sessions import hand_back, new_session
 
 
 @pytest.fixture
@@ -81,3 +81,48 @@ def test_a_different_data_path_gets_its_own_loader(
     custom = _loader(new_session())
     assert custom is not default
     assert str(extra) in custom.search_paths  # type: ignore[attr-defined]
+
+
+def test_a_session_handed_back_serves_the_next_request_alike_once(aws_files: Path) -> None:
+    checked = new_session(profile_name="one")
+    hand_back(checked, profile_name="one")
+    taken = new_session(profile_name="one")
+    assert taken is checked
+    assert taken.get_credentials().access_key == "AKIAONE"
+    assert new_session(profile_name="one") is not checked  # only once: never two owners
+
+
+def test_a_session_handed_back_never_serves_another_profile_or_region(aws_files: Path) -> None:
+    checked = new_session(profile_name="one")
+    hand_back(checked, profile_name="one")
+    other = new_session(profile_name="two")
+    assert other is not checked and other.get_credentials().access_key == "AKIATWO"
+    # Only the next request may take it: it is gone now.
+    assert new_session(profile_name="one") is not checked
+    hand_back(checked, profile_name="one")
+    assert new_session(profile_name="one", region_name="ap-south-1") is not checked
+
+
+def test_a_session_handed_back_never_serves_another_environment(
+    aws_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFIRST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "first-secret")
+    checked = new_session()
+    assert checked.get_credentials().access_key == "AKIAFIRST"
+    hand_back(checked)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIASECOND")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "second-secret")
+    after = new_session()
+    assert after is not checked and after.get_credentials().access_key == "AKIASECOND"
+
+
+def test_a_session_handed_back_never_serves_changed_config_files(aws_files: Path) -> None:
+    checked = new_session(profile_name="one")
+    hand_back(checked, profile_name="one")
+    aws_files.write_text(
+        "[profile one]\nregion = eu-west-1\naws_access_key_id = AKIAROTATED\n"
+        "aws_secret_access_key = rotated-secret\n"
+    )
+    after = new_session(profile_name="one")
+    assert after is not checked and after.get_credentials().access_key == "AKIAROTATED"
