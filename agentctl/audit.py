@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, ClassVar
 
 from agentctl.audit_journal import AuditJournal, read_jsonl
 from agentctl.audit_key import chain_key_name
-from agentctl.errors import StateError
+from agentctl.errors import DamagedStateRow, StateError
 from agentctl.model import JsonFields
 from agentctl.state.records import (
     AUDIT_BATCH_SIZE,
@@ -91,6 +91,20 @@ class VerifyResult:
 HeadLike = AuditHead | tuple[int, str]
 
 
+def _until_damaged(events: Iterable[AuditEvent]) -> Iterator[AuditEvent | DamagedStateRow]:
+    """``events``, then the DamagedStateRow that ended them, if one did."""
+    iterator = iter(events)
+    while True:
+        try:
+            event = next(iterator)
+        except StopIteration:
+            return
+        except DamagedStateRow as exc:
+            yield exc
+            return
+        yield event
+
+
 def verify_chain(
     events: Iterable[AuditEvent],
     head: HeadLike | None = None,
@@ -134,7 +148,15 @@ def verify_chain(
             anchor_where=anchor.where if anchor else None,
         )
 
-    for event in events:
+    for event in _until_damaged(events):
+        if isinstance(event, DamagedStateRow):
+            # A row that does not even read as an event (a time that is no
+            # time, a detail that is not JSON): edited outside agentctl.
+            return bad(
+                expected_seq,
+                f"event seq {expected_seq} was written or rewritten outside agentctl: "
+                f"{event.message.rpartition(': ')[2]}",
+            )
         broken = _broken_link(event, expected_seq, prev_hash, seq_of_hash)
         if broken is not None:
             return bad(*broken, event)

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, ClassVar
 from agentctl.clock import Clock, system_clock
 from agentctl.config import Config
 from agentctl.durations import MAX_DURATION_SECONDS
-from agentctl.errors import AgentctlError, GateRefused, NotFound, StateError, StateNotFound
+from agentctl.errors import (
+    AgentctlError,
+    DamagedStateRow,
+    GateRefused,
+    NotFound,
+    StateError,
+    StateNotFound,
+)
 from agentctl.identity import Actor
 from agentctl.kills import KILL_UNDONE, kill_undone
 from agentctl.model import AgentStatus, Contract, JsonFields
@@ -232,7 +239,7 @@ class Engine:
             state = read_plan_snapshot(self.snapshot_url)
         if state is None:
             try:
-                state = self.state
+                state = self.state.plan_snapshot()
             except StateNotFound:
                 # Nothing recorded yet (a first plan, or a pull request's CI with no
                 # state): every agent is new. Planning never creates the store.
@@ -757,12 +764,19 @@ class Engine:
                 "went ahead, and its audit event says nobody was verified"
             )
 
+        damaged: list[DamagedStateRow] = []
+
         def look_up() -> tuple[StateStore | None, AgentRecord | None]:
             state = self._try_state()
             if state is None:
                 return None, None
             try:
                 return state, state.get_agent(name)
+            except DamagedStateRow as exc:
+                # Its row holds what agentctl never wrote: the state itself
+                # works, and the kill is recorded over that row below.
+                damaged.append(exc)
+                return state, None
             except StateError:
                 return None, None
 
@@ -774,11 +788,19 @@ class Engine:
             state, record = lookup.result()
         if state is None:
             notes.append("state store unreachable: providers were searched by tag")
+        for exc in damaged:
+            notes.append(
+                f"{exc.message}; the providers were searched by the agent's name and tags, "
+                "and the kill is recorded over that row (restore the state from a backup "
+                "to recover its other columns)"
+            )
         # A provider that found nothing returns no resource id; one that could
         # not tell (not configured, unreachable, nothing recorded) is no
         # evidence either way.
-        found_anywhere = record is not None or any(
-            r.resource_id or not (r.ok or r.undetermined) for r in results
+        found_anywhere = (
+            record is not None
+            or bool(damaged)
+            or any(r.resource_id or not (r.ok or r.undetermined) for r in results)
         )
         if not found_anywhere and (state is not None or not any(r.undetermined for r in results)):
             unsure = [r for r in results if r.undetermined]
@@ -801,7 +823,11 @@ class Engine:
         state_recorded = False
         if state is not None:
             try:
-                if record is None:
+                if damaged:
+                    # Only the status columns are written: nothing of the
+                    # damaged row is read, and nothing else of it is guessed.
+                    state_recorded = state.set_agent_status(name, status, reason)
+                elif record is None:
                     state.upsert_agent(
                         name=name,
                         owner="unknown",
@@ -814,7 +840,8 @@ class Engine:
                     )
                 elif record.status != status:
                     state.set_agent_status(name, status, reason)
-                state_recorded = True
+                if not damaged:
+                    state_recorded = True
             except StateError as exc:
                 notes.append(
                     f"the state store did not take the kill ({exc.message}): "
@@ -1273,16 +1300,20 @@ class Engine:
         *,
         refresh: bool = False,
         progress: Callable[[str], None] | None = None,
+        damaged: list[DamagedStateRow] | None = None,
     ) -> list[AgentView]:
         """Agents as recorded; ``refresh`` also asks the providers, to report drift
-        (``progress`` is called with each agent's name once its providers answered)."""
+        (``progress`` is called with each agent's name once its providers answered).
+        ``damaged``: an agent row holding what agentctl never writes is added
+        there and left out, and the others are shown (without it: raised)."""
         now = self.clock()
         if not name and not refresh and self._state is None and self.snapshot_url is not None:
             from agentctl.state.snapshot import NotInSnapshot, read_status_snapshot
 
             # Every agent on a plain SQLite state: read with sqlite3, without
             # the SQLAlchemy import (None: the store decides, as below).
-            snapshot = read_status_snapshot(self.snapshot_url, now)
+            seen: list[DamagedStateRow] | None = None if damaged is None else []
+            snapshot = read_status_snapshot(self.snapshot_url, now, seen)
             if snapshot is not None:
                 try:
                     secrets = self._secret_ages(None, now, snapshot)
@@ -1291,6 +1322,8 @@ class Engine:
                     # stepped back): the store answers everything, as below
                     pass
                 else:
+                    if damaged is not None and seen:
+                        damaged.extend(seen)
                     return self._views(
                         snapshot.agents,
                         snapshot.providers,
@@ -1302,7 +1335,7 @@ class Engine:
         state = self.state
         full: list[AgentRecord | None] = []
         if name or refresh:  # drift needs each agent's applied contract
-            full = [state.get_agent(name)] if name else list(state.list_agents())
+            full = [state.get_agent(name)] if name else list(state.list_agents(damaged))
         if name and full[0] is None:
             raise NotFound(
                 f"no agent named {name!r} in the state store", hint="see `agentctl list`"
@@ -1321,7 +1354,7 @@ class Engine:
         # Without --refresh, every agent's row is read without its applied
         # contract and bookkeeping timestamps (most of the read at 10,000).
         records: Sequence[AgentRecord | AgentSummary | None] = (
-            full if name or refresh else state.agent_summaries()
+            full if name or refresh else state.agent_summaries(damaged)
         )
         # Three queries whatever the number of agents (10,000 agents took two
         # queries each, 37 s): resources and live credential counts in bulk.

@@ -116,3 +116,26 @@ class GateRefused(AgentctlError):
 
 class NotFound(AgentctlError):
     """The named agent, approval or record does not exist."""
+
+
+class DamagedStateRow(StateError):
+    """A row of the state database holds a value agentctl never writes (a bad
+    manual edit or restore, or a state-database writer's tampering). Names the
+    table, the row and the column, never the value. ``agent``: the agent the
+    row belongs to, when it belongs to one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        table: str,
+        row: str,
+        column: str,
+        agent: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.table = table
+        self.row = row
+        self.column = column
+        self.agent = agent

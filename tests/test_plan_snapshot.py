@@ -20,6 +20,7 @@ from aws_helpers import MotoServer, create_boundary, create_operator
 from cli_helpers import make_cli
 from contract_helpers import NOW, s3_read, write_contract
 
+from agentctl.errors import DamagedStateRow
 from agentctl.model import AgentStatus
 from agentctl.state import open_state
 from agentctl.state.records import SCHEMA_VERSION
@@ -98,11 +99,19 @@ def test_the_snapshot_steps_aside_when_only_the_store_can_tell(tmp_path: Path) -
     with sqlite3.connect(tmp_path / "state.db") as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION - 1,))
     assert read_plan_snapshot(url) is None
-    # A status this agentctl does not know.
+    # A status this agentctl does not know: not a question for the store, which
+    # reads rows through the same decoder; the damaged row is named at once.
     with sqlite3.connect(tmp_path / "state.db") as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         conn.execute("UPDATE agents SET status = 'paused' WHERE name = 'alpha-agent'")
-    assert read_plan_snapshot(url) is None
+    with pytest.raises(DamagedStateRow) as damaged:
+        read_plan_snapshot(url)
+    assert (damaged.value.table, damaged.value.column, damaged.value.agent) == (
+        "agents",
+        "status",
+        "alpha-agent",
+    )
+    assert "paused" not in damaged.value.message
 
 
 def test_a_no_change_apply_imports_no_sqlalchemy_and_no_sdk_and_still_sees_a_change(

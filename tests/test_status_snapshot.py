@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from contract_helpers import NOW
 
+from agentctl.errors import DamagedStateRow
 from agentctl.model import AgentStatus
 from agentctl.state import open_state
 from agentctl.state.records import SCHEMA_VERSION, LongLivedSecretRecord
@@ -138,10 +139,20 @@ def test_the_status_snapshot_steps_aside_when_only_the_store_can_tell(tmp_path: 
     with sqlite3.connect(tmp_path / "state.db") as conn:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         conn.execute("UPDATE agents SET status = 'paused' WHERE name = 'alpha-agent'")
-    assert read_status_snapshot(url, NOW) is None  # a status this agentctl does not know
+    # A damaged row is not a question for the store, which reads rows through
+    # the same decoder (agentctl.state.records): it is named at once, or, when
+    # the caller collects damaged agent rows, left out and collected.
+    with pytest.raises(
+        DamagedStateRow, match=r"table agents \(name 'alpha-agent'\): column status"
+    ):
+        read_status_snapshot(url, NOW)
     with sqlite3.connect(tmp_path / "state.db") as conn:
         conn.execute("UPDATE agents SET status = 'active', last_rotated_at = 'soon'")
-    assert read_status_snapshot(url, NOW) is None  # a timestamp the store would reject
+    damaged: list[DamagedStateRow] = []
+    snapshot = read_status_snapshot(url, NOW, damaged)
+    assert snapshot is not None and snapshot.agents == ()
+    agents = ["alpha-agent", "beta-agent", "delta-agent", "gamma-agent", "zeta-agent"]
+    assert [(d.agent, d.column) for d in damaged] == [(a, "last_rotated_at") for a in agents]
 
 
 # Status as the CLI shows it (through the snapshot), and as the store gives it

@@ -301,6 +301,13 @@ def status_command(
     with progress(stderr.console, "asking the providers", show=slow) as asked:
         result = status(app_context(ctx), name, refresh=refresh, progress=asked)
     show(result, output)
+    for row in result.damaged_rows or ():
+        stderr.print(f"[bold red]error:[/bold red] {escape(row.error)}")
+    if result.damaged_rows:
+        hint = result.damaged_rows[0].hint
+        if hint:
+            stderr.print(f"[dim]hint:[/dim] {escape(hint)}")
+        raise typer.Exit(EXIT_FAILURE)
     raise typer.Exit(EXIT_OK)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agentctl.errors import StateError
 from agentctl.secrets import check_no_secrets
-from agentctl.state.records import AuditDraft, AuditEvent, AuditHead
+from agentctl.state.records import AuditDraft, AuditEvent, AuditHead, audit_event
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -41,8 +41,9 @@ def audit_row(event: AuditEvent) -> dict[str, Any]:
     return row
 
 
-def event_of_row(row: Mapping[Any, Any]) -> AuditEvent:
-    return AuditEvent.from_dict({**row, "detail": json.loads(row["detail"])})
+def event_of_row(row: Mapping[Any, Any], url: str) -> AuditEvent:
+    """The stored event (a damaged row: DamagedStateRow, naming its seq and column)."""
+    return audit_event(url, row)
 
 
 def new_event(draft: AuditDraft, *, operator: str, id: str, time: datetime) -> AuditEvent:

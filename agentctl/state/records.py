@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from agentctl.errors import DamagedStateRow
 from agentctl.model import AgentStatus
 
 # The schema version this agentctl writes (agentctl.state.schema.LATEST_VERSION,
@@ -371,3 +372,327 @@ class AuditHead:
     mac: str | None = None
     key_id: str | None = None
     trail: str | None = None  # the trail's name (its key and anchors are filed under it)
+
+
+# -- reading stored rows back, checked -------------------------------------------
+#
+# Every reader of the state (the SQLAlchemy store, and the sqlite3 fast paths
+# of exec/credentials and status/plan) turns rows into records here. A value
+# agentctl never writes — a status it does not know, a timestamp that is no
+# timestamp, a document that is not JSON, NULL or a number where text belongs
+# (SQLite keeps anything in any column) — comes from outside agentctl: a bad
+# manual edit or restore, or whoever can write the state database. It becomes
+# a DamagedStateRow naming the state, the table, the row and the column, and
+# never the value (a state writer chooses it: it may look like a secret, or
+# hold terminal escapes).
+
+
+class Unreadable:
+    """What a checked column type (agentctl.state.schema) gives for a stored
+    value the driver could not read as that type (SQLite keeps any text in a
+    DATETIME column). Holds nothing of the value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unreadable stored value>"
+
+
+UNREADABLE = Unreadable()
+StrEnumT = TypeVar("StrEnumT", bound=StrEnum)
+
+# The columns that name a row, per table (shown in the message).
+_ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "agents": ("name",),
+    "resources": ("agent", "provider"),
+    "credentials": ("id", "agent"),
+    "long_lived_secrets": ("agent", "provider", "kind"),
+    "intents": ("agent", "provider", "action"),
+    "approvals": ("id", "agent"),
+    "audit_events": ("seq",),
+}
+
+DAMAGED_ROW_HINT = (
+    "the row was changed outside agentctl (a manual edit, a partial restore, or "
+    "whoever can write the state database): restore the state database from a "
+    "backup or correct that column by hand, and run `agentctl audit verify` to see "
+    "whether the audit trail was touched too; `agentctl kill NAME` still revokes an "
+    "agent in every system (it finds it by its name and tags)"
+)
+
+
+def shown_key(value: object) -> str:
+    """A row's key as a message may show it: quoted and escaped, cut short, and
+    never a value that looks like a secret."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        return "(unreadable)" if value is None or isinstance(value, Unreadable) else "(not text)"
+    from agentctl.secrets import SecretLeakError, check_no_secrets
+
+    try:
+        check_no_secrets(value, "key")
+    except SecretLeakError:
+        return "(a value that looks like a secret)"
+    return repr(value if len(value) <= 64 else value[:61] + "...")
+
+
+class StoredRow:
+    """One stored row, read column by column: each accessor returns the
+    column's value as agentctl wrote it, or raises DamagedStateRow."""
+
+    __slots__ = ("_table", "_url", "_values")
+
+    def __init__(self, url: str, table: str, values: Mapping[Any, Any]) -> None:
+        self._url = url
+        self._table = table
+        self._values = values
+
+    def damaged(self, column: str, problem: str) -> DamagedStateRow:
+        keys = _ROW_KEYS.get(self._table, ())
+        label = ", ".join(f"{key} {shown_key(self._values.get(key))}" for key in keys)
+        owner = "name" if self._table == "agents" else "agent"
+        agent = self._values.get(owner)
+        return DamagedStateRow(
+            f"state store {self._url}: damaged row in table {self._table} "
+            f"({label or 'no key'}): column {column} {problem}",
+            hint=DAMAGED_ROW_HINT,
+            table=self._table,
+            row=label,
+            column=column,
+            agent=agent if isinstance(agent, str) else None,
+        )
+
+    def text(self, column: str) -> str:
+        value = self._values[column]
+        if isinstance(value, str):
+            return value
+        raise self.damaged(column, "is empty (NULL)" if value is None else "is not text")
+
+    def optional_text(self, column: str) -> str | None:
+        value = self._values[column]
+        if value is None or isinstance(value, str):
+            return value
+        raise self.damaged(column, "is not text")
+
+    def time(self, column: str) -> datetime:
+        found = self.optional_time(column)
+        if found is None:
+            raise self.damaged(column, "is empty (NULL), and it must hold a time")
+        return found
+
+    def optional_time(self, column: str) -> datetime | None:
+        value = self._values[column]
+        if value is None:
+            return None
+        if isinstance(value, str):  # the sqlite3 readers get the stored text
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                value = UNREADABLE
+        if not isinstance(value, datetime):
+            raise self.damaged(column, "is not a timestamp")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def day(self, column: str) -> date | None:
+        value = self._values[column]
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        elif isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        raise self.damaged(column, "is not a date (YYYY-MM-DD)")
+
+    def json_object(self, column: str) -> dict[str, Any]:
+        found = self.optional_json_object(column)
+        if found is None:
+            raise self.damaged(column, "is empty, and it must hold a JSON object")
+        return found
+
+    def optional_json_object(self, column: str) -> dict[str, Any] | None:
+        """A JSON object, or None for NULL or an empty text (how the store reads a document)."""
+        value = self._values[column]
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                found = json.loads(value)
+            except (ValueError, RecursionError):
+                raise self.damaged(column, "is not JSON") from None
+            if isinstance(found, dict):
+                return found
+        raise self.damaged(column, "is not a JSON object")
+
+    def choice(self, column: str, kind: type[StrEnumT]) -> StrEnumT:
+        value = self._values[column]
+        try:
+            return kind(value)
+        except ValueError:
+            known = ", ".join(member.value for member in kind)
+            raise self.damaged(
+                column, f"is not a {column} agentctl knows (one of: {known})"
+            ) from None
+
+
+RecordT = TypeVar("RecordT")
+
+
+def decode_rows(
+    decode: Callable[[str, Mapping[Any, Any]], RecordT],
+    url: str,
+    rows: Iterable[Mapping[Any, Any]],
+    damaged: list[DamagedStateRow] | None,
+) -> list[RecordT]:
+    """Every row decoded; with ``damaged`` (a list), a damaged row is added to
+    it and left out instead of ending the read (``status`` shows the healthy
+    rows and names the damaged ones)."""
+    if damaged is None:
+        return [decode(url, row) for row in rows]
+    found: list[RecordT] = []
+    for row in rows:
+        try:
+            found.append(decode(url, row))
+        except DamagedStateRow as exc:
+            damaged.append(exc)
+    return found
+
+
+def audit_event(url: str, values: Mapping[Any, Any]) -> AuditEvent:
+    """One stored audit event. Its time and detail are the exact text that was
+    hashed; one that does not even parse was written outside agentctl (verify
+    reports it as a break of the chain at that seq)."""
+    try:
+        return AuditEvent.from_dict({**values, "detail": _detail(values["detail"])})
+    except (ValueError, TypeError, KeyError, RecursionError):
+        pass
+    row = StoredRow(url, "audit_events", values)
+    if not isinstance(values.get("seq"), int):
+        raise row.damaged("seq", "is not a number")
+    for column in ("id", "actor", "action", "target", "result", "operator", "prev_hash", "hash"):
+        row.text(column)
+    for column in ("on_behalf_of", "scope", "trigger", "mac"):
+        row.optional_text(column)
+    try:
+        moment = datetime.fromisoformat(row.text("time"))
+    except ValueError:
+        raise row.damaged("time", "is not a timestamp") from None
+    if moment.tzinfo is None:
+        raise row.damaged("time", "is not a timestamp with a time zone")
+    row.json_object("detail")
+    raise row.damaged("detail", "is not what agentctl writes")
+
+
+def _detail(text: Any) -> dict[str, Any]:
+    found = json.loads(text)
+    if not isinstance(found, dict):
+        raise TypeError("an audit detail is a JSON object")
+    return found
+
+
+def agent_record(url: str, values: Mapping[Any, Any]) -> AgentRecord:
+    row = StoredRow(url, "agents", values)
+    return AgentRecord(
+        name=row.text("name"),
+        owner=row.text("owner"),
+        purpose=row.text("purpose"),
+        execution_mode=row.text("execution_mode"),
+        expiry=row.day("expiry"),
+        status=row.choice("status", AgentStatus),
+        contract_hash=row.optional_text("contract_hash"),
+        status_reason=row.optional_text("status_reason"),
+        created_at=row.time("created_at"),
+        updated_at=row.time("updated_at"),
+        killed_at=row.optional_time("killed_at"),
+        last_rotated_at=row.optional_time("last_rotated_at"),
+        document=row.optional_json_object("document"),
+    )
+
+
+def agent_summary(url: str, values: Mapping[Any, Any]) -> AgentSummary:
+    row = StoredRow(url, "agents", values)
+    return AgentSummary(
+        name=row.text("name"),
+        owner=row.text("owner"),
+        execution_mode=row.text("execution_mode"),
+        expiry=row.day("expiry"),
+        status=row.choice("status", AgentStatus),
+        status_reason=row.optional_text("status_reason"),
+        last_rotated_at=row.optional_time("last_rotated_at"),
+    )
+
+
+def resource_record(url: str, values: Mapping[Any, Any]) -> ResourceRecord:
+    row = StoredRow(url, "resources", values)
+    return ResourceRecord(
+        agent=row.text("agent"),
+        provider=row.text("provider"),
+        resource_id=row.text("resource_id"),
+        attributes=row.json_object("attributes"),
+        applied_hash=row.optional_text("applied_hash"),
+        updated_at=row.time("updated_at"),
+    )
+
+
+def credential_record(url: str, values: Mapping[Any, Any]) -> CredentialRecord:
+    row = StoredRow(url, "credentials", values)
+    return CredentialRecord(
+        id=row.text("id"),
+        agent=row.text("agent"),
+        provider=row.text("provider"),
+        kind=row.text("kind"),
+        fingerprint=row.text("fingerprint"),
+        issued_at=row.time("issued_at"),
+        expires_at=row.time("expires_at"),
+        revoked_at=row.optional_time("revoked_at"),
+        on_behalf_of=row.optional_text("on_behalf_of"),
+        trigger=row.optional_text("trigger"),
+        secret_ref=row.optional_text("secret_ref"),
+    )
+
+
+def long_lived_secret_record(url: str, values: Mapping[Any, Any]) -> LongLivedSecretRecord:
+    row = StoredRow(url, "long_lived_secrets", values)
+    return LongLivedSecretRecord(
+        agent=row.text("agent"),
+        provider=row.text("provider"),
+        kind=row.text("kind"),
+        key_id=row.text("key_id"),
+        fingerprint=row.optional_text("fingerprint"),
+        created_at=row.optional_time("created_at"),
+        tracked_since=row.time("tracked_since"),
+        expires_at=row.optional_time("expires_at"),
+    )
+
+
+def intent_record(url: str, values: Mapping[Any, Any]) -> IntentRecord:
+    row = StoredRow(url, "intents", values)
+    return IntentRecord(
+        agent=row.text("agent"),
+        provider=row.text("provider"),
+        action=row.text("action"),
+        detail=row.json_object("detail"),
+        created_at=row.time("created_at"),
+    )
+
+
+def approval_record(url: str, values: Mapping[Any, Any]) -> ApprovalRecord:
+    row = StoredRow(url, "approvals", values)
+    return ApprovalRecord(
+        id=row.text("id"),
+        agent=row.text("agent"),
+        requester=row.text("requester"),
+        on_behalf_of=row.optional_text("on_behalf_of"),
+        trigger=row.optional_text("trigger"),
+        command=row.text("command"),
+        status=row.choice("status", ApprovalStatus),
+        created_at=row.time("created_at"),
+        expires_at=row.time("expires_at"),
+        decided_by=row.optional_text("decided_by"),
+        decided_at=row.optional_time("decided_at"),
+        used_at=row.optional_time("used_at"),
+        reason=row.optional_text("reason"),
+    )

@@ -32,18 +32,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from agentctl.clock import Clock, system_clock
 from agentctl.errors import StateError
-from agentctl.model import AgentStatus
 from agentctl.secrets import check_no_secrets
 from agentctl.state.chain import append_event, event_of_row, new_event
 from agentctl.state.records import (
@@ -54,8 +52,9 @@ from agentctl.state.records import (
     AuditHead,
     CredentialRecord,
     ResourceRecord,
+    agent_record,
     format_time,
-    read_stored_time,
+    resource_record,
     stored_time,
 )
 from agentctl.state.room import MIN_FREE_BYTES, free_bytes, sqlite_cause, sqlite_path
@@ -92,40 +91,8 @@ _CREDENTIAL_COLUMNS = (
 )
 
 
-def _required_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def _agent(row: tuple[Any, ...]) -> AgentRecord:
-    (name, owner, purpose, mode, expiry, status, contract_hash, reason) = row[:8]
-    created, updated, killed, rotated, document = row[8:]
-    return AgentRecord(
-        name=name,
-        owner=owner,
-        purpose=purpose,
-        execution_mode=mode,
-        expiry=None if expiry is None else date.fromisoformat(expiry),
-        status=AgentStatus(status),
-        contract_hash=contract_hash,
-        status_reason=reason,
-        created_at=_required_time(created),
-        updated_at=_required_time(updated),
-        killed_at=read_stored_time(killed),
-        last_rotated_at=read_stored_time(rotated),
-        document=json.loads(document) if document else None,
-    )
-
-
-def _resource(row: tuple[Any, ...]) -> ResourceRecord:
-    agent, provider, resource_id, attributes, applied_hash, updated = row
-    return ResourceRecord(
-        agent=agent,
-        provider=provider,
-        resource_id=resource_id,
-        attributes=json.loads(attributes),
-        applied_hash=applied_hash,
-        updated_at=_required_time(updated),
-    )
+_AGENT_NAMES = tuple(name.strip() for name in _AGENT_COLUMNS.split(","))
+_RESOURCE_NAMES = tuple(name.strip() for name in _RESOURCE_COLUMNS.split(","))
 
 
 def open_run_state(
@@ -167,8 +134,9 @@ def _writable(path: Path) -> bool:
 class _SqliteChain:
     """The audit chain's rows in one sqlite3 write transaction (agentctl.state.chain)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, url: str) -> None:
         self._conn = conn
+        self._url = url
 
     def head(self) -> AuditHead | None:
         row = self._conn.execute(
@@ -178,7 +146,8 @@ class _SqliteChain:
 
     def stored(self, id: str) -> AuditEvent | None:
         found = _events(
-            self._conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit_events WHERE id = ?", (id,))
+            self._conn.execute(f"SELECT {_AUDIT_COLUMNS} FROM audit_events WHERE id = ?", (id,)),
+            self._url,
         )
         return found[0] if found else None
 
@@ -197,9 +166,9 @@ class _SqliteChain:
         )
 
 
-def _events(cursor: sqlite3.Cursor) -> list[AuditEvent]:
+def _events(cursor: sqlite3.Cursor, url: str) -> list[AuditEvent]:
     names = [d[0] for d in cursor.description]
-    return [event_of_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+    return [event_of_row(dict(zip(names, row, strict=True)), url) for row in cursor.fetchall()]
 
 
 class _SchemaMoved(Exception):
@@ -392,7 +361,9 @@ class RunState:
         if self._store is not None:
             return self._store.get_agent(name)
         rows = self._rows(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE name = ?", (name,))
-        return _agent(rows[0]) if rows else None
+        return (
+            agent_record(self.url, dict(zip(_AGENT_NAMES, rows[0], strict=True))) if rows else None
+        )
 
     def get_resource(self, agent: str, provider: str) -> ResourceRecord | None:
         if self._store is not None:
@@ -401,7 +372,7 @@ class RunState:
             f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE agent = ? AND provider = ?",
             (agent, provider),
         )
-        return _resource(rows[0]) if rows else None
+        return self._resource(rows[0]) if rows else None
 
     def list_resources(self, agent: str | None = None) -> list[ResourceRecord]:
         if self._store is not None or agent is None:
@@ -410,7 +381,10 @@ class RunState:
             f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE agent = ? ORDER BY provider",
             (agent,),
         )
-        return [_resource(row) for row in rows]
+        return [self._resource(row) for row in rows]
+
+    def _resource(self, row: tuple[Any, ...]) -> ResourceRecord:
+        return resource_record(self.url, dict(zip(_RESOURCE_NAMES, row, strict=True)))
 
     @_or_store
     def add_credential(
@@ -506,7 +480,7 @@ class RunState:
         )
         with self._write() as conn:
             event, head, appended = append_event(
-                _SqliteChain(conn),
+                _SqliteChain(conn, self.url),
                 event,
                 replay=id is not None,
                 chain_keys=self._chain_keys,
@@ -549,5 +523,5 @@ class RunState:
         else:
             sql += " ORDER BY seq"
         with self._lock, self._errors():
-            events = _events(self._conn.execute(sql, params))
+            events = _events(self._conn.execute(sql, params), self.url)
         return events[::-1] if limit is not None else events

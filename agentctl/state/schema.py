@@ -13,13 +13,14 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from agentctl.errors import StateError
-from agentctl.state.records import GENESIS_HASH, SCHEMA_VERSION
+from agentctl.state.records import GENESIS_HASH, SCHEMA_VERSION, UNREADABLE
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -47,6 +48,38 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        return _checked(super().result_processor(dialect, coltype))
+
+
+class CheckedDate(sa.types.TypeDecorator[date]):
+    """A date column whose stored text SQLite could not read as a date reads
+    back as :data:`~agentctl.state.records.UNREADABLE` (see _checked)."""
+
+    impl = sa.Date
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        return _checked(super().result_processor(dialect, coltype))
+
+
+def _checked(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """``process`` (a driver value -> Python value conversion), giving UNREADABLE
+    for a stored value it cannot convert instead of raising mid-fetch: SQLite
+    keeps any text in a DATETIME or DATE column, and only the row decoders
+    (agentctl.state.records.StoredRow) can say which row and column is
+    damaged, and that it is damage, not a bug."""
+    if process is None:
+        return None
+
+    def checked(value: Any) -> Any:
+        try:
+            return process(value)
+        except (ValueError, TypeError, OverflowError):
+            return UNREADABLE
+
+    return checked
+
 
 metadata = sa.MetaData()
 
@@ -61,7 +94,7 @@ agents = sa.Table(
     sa.Column("owner", sa.String, nullable=False),
     sa.Column("purpose", sa.String, nullable=False),
     sa.Column("execution_mode", sa.String, nullable=False),
-    sa.Column("expiry", sa.Date),
+    sa.Column("expiry", CheckedDate),
     sa.Column("status", sa.String, nullable=False),
     sa.Column("contract_hash", sa.String),
     sa.Column("status_reason", sa.String),
@@ -253,7 +286,7 @@ def _v1_initial(conn: Connection) -> None:
         sa.Column("owner", sa.String, nullable=False),
         sa.Column("purpose", sa.String, nullable=False),
         sa.Column("execution_mode", sa.String, nullable=False),
-        sa.Column("expiry", sa.Date),
+        sa.Column("expiry", CheckedDate),
         sa.Column("status", sa.String, nullable=False),
         sa.Column("contract_hash", sa.String),
         sa.Column("status_reason", sa.String),

@@ -22,19 +22,25 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from agentctl.errors import DamagedStateRow
 from agentctl.model import AgentStatus
 from agentctl.state.records import (
     SCHEMA_VERSION,
     AgentSummary,
     CredentialRecord,
     LongLivedSecretRecord,
-    read_stored_time,
+    StoredRow,
+    agent_summary,
+    credential_record,
+    decode_rows,
+    long_lived_secret_record,
     stored_time,
 )
 from agentctl.state.room import sqlite_path
@@ -133,27 +139,53 @@ def read_plan_snapshot(url: str) -> PlanSnapshot | None:
             if conn is None:
                 return None
             agents = tuple(
-                RecordedAgent(name, owner, AgentStatus(status), contract_hash)
-                for name, owner, status, contract_hash in conn.execute(
-                    "SELECT name, owner, status, contract_hash FROM agents ORDER BY name"
+                recorded_agent(url, row)
+                for row in _named_rows(
+                    conn.execute(
+                        "SELECT name, owner, status, contract_hash FROM agents ORDER BY name"
+                    )
                 )
             )
             resources = tuple(
-                RecordedResource(agent, provider, applied_hash)
-                for agent, provider, applied_hash in conn.execute(
-                    "SELECT agent, provider, applied_hash FROM resources ORDER BY agent, provider"
+                recorded_resource(url, row)
+                for row in _named_rows(
+                    conn.execute(
+                        "SELECT agent, provider, applied_hash FROM resources "
+                        "ORDER BY agent, provider"
+                    )
                 )
             )
-    except (sqlite3.Error, ValueError):
+    except sqlite3.Error:
         return None
     return PlanSnapshot(agents, resources)
 
 
+def _named_rows(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    """Each row of ``cursor`` by column name (what the row decoders read)."""
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def recorded_agent(url: str, values: Mapping[Any, Any]) -> RecordedAgent:
+    """What a plan compares of an agent row (the store's plan_snapshot too)."""
+    row = StoredRow(url, "agents", values)
+    return RecordedAgent(
+        row.text("name"),
+        row.text("owner"),
+        row.choice("status", AgentStatus),
+        row.optional_text("contract_hash"),
+    )
+
+
+def recorded_resource(url: str, values: Mapping[Any, Any]) -> RecordedResource:
+    row = StoredRow(url, "resources", values)
+    return RecordedResource(
+        row.text("agent"), row.text("provider"), row.optional_text("applied_hash")
+    )
+
+
 # -- status ----------------------------------------------------------------------
-
-
-def _date(text: str | None) -> date | None:
-    return None if text is None else date.fromisoformat(text)
 
 
 class NotInSnapshot(LookupError):
@@ -213,26 +245,28 @@ class StatusSnapshot:
         ]
 
 
-def read_status_snapshot(url: str, live_at: datetime) -> StatusSnapshot | None:
+def read_status_snapshot(
+    url: str, live_at: datetime, damaged: list[DamagedStateRow] | None = None
+) -> StatusSnapshot | None:
     """What ``status`` shows of every agent recorded at ``url``, credentials
-    counted live at ``live_at``; None when only the full store can tell."""
+    counted live at ``live_at``; None when only the full store can tell.
+    ``damaged``: damaged agent rows are collected there and left out
+    (agentctl.state.records.decode_rows) instead of ending the read."""
     try:
         with _read_transaction(url) as conn:
             if conn is None:
                 return None
             agents = tuple(
-                AgentSummary(
-                    name,
-                    owner,
-                    mode,
-                    _date(expiry),
-                    AgentStatus(status),
-                    reason,
-                    read_stored_time(rotated),
-                )
-                for name, owner, mode, expiry, status, reason, rotated in conn.execute(
-                    "SELECT name, owner, execution_mode, expiry, status, status_reason, "
-                    "last_rotated_at FROM agents ORDER BY name"
+                decode_rows(
+                    agent_summary,
+                    url,
+                    _named_rows(
+                        conn.execute(
+                            "SELECT name, owner, execution_mode, expiry, status, status_reason, "
+                            "last_rotated_at FROM agents ORDER BY name"
+                        )
+                    ),
+                    damaged,
                 )
             )
             providers: dict[str, list[str]] = {}
@@ -241,50 +275,26 @@ def read_status_snapshot(url: str, live_at: datetime) -> StatusSnapshot | None:
             ):
                 providers.setdefault(agent, []).append(provider)
             live = tuple(
-                CredentialRecord(
-                    id=id,
-                    agent=agent,
-                    provider=provider,
-                    kind=kind,
-                    fingerprint=fingerprint,
-                    issued_at=_aware(issued),
-                    expires_at=_aware(expires),
-                    revoked_at=None,
-                    on_behalf_of=on_behalf_of,
-                    trigger=trigger,
-                    secret_ref=secret_ref,
-                )
-                for id, agent, provider, kind, fingerprint, issued, expires, on_behalf_of, trigger, secret_ref in conn.execute(
-                    "SELECT id, agent, provider, kind, fingerprint, issued_at, expires_at, "
-                    'on_behalf_of, "trigger", secret_ref FROM credentials '
-                    "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY issued_at, id",
-                    (stored_time(live_at),),
+                credential_record(url, {**row, "revoked_at": None})
+                for row in _named_rows(
+                    conn.execute(
+                        "SELECT id, agent, provider, kind, fingerprint, issued_at, expires_at, "
+                        'on_behalf_of, "trigger", secret_ref FROM credentials '
+                        "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY issued_at, id",
+                        (stored_time(live_at),),
+                    )
                 )
             )
             long_lived = tuple(
-                LongLivedSecretRecord(
-                    agent=agent,
-                    provider=provider,
-                    kind=kind,
-                    key_id=key_id,
-                    fingerprint=fingerprint,
-                    created_at=read_stored_time(created),
-                    tracked_since=_aware(tracked),
-                    expires_at=read_stored_time(expires),
-                )
-                for agent, provider, kind, key_id, fingerprint, created, tracked, expires in conn.execute(
-                    "SELECT agent, provider, kind, key_id, fingerprint, created_at, "
-                    "tracked_since, expires_at FROM long_lived_secrets "
-                    "ORDER BY agent, provider, kind"
+                long_lived_secret_record(url, row)
+                for row in _named_rows(
+                    conn.execute(
+                        "SELECT agent, provider, kind, key_id, fingerprint, created_at, "
+                        "tracked_since, expires_at FROM long_lived_secrets "
+                        "ORDER BY agent, provider, kind"
+                    )
                 )
             )
-    except (sqlite3.Error, ValueError, TypeError):
+    except sqlite3.Error:
         return None
     return StatusSnapshot(live_at, agents, providers, live, long_lived)
-
-
-def _aware(text: str) -> datetime:
-    found = read_stored_time(text)
-    if found is None:
-        raise ValueError("a NOT NULL timestamp is NULL")
-    return found

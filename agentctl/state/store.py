@@ -25,11 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import URL
 
 from agentctl.clock import Clock, system_clock
-from agentctl.errors import LockTimeout, StateError, StateNotFound, StateUrlError
+from agentctl.errors import (
+    DamagedStateRow,
+    LockTimeout,
+    StateError,
+    StateNotFound,
+    StateUrlError,
+)
 from agentctl.model import AgentStatus
 from agentctl.secrets import check_no_secrets
 from agentctl.state import schema as s
@@ -49,7 +55,15 @@ from agentctl.state.records import (
     LongLivedSecretRecord,
     ResourceRecord,
     ServeCallerRecord,
+    agent_record,
+    agent_summary,
+    approval_record,
+    credential_record,
+    decode_rows,
     format_time,
+    intent_record,
+    long_lived_secret_record,
+    resource_record,
 )
 from agentctl.state.room import (  # noqa: F401 (MIN_FREE_BYTES, free_bytes: the store's names)
     FULL_BYTES,
@@ -64,6 +78,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.compiler import SQLCompiler
 
     from agentctl.audit_key import ChainKey, ChainKeySource
+    from agentctl.state.snapshot import PlanSnapshot
 
 # How long a SQLite writer waits for another process's write transaction. Our
 # write transactions are milliseconds long; this only has to ride out bursts.
@@ -797,7 +812,7 @@ class StateStore:
     def get_agent(self, name: str) -> AgentRecord | None:
         with self._read() as conn:
             row = conn.execute(self._hot.get_agent, {"name": name}).mappings().first()
-        return None if row is None else _agent(row)
+        return None if row is None else agent_record(self.url, row)
 
     def get_agent_and_resources(
         self, name: str
@@ -815,16 +830,38 @@ class StateStore:
             else:
                 row = conn.execute(self._hot.get_agent, {"name": name}).mappings().first()
                 rows = conn.execute(self._hot.agent_resources, {"agent": name}).mappings().all()
-        resources = {resource.provider: resource for resource in map(_resource, rows)}
-        return (None if row is None else _agent(row)), resources
+        resources = {r.provider: r for r in (resource_record(self.url, row) for row in rows)}
+        return (None if row is None else agent_record(self.url, row)), resources
 
-    def list_agents(self) -> list[AgentRecord]:
+    def list_agents(self, damaged: list[DamagedStateRow] | None = None) -> list[AgentRecord]:
+        """Every agent, by name; ``damaged``: collect damaged rows there instead
+        of raising (agentctl.state.records.decode_rows)."""
         with self._read() as conn:
             rows = conn.execute(sa.select(s.agents).order_by(s.agents.c.name)).mappings().all()
-        return [_agent(row) for row in rows]
+        return decode_rows(agent_record, self.url, rows, damaged)
 
-    def agent_summaries(self) -> list[AgentSummary]:
-        """Every agent, by name, with only what ``status``/``list`` show."""
+    def plan_snapshot(self) -> PlanSnapshot:
+        """What a plan compares (agentctl.state.snapshot.PlanSnapshot), from one
+        read transaction: only those columns, so a plan, as on SQLite's fast
+        path, neither reads nor trips over an applied contract or attributes."""
+        from agentctl.state.snapshot import PlanSnapshot, recorded_agent, recorded_resource
+
+        a, r = s.agents.c, s.resources.c
+        with self._snapshot() as conn:
+            agents = conn.execute(
+                sa.select(a.name, a.owner, a.status, a.contract_hash).order_by(a.name)
+            ).mappings()
+            recorded = tuple(recorded_agent(self.url, row) for row in agents)
+            resources = conn.execute(
+                sa.select(r.agent, r.provider, r.applied_hash).order_by(r.agent, r.provider)
+            ).mappings()
+            return PlanSnapshot(
+                recorded, tuple(recorded_resource(self.url, row) for row in resources)
+            )
+
+    def agent_summaries(self, damaged: list[DamagedStateRow] | None = None) -> list[AgentSummary]:
+        """Every agent, by name, with only what ``status``/``list`` show
+        (``damaged``: as for list_agents)."""
         a = s.agents.c
         query = sa.select(
             a.name,
@@ -836,11 +873,8 @@ class StateStore:
             a.last_rotated_at,
         ).order_by(a.name)
         with self._read() as conn:
-            rows = conn.execute(query).all()
-        return [
-            AgentSummary(name, owner, mode, expiry, AgentStatus(status), reason, rotated)
-            for name, owner, mode, expiry, status, reason, rotated in rows
-        ]
+            rows = conn.execute(query).mappings().all()
+        return decode_rows(agent_summary, self.url, rows, damaged)
 
     def upsert_agent(
         self,
@@ -885,7 +919,7 @@ class StateStore:
             else:  # SQLite before 3.35
                 conn.execute(self._hot.upsert_agent[keep_status], values)
                 row = conn.execute(self._hot.get_agent, {"name": name}).mappings().one()
-        return _agent(row)
+        return agent_record(self.url, row)
 
     def set_agent_status(
         self,
@@ -945,7 +979,7 @@ class StateStore:
                 .mappings()
                 .first()
             )
-        return None if row is None else _resource(row)
+        return None if row is None else resource_record(self.url, row)
 
     def list_resources(self, agent: str | None = None) -> list[ResourceRecord]:
         with self._read() as conn:
@@ -954,7 +988,7 @@ class StateStore:
                 rows = conn.execute(query).mappings().all()
             else:
                 rows = conn.execute(self._hot.agent_resources, {"agent": agent}).mappings().all()
-        return [_resource(row) for row in rows]
+        return [resource_record(self.url, row) for row in rows]
 
     def put_resource(
         self,
@@ -978,7 +1012,7 @@ class StateStore:
                 self._on_sqlite.put_resource.run(conn, values)
             else:
                 conn.execute(self._hot.put_resource, values)
-        return _resource(values)
+        return resource_record(self.url, values)
 
     def delete_resource(self, agent: str, provider: str) -> bool:
         statement = s.resources.delete().where(
@@ -1010,7 +1044,7 @@ class StateStore:
         )
         with self._write() as conn:
             conn.execute(statement)
-        return _intent(values)
+        return intent_record(self.url, values)
 
     def get_intent(self, agent: str, provider: str, action: str) -> IntentRecord | None:
         query = sa.select(s.intents).where(
@@ -1020,7 +1054,7 @@ class StateStore:
         )
         with self._read() as conn:
             row = conn.execute(query).mappings().first()
-        return None if row is None else _intent(row)
+        return None if row is None else intent_record(self.url, row)
 
     def list_intents(self, provider: str | None = None) -> list[IntentRecord]:
         query = sa.select(s.intents).order_by(s.intents.c.agent, s.intents.c.action)
@@ -1028,7 +1062,7 @@ class StateStore:
             query = query.where(s.intents.c.provider == provider)
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        return [_intent(row) for row in rows]
+        return [intent_record(self.url, row) for row in rows]
 
     def clear_intent(self, agent: str, provider: str, action: str) -> bool:
         """Settle an intent (in the transaction that records its outcome)."""
@@ -1093,7 +1127,7 @@ class StateStore:
             query = query.where(c.revoked_at.is_(None), c.expires_at > live_at)
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        return [CredentialRecord(**row) for row in rows]
+        return [credential_record(self.url, row) for row in rows]
 
     def providers_by_agent(self) -> dict[str, list[str]]:
         """Each agent's recorded providers, sorted: the resource rows without
@@ -1145,7 +1179,7 @@ class StateStore:
             query = query.where(c.agent == agent)
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        return [LongLivedSecretRecord(**row) for row in rows]
+        return [long_lived_secret_record(self.url, row) for row in rows]
 
     def set_credential_fingerprint(self, id: str, fingerprint: str) -> bool:
         """Fill in the fingerprint of a credential recorded before it was minted
@@ -1218,7 +1252,7 @@ class StateStore:
                 .mappings()
                 .first()
             )
-        return None if row is None else _approval(row)
+        return None if row is None else approval_record(self.url, row)
 
     def list_approvals(
         self, status: str | None = None, agent: str | None = None
@@ -1230,7 +1264,7 @@ class StateStore:
             query = query.where(s.approvals.c.agent == agent)
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        return [_approval(row) for row in rows]
+        return [approval_record(self.url, row) for row in rows]
 
     def transition_approval(
         self, id: str, from_status: str, to_status: str, **fields: str | datetime | None
@@ -1275,7 +1309,7 @@ class StateStore:
             # Inside a group commit the head is kept in memory (see _GroupHead).
             grouped: _GroupHead | None = getattr(self._batch, "group_head", None)
             event, head, appended = append_event(
-                _SqlChain(conn, self._hot, self._on_sqlite, grouped),
+                _SqlChain(conn, self._hot, self._on_sqlite, grouped, self.url),
                 event,
                 replay=id is not None,
                 chain_keys=self.chain_keys,
@@ -1335,7 +1369,7 @@ class StateStore:
         if limit is not None:
             with self._read() as conn:
                 rows = conn.execute(query.order_by(e.seq.desc()).limit(limit)).mappings().all()
-            yield from (_audit(row) for row in reversed(rows))
+            yield from (event_of_row(row, self.url) for row in reversed(rows))
             return
         # With a --since filter, order by an expression of seq: SQLite would
         # otherwise walk the primary key (to skip the sort) and test every
@@ -1355,10 +1389,14 @@ class StateStore:
         columns = list(result.keys())
         if columns != _AUDIT_COLUMNS:
             for mapping in result.mappings():
-                yield _audit(mapping)
+                yield event_of_row(mapping, self.url)
             return
         for row in result:
-            yield _stored_audit(*row)
+            try:
+                yield _stored_audit(*row)
+            except (ValueError, TypeError, RecursionError):
+                # A value agentctl never writes: name the row and column.
+                yield event_of_row(dict(zip(columns, row, strict=True)), self.url)
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[Connection]:
@@ -1383,7 +1421,7 @@ class StateStore:
                 .mappings()
                 .first()
             )
-        return None if row is None else _audit(row)
+        return None if row is None else event_of_row(row, self.url)
 
     def audit_event_at(self, seq: int) -> AuditEvent | None:
         with self._read() as conn:
@@ -1392,7 +1430,7 @@ class StateStore:
                 .mappings()
                 .first()
             )
-        return None if row is None else _audit(row)
+        return None if row is None else event_of_row(row, self.url)
 
     def audit_seq_of_hash(self, event_hash: str) -> int | None:
         """The seq of the event whose hash is ``event_hash`` (verify's diagnosis of a
@@ -1672,23 +1710,6 @@ def _describe(holder: LockHolder | None) -> str:
     return holder.describe() if holder is not None else "another agentctl run"
 
 
-def _agent(row: Mapping[Any, Any]) -> AgentRecord:
-    document = json.loads(row["document"]) if row["document"] else None
-    return AgentRecord(**{**row, "status": AgentStatus(row["status"]), "document": document})
-
-
-def _resource(row: Mapping[Any, Any]) -> ResourceRecord:
-    return ResourceRecord(**{**row, "attributes": json.loads(row["attributes"])})
-
-
-def _intent(row: Mapping[Any, Any]) -> IntentRecord:
-    return IntentRecord(**{**row, "detail": json.loads(row["detail"])})
-
-
-def _approval(row: RowMapping) -> ApprovalRecord:
-    return ApprovalRecord(**{**row, "status": ApprovalStatus(row["status"])})
-
-
 _HEAD_QUERY = sa.select(
     s.audit_head.c.seq,
     s.audit_head.c.hash,
@@ -1745,10 +1766,6 @@ def _stored_audit(
     )
 
 
-def _audit(row: RowMapping) -> AuditEvent:
-    return event_of_row(row)
-
-
 class _SqlChain:
     """The audit chain's rows in one SQLAlchemy write transaction (agentctl.state.chain);
     inside a group commit the head advances in memory (see _GroupHead)."""
@@ -1759,8 +1776,10 @@ class _SqlChain:
         hot: _HotStatements,
         on_sqlite: _OnSqlite | None,
         grouped: _GroupHead | None,
+        url: str,
     ) -> None:
         self._conn = conn
+        self._url = url
         self._hot = hot
         self._on_sqlite = on_sqlite
         self._grouped = grouped
@@ -1780,7 +1799,7 @@ class _SqlChain:
     def stored(self, id: str) -> AuditEvent | None:
         e = s.audit_events.c
         found = self._conn.execute(sa.select(s.audit_events).where(e.id == id)).mappings().first()
-        return None if found is None else _audit(found)
+        return None if found is None else event_of_row(found, self._url)
 
     def insert(self, row: Mapping[str, Any]) -> None:
         if self._on_sqlite is not None:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from agentctl.errors import (
     AgentctlError,
+    DamagedStateRow,
     ProviderError,
     SecretStoreError,
     StateError,
@@ -1385,7 +1386,7 @@ class GitHubProvider:
         try:
             evidence.record = self._record(agent)
             evidence.live = self._live_tokens(agent)
-            evidence.agent_known = self._context.state.get_agent(agent) is not None
+            evidence.agent_known = self._state_knows(agent)
         except StateError:
             evidence.notes.append("state store unreachable: tokens could not be looked up")
         recorded = dict(evidence.record.attributes) if evidence.record is not None else {}
@@ -1400,6 +1401,12 @@ class GitHubProvider:
             except (SecretStoreError, ProviderError) as exc:  # no store, or a broken key
                 evidence.notes.append(exc.message)
         return evidence
+
+    def _state_knows(self, agent: str) -> bool:
+        try:
+            return self._context.state.get_agent(agent) is not None
+        except DamagedStateRow:
+            return True  # its row is there, only damaged (its resources still read)
 
     def _not_here(self, agent: str, action: str, evidence: _Evidence) -> ActionResult:
         """GitHub is not configured on this machine: never a ✓ for an agent that

@@ -45,7 +45,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agentctl.errors import AgentctlError, ProviderError, SecretStoreError, StateError
+from agentctl.errors import (
+    AgentctlError,
+    DamagedStateRow,
+    ProviderError,
+    SecretStoreError,
+    StateError,
+)
 from agentctl.model import Contract
 from agentctl.providers.base import (
     ActionResult,
@@ -718,6 +724,8 @@ class JiraProvider:
     def _agent_known(self, agent: str) -> bool:
         try:
             return self._context.state.get_agent(agent) is not None
+        except DamagedStateRow:
+            return True  # its row is there, only damaged (its resources still read)
         except StateError:
             return False
 
