@@ -820,3 +820,37 @@ def test_a_failure_on_the_driver_is_a_state_error(tmp_path: Path) -> None:
     assert "no such table: resources" in caught.value.message
     assert str(path) in caught.value.message
     store.close()
+
+
+def test_a_write_lock_held_elsewhere_is_a_state_error_on_every_write_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN IMMEDIATE (and a group's savepoints) run on the sqlite3 driver: a
+    write lock another process keeps past the busy timeout is the same
+    StateError as through SQLAlchemy, for a plain write and a group commit,
+    and nothing of the group is recorded."""
+    import sqlite3
+
+    monkeypatch.setattr(state_store, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "state.db"
+    store = open_state(f"sqlite:///{path}")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    try:
+        for write in (
+            lambda: store.put_resource(agent="a", provider="aws", resource_id="r", attributes={}),
+            lambda: store.batched(lambda: _agent_in(store, "grouped-agent")),
+        ):
+            with pytest.raises(StateError) as caught:
+                write()
+            assert "database is locked" in caught.value.message
+            assert str(path) in caught.value.message
+            assert "kept the SQLite state locked for over 0.2s" in (caught.value.hint or "")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.list_agents() == [] and store.list_resources() == []
+    # The lock gone, the same writes go through.
+    store.batched(lambda: _agent_in(store, "grouped-agent"))
+    assert [a.name for a in store.list_agents()] == ["grouped-agent"]
+    store.close()
