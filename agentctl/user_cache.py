@@ -95,7 +95,9 @@ def write_private(path: Path, document: Any) -> None:
         return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"))
+            # dumps, not dump: json.dump always encodes in pure Python (its C
+            # encoder is for one-shot dumps); 300 contracts: ~7.5 -> ~2 ms.
+            handle.write(json.dumps(document, separators=(",", ":")))
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
