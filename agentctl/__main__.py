@@ -1,5 +1,5 @@
 """`python -m agentctl` runs the CLI."""
 
-from agentctl.cli.app import main
+from agentctl.cli import main
 
 main()

@@ -19,6 +19,7 @@ from typer.models import CommandInfo, TyperInfo
 
 from agentctl import __version__
 from agentctl.cli import (
+    GC_THRESHOLDS,
     audit,
     lifecycle,
     policy,
@@ -306,17 +307,10 @@ def render_error(exc: AgentctlError) -> None:
         stderr.print(f"[dim]hint:[/dim] {escape(exc.hint)}")
 
 
-# The young generation is collected every 700 net allocations by default; an
-# agentctl process allocates a few hundred thousand objects importing boto3,
-# SQLAlchemy and typer, all of them long-lived, so those collections are pure
-# cost: ~15 % of the CPU of a short command (bench/README.md). Collecting every
-# 50,000 keeps that off the start while a long `exec` or `serve` still frees
-# cyclic garbage regularly (older generations every 10 young ones, as a ratio).
-GC_THRESHOLDS = (50_000, 10, 10)
-
-
 def main() -> None:
-    """The console script: the process is agentctl's, so its collector is tuned."""
+    """Runs the app as its own process (``agentctl.cli.main``, the console script,
+    tunes the collector before importing this module; here again for
+    ``python -m agentctl`` and scripts installed before it did)."""
     import gc
 
     gc.set_threshold(*GC_THRESHOLDS)
