@@ -709,23 +709,29 @@ class Engine:
     def _for_each_provider(
         self, fn: Callable[[Provider], ActionResult], action: str, agent: str
     ) -> tuple[ActionResult, ...]:
-        def guarded(provider: Provider) -> ActionResult:
+        def guarded(name: str) -> ActionResult:
+            # Each provider is constructed here, inside the guard: one that
+            # cannot be (a half-installed plug-in, its SDK missing) is that
+            # system's failure, and the other systems are still revoked.
+            again = f"run `agentctl {action} {agent}` again"
+            try:
+                provider = self.providers[name]
+            except Exception as exc:
+                return ActionResult.failed(
+                    name, agent, action, exc, remaining=f"{again} once the {name} provider loads"
+                )
             try:
                 return fn(provider)
             except Exception as exc:  # one provider failing must never stop the others
                 return ActionResult.failed(
-                    provider.name,
-                    agent,
-                    action,
-                    exc,
-                    remaining=f"run `agentctl {action} {agent}` again once {provider.name} is reachable",
+                    name, agent, action, exc, remaining=f"{again} once {name} is reachable"
                 )
 
-        providers = list(self.providers.values())
-        if not providers:
+        names = list(self.providers)
+        if not names:
             return ()
-        with ThreadPoolExecutor(max_workers=len(providers)) as pool:
-            return tuple(pool.map(guarded, providers))
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return tuple(pool.map(guarded, names))
 
     def kill(self, name: str, reason: str, *, trigger: str | None = None) -> LifecycleReport:
         """Revoke one agent everywhere. Never takes the apply lock; works with no

@@ -3,6 +3,7 @@ and a real SQLite state, as an operator holding only the shipped policy."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from agentctl.contract import load_contracts
 from agentctl.engine import Engine
 from agentctl.model import AgentStatus
 from agentctl.plan import Plan
+from agentctl.providers import aws, registry
 from agentctl.render import json_data
 from agentctl.runtime import build_engine
 
@@ -66,14 +68,14 @@ def world(aws: MotoServer, tmp_path: Path) -> Iterator[World]:
         journal_path=str(tmp_path / "journal.jsonl"),
     )
 
-    def make_engine(state_url: str | None = None) -> Engine:
+    def make_engine(state_url: str | None = None, providers: tuple[str, ...] = ("aws",)) -> Engine:
         return build_engine(
             config,
             state_url=state_url,
             operator="ops@company.com",
             clock=frozen_now,
             client_options=operator.credentials,
-            provider_names=["aws"],
+            provider_names=providers,
         )
 
     aws.enforce_iam(0)
@@ -234,6 +236,36 @@ def test_kill_touches_only_the_named_agent(world: World) -> None:
         found = role(world, other)
         assert found is not None and found["Policies"] == ["agentctl-grant"], other
         assert found["Tags"]["agentctl:status"] == "active"
+
+
+def test_kill_revokes_everywhere_it_can_when_a_provider_cannot_be_loaded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plug-in whose factory cannot be imported (half installed, its SDK
+    # missing): the emergency brake still revokes the agent in AWS, and says
+    # which system it could not reach and why.
+    assert world.apply().ok
+    broken = dataclasses.replace(aws.SPEC, name="pagerduty", provider="no_such_module:make")
+    installed = {"aws": aws.SPEC, "pagerduty": broken}
+    monkeypatch.setattr(registry, "provider_specs", lambda: installed)
+    engine = world.make_engine(providers=("aws", "pagerduty"))
+
+    report = engine.kill("alpha-agent", "INC-9")
+
+    found = role(world, "alpha-agent")
+    assert found is not None and "agentctl-kill" in found["Policies"]
+    assert found["Tags"]["agentctl:status"] == "killed"
+    by_provider = {r.provider: r for r in report.results}
+    assert by_provider["aws"].ok
+    failed = by_provider["pagerduty"]
+    assert not failed.ok and not report.ok
+    assert "'no_such_module:make' cannot be loaded (ModuleNotFoundError)" in failed.detail
+    assert failed.remaining == (
+        "run `agentctl kill alpha-agent` again once the pagerduty provider loads"
+    )
+    # Recorded as a kill not yet complete: the next kill finishes it.
+    record = engine.state.get_agent("alpha-agent")
+    assert record is not None and record.status == AgentStatus.KILL_INCOMPLETE
 
 
 def test_kill_with_no_contracts_and_an_empty_state(world: World, tmp_path: Path) -> None:
