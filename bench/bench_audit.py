@@ -7,8 +7,9 @@ each command as its own process, as a user pays for it, and reports wall time
 and the process's peak RSS (``wait4`` rusage of that child alone), median of
 ``--runs``. The three commands are interleaved run by run. Output goes to
 /dev/null (``audit``: plain lines, as off a terminal) or a file (``export``).
-Also: ``audit --agent/--action/--since`` on the same trail (index-served),
-and the query plans SQLite chooses for them.
+Also: ``audit --output json`` (the issue's baseline for the text listing; the
+ratio of the two is printed), ``audit --agent/--action/--since`` on the same
+trail (index-served), and the query plans SQLite chooses for them.
 
 Target (issue 19): peak RSS <= 150 MB at 1,000,000 events for all three; flat
 (the same at 100,000 and at 1,000,000).
@@ -196,6 +197,8 @@ def main() -> int:
     export_file = str(folder / "export.jsonl")
     commands = {
         "audit": (["audit"], os.devnull),
+        # The issue's baseline for the text listing: the same events as JSON.
+        "audit --output json": (["audit", "--output", "json"], os.devnull),
         "audit verify": (["audit", "verify"], os.devnull),
         "audit export": (["audit", "export"], export_file),
         "audit --agent X": (["audit", "--agent", "agent-007"], os.devnull),
@@ -223,6 +226,13 @@ def main() -> int:
         rss = max(s[1] for s in samples)
         met = "met" if rss <= 150 else "NOT met"
         print(f"| `agentctl {name}` | {wall:.1f} s | {cpu:.1f} s | {rss:.0f} MB | {met} |")
+    per_round = [
+        t[0] / j[0] for t, j in zip(results["audit"], results["audit --output json"], strict=True)
+    ]
+    print(
+        f"\n`audit` (text) / `audit --output json` (the issue's baseline, same rounds): "
+        f"{statistics.median(per_round):.2f}x wall"
+    )
     print()
     for name, plan in plans(url).items():
         print(f"- plan for {name}: {plan}")

@@ -36,7 +36,12 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
     ),
     "bench_audit.py": (
         ["--events", "200", "--runs", "1"],
-        ["| `agentctl audit verify` |", "plan for --agent"],
+        [
+            "| `agentctl audit verify` |",
+            "| `agentctl audit --output json` |",
+            "`audit` (text) / `audit --output json`",
+            "plan for --agent",
+        ],
     ),
     "bench_cli_exec.py": (
         ["--runs", "1"],
