@@ -68,7 +68,7 @@ import calendar
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import cache, cached_property, lru_cache
@@ -1271,6 +1271,7 @@ def load_contracts(
     providers: Mapping[str, AnySpec] | None = None,
     config: Config | None = None,
     cache_file: Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ValidationReport:
     """Validate contract files and directories (see :func:`discover`).
 
@@ -1280,6 +1281,7 @@ def load_contracts(
     gives the providers' settings to their checks (default: their defaults).
     ``cache_file``: files that validated clean in the same context before are
     not validated again (agentctl.contract_cache; plan and apply use it).
+    ``progress`` is called with each file's path as it is taken up.
     """
     options = _options(today, max_lifetime_days, strict, providers, config)
     files, problems = _discover(paths)
@@ -1297,6 +1299,8 @@ def load_contracts(
         cache = ContractCache(cache_file, context)
     results: list[_FileResult] = []
     for path, folder in files.items():
+        if progress is not None:
+            progress(str(path))
         data = _read(path, folder)
         if isinstance(data, Problem):
             results.append(_FileResult(str(path), [data]))

@@ -163,3 +163,18 @@ def test_a_long_trail_reports_progress_once_per_thousand_events() -> None:
     assert list(counted(events, steps.append)) == events  # type: ignore[arg-type]
     assert steps == ["", ""]
     assert counted(events, None) is events  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cli", ["subprocess"], indirect=True)
+def test_validate_shows_progress_on_a_terminal_only(cli: Cli) -> None:
+    """Thousands of contracts take seconds to validate: a line on the
+    terminal's stderr meanwhile, the report alone in a pipe."""
+    for name in AGENTS:
+        cli.write(name)
+    code, out, terminal = on_a_terminal(cli, "validate", str(cli.contracts))
+    assert code == 0, terminal
+    assert "validating" in terminal and "files" in terminal
+    assert "validating" not in out and "\x1b" not in out
+    piped = cli.run("validate", str(cli.contracts))
+    assert (piped.code, piped.out) == (0, out)  # the same report either way
+    assert "validating" not in piped.err and "\x1b" not in piped.err

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import typer
 
-from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, show
+from agentctl.cli.common import OUTPUT_OPTION, OutputFormat, app_context, show, stderr, stdout
 from agentctl.durations import MAX_DAYS
 from agentctl.errors import EXIT_FAILURE, EXIT_OK
 
@@ -66,7 +66,18 @@ def validate(
 ) -> None:
     """Validate access contracts: shape, names, owners, expiry, kill switch and permissions."""
     from agentctl.commands.validate import validate as check
+    from agentctl.render import progress
 
-    result = check(app_context(ctx), paths, strict=strict, max_lifetime_days=max_lifetime_days)
+    # Thousands of files take seconds: a line on a terminal's stderr meanwhile.
+    with progress(
+        stderr.console, "validating", show=not stdout.console.quiet, unit="files"
+    ) as taken:
+        result = check(
+            app_context(ctx),
+            paths,
+            strict=strict,
+            max_lifetime_days=max_lifetime_days,
+            progress=taken,
+        )
     show(result, output)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILURE)

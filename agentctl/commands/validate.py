@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -81,6 +81,7 @@ def validate(
     *,
     strict: bool = False,
     max_lifetime_days: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ValidateResult:
     if not paths:
         if not DEFAULT_PATH.is_dir():
@@ -109,5 +110,6 @@ def validate(
         max_lifetime_days=max_lifetime_days,
         strict=strict,
         config=config,
+        progress=progress,
     )
     return ValidateResult(report)
