@@ -31,6 +31,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -45,6 +46,7 @@ from wholeproc import (
     Moto,
     boundary,
     clean_env,
+    console_script,
     interleave,
     load_average,
     ratio,
@@ -158,9 +160,11 @@ def main() -> int:
                     env=env,
                 )
 
-            def apply(environ: dict[str, str] = env) -> object:
+            def apply(
+                environ: dict[str, str] = env, agentctl: Sequence[str] = (AGENTCTL,)
+            ) -> object:
                 sample = run(
-                    [AGENTCTL, "apply", str(contracts), "--yes", "-p", str(args.parallelism)],
+                    [*agentctl, "apply", str(contracts), "--yes", "-p", str(args.parallelism)],
                     env=environ,
                     cwd=work,
                     capture=True,
@@ -170,8 +174,9 @@ def main() -> int:
             sides = {"floor": floor, "apply": apply, "reapply": apply}
             if args.vs is not None:
                 before_env = {**env, "PYTHONPATH": str(args.vs.resolve())}
-                sides["apply-before"] = lambda: apply(before_env)
-                sides["reapply-before"] = lambda: apply(before_env)
+                agentctl_before = console_script(args.vs.resolve())
+                sides["apply-before"] = lambda: apply(before_env, agentctl_before)
+                sides["reapply-before"] = lambda: apply(before_env, agentctl_before)
             samples = interleave(sides, args.runs, before_each=fresh)
     finally:
         shutil.rmtree(work, ignore_errors=True)

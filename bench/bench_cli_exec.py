@@ -62,6 +62,7 @@ from wholeproc import (
     agent_name,
     boundary,
     clean_env,
+    console_script,
     interleave,
     load_average,
     ratio,
@@ -354,11 +355,15 @@ def main() -> int:
             }
             if args.vs is not None:
                 before = {**env, "PYTHONPATH": str(args.vs.resolve())}
+                agentctl_before = console_script(args.vs.resolve())
                 sides["credentials-before"] = lambda: run(
-                    [AGENTCTL, "credentials", name], env=before, cwd=work, capture=True
+                    [*agentctl_before, "credentials", name], env=before, cwd=work, capture=True
                 )
                 sides["exec-before"] = lambda: run(
-                    [AGENTCTL, "exec", name, "--", "true"], env=before, cwd=work, capture=True
+                    [*agentctl_before, "exec", name, "--", "true"],
+                    env=before,
+                    cwd=work,
+                    capture=True,
                 )
             github_calls: list[str] = []
             if not args.aws_only:

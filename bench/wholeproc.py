@@ -38,6 +38,19 @@ REGION = "us-east-1"
 ADMIN_KEYS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 
 
+def console_script(checkout: Path) -> list[str]:
+    """The ``agentctl`` command of another checkout (``--vs``; run it with
+    PYTHONPATH=checkout): its own ``[project.scripts]`` entry, as its console
+    script would start it. This venv's script names this checkout's entry,
+    which an older checkout may not have (agentctl.cli:main is new in 4df0ffe)."""
+    import tomllib
+
+    project = tomllib.loads((checkout / "pyproject.toml").read_text("utf-8"))
+    module, _, function = project["project"]["scripts"]["agentctl"].partition(":")
+    start = f"import sys; from {module} import {function}; sys.argv[0] = 'agentctl'; sys.exit({function}())"
+    return [PYTHON, "-c", start]
+
+
 @dataclass(frozen=True)
 class Sample:
     wall: float
