@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -771,20 +772,24 @@ class Engine:
             )
 
         damaged: list[DamagedStateRow] = []
+        recorded_in: list[str] = []  # the providers the state records resources in
 
         def look_up() -> tuple[StateStore | None, AgentRecord | None]:
             state = self._try_state()
             if state is None:
                 return None, None
             try:
-                return state, state.get_agent(name)
+                record = state.get_agent(name)
             except DamagedStateRow as exc:
                 # Its row holds what agentctl never wrote: the state itself
                 # works, and the kill is recorded over that row below.
                 damaged.append(exc)
-                return state, None
+                record = None
             except StateError:
                 return None, None
+            with contextlib.suppress(StateError):  # a damaged resource row: found by tag
+                recorded_in.extend(r.provider for r in state.list_resources(name))
+            return state, record
 
         # Revocation does not wait for the state store: the providers find the
         # agent by its exact name and tags, while the record is read alongside.
@@ -792,6 +797,7 @@ class Engine:
             lookup = side.submit(look_up)
             results = self._for_each_provider(lambda p: p.kill(name, reason), "kill", name)
             state, record = lookup.result()
+        results += _not_installed(name, recorded_in, self.providers)
         if state is None:
             notes.append("state store unreachable: providers were searched by tag")
         for exc in damaged:
@@ -1448,3 +1454,35 @@ def _rotate_failed(provider: Provider, agent: str, exc: AgentctlError) -> Action
     return ActionResult.failed(
         provider.name, agent, "rotate", exc, remaining="old credentials were left in place"
     )
+
+
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+def _not_installed(
+    agent: str, recorded_in: Iterable[str], installed: Mapping[str, object]
+) -> tuple[ActionResult, ...]:
+    """A ✗ for each provider the state records a resource of ``agent`` in that
+    is not installed here: a kill must not say "killed" while a system it
+    could not even ask may still hold the agent's access (a provider package
+    missing on this machine, or a row written outside agentctl)."""
+    results = []
+    for provider in sorted(set(recorded_in)):
+        if provider in installed:
+            continue
+        shown = provider if _PROVIDER_NAME.fullmatch(provider) else "(unreadable name)"
+        results.append(
+            ActionResult(
+                provider=shown,
+                agent=agent,
+                action="kill",
+                ok=False,
+                detail=f"the state records a {shown} resource for {agent}, but no provider "
+                f"named {shown} is installed here: nothing in that system was revoked",
+                remaining=f"install the package that provides the {shown} provider and run "
+                f"`agentctl kill {agent}` again, or revoke {agent} in that system by hand; "
+                "if agentctl never wrote that row (`agentctl audit verify` shows what it "
+                "recorded), restore the state database from a backup",
+            )
+        )
+    return tuple(results)

@@ -287,3 +287,32 @@ def test_a_malformed_credential_time_is_named_by_status_and_expiring(cli: Cli) -
     for command in (("status",), ("status", "beta-agent"), ("expiring", "--days", "30")):
         names_the_row(cli(*command), "credentials", "id 'c1', agent 'beta-agent'", "expires_at")
     assert cli("kill", "beta-agent", "--yes", "--reason", "INC-19").code == 0
+
+
+def test_kill_is_incomplete_while_a_recorded_provider_is_not_installed(installation: Cli) -> None:
+    """A resource row of a provider this machine does not have (its package is
+    missing here, or the row was written outside agentctl): the kill revokes
+    everything it can, and says that system was not revoked, never "killed"."""
+    cli = installation
+    provisioned(cli, "alpha-agent", "beta-agent")
+    damage(
+        cli,
+        "INSERT INTO resources (agent, provider, resource_id, attributes, applied_hash, "
+        "updated_at) SELECT agent, 'vault', 'vault-role-beta', '{}', applied_hash, updated_at "
+        "FROM resources WHERE agent = 'beta-agent'",
+    )
+    result = cli("kill", "beta-agent", "--yes", "--reason", "INC-19", "-o", "json")
+    assert result.code == 1, result
+    report = result.json()
+    by_provider = {p["provider"]: p for p in report["providers"]}
+    assert by_provider["aws"]["ok"] is True
+    vault = by_provider["vault"]
+    assert vault["ok"] is False
+    assert "no provider named vault is installed here" in vault["detail"]
+    assert "revoke beta-agent in that system by hand" in vault["remaining"]
+    role = cli.role("beta-agent")
+    assert role is not None and "agentctl-kill" in role["Policies"]
+    listed = cli("status", "-o", "json").json()["agents"]
+    assert {a["name"]: a["status"] for a in listed}["beta-agent"] == "kill-incomplete"
+    # The other agent's kill knows nothing of it.
+    assert cli("kill", "alpha-agent", "--yes", "--reason", "INC-19").code == 0
