@@ -777,6 +777,14 @@ def _apply_like_records(store: StateStore) -> list[object]:
         seen.append(store.batched(work))
         if round_ == 1:
             store.set_agent_status("agent-a", AgentStatus.KILLED, "incident")
+            # An event outside any group (kill's): the head read and written per event.
+            seen.append(
+                store.append_audit(
+                    AuditDraft(actor="agent-a", action="kill", target="agent-a", result="success"),
+                    operator="ops@company.com",
+                    id="event-kill",
+                )
+            )
     seen.append(store.get_agent_and_resources("agent-a"))
     seen.append(store.list_agents())
     seen.append(store.list_resources())

@@ -379,12 +379,21 @@ class _OnDriver:
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup or ()
         )
+        # Values written into the statement itself (the head's `id == 1`):
+        # the caller passes only the bind parameters it names.
+        self.constants = {
+            name: bind.value
+            for name in compiled.positiontup or ()
+            if not (bind := compiled.binds[name]).required
+        }
         self.keys = tuple(column.key for column in columns)
         self.results = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
 
     def run(self, conn: Connection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self.constants:
+            values = {**self.constants, **values}
         args = [
             values[name] if process is None else process(values[name])
             for name, process in self.params
@@ -419,6 +428,13 @@ class _OnSqlite:
         self.append_audit = _OnDriver(
             hot.append_audit, dialect, column_keys=[c.key for c in s.audit_events.c]
         )
+        # The chain head: read once per group commit (or per append outside
+        # one), written once per group commit.
+        head = s.audit_head.c
+        self.audit_head = _OnDriver(
+            hot.audit_head, dialect, columns=[head.seq, head.hash, head.key_id, head.trail]
+        )
+        self.advance_audit_head = _OnDriver(hot.advance_audit_head, dialect)
         agent_keys = [c.key for c in agents if c.key not in {"killed_at", "last_rotated_at"}]
         self.upsert_agent_returning = {
             keep_status: _OnDriver(statement, dialect, column_keys=agent_keys, columns=agents)
@@ -716,14 +732,8 @@ class StateStore:
         """Write the head a group commit advanced in memory (see _GroupHead)."""
         if not head.dirty or head.seq is None:
             return
-        conn.execute(
-            self._hot.advance_audit_head,
-            {
-                "new_seq": head.seq,
-                "new_hash": head.hash,
-                "new_mac": head.mac,
-                "new_key_id": head.key_id,
-            },
+        _SqlChain(conn, self._hot, self._on_sqlite, None, self.url).advance(
+            head.seq, head.hash, head.mac, head.key_id
         )
         head.dirty = False
 
@@ -1804,11 +1814,17 @@ class _SqlChain:
         if grouped is not None and grouped.seq is not None:
             self._trail = grouped.trail
             return AuditHead(grouped.seq, grouped.hash, None, grouped.key_id, grouped.trail)
-        row = self._conn.execute(self._hot.audit_head).first()
+        row: Mapping[Any, Any] | None
+        if self._on_sqlite is not None:
+            rows = self._on_sqlite.audit_head.run(self._conn, {})
+            row = rows[0] if rows else None
+        else:
+            found = self._conn.execute(self._hot.audit_head).first()
+            row = None if found is None else found._mapping
         if row is None:
             return None
-        self._trail = row.trail
-        return AuditHead(int(row.seq), str(row.hash), None, row.key_id, row.trail)
+        self._trail = row["trail"]
+        return AuditHead(int(row["seq"]), str(row["hash"]), None, row["key_id"], row["trail"])
 
     def stored(self, id: str) -> AuditEvent | None:
         e = s.audit_events.c
@@ -1828,7 +1844,8 @@ class _SqlChain:
             grouped.mac, grouped.key_id = mac, key_id
             grouped.dirty = True
             return
-        self._conn.execute(
-            self._hot.advance_audit_head,
-            {"new_seq": seq, "new_hash": hash, "new_mac": mac, "new_key_id": key_id},
-        )
+        values = {"new_seq": seq, "new_hash": hash, "new_mac": mac, "new_key_id": key_id}
+        if self._on_sqlite is not None:
+            self._on_sqlite.advance_audit_head.run(self._conn, values)
+        else:
+            self._conn.execute(self._hot.advance_audit_head, values)
