@@ -19,6 +19,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cli_helpers import BOTH_WAYS
 from state_helpers import BACKENDS
 
 if TYPE_CHECKING:
@@ -64,10 +65,11 @@ def names_the_row(result: Any, table: str, row: str, column: str) -> None:
     assert RESTORE in result.err, result
 
 
+@BOTH_WAYS
 def test_status_and_list_show_the_healthy_agents_and_name_the_damaged_row(
-    installation: Cli,
+    installation: Cli, cli: Cli
 ) -> None:
-    cli = installation
+    # Also as its own process: exit 1, the error on stderr, no traceback.
     provisioned(cli, "alpha-agent", "beta-agent", "gamma-agent")
     damage(cli, "UPDATE agents SET status = 'hacked' WHERE name = 'beta-agent'")
 
@@ -121,9 +123,9 @@ def test_plan_and_apply_refuse_while_a_status_is_unreadable(installation: Cli) -
     names_the_row(cli("apply", cli.contracts, "--yes"), "agents", "name 'beta-agent'", "status")
 
 
-def test_kill_revokes_the_agent_whatever_rows_are_damaged(installation: Cli) -> None:
+@BOTH_WAYS
+def test_kill_revokes_the_agent_whatever_rows_are_damaged(installation: Cli, cli: Cli) -> None:
     """The 3 a.m. case: the state was tampered with, and the agent must stop now."""
-    cli = installation
     provisioned(cli, "alpha-agent", "beta-agent", "gamma-agent")
     damage(
         cli,
