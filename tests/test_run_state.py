@@ -25,6 +25,7 @@ import yaml
 from audit_helpers import key_source
 from cli_helpers import Cli
 from contract_helpers import s3_read, write_contract
+from github_helpers import ORG, GitHubWorld, contract_for
 
 from agentctl.audit import verify_trail
 from agentctl.errors import StateError
@@ -350,3 +351,87 @@ def test_exec_off_a_terminal_imports_no_rich_and_nothing_off_its_path(cli: Cli) 
     assert (code, loaded) == (0, []), err
     running = next(line for line in err.splitlines() if "running as" in line)
     assert running.endswith("; aws:s3:GetObject,s3:ListBucket)"), running
+
+
+def test_the_run_path_lists_an_agents_credentials_as_the_store_does(tmp_path: Path) -> None:
+    """exec's end revokes the GitHub token it minted from this list: the run path
+    answers it itself (no SQLAlchemy), with the store's filters and order."""
+    url, store = recorded(tmp_path)
+    fast = run_state(url, tmp_path, store)
+    for n, (provider, revoked, hours) in enumerate(
+        [("aws", False, 1), ("github", False, 1), ("github", True, 1), ("github", False, -1)]
+    ):
+        store.add_credential(
+            id=f"c{n}",
+            agent="reader-agent",
+            provider=provider,
+            kind="token",
+            fingerprint=f"f{n}",
+            issued_at=T0 + timedelta(minutes=10 - n),  # newest first: the order is the store's
+            expires_at=T0 + timedelta(hours=hours),
+        )
+        if revoked:
+            store.mark_credential_revoked(f"c{n}", T0)
+    store.add_credential(
+        id="other",
+        agent="other-agent",
+        provider="github",
+        kind="token",
+        fingerprint="f",
+        issued_at=T0,
+        expires_at=T0 + timedelta(hours=1),
+    )
+    for provider in (None, "aws", "github", "jira"):
+        for live_at in (None, T0, T0 + timedelta(minutes=30), T0 + timedelta(hours=2)):
+            asked = {"agent": "reader-agent", "provider": provider, "live_at": live_at}
+            assert fast.list_credentials(**asked) == store.list_credentials(**asked), asked
+    assert [c.id for c in fast.list_credentials("reader-agent", "github", T0)] == ["c1"]
+    assert not fast.stepped_aside  # answered by the run path itself
+    fast.close()
+    store.close()
+
+
+EXEC_GITHUB = """
+import json, sys
+from agentctl.cli.app import run
+code = run(sys.argv[1:])
+print(json.dumps([code, "sqlalchemy" in sys.modules]), file=sys.stderr)
+"""
+
+
+@pytest.mark.reveals_secrets  # the emulator's state lists the token it minted
+def test_exec_of_a_github_agent_revokes_its_token_without_the_store(
+    github_world: GitHubWorld,
+) -> None:
+    """exec mints the agent's GitHub token and revokes it when the command ends;
+    on a plain SQLite state all of it, the revocation included, stays on the
+    run path: the process never imports SQLAlchemy."""
+    world = github_world
+    contract = contract_for(
+        "pr-review-agent", {"repositories": [f"{ORG}/api"], "scopes": ["repo:read"]}
+    )
+    app = world.register(contract)
+    world.install(int(app["app_id"]))
+    engine = world.engine()
+    assert engine.apply(engine.plan([contract])).ok
+    config = world.write_config()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            EXEC_GITHUB,
+            *("--config", str(config), "--state", world.state_url),
+            *("exec", "pr-review-agent", "--", "true"),
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    code, imported = json.loads(done.stderr.strip().splitlines()[-1])
+    assert code == 0, done.stderr
+    assert not imported, "exec of a GitHub agent imported SQLAlchemy"
+    [token] = world.emu.state()["tokens"]
+    assert token["revoked"]  # revoked at the end of the run
+    [credential] = world.open_state().list_credentials(agent="pr-review-agent")
+    assert credential.revoked_at is not None

@@ -53,6 +53,7 @@ from agentctl.state.records import (
     CredentialRecord,
     ResourceRecord,
     agent_record,
+    credential_record,
     format_time,
     resource_record,
     stored_time,
@@ -385,6 +386,35 @@ class RunState:
 
     def _resource(self, row: tuple[Any, ...]) -> ResourceRecord:
         return resource_record(self.url, dict(zip(_RESOURCE_NAMES, row, strict=True)))
+
+    def list_credentials(
+        self,
+        agent: str | None = None,
+        provider: str | None = None,
+        live_at: datetime | None = None,
+    ) -> list[CredentialRecord]:
+        """As StateStore.list_credentials, for one agent (exec's end revokes the
+        GitHub token it minted from this list)."""
+        if self._store is not None or agent is None:
+            return self.store.list_credentials(agent, provider, live_at)
+        where = ["agent = ?"]
+        params: list[str | None] = [agent]
+        if provider is not None:
+            where.append("provider = ?")
+            params.append(provider)
+        if live_at is not None:
+            # Stored timestamps are fixed-width text: compared as the store's SQL does.
+            where.append("revoked_at IS NULL AND expires_at > ?")
+            params.append(stored_time(live_at))
+        rows = self._rows(
+            f"SELECT {', '.join(_CREDENTIAL_COLUMNS)} FROM credentials "
+            f"WHERE {' AND '.join(where)} ORDER BY issued_at, id",
+            tuple(params),
+        )
+        return [
+            credential_record(self.url, dict(zip(_CREDENTIAL_COLUMNS, row, strict=True)))
+            for row in rows
+        ]
 
     @_or_store
     def add_credential(
