@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentctl.errors import AgentctlError, StateError
+from agentctl.errors import AgentctlError, DamagedStateRow, StateError
 from agentctl.secrets import SecretLeakError, check_no_secrets
 from agentctl.serve_auth import Authenticator
 from agentctl.state.records import AuditDraft
@@ -273,7 +273,16 @@ class ServeApp:
         if isinstance(checked, Response):
             return checked
         caller, name, _ = checked
-        views = await run_in_threadpool(self.engine.status, name)
+        try:
+            views = await run_in_threadpool(self.engine.status, name)
+        except DamagedStateRow as exc:
+            await self._audit(
+                request, "serve.status", name, "unavailable", caller, 503, exc.message
+            )
+            return JSONResponse(
+                {"error": f"the state's record of {name} is damaged ({exc.table}.{exc.column})"},
+                503,
+            )
         view = views[0]
         await self._audit(request, "serve.status", name, "success", caller, 200, None)
         return JSONResponse(
@@ -317,11 +326,15 @@ class ServeApp:
         if not _AGENT_NAME.fullmatch(name):
             return await self._refuse(request, action, 404, "not an agent name", caller)
         try:
-            known = await run_in_threadpool(self.engine.state.get_agent, name)
+            known = await run_in_threadpool(self.engine.state.get_agent, name) is not None
+        except DamagedStateRow:
+            # Its row is there, only damaged: the kill goes on (it finds the
+            # agent by name and tags); status answers what it can.
+            known = True
         except StateError as exc:
             await self._audit(request, action, name, "unavailable", caller, 503, exc.message)
             return JSONResponse({"error": "state store unavailable"}, 503)
-        if known is None:
+        if not known:
             return await self._refuse(request, action, 404, "no such agent", caller, target=name)
         return caller, name, body
 

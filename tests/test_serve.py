@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -471,3 +472,22 @@ def test_the_readme_shell_recipe_signs_a_request_the_server_accepts(
     )
     assert done.stdout == "200", (done.stdout, done.stderr)
     assert served.killed_roles() == {"alpha-agent"}
+
+
+def test_the_http_kill_switch_works_when_the_agents_state_row_is_damaged(
+    served: Served,
+) -> None:
+    """A state-database writer damaged the agent's row (a status agentctl does
+    not know): the pager's kill still revokes it, and status says what is
+    wrong instead of failing the request with a server error."""
+    state_path = served.engine.config.state_url.removeprefix("sqlite:///")
+    with sqlite3.connect(state_path) as conn:
+        conn.execute("UPDATE agents SET status = 'hacked' WHERE name = 'beta-agent'")
+    status = served.get("/agents/beta-agent", headers=served.bearer())
+    assert status.status_code == 503, status.text
+    assert status.json()["error"] == "the state's record of beta-agent is damaged (agents.status)"
+    response = served.post("/agents/beta-agent/disable", headers=served.bearer())
+    assert response.status_code == 200, response.text
+    assert response.json()["ok"] is True and response.json()["status"] == "killed"
+    assert served.killed_roles() == {"beta-agent"}
+    assert served.statuses()["beta-agent"] == "killed"  # recorded over the damaged status
