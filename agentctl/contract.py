@@ -225,6 +225,8 @@ def _specs(specs: Mapping[str, AnySpec] | None) -> Mapping[str, AnySpec]:
 
 @dataclass(frozen=True)
 class _Compiled:
+    """The contract schema compiled for a set of providers, and what names may be."""
+
     validator: jsonschema.Draft202012Validator
     guide: SchemaGuide
     name_max: int
@@ -297,6 +299,8 @@ def name_max_length(specs: Mapping[str, AnySpec] | None = None) -> int:
 
 @dataclass
 class _FileResult:
+    """One contract file validated: its problems, and its contract when it has one."""
+
     file: str
     problems: list[Problem]
     contract: Contract | None = None
@@ -307,6 +311,8 @@ class _FileResult:
 
 @dataclass
 class _Options:
+    """What validation judges every file of one run against."""
+
     today: date
     max_lifetime_days: int
     strict: bool
@@ -728,6 +734,8 @@ def _check_name_for_providers(
 
 @dataclass
 class _Semantic:
+    """The checks beyond the schema, and the values they parsed."""
+
     issues: list[Issue]
     expiry: date | None = None
     name_ok: bool = False

@@ -46,6 +46,8 @@ class AgentDisposition:
 
 @dataclass(frozen=True)
 class AgentPlan:
+    """What apply would do for one agent, and the state it was planned against."""
+
     agent: str
     disposition: str
     owner: str | None
@@ -97,6 +99,8 @@ class AgentPlan:
 
 @dataclass(frozen=True)
 class Plan:
+    """What apply would do for every agent."""
+
     agents: tuple[AgentPlan, ...]
     prune: bool = False
     refreshed: bool = True
@@ -146,6 +150,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class PlanSummary:
+    """A plan counted: agents, changes by kind, orphans."""
+
     agents: int
     changes: Mapping[str, int]  # change kind -> how many apply would make
     orphans: int

@@ -22,6 +22,8 @@ from agentctl.state.schema import advisory_key
 
 @dataclass(frozen=True)
 class LockHolder:
+    """Who holds the apply lock, as shown to whoever waits for it."""
+
     operator: str
     pid: int
     host: str

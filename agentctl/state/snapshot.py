@@ -48,6 +48,8 @@ from agentctl.state.room import sqlite_path
 
 @dataclass(frozen=True)
 class RecordedAgent:
+    """An agent as the state records it, as much as a plan reads."""
+
     name: str
     owner: str
     status: AgentStatus
@@ -56,6 +58,8 @@ class RecordedAgent:
 
 @dataclass(frozen=True)
 class RecordedResource:
+    """A resource as the state records it, as much as a plan reads."""
+
     agent: str
     provider: str
     applied_hash: str | None
