@@ -173,32 +173,43 @@ def check_no_secrets(value: object, where: str) -> None:
 
 def _collect_strings(value: object, strings: list[str], depth: int) -> bool:
     """Append the strings the full walk would search; False when only the
-    full walk can judge ``value`` (see check_no_secrets)."""
-    if isinstance(value, Secret):
-        return False
-    if isinstance(value, str):
-        strings.append(value)
-        return True
+    full walk can judge ``value`` (see check_no_secrets). Exact types are
+    tested first and string items appended in place: most nodes are strings."""
     kind = type(value)
+    if kind is str:
+        strings.append(cast(str, value))
+        return True
     if kind is dict:
         if depth >= _QUICK_DEPTH:
             return False
         for key, item in cast("dict[object, object]", value).items():
-            if not (
-                _collect_strings(key, strings, depth + 1)
-                and _collect_strings(item, strings, depth + 1)
-            ):
+            if type(key) is str:
+                strings.append(key)
+            elif not _collect_strings(key, strings, depth + 1):
+                return False
+            if type(item) is str:
+                strings.append(item)
+            elif not _collect_strings(item, strings, depth + 1):
                 return False
         return True
     if kind is list or kind is tuple:
         if depth >= _QUICK_DEPTH:
             return False
-        return all(
-            _collect_strings(item, strings, depth + 1)
-            for item in cast("list[object] | tuple[object, ...]", value)
-        )
+        for item in cast("list[object] | tuple[object, ...]", value):
+            if type(item) is str:
+                strings.append(item)
+            elif not _collect_strings(item, strings, depth + 1):
+                return False
+        return True
+    if value is None or kind is int or kind is bool or kind is float:
+        return True
+    if isinstance(value, Secret):
+        return False
+    if isinstance(value, str):  # a str subclass (an enum's value): searched as it is
+        strings.append(value)
+        return True
     # Another mapping or sequence type: the full walk iterates it. Anything
-    # else (numbers, None, dates) the full walk does not look into either.
+    # else (dates, bytes) the full walk does not look into either.
     return not isinstance(value, Mapping | list | tuple)
 
 
