@@ -1141,9 +1141,12 @@ class Engine:
         # 1, one line), never reports "nothing due". Only a state that does not
         # exist yet (nothing applied, so nothing issued or killed) is empty.
         records: Sequence[AgentRecord] = []
+        # An agent row holding what agentctl never writes is an item of its
+        # own (cron mails it), not the end of the report for every other agent.
+        damaged: list[DamagedStateRow] = []
         try:
             if recorded:
-                records = self.state.list_agents()
+                records = self.state.list_agents(damaged)
         except StateNotFound:
             if include_credentials:
                 raise
@@ -1153,6 +1156,17 @@ class Engine:
             for kind, record, when, detail, secret in self._long_lived_due(records, today, horizon):
                 owner = owners.get(record.name, record.owner)
                 due(record.name, owner, kind, when, detail, secret=secret)
+        for row in damaged:
+            agent = row.agent or "(unreadable name)"
+            due(
+                agent,
+                owners.get(agent, "unknown"),
+                "state-damaged",
+                today,
+                f"its row in the state is damaged (table {row.table}, column {row.column}): "
+                "restore the state database from a backup or correct that column, and run "
+                f"`agentctl audit verify`; `agentctl kill {agent}` still revokes it everywhere",
+            )
         for record in records:
             if record.status == AgentStatus.KILL_INCOMPLETE:
                 since = (record.killed_at or record.updated_at).date()

@@ -70,7 +70,7 @@ class ExpiringItem:
     agent: str
     owner: str
     # "contract-expired" | "contract-expiring" | "credential-rotation-due"
-    # | "credential-expiring" | "kill-incomplete"
+    # | "credential-expiring" | "kill-incomplete" | "state-damaged"
     kind: str
     due: date
     days_left: int

@@ -108,7 +108,19 @@ def test_one_damaged_agent_is_named_by_every_command_that_reads_it(installation:
     credentials = cli("credentials", "beta-agent", "--format", "aws-process")
     names_the_row(credentials, "agents", "name 'beta-agent'", "document")
     assert credentials.out == ""  # nothing minted for a row that cannot be read
-    names_the_row(cli("expiring", "--days", "30"), "agents", "name 'beta-agent'", "document")
+    # cron's report: the damaged agent is an item of its own, the others reported as ever.
+    due = cli("expiring", cli.contracts, "--days", "400", "-o", "json")
+    assert due.code == 1, due
+    items = [item for owner in due.json()["owners"] for item in owner["items"]]
+    assert {(i["agent"], i["kind"]) for i in items} == {
+        ("alpha-agent", "contract-expiring"),
+        ("beta-agent", "contract-expiring"),
+        ("beta-agent", "state-damaged"),
+    }
+    (damaged,) = [i for i in items if i["kind"] == "state-damaged"]
+    assert damaged["owner"] == "platform-team@company.com"  # from its contract
+    assert "table agents, column document" in damaged["detail"]
+    assert "not json" not in due.out
     # Reads that never touch the document go on.
     assert cli("plan", cli.contracts).code == 0
     assert cli("list").code == 0
