@@ -330,3 +330,21 @@ def test_kill_is_incomplete_while_a_recorded_provider_is_not_installed(installat
     assert {a["name"]: a["status"] for a in listed}["beta-agent"] == "kill-incomplete"
     # The other agent's kill knows nothing of it.
     assert cli("kill", "alpha-agent", "--yes", "--reason", "INC-19").code == 0
+
+
+@pytest.mark.postgres
+def test_a_null_where_agentctl_always_writes_a_value_is_named(cli: Cli, postgres_url: str) -> None:
+    """A state writer with DDL rights can drop a NOT NULL constraint first."""
+    import psycopg
+
+    cli.state_url = postgres_url
+    cli.write_config()
+    provisioned(cli, "alpha-agent", "beta-agent")
+    with psycopg.connect(postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        conn.execute("ALTER TABLE agents ALTER COLUMN owner DROP NOT NULL")
+        conn.execute("UPDATE agents SET owner = NULL WHERE name = 'beta-agent'")
+    result = cli("status")
+    names_the_row(result, "agents", "name 'beta-agent'", "owner")
+    assert "column owner is empty (NULL)" in result.err
+    assert "alpha-agent" in result.out
+    assert cli("kill", "beta-agent", "--yes", "--reason", "INC-19").code == 0
