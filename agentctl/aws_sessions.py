@@ -17,9 +17,11 @@ session back (:func:`hand_back`) and the next :func:`new_session` asked for
 the same profile and region, in the same AWS environment and with the same
 AWS config files, gets that session instead of building another (a botocore
 session registers ~270 handlers and resolves the credentials again: ~10 ms of
-each `credentials` / `exec`, more under load). Only the next request may take
-it, and only one: a session is never used by two owners at once, nor handed
-to anyone in another environment.
+each `credentials` / `exec`, more under load). Only a request made from the
+same arguments, environment and files takes it, and only once: a session is
+never used by two owners at once, nor handed to anyone in another
+environment. (A request for another profile, e.g. the runtime principal's,
+leaves it for the provider's own session, which comes after.)
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def hand_back(
     session: Any, *, profile_name: str | None = None, region_name: str | None = None
 ) -> None:
     """``session`` (from :func:`new_session` with these arguments) is no longer
-    used by its owner: the next :func:`new_session` may take it (see above)."""
+    used by its owner: a later :func:`new_session` made from the same arguments,
+    environment and files takes it (see above)."""
     made_from = _made_from(profile_name, region_name)
     with _LOCK:
         _SPARE[:] = [(made_from, session)]
@@ -71,9 +74,8 @@ def new_session(*, profile_name: str | None = None, region_name: str | None = No
     arguments (e.g. ``ProfileNotFound`` for an unknown profile)."""
     made_from = _made_from(profile_name, region_name)
     with _LOCK:
-        spare = _SPARE.pop() if _SPARE else None
-    if spare is not None and spare[0] == made_from:
-        return spare[1]
+        if _SPARE and _SPARE[0][0] == made_from:
+            return _SPARE.pop()[1]
 
     import boto3
     import botocore.session

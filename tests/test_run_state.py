@@ -435,3 +435,39 @@ def test_exec_of_a_github_agent_revokes_its_token_without_the_store(
     assert token["revoked"]  # revoked at the end of the run
     [credential] = world.open_state().list_credentials(agent="pr-review-agent")
     assert credential.revoked_at is not None
+
+
+def test_credentials_and_exec_open_one_session_per_aws_principal(cli: Cli) -> None:
+    # The identity check's session is handed to the provider (agentctl.aws_sessions):
+    # a session of its own would register its ~270 handlers and resolve the
+    # credentials again. Here (aws.runtime_profile set, as on a runtime host whose
+    # operator profile is not the runtime principal's): one botocore session
+    # probes the operator's credentials, one serves the identity check and then
+    # the provider's base client, one is the runtime principal's (AssumeRole).
+    write_contract(cli.contracts, "reader-agent", aws=s3_read("bucket-a"))
+    assert cli("apply", str(cli.contracts), "--yes").code == 0
+    for argv in (["credentials", "reader-agent"], ["exec", "reader-agent", "--", "true"]):
+        code = (
+            "import sys, json\n"
+            "from datetime import datetime\n"
+            "import botocore.session\n"
+            "opened = []\n"
+            "init = botocore.session.Session.__init__\n"
+            "def counted(self, *args, **kwargs):\n"
+            "    opened.append(1)\n"
+            "    init(self, *args, **kwargs)\n"
+            "botocore.session.Session.__init__ = counted\n"
+            "from agentctl.cli.app import run\n"
+            f"now = datetime.fromisoformat({cli.now.isoformat()!r})\n"
+            f"code = run({argv!r}, clock=lambda: now)\n"
+            "print(json.dumps([code, len(opened)]), file=sys.stderr)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=cli.env,
+            cwd=cli.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert json.loads(done.stderr.strip().splitlines()[-1]) == [0, 3], done.stderr
