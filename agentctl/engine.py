@@ -230,15 +230,18 @@ class Engine:
         prune: bool = False,
         parallelism: int = DEFAULT_PARALLELISM,
         progress: Callable[[str], None] | None = None,
+        recorded: bool = True,
     ) -> Plan:
+        """``recorded=False``: the caller knows no state exists yet (see
+        Session.state_file_absent); every agent is new, nothing is opened."""
         from agentctl.plan import compute_plan
 
         state: RecordedState | None = None
-        if self._state is None and self.snapshot_url is not None:
+        if recorded and self._state is None and self.snapshot_url is not None:
             from agentctl.state.snapshot import read_plan_snapshot
 
             state = read_plan_snapshot(self.snapshot_url)
-        if state is None:
+        if state is None and recorded:
             try:
                 state = self.state.plan_snapshot()
             except StateNotFound:

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 from aws_helpers import MotoServer, create_boundary, create_operator
 from cli_helpers import make_cli
 from contract_helpers import NOW, s3_read, write_contract
@@ -233,3 +234,47 @@ def test_plan_from_the_snapshot_equals_plan_from_the_store(
     assert agents["beta-agent"]["disposition"] == "orphan"
     assert [c["kind"] for c in agents["alpha-agent"]["changes"]] == ["update"]
     assert [c["kind"] for c in agents["delta-agent"]["changes"]] == ["create"]
+
+
+@pytest.mark.parametrize("state", ["named", "agentctl's default"])
+def test_a_plan_before_any_state_opens_no_store_and_creates_none(
+    aws: MotoServer, tmp_path: Path, state: str
+) -> None:
+    """A pull request's CI plans before anything was applied from there: no
+    state file yet, named or agentctl's default. Every agent is new, as the
+    store would have said, without importing SQLAlchemy to open it, and the
+    read creates no store (agentctl's default one included)."""
+    operator = create_operator(aws)
+    boundary = create_boundary(aws)
+    aws.client("s3").create_bucket(Bucket="bucket-a")
+    aws.enforce_iam(0)
+    cli = make_cli(tmp_path / "cli", operator, aws.url, boundary=boundary)
+    if state != "named":
+        config = yaml.safe_load(cli.config_path.read_text("utf-8"))
+        del config["state"]
+        cli.config_path.write_text(yaml.safe_dump(config), "utf-8")
+    contracts = tmp_path / "contracts"
+    write_contract(contracts, "alpha-agent", aws=s3_read("bucket-a"))
+    files_before = {p for p in tmp_path.rglob("*") if p.is_file()}
+    code = (
+        "import sys, json\n"
+        "from agentctl.cli.app import run\n"
+        "code = run(['plan', sys.argv[1], '-o', 'json'])\n"
+        "print(json.dumps([code, 'sqlalchemy' in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(contracts)],
+        env=cli.env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    *report, last = done.stdout.strip().splitlines()
+    assert json.loads(last) == [0, False]
+    plan = json.loads("\n".join(report))
+    assert [(a["agent"], a["disposition"]) for a in plan["agents"]] == [("alpha-agent", "active")]
+    assert [c["kind"] for c in plan["agents"][0]["changes"]] == ["create"]
+    created = {p for p in tmp_path.rglob("*") if p.is_file()} - files_before
+    assert not [p for p in created if p.name.startswith("state.db")], created

@@ -33,4 +33,7 @@ def plan(
         prune=prune,
         parallelism=parallelism,
         progress=progress,
+        # No state file yet (a pull request's CI, a first plan): every agent is
+        # new, as the store would say; planning never creates the store.
+        recorded=not session.state_file_absent(),
     )

@@ -205,6 +205,18 @@ class Session:
         path = sqlite_path(config.resolved_state_url(self.state_url))
         return path is not None and not path.exists()
 
+    def state_file_absent(self) -> bool:
+        """The state is a plain SQLite file (named or agentctl's default) that
+        does not exist yet: nothing was applied to it. plan reads nothing
+        there, and so neither opens the store (SQLAlchemy, ~0.15 s) only to
+        hear that, nor creates agentctl's default one by reading it."""
+        if self._state is not None:
+            return False
+        from agentctl.state.room import sqlite_path
+
+        path = sqlite_path(self.config().resolved_state_url(self.state_url))
+        return path is not None and not path.exists()
+
     def use_run_state(self) -> bool:
         """For exec and credentials: serve the state with the standard library's
         sqlite3 where it can (agentctl.state.runstate: the rows a runtime fetch
