@@ -199,9 +199,11 @@ def test_persistent_faults_fail_only_the_agents_they_hit(
     assert "Traceback" not in text.out + text.err
     assert "3 failed, 12 in total" in text.out, text.out
     for name in ("flt-agent-03", "flt-agent-05", "flt-agent-08"):
-        # Off a terminal the apply table is one plain line per agent (after the
-        # plan, where the agent's name is a line of its own).
-        row = next(line for line in text.out.splitlines() if line.startswith(f"{name} "))
+        # Off a terminal every line about an agent starts with its name: its
+        # plan's lines first, then its one plain row of the apply table.
+        lines = [line for line in text.out.splitlines() if line.startswith(f"{name} ")]
+        assert "+ create" in lines[0], lines
+        row = lines[-1]
         assert "failed" in row and "aws create FAILED" in row, row
     report = result.json()
     failed = {a["agent"]: a for a in report["agents"] if not a["ok"]}
