@@ -128,6 +128,11 @@ def main() -> int:
                 policy["arn"] = boundary(moto)
                 for leftover in work.glob("state.db*"):
                     leftover.unlink()
+                # A first apply validates its contracts: the verdicts a previous
+                # round left in the user's cache (keyed by the state file's
+                # path, the same every round) would spare it that.
+                for verdicts in (work / "home" / ".cache" / "agentctl").glob("contracts-*.json"):
+                    verdicts.unlink()
                 (work / "journal.jsonl").unlink(missing_ok=True)
                 config.write_text(
                     yaml.safe_dump(
