@@ -13,7 +13,7 @@ before it is sent and settled after; a lost answer is never retried blindly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 from github_helpers import ORG, GitHubWorld, contract_for, run_for, token_headers
 
 from agentctl.errors import ProviderError
+from agentctl.providers.github.client import GitHubApiError, GitHubHttp, token_authorization
 from agentctl.providers.github.lifecycle import NOT_MINTED, UNCONFIRMED, GitHubProvider
 from agentctl.secrets import Secret
 from testing.github import GitHubEmulator
@@ -264,3 +265,86 @@ def test_the_emulators_enforced_primary_limit_is_waited_out_until_its_reset(
     assert notes and "waiting for GitHub's rate limit until " in notes[0]
     limited = [r for r in world.emu.requests if r["status"] == 403]
     assert len(limited) == 1
+
+
+def test_the_plain_lane_fails_and_retries_exactly_like_githubkit(
+    github_world: GitHubWorld,
+) -> None:
+    """The run path (mint, revoke, read-back) sends with httpx alone
+    (GitHubHttp.send) to spare every run githubkit's import; what a user sees
+    when GitHub fails must not depend on which lane asked: the same retries and
+    waits, the same requests, the same error, status, hint and outcome."""
+    world, emu, waits = github_world, github_world.emu, Waits()
+    contract, _, provider = setup_agent(world, "two-lane-agent", waits)
+    credential = provider.issue_credentials(contract, run_for(contract.name))
+    token = credential.environment["GITHUB_TOKEN"]
+    assert isinstance(token, Secret)
+    read = "/installation/repositories"
+
+    def lanes(settings: Any) -> dict[str, Any]:
+        http = GitHubHttp(
+            settings,
+            sleep=waits.sleeps.append,
+            notify=waits.notes.append,
+            backoff_seconds=0.01,
+            max_backoff_seconds=0.05,
+        )
+        client = http.as_token(token)  # kept: githubkit's namespaces hold it weakly
+        return {
+            "githubkit": lambda: client.rest.apps.list_repos_accessible_to_installation(per_page=1),
+            "plain": lambda: http.send(
+                "GET", read, token_authorization(token), params={"per_page": 1}
+            ),
+            "http": http,
+            "client": client,
+        }
+
+    def outcome(lane: str, fault: Callable[[], None], settings: Any) -> tuple[Any, ...]:
+        waits.sleeps.clear()
+        waits.notes.clear()
+        emu.reset_faults()
+        emu.clear_requests()
+        fault()
+        sent = lanes(settings)
+        try:
+            answer = sent["http"].call("read the installation", sent[lane])
+            result: tuple[Any, ...] = ("ok", answer.json()["total_count"])
+        except GitHubApiError as error:
+            result = (error.message, error.status, error.hint, error.outcome_unknown)
+        emu.reset_faults()
+        seen = [(r["method"], r["path"].split("?")[0], r["status"]) for r in emu.requests]
+        return result, len(waits.sleeps), [n.split(" until ")[0] for n in waits.notes], seen
+
+    budget = world.settings(rate_limit_max_wait_seconds=100)
+    cases: dict[str, tuple[Callable[[], None], Any]] = {
+        "answers": (lambda: None, world.settings()),
+        "401": (lambda: emu.inject_fault(401, path_prefix=read), world.settings()),
+        "404": (lambda: emu.inject_fault(404, path_prefix=read), world.settings()),
+        "503, then an answer": (
+            lambda: emu.inject_fault(503, count=2, path_prefix=read),
+            world.settings(),
+        ),
+        "503 every time": (
+            lambda: emu.inject_fault(503, count=20, path_prefix=read),
+            world.settings(),
+        ),
+        "secondary limit past the budget": (
+            lambda: emu.inject_fault(403, rate_limit="secondary", count=20, path_prefix=read),
+            budget,
+        ),
+        "primary limit, then an answer": (
+            lambda: emu.inject_fault(429, rate_limit="primary", reset_in=30, path_prefix=read),
+            world.settings(),
+        ),
+        "connection reset every time": (
+            lambda: emu.inject_reset(count=20, path_prefix=read),
+            world.settings(),
+        ),
+        "nobody listening": (lambda: None, world.settings(base_url="http://127.0.0.1:9")),
+    }
+    for case, (fault, settings) in cases.items():
+        kit = outcome("githubkit", fault, settings)
+        plain = outcome("plain", fault, settings)
+        assert plain == kit, case
+        answered = case == "answers" or case.endswith("then an answer")
+        assert (kit[0][0] == "ok") is answered, case

@@ -395,7 +395,8 @@ EXEC_GITHUB = """
 import json, sys
 from agentctl.cli.app import run
 code = run(sys.argv[1:])
-print(json.dumps([code, "sqlalchemy" in sys.modules]), file=sys.stderr)
+heavy = ("sqlalchemy", "githubkit", "pydantic")
+print(json.dumps([code, [m for m in heavy if m in sys.modules]]), file=sys.stderr)
 """
 
 
@@ -405,7 +406,8 @@ def test_exec_of_a_github_agent_revokes_its_token_without_the_store(
 ) -> None:
     """exec mints the agent's GitHub token and revokes it when the command ends;
     on a plain SQLite state all of it, the revocation included, stays on the
-    run path: the process never imports SQLAlchemy."""
+    run path: the process never imports SQLAlchemy, nor githubkit (the mint,
+    the revocation and its read-back go out with httpx alone)."""
     world = github_world
     contract = contract_for(
         "pr-review-agent", {"repositories": [f"{ORG}/api"], "scopes": ["repo:read"]}
@@ -415,26 +417,39 @@ def test_exec_of_a_github_agent_revokes_its_token_without_the_store(
     engine = world.engine()
     assert engine.apply(engine.plan([contract])).ok
     config = world.write_config()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            EXEC_GITHUB,
-            *("--config", str(config), "--state", world.state_url),
-            *("exec", "pr-review-agent", "--", "true"),
-        ],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    code, imported = json.loads(done.stderr.strip().splitlines()[-1])
-    assert code == 0, done.stderr
-    assert not imported, "exec of a GitHub agent imported SQLAlchemy"
-    [token] = world.emu.state()["tokens"]
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                EXEC_GITHUB,
+                *("--config", str(config), "--state", world.state_url),
+                *argv,
+            ],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        code, imported = json.loads(done.stderr.strip().splitlines()[-1])
+        assert code == 0, done.stderr
+        assert imported == [], f"{argv[0]} of a GitHub agent imported what the run path avoids"
+        return done
+
+    minted = run("credentials", "pr-review-agent")
+    assert "GITHUB_TOKEN=" in minted.stdout
+    [kept] = world.emu.state()["tokens"]
+    assert not kept["revoked"]  # credentials hands it out: it lives its hour
+    world.emu.clear_requests()
+    run("exec", "pr-review-agent", "--", "true")
+    [token] = [t for t in world.emu.state()["tokens"] if t["id"] != kept["id"]]
     assert token["revoked"]  # revoked at the end of the run
-    [credential] = world.open_state().list_credentials(agent="pr-review-agent")
-    assert credential.revoked_at is not None
+    # The token was read back after its revocation: GitHub refused it.
+    read_back = [r for r in world.emu.requests if r["path"].startswith("/installation/")]
+    assert [(r["method"], r["status"]) for r in read_back] == [("DELETE", 204), ("GET", 401)]
+    recorded = world.open_state().list_credentials(agent="pr-review-agent")
+    assert sorted(c.revoked_at is not None for c in recorded) == [False, True]
 
 
 def test_credentials_and_exec_open_one_session_per_aws_principal(cli: Cli) -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     import httpx
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-    from githubkit import GitHub, Response
+    from githubkit import GitHub
 
 # The REST API version every supported GitHub Enterprise Server release and
 # github.com accept; the endpoints used here are identical in later versions.
@@ -87,6 +87,54 @@ def _transient(exc: Any) -> bool:
     return isinstance(getattr(exc, "exc", None), httpx.TransportError)
 
 
+class _PlainFailed(Exception):
+    """GitHub answered an error status on the plain lane (:meth:`GitHubHttp.send`);
+    shaped like githubkit's ``RequestFailed`` (``response``, ``request``)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"GitHub answered {response.status_code}")
+        self.response = response
+        self.request = response.request
+
+
+class _PlainTimeout(Exception):
+    """Like githubkit's ``RequestTimeout``: ``exc`` is httpx's, ``request`` its request."""
+
+    def __init__(self, exc: httpx.TimeoutException) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
+        self.request = exc.request
+
+
+class _PlainError(Exception):
+    """Like githubkit's ``RequestError``: anything else while sending (``exc``)."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
+
+
+def _kind_of_failure(exc: Exception) -> str | None:
+    """ "failed", "timeout" or "error" for a request failure of either lane, None
+    for anything else. githubkit's classes are looked up only once one of them
+    can exist: a githubkit error is raised by a githubkit already imported, and
+    the plain lane must not import it (pydantic: ~0.2 s of `exec`)."""
+    githubkit = sys.modules.get("githubkit.exception")
+    if isinstance(exc, _PlainFailed) or (
+        githubkit is not None and isinstance(exc, githubkit.RequestFailed)
+    ):
+        return "failed"
+    if isinstance(exc, _PlainTimeout) or (
+        githubkit is not None and isinstance(exc, githubkit.RequestTimeout)
+    ):
+        return "timeout"
+    if isinstance(exc, _PlainError) or (
+        githubkit is not None and isinstance(exc, githubkit.RequestError)
+    ):
+        return "error"
+    return None
+
+
 class GitHubApiError(ProviderError):
     """GitHub answered with an error (after retries); ``status`` is the HTTP status,
     None when GitHub could not be reached at all. ``outcome_unknown``: a request
@@ -108,6 +156,10 @@ class AppIdentity:
 
     app_id: int
     key: RSAPrivateKey  # parsed once (parsing costs ~60 ms)
+
+
+def token_authorization(token: Secret) -> Secret:
+    return Secret(f"token {token.reveal()}")
 
 
 def times(count: int) -> str:
@@ -241,7 +293,55 @@ class GitHubHttp:
         return Secret(f"Bearer {token}")
 
     def as_token(self, token: Secret) -> GitHub[Any]:
-        return self.client(Secret(f"token {token.reveal()}"))
+        return self.client(token_authorization(token))
+
+    def app_authorization(self, app: AppIdentity) -> Callable[[], Secret]:
+        """An App JWT, signed afresh each time it is asked for."""
+        return functools.partial(self._app_jwt, app)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        authorization: Secret | Callable[[], Secret],
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> httpx.Response:
+        """One request with httpx alone, for :meth:`call` like a githubkit one.
+
+        The run path (`exec`, `credentials`, `git-credential`) mints, revokes and
+        reads back tokens with this: githubkit brings pydantic, ~0.2 s of every
+        run of an agent with a GitHub grant, for three requests whose answers
+        agentctl reads as JSON anyway. What goes out is what githubkit's client
+        (:meth:`client`) sends: the same headers, TLS context, timeout, redirects
+        and proxy environment; failures are raised in the shapes of githubkit's
+        errors, so :meth:`call` retries and reports them the same way."""
+        import httpx
+
+        headers = {
+            "User-Agent": "agentctl",
+            "Accept": "application/vnd.github+json",
+            "Cache-Control": "no-cache",
+            "X-GitHub-Api-Version": API_VERSION,
+        }
+        try:
+            value = authorization if isinstance(authorization, Secret) else authorization()
+            headers["Authorization"] = value.reveal()
+            with httpx.Client(
+                base_url=self._settings.base_url,
+                verify=self._tls_context(),
+                timeout=HTTP_TIMEOUT_SECONDS,
+                follow_redirects=True,
+            ) as client:
+                response = client.request(method, path, headers=headers, json=json, params=params)
+        except httpx.TimeoutException as exc:
+            raise _PlainTimeout(exc) from None
+        except Exception as exc:  # as githubkit: anything while sending, signing included
+            raise _PlainError(exc) from None
+        if response.is_error:
+            raise _PlainFailed(response)
+        return response
 
     def _path(self, url: Any) -> str:
         from httpx import URL
@@ -250,9 +350,7 @@ class GitHubHttp:
         path = str(URL(str(url)).path)
         return path[len(base) :] if base and path.startswith(base) else path
 
-    def call(
-        self, doing: str, send: Callable[[], Response[Any]], *, idempotent: bool = True
-    ) -> Response[Any]:
+    def call(self, doing: str, send: Callable[[], Any], *, idempotent: bool = True) -> Any:
         """``send()`` with agentctl's retry policy; failures become GitHubApiError.
 
         Rate limits are waited out as GitHub documents (:meth:`_rate_limit_wait`),
@@ -261,8 +359,6 @@ class GitHubHttp:
         that creates something (a token) may have succeeded before its answer was
         lost, so it fails with ``outcome_unknown`` instead, for the caller to settle.
         """
-        from githubkit.exception import RequestError, RequestFailed, RequestTimeout
-
         attempts = max(1, self._settings.max_attempts)
         attempt = limited = backoffs = 0
         waited = 0.0
@@ -270,7 +366,12 @@ class GitHubHttp:
             attempt += 1
             try:
                 return send()
-            except RequestFailed as exc:
+            except Exception as failure:
+                kind = _kind_of_failure(failure)
+                if kind is None:
+                    raise
+                exc: Any = failure
+            if kind == "failed":
                 status = int(exc.response.status_code)
                 wait, exponential = self._rate_limit_wait(exc.response, backoffs)
                 if wait is not None:
@@ -290,7 +391,7 @@ class GitHubHttp:
                         doing, f"GitHub answered {status} to {self._endpoint(exc.request)}"
                     ) from None
                 self._sleep(self._delay(attempt, 0))
-            except RequestTimeout as exc:
+            elif kind == "timeout":
                 sent = not isinstance(exc.exc, httpx_connect_timeout())
                 if not idempotent and sent:
                     raise self._unknown_outcome(
@@ -306,7 +407,7 @@ class GitHubHttp:
                         status=None,
                     ) from None
                 self._sleep(self._delay(attempt, 0))
-            except RequestError as exc:
+            else:
                 if not idempotent and not _never_sent(exc):
                     raise self._unknown_outcome(
                         doing, f"the connection failed ({type(exc.exc).__name__})"

@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from agentctl.errors import (
     AgentctlError,
@@ -66,7 +66,13 @@ from agentctl.providers.base import (
     SecretRows,
 )
 from agentctl.providers.github import PROVIDER, SPEC
-from agentctl.providers.github.client import AppIdentity, GitHubApiError, GitHubHttp, utc_text
+from agentctl.providers.github.client import (
+    AppIdentity,
+    GitHubApiError,
+    GitHubHttp,
+    token_authorization,
+    utc_text,
+)
 from agentctl.providers.github.grant import GitHubGrant
 from agentctl.providers.github.manifest import (
     ManifestForm,
@@ -684,15 +690,14 @@ class GitHubProvider:
             trigger=purpose,
             secret_ref=ref,
         )
-        client = self._http.as_app(app)
+        signed = self._http.app_authorization(app)
         real_now = datetime.now(UTC)
         try:
             response = self._http.call(
                 doing,
-                # The body goes as built (see _client); cast: githubkit types it
-                # as its own model.
-                lambda: client.rest.apps.create_installation_access_token(
-                    installation_id, data=cast(Any, body)
+                # Without githubkit (see GitHubHttp.send); the body goes as built.
+                lambda: self._http.send(
+                    "POST", f"/app/installations/{installation_id}/access_tokens", signed, json=body
                 ),
                 idempotent=False,
             )
@@ -790,9 +795,13 @@ class GitHubProvider:
     def _revoke_value(self, token: Secret, doing: str) -> str:
         """``DELETE /installation/token``: "revoked", "invalid" (already revoked or
         expired: 401) or "suspended" (403: refused while the installation is suspended)."""
-        client = self._http.as_token(token)
         try:
-            self._http.call(doing, client.rest.apps.revoke_installation_access_token)
+            self._http.call(
+                doing,
+                lambda: self._http.send(
+                    "DELETE", "/installation/token", token_authorization(token)
+                ),
+            )
         except GitHubApiError as exc:
             if exc.status == 401:
                 return "invalid"
@@ -1665,12 +1674,14 @@ class GitHubProvider:
     def _token_alive(self, token: Secret, credential_id: str) -> bool:
         """Whether GitHub still accepts a token (401: revoked or expired; 403:
         its installation is suspended)."""
-        client = self._http.as_token(token)
         try:
             self._http.call(
                 f"read back token {credential_id}",
-                functools.partial(
-                    client.rest.apps.list_repos_accessible_to_installation, per_page=1
+                lambda: self._http.send(
+                    "GET",
+                    "/installation/repositories",
+                    token_authorization(token),
+                    params={"per_page": 1},
                 ),
             )
         except GitHubApiError as exc:
