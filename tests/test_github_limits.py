@@ -13,6 +13,7 @@ before it is sent and settled after; a lost answer is never retried blindly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -199,7 +200,12 @@ def test_every_token_agentctl_mints_for_itself_is_recorded_and_revoked(
     assert all(t["revoked"] for t in minted_in_github(world, installation_id))
 
     # A listing token GitHub would not let agentctl revoke stays recorded, value
-    # kept, so kill revokes it.
+    # kept, so kill revokes it. GitHub's updated_at counts whole seconds and
+    # observe lists again only when it moved: change the installation in a
+    # later second than its install (this test runs in well under one).
+    second = datetime.now(UTC).replace(microsecond=0)
+    while datetime.now(UTC).replace(microsecond=0) == second:
+        time.sleep(0.05)
     emu.update_installation(installation_id, repositories=["api", "web"])
     emu.inject_fault(502, count=50, path_prefix="/installation/token", method="DELETE")
     provider.observe(contract.name)
