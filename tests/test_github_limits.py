@@ -13,6 +13,7 @@ before it is sent and settled after; a lost answer is never retried blindly.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,9 @@ from agentctl.providers.github.client import GitHubApiError, GitHubHttp, token_a
 from agentctl.providers.github.lifecycle import NOT_MINTED, UNCONFIRMED, GitHubProvider
 from agentctl.secrets import Secret
 from testing.github import GitHubEmulator
+
+# A wall-clock time as the GitHub client writes it in a message or hint.
+_WALL_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC")
 
 TOKENS = "/app/installations/{installation_id}/access_tokens"
 
@@ -305,7 +309,9 @@ def test_the_plain_lane_fails_and_retries_exactly_like_githubkit(
             "client": client,
         }
 
-    def outcome(lane: str, fault: Callable[[], None], settings: Any) -> tuple[Any, ...]:
+    def outcome(
+        lane: str, fault: Callable[[], None], settings: Any
+    ) -> tuple[tuple[Any, ...], list[datetime]]:
         waits.sleeps.clear()
         waits.notes.clear()
         emu.reset_faults()
@@ -315,11 +321,18 @@ def test_the_plain_lane_fails_and_retries_exactly_like_githubkit(
         try:
             answer = sent["http"].call("read the installation", sent[lane])
             result: tuple[Any, ...] = ("ok", answer.json()["total_count"])
+            times: list[datetime] = []
         except GitHubApiError as error:
-            result = (error.message, error.status, error.hint, error.outcome_unknown)
+            # The message and hint name the wall-clock time a wait would end; the
+            # lanes ask a moment apart, so that time may fall in the next second:
+            # compared apart from the words, within a second (below).
+            said = f"{error.message}\n{error.hint}"
+            times = [datetime.strptime(t, "%Y-%m-%d %H:%M:%S") for t in _WALL_TIME.findall(said)]
+            result = (_WALL_TIME.sub("<time>", said), error.status, error.outcome_unknown)
         emu.reset_faults()
         seen = [(r["method"], r["path"].split("?")[0], r["status"]) for r in emu.requests]
-        return result, len(waits.sleeps), [n.split(" until ")[0] for n in waits.notes], seen
+        notes = [n.split(" until ")[0] for n in waits.notes]
+        return (result, len(waits.sleeps), notes, seen), times
 
     budget = world.settings(rate_limit_max_wait_seconds=100)
     cases: dict[str, tuple[Callable[[], None], Any]] = {
@@ -349,8 +362,11 @@ def test_the_plain_lane_fails_and_retries_exactly_like_githubkit(
         "nobody listening": (lambda: None, world.settings(base_url="http://127.0.0.1:9")),
     }
     for case, (fault, settings) in cases.items():
-        kit = outcome("githubkit", fault, settings)
-        plain = outcome("plain", fault, settings)
+        kit, kit_times = outcome("githubkit", fault, settings)
+        plain, plain_times = outcome("plain", fault, settings)
         assert plain == kit, case
+        pairs = zip(plain_times, kit_times, strict=True)
+        assert all(timedelta(0) <= p - k <= timedelta(seconds=1) for p, k in pairs), case
         answered = case == "answers" or case.endswith("then an answer")
         assert (kit[0][0] == "ok") is answered, case
+        assert bool(kit_times) is (case == "secondary limit past the budget"), case
