@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
 import typer
 
 from agentctl.cli.common import (
@@ -60,19 +63,9 @@ def show(
 def verify(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
     """Check the keyed chain, its head and its latest anchor: exit 0 if intact, 1 naming
     the first bad event and how (or saying why the trail cannot be vouched for)."""
-    from agentctl.audit import EVENTS_PER_STEP
     from agentctl.commands import audit
-    from agentctl.render import progress
 
-    # A long trail takes a while (about 20 s per 1,000,000 events): a line on
-    # a terminal's stderr meanwhile, nothing off it.
-    with progress(
-        stderr.console,
-        "verifying the audit trail",
-        show=not stdout.console.quiet,
-        unit="events",
-        per_step=EVENTS_PER_STEP,
-    ) as checked:
+    with _events_progress("verifying the audit trail") as checked:
         result = audit.verify(app_context(ctx), progress=checked)
     show_result(result, output)
     if result.verdict != "intact":
@@ -105,15 +98,21 @@ def export(
     if output_file is None:
         show_result(audit.trail(session))
     else:
-        from agentctl.audit import EVENTS_PER_STEP
-        from agentctl.render import progress
-
-        with progress(
-            stderr.console,
-            "exporting the audit trail",
-            show=not stdout.console.quiet,
-            unit="events",
-            per_step=EVENTS_PER_STEP,
-        ) as written:
+        with _events_progress("exporting the audit trail") as written:
             exported = audit.export(session, output_file, progress=written)
         show_result(exported)
+
+
+def _events_progress(doing: str) -> AbstractContextManager[Callable[[str], None]]:
+    """A long trail takes a while (about 20 s per 1,000,000 events): a line on a
+    terminal's stderr meanwhile, counting events, nothing off it or with --quiet."""
+    from agentctl.audit import EVENTS_PER_STEP
+    from agentctl.render import progress
+
+    return progress(
+        stderr.console,
+        doing,
+        show=not stdout.console.quiet,
+        unit="events",
+        per_step=EVENTS_PER_STEP,
+    )
