@@ -59,6 +59,7 @@ from wholeproc import (
     REGION,
     ROOT,
     Moto,
+    ServerProcess,
     agent_name,
     boundary,
     clean_env,
@@ -125,7 +126,7 @@ GITHUB_AGENT = "bench-gh-agent"
 PASSPHRASE = {"AGENTCTL_KEYRING_PASSPHRASE": "bench passphrase"}
 
 
-class GitHubServer:
+class GitHubServer(ServerProcess):
     """The project's GitHub emulator in its own process (no GIL shared with a
     client being measured), world built through its control routes."""
 
@@ -161,19 +162,6 @@ class GitHubServer:
 
     def clear_requests(self) -> None:
         requests.delete(f"{self.url}/_emulator/requests", timeout=60).raise_for_status()
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-    def __enter__(self) -> GitHubServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 import yaml
@@ -213,7 +213,27 @@ moto.server.main(sys.argv[1:])
 """
 
 
-class Moto:
+class ServerProcess:
+    """A local server the benchmark starts in its own process: stopped on
+    leaving its ``with`` block (politely, then for good after 10 s)."""
+
+    process: subprocess.Popen[Any]
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Moto(ServerProcess):
     """A moto server in its own process (so it shares no GIL with the clients)."""
 
     def __init__(self) -> None:
@@ -255,19 +275,6 @@ class Moto:
             aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         )
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-    def __enter__(self) -> Moto:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 ALLOW_ALL = json.dumps(
