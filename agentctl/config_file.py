@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
@@ -260,7 +260,15 @@ def find_config_file(explicit: str | None, contract_paths: Sequence[str] = ()) -
     return local if os.path.lexists(local) else None
 
 
-def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ()) -> Config:
+def load_config(
+    explicit: str | None = None,
+    contract_paths: Sequence[str] = (),
+    *,
+    specs: Mapping[str, AnySpec] | None = None,
+    ignored: Collection[str] = (),
+) -> Config:
+    """The agentctl.yaml in effect (see :func:`find_config_file`), or the defaults.
+    ``specs``/``ignored``: as :func:`parse_config_text`."""
     from agentctl.untrusted_files import FileRefused, read_untrusted
 
     chosen = bool(explicit or os.environ.get(ENV_CONFIG))
@@ -304,11 +312,21 @@ def load_config(explicit: str | None = None, contract_paths: Sequence[str] = ())
             + (f"saved as {encoding}, not UTF-8" if encoding else "a binary file (NUL bytes)"),
             hint="save it as UTF-8 YAML text",
         )
-    return parse_config_text(text, path, remember=True)
+    return parse_config_text(text, path, remember=True, specs=specs, ignored=ignored)
 
 
-def parse_config_text(text: str, source: Path | None = None, *, remember: bool = False) -> Config:
-    """agentctl.yaml's text -> :class:`Config`, every error located by line."""
+def parse_config_text(
+    text: str,
+    source: Path | None = None,
+    *,
+    remember: bool = False,
+    specs: Mapping[str, AnySpec] | None = None,
+    ignored: Collection[str] = (),
+) -> Config:
+    """agentctl.yaml's text -> :class:`Config`, every error located by line.
+    ``specs``: the providers whose sections it may hold (default: every
+    registered one); ``ignored``: top-level sections left unread (kill's: the
+    sections of plug-ins that cannot be loaded, whose schema is unknown)."""
     import yaml
 
     from agentctl.yamldoc import Abort, Builder, compose, is_empty, locate
@@ -333,4 +351,6 @@ def parse_config_text(text: str, source: Path | None = None, *, remember: bool =
         issue = builder.issues[0]
         line = issue.mark[0] if issue.mark else locate(root, issue.path, key=True)[0]
         raise ConfigError(f"{source}:{line}: {issue.message}", hint="fix the syntax")
-    return parse_config(raw, source, root, remember=remember)
+    if ignored and isinstance(raw, dict):
+        raw = {key: value for key, value in raw.items() if key not in ignored}
+    return parse_config(raw, source, root, specs=specs, remember=remember)

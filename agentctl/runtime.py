@@ -90,9 +90,11 @@ def build_engine(
     state_factory: Callable[[], StateStore] | None = None,
     secrets_factory: Callable[[], SecretStore] | None = None,
     snapshot_url: str | None = None,
+    tolerate_broken_providers: bool = False,
 ) -> Engine:
     """``snapshot_url``: the URL a given ``state_factory`` opens, if the caller
-    knows it (plans may then read it without SQLAlchemy; see Engine)."""
+    knows it (plans may then read it without SQLAlchemy; see Engine).
+    ``tolerate_broken_providers``: see :func:`load_providers` (kill's)."""
     secrets_given = secrets_factory is not None
     if secrets_factory is None:
 
@@ -143,7 +145,7 @@ def build_engine(
         secrets_factory=shared_secrets,
         client_options=dict(client_options or {}),
     )
-    providers = load_providers(context, provider_names)
+    providers = load_providers(context, provider_names, tolerate_broken=tolerate_broken_providers)
     return Engine(
         config=config,
         providers=providers,

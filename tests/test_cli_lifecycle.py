@@ -9,6 +9,8 @@ Exit codes: 0 ok; 1 failure or findings that need action; 2 usage error
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -323,6 +325,63 @@ def test_kill_of_an_unknown_agent_is_a_clear_error(cli: Cli, name: str) -> None:
     assert "agentctl list" in result.err  # the hint
     role = cli.role("alpha-agent")
     assert role is not None and role["Policies"] == ["agentctl-grant"]
+
+
+@pytest.mark.parametrize("cli", ["subprocess"], indirect=True)
+def test_a_broken_plugin_does_not_stop_a_kill(cli: Cli, tmp_path: Path) -> None:
+    """A provider plug-in that cannot be loaded (half installed, its import
+    failing) stops plan, apply and status, naming it. It must not stop the
+    emergency brake: kill revokes the agent everywhere else, keeps the
+    operator's settings (its section of agentctl.yaml is left unread, not the
+    whole file), and reports that system's part as not done."""
+    provisioned(cli, "alpha-agent", "beta-agent")
+    plugins = tmp_path / "plugins"
+    info = plugins / "pagerduty_agentctl-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: pagerduty-agentctl\nVersion: 1.0\n"
+    )
+    (info / "entry_points.txt").write_text("[agentctl.providers]\npagerduty = pd_spec:SPEC\n")
+    (plugins / "pd_spec.py").write_text("raise ImportError('half installed')\n")
+    cli.extra_env["PYTHONPATH"] = os.pathsep.join([str(plugins), cli.env["PYTHONPATH"]])
+    settings = cli.config_path.read_text("utf-8")
+    cli.config_path.write_text(settings + "pagerduty:\n  service: P123\n", "utf-8")
+    named = "provider 'pagerduty' (pd_spec:SPEC from pagerduty-agentctl) cannot be loaded"
+
+    status = cli("status")
+    assert status.code == 2 and named in status.err
+    assert "reinstall pagerduty-agentctl, or uninstall it" in status.err
+
+    result = cli("kill", "alpha-agent", "--yes", "--reason", "INC-9", "-o", "json")
+
+    assert result.code == 1, result
+    assert "default settings" not in result.err  # agentctl.yaml was read
+    report = result.json()
+    assert report["ok"] is False and aws_entry(report)["ok"] is True
+    (pagerduty,) = [e for e in report["providers"] if e["provider"] == "pagerduty"]
+    assert pagerduty["ok"] is False and named in pagerduty["detail"]
+    assert pagerduty["remaining"] == (
+        "run `agentctl kill alpha-agent` again once the pagerduty provider loads"
+    )
+    killed = cli.role("alpha-agent")
+    assert killed is not None and "agentctl-kill" in killed["Policies"]
+    other = cli.role("beta-agent")
+    assert other is not None and other["Policies"] == ["agentctl-grant"]
+    with cli.state() as state:  # the configured state, the verified operator
+        record = state.get_agent("alpha-agent")
+        assert record is not None and record.status == AgentStatus.KILL_INCOMPLETE
+        (event,) = state.audit_events(action="kill")
+        assert (event.target, event.operator) == ("alpha-agent", "ops@company.com")
+
+    # The plug-in mended (here: uninstalled, its section gone): the next kill
+    # finishes what the first left.
+    del cli.extra_env["PYTHONPATH"]
+    cli.config_path.write_text(settings, "utf-8")
+    again = cli("kill", "alpha-agent", "--yes")
+    assert again.code == 0, again
+    with cli.state() as state:
+        record = state.get_agent("alpha-agent")
+        assert record is not None and record.status == AgentStatus.KILLED
 
 
 # -- revive -------------------------------------------------------------------------------

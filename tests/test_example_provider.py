@@ -24,7 +24,7 @@ from agentctl.config import Config
 from agentctl.config_file import parse_config_text
 from agentctl.contract import load_contract_text, load_contracts, load_schema
 from agentctl.errors import ConfigError
-from agentctl.providers.registry import provider_specs
+from agentctl.providers.registry import installed_providers, provider_specs
 from agentctl.runtime import build_engine
 
 PLUGIN = Path(__file__).resolve().parent / "example_provider"
@@ -48,9 +48,9 @@ kill_switch: /agents/ledger-agent/disable
 @pytest.fixture
 def plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.syspath_prepend(str(PLUGIN))
-    provider_specs.cache_clear()
+    installed_providers.cache_clear()
     yield
-    provider_specs.cache_clear()
+    installed_providers.cache_clear()
 
 
 def codes(text: str) -> list[tuple[str, str]]:

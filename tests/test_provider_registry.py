@@ -23,7 +23,7 @@ from agentctl.errors import ConfigError
 from agentctl.providers import aws, github, jira
 from agentctl.providers.aws.settings import AwsSettings
 from agentctl.providers.base import ProviderContext
-from agentctl.providers.registry import Providers, provider_specs
+from agentctl.providers.registry import Providers, installed_providers, provider_specs
 from agentctl.schema import CONFIG_SCHEMA_FILE, CONTRACT_SCHEMA_FILE, config_json_schema, generated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,9 +83,9 @@ def _plugin(folder: Path, dist: str, entry: str, module: str, body: str) -> None
 @pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.syspath_prepend(str(tmp_path))
-    provider_specs.cache_clear()
+    installed_providers.cache_clear()
     yield tmp_path
-    provider_specs.cache_clear()
+    installed_providers.cache_clear()
     for name in ("shadow_aws", "broken_plugin"):
         sys.modules.pop(name, None)
 

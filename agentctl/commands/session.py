@@ -47,13 +47,29 @@ class Session:
     _chain_keys: ChainKeySource | None = None
     _closers: list[StateStore] = field(default_factory=list)
 
-    def config(self, contract_paths: Sequence[str] = ()) -> Config:
+    def config(
+        self, contract_paths: Sequence[str] = (), *, without_broken_providers: bool = False
+    ) -> Config:
+        """agentctl.yaml, read once. ``without_broken_providers`` (kill): the
+        sections of provider plug-ins that cannot be loaded are left unread
+        instead of failing the whole file."""
         if self._config is None:
             # Imported on first use: yaml and the settings schema are for commands
             # that read agentctl.yaml, not for every start of the CLI.
             from agentctl.config_file import load_config
 
-            self._config = load_config(self.config_path, contract_paths)
+            if without_broken_providers:
+                from agentctl.providers.registry import installed_providers
+
+                installed = installed_providers()
+                self._config = load_config(
+                    self.config_path,
+                    contract_paths,
+                    specs=installed.specs,
+                    ignored=tuple(installed.broken),
+                )
+            else:
+                self._config = load_config(self.config_path, contract_paths)
         return self._config
 
     def engine(
@@ -65,13 +81,15 @@ class Session:
     ) -> Engine:
         """The engine for this command. ``tolerate_config_errors`` is for kill:
         during an incident a broken agentctl.yaml must not stop a revocation,
-        so it falls back to the defaults and says so. ``provider_names``: only
-        these providers are loaded (default: every installed one)."""
+        so it falls back to the defaults and says so; nor must a provider
+        plug-in that cannot be loaded (its part of the kill fails, naming it;
+        the other systems are revoked). ``provider_names``: only these
+        providers are loaded (default: every installed one)."""
         from agentctl.errors import ConfigError
         from agentctl.runtime import build_engine
 
         try:
-            config = self.config(contract_paths)
+            config = self.config(contract_paths, without_broken_providers=tolerate_config_errors)
         except ConfigError as exc:
             if not tolerate_config_errors:
                 raise
@@ -85,6 +103,7 @@ class Session:
             state_factory=self.state,
             secrets_factory=self.secrets,
             provider_names=provider_names,
+            tolerate_broken_providers=tolerate_config_errors,
             # what self.state opens (unless a store is already open)
             snapshot_url=config.resolved_state_url(self.state_url) if self._state is None else None,
         )

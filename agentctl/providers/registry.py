@@ -15,9 +15,9 @@ needs it.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
@@ -76,10 +76,36 @@ def _chosen() -> dict[str, EntryPoint]:
     return {name: chosen[name] for name in sorted(chosen)}
 
 
+@dataclass(frozen=True)
+class InstalledProviders:
+    """Every installed provider (sorted by name): the specs that load, and why
+    each of the others does not."""
+
+    specs: Mapping[str, AnySpec]
+    broken: Mapping[str, ConfigError]
+
+
 @cache
+def installed_providers() -> InstalledProviders:
+    specs: dict[str, AnySpec] = {}
+    broken: dict[str, ConfigError] = {}
+    for name, entry in _chosen().items():
+        try:
+            specs[name] = _load(entry)
+        except ConfigError as exc:
+            broken[name] = exc
+    return InstalledProviders(MappingProxyType(specs), MappingProxyType(broken))
+
+
 def provider_specs() -> Mapping[str, AnySpec]:
-    """Provider name -> its spec, for every installed provider (sorted by name)."""
-    return MappingProxyType({name: _load(entry) for name, entry in _chosen().items()})
+    """Provider name -> its spec, for every installed provider (sorted by name).
+    A plug-in that cannot be loaded is an error naming it: a command must not
+    plan, validate or report without a system that is installed."""
+    installed = installed_providers()
+    if installed.broken:
+        first = next(iter(installed.broken.values()))
+        raise ConfigError(first.message, hint=first.hint)
+    return installed.specs
 
 
 def loadable_provider_specs() -> Mapping[str, AnySpec]:
@@ -89,24 +115,28 @@ def loadable_provider_specs() -> Mapping[str, AnySpec]:
     ``agentctl github`` out of the CLI (every command that loads providers
     names the broken one through :func:`provider_specs`).
     """
-    try:
-        return provider_specs()
-    except ConfigError:
-        pass
-    specs: dict[str, AnySpec] = {}
-    for name, entry in _chosen().items():
-        with contextlib.suppress(ConfigError):
-            specs[name] = _load(entry)
-    return MappingProxyType(specs)
+    return installed_providers().specs
 
 
 def load_providers(
-    context: ProviderContext, names: Iterable[str] | None = None
+    context: ProviderContext,
+    names: Iterable[str] | None = None,
+    *,
+    tolerate_broken: bool = False,
 ) -> Mapping[str, AnyProvider]:
     """The providers named (default: every installed one), each constructed the
-    first time a command uses it (see :class:`Providers`)."""
-    specs = provider_specs()
-    wanted = list(specs) if names is None else [n for n in names if n in specs]
+    first time a command uses it (see :class:`Providers`).
+
+    ``tolerate_broken`` is for kill: a plug-in that cannot be loaded is still
+    one of the providers, failing where it is used (that system's part of the
+    kill fails, naming the plug-in), so the other systems are still revoked.
+    """
+    if tolerate_broken:
+        installed = installed_providers()
+        specs: Mapping[str, AnySpec | ConfigError] = {**installed.specs, **installed.broken}
+    else:
+        specs = provider_specs()
+    wanted = sorted(specs) if names is None else [n for n in names if n in specs]
     return Providers({name: specs[name] for name in wanted}, context)
 
 
@@ -124,7 +154,11 @@ class Providers(Mapping[str, AnyProvider]):
     plan's threads ask for providers concurrently and get one object each.
     """
 
-    def __init__(self, specs: Mapping[str, AnySpec], context: ProviderContext) -> None:
+    def __init__(
+        self, specs: Mapping[str, AnySpec | ConfigError], context: ProviderContext
+    ) -> None:
+        # A ConfigError in place of a spec: a plug-in that cannot be loaded
+        # (load_providers(tolerate_broken=True)), raised where it is used.
         self._specs = dict(specs)
         self._context = context
         self._made: dict[str, AnyProvider] = {}
@@ -135,6 +169,8 @@ class Providers(Mapping[str, AnyProvider]):
         if made is not None:
             return made
         spec = self._specs[name]  # KeyError for a provider not installed, like a dict
+        if isinstance(spec, ConfigError):
+            raise ConfigError(spec.message, hint=spec.hint)
         with self._lock:
             if name not in self._made:
                 self._made[name] = spec.create(self._context)
