@@ -3,7 +3,7 @@ each opened on first use (a command that never needs the state never opens it)."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from agentctl.engine import Engine
     from agentctl.identity import Actor
     from agentctl.model import Contract
-    from agentctl.providers.base import AnyProvider
+    from agentctl.providers.base import AnyProvider, AnySpec
     from agentctl.secrets import SecretStore
     from agentctl.state import StateStore
     from agentctl.state.records import AuditDraft
@@ -58,18 +58,17 @@ class Session:
             # that read agentctl.yaml, not for every start of the CLI.
             from agentctl.config_file import load_config
 
+            # Default: every registered provider, one that cannot be loaded an error.
+            specs: Mapping[str, AnySpec] | None = None
+            ignored: tuple[str, ...] = ()
             if without_broken_providers:
                 from agentctl.providers.registry import installed_providers
 
                 installed = installed_providers()
-                self._config = load_config(
-                    self.config_path,
-                    contract_paths,
-                    specs=installed.specs,
-                    ignored=tuple(installed.broken),
-                )
-            else:
-                self._config = load_config(self.config_path, contract_paths)
+                specs, ignored = installed.specs, tuple(installed.broken)
+            self._config = load_config(
+                self.config_path, contract_paths, specs=specs, ignored=ignored
+            )
         return self._config
 
     def engine(
